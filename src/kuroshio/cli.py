@@ -1,0 +1,422 @@
+"""The ``kuroshio`` command line: one command per job a watch officer, analyst or liaison does.
+
+Commands parse options, call the library and print (rich tables for people, NDJSON/JSON for
+machines). Errors become one line on standard error and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kuroshio import __version__
+from kuroshio.ingest.load import LoadSummary, store_records
+from kuroshio.ingest.records import ImportFileError, read_observations
+from kuroshio.model import Observation, json_schema
+from kuroshio.node import ConfigError, Node, init_node, open_node
+from kuroshio.store import ObservationFilter, StoreError
+
+app = typer.Typer(
+    name="kuroshio",
+    help="Reciprocal, live exchange of air and maritime security observations between partners.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+NodeDir = Annotated[
+    Path,
+    typer.Option(
+        "--node",
+        "-n",
+        envvar="KUROSHIO_NODE",
+        help="Node directory (made by 'kuroshio init').",
+        show_default=True,
+    ),
+]
+MAX_PRINTED_REJECTIONS = 50
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    CliError,
+    ConfigError,
+    StoreError,
+    ImportFileError,
+)
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected errors into one clear line."""
+    try:
+        app()
+    except EXPECTED_ERRORS as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def open_existing(directory: Path) -> Node:
+    return open_node(directory)
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Directory to create the node in.")],
+    party: Annotated[str, typer.Option(help="This node's party (ISO alpha-3, e.g. TWN).")],
+    name: Annotated[str | None, typer.Option(help="Node name (default: party-1).")] = None,
+    port: Annotated[int, typer.Option(help="Port the node serves on.")] = 8443,
+) -> None:
+    """Create a node directory: configuration, store (and keys, once federation is set up)."""
+    with init_node(directory, party, name=name, port=port) as node:
+        console.print(
+            f"Created node [bold]{node.config.node.name}[/] for party [bold]{node.party}[/] "
+            f"in {directory}"
+        )
+
+
+# --- add ------------------------------------------------------------------------------------
+
+
+def _progress(disabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=disabled or not err_console.is_terminal,
+        transient=True,
+    )
+
+
+def report_summary(summary: LoadSummary, *, as_json: bool, title: str) -> None:
+    """Print an import summary (table or JSON) and the refused records with where and why."""
+    if as_json:
+        payload = {
+            "read": summary.read,
+            "inserted": summary.inserted,
+            "superseded": summary.superseded,
+            "unchanged": summary.unchanged,
+            "stale": summary.stale,
+            "rejected": [{"location": e.location, "reason": e.reason} for e in summary.rejected],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    for error in summary.rejected[:MAX_PRINTED_REJECTIONS]:
+        err_console.print(f"[red]rejected[/] {error.location}: {error.reason}", highlight=False)
+    if len(summary.rejected) > MAX_PRINTED_REJECTIONS:
+        more = len(summary.rejected) - MAX_PRINTED_REJECTIONS
+        err_console.print(f"… and {more} more rejected records (use --json for all)")
+    table = Table(title=title)
+    for column in ("read", "new", "corrected", "unchanged", "older version", "rejected"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *map(
+            str,
+            (
+                summary.read,
+                summary.inserted,
+                summary.superseded,
+                summary.unchanged,
+                summary.stale,
+                len(summary.rejected),
+            ),
+        )
+    )
+    console.print(table)
+
+
+@app.command()
+def add(
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON or NDJSON files of observations; '-' reads stdin.")
+    ],
+    node_dir: NodeDir = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Add observations from JSON/NDJSON files; bad records are reported and skipped."""
+    with open_existing(node_dir) as node:
+        summary = LoadSummary()
+        with _progress(as_json) as progress:
+            task = progress.add_task("adding", total=None)
+            for path in files:
+                records = read_observations(
+                    path, max_record_bytes=node.config.limits.max_record_bytes
+                )
+                part = store_records(
+                    node.ingest,
+                    records,
+                    on_chunk=lambda s: progress.update(task, completed=summary.read + s.read),
+                )
+                _merge(summary, part)
+        report_summary(summary, as_json=as_json, title=f"kuroshio add → {node.party}")
+    if summary.rejected:
+        raise typer.Exit(1)
+
+
+def _merge(total: LoadSummary, part: LoadSummary) -> None:
+    total.read += part.read
+    total.inserted += part.inserted
+    total.superseded += part.superseded
+    total.unchanged += part.unchanged
+    total.stale += part.stale
+    total.rejected.extend(part.rejected)
+
+
+# --- query ----------------------------------------------------------------------------------
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    ndjson = "ndjson"
+    geojson = "geojson"
+    csv = "csv"
+
+
+def parse_time(value: str | None, option: str) -> dt.datetime | None:
+    """ISO 8601 date or date-time; a date or a naive time is taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option} {value!r} is not an ISO 8601 date or time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(p) for p in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise CliError(f"--bbox {value!r}: expected min_lon,min_lat,max_lon,max_lat")
+    min_lon, min_lat, max_lon, max_lat = parts
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise CliError(f"--bbox {value!r}: longitudes/latitudes out of range or min > max")
+    return min_lon, min_lat, max_lon, max_lat
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
+
+
+@app.command()
+def query(
+    node_dir: NodeDir = Path("."),
+    start: Annotated[str | None, typer.Option(help="From (ISO date/time, UTC if no zone).")] = None,
+    end: Annotated[str | None, typer.Option(help="Until, exclusive.")] = None,
+    bbox: Annotated[
+        str | None, typer.Option(help="min_lon,min_lat,max_lon,max_lat (WGS84).")
+    ] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="air, sea or area (repeatable).")] = None,
+    origin: Annotated[list[str] | None, typer.Option(help="Origin party (repeatable).")] = None,
+    platform_class: Annotated[
+        list[str] | None, typer.Option("--class", help="Platform class, e.g. bomber.")
+    ] = None,
+    platform_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Platform type code, e.g. H-6K.")
+    ] = None,
+    retracted: Annotated[bool, typer.Option(help="Include retracted observations.")] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="At most this many (default: 100 for table, all otherwise).")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+) -> None:
+    """Query current observations: rich table, or NDJSON / GeoJSON / CSV for other tools."""
+    selection = ObservationFilter(
+        start=parse_time(start, "--start"),
+        end=parse_time(end, "--end"),
+        bbox=parse_bbox(bbox),
+        kinds=_split(kind),
+        origins=tuple(o.upper() for o in _split(origin)),
+        platform_classes=_split(platform_class),
+        platform_types=_split(platform_type),
+        include_retracted=retracted,
+    )
+    if limit is not None and limit < 1:
+        raise CliError("--limit must be at least 1")
+    with open_existing(node_dir) as node:
+        if output is OutputFormat.table:
+            _print_table(node, selection, limit or 100)
+            return
+        items = node.store.iter_query(selection)
+        if limit is not None:
+            items = _take(items, limit)
+        WRITERS[output](items)
+
+
+def _take(items: Iterator[Observation], limit: int) -> Iterator[Observation]:
+    for number, item in enumerate(items):
+        if number >= limit:
+            return
+        yield item
+
+
+def _position_text(observation: Observation) -> str:
+    lon, lat = observation.geometry.positions()[0]
+    return f"{lat:.2f}N {lon:.2f}E"
+
+
+def _print_table(node: Node, selection: ObservationFilter, limit: int) -> None:
+    total = node.store.count(selection)
+    page = node.store.query(selection, limit=limit)
+    table = Table(title=f"{node.party}: {len(page.items)} of {total} observations")
+    for column in ("observed (UTC)", "origin", "kind", "platform", "class", "position", "id", "v"):
+        table.add_column(column, overflow="fold")
+    for obs in page.items:
+        platform = obs.platform
+        what = ""
+        if platform is not None:
+            what = f"{platform.type or platform.label or '?'} ×{platform.count}"
+        table.add_row(
+            obs.observed_at.strftime("%Y-%m-%d %H:%M"),
+            obs.origin,
+            obs.kind,
+            what,
+            (platform.platform_class or "") if platform else "",
+            _position_text(obs),
+            obs.id,
+            str(obs.version),
+        )
+    console.print(table)
+
+
+_json = msgspec.json.Encoder()
+
+
+def _write_ndjson(items: Iterator[Observation]) -> None:
+    out = sys.stdout.buffer
+    for item in items:
+        out.write(_json.encode(item) + b"\n")
+    out.flush()
+
+
+def feature(observation: Observation) -> dict[str, Any]:
+    """An observation as a GeoJSON Feature (properties: every field but the geometry)."""
+    properties = msgspec.to_builtins(observation)
+    geometry = properties.pop("geometry")
+    return {"type": "Feature", "id": observation.id, "geometry": geometry, "properties": properties}
+
+
+def _write_geojson(items: Iterator[Observation]) -> None:
+    out = sys.stdout.buffer
+    out.write(b'{"type":"FeatureCollection","features":[')
+    for number, item in enumerate(items):
+        if number:
+            out.write(b",")
+        out.write(b"\n" + _json.encode(feature(item)))
+    out.write(b"\n]}\n")
+    out.flush()
+
+
+CSV_COLUMNS = (
+    "id",
+    "version",
+    "origin",
+    "kind",
+    "observed_at",
+    "until",
+    "platform_type",
+    "platform_class",
+    "count",
+    "nationality",
+    "lon",
+    "lat",
+    "geometry_type",
+    "tlp",
+    "retracted",
+)
+
+
+def _write_csv(items: Iterator[Observation]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for obs in items:
+        lon, lat = obs.geometry.positions()[0]
+        platform = obs.platform
+        writer.writerow(
+            (
+                obs.id,
+                obs.version,
+                obs.origin,
+                obs.kind,
+                obs.observed_at.isoformat().replace("+00:00", "Z"),
+                obs.until.isoformat().replace("+00:00", "Z") if obs.until else "",
+                platform.type if platform else "",
+                platform.platform_class if platform else "",
+                platform.count if platform else "",
+                platform.nationality if platform else "",
+                lon,
+                lat,
+                type(obs.geometry).__name__,
+                obs.marking.tlp,
+                int(obs.retracted),
+            )
+        )
+
+
+WRITERS: dict[OutputFormat, Callable[[Iterator[Observation]], None]] = {
+    OutputFormat.ndjson: _write_ndjson,
+    OutputFormat.geojson: _write_geojson,
+    OutputFormat.csv: _write_csv,
+}
+
+
+# --- schema, version ------------------------------------------------------------------------
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the public records (Observation, Event, Party, Marking)."""
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def version() -> None:
+    """Print the kuroshio version."""
+    console.print(f"kuroshio {__version__}")
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo nodes live (recreated).")
+    ] = Path("demo-nodes"),
+) -> None:
+    """Run the built-in scenario (see 'kuroshio demo --help')."""
+    from kuroshio.demo.run import run_demo
+
+    run_demo(directory, console)
+
+
+def _register_commands() -> None:
+    """Commands that live beside the parts they drive (one line per module)."""
+
+
+_register_commands()

@@ -1,0 +1,117 @@
+"""Reading observation records from JSON documents: NDJSON, a JSON array, or one JSON object.
+
+Each record comes back with its location (``file:line`` for NDJSON, ``file[index]`` for an
+array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused.
+It stores nothing; see :mod:`kuroshio.ingest.load`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from kuroshio.model import Observation
+
+_decoder = msgspec.json.Decoder(Observation)
+_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class ImportRecordError(Exception):
+    """One input record refused: where (file:line or file[index], field path) and why."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(f"{location}: {reason}")
+        self.location = location
+        self.reason = reason
+
+
+class ImportFileError(Exception):
+    """A whole input file is unusable (missing, unreadable, wrong encoding, too large)."""
+
+
+Record = tuple[str, Observation | ImportRecordError]
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and "malformed" in text:
+        return f"malformed JSON ({text.removeprefix('JSON is malformed: ')})"
+    return text
+
+
+def decode_record(location: str, data: bytes) -> Record:
+    try:
+        return location, _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return location, ImportRecordError(location, _reason(exc))
+
+
+def read_observations(
+    path: Path | None, *, max_record_bytes: int = 1024 * 1024
+) -> Iterator[Record]:
+    """Records of a JSON/NDJSON file, or of standard input when ``path`` is None or ``-``."""
+    if path is None or str(path) == "-":
+        yield from _read_stream(sys.stdin.buffer, "<stdin>", max_record_bytes)
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    with handle:
+        yield from _read_stream(handle, str(path), max_record_bytes)
+
+
+def _read_stream(stream: BinaryIO, name: str, max_record_bytes: int) -> Iterator[Record]:
+    first = stream.read(1)
+    while first in (b" ", b"\t", b"\r", b"\n", b"\xef", b"\xbb", b"\xbf"):
+        first = stream.read(1)  # skip leading white space and a UTF-8 byte-order mark
+    if not first:
+        return
+    if first == b"[":
+        data = first + stream.read(max_record_bytes * 64 + 1)
+        if len(data) > max_record_bytes * 64:
+            raise ImportFileError(
+                f"{name}: JSON array larger than {max_record_bytes * 64} bytes; use NDJSON"
+            )
+        try:
+            elements = _raw_list.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ImportFileError(f"{name}: {_reason(exc)}") from exc
+        for index, element in enumerate(elements):
+            yield decode_record(f"{name}[{index}]", bytes(element))
+        return
+    yield from _read_lines(first, stream, name, max_record_bytes)
+
+
+def _read_lines(
+    first: bytes, stream: BinaryIO, name: str, max_record_bytes: int
+) -> Iterator[Record]:
+    number = 0
+    pending = first
+    while True:
+        line = stream.readline(max_record_bytes + 1)
+        if not line and not pending:
+            return
+        line = pending + line
+        pending = b""
+        number += 1
+        if len(line) > max_record_bytes and not line.endswith(b"\n"):
+            # Skip the rest of an oversized line without holding it in memory.
+            while True:
+                rest = stream.readline(max_record_bytes)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield (
+                f"{name}:{number}",
+                ImportRecordError(
+                    f"{name}:{number}", f"record longer than the limit of {max_record_bytes} bytes"
+                ),
+            )
+            continue
+        if not line.strip():
+            continue
+        yield decode_record(f"{name}:{number}", line)

@@ -1,0 +1,403 @@
+"""The public records of kuroshio (observation, marking, event, party) and their canonical bytes.
+
+This module is the contract between nodes: types are the schema, validated once at the door, and
+:func:`canonical_bytes` is the one encoding used for hashing and signatures. It does no I/O.
+
+Canonical encoding
+------------------
+``canonical_bytes(record)`` is UTF-8 JSON produced by msgspec with struct fields and mapping keys
+sorted by name, no insignificant white space, every field present (defaults included), timestamps
+as RFC 3339 UTC with a ``Z`` suffix, coordinates rounded to 7 decimal places (about 1 cm) and
+``-0.0`` written as ``0.0``. Equal records therefore give equal bytes on every platform.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+import msgspec
+import pycountry
+
+# --- bounds on every input -------------------------------------------------------------------
+
+MAX_VERTICES: Final = 10_000
+"""Upper bound on the number of positions in one geometry (all rings and parts together)."""
+MAX_TEXT: Final = 4_000
+MAX_ID: Final = 256
+COORDINATE_DECIMALS: Final = 7
+EARLIEST: Final = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST: Final = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+# --- parties ---------------------------------------------------------------------------------
+
+PartyCode = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 3166-1 alpha-3 code of a party, e.g. TWN, JPN, USA",
+        examples=["TWN", "JPN"],
+    ),
+]
+
+
+@functools.cache
+def _known_parties() -> frozenset[str]:
+    codes = {country.alpha_3 for country in pycountry.countries}
+    codes.add("EUU")  # the European Union, a party in its own right (ISO 3166 reserved code)
+    return frozenset(codes)
+
+
+def is_party(code: str) -> bool:
+    """True when ``code`` is an ISO 3166-1 alpha-3 code (or EUU for the European Union)."""
+    return code in _known_parties()
+
+
+def _check_party(code: str, field: str) -> None:
+    if not is_party(code):
+        raise ValueError(f"unknown party code {code!r} in {field} (ISO 3166-1 alpha-3 expected)")
+
+
+class Party(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A party to the exchange: one sovereign node."""
+
+    code: PartyCode
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+    def __post_init__(self) -> None:
+        _check_party(self.code, "code")
+
+
+# --- geometry (GeoJSON, WGS84, lon/lat) ------------------------------------------------------
+
+Longitude = Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+Latitude = Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+Position: TypeAlias = tuple[Longitude, Latitude]
+PositionList = Annotated[tuple[Position, ...], msgspec.Meta(max_length=MAX_VERTICES)]
+
+
+def _clean(value: float) -> float:
+    # Rounding bounds the precision we claim and makes -0.0 and 0.0 one value.
+    return round(value, COORDINATE_DECIMALS) + 0.0
+
+
+def _clean_positions(positions: Iterable[Position]) -> tuple[Position, ...]:
+    return tuple((_clean(lon), _clean(lat)) for lon, lat in positions)
+
+
+class Point(msgspec.Struct, frozen=True, tag="Point", tag_field="type", forbid_unknown_fields=True):
+    """A GeoJSON Point."""
+
+    coordinates: Position
+
+    def __post_init__(self) -> None:
+        lon, lat = self.coordinates
+        msgspec.structs.force_setattr(self, "coordinates", (_clean(lon), _clean(lat)))
+
+    def positions(self) -> tuple[Position, ...]:
+        return (self.coordinates,)
+
+
+class LineString(
+    msgspec.Struct, frozen=True, tag="LineString", tag_field="type", forbid_unknown_fields=True
+):
+    """A GeoJSON LineString: a track, two or more positions."""
+
+    coordinates: Annotated[PositionList, msgspec.Meta(min_length=2)]
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "coordinates", _clean_positions(self.coordinates))
+
+    def positions(self) -> tuple[Position, ...]:
+        return self.coordinates
+
+
+class MultiLineString(
+    msgspec.Struct, frozen=True, tag="MultiLineString", tag_field="type", forbid_unknown_fields=True
+):
+    """A GeoJSON MultiLineString: a track drawn in several legs."""
+
+    coordinates: Annotated[
+        tuple[Annotated[PositionList, msgspec.Meta(min_length=2)], ...],
+        msgspec.Meta(min_length=1, max_length=1_000),
+    ]
+
+    def __post_init__(self) -> None:
+        parts = tuple(_clean_positions(part) for part in self.coordinates)
+        msgspec.structs.force_setattr(self, "coordinates", parts)
+        _check_vertex_count(sum(len(part) for part in parts))
+
+    def positions(self) -> tuple[Position, ...]:
+        return tuple(p for part in self.coordinates for p in part)
+
+
+class Polygon(
+    msgspec.Struct, frozen=True, tag="Polygon", tag_field="type", forbid_unknown_fields=True
+):
+    """A GeoJSON Polygon: an area (exercise box, patrol area); closed rings of 4+ positions."""
+
+    coordinates: Annotated[
+        tuple[Annotated[PositionList, msgspec.Meta(min_length=4)], ...],
+        msgspec.Meta(min_length=1, max_length=1_000),
+    ]
+
+    def __post_init__(self) -> None:
+        rings = tuple(_clean_positions(ring) for ring in self.coordinates)
+        for number, ring in enumerate(rings):
+            if ring[0] != ring[-1]:
+                raise ValueError(f"polygon ring {number} is not closed (first position != last)")
+        msgspec.structs.force_setattr(self, "coordinates", rings)
+        _check_vertex_count(sum(len(ring) for ring in rings))
+
+    def positions(self) -> tuple[Position, ...]:
+        return tuple(p for ring in self.coordinates for p in ring)
+
+
+def _check_vertex_count(count: int) -> None:
+    if count > MAX_VERTICES:
+        raise ValueError(f"geometry has {count} positions, more than the limit of {MAX_VERTICES}")
+
+
+Geometry: TypeAlias = Point | LineString | MultiLineString | Polygon
+
+
+def bounding_box(geometry: Geometry) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) of a geometry."""
+    positions = geometry.positions()
+    lons = [p[0] for p in positions]
+    lats = [p[1] for p in positions]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+# --- marking ----------------------------------------------------------------------------------
+
+TLP = Literal["CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED"]
+TLP_ORDER: Final[tuple[str, ...]] = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
+
+
+def tlp_rank(level: str) -> int:
+    """Position of a TLP level from least (CLEAR=0) to most restrictive (RED=4)."""
+    return TLP_ORDER.index(level)
+
+
+class OriginatorControl(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the originator allows a recipient to do with an item: re-release, to whom, how far."""
+
+    rerelease: bool = False
+    to: tuple[PartyCode, ...] = ()
+    """Parties a recipient may pass the item on to (empty with rerelease=True: any party)."""
+    max_hops: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    """Further hops allowed beyond the first recipient."""
+
+    def __post_init__(self) -> None:
+        for code in self.to:
+            _check_party(code, "marking.control.to")
+        msgspec.structs.force_setattr(self, "to", tuple(sorted(set(self.to))))
+
+
+class Marking(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Handling marking: TLP 2.0 level, releasable-to parties, originator control."""
+
+    tlp: TLP = "AMBER"
+    releasable_to: tuple[PartyCode, ...] = ()
+    control: OriginatorControl = msgspec.field(default_factory=OriginatorControl)
+
+    def __post_init__(self) -> None:
+        for code in self.releasable_to:
+            _check_party(code, "marking.releasable_to")
+        msgspec.structs.force_setattr(self, "releasable_to", tuple(sorted(set(self.releasable_to))))
+
+
+# --- observation ------------------------------------------------------------------------------
+
+Kind = Literal["air", "sea", "area"]
+ObservationId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=5,
+        max_length=MAX_ID,
+        pattern=r"^[A-Z]{3}:[A-Za-z0-9._:/@+-]+$",
+        description="origin-scoped id: '<ORIGIN>:<local id>'",
+        examples=["TWN:mnd-tracks:2022-08-05:H-6K:1"],
+    ),
+]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+ShortText = Annotated[str, msgspec.Meta(max_length=200)]
+Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+
+
+class Platform(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What was seen: a catalogue type and class, how many, whose."""
+
+    type: ShortText | None = None
+    """Catalogue code, e.g. ``H-6K`` or ``Type 052D``; None when only the class is known."""
+    platform_class: ShortText | None = None
+    """Class from the catalogue vocabulary, e.g. ``bomber``, ``destroyer``."""
+    count: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
+    nationality: PartyCode | None = None
+    service: ShortText | None = None
+    label: ShortText | None = None
+    """The type as the source wrote it, before catalogue lookup."""
+    hull_numbers: tuple[ShortText, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.nationality is not None:
+            _check_party(self.nationality, "platform.nationality")
+
+
+class Kinematics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Motion at ``observed_at`` where the sensor gives it."""
+
+    course_deg: Annotated[float, msgspec.Meta(ge=0.0, lt=360.0)] | None = None
+    speed_mps: Annotated[float, msgspec.Meta(ge=0.0, le=3_000.0)] | None = None
+    altitude_m: Annotated[float, msgspec.Meta(ge=-12_000.0, le=100_000.0)] | None = None
+
+
+SensorClass = Literal[
+    "radar",
+    "visual",
+    "eo_ir",
+    "esm",
+    "ais",
+    "sonar",
+    "satellite",
+    "report",
+    "digitised_map",
+    "other",
+]
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How it was seen and how well."""
+
+    sensor: SensorClass = "other"
+    confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
+    uncertainty_m: Annotated[float, msgspec.Meta(ge=0.0, le=5_000_000.0)] = 0.0
+    """Position uncertainty (1-sigma radius) in metres."""
+
+
+class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where an item came from: an importer and record, or a partner and batch."""
+
+    importer: ShortText | None = None
+    record: Text | None = None
+    """Source file and record, e.g. ``20220801-20230915_fixed.geojson#17``."""
+    partner: PartyCode | None = None
+    batch: ShortText | None = None
+    hops: Annotated[int, msgspec.Meta(ge=0, le=32)] = 0
+    transforms: tuple[Text, ...] = ()
+    """Release transforms applied on the way here, in words (e.g. ``coarsened to 10 km``)."""
+
+
+class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One thing seen by one party at one time (or over one interval).
+
+    ``id`` is origin-scoped and stable across versions; a correction is the same id with a higher
+    ``version``; a retraction is a version with ``retracted=True``.
+    """
+
+    id: ObservationId
+    version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] = 1
+    origin: PartyCode
+    kind: Kind
+    observed_at: Timestamp
+    until: Timestamp | None = None
+    geometry: Geometry
+    platform: Platform | None = None
+    kinematics: Kinematics | None = None
+    source: Source = msgspec.field(default_factory=Source)
+    marking: Marking = msgspec.field(default_factory=Marking)
+    remarks: Text | None = None
+    provenance: Provenance = msgspec.field(default_factory=Provenance)
+    retracted: bool = False
+
+    def __post_init__(self) -> None:
+        _check_party(self.origin, "origin")
+        if not self.id.startswith(self.origin + ":"):
+            raise ValueError(f"id {self.id!r} is not scoped to its origin {self.origin}")
+        observed_at = _utc(self.observed_at, "observed_at")
+        msgspec.structs.force_setattr(self, "observed_at", observed_at)
+        if self.until is not None:
+            until = _utc(self.until, "until")
+            if until < observed_at:
+                raise ValueError("until is earlier than observed_at")
+            msgspec.structs.force_setattr(self, "until", until)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.id, self.version)
+
+
+def _utc(value: dt.datetime, field: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{field} has no time zone")
+    value = value.astimezone(dt.UTC)
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{field} {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
+    return value
+
+
+# --- events -----------------------------------------------------------------------------------
+
+EventKind = Literal[
+    "adiz_entry", "median_line_crossing", "strait_transit", "area_active", "zone_entry"
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A fact derived from observations, e.g. an ADIZ entry or a strait transit.
+
+    Derivation is deterministic, so the same observations give the same event ``id``.
+    """
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
+    kind: EventKind
+    at: Timestamp
+    zone: ShortText
+    """Zone, line or gate name, e.g. ``Taiwan ADIZ`` or ``Miyako Strait``."""
+    direction: ShortText | None = None
+    """For crossings and transits, e.g. ``westbound`` or ``to Pacific``."""
+    location: Point | None = None
+    observations: tuple[tuple[ObservationId, int], ...] = ()
+    """(id, version) of the observations the event rests on."""
+    origin: PartyCode
+    platform: Platform | None = None
+    remarks: Text | None = None
+
+    def __post_init__(self) -> None:
+        _check_party(self.origin, "origin")
+        msgspec.structs.force_setattr(self, "at", _utc(self.at, "at"))
+
+
+# --- canonical encoding -----------------------------------------------------------------------
+
+_canonical_encoder = msgspec.json.Encoder(order="sorted")
+PUBLIC_RECORDS: Final = (Observation, Event, Party, Marking)
+
+
+def canonical_bytes(record: Any) -> bytes:
+    """Deterministic bytes of a record; the only encoding used for hashing and signing."""
+    return _canonical_encoder.encode(record)
+
+
+def decode_observation(data: bytes | str) -> Observation:
+    """Decode and validate one JSON observation; raises msgspec.ValidationError naming the path."""
+    return msgspec.json.decode(data, type=Observation)
+
+
+def observation_from_builtins(value: Any) -> Observation:
+    """Validate an already-parsed JSON value (dicts/lists) as an Observation."""
+    return msgspec.convert(value, type=Observation, strict=False)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema (2020-12) of the public records."""
+    _, components = msgspec.json.schema_components(PUBLIC_RECORDS, ref_template="#/$defs/{name}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "kuroshio public records",
+        "$defs": components,
+        "oneOf": [{"$ref": f"#/$defs/{t.__name__}"} for t in PUBLIC_RECORDS],
+    }

@@ -1,0 +1,362 @@
+"""The embedded store: one SQLite file per node, WAL journal, every version kept.
+
+``observation_versions`` is the append-only history (id, version, digest, canonical body);
+``current`` indexes the highest version of each id for queries. It is not a general database layer:
+other components (outbox, audit) open their own tables through :meth:`SQLiteStore.transaction`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kuroshio.model import Event, Observation, bounding_box, canonical_bytes
+from kuroshio.store import (
+    AppendResult,
+    EventFilter,
+    ObservationFilter,
+    Outcome,
+    Page,
+    StoreError,
+    decode_cursor,
+    encode_cursor,
+)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS observation_versions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    body BLOB NOT NULL,
+    stored_at INTEGER NOT NULL,
+    UNIQUE (id, version)
+);
+CREATE TABLE IF NOT EXISTS current (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    seq INTEGER NOT NULL REFERENCES observation_versions (seq),
+    origin TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    t0 INTEGER NOT NULL,
+    t1 INTEGER NOT NULL,
+    min_lon REAL NOT NULL,
+    min_lat REAL NOT NULL,
+    max_lon REAL NOT NULL,
+    max_lat REAL NOT NULL,
+    platform_class TEXT,
+    platform_type TEXT,
+    retracted INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS current_time ON current (t0, id);
+CREATE INDEX IF NOT EXISTS current_origin ON current (origin, t0);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    zone TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    body BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_at ON events (at, id);
+"""
+
+_observation_decoder = msgspec.json.Decoder(Observation)
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def _micros(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def _now_micros() -> int:
+    return _micros(dt.datetime.now(dt.UTC))
+
+
+class SQLiteStore:
+    """The embedded :class:`~kuroshio.store.Store` on one SQLite file.
+
+    Safe to share between threads (one connection, serialised by a lock); a second process may
+    read the same file while this one writes (WAL).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when append() returns, even across power loss.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+            self._check_schema_version()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+
+    def _check_schema_version(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {row[0]},"
+                f" this kuroshio reads {SCHEMA_VERSION}"
+            )
+
+    # --- transactions shared with other components ------------------------------------------
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for components that keep tables beside the store's."""
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- observations -------------------------------------------------------------------------
+
+    def append(self, observations: Sequence[Observation]) -> AppendResult:
+        with self.transaction() as conn:
+            return self.append_in(conn, observations)
+
+    def append_in(
+        self, conn: sqlite3.Connection, observations: Sequence[Observation]
+    ) -> AppendResult:
+        """Append inside a transaction the caller holds (e.g. with an outbox write)."""
+        result = AppendResult()
+        stored_at = _now_micros()
+        for observation in observations:
+            body = canonical_bytes(observation)
+            digest = hashlib.sha256(body).digest()
+            row = conn.execute(
+                "SELECT digest FROM observation_versions WHERE id = ? AND version = ?",
+                observation.key,
+            ).fetchone()
+            if row is not None:
+                if row[0] == digest:
+                    result.record(Outcome.UNCHANGED)
+                else:
+                    result.outcomes.append(Outcome.CONFLICT)
+                    result.conflicts.append(
+                        (
+                            observation.id,
+                            observation.version,
+                            "a different record with this id and version is already stored",
+                        )
+                    )
+                continue
+            cursor = conn.execute(
+                "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (observation.id, observation.version, digest, body, stored_at),
+            )
+            seq = cursor.lastrowid
+            current = conn.execute(
+                "SELECT version FROM current WHERE id = ?", (observation.id,)
+            ).fetchone()
+            if current is not None and current[0] > observation.version:
+                result.record(Outcome.STALE)
+                continue
+            conn.execute(
+                "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _index_row(observation, seq),
+            )
+            result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        return result
+
+    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+        with self._lock:
+            if version is None:
+                row = self._conn.execute(
+                    "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+                    " WHERE c.id = ?",
+                    (obs_id,),
+                ).fetchone()
+            else:
+                row = self._conn.execute(
+                    "SELECT body FROM observation_versions WHERE id = ? AND version = ?",
+                    (obs_id, version),
+                ).fetchone()
+        return None if row is None else _observation_decoder.decode(row[0])
+
+    def history(self, obs_id: str) -> list[Observation]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM observation_versions WHERE id = ? ORDER BY version", (obs_id,)
+            ).fetchall()
+        return [_observation_decoder.decode(row[0]) for row in rows]
+
+    def query(
+        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
+    ) -> Page:
+        if not 1 <= limit <= 100_000:
+            raise StoreError(f"limit must be between 1 and 100000, not {limit}")
+        where, params = _where(selection)
+        if cursor is not None:
+            after_t0, after_id = decode_cursor(cursor)
+            where.append("(c.t0 > ? OR (c.t0 = ? AND c.id > ?))")
+            params.extend([after_t0, after_t0, after_id])
+        sql = (
+            "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY c.t0, c.id LIMIT ?"
+        )
+        params.append(limit + 1)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_observation_decoder.decode(row[2]) for row in rows]
+        next_cursor = encode_cursor(rows[-1][0], rows[-1][1]) if more and rows else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def iter_query(
+        self, selection: ObservationFilter, *, page_size: int = 1000
+    ) -> Iterator[Observation]:
+        cursor: str | None = None
+        while True:
+            page = self.query(selection, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def count(self, selection: ObservationFilter) -> int:
+        where, params = _where(selection)
+        sql = "SELECT count(*) FROM current c" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            row = self._conn.execute(sql, params).fetchone()
+        return int(row[0])
+
+    def count_versions(self) -> int:
+        """Every stored version (history included)."""
+        with self._lock:
+            row = self._conn.execute("SELECT count(*) FROM observation_versions").fetchone()
+        return int(row[0])
+
+    # --- events -------------------------------------------------------------------------------
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        with self.transaction() as conn:
+            return self.put_events_in(conn, events)
+
+    def put_events_in(self, conn: sqlite3.Connection, events: Sequence[Event]) -> int:
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (id, kind, at, zone, origin, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.id, e.kind, _micros(e.at), e.zone, e.origin, canonical_bytes(e)) for e in events],
+        )
+        return conn.total_changes - before
+
+    def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
+        where: list[str] = []
+        params: list[Any] = []
+        if selection.start is not None:
+            where.append("at >= ?")
+            params.append(_micros(selection.start))
+        if selection.end is not None:
+            where.append("at < ?")
+            params.append(_micros(selection.end))
+        for column, values in (
+            ("kind", selection.kinds),
+            ("zone", selection.zones),
+            ("origin", selection.origins),
+        ):
+            if values:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        sql = (
+            "SELECT body FROM events"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY at, id LIMIT ?"
+        )
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_event_decoder.decode(row[0]) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
+    min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)
+    until = observation.until or observation.observed_at
+    platform = observation.platform
+    return (
+        observation.id,
+        observation.version,
+        seq,
+        observation.origin,
+        observation.kind,
+        _micros(observation.observed_at),
+        _micros(until),
+        min_lon,
+        min_lat,
+        max_lon,
+        max_lat,
+        platform.platform_class if platform else None,
+        platform.type if platform else None,
+        int(observation.retracted),
+    )
+
+
+def _where(selection: ObservationFilter) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if selection.start is not None:
+        where.append("c.t1 >= ?")
+        params.append(_micros(selection.start))
+    if selection.end is not None:
+        where.append("c.t0 < ?")
+        params.append(_micros(selection.end))
+    if selection.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = selection.bbox
+        where.append("c.max_lon >= ? AND c.min_lon <= ? AND c.max_lat >= ? AND c.min_lat <= ?")
+        params.extend([min_lon, max_lon, min_lat, max_lat])
+    for column, values in (
+        ("c.kind", selection.kinds),
+        ("c.origin", selection.origins),
+        ("c.platform_class", selection.platform_classes),
+        ("c.platform_type", selection.platform_types),
+    ):
+        if values:
+            where.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+    if not selection.include_retracted:
+        where.append("c.retracted = 0")
+    return where, params
