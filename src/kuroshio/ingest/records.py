@@ -38,9 +38,9 @@ Record = tuple[str, Observation | ImportRecordError]
 
 def _reason(exc: Exception) -> str:
     text = str(exc)
-    if isinstance(exc, msgspec.DecodeError) and "malformed" in text:
-        return f"malformed JSON ({text.removeprefix('JSON is malformed: ')})"
-    return text
+    if isinstance(exc, msgspec.ValidationError):
+        return text
+    return f"malformed JSON ({text.removeprefix('JSON is malformed: ')})"
 
 
 def decode_record(location: str, data: bytes) -> Record:

@@ -1,0 +1,187 @@
+"""The embedded store on a real SQLite file: idempotent appends, full history, queries, paging."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kuroshio.model import Event, LineString, Platform, Point
+from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store, StoreError
+from kuroshio.store.sqlite import SQLiteStore
+from observations import T0, observation
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "store.sqlite")
+    yield s
+    s.close()
+
+
+def test_sqlite_store_satisfies_the_store_protocol(store: SQLiteStore) -> None:
+    assert isinstance(store, Store)
+
+
+def test_file_uses_write_ahead_logging(store: SQLiteStore) -> None:
+    mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_same_id_and_version_is_a_no_op(store: SQLiteStore) -> None:
+    first = store.append([observation(1)])
+    again = store.append([observation(1)])
+    assert (first.inserted, again.inserted, again.unchanged) == (1, 0, 1)
+    assert store.count_versions() == 1
+
+
+def test_higher_version_supersedes_and_history_is_kept(store: SQLiteStore) -> None:
+    store.append([observation(1, lon=121.0)])
+    result = store.append([observation(1, version=2, lon=122.0)])
+    assert result.outcomes == [Outcome.SUPERSEDED]
+    current = store.get("TWN:test:1")
+    assert current is not None and current.version == 2
+    assert [o.version for o in store.history("TWN:test:1")] == [1, 2]
+    assert store.get("TWN:test:1", version=1) == observation(1, lon=121.0)
+
+
+def test_lower_version_is_kept_in_history_but_not_current(store: SQLiteStore) -> None:
+    store.append([observation(1, version=3)])
+    result = store.append([observation(1, version=2)])
+    assert result.outcomes == [Outcome.STALE]
+    current = store.get("TWN:test:1")
+    assert current is not None and current.version == 3
+    assert [o.version for o in store.history("TWN:test:1")] == [2, 3]
+
+
+def test_conflicting_content_at_the_same_version_is_refused(store: SQLiteStore) -> None:
+    store.append([observation(1, lon=121.0)])
+    result = store.append([observation(1, lon=125.0), observation(2)])
+    assert result.outcomes == [Outcome.CONFLICT, Outcome.INSERTED]
+    assert result.conflicts[0][:2] == ("TWN:test:1", 1)
+    stored = store.get("TWN:test:1")
+    assert stored is not None and stored.geometry == Point(coordinates=(121.0, 22.0))
+
+
+def test_retraction_is_a_version_that_hides_the_observation(store: SQLiteStore) -> None:
+    store.append([observation(1), observation(2)])
+    store.append([observation(1, version=2, retracted=True)])
+    assert [o.id for o in store.iter_query(ObservationFilter())] == ["TWN:test:2"]
+    with_retracted = store.iter_query(ObservationFilter(include_retracted=True))
+    assert {o.id for o in with_retracted} == {"TWN:test:1", "TWN:test:2"}
+    assert len(store.history("TWN:test:1")) == 2
+
+
+def test_query_by_time_window_overlaps_intervals(store: SQLiteStore) -> None:
+    store.append(
+        [
+            observation(1, at=T0),
+            observation(2, at=T0 + dt.timedelta(hours=5)),
+            # A daily map: starts before the window, ends inside it.
+            observation(3, at=T0 - dt.timedelta(hours=2), until=T0 + dt.timedelta(minutes=30)),
+        ]
+    )
+    window = ObservationFilter(start=T0 - dt.timedelta(minutes=1), end=T0 + dt.timedelta(hours=1))
+    assert {o.id for o in store.iter_query(window)} == {"TWN:test:1", "TWN:test:3"}
+    half_open = ObservationFilter(start=T0 - dt.timedelta(hours=1), end=T0)
+    assert {o.id for o in store.iter_query(half_open)} == {"TWN:test:3"}
+
+
+def test_query_by_bounding_box_kind_origin_and_platform(store: SQLiteStore) -> None:
+    track = LineString(coordinates=((119.0, 24.0), (121.0, 24.5)))
+    store.append(
+        [
+            observation(1, lon=121.0, lat=22.0),
+            observation(2, lon=125.3, lat=24.8, origin="JPN", id="JPN:test:2"),
+            observation(
+                3,
+                geometry=track,
+                kind="sea",
+                platform=Platform(type="Type 052D", platform_class="destroyer"),
+            ),
+        ]
+    )
+
+    def ids(**selection: object) -> set[str]:
+        return {o.id for o in store.iter_query(ObservationFilter(**selection))}  # type: ignore[arg-type]
+
+    assert ids(bbox=(120.0, 21.0, 122.0, 23.0)) == {"TWN:test:1"}
+    assert ids(bbox=(120.5, 24.2, 120.6, 24.3)) == {"TWN:test:3"}  # the track's box crosses it
+    assert ids(origins=("JPN",)) == {"JPN:test:2"}
+    assert ids(kinds=("sea",)) == {"TWN:test:3"}
+    assert ids(platform_classes=("bomber",)) == {"TWN:test:1", "JPN:test:2"}
+    assert ids(platform_types=("Type 052D",)) == {"TWN:test:3"}
+
+
+def test_cursor_paging_returns_everything_once_in_time_order(store: SQLiteStore) -> None:
+    store.append([observation(i, at=T0 + dt.timedelta(seconds=i % 7)) for i in range(2_500)])
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = store.query(ObservationFilter(), limit=300, cursor=cursor)
+        seen.extend(o.id for o in page.items)
+        pages += 1
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert pages == 9
+    assert len(seen) == len(set(seen)) == 2_500
+    times = [store.get(i).observed_at for i in seen[:50]]  # type: ignore[union-attr]
+    assert times == sorted(times)
+
+
+def test_a_bad_cursor_is_a_clear_error(store: SQLiteStore) -> None:
+    with pytest.raises(StoreError, match="invalid cursor"):
+        store.query(ObservationFilter(), cursor="not-a-cursor")
+
+
+def test_events_are_idempotent_and_queryable(store: SQLiteStore) -> None:
+    event = Event(
+        id="ev-1",
+        kind="strait_transit",
+        at=T0,
+        zone="Miyako Strait",
+        direction="to Pacific",
+        origin="JPN",
+        observations=(("JPN:test:1", 1),),
+    )
+    assert store.put_events([event]) == 1
+    assert store.put_events([event]) == 0
+    assert store.query_events(EventFilter(kinds=("strait_transit",))) == [event]
+    assert store.query_events(EventFilter(kinds=("adiz_entry",))) == []
+
+
+def test_data_survives_reopening(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.sqlite") as first:
+        first.append([observation(1)])
+    with SQLiteStore(tmp_path / "s.sqlite") as second:
+        assert second.get("TWN:test:1") == observation(1)
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.sqlite"
+    bogus.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"bogus\.sqlite"):
+        SQLiteStore(bogus)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(1, 4)), max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_current_is_always_the_highest_version_seen(appends: list[tuple[int, int]]) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "s.sqlite") as s:
+        for number, version in appends:
+            s.append([observation(number, version=version)])
+        highest: dict[int, int] = {}
+        for number, version in appends:
+            highest[number] = max(highest.get(number, 0), version)
+        for number, version in highest.items():
+            current = s.get(f"TWN:test:{number}")
+            assert current is not None and current.version == version
+        assert s.count_versions() == len(set(appends))

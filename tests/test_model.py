@@ -1,0 +1,121 @@
+"""The observation model: validation names the path and the reason; canonical bytes are stable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+
+from kuroshio.model import (
+    MAX_VERTICES,
+    Observation,
+    Point,
+    canonical_bytes,
+    decode_observation,
+    json_schema,
+)
+from observations import as_json, observation, observations
+
+
+@given(observations())
+@settings(max_examples=300)
+def test_decode_of_canonical_encoding_gives_the_same_observation(obs: Observation) -> None:
+    assert decode_observation(canonical_bytes(obs)) == obs
+
+
+@given(observations())
+@settings(max_examples=200)
+def test_equal_observations_encode_to_equal_bytes(obs: Observation) -> None:
+    # Rebuild from plain JSON values with the keys in another order: still the same bytes.
+    shuffled = dict(reversed(list(as_json(obs).items())))
+    again = msgspec.convert(shuffled, Observation)
+    assert again == obs
+    assert canonical_bytes(again) == canonical_bytes(obs)
+
+
+def test_canonical_bytes_normalise_time_zone_and_negative_zero() -> None:
+    utc = observation(at=dt.datetime(2022, 8, 5, 2, 0, tzinfo=dt.UTC), lon=121.0, lat=0.0)
+    taipei = observation(
+        at=dt.datetime(2022, 8, 5, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        lon=121.0,
+        lat=-0.0,
+    )
+    assert canonical_bytes(utc) == canonical_bytes(taipei)
+    assert b'"observed_at":"2022-08-05T02:00:00Z"' in canonical_bytes(utc)
+
+
+def test_canonical_bytes_sort_keys_and_carry_every_field() -> None:
+    encoded = json.loads(canonical_bytes(observation()))
+    assert list(encoded) == sorted(encoded)
+    assert set(encoded) == set(Observation.__struct_fields__)
+
+
+def _error(record: dict[str, object]) -> str:
+    with pytest.raises(msgspec.ValidationError) as info:
+        decode_observation(json.dumps(record))
+    return str(info.value)
+
+
+GOOD = {
+    "id": "TWN:radar:1",
+    "origin": "TWN",
+    "kind": "air",
+    "observed_at": "2022-08-05T10:00:00+08:00",
+    "geometry": {"type": "Point", "coordinates": [121.5, 22.5]},
+}
+
+
+def test_a_good_record_decodes() -> None:
+    obs = decode_observation(json.dumps(GOOD))
+    assert obs.observed_at == dt.datetime(2022, 8, 5, 2, 0, tzinfo=dt.UTC)
+    assert obs.version == 1
+    assert obs.marking.tlp == "AMBER"  # the default marking is restrictive
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"geometry": {"type": "Point", "coordinates": [181, 22]}}, "$.geometry.coordinates[0]"),
+        ({"geometry": {"type": "Point", "coordinates": [121, -91]}}, "$.geometry.coordinates[1]"),
+        ({"observed_at": "2022-08-05T10:00:00"}, "timezone"),
+        ({"observed_at": "1850-01-01T00:00:00Z"}, "outside"),
+        ({"origin": "XYZ", "id": "XYZ:1:2"}, "unknown party code 'XYZ'"),
+        ({"id": "JPN:radar:1"}, "not scoped to its origin"),
+        ({"kind": "space"}, "$.kind"),
+        ({"version": 0}, "$.version"),
+        ({"platform": {"count": "two"}}, "$.platform.count"),
+        ({"until": "2022-08-05T01:00:00Z"}, "until is earlier"),
+        ({"colour": "red"}, "unknown field `colour`"),
+        (
+            {"geometry": {"type": "Polygon", "coordinates": [[[1, 2], [2, 3], [3, 3], [1, 3]]]}},
+            "not closed",
+        ),
+    ],
+)
+def test_bad_records_are_rejected_with_path_and_reason(
+    change: dict[str, object], expected: str
+) -> None:
+    assert expected in _error({**GOOD, **change})
+
+
+def test_geometry_vertex_count_is_bounded() -> None:
+    line = [[120.0 + i * 1e-5, 22.0] for i in range(MAX_VERTICES + 1)]
+    message = _error({**GOOD, "geometry": {"type": "LineString", "coordinates": line}})
+    assert "$.geometry.coordinates" in message
+
+
+def test_coordinates_are_rounded_to_about_a_centimetre() -> None:
+    point = Point(coordinates=(121.123456789, 22.987654321))
+    assert point.coordinates == (121.1234568, 22.9876543)
+
+
+def test_json_schema_describes_the_public_records() -> None:
+    schema = json_schema()
+    assert {"Observation", "Event", "Party", "Marking"} <= set(schema["$defs"])
+    observation_schema = schema["$defs"]["Observation"]
+    assert {"id", "origin", "kind", "observed_at", "geometry"} <= set(
+        observation_schema["required"]
+    )
