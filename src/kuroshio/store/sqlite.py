@@ -14,11 +14,10 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
-from kuroshio.model import Event, Observation, bounding_box, canonical_bytes
+from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import (
     AppendResult,
     EventFilter,
@@ -28,6 +27,14 @@ from kuroshio.store import (
     StoreError,
     decode_cursor,
     encode_cursor,
+)
+from kuroshio.store.sql import (
+    event_row,
+    event_where,
+    index_row,
+    micros,
+    observation_where,
+    where_clause,
 )
 
 SCHEMA_VERSION = 1
@@ -76,12 +83,8 @@ _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
 
 
-def _micros(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1_000_000)
-
-
 def _now_micros() -> int:
-    return _micros(dt.datetime.now(dt.UTC))
+    return micros(dt.datetime.now(dt.UTC))
 
 
 class SQLiteStore:
@@ -185,7 +188,7 @@ class SQLiteStore:
                 continue
             conn.execute(
                 "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _index_row(observation, seq),
+                index_row(observation, seq),
             )
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         return result
@@ -217,14 +220,14 @@ class SQLiteStore:
     ) -> Page:
         if not 1 <= limit <= 100_000:
             raise StoreError(f"limit must be between 1 and 100000, not {limit}")
-        where, params = _where(selection)
+        where, params = observation_where(selection, "?")
         if cursor is not None:
             after_t0, after_id = decode_cursor(cursor)
             where.append("(c.t0 > ? OR (c.t0 = ? AND c.id > ?))")
             params.extend([after_t0, after_t0, after_id])
         sql = (
             "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            + (" WHERE " + " AND ".join(where) if where else "")
+            + where_clause(where)
             + " ORDER BY c.t0, c.id LIMIT ?"
         )
         params.append(limit + 1)
@@ -248,8 +251,8 @@ class SQLiteStore:
             cursor = page.next_cursor
 
     def count(self, selection: ObservationFilter) -> int:
-        where, params = _where(selection)
-        sql = "SELECT count(*) FROM current c" + (" WHERE " + " AND ".join(where) if where else "")
+        where, params = observation_where(selection, "?")
+        sql = "SELECT count(*) FROM current c" + where_clause(where)
         with self._lock:
             row = self._conn.execute(sql, params).fetchone()
         return int(row[0])
@@ -271,32 +274,13 @@ class SQLiteStore:
         conn.executemany(
             "INSERT OR IGNORE INTO events (id, kind, at, zone, origin, body)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(e.id, e.kind, _micros(e.at), e.zone, e.origin, canonical_bytes(e)) for e in events],
+            [event_row(e, canonical_bytes(e)) for e in events],
         )
         return conn.total_changes - before
 
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
-        where: list[str] = []
-        params: list[Any] = []
-        if selection.start is not None:
-            where.append("at >= ?")
-            params.append(_micros(selection.start))
-        if selection.end is not None:
-            where.append("at < ?")
-            params.append(_micros(selection.end))
-        for column, values in (
-            ("kind", selection.kinds),
-            ("zone", selection.zones),
-            ("origin", selection.origins),
-        ):
-            if values:
-                where.append(f"{column} IN ({', '.join('?' * len(values))})")
-                params.extend(values)
-        sql = (
-            "SELECT body FROM events"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY at, id LIMIT ?"
-        )
+        where, params = event_where(selection, "?")
+        sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT ?"
         params.append(limit)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
@@ -311,52 +295,3 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
-    min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)
-    until = observation.until or observation.observed_at
-    platform = observation.platform
-    return (
-        observation.id,
-        observation.version,
-        seq,
-        observation.origin,
-        observation.kind,
-        _micros(observation.observed_at),
-        _micros(until),
-        min_lon,
-        min_lat,
-        max_lon,
-        max_lat,
-        platform.platform_class if platform else None,
-        platform.type if platform else None,
-        int(observation.retracted),
-    )
-
-
-def _where(selection: ObservationFilter) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    params: list[Any] = []
-    if selection.start is not None:
-        where.append("c.t1 >= ?")
-        params.append(_micros(selection.start))
-    if selection.end is not None:
-        where.append("c.t0 < ?")
-        params.append(_micros(selection.end))
-    if selection.bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = selection.bbox
-        where.append("c.max_lon >= ? AND c.min_lon <= ? AND c.max_lat >= ? AND c.min_lat <= ?")
-        params.extend([min_lon, max_lon, min_lat, max_lat])
-    for column, values in (
-        ("c.kind", selection.kinds),
-        ("c.origin", selection.origins),
-        ("c.platform_class", selection.platform_classes),
-        ("c.platform_type", selection.platform_types),
-    ):
-        if values:
-            where.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-    if not selection.include_retracted:
-        where.append("c.retracted = 0")
-    return where, params

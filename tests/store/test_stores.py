@@ -1,45 +1,85 @@
-"""The embedded store on a real SQLite file: idempotent appends, full history, queries, paging."""
+"""Both stores, on a real SQLite file and a real PostgreSQL server: same rules, same answers."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import service_unreachable
 from kuroshio.model import Event, LineString, Platform, Point
 from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store, StoreError
+from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
 
+AnyStore = SQLiteStore | PostgresStore
+POSTGRES_DSN = os.environ.get("KUROSHIO_TEST_POSTGRES", "host=127.0.0.1 user=postgres dbname=test")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        service_unreachable("PostgreSQL", f"{POSTGRES_DSN}: {exc}".strip())
+    return POSTGRES_DSN
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], AnyStore]]:
+    """Opens (and reopens) one store of each implementation; all tests run on both."""
+    opened: list[AnyStore] = []
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+
+    def make() -> AnyStore:
+        if request.param == "sqlite":
+            s: AnyStore = SQLiteStore(tmp_path / "store.sqlite")
+        else:
+            s = PostgresStore(request.getfixturevalue("postgres_dsn"), schema=schema)
+        opened.append(s)
+        return s
+
+    yield make
+    if request.param == "postgres" and opened:
+        cleanup = PostgresStore(POSTGRES_DSN, schema=schema)
+        cleanup.drop()
+        cleanup.close()
+    for s in opened:
+        s.close()
+
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "store.sqlite")
-    yield s
-    s.close()
+def store(make_store: Callable[[], AnyStore]) -> AnyStore:
+    return make_store()
 
 
-def test_sqlite_store_satisfies_the_store_protocol(store: SQLiteStore) -> None:
+def test_store_satisfies_the_store_protocol(store: AnyStore) -> None:
     assert isinstance(store, Store)
 
 
-def test_file_uses_write_ahead_logging(store: SQLiteStore) -> None:
+def test_sqlite_file_uses_write_ahead_logging(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite")
     mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
 
-def test_same_id_and_version_is_a_no_op(store: SQLiteStore) -> None:
+def test_same_id_and_version_is_a_no_op(store: AnyStore) -> None:
     first = store.append([observation(1)])
     again = store.append([observation(1)])
     assert (first.inserted, again.inserted, again.unchanged) == (1, 0, 1)
     assert store.count_versions() == 1
 
 
-def test_higher_version_supersedes_and_history_is_kept(store: SQLiteStore) -> None:
+def test_higher_version_supersedes_and_history_is_kept(store: AnyStore) -> None:
     store.append([observation(1, lon=121.0)])
     result = store.append([observation(1, version=2, lon=122.0)])
     assert result.outcomes == [Outcome.SUPERSEDED]
@@ -49,7 +89,9 @@ def test_higher_version_supersedes_and_history_is_kept(store: SQLiteStore) -> No
     assert store.get("TWN:test:1", version=1) == observation(1, lon=121.0)
 
 
-def test_lower_version_is_kept_in_history_but_not_current(store: SQLiteStore) -> None:
+def test_lower_version_is_kept_in_history_but_not_current(
+    store: AnyStore,
+) -> None:
     store.append([observation(1, version=3)])
     result = store.append([observation(1, version=2)])
     assert result.outcomes == [Outcome.STALE]
@@ -58,7 +100,9 @@ def test_lower_version_is_kept_in_history_but_not_current(store: SQLiteStore) ->
     assert [o.version for o in store.history("TWN:test:1")] == [2, 3]
 
 
-def test_conflicting_content_at_the_same_version_is_refused(store: SQLiteStore) -> None:
+def test_conflicting_content_at_the_same_version_is_refused(
+    store: AnyStore,
+) -> None:
     store.append([observation(1, lon=121.0)])
     result = store.append([observation(1, lon=125.0), observation(2)])
     assert result.outcomes == [Outcome.CONFLICT, Outcome.INSERTED]
@@ -67,7 +111,9 @@ def test_conflicting_content_at_the_same_version_is_refused(store: SQLiteStore) 
     assert stored is not None and stored.geometry == Point(coordinates=(121.0, 22.0))
 
 
-def test_retraction_is_a_version_that_hides_the_observation(store: SQLiteStore) -> None:
+def test_retraction_is_a_version_that_hides_the_observation(
+    store: AnyStore,
+) -> None:
     store.append([observation(1), observation(2)])
     store.append([observation(1, version=2, retracted=True)])
     assert [o.id for o in store.iter_query(ObservationFilter())] == ["TWN:test:2"]
@@ -76,7 +122,7 @@ def test_retraction_is_a_version_that_hides_the_observation(store: SQLiteStore) 
     assert len(store.history("TWN:test:1")) == 2
 
 
-def test_query_by_time_window_overlaps_intervals(store: SQLiteStore) -> None:
+def test_query_by_time_window_overlaps_intervals(store: AnyStore) -> None:
     store.append(
         [
             observation(1, at=T0),
@@ -91,7 +137,7 @@ def test_query_by_time_window_overlaps_intervals(store: SQLiteStore) -> None:
     assert {o.id for o in store.iter_query(half_open)} == {"TWN:test:3"}
 
 
-def test_query_by_bounding_box_kind_origin_and_platform(store: SQLiteStore) -> None:
+def test_query_by_bounding_box_kind_origin_and_platform(store: AnyStore) -> None:
     track = LineString(coordinates=((119.0, 24.0), (121.0, 24.5)))
     store.append(
         [
@@ -117,7 +163,9 @@ def test_query_by_bounding_box_kind_origin_and_platform(store: SQLiteStore) -> N
     assert ids(platform_types=("Type 052D",)) == {"TWN:test:3"}
 
 
-def test_cursor_paging_returns_everything_once_in_time_order(store: SQLiteStore) -> None:
+def test_cursor_paging_returns_everything_once_in_time_order(
+    store: AnyStore,
+) -> None:
     store.append([observation(i, at=T0 + dt.timedelta(seconds=i % 7)) for i in range(2_500)])
     seen: list[str] = []
     cursor = None
@@ -135,12 +183,12 @@ def test_cursor_paging_returns_everything_once_in_time_order(store: SQLiteStore)
     assert times == sorted(times)
 
 
-def test_a_bad_cursor_is_a_clear_error(store: SQLiteStore) -> None:
+def test_a_bad_cursor_is_a_clear_error(store: AnyStore) -> None:
     with pytest.raises(StoreError, match="invalid cursor"):
         store.query(ObservationFilter(), cursor="not-a-cursor")
 
 
-def test_events_are_idempotent_and_queryable(store: SQLiteStore) -> None:
+def test_events_are_idempotent_and_queryable(store: AnyStore) -> None:
     event = Event(
         id="ev-1",
         kind="strait_transit",
@@ -156,11 +204,11 @@ def test_events_are_idempotent_and_queryable(store: SQLiteStore) -> None:
     assert store.query_events(EventFilter(kinds=("adiz_entry",))) == []
 
 
-def test_data_survives_reopening(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "s.sqlite") as first:
-        first.append([observation(1)])
-    with SQLiteStore(tmp_path / "s.sqlite") as second:
-        assert second.get("TWN:test:1") == observation(1)
+def test_data_survives_reopening(make_store: Callable[[], AnyStore]) -> None:
+    first = make_store()
+    first.append([observation(1)])
+    first.close()
+    assert make_store().get("TWN:test:1") == observation(1)
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:

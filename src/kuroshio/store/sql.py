@@ -1,0 +1,121 @@
+"""SQL shared by the relational stores: the index row of an observation and the query filters.
+
+Both the SQLite and the PostgreSQL store keep the same columns; only the parameter placeholder
+differs (``?`` and ``%s``). Nothing here touches a connection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kuroshio.model import Event, Observation, bounding_box
+from kuroshio.store import EventFilter, ObservationFilter
+
+CURRENT_COLUMNS = (
+    "id",
+    "version",
+    "seq",
+    "origin",
+    "kind",
+    "t0",
+    "t1",
+    "min_lon",
+    "min_lat",
+    "max_lon",
+    "max_lat",
+    "platform_class",
+    "platform_type",
+    "retracted",
+)
+
+
+def micros(value: dt.datetime) -> int:
+    """Microseconds since the epoch: the stores' time column."""
+    return int(value.timestamp() * 1_000_000)
+
+
+def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
+    """The ``current`` row of an observation stored as history row ``seq``."""
+    min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)
+    until = observation.until or observation.observed_at
+    platform = observation.platform
+    return (
+        observation.id,
+        observation.version,
+        seq,
+        observation.origin,
+        observation.kind,
+        micros(observation.observed_at),
+        micros(until),
+        min_lon,
+        min_lat,
+        max_lon,
+        max_lat,
+        platform.platform_class if platform else None,
+        platform.type if platform else None,
+        int(observation.retracted),
+    )
+
+
+def event_row(event: Event, body: bytes) -> tuple[Any, ...]:
+    return (event.id, event.kind, micros(event.at), event.zone, event.origin, body)
+
+
+def _in(column: str, values: tuple[str, ...], mark: str) -> str:
+    return f"{column} IN ({', '.join([mark] * len(values))})"
+
+
+def observation_where(selection: ObservationFilter, mark: str) -> tuple[list[str], list[Any]]:
+    """WHERE terms over ``current c`` for a filter, with ``mark`` as the placeholder."""
+    where: list[str] = []
+    params: list[Any] = []
+    if selection.start is not None:
+        where.append(f"c.t1 >= {mark}")
+        params.append(micros(selection.start))
+    if selection.end is not None:
+        where.append(f"c.t0 < {mark}")
+        params.append(micros(selection.end))
+    if selection.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = selection.bbox
+        where.append(
+            f"c.max_lon >= {mark} AND c.min_lon <= {mark}"
+            f" AND c.max_lat >= {mark} AND c.min_lat <= {mark}"
+        )
+        params.extend([min_lon, max_lon, min_lat, max_lat])
+    for column, values in (
+        ("c.kind", selection.kinds),
+        ("c.origin", selection.origins),
+        ("c.platform_class", selection.platform_classes),
+        ("c.platform_type", selection.platform_types),
+    ):
+        if values:
+            where.append(_in(column, values, mark))
+            params.extend(values)
+    if not selection.include_retracted:
+        where.append("c.retracted = 0")
+    return where, params
+
+
+def event_where(selection: EventFilter, mark: str) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if selection.start is not None:
+        where.append(f"at >= {mark}")
+        params.append(micros(selection.start))
+    if selection.end is not None:
+        where.append(f"at < {mark}")
+        params.append(micros(selection.end))
+    for column, values in (
+        ("kind", selection.kinds),
+        ("zone", selection.zones),
+        ("origin", selection.origins),
+    ):
+        if values:
+            where.append(_in(column, values, mark))
+            params.extend(values)
+    return where, params
+
+
+def where_clause(terms: list[str]) -> str:
+    return " WHERE " + " AND ".join(terms) if terms else ""
