@@ -208,7 +208,7 @@ class PostgresStore:
         sql = (
             "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
             + where_clause(where)
-            + ' ORDER BY c.t0, c.id COLLATE "C" LIMIT %s'
+            + " ORDER BY c.t0, c.id LIMIT %s"
         )
         params.append(limit + 1)
         with self._lock:
