@@ -1,0 +1,31 @@
+"""Reference geography (zones and gates as package data) and the events derived from tracks.
+
+``load()`` gives the zones; ``derive_events(observation)`` gives the events one observation
+implies. Nothing here reads observations from a store or publishes events.
+"""
+
+from kuroshio.geo.events import derive_all, derive_events, event_id
+from kuroshio.geo.zones import (
+    Geography,
+    GeographyError,
+    Side,
+    UnknownZoneError,
+    Zone,
+    ZoneKind,
+    load,
+    parse,
+)
+
+__all__ = [
+    "Geography",
+    "GeographyError",
+    "Side",
+    "UnknownZoneError",
+    "Zone",
+    "ZoneKind",
+    "derive_all",
+    "derive_events",
+    "event_id",
+    "load",
+    "parse",
+]

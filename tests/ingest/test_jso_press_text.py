@@ -1,0 +1,293 @@
+"""JSO press-release text → activities: scored against a hand-read truth, and by rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kuroshio.ingest.jso_press_text import (
+    GEO_GATE_IDS,
+    PressActivity,
+    PressRelease,
+    parse_press_release,
+    straits_in,
+)
+
+TRUTH: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "jso_press_truth.json").read_text("utf-8")
+)["releases"]
+
+Tuple = tuple[str, str | None, int | None, str | None]
+
+
+@pytest.fixture(scope="module")
+def releases(shared_data: Path) -> dict[str, PressRelease]:
+    texts = json.loads((shared_data / "pla-dashboard/japan_mod_texts_dev.json").read_text("utf-8"))[
+        "texts"
+    ]
+    assert set(texts) == set(TRUTH), "the truth file covers exactly the dev texts"
+    return {name: parse_press_release(t["text"], source_name=name) for name, t in texts.items()}
+
+
+def _tuples(activities: tuple[PressActivity, ...]) -> list[Tuple]:
+    return [(a.date.isoformat(), a.platform, a.count, a.strait) for a in activities]
+
+
+def _score(releases: dict[str, PressRelease], field: str) -> tuple[float, float, list[str]]:
+    matched = found_total = truth_total = 0
+    differences = []
+    for name, release in sorted(releases.items()):
+        found = _tuples(getattr(release, field))
+        truth = [tuple(t) for t in TRUTH[name][field]]
+        remaining = list(truth)
+        for item in found:
+            if item in remaining:
+                remaining.remove(item)
+                matched += 1
+        found_total += len(found)
+        truth_total += len(truth)
+        extra = [item for item in found if item not in truth]
+        if extra or remaining:
+            differences.append(f"{name}: extra {extra}, missing {remaining}")
+    precision = matched / found_total if found_total else 1.0
+    recall = matched / truth_total if truth_total else 1.0
+    return precision, recall, differences
+
+
+def test_activities_match_the_hand_read_truth(releases: dict[str, PressRelease]) -> None:
+    precision, recall, differences = _score(releases, "activities")
+    message = f"precision {precision:.1%}, recall {recall:.1%}; " + "; ".join(differences)
+    assert precision >= 0.95 and recall >= 0.95, message
+
+
+def test_earlier_sightings_match_the_hand_read_truth(releases: dict[str, PressRelease]) -> None:
+    precision, recall, differences = _score(releases, "previously_reported")
+    message = f"precision {precision:.1%}, recall {recall:.1%}; " + "; ".join(differences)
+    assert precision >= 0.9 and recall >= 0.9, message
+
+
+def test_release_date_kind_and_relevance_match_the_truth(
+    releases: dict[str, PressRelease],
+) -> None:
+    for name, release in releases.items():
+        truth = TRUTH[name]
+        seen = (str(release.release_date), release.kind, release.reports_foreign_activity)
+        expected = (truth["release_date"], truth["kind"], truth["reports_foreign_activity"])
+        assert seen == expected, name
+
+
+def test_unrelated_releases_give_no_activity(releases: dict[str, PressRelease]) -> None:
+    unrelated = [name for name, truth in TRUTH.items() if truth["kind"] == "other"]
+    # Cobra Gold, forest-fire relief, three anti-piracy notices, an exercise with India.
+    assert len(unrelated) == 6
+    for name in unrelated:
+        release = releases[name]
+        assert not release.reports_foreign_activity, name
+        assert release.activities == () and release.previously_reported == (), name
+
+
+def test_scramble_statistics_are_recognised_but_give_no_sightings(
+    releases: dict[str, PressRelease],
+) -> None:
+    for name in ("p20260313_01.pdf", "p20260417_03.pdf", "p20260612_05.pdf"):
+        release = releases[name]
+        assert release.kind == "scramble_statistics" and release.reports_foreign_activity
+        assert release.activities == ()
+
+
+def test_no_label_in_the_dev_texts_is_unknown(releases: dict[str, PressRelease]) -> None:
+    assert {name: r.unknown_labels for name, r in releases.items() if r.unknown_labels} == {}
+
+
+def test_one_release_in_full(releases: dict[str, PressRelease]) -> None:
+    release = releases["p20260318_02.pdf"]
+    assert release.title == "ロシア海軍艦艇の動向について"
+    (activity,) = release.activities
+    assert activity.date == dt.date(2026, 3, 17)
+    assert activity.end_date == dt.date(2026, 3, 18)  # 17日（火）から18日（水）にかけて
+    assert activity.time_of_day == "午後4時頃"
+    assert (activity.platform, activity.platform_class) == ("Udaloy III", "destroyer")
+    assert activity.label == "ウダロイⅢ級駆逐艦"  # as written, full-width numeral and all
+    assert (activity.count, activity.nationality, activity.hull_numbers) == (1, "RUS", ("543",))
+    assert activity.straits == ("tsushima",)
+    assert "北東進" in activity.directions
+    assert activity.areas == ("日本海",)
+    assert activity.position is not None
+    assert (activity.position.reference, activity.position.bearing) == ("対馬", "南西")
+    assert activity.position.distance_km == 110
+    # 令和７年１０月３日 in the same release is 2025; 令和８年 is 2026.
+    earlier = [(a.date, a.end_date, a.strait) for a in release.previously_reported]
+    assert earlier == [
+        (dt.date(2025, 10, 3), None, "tsushima"),
+        (dt.date(2025, 10, 5), dt.date(2025, 10, 6), "yonaguni-iriomote"),
+        (dt.date(2026, 3, 15), None, "yonaguni-iriomote"),
+    ]
+
+
+def test_two_sightings_in_one_release_stay_apart(releases: dict[str, PressRelease]) -> None:
+    release = releases["p20260810_03.pdf"]
+    seen = [(a.date.day, a.platform, a.count, a.hull_numbers) for a in release.activities]
+    assert seen == [
+        (9, "Tarantul III", 4, ("916", "946", "971", "978")),
+        (10, "Tarantul III", 2, ("921", "924")),
+        (10, "Amga", 1, ()),
+    ]
+
+
+def test_aircraft_named_by_role_with_the_designation_in_brackets(
+    releases: dict[str, PressRelease],
+) -> None:
+    (activity,) = releases["p20260727_03.pdf"].activities
+    assert (activity.platform, activity.count, activity.nationality) == ("Il-20", 1, "RUS")
+    assert activity.time_of_day == "午前から午後にかけて"
+    assert activity.label == "情報収集機（ＩＬ－２０）"
+
+
+# --- rules, on releases written the way JSO writes them -------------------------------------
+
+AIRCRAFT_RELEASE = """令和７年１２月９日
+統合幕僚監部
+中国機及びロシア機の東シナ海及び太平洋における飛行について
+令和７年１２月９日（火）午前から午後にかけて、中国のＨ－６爆撃機×２機及びロシアのＴｕ－９５爆撃
+機×２機が、東シナ海から沖縄本島と宮古島との間を通過し、四国沖の太平洋まで共同飛行したことを確認した。
+また、同日、中国のＪ－１６戦闘機×４機が、東シナ海から沖縄本島と宮古島との間を通過し、太平洋を往復
+飛行したことを確認した。
+これに対し、航空自衛隊南西航空方面隊等の戦闘機を緊急発進させ対応した。
+"""
+
+
+def test_aircraft_counts_nationalities_and_same_day() -> None:
+    release = parse_press_release(AIRCRAFT_RELEASE, source_name="p20251209_01.pdf")
+    assert _tuples(release.activities) == [
+        ("2025-12-09", "H-6", 2, "miyako"),
+        ("2025-12-09", "Tu-95", 2, "miyako"),
+        ("2025-12-09", "J-16", 4, "miyako"),
+    ]
+    assert [a.nationality for a in release.activities] == ["CHN", "RUS", "CHN"]
+    # The scramble is Japan's own action, not foreign activity.
+    assert all(a.platform != "unidentified fighter" for a in release.activities)
+
+
+def test_a_presumed_uav_is_a_uav_of_unknown_type() -> None:
+    text = (
+        "令和８年５月２日\n統合幕僚監部\n推定中国無人機の東シナ海及び太平洋における飛行について\n"
+        "令和８年５月２日（土）、推定中国無人機×１機（推定）が、東シナ海から与那国島と台湾との間を"
+        "通過し、太平洋を往復飛行したことを確認した。\n"
+    )
+    (activity,) = parse_press_release(text, source_name="x").activities
+    assert (activity.platform, activity.platform_class) == ("unidentified UAV", "uav")
+    assert (activity.count, activity.nationality, activity.strait) == (1, "CHN", "yonaguni")
+    assert activity.presumed
+
+
+def test_a_carrier_group_with_counts_hulls_and_ship_name() -> None:
+    text = (
+        "令和８年５月２７日\n統合幕僚監部\n中国海軍空母「遼寧」等の動向について\n"
+        "令和８年５月２５日（月）午前９時頃、海上自衛隊は、宮古島（沖縄県）の北西約３００ｋｍの海域"
+        "において、中国海軍クズネツォフ級空母「遼寧」（艦番号「１６」）、ルーヤンⅢ級ミサイル駆逐艦２"
+        "隻（艦番号「１１８」及び「１２１」）及びフユ級高速戦闘支援艦（艦番号「９０５」）の計４隻が南"
+        "東進するのを確認した。\nその後、２６日（火）、これらの艦艇が沖縄本島と宮古島との間の海域を南"
+        "東進し、太平洋へ向けて航行したことを確認した。\n"
+    )
+    release = parse_press_release(text, source_name="x")
+    assert _tuples(release.activities) == [
+        ("2026-05-25", "Type 001", 1, "miyako"),
+        ("2026-05-25", "Type 052D", 2, "miyako"),
+        ("2026-05-25", "Type 901", 1, "miyako"),
+    ]
+    assert release.activities[1].hull_numbers == ("118", "121")
+    assert all(a.end_date == dt.date(2026, 5, 26) for a in release.activities)
+
+
+def test_a_day_range_across_the_new_year_follows_the_weekdays() -> None:
+    text = (
+        "令和９年１月８日\n統合幕僚監部\nロシア海軍艦艇の動向について\n"
+        "令和８年１２月３０日（水）午後１時頃、海上自衛隊は、対馬の北東約１００ｋｍの海域において、"
+        "同海域を南西進するロシア海軍ウダロイⅠ級駆逐艦（艦番号「５６４」）を確認した。\n"
+        "その後、５日（火）から７日（木）にかけて、当該艦艇が対馬海峡を南西進したことを確認した。\n"
+    )
+    (activity,) = parse_press_release(text, source_name="x").activities
+    assert (activity.date, activity.end_date) == (dt.date(2026, 12, 30), dt.date(2027, 1, 7))
+    assert activity.straits == ("tsushima",) and activity.directions == ("南西進", "南西進")
+
+
+def test_an_unknown_type_is_reported_not_guessed() -> None:
+    text = (
+        "令和８年９月１日\n統合幕僚監部\nロシア海軍艦艇の動向について\n"
+        "令和８年８月３１日（月）午前６時頃、海上自衛隊は、礼文島の西約４０ｋｍの海域において、"
+        "ロシア海軍ナヌチュカ級ミサイル艇２隻（艦番号「４２３」及び「４５０」）を確認した。\n"
+        "その後、これらの艦艇が宗谷海峡を東進したことを確認した。\n"
+    )
+    release = parse_press_release(text, source_name="x")
+    assert release.unknown_labels == ("ナヌチュカ級ミサイル艇",)
+    (activity,) = release.activities
+    assert (activity.platform, activity.label, activity.count) == (
+        None,
+        "ナヌチュカ級ミサイル艇",
+        2,
+    )
+    assert (activity.date, activity.strait) == (dt.date(2026, 8, 31), "soya")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "gates"),
+    [
+        ("沖縄本島と宮古島との間の海域を北西進", ["miyako"]),
+        ("宮古島・沖縄本島間を通過", ["miyako"]),
+        ("沖縄本島と宮古島(沖縄県)との間", ["miyako"]),
+        ("与那国島・台湾間を通過", ["yonaguni"]),
+        ("与那国島(沖縄県)と西表島(沖縄県)との間の海域", ["yonaguni-iriomote"]),
+        ("奄美大島(鹿児島県)と横当島の間の海域を北東進", ["tokara"]),
+        ("大隅海峡を東進し、対馬海峡を北東進", ["osumi", "tsushima"]),
+        ("津軽海峡を西進", ["tsugaru"]),
+        ("宗谷海峡を東進", ["soya"]),
+        ("久米島の南西の海域において反転", []),
+    ],
+)
+def test_straits_named_become_gate_ids(sentence: str, gates: list[str]) -> None:
+    assert straits_in(sentence) == gates
+
+
+def test_gate_ids_point_at_zones_the_geography_draws() -> None:
+    assert GEO_GATE_IDS["miyako"] == "gate-miyako"
+    assert all(zone.startswith("gate-") for zone in GEO_GATE_IDS.values())
+
+
+# --- never raises ---------------------------------------------------------------------------
+
+FRAGMENTS = [
+    "令和８年", "令和元年", "平成３１年", "１２月", "３０日", "（水）", "５日（火）", "から",
+    "にかけて", "、", "。", "\n", " ", "ロシア海軍", "中国海軍", "推定中国", "中国の",
+    "ウダロイⅠ級駆逐艦", "（艦番号「５６４」）", "「」", "及び", "×１機", "２隻", "x",
+    "対馬海峡", "沖縄本島と宮古島との間", "その後、", "なお、", "同一である", "について",
+    "午後１時頃", "情報収集機（ＩＬ－２０）", "空母「遼寧」", "の計３隻を確認した",
+    "令和99年13月40日", "0日", "緊急発進", "機", "隻",
+]  # fmt: skip
+
+release_text = st.one_of(
+    st.text(max_size=400),
+    st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=3), max_size=80).map("".join),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=release_text, name=st.sampled_from(["x", "p20260101_01.pdf", "p99991231_01.pdf"]))
+def test_the_parser_never_raises(text: str, name: str) -> None:
+    release = parse_press_release(text, source_name=name)
+    assert isinstance(release, PressRelease)
+    for activity in release.activities:
+        assert activity.nationality in ("CHN", "RUS")
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.characters(blacklist_characters="中ロ"), max_size=400))
+def test_text_naming_no_foreign_force_gives_an_empty_result(text: str) -> None:
+    release = parse_press_release(text, source_name="x")
+    assert release.activities == () and release.previously_reported == ()
+    assert release.unknown_labels == ()
