@@ -146,7 +146,7 @@ def test_errors_are_one_clear_line_with_non_zero_exit(tmp_path: Path, node: Path
     config.write_text(config.read_text().replace("port = 8443", 'port = "x"'))
     bad_config = run("query", "-n", node)
     assert bad_config.returncode == 2
-    assert "kuroshio.toml" in bad_config.stderr and "api.port" in bad_config.stderr
+    assert "kuroshio.toml" in bad_config.stderr and "federation.port" in bad_config.stderr
 
 
 def test_schema_prints_json_schema_of_public_records() -> None:

@@ -418,6 +418,7 @@ def demo(
 def _register_commands() -> None:
     """Commands that live beside the parts they drive (one line per module)."""
     __import__("kuroshio.ingest.commands", fromlist=["register"]).register(app)
+    __import__("kuroshio.exchange.commands", fromlist=["register"]).register(app)
 
 
 _register_commands()

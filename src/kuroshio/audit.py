@@ -1,0 +1,545 @@
+"""The node's audit log: append-only, hash-chained, Ed25519-signed entries in SQLite.
+
+It records what the node did (ingest, decision, send, receive, receipt, verify failure, agreement
+change) and proves later that no entry was edited, removed or moved. It is not a data store:
+``details`` is a small JSON object of identifiers and counts, never observations or secrets.
+
+Entry hash and signature
+------------------------
+Entry ``seq`` (1, 2, 3, … with no gaps) has ``hash = SHA-256(canonical)`` where ``canonical`` is
+``msgspec.json.encode(record, order="sorted")`` of the plain dict::
+
+    {"v": 1, "seq": <int>, "at": "<YYYY-MM-DDTHH:MM:SS.ffffffZ>", "party": "<TWN>",
+     "kind": "<kind>", "subject": "<text>", "details": <details JSON>, "prev_hash": "<hex>"}
+
+that is UTF-8 JSON, keys sorted, no white space; ``details`` is itself the sorted-key msgspec JSON
+of the caller's mapping and is stored as exactly those bytes. ``prev_hash`` is the previous
+entry's hash (32 zero bytes before entry 1). ``signature`` is Ed25519 over
+``b"kuroshio audit entry v1\\x00" + hash``; the prefix keeps an audit signature from ever
+passing for a signature on a batch or receipt made with the same node key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, Literal, NamedTuple, TypeAlias, get_args
+
+import msgspec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from kuroshio.model import is_party
+from kuroshio.pki import Signer, public_key_bytes_of
+
+AuditKind: TypeAlias = Literal[
+    "ingest", "decision", "send", "receive", "receipt", "verify_failure", "agreement_change"
+]
+AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
+GENESIS_HASH: Final = bytes(32)
+"""The ``prev_hash`` of entry 1."""
+FORMAT_VERSION: Final = 1
+SIGNATURE_CONTEXT: Final = b"kuroshio audit entry v1\x00"
+MAX_SUBJECT: Final = 512
+MAX_DETAILS_BYTES: Final = 8_192
+TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""Fixed width, so stored times sort as text in time order."""
+
+# Key names that suggest a secret; a detail called e.g. ``api_token`` is refused outright.
+SECRET_KEY_WORDS: Final = ("password", "passphrase", "secret", "private_key", "token", "api_key")
+_MAX_REORDER_SEARCHES: Final = 64
+
+_TABLE_STATEMENTS: Final = (
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        party TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        signature BLOB NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log (kind, seq)",
+    # The chain detects tampering; the triggers stop honest code from doing it by mistake.
+    """CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+)
+_COLUMNS: Final = "seq, at, party, kind, subject, details, prev_hash, hash, signature"
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+class AuditError(Exception):
+    """An entry that cannot be written or read, with where and why."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(f"{location}: {reason}")
+        self.location = location
+        self.reason = reason
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of the log as written."""
+
+    seq: int
+    at: dt.datetime
+    party: str
+    kind: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: bytes
+    hash: bytes
+    signature: bytes
+
+
+class AuditHead(NamedTuple):
+    """The last entry's seq and hash; remember it to detect a truncated log later."""
+
+    seq: int
+    hash: bytes
+
+
+ProblemReason: TypeAlias = Literal[
+    "missing",  # seq gap: entries deleted
+    "edited",  # content no longer matches its signed hash
+    "reordered",  # an authentic entry at another entry's place
+    "bad_signature",  # hash fits the content, signature does not fit the hash
+    "broken_link",  # prev_hash does not name the entry before (entry replaced and re-signed)
+    "head_mismatch",  # the entry at a remembered head has a different hash now
+    "truncated",  # the log ends before a remembered head
+    "malformed",  # a row whose columns are not of the stored types
+]
+
+
+class AuditProblem(msgspec.Struct, frozen=True, kw_only=True):
+    """Where (seq) the chain breaks and why."""
+
+    seq: int
+    reason: ProblemReason
+    detail: str
+
+
+class AuditReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The outcome of walking the whole chain."""
+
+    checked: int
+    head: AuditHead
+    problems: list[AuditProblem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _format_time(at: dt.datetime) -> str:
+    if at.tzinfo is None:
+        raise AuditError("at", "time must be timezone-aware")
+    return at.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def _parse_time(text: str, seq: int) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(text, TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise AuditError(f"audit entry {seq}", f"time {text!r} is not {TIME_FORMAT}") from None
+
+
+def _check_no_secrets(value: object, path: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            lowered = str(key).lower()
+            if any(word in lowered for word in SECRET_KEY_WORDS):
+                raise AuditError(f"{path}.{key}", "looks like a secret; audit details must not")
+            _check_no_secrets(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            _check_no_secrets(item, f"{path}[{position}]")
+    elif isinstance(value, str) and "PRIVATE KEY-----" in value:
+        raise AuditError(path, "contains a private key")
+
+
+def canonical_details(details: Mapping[str, object]) -> bytes:
+    """The stored bytes of ``details``: sorted-key JSON, stable under decode and re-encode."""
+    for key in details:
+        if not isinstance(key, str):
+            raise AuditError("details", f"key {key!r} is not a string")
+    _check_no_secrets(details, "details")
+    try:
+        once = _canonical.encode(details)
+    except (TypeError, ValueError, OverflowError) as error:
+        raise AuditError("details", f"not encodable as JSON: {error}") from None
+    # Round-trip once so that a decoded entry re-encodes to exactly the stored bytes
+    # (datetimes, tuples and bytes become their JSON forms here, not at verification).
+    canonical = _canonical.encode(msgspec.json.decode(once))
+    if len(canonical) > MAX_DETAILS_BYTES:
+        raise AuditError("details", f"{len(canonical)} bytes; keep it under {MAX_DETAILS_BYTES}")
+    return canonical
+
+
+def entry_hash(
+    *,
+    seq: int,
+    at: str,
+    party: str,
+    kind: str,
+    subject: str,
+    details: bytes,
+    prev_hash: bytes,
+) -> bytes:
+    """The hash of one entry from its stored fields (see the module docstring)."""
+    record = {
+        "v": FORMAT_VERSION,
+        "seq": seq,
+        "at": at,
+        "party": party,
+        "kind": kind,
+        "subject": subject,
+        "details": msgspec.Raw(details),
+        "prev_hash": prev_hash.hex(),
+    }
+    return hashlib.sha256(_canonical.encode(record)).digest()
+
+
+def _public_key(key: bytes | ed25519.Ed25519PublicKey) -> ed25519.Ed25519PublicKey:
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    try:
+        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+    except ValueError as error:
+        raise AuditError("public key", f"not an Ed25519 public key: {error}") from None
+
+
+def _signature_ok(key: ed25519.Ed25519PublicKey, entry_hash_: bytes, signature: bytes) -> bool:
+    try:
+        key.verify(signature, SIGNATURE_CONTEXT + entry_hash_)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _table_exists(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'"
+    ).fetchone()
+    return row is not None
+
+
+class AuditLog:
+    """Appends signed entries for one party's node to the ``audit_log`` table of ``conn``.
+
+    ``append`` and ``append_many`` do not commit: the entry is written in the caller's
+    transaction, so it is committed or rolled back together with the work it records. Two writers
+    on one database never fork the chain: the second to claim a seq fails on the primary key.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        signing_key: Signer,
+        party: str,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        if not is_party(party):
+            raise AuditError("party", f"{party!r} is not an ISO 3166-1 alpha-3 party code")
+        self._conn = conn
+        self._signer = signing_key
+        self.party = party
+        self._clock = clock
+        for statement in _TABLE_STATEMENTS:
+            conn.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"AuditLog(party={self.party!r}, head={self.head().seq})"
+
+    def append(
+        self, kind: str, subject: str, details: Mapping[str, object] | None = None
+    ) -> AuditEntry:
+        """Write one entry (uncommitted) and return it."""
+        return self.append_many([(kind, subject, details or {})])[0]
+
+    def append_many(
+        self, records: Iterable[tuple[str, str, Mapping[str, object]]]
+    ) -> list[AuditEntry]:
+        """Write entries in order (uncommitted); all are checked before any is written."""
+        prepared: list[tuple[str, str, bytes]] = []
+        for position, (kind, subject, details) in enumerate(records):
+            if kind not in AUDIT_KINDS:
+                raise AuditError(
+                    f"record {position}", f"kind {kind!r} is not one of {sorted(AUDIT_KINDS)}"
+                )
+            if not subject or len(subject) > MAX_SUBJECT:
+                raise AuditError(f"record {position}", f"subject must be 1-{MAX_SUBJECT} chars")
+            prepared.append((kind, subject, canonical_details(details)))
+        if not prepared:
+            return []
+
+        head = self.head()
+        seq, prev_hash = head.seq, head.hash
+        rows: list[tuple[int, str, str, str, str, str, bytes, bytes, bytes]] = []
+        entries: list[AuditEntry] = []
+        for kind, subject, details_json in prepared:
+            seq += 1
+            now = self._clock()
+            at = _format_time(now)
+            digest = entry_hash(
+                seq=seq,
+                at=at,
+                party=self.party,
+                kind=kind,
+                subject=subject,
+                details=details_json,
+                prev_hash=prev_hash,
+            )
+            signature = self._signer.sign(SIGNATURE_CONTEXT + digest)
+            text = details_json.decode("utf-8")
+            rows.append((seq, at, self.party, kind, subject, text, prev_hash, digest, signature))
+            entries.append(
+                AuditEntry(
+                    seq=seq,
+                    at=_parse_time(at, seq),
+                    party=self.party,
+                    kind=kind,
+                    subject=subject,
+                    details=msgspec.json.decode(details_json),
+                    prev_hash=prev_hash,
+                    hash=digest,
+                    signature=signature,
+                )
+            )
+            prev_hash = digest
+        self._conn.executemany(
+            f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+        )
+        return entries
+
+    def head(self) -> AuditHead:
+        """The last entry's (seq, hash), as seen inside the caller's transaction."""
+        return log_head(self._conn)
+
+    def entries(
+        self,
+        kind: str | None = None,
+        since: dt.datetime | None = None,
+        *,
+        after_seq: int = 0,
+    ) -> Iterator[AuditEntry]:
+        """Entries in seq order; see :func:`read_entries`."""
+        return read_entries(self._conn, kind=kind, since=since, after_seq=after_seq)
+
+    def verify(
+        self,
+        public_key: bytes | ed25519.Ed25519PublicKey | None = None,
+        *,
+        known_head: AuditHead | tuple[int, bytes] | None = None,
+    ) -> AuditReport:
+        """Walk the chain; the key defaults to this log's signer when it is a node key."""
+        if public_key is None:
+            public_key = _signer_public_key(self._signer)
+        return verify_log(self._conn, public_key, known_head=known_head)
+
+
+def _signer_public_key(signer: Signer) -> bytes:
+    if isinstance(signer, ed25519.Ed25519PrivateKey):
+        return public_key_bytes_of(signer)
+    key = getattr(signer, "public_key_bytes", None)
+    if isinstance(key, bytes):
+        return key
+    raise AuditError("public key", "give the public key to verify with")
+
+
+def log_head(conn: sqlite3.Connection) -> AuditHead:
+    """(seq, hash) of the last entry, or (0, :data:`GENESIS_HASH`) for an empty log."""
+    if not _table_exists(conn):
+        return AuditHead(0, GENESIS_HASH)
+    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return AuditHead(0, GENESIS_HASH)
+    return AuditHead(int(row[0]), bytes(row[1]))
+
+
+def read_entries(
+    conn: sqlite3.Connection,
+    *,
+    kind: str | None = None,
+    since: dt.datetime | None = None,
+    after_seq: int = 0,
+) -> Iterator[AuditEntry]:
+    """Entries in seq order, optionally of one kind, at or after ``since``, after ``after_seq``.
+
+    Reading does not verify; use :func:`verify_log` for that.
+    """
+    if not _table_exists(conn):
+        return
+    clauses = ["seq > ?"]
+    parameters: list[object] = [after_seq]
+    if kind is not None:
+        clauses.append("kind = ?")
+        parameters.append(kind)
+    if since is not None:
+        clauses.append("at >= ?")
+        parameters.append(_format_time(since))
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY seq",
+        parameters,
+    )
+    for row in cursor:
+        seq, at, party, kind_, subject, details, prev_hash, digest, signature = row
+        try:
+            decoded = msgspec.json.decode(details, type=dict[str, Any])
+        except msgspec.DecodeError as error:
+            raise AuditError(f"audit entry {seq}", f"details are not JSON: {error}") from None
+        yield AuditEntry(
+            seq=seq,
+            at=_parse_time(at, seq),
+            party=party,
+            kind=kind_,
+            subject=subject,
+            details=decoded,
+            prev_hash=bytes(prev_hash),
+            hash=bytes(digest),
+            signature=bytes(signature),
+        )
+
+
+class _Row(NamedTuple):
+    seq: int
+    at: str
+    party: str
+    kind: str
+    subject: str
+    details: bytes
+    prev_hash: bytes
+    hash: bytes
+    signature: bytes
+
+    def hash_as(self, seq: int) -> bytes:
+        return entry_hash(
+            seq=seq,
+            at=self.at,
+            party=self.party,
+            kind=self.kind,
+            subject=self.subject,
+            details=self.details,
+            prev_hash=self.prev_hash,
+        )
+
+
+def _typed_row(raw: tuple[Any, ...]) -> _Row | None:
+    seq, at, party, kind, subject, details, prev_hash, digest, signature = raw
+    texts = (at, party, kind, subject, details)
+    blobs = (prev_hash, digest, signature)
+    if not isinstance(seq, int) or not all(isinstance(value, str) for value in texts):
+        return None
+    if not all(isinstance(value, bytes) for value in blobs):
+        return None
+    return _Row(
+        seq, at, party, kind, subject, details.encode("utf-8"), prev_hash, digest, signature
+    )
+
+
+def _original_seq(conn: sqlite3.Connection, row: _Row) -> int | None:
+    # An entry moved from seq t keeps a prev_hash naming entry t-1 and a hash named by entry
+    # t+1; whichever neighbour is still in place tells us t, and the hash confirms it.
+    candidates: set[int] = set()
+    if row.prev_hash == GENESIS_HASH:
+        candidates.add(1)
+    for seq, names_prev, named_by in conn.execute(
+        "SELECT seq, hash = ?1, prev_hash = ?2 FROM audit_log WHERE hash = ?1 OR prev_hash = ?2",
+        (row.prev_hash, row.hash),
+    ):
+        if names_prev:
+            candidates.add(int(seq) + 1)
+        if named_by:
+            candidates.add(int(seq) - 1)
+    for candidate in sorted(candidates):
+        if candidate >= 1 and row.hash_as(candidate) == row.hash:
+            return candidate
+    return None
+
+
+def verify_log(
+    conn: sqlite3.Connection,
+    public_key: bytes | ed25519.Ed25519PublicKey,
+    *,
+    known_head: AuditHead | tuple[int, bytes] | None = None,
+) -> AuditReport:
+    """Walk every entry and report each place the chain breaks, and why.
+
+    Detects edited content, deleted entries (seq gaps), moved entries, forged or damaged
+    signatures, and an entry replaced and re-signed (its successor's link breaks). A log cut
+    short at the end looks whole by itself: pass the ``known_head`` remembered earlier (or held
+    by a partner) to detect that. One problem is reported per place, at the first seq affected.
+    """
+    key = _public_key(public_key)
+    head_seq, head_hash = known_head if known_head is not None else (0, GENESIS_HASH)
+    problems: list[AuditProblem] = []
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    previous_damaged = False
+    checked = 0
+    last = AuditHead(0, GENESIS_HASH)
+    searches = 0
+
+    def report(seq: int, reason: ProblemReason, detail: str) -> None:
+        problems.append(AuditProblem(seq=seq, reason=reason, detail=detail))
+
+    if _table_exists(conn):
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")
+    else:
+        rows = conn.execute("SELECT 1 WHERE 0")
+    for raw in rows:
+        checked += 1
+        row = _typed_row(tuple(raw))
+        if row is None:
+            seq = raw[0] if isinstance(raw[0], int) else expected_seq
+            report(seq, "malformed", "a column holds a value of the wrong type")
+            expected_seq, previous_damaged = seq + 1, True
+            continue
+        seq = row.seq
+        gap = seq != expected_seq
+        if gap:
+            missing = (
+                f"entry {expected_seq} is missing"
+                if seq == expected_seq + 1
+                else f"entries {expected_seq}..{seq - 1} are missing"
+            )
+            report(expected_seq, "missing", missing)
+
+        damaged = True
+        if row.hash_as(seq) != row.hash:
+            origin = None
+            if searches < _MAX_REORDER_SEARCHES:
+                searches += 1
+                origin = _original_seq(conn, row)
+            if origin is not None and origin != seq:
+                report(seq, "reordered", f"the entry signed as seq {origin} is stored at seq {seq}")
+            else:
+                report(seq, "edited", "content does not match the entry's signed hash")
+        elif not _signature_ok(key, row.hash, row.signature):
+            report(seq, "bad_signature", "signature does not verify with the node's key")
+        elif row.prev_hash != previous_hash and not gap and not previous_damaged:
+            report(seq, "broken_link", f"prev_hash does not name entry {seq - 1}")
+        else:
+            damaged = False
+
+        if seq == head_seq and row.hash != head_hash:
+            report(seq, "head_mismatch", "differs from the head remembered for this seq")
+        expected_seq = seq + 1
+        previous_hash = row.hash
+        previous_damaged = damaged
+        last = AuditHead(seq, row.hash)
+
+    if head_seq > last.seq:
+        report(
+            last.seq + 1,
+            "truncated",
+            f"the log ends at seq {last.seq}, but seq {head_seq} existed: the tail is gone",
+        )
+    return AuditReport(checked=checked, head=last, problems=problems)

@@ -1,0 +1,188 @@
+"""Sealing and opening batches: one Ed25519 signature over a header holding the items' Merkle root.
+
+The header names the link (sender, receiver), its sequence number, the previous batch's hash (a
+chain per link), the RFC 6962 Merkle root and count of the items, and when it was sealed. The
+batch hash is SHA-256 of the header bytes as signed. Pure functions: no store, no sockets; the
+sequence and chain are checked against the inbox by :mod:`kuroshio.exchange.inbox`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
+from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused
+from kuroshio.model import Observation, PartyCode, canonical_bytes
+from kuroshio.pki import Signer, VerificationError, verify
+
+BATCH_FORMAT: Final = "kuroshio-batch/1"
+SIGNATURE_CONTEXT: Final = b"kuroshio batch v1\x00"
+"""Prefixed to the header before signing, so a batch signature never passes for another one."""
+GENESIS_HASH: Final = bytes(HASH_SIZE)
+"""The ``prev_hash`` of a link's first batch."""
+MAX_HOPS: Final = 32
+
+
+class BatchHeader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the origin signs for one batch."""
+
+    format: Literal["kuroshio-batch/1"] = BATCH_FORMAT
+    sender: PartyCode
+    receiver: PartyCode
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    prev_hash: Digest
+    root: Digest
+    count: Annotated[int, msgspec.Meta(ge=1, le=MAX_BATCH_ITEMS)]
+    sealed_at: dt.datetime
+
+
+class SealedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch as the sender keeps it: header bytes exactly as signed, and the items."""
+
+    header: BatchHeader
+    header_bytes: bytes
+    signature: bytes
+    hash: bytes
+    items: list[bytes]
+
+    def frame(self) -> BatchFrame:
+        return BatchFrame(header=self.header_bytes, signature=self.signature, items=self.items)
+
+
+class OpenedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch that passed every check that needs no inbox state."""
+
+    header: BatchHeader
+    hash: bytes
+    observations: list[Observation]
+    leaves: bytes
+    """The items' leaf hashes back to back (32 bytes each), kept to prove any item later."""
+
+
+_header_encoder = msgspec.msgpack.Encoder()
+_header_decoder = msgspec.msgpack.Decoder(BatchHeader)
+_observation_decoder = msgspec.json.Decoder(Observation)
+
+
+def batch_hash(header_bytes: bytes) -> bytes:
+    return hashlib.sha256(header_bytes).digest()
+
+
+def batch_label(sender: str, receiver: str, seq: int) -> str:
+    """How a batch is named in provenance and audit entries, e.g. ``TWN>JPN#17``."""
+    return f"{sender}>{receiver}#{seq}"
+
+
+def seal(
+    signer: Signer,
+    *,
+    sender: str,
+    receiver: str,
+    seq: int,
+    prev_hash: bytes,
+    items: Sequence[bytes],
+    sealed_at: dt.datetime,
+) -> SealedBatch:
+    """Sign a batch of items (each the canonical bytes of one observation)."""
+    header = BatchHeader(
+        sender=sender,
+        receiver=receiver,
+        seq=seq,
+        prev_hash=prev_hash,
+        root=MerkleTree(items).root,
+        count=len(items),
+        sealed_at=sealed_at.astimezone(dt.UTC),
+    )
+    header_bytes = _header_encoder.encode(header)
+    return SealedBatch(
+        header=header,
+        header_bytes=header_bytes,
+        signature=signer.sign(SIGNATURE_CONTEXT + header_bytes),
+        hash=batch_hash(header_bytes),
+        items=list(items),
+    )
+
+
+def read_header(header_bytes: bytes) -> BatchHeader:
+    """Decode a header; raises :class:`LinkRefused` (``malformed``)."""
+    try:
+        return _header_decoder.decode(header_bytes)
+    except msgspec.DecodeError as error:
+        raise LinkRefused("malformed", f"batch header: {error}") from None
+
+
+def check_signature(header_bytes: bytes, signature: bytes, sender_key: bytes) -> None:
+    """Raise :class:`LinkRefused` (``bad_signature``) unless the origin signed this header."""
+    try:
+        verify(sender_key, signature, SIGNATURE_CONTEXT + header_bytes)
+    except VerificationError as error:
+        raise LinkRefused("bad_signature", error.reason) from None
+
+
+def open_batch(
+    frame: BatchFrame,
+    *,
+    sender: str,
+    receiver: str,
+    sender_key: bytes,
+    max_items: int = MAX_BATCH_ITEMS,
+) -> OpenedBatch:
+    """Check a received batch against the sender's pinned key; raise :class:`LinkRefused` why not.
+
+    Checks, in order: item count, header, signature, link, count, Merkle root, then every item
+    (decodes and validates as an Observation, is canonical, originates from the sender).
+    """
+    if len(frame.items) > max_items:
+        raise LinkRefused("too_many_items", f"{len(frame.items)} items, the limit is {max_items}")
+    header = read_header(frame.header)
+    seq = header.seq
+    check_signature(frame.header, frame.signature, sender_key)
+    if header.sender != sender or header.receiver != receiver:
+        raise LinkRefused(
+            "wrong_link",
+            f"batch is for link {header.sender}>{header.receiver}, this is {sender}>{receiver}",
+            seq=seq,
+        )
+    if header.count != len(frame.items):
+        raise LinkRefused(
+            "bad_merkle_root",
+            f"header counts {header.count} items, the batch holds {len(frame.items)}",
+            seq=seq,
+        )
+    leaves = [leaf_hash(item) for item in frame.items]
+    if MerkleTree.from_leaf_hashes(leaves).root != header.root:
+        raise LinkRefused(
+            "bad_merkle_root", "the items do not hash to the signed Merkle root", seq=seq
+        )
+    observations = [_open_item(item, index, sender, seq) for index, item in enumerate(frame.items)]
+    return OpenedBatch(
+        header=header,
+        hash=batch_hash(frame.header),
+        observations=observations,
+        leaves=b"".join(leaves),
+    )
+
+
+def _open_item(item: bytes, index: int, sender: str, seq: int) -> Observation:
+    try:
+        observation = _observation_decoder.decode(item)
+    except msgspec.DecodeError as error:
+        raise LinkRefused("invalid_item", f"item {index}: {error}", seq=seq) from None
+    if canonical_bytes(observation) != item:
+        raise LinkRefused(
+            "non_canonical_item", f"item {index} ({observation.id}) is not canonical", seq=seq
+        )
+    if observation.origin != sender:
+        raise LinkRefused(
+            "foreign_origin",
+            f"item {index} ({observation.id}) originates from {observation.origin}, not {sender}",
+            seq=seq,
+        )
+    if observation.provenance.hops >= MAX_HOPS:
+        raise LinkRefused("invalid_item", f"item {index} has travelled too many hops", seq=seq)
+    return observation

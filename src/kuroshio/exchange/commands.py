@@ -1,0 +1,363 @@
+"""Command line for federation: ``serve``, ``partner card|add|list``, ``audit``, ``link status``.
+
+:func:`register` adds the commands to the main ``kuroshio`` app. Commands parse options, call the
+library and print (rich tables for people, JSON for machines); errors become one line on
+standard error and exit status 2. No exchange logic lives here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kuroshio.audit import AuditError
+from kuroshio.exchange import outbox
+from kuroshio.exchange.link import link_reports
+from kuroshio.exchange.receipt import read_receipt
+from kuroshio.exchange.transports import TransportError
+from kuroshio.node import ConfigError, open_node, save_config
+from kuroshio.partners import (
+    PartnerConfig,
+    PartnerError,
+    ReleaseRule,
+    check_url,
+    encode_card,
+    make_card,
+    read_card,
+    store_card,
+)
+from kuroshio.pki import IdentityError, VerificationError
+from kuroshio.store import StoreError
+
+console = Console()
+err_console = Console(stderr=True)
+
+NodeDir = Annotated[
+    Path,
+    typer.Option(
+        "--node", "-n", envvar="KUROSHIO_NODE", help="Node directory (made by 'kuroshio init')."
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+FAILURES: tuple[type[Exception], ...] = (
+    ConfigError,
+    StoreError,
+    PartnerError,
+    IdentityError,
+    VerificationError,
+    AuditError,
+    TransportError,
+)
+
+partner_app = typer.Typer(help="Partner cards: export this node's, pin a partner's.")
+audit_app = typer.Typer(help="The audit log: verify the chain, show partners' receipts.")
+link_app = typer.Typer(help="Links to and from partners.")
+
+
+@contextlib.contextmanager
+def _failures() -> Iterator[None]:
+    try:
+        yield
+    except FAILURES as error:
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _time(at: dt.datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
+
+
+# --- serve ----------------------------------------------------------------------------------
+
+
+def serve(
+    node_dir: NodeDir = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ready line as JSON.")] = False,
+) -> None:
+    """Serve the node: federation endpoint (mTLS) and operator API, links to every partner."""
+    from kuroshio.server import run
+
+    with _failures(), open_node(node_dir) as node:
+        run(node, as_json=as_json)
+
+
+# --- partner --------------------------------------------------------------------------------
+
+
+@partner_app.command("card")
+def partner_card(
+    node_dir: NodeDir = Path("."),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the card here (default: stdout).")
+    ] = None,
+) -> None:
+    """Export this node's partner card (party, URL, CA certificate, signing key; no secrets)."""
+    with _failures(), open_node(node_dir) as node:
+        identity = node.identity
+        card = make_card(
+            node.party,
+            node.config.node.name,
+            node.config.federation.url(),
+            identity.ca_certificate_pem,
+            identity.public_key_b64,
+        )
+        data = encode_card(card)
+        if out is None:
+            sys.stdout.buffer.write(data)
+        else:
+            out.write_bytes(data)
+            err_console.print(
+                f"Card of {card.party} written to {out}. CA fingerprint {card.ca_fingerprint}, "
+                f"key {card.key_fingerprint}: confirm them with the partner out of band."
+            )
+
+
+def _kinds(values: list[str] | None) -> tuple[str, ...]:
+    kinds = tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
+    for kind in kinds:
+        if kind not in ("air", "sea", "area"):
+            raise ConfigError(f"--release {kind!r}: kinds are air, sea and area")
+    return kinds
+
+
+@partner_app.command("add")
+def partner_add(
+    card_file: Annotated[Path, typer.Argument(help="The partner's card (JSON); '-' reads stdin.")],
+    node_dir: NodeDir = Path("."),
+    release: Annotated[
+        list[str] | None,
+        typer.Option(help="Kinds released to this partner (air, sea, area); default: none."),
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Override the URL on the card.")] = None,
+) -> None:
+    """Pin a partner: trust its CA for TLS and its key for batches; choose what it is released."""
+    with _failures():
+        location = "<stdin>" if str(card_file) == "-" else str(card_file)
+        try:
+            data = sys.stdin.buffer.read() if location == "<stdin>" else card_file.read_bytes()
+        except OSError as error:
+            raise PartnerError(location, f"cannot read: {error.strerror}") from None
+        card = read_card(data, location)
+        with open_node(node_dir) as node:
+            if card.party == node.party:
+                raise PartnerError(location, f"the card is this node's own party {card.party}")
+            kinds = _kinds(release)
+            previous = node.config.partners.get(card.party)
+            if release is None and previous is not None:
+                rule = previous.release
+            else:
+                rule = msgspec.convert({"kinds": list(kinds)}, ReleaseRule)
+            store_card(node.directory, card)
+            node.config.partners[card.party] = PartnerConfig(
+                url=check_url(url or card.url, "--url"), release=rule
+            )
+            save_config(node.directory, node.config)
+        released = ", ".join(rule.kinds) if rule.kinds else "nothing (default deny)"
+        console.print(
+            f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
+            f"  CA fingerprint  {card.ca_fingerprint}\n"
+            f"  signing key     {card.key_fingerprint}\n"
+            f"  released        {released}\n"
+            "Restart 'kuroshio serve' to apply.",
+            highlight=False,
+        )
+
+
+@partner_app.command("list")
+def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Pinned partners: URL, key fingerprint, what is released to them."""
+    with _failures(), open_node(node_dir) as node:
+        partners = node.partners
+        if as_json:
+            rows = [
+                {
+                    "party": p.party,
+                    "node": p.node,
+                    "url": p.url,
+                    "key_fingerprint": p.key_fingerprint,
+                    "release": {"kinds": list(p.release.kinds)},
+                }
+                for p in partners.values()
+            ]
+            sys.stdout.write(msgspec.json.encode(rows).decode() + "\n")
+            return
+        table = Table(title=f"{node.party}: pinned partners")
+        for column in ("party", "node", "url", "signing key", "released"):
+            table.add_column(column)
+        for partner in partners.values():
+            table.add_row(
+                partner.party,
+                partner.node,
+                partner.url,
+                partner.key_fingerprint,
+                ", ".join(partner.release.kinds) or "nothing",
+            )
+        console.print(table)
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Check the audit chain: exit 0 when intact, 1 with each broken seq and reason otherwise."""
+    with _failures(), open_node(node_dir) as node:
+        report = node.audit.verify(node.identity.public_key_bytes)
+    if as_json:
+        payload: dict[str, Any] = {
+            "ok": report.ok,
+            "checked": report.checked,
+            "head": {"seq": report.head.seq, "hash": report.head.hash.hex()},
+            "problems": [msgspec.to_builtins(p) for p in report.problems],
+        }
+        sys.stdout.write(msgspec.json.encode(payload).decode() + "\n")
+    elif report.ok:
+        console.print(
+            f"audit log intact: {report.checked} entries, head seq {report.head.seq} "
+            f"{report.head.hash.hex()[:16]}",
+            highlight=False,
+        )
+    else:
+        for problem in report.problems:
+            err_console.print(
+                f"seq {problem.seq}: {problem.reason}: {problem.detail}", highlight=False
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("receipts")
+def audit_receipts(
+    partner: Annotated[str, typer.Argument(help="Partner party code, e.g. JPN.")],
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+    limit: Annotated[int, typer.Option(help="At most this many batches (newest).")] = 1_000,
+) -> None:
+    """What PARTNER has signed for: every batch sent to it, with its receipt."""
+    party = partner.upper()
+    with _failures(), open_node(node_dir) as node:
+        if party not in node.config.partners:
+            raise ConfigError(f"{party} is not a pinned partner of {node.party}")
+        with node.store.transaction() as conn:
+            rows = outbox.receipts(conn, party)[-limit:]
+    decoded = [(row, read_receipt(row.receipt) if row.receipt else None) for row in rows]
+    if as_json:
+        out = [
+            {
+                "seq": row.seq,
+                "count": row.count,
+                "batch_hash": row.hash.hex(),
+                "sealed_at": row.sealed_at,
+                "acked_at": row.acked_at,
+                "receipt": msgspec.to_builtins(receipt) if receipt else None,
+                "receipt_signature": row.receipt.signature.hex() if row.receipt else None,
+            }
+            for row, receipt in decoded
+        ]
+        sys.stdout.write(msgspec.json.encode(out).decode() + "\n")
+        return
+    table = Table(title=f"{node.party} → {party}: batches and {party}'s receipts")
+    for column in ("seq", "items", "batch hash", "sealed (UTC)", "received by partner", "stored"):
+        table.add_column(column)
+    for row, receipt in decoded:
+        table.add_row(
+            str(row.seq),
+            str(row.count),
+            row.hash.hex()[:16],
+            _time(row.sealed_at),
+            _time(receipt.received_at) if receipt else "no receipt yet",
+            str(receipt.stored) if receipt else "",
+        )
+    console.print(table)
+
+
+# --- link -----------------------------------------------------------------------------------
+
+
+@link_app.command("status")
+def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Each partner's link, both directions, as stored (works with or without 'serve')."""
+    with _failures(), open_node(node_dir) as node:
+        reports = link_reports(node)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(reports).decode() + "\n")
+        return
+    table = Table(title="links")
+    for column in (
+        "partner",
+        "waiting",
+        "sent (seq)",
+        "acked (seq)",
+        "unacked items",
+        "last receipt (UTC)",
+        "received (seq)",
+        "last received (UTC)",
+    ):
+        table.add_column(column)
+    for report in reports:
+        out, into = report.outgoing, report.incoming
+        table.add_row(
+            report.partner,
+            str(out.pending),
+            str(out.sealed_seq),
+            str(out.acked_seq),
+            str(out.unacked_items),
+            _time(out.last_acked_at),
+            str(into.last_seq),
+            _time(into.updated_at),
+        )
+    console.print(table)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo nodes live (recreated).")
+    ] = Path("demo-nodes"),
+    duration: Annotated[
+        float, typer.Option(help="Wall-clock seconds the scenario replay should take.")
+    ] = 90.0,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay speed-up instead, e.g. 300 (overrides --duration).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Stop the nodes when the scenario is done.")
+    ] = False,
+    third: Annotated[str | None, typer.Option(help="Add a third party's node, e.g. USA.")] = None,
+) -> None:
+    """Run TWN and JPN nodes on loopback exchanging a built-in scenario live (Ctrl-C stops)."""
+    from kuroshio.demo.run import run_demo
+
+    with _failures():
+        run_demo(directory, console, duration=duration, speed=speed, once=once, third=third)
+
+
+def _replace_demo(app: typer.Typer) -> None:
+    # The main app's single-node demo gives way to the federated one (same command name).
+    app.registered_commands = [
+        info
+        for info in app.registered_commands
+        if (info.name or getattr(info.callback, "__name__", "")) != "demo"
+    ]
+    app.command("demo")(demo)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the federation commands (and the two-node demo) to the ``kuroshio`` app."""
+    app.command("serve")(serve)
+    app.add_typer(partner_app, name="partner")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(link_app, name="link")
+    _replace_demo(app)

@@ -1,0 +1,353 @@
+"""The sending end of one link: connect, resume from the last receipt, stream, keep receipts.
+
+One :class:`Link` per pinned partner runs in the ``serve`` process. It seals batches from the
+outbox (at most ``batch_items`` items, waiting at most ``batch_delay_ms`` to fill one while
+another is in flight), keeps at most ``window`` unacknowledged, stores each verified receipt and
+reconnects with back-off after any failure. It does not decide releases or verify batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+import msgspec
+
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import SealedBatch, batch_label
+from kuroshio.exchange.inbox import InboxState, link_state
+from kuroshio.exchange.inbox import create_tables as create_inbox_tables
+from kuroshio.exchange.receipt import Receipt, open_receipt
+from kuroshio.exchange.transports import Channel, ChannelClosed, Transport, TransportError
+from kuroshio.exchange.wire import (
+    PROTOCOL,
+    Hello,
+    LinkRefused,
+    Refusal,
+    SignedReceipt,
+    Welcome,
+    decode,
+    encode,
+)
+from kuroshio.node import Node
+from kuroshio.partners import Partner
+
+logger = logging.getLogger("kuroshio.link")
+
+T = TypeVar("T")
+
+IDLE_POLL_S: Final = 0.05
+"""How often an idle link looks for items written by another process (e.g. ``kuroshio add``)."""
+RETRY_MIN_S: Final = 0.2
+RETRY_MAX_S: Final = 5.0
+REFUSED_RETRY_S: Final = 10.0
+WELCOME_TIMEOUT_S: Final = 15.0
+FRAME_OVERHEAD: Final = 64 * 1024
+
+
+class PartnerRefused(LinkRefused):
+    """The partner refused what this node sent (its Refusal, as received)."""
+
+
+class LinkStatus(msgspec.Struct, kw_only=True):
+    """What the sending end of one link is doing now (in memory, for the API and the demo)."""
+
+    partner: str
+    url: str
+    connected: bool = False
+    sent_batches: int = 0
+    sent_items: int = 0
+    acked_batches: int = 0
+    acked_items: int = 0
+    acked_seq: int = 0
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = None
+    connected_at: dt.datetime | None = None
+
+
+class LinkReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A link in both directions as the store shows it (works without ``serve`` running)."""
+
+    partner: str
+    url: str
+    outgoing: outbox.OutboxState
+    incoming: InboxState
+    live: LinkStatus | None = None
+
+
+def link_reports(node: Node, live: dict[str, LinkStatus] | None = None) -> list[LinkReport]:
+    """Every pinned partner's link, read from the store (and the live status when given)."""
+    reports: list[LinkReport] = []
+    with node.store.transaction() as conn:
+        create_inbox_tables(conn)
+        for party, partner in sorted(node.partners.items()):
+            reports.append(
+                LinkReport(
+                    partner=party,
+                    url=partner.url,
+                    outgoing=outbox.state(conn, party),
+                    incoming=link_state(conn, party),
+                    live=(live or {}).get(party),
+                )
+            )
+    return reports
+
+
+class Link:
+    """Sends what is released to one partner, in order, until cancelled."""
+
+    def __init__(self, node: Node, partner: Partner, transport: Transport) -> None:
+        self.node = node
+        self.partner = partner
+        self.transport = transport
+        exchange = node.config.exchange
+        self.batch_items = exchange.batch_items
+        self.batch_delay_s = exchange.batch_delay_ms / 1000
+        self.window = exchange.window
+        self.max_batch_bytes = max(exchange.max_frame_bytes - FRAME_OVERHEAD, 32 * 1024)
+        self.status = LinkStatus(partner=partner.party, url=partner.url)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup = asyncio.Event()
+        self._window_open = asyncio.Event()
+        self._in_flight = 0
+        self._next_seq = 1
+        self._reader_lock = threading.Lock()
+        self._reader = sqlite3.connect(
+            node.store.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+
+    # --- wiring ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Tell the link new items may be waiting (safe from any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    def close(self) -> None:
+        with self._reader_lock:
+            self._reader.close()
+
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            with self._reader_lock:
+                return query(self._reader)
+
+        return await asyncio.to_thread(run)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect; returns only when cancelled."""
+        self._loop = asyncio.get_running_loop()
+        retry = RETRY_MIN_S
+        party = self.partner.party
+        while True:
+            try:
+                channel = await self.transport.connect(self.partner)
+            except TransportError as error:
+                self._failed(f"cannot connect: {error.reason}", quiet=retry > RETRY_MIN_S)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, RETRY_MAX_S)
+                continue
+            retry = RETRY_MIN_S
+            self.status.connected = True
+            self.status.connected_at = dt.datetime.now(dt.UTC)
+            logger.info("link %s>%s connected to %s", self.node.party, party, channel.peer)
+            wait = RETRY_MIN_S
+            try:
+                await self._session(channel)
+            except PartnerRefused as refused:
+                self._failed(f"refused by {party}: {refused}")
+                wait = REFUSED_RETRY_S
+            except LinkRefused as refused:
+                await asyncio.to_thread(self._audit_failure, refused)
+                self._failed(f"refused {party}'s answer: {refused}")
+                with contextlib.suppress(ChannelClosed):
+                    await channel.close(1008, refused.code)
+                wait = REFUSED_RETRY_S
+            except ChannelClosed as closed:
+                self._failed(f"connection closed: {closed}")
+            except TimeoutError:
+                self._failed(f"{party} did not answer in time")
+            finally:
+                self.status.connected = False
+                with contextlib.suppress(Exception):
+                    await channel.close(1000, "")
+            await asyncio.sleep(wait)
+
+    def _failed(self, reason: str, *, quiet: bool = False) -> None:
+        self.status.last_error = reason
+        self.status.last_error_at = dt.datetime.now(dt.UTC)
+        (logger.debug if quiet else logger.warning)(
+            "link %s>%s: %s", self.node.party, self.partner.party, reason
+        )
+
+    def _audit_failure(self, refused: LinkRefused) -> None:
+        details: dict[str, object] = {
+            "partner": self.partner.party,
+            "code": refused.code,
+            "reason": refused.reason[:1_000],
+        }
+        if refused.seq is not None:
+            details["seq"] = refused.seq
+        with self.node.store.transaction():
+            self.node.audit.append("verify_failure", f"receipts from {self.partner.party}", details)
+
+    async def _session(self, channel: Channel) -> None:
+        party = self.partner.party
+        acked = await self._read(lambda conn: outbox.acked_seq(conn, party))
+        await channel.send(
+            encode(
+                Hello(protocol=PROTOCOL, sender=self.node.party, receiver=party, acked_seq=acked)
+            )
+        )
+        welcome = decode(await asyncio.wait_for(channel.receive(), WELCOME_TIMEOUT_S))
+        if isinstance(welcome, Refusal):
+            raise PartnerRefused(welcome.code, welcome.reason, seq=welcome.seq)
+        if not isinstance(welcome, Welcome):
+            raise LinkRefused("unexpected", f"expected a welcome, got {type(welcome).__name__}")
+        for signed in welcome.receipts:
+            await self._take_receipt(signed)
+        acked = await self._read(lambda conn: outbox.acked_seq(conn, party))
+        if welcome.last_seq != acked:
+            raise LinkRefused(
+                "diverged",
+                f"{party} has taken in batches up to {welcome.last_seq}, "
+                f"this node holds receipts up to {acked}",
+            )
+        self.status.acked_seq = acked
+        self._next_seq = acked + 1
+        self._in_flight = 0
+        self._window_open.set()
+        tasks = [
+            asyncio.create_task(self._send_batches(channel)),
+            asyncio.create_task(self._take_receipts(channel)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            error = task.exception()
+            if error is not None:
+                raise error
+
+    async def _send_batches(self, channel: Channel) -> None:
+        while True:
+            await self._window_open.wait()
+            batch = await self._next_batch()
+            await channel.send(encode(batch.frame()))
+            self._next_seq = batch.header.seq + 1
+            self._in_flight += 1
+            if self._in_flight >= self.window:
+                self._window_open.clear()
+            self.status.sent_batches += 1
+            self.status.sent_items += batch.header.count
+
+    async def _next_batch(self) -> SealedBatch:
+        party = self.partner.party
+        seq = self._next_seq
+        resend = await self._read(lambda conn: outbox.sealed_batch(conn, party, seq))
+        if resend is not None:
+            return resend
+        first_seen: float | None = None
+        while True:
+            self._wakeup.clear()
+            pending = await self._read(
+                lambda conn: outbox.pending_count(conn, party, limit=self.batch_items)
+            )
+            now = time.monotonic()
+            if pending:
+                first_seen = now if first_seen is None else first_seen
+                waited = now - first_seen
+                if (
+                    pending >= self.batch_items
+                    or self._in_flight == 0
+                    or waited >= self.batch_delay_s
+                ):
+                    sealed = await asyncio.to_thread(self._seal)
+                    if sealed is not None:
+                        return sealed
+                    continue
+                timeout = self.batch_delay_s - waited
+            else:
+                timeout = IDLE_POLL_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _seal(self) -> SealedBatch | None:
+        party = self.partner.party
+        with self.node.store.transaction() as conn:
+            sealed = outbox.seal_next(
+                conn,
+                party,
+                signer=self.node.identity,
+                sender=self.node.party,
+                max_items=self.batch_items,
+                max_bytes=self.max_batch_bytes,
+                now=dt.datetime.now(dt.UTC),
+            )
+            if sealed is not None:
+                self.node.audit.append(
+                    "send",
+                    f"batch {batch_label(self.node.party, party, sealed.header.seq)}",
+                    {
+                        "partner": party,
+                        "seq": sealed.header.seq,
+                        "count": sealed.header.count,
+                        "hash": sealed.hash.hex(),
+                    },
+                )
+        return sealed
+
+    async def _take_receipts(self, channel: Channel) -> None:
+        while True:
+            message = decode(await channel.receive())
+            if isinstance(message, Refusal):
+                raise PartnerRefused(message.code, message.reason, seq=message.seq)
+            if not isinstance(message, SignedReceipt):
+                raise LinkRefused("unexpected", f"expected a receipt, got {type(message).__name__}")
+            receipt = await self._take_receipt(message)
+            self._in_flight = max(0, self._in_flight - 1)
+            self._window_open.set()
+            self._wakeup.set()
+            self.status.acked_batches += 1
+            self.status.acked_items += receipt.count
+            self.status.acked_seq = max(self.status.acked_seq, receipt.seq)
+
+    async def _take_receipt(self, signed: SignedReceipt) -> Receipt:
+        receipt = open_receipt(signed, self.partner.signing_key)
+        if receipt.sender != self.node.party or receipt.receiver != self.partner.party:
+            raise LinkRefused(
+                "wrong_link",
+                f"receipt for link {receipt.sender}>{receipt.receiver}",
+                seq=receipt.seq,
+            )
+        await asyncio.to_thread(self._store_receipt, receipt, signed)
+        return receipt
+
+    def _store_receipt(self, receipt: Receipt, signed: SignedReceipt) -> None:
+        party = self.partner.party
+        with self.node.store.transaction() as conn:
+            if outbox.record_receipt(conn, party, receipt, signed, now=dt.datetime.now(dt.UTC)):
+                self.node.audit.append(
+                    "receipt",
+                    f"batch {batch_label(self.node.party, party, receipt.seq)}",
+                    {
+                        "partner": party,
+                        "seq": receipt.seq,
+                        "count": receipt.count,
+                        "stored": receipt.stored,
+                        "hash": receipt.batch_hash.hex(),
+                    },
+                )

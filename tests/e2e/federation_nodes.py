@@ -1,0 +1,174 @@
+"""Real nodes for federation tests: made with the CLI, served as ``kuroshio serve`` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from cli_run import kuroshio_command, run
+from kuroshio.model import Observation
+
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` (a guard against hangs, not a timing
+    assertion: the limit is far above what any run needs)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+class ServedNode:
+    """One node directory and, while started, its ``kuroshio serve`` process."""
+
+    def __init__(self, root: Path, party: str) -> None:
+        self.party = party
+        self.directory = root / party.lower()
+        self.federation_port = free_port()
+        self.api_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root / f"{party.lower()}-serve.log"
+        run("init", "--party", party, "--port", self.federation_port, self.directory, check=True)
+        config = self.directory / "kuroshio.toml"
+        # The operator API port is the user's to choose in the config file.
+        config.write_text(config.read_text().replace("port = 8080", f"port = {self.api_port}"))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def store_path(self) -> Path:
+        return self.directory / "store.sqlite"
+
+    def card(self) -> Path:
+        path = self.directory.parent / f"{self.party.lower()}.card.json"
+        run("partner", "card", "--node", self.directory, "--out", path, check=True)
+        return path
+
+    def pin(self, other: ServedNode, *kinds: str) -> None:
+        args: list[str | Path] = ["partner", "add", other.card(), "--node", self.directory]
+        for kind in kinds:
+            args += ["--release", kind]
+        run(*args, check=True)
+
+    def start(self) -> dict[str, Any]:
+        """Start serving; returns the ready line (where it listens)."""
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*kuroshio_command(), "serve", "--node", str(self.directory), "--json"],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env={**os.environ, "NO_COLOR": "1"},
+            )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self.process.stdout], [], [], max(remaining, 0))
+            if not ready:
+                self.kill()
+                raise AssertionError(f"{self.party} node did not start:\n{self.log.read_text()}")
+            chunk = os.read(self.process.stdout.fileno(), 4096)
+            if not chunk:
+                raise AssertionError(f"{self.party} node exited:\n{self.log.read_text()}")
+            line += chunk
+        info: dict[str, Any] = json.loads(line)
+        return info
+
+    def stop(self) -> int:
+        """SIGTERM, as an operator would; the exit status."""
+        if self.process is None:
+            return 0
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self._drop()
+        return code
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=60)
+        self._drop()
+
+    def _drop(self) -> None:
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None
+
+    def add(self, observations: Iterable[Observation], path: Path | None = None) -> None:
+        """``kuroshio add`` of NDJSON, as an operator would."""
+        source = path or self.directory.parent / f"{self.party.lower()}-add.ndjson"
+        write_ndjson(source, observations)
+        run("add", "--node", self.directory, source, "--json", check=True)
+
+    def versions(self, prefix: str) -> set[tuple[str, int]]:
+        """Every stored (id, version) whose id starts with ``prefix`` (history included)."""
+        return {
+            (str(i), int(v))
+            for i, v in query(
+                self.store_path,
+                "SELECT id, version FROM observation_versions WHERE id LIKE ?",
+                (prefix + "%",),
+            )
+        }
+
+    def count(self, prefix: str) -> int:
+        rows = query(
+            self.store_path,
+            "SELECT count(*) FROM observation_versions WHERE id LIKE ?",
+            (prefix + "%",),
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def audit(self, kind: str) -> list[dict[str, Any]]:
+        return [
+            {"subject": subject, **json.loads(details)}
+            for subject, details in query(
+                self.store_path,
+                "SELECT subject, details FROM audit_log WHERE kind = ? ORDER BY seq",
+                (kind,),
+            )
+        ]
+
+
+def query(path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read another process's store without disturbing it (read-only; a missing table reads
+    as empty)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
+            return list(conn.execute(sql, parameters))
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return []
+        raise
+
+
+def write_ndjson(path: Path, observations: Iterable[Observation]) -> None:
+    encoder = msgspec.json.Encoder()
+    with path.open("wb") as out:
+        for item in observations:
+            out.write(encoder.encode(item) + b"\n")

@@ -1,0 +1,120 @@
+"""kill -9 of the sender, or of the receiver, in the middle of a stream of 100 000 observations.
+
+After restart the receiver holds exactly the (id, version) set the sender released, each item
+taken in once, every batch signed for, and both audit logs verify.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import msgspec
+import pytest
+from federation_nodes import ServedNode, query, wait_until, write_ndjson
+
+from cli_run import kuroshio_command, run
+from kuroshio.model import Marking, Observation
+from observations import observation
+
+REPORTS = 100_000
+CORRECTIONS = 2_000
+RETRACTIONS = 500
+T0 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+
+
+def _stream() -> list[Observation]:
+    marking = Marking(tlp="AMBER", releasable_to=("JPN",))
+    reports = [
+        observation(
+            n,
+            at=T0 + dt.timedelta(seconds=n),
+            lon=118 + (n % 700) / 100,
+            lat=20 + (n % 900) / 100,
+            marking=marking,
+        )
+        for n in range(REPORTS)
+    ]
+    corrections = [
+        msgspec.structs.replace(reports[n], version=2, remarks="corrected")
+        for n in range(0, CORRECTIONS * 7, 7)
+    ]
+    retractions = [
+        msgspec.structs.replace(reports[n], version=3, retracted=True)
+        for n in range(0, RETRACTIONS * 7, 7)
+    ]
+    return reports + corrections + retractions
+
+
+def _pair(root: Path) -> tuple[ServedNode, ServedNode]:
+    twn, jpn = ServedNode(root, "TWN"), ServedNode(root, "JPN")
+    twn.pin(jpn, "air", "sea")
+    jpn.pin(twn, "air", "sea")
+    return twn, jpn
+
+
+def _start_adding(twn: ServedNode, observations: list[Observation]) -> subprocess.Popen[bytes]:
+    source = twn.directory.parent / "stream.ndjson"
+    write_ndjson(source, observations)
+    return subprocess.Popen(
+        [*kuroshio_command(), "add", "--node", str(twn.directory), str(source), "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _check_exactly_once(twn: ServedNode, jpn: ServedNode, sent: list[Observation]) -> None:
+    expected = {o.key for o in sent}
+    assert jpn.versions("TWN:") == expected
+    taken_in = query(jpn.store_path, "SELECT count(*) FROM inbox_items")[0][0]
+    assert taken_in == len(expected), "an item was taken in twice"
+    receipts = query(
+        twn.store_path,
+        "SELECT count(*), sum(count) FROM sent_batches WHERE acked_at IS NOT NULL",
+    )[0]
+    sealed = query(twn.store_path, "SELECT count(*) FROM sent_batches")[0][0]
+    assert receipts[0] == sealed and receipts[1] == len(expected)
+    assert query(twn.store_path, "SELECT count(*) FROM outbox")[0][0] == 0
+    current = query(jpn.store_path, "SELECT count(*), sum(retracted) FROM current")[0]
+    assert current == (REPORTS, RETRACTIONS)
+    for node in (twn, jpn):
+        verified = run("audit", "verify", "--node", node.directory)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _run_with_kills(tmp_path: Path, victim: str) -> None:
+    twn, jpn = _pair(tmp_path)
+    sent = _stream()
+    twn.start()
+    jpn.start()
+    adding = _start_adding(twn, sent)
+    try:
+        for threshold in (15_000, 55_000):
+            wait_until(lambda t=threshold: jpn.count("TWN:") >= t, f"{threshold} at JPN")
+            node = twn if victim == "TWN" else jpn
+            node.kill()
+            assert jpn.count("TWN:") < len(sent), "the stream ended before the kill"
+            node.start()
+        assert adding.wait(timeout=300) == 0
+        wait_until(lambda: jpn.count("TWN:") >= len(sent), "the whole stream at JPN", 300)
+        wait_until(
+            lambda: query(twn.store_path, "SELECT count(*) FROM outbox")[0][0] == 0,
+            "every receipt at TWN",
+        )
+    finally:
+        if adding.poll() is None:
+            adding.kill()
+        twn.stop()
+        jpn.stop()
+    _check_exactly_once(twn, jpn, sent)
+
+
+@pytest.mark.e2e
+def test_kill_9_of_the_sender_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    _run_with_kills(tmp_path, "TWN")
+
+
+@pytest.mark.e2e
+def test_kill_9_of_the_receiver_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    _run_with_kills(tmp_path, "JPN")

@@ -1,0 +1,138 @@
+"""The operator API over HTTP against a real server: health, add (bounded), query with cursor
+paging, events, links."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+import uvicorn
+
+from kuroshio.api import create_app
+from kuroshio.model import Marking
+from kuroshio.node import ConfigError, Node, init_node, open_node, save_config
+from kuroshio.server import check_api_binding
+from observations import observation
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    with init_node(tmp_path / "twn", "TWN") as created:
+        created.config.api.max_body_bytes = 64 * 1024
+        save_config(created.directory, created.config)
+    with open_node(tmp_path / "twn") as opened:
+        yield opened
+
+
+@pytest.fixture
+def client(node: Node) -> Iterator[httpx.Client]:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(node), host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="none"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _ndjson(numbers: range) -> bytes:
+    return b"\n".join(msgspec.json.encode(observation(n, lon=120 + n / 100)) for n in numbers)
+
+
+def test_health_names_the_node(client: httpx.Client) -> None:
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["party"] == "TWN" and health["node"] == "twn-1"
+    assert health["federation_url"] == "https://127.0.0.1:8443"
+
+
+def test_observations_added_as_ndjson_or_array_and_paged_back(
+    client: httpx.Client, node: Node
+) -> None:
+    added = client.post("/api/observations", content=_ndjson(range(100))).json()
+    assert added["inserted"] == 100 and added["rejected"] == []
+    array = msgspec.json.encode([observation(n) for n in range(100, 160)])
+    assert client.post("/api/observations", content=array).json()["inserted"] == 60
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, str | int] = {"limit": 70, "origin": "TWN"}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/observations", params=params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(f"TWN:test:{n}" for n in range(160))
+    [entry, *_] = list(node.audit.entries("ingest"))
+    assert entry.subject == "100 observations via api"
+
+
+def test_bad_records_are_reported_and_the_rest_stored(client: httpx.Client) -> None:
+    body = _ndjson(range(2)) + b'\n{"id": "nope"}\n' + _ndjson(range(2, 3))
+    result = client.post("/api/observations", content=body).json()
+    assert result["inserted"] == 3
+    [rejected] = result["rejected"]
+    assert rejected["location"] == "line 3" and "$.id" in rejected["reason"]
+
+
+def test_a_body_over_the_limit_is_refused_whole(client: httpx.Client) -> None:
+    response = client.post("/api/observations", content=_ndjson(range(500)))
+    assert response.status_code == 413
+    assert client.get("/api/observations").json()["items"] == []
+
+
+def test_query_parameters_are_checked(client: httpx.Client) -> None:
+    assert client.get("/api/observations", params={"bbox": "1,2,3"}).status_code == 422
+    assert client.get("/api/observations", params={"start": "yesterday"}).status_code == 422
+    assert client.get("/api/observations", params={"cursor": "!!"}).status_code == 422
+    client.post("/api/observations", content=_ndjson(range(3)))
+    inside = client.get("/api/observations", params={"bbox": "119.9,21,120.015,23"}).json()
+    assert [i["id"] for i in inside["items"]] == ["TWN:test:0", "TWN:test:1"]
+
+
+def test_events_and_links_answer_empty_on_a_new_node(client: httpx.Client) -> None:
+    assert client.get("/api/events").json() == {"items": []}
+    assert client.get("/api/links").json() == []
+
+
+def test_the_stream_is_documented_in_the_openapi_spec(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/health", "/api/observations", "/api/events", "/api/stream", "/api/links"} <= set(
+        paths
+    )
+
+
+def test_the_operator_api_refuses_a_non_loopback_bind_without_tls(node: Node) -> None:
+    check_api_binding(node)
+    node.config.api.host = "0.0.0.0"
+    with pytest.raises(ConfigError, match=r"api\.certfile"):
+        check_api_binding(node)
+    node.config.api.certfile, node.config.api.keyfile = "api.pem", "api.key"
+    check_api_binding(node)
+
+
+def test_withheld_reports_never_reach_an_outbox_through_the_api(
+    client: httpx.Client, node: Node
+) -> None:
+    red = observation(1, marking=Marking(tlp="RED", releasable_to=("JPN",)))
+    client.post("/api/observations", content=msgspec.json.encode(red))
+    rows = node.store.connection.execute("SELECT count(*) FROM outbox").fetchone()
+    assert rows[0] == 0

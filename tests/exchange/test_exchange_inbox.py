@@ -1,0 +1,225 @@
+"""Node to node without sockets: release into the outbox, seal, take in, receipt, proof to origin.
+
+Two real node directories (keys, SQLite stores); the wire is replaced by handing frames over, so
+the sequence rules and the one-transaction take-in are tested on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import GENESIS_HASH, seal
+from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_proof
+from kuroshio.exchange.receipt import open_receipt
+from kuroshio.exchange.wire import BatchFrame, LinkRefused
+from kuroshio.model import Marking, Observation, Source
+from kuroshio.node import Node, init_node, open_node, save_config
+from kuroshio.partners import PartnerConfig, ReleaseRule, make_card, store_card
+from kuroshio.pki import VerificationError
+from kuroshio.store import ObservationFilter
+from observations import observation
+
+TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
+
+
+def _pin(node: Node, other: Node, kinds: tuple[str, ...] = ("air", "sea")) -> None:
+    card = make_card(
+        other.party,
+        other.config.node.name,
+        other.config.federation.url(),
+        other.identity.ca_certificate_pem,
+        other.identity.public_key_b64,
+    )
+    store_card(node.directory, card)
+    node.config.partners[other.party] = PartnerConfig(
+        url=card.url, release=msgspec.convert({"kinds": list(kinds)}, ReleaseRule)
+    )
+    save_config(node.directory, node.config)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Node, Node]:
+    with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
+        _pin(twn, jpn)
+        _pin(jpn, twn)
+    return open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+
+
+def _seal(node: Node, party: str) -> BatchFrame:
+    with node.store.transaction() as conn:
+        sealed = outbox.seal_next(
+            conn,
+            party,
+            signer=node.identity,
+            sender=node.party,
+            max_items=1000,
+            max_bytes=8 * 1024 * 1024,
+            now=dt.datetime.now(dt.UTC),
+        )
+    assert sealed is not None
+    return sealed.frame()
+
+
+def _stored_ids(node: Node, origin: str) -> list[str]:
+    return [o.id for o in node.store.iter_query(ObservationFilter(origins=(origin,)))]
+
+
+def test_ingest_releases_only_what_the_config_and_marking_allow(pair: tuple[Node, Node]) -> None:
+    twn, _ = pair
+    reports = [
+        observation(0, marking=TO_JAPAN),
+        observation(1, marking=Marking(releasable_to=())),  # not releasable to JPN
+        observation(2, marking=Marking(tlp="RED", releasable_to=("JPN",))),
+        observation(3, kind="area", marking=TO_JAPAN),  # kind not listed for JPN
+    ]
+    twn.ingest(reports)
+    twn.ingest(reports)  # the same again: nothing new, nothing released twice
+    with twn.store.transaction() as conn:
+        assert outbox.state(conn, "JPN").pending == 1
+    ingest = [e for e in twn.audit.entries("ingest")]
+    assert ingest[0].details["released"] == {"JPN": 1}
+    assert ingest[0].details["withheld"] == {
+        "JPN": {"not_releasable": 1, "tlp_red": 1, "kind_not_listed": 1}
+    }
+    assert ingest[1].details["unchanged"] == 4 and "released" not in ingest[1].details
+
+
+def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
+    pair: tuple[Node, Node],
+) -> None:
+    twn, jpn = pair
+    twn.ingest([observation(n, marking=TO_JAPAN) for n in range(3)])
+    frame = _seal(twn, "JPN")
+    inbox = Inbox(jpn)
+    signed = inbox.accept(jpn.partners["TWN"], frame)
+    receipt = open_receipt(signed, jpn.identity.public_key_bytes)
+    assert (receipt.sender, receipt.receiver, receipt.seq, receipt.count) == ("TWN", "JPN", 1, 3)
+    assert receipt.stored == 3
+    stored = jpn.store.get("TWN:test:1")
+    assert stored is not None
+    assert stored.provenance.partner == "TWN" and stored.provenance.batch == "TWN>JPN#1"
+    assert stored.provenance.hops == 1
+
+    # The same batch again (a lost receipt): the same receipt, nothing stored twice.
+    assert inbox.accept(jpn.partners["TWN"], frame) == signed
+    assert jpn.store.count_versions() == 3
+    assert [e.kind for e in jpn.audit.entries()] == ["receive"]
+
+    # The sender stores the receipt; the items leave its outbox.
+    with twn.store.transaction() as conn:
+        assert outbox.record_receipt(conn, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
+        state = outbox.state(conn, "JPN")
+    assert (state.acked_seq, state.pending, state.unacked_items) == (1, 0, 0)
+
+
+def test_replays_gaps_and_broken_chains_are_refused_and_nothing_is_stored(
+    pair: tuple[Node, Node],
+) -> None:
+    twn, jpn = pair
+    inbox = Inbox(jpn)
+    partner = jpn.partners["TWN"]
+    frames = []
+    for batch in range(3):
+        twn.ingest([observation(10 * batch + n, marking=TO_JAPAN) for n in range(2)])
+        frames.append(_seal(twn, "JPN"))
+    inbox.accept(partner, frames[0])
+
+    with pytest.raises(LinkRefused) as refused:
+        inbox.accept(partner, frames[2])
+    assert refused.value.code == "out_of_order" and "expected batch 2, got 3" in str(refused.value)
+    inbox.accept(partner, frames[1])
+    with pytest.raises(LinkRefused) as refused:
+        inbox.accept(partner, frames[0])
+    assert refused.value.code == "replayed"
+
+    # A batch 3 signed by the sender but chained to something else.
+    rogue = seal(
+        twn.identity,
+        sender="TWN",
+        receiver="JPN",
+        seq=3,
+        prev_hash=GENESIS_HASH,
+        items=frames[2].items,
+        sealed_at=dt.datetime.now(dt.UTC),
+    )
+    with pytest.raises(LinkRefused) as refused:
+        inbox.accept(partner, rogue.frame())
+    assert refused.value.code == "chain_broken"
+    assert sorted(_stored_ids(jpn, "TWN")) == [
+        "TWN:test:0",
+        "TWN:test:1",
+        "TWN:test:10",
+        "TWN:test:11",
+    ]
+    with jpn.store.transaction() as conn:
+        assert link_state(conn, "TWN").last_seq == 2
+    inbox.accept(partner, frames[2])
+    assert len(_stored_ids(jpn, "TWN")) == 6
+
+
+def test_corrections_and_retractions_travel_as_later_versions(pair: tuple[Node, Node]) -> None:
+    twn, jpn = pair
+    inbox = Inbox(jpn)
+    first = observation(1, marking=TO_JAPAN)
+    twn.ingest([first])
+    inbox.accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    corrected = msgspec.structs.replace(first, version=2, remarks="count corrected")
+    retracted = msgspec.structs.replace(first, version=3, retracted=True)
+    twn.ingest([corrected])
+    twn.ingest([retracted])
+    inbox.accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    current = jpn.store.get("TWN:test:1")
+    assert current is not None and current.version == 3 and current.retracted
+    assert [o.version for o in jpn.store.history("TWN:test:1")] == [1, 2, 3]
+
+
+def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -> None:
+    twn, jpn = pair
+    twn.ingest([observation(n, marking=TO_JAPAN, lon=121 + n / 10) for n in range(7)])
+    Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+
+    proof = item_proof(jpn.store.connection, jpn, "TWN:test:5", 1)
+    assert proof is not None
+    as_sent: Observation = verify_item_proof(proof, twn.identity.public_key_bytes)
+    assert as_sent == twn.store.get("TWN:test:5")  # byte for byte what the origin released
+    with pytest.raises(VerificationError):
+        verify_item_proof(proof, jpn.identity.public_key_bytes)
+    other = item_proof(jpn.store.connection, jpn, "TWN:test:4", 1)
+    assert other is not None
+    with pytest.raises(VerificationError):
+        verify_item_proof(
+            msgspec.structs.replace(proof, item=other.item), twn.identity.public_key_bytes
+        )
+
+
+def test_a_refused_batch_leaves_no_trace_but_the_audit_entry(pair: tuple[Node, Node]) -> None:
+    twn, jpn = pair
+    twn.ingest([observation(n, marking=TO_JAPAN) for n in range(2)])
+    frame = _seal(twn, "JPN")
+    forged = msgspec.structs.replace(frame, signature=bytes(64))
+    inbox = Inbox(jpn)
+    with pytest.raises(LinkRefused) as refused:
+        inbox.accept(jpn.partners["TWN"], forged)
+    inbox.refuse("TWN", "test", refused.value)
+    assert jpn.store.count_versions() == 0
+    with sqlite3.connect(jpn.store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM inbox_items").fetchone()[0] == 0
+    [entry] = list(jpn.audit.entries())
+    assert entry.kind == "verify_failure" and entry.details["code"] == "bad_signature"
+    assert jpn.audit.verify().ok
+
+
+def test_a_report_built_in_code_with_whole_numbers_travels(pair: tuple[Node, Node]) -> None:
+    twn, jpn = pair
+    built = observation(1, marking=TO_JAPAN, source=Source(sensor="radar", uncertainty_m=1000))
+    twn.ingest([built])
+    receipt = open_receipt(
+        Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN")), jpn.identity.public_key_bytes
+    )
+    assert receipt.stored == 1
