@@ -1,0 +1,635 @@
+"""The release decision: one pure function from an observation, the agreement in force, the
+partner, the reciprocity status and the time to *release (transformed)* or *withhold (why)*.
+
+It reads no files, keeps no state and sends nothing; the exchange calls it at egress and audits
+what it returns. The transforms it applies (coarsen, drop, generalise, marking) live here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
+
+import msgspec
+import shapely
+from shapely.errors import GEOSException
+
+from kuroshio.model import (
+    Geometry,
+    LineString,
+    Marking,
+    MultiLineString,
+    Observation,
+    OriginatorControl,
+    PartyCode,
+    Point,
+    Polygon,
+    Position,
+    tlp_rank,
+)
+from kuroshio.policy.agreement import (
+    EnforcedAgreement,
+    ParsedAgreement,
+    Reciprocity,
+    Rule,
+    Transforms,
+)
+from kuroshio.policy.grid import snap
+
+if TYPE_CHECKING:
+    from kuroshio.policy.ledger import ReciprocityStatus
+
+WithholdCode: TypeAlias = Literal[
+    "no_agreement",
+    "not_in_force",
+    "not_a_party",
+    "tlp_red",
+    "to_origin",
+    "echo",
+    "releasable_to",
+    "originator_control",
+    "hop_limit",
+    "no_rules",
+    "default_deny",
+    "rule",
+    "reciprocity_suspended",
+]
+MAX_HOPS_RECORDED: Final = 32
+"""``provenance.hops`` cannot go past this (the schema's limit)."""
+COARSENED_WORDS: Final = "coarsened to {km:g} km grid"
+"""How a coarsening is written in ``provenance.transforms`` (after ``"<PARTY>: "``)."""
+
+
+class Released(msgspec.Struct, frozen=True, kw_only=True, tag="release", tag_field="decision"):
+    """Release ``observation`` (already transformed) to ``partner``, not before ``not_before``."""
+
+    observation: Observation
+    partner: PartyCode
+    agreement: str
+    agreement_version: int
+    rule: str
+    transforms: tuple[str, ...] = ()
+    """The transforms in words, as appended to ``observation.provenance.transforms``."""
+    not_before: dt.datetime | None = None
+    """Hold the item until this time (set when a delay applies)."""
+    grid_km: float | None = None
+    """Position precision released (None: as observed)."""
+    warnings: tuple[str, ...] = ()
+
+    released: ClassVar[bool] = True
+
+    def audit_details(self) -> dict[str, object]:
+        """What a ``decision`` audit entry records (identifiers, never the observation)."""
+        return {
+            "decision": "release",
+            "item": self.observation.id,
+            "version": self.observation.version,
+            "partner": self.partner,
+            "agreement": self.agreement,
+            "agreement_version": self.agreement_version,
+            "rule": self.rule,
+            "transforms": list(self.transforms),
+            "not_before": None if self.not_before is None else self.not_before.isoformat(),
+            "warnings": list(self.warnings),
+        }
+
+
+class Withheld(msgspec.Struct, frozen=True, kw_only=True, tag="withhold", tag_field="decision"):
+    """Do not release item ``item`` version ``version`` to ``partner``, and why."""
+
+    item: str
+    version: int
+    partner: PartyCode
+    code: WithholdCode
+    reason: str
+    rule: str | None = None
+    agreement: str | None = None
+    agreement_version: int | None = None
+
+    released: ClassVar[bool] = False
+
+    def audit_details(self) -> dict[str, object]:
+        return {
+            "decision": "withhold",
+            "item": self.item,
+            "version": self.version,
+            "partner": self.partner,
+            "code": self.code,
+            "reason": self.reason,
+            "rule": self.rule,
+            "agreement": self.agreement,
+            "agreement_version": self.agreement_version,
+        }
+
+
+Decision: TypeAlias = Released | Withheld
+
+
+# --- the decision ------------------------------------------------------------------------------
+
+
+def decide(
+    observation: Observation,
+    agreement: EnforcedAgreement | None,
+    partner: str,
+    ledger: ReciprocityStatus | None,
+    now: dt.datetime,
+    *,
+    own_party: str,
+) -> Decision:
+    """Whether and how ``own_party`` releases ``observation`` to ``partner`` at ``now``.
+
+    ``agreement`` is the one in force with ``partner`` (None: there is none, so nothing leaves);
+    ``ledger`` is the partner's reciprocity status under it (None: not judged).
+    """
+    if agreement is None:
+        return _withhold(
+            observation, partner, "no_agreement", f"no agreement with {partner} is in force"
+        )
+    return _decide(observation, agreement.parsed, partner, ledger, now, own_party)
+
+
+def preview(
+    observation: Observation,
+    agreement: ParsedAgreement,
+    partner: str,
+    ledger: ReciprocityStatus | None,
+    now: dt.datetime,
+    *,
+    own_party: str,
+) -> Decision:
+    """What :func:`decide` would return if ``agreement`` (perhaps a draft, not yet signed by
+    everyone) were in force. For showing liaison staff a draft's effect; never for sending."""
+    return _decide(observation, agreement, partner, ledger, now, own_party)
+
+
+def _decide(
+    observation: Observation,
+    parsed: ParsedAgreement,
+    partner: str,
+    ledger: ReciprocityStatus | None,
+    now: dt.datetime,
+    own_party: str,
+) -> Decision:
+    agreement = parsed.agreement
+
+    def withhold(code: WithholdCode, reason: str, rule: str | None = None) -> Withheld:
+        return _withhold(
+            observation,
+            partner,
+            code,
+            reason,
+            rule=rule,
+            agreement=agreement.id,
+            agreement_version=agreement.version,
+        )
+
+    if not agreement.in_window(now):
+        return withhold(
+            "not_in_force",
+            f"agreement {agreement.id} v{agreement.version} is valid from "
+            f"{agreement.valid_from.isoformat()} until {agreement.valid_until.isoformat()}",
+        )
+    if own_party not in agreement.parties or partner not in agreement.parties:
+        return withhold(
+            "not_a_party",
+            f"agreement {agreement.id} is between {', '.join(agreement.parties)}; "
+            f"it says nothing from {own_party} to {partner}",
+        )
+    if partner == own_party:
+        return withhold("not_a_party", f"{partner} is this node's own party")
+    refusal = _marking_refusal(observation, partner, own_party)
+    if refusal is not None:
+        return withhold(*refusal)
+    rules = agreement.rules(own_party, partner)
+    if not rules:
+        return withhold(
+            "no_rules", f"agreement {agreement.id} has no rules from {own_party} to {partner}"
+        )
+    rule = matching_rule(observation, rules, parsed.areas, now)
+    if rule is None:
+        return withhold("default_deny", "no rule matches (default deny)")
+    if rule.action == "withhold":
+        return withhold("rule", rule.reason or f"withheld by rule {rule.id}", rule.id)
+    extra = _reciprocity_effect(observation, agreement.reciprocity, ledger, partner)
+    if isinstance(extra, str):
+        return withhold("reciprocity_suspended", extra, rule.id)
+    return _release(
+        observation,
+        rule,
+        partner,
+        own_party,
+        extra,
+        agreement=agreement.id,
+        agreement_version=agreement.version,
+    )
+
+
+def _withhold(
+    observation: Observation,
+    partner: str,
+    code: WithholdCode,
+    reason: str,
+    *,
+    rule: str | None = None,
+    agreement: str | None = None,
+    agreement_version: int | None = None,
+) -> Withheld:
+    return Withheld(
+        item=observation.id,
+        version=observation.version,
+        partner=partner,
+        code=code,
+        reason=reason,
+        rule=rule,
+        agreement=agreement,
+        agreement_version=agreement_version,
+    )
+
+
+def is_received(observation: Observation, own_party: str) -> bool:
+    """True for an item this node holds from elsewhere (another origin or a partner's batch)."""
+    return observation.origin != own_party or observation.provenance.partner is not None
+
+
+def hops_so_far(observation: Observation, own_party: str) -> int:
+    """Transfers the item has made to reach this node: 0 for own items, at least 1 otherwise."""
+    if not is_received(observation, own_party):
+        return 0
+    return max(observation.provenance.hops, 1)
+
+
+def _marking_refusal(
+    observation: Observation, partner: str, own_party: str
+) -> tuple[WithholdCode, str] | None:
+    marking = observation.marking
+    if marking.tlp == "RED":
+        return "tlp_red", "TLP:RED never leaves this node"
+    if partner == observation.origin:
+        return "to_origin", f"{partner} is the item's origin"
+    if observation.provenance.partner == partner:
+        return "echo", f"the item came from {partner}"
+    if marking.releasable_to and partner not in marking.releasable_to:
+        return (
+            "releasable_to",
+            f"marked releasable to {', '.join(marking.releasable_to)} only",
+        )
+    if not is_received(observation, own_party):
+        return None
+    control = marking.control
+    origin = observation.origin
+    if marking.tlp == "AMBER+STRICT":
+        return "originator_control", "TLP:AMBER+STRICT items stay with their recipient"
+    if not control.rerelease:
+        return "originator_control", f"the originator ({origin}) does not allow re-release"
+    if control.to and partner not in control.to:
+        return (
+            "originator_control",
+            f"the originator ({origin}) allows re-release to {', '.join(control.to)} only",
+        )
+    hops = hops_so_far(observation, own_party)
+    if hops > control.max_hops or hops + 1 > MAX_HOPS_RECORDED:
+        return (
+            "hop_limit",
+            f"the item has made {hops} hop(s); the originator ({origin}) allows "
+            f"{control.max_hops} beyond the first recipient",
+        )
+    return None
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+def latest_time(observation: Observation) -> dt.datetime:
+    """The latest moment an observation describes: ``until``, else ``observed_at``."""
+    return observation.until or observation.observed_at
+
+
+def age_seconds(observation: Observation, now: dt.datetime) -> float:
+    return (now - latest_time(observation)).total_seconds()
+
+
+def shape_of(geometry: Geometry) -> Any:
+    """The observation geometry as a shapely geometry (lon/lat), made valid when needed."""
+    if isinstance(geometry, Point):
+        return shapely.Point(geometry.coordinates)
+    if isinstance(geometry, LineString):
+        return shapely.LineString(geometry.coordinates)
+    if isinstance(geometry, MultiLineString):
+        return shapely.MultiLineString([list(part) for part in geometry.coordinates])
+    polygon = shapely.Polygon(geometry.coordinates[0], geometry.coordinates[1:])
+    # A self-crossing ring is still an area someone drew; repair it rather than fail the test.
+    return polygon if polygon.is_valid else shapely.make_valid(polygon)
+
+
+class _Shape:
+    """The observation's shapely geometry, built the first time a rule needs it."""
+
+    def __init__(self, geometry: Geometry) -> None:
+        self._geometry = geometry
+        self._shape: Any = None
+
+    def get(self) -> Any:
+        if self._shape is None:
+            self._shape = shape_of(self._geometry)
+        return self._shape
+
+
+def _in_area(area: Any, test: str, shape: _Shape) -> bool:
+    try:
+        if test == "within":
+            return bool(area.covers(shape.get()))
+        return bool(area.intersects(shape.get()))
+    except GEOSException:
+        # Unusable geometry: it cannot be shown to be in the area, so the rule does not match.
+        return False
+
+
+def rule_matches(
+    rule: Rule,
+    area: Any,
+    observation: Observation,
+    now: dt.datetime,
+    shape: _Shape | None = None,
+) -> bool:
+    """Whether every condition of ``rule.match`` holds for ``observation`` at ``now``."""
+    match = rule.match
+    if match.kind and observation.kind not in match.kind:
+        return False
+    if match.origin and observation.origin not in match.origin:
+        return False
+    platform = observation.platform
+    if match.platform_class and (
+        platform is None or platform.platform_class not in match.platform_class
+    ):
+        return False
+    if match.platform_type and (platform is None or platform.type not in match.platform_type):
+        return False
+    if match.tlp_at_most is not None and tlp_rank(observation.marking.tlp) > tlp_rank(
+        match.tlp_at_most
+    ):
+        return False
+    age = age_seconds(observation, now)
+    if match.min_age_s is not None and age < match.min_age_s:
+        return False
+    # A retraction must follow the item however old it is, so it ignores the maximum age.
+    if match.max_age_s is not None and age > match.max_age_s and not observation.retracted:
+        return False
+    if area is not None:
+        return _in_area(area, match.area_test, shape or _Shape(observation.geometry))
+    return True
+
+
+def matching_rule(
+    observation: Observation,
+    rules: Sequence[Rule],
+    areas: Any,
+    now: dt.datetime,
+) -> Rule | None:
+    """The first rule whose match holds (None: no rule matches)."""
+    shape = _Shape(observation.geometry)
+    for rule in rules:
+        if rule_matches(rule, areas.get(rule.id), observation, now, shape):
+            return rule
+    return None
+
+
+# --- reciprocity -------------------------------------------------------------------------------
+
+
+class _Extra(msgspec.Struct, frozen=True):
+    delay_s: int = 0
+    coarsen_km: float | None = None
+    warning: str | None = None
+
+
+def _reciprocity_effect(
+    observation: Observation,
+    clause: Reciprocity | None,
+    ledger: ReciprocityStatus | None,
+    partner: str,
+) -> _Extra | str:
+    if ledger is not None and ledger.partner != partner:
+        raise ValueError(f"reciprocity status is for {ledger.partner}, not {partner}")
+    if clause is None or ledger is None or not ledger.shortfall:
+        return _Extra()
+    why = (
+        f"reciprocity shortfall with {partner}: ratio {ledger.ratio_text} "
+        f"below {clause.min_ratio:g} over {clause.window_days} days"
+    )
+    action = clause.on_shortfall
+    if action == "warn":
+        return _Extra(warning=why)
+    if action == "delay":
+        return _Extra(delay_s=clause.delay_s or 0, warning=why)
+    if action == "coarsen":
+        return _Extra(coarsen_km=clause.coarsen_km, warning=why)
+    platform_class = observation.platform.platform_class if observation.platform else None
+    in_category = (not clause.suspend_kind or observation.kind in clause.suspend_kind) and (
+        not clause.suspend_class or platform_class in clause.suspend_class
+    )
+    if in_category:
+        return f"{why}; this category is suspended"
+    return _Extra(warning=why)
+
+
+# --- transforms --------------------------------------------------------------------------------
+
+
+def _release(
+    observation: Observation,
+    rule: Rule,
+    partner: str,
+    own_party: str,
+    extra: _Extra,
+    *,
+    agreement: str,
+    agreement_version: int,
+) -> Released:
+    transform = rule.transform
+    words: list[str] = []
+    warnings: list[str] = [extra.warning] if extra.warning else []
+    released = observation
+
+    if transform.generalise_type:
+        released = generalise_platform(released)
+        words.append("platform generalised to class")
+    if transform.drop:
+        released = drop_fields(released, transform.drop)
+        words.append("dropped " + ", ".join(transform.drop))
+    grid_km = _coarsest(transform.coarsen_km, extra.coarsen_km)
+    if grid_km is not None:
+        released = coarsen(released, grid_km)
+        words.append(COARSENED_WORDS.format(km=grid_km))
+    delay_s = transform.delay_s + extra.delay_s
+    not_before: dt.datetime | None = None
+    if delay_s:
+        not_before = latest_time(observation) + dt.timedelta(seconds=delay_s)
+        words.append(f"delayed {delay_s} s")
+    received = is_received(observation, own_party)
+    if transform.marking is not None:
+        if received:
+            warnings.append(
+                f"rule {rule.id} sets a marking, but a received item keeps its originator's"
+            )
+        else:
+            released = msgspec.structs.replace(released, marking=_set_marking(released, transform))
+            words.append("marking set to " + describe_marking(released.marking))
+    words = [f"{own_party}: {word}" for word in words]
+    provenance = msgspec.structs.replace(
+        released.provenance,
+        partner=own_party,
+        batch=None,
+        hops=hops_so_far(observation, own_party) + 1,
+        transforms=(*released.provenance.transforms, *words),
+    )
+    released = msgspec.structs.replace(released, provenance=provenance)
+    return Released(
+        observation=released,
+        partner=partner,
+        agreement=agreement,
+        agreement_version=agreement_version,
+        rule=rule.id,
+        transforms=tuple(words),
+        not_before=not_before,
+        grid_km=grid_km,
+        warnings=tuple(warnings),
+    )
+
+
+def _coarsest(first: float | None, second: float | None) -> float | None:
+    sizes = [size for size in (first, second) if size is not None]
+    return max(sizes) if sizes else None
+
+
+def generalise_platform(observation: Observation) -> Observation:
+    """The platform told by class only: type, the source's label and hull numbers removed."""
+    if observation.platform is None:
+        return observation
+    platform = msgspec.structs.replace(observation.platform, type=None, label=None, hull_numbers=())
+    return msgspec.structs.replace(observation, platform=platform)
+
+
+def drop_fields(observation: Observation, fields: Sequence[str]) -> Observation:
+    """The observation without the named fields (:data:`~kuroshio.policy.agreement.DropField`)."""
+    changes: dict[str, Any] = {}
+    kinematics = observation.kinematics
+    platform = observation.platform
+    source = observation.source
+    provenance = observation.provenance
+    for name in fields:
+        section, _, part = name.partition(".")
+        if name == "remarks":
+            changes["remarks"] = None
+        elif name == "kinematics":
+            kinematics = None
+        elif section == "kinematics":
+            if kinematics is not None:
+                kinematics = msgspec.structs.replace(kinematics, **{part: None})
+        elif section == "platform":
+            if platform is not None:
+                empty: Any = () if part == "hull_numbers" else None
+                platform = msgspec.structs.replace(platform, **{part: empty})
+        elif name == "source.sensor":
+            source = msgspec.structs.replace(source, sensor="other")
+        elif section == "provenance":
+            provenance = msgspec.structs.replace(provenance, **{part: None})
+        else:
+            raise ValueError(f"{name!r} is not a field a rule may drop")
+    return msgspec.structs.replace(
+        observation,
+        kinematics=kinematics,
+        platform=platform,
+        source=source,
+        provenance=provenance,
+        **changes,
+    )
+
+
+def _snapped(positions: Sequence[Position], grid_km: float) -> list[Position]:
+    snapped: list[Position] = []
+    for lon, lat in positions:
+        point = snap(lon, lat, grid_km)
+        # Repeated cells would tell how long the track stayed in each one; keep one of each run.
+        if not snapped or snapped[-1] != point:
+            snapped.append(point)
+    return snapped
+
+
+def _line(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
+    snapped = _snapped(positions, grid_km)
+    if len(snapped) == 1:
+        snapped.append(snapped[0])
+    return tuple(snapped)
+
+
+def _ring(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
+    snapped = _snapped(positions, grid_km)
+    if snapped[0] != snapped[-1]:
+        snapped.append(snapped[0])
+    while len(snapped) < 4:
+        snapped.insert(-1, snapped[-1])
+    return tuple(snapped)
+
+
+def coarsen_geometry(geometry: Geometry, grid_km: float) -> Geometry:
+    """Every vertex snapped to the ``grid_km`` grid (see :mod:`kuroshio.policy.grid`)."""
+    if isinstance(geometry, Point):
+        return Point(coordinates=snap(*geometry.coordinates, grid_km))
+    if isinstance(geometry, LineString):
+        return LineString(coordinates=_line(geometry.coordinates, grid_km))
+    if isinstance(geometry, MultiLineString):
+        parts = tuple(_line(part, grid_km) for part in geometry.coordinates)
+        return MultiLineString(coordinates=parts)
+    return Polygon(coordinates=tuple(_ring(ring, grid_km) for ring in geometry.coordinates))
+
+
+def coarsen(observation: Observation, grid_km: float) -> Observation:
+    """The observation with its geometry on the grid and its stated uncertainty at least half a
+    cell, so a receiver never reads more precision into it than was released."""
+    source = observation.source
+    floor_m = grid_km * 500.0
+    if source.uncertainty_m < floor_m:
+        source = msgspec.structs.replace(source, uncertainty_m=floor_m)
+    return msgspec.structs.replace(
+        observation, geometry=coarsen_geometry(observation.geometry, grid_km), source=source
+    )
+
+
+def _set_marking(observation: Observation, transform: Transforms) -> Marking:
+    change = transform.marking
+    marking = observation.marking
+    if change is None:
+        return marking
+    control = marking.control
+    rerelease = change.rerelease
+    if rerelease is None:
+        # Naming whom it may go to is permission to pass it on.
+        rerelease = True if change.rerelease_to else control.rerelease
+    return Marking(
+        tlp=change.tlp or marking.tlp,
+        releasable_to=(
+            change.releasable_to if change.releasable_to is not None else marking.releasable_to
+        ),
+        control=OriginatorControl(
+            rerelease=rerelease,
+            to=change.rerelease_to if change.rerelease_to is not None else control.to,
+            max_hops=change.max_hops if change.max_hops is not None else control.max_hops,
+        ),
+    )
+
+
+def describe_marking(marking: Marking) -> str:
+    """A marking in a few words, e.g. ``TLP:AMBER, re-release to USA, 1 further hop``."""
+    words = [f"TLP:{marking.tlp}"]
+    if marking.releasable_to:
+        words.append("releasable to " + ", ".join(marking.releasable_to))
+    control = marking.control
+    if not control.rerelease:
+        words.append("no re-release")
+    else:
+        words.append("re-release to " + (", ".join(control.to) if control.to else "any party"))
+        hops = control.max_hops
+        words.append(f"{hops} further hop" + ("" if hops == 1 else "s"))
+    return ", ".join(words)

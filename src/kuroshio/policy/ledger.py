@@ -1,0 +1,345 @@
+"""The reciprocity ledger: what was given to and received from each partner, day by day, and
+where that leaves the agreement's reciprocity clause.
+
+Everything here is computation over records the caller supplies (one :class:`LedgerEntry` per
+item sent or received); it stores nothing. Both sides can run it over their own receipts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, Literal, TypeAlias
+
+import msgspec
+import shapely
+
+from kuroshio.model import Kind, Observation, PartyCode
+from kuroshio.policy.agreement import Measure, Reciprocity, ShortfallAction
+from kuroshio.policy.decide import COARSENED_WORDS, Released, latest_time, shape_of
+from kuroshio.policy.grid import KM_PER_DEGREE
+
+Flow: TypeAlias = Literal["given", "received"]
+SortieMatcher: TypeAlias = Callable[[Observation, Observation], bool]
+"""``matcher(received, own)``: True when both describe the same sortie."""
+
+SAME_SORTIE_TIME: Final = dt.timedelta(minutes=30)
+SAME_SORTIE_DISTANCE_KM: Final = 50.0
+_COARSENED = re.compile(
+    r"^[A-Z]{3}: " + re.escape(COARSENED_WORDS).replace(r"\{km:g\}", r"([0-9.e+-]+)") + "$"
+)
+
+
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One item version sent to (``given``) or received from (``received``) a partner."""
+
+    flow: Flow
+    partner: PartyCode
+    item: str
+    version: int
+    kind: Kind
+    observed_at: dt.datetime
+    """The latest moment the item describes (``until``, else ``observed_at``)."""
+    at: dt.datetime
+    """When it was sent (given) or received."""
+    sorties: int = 0
+    """Aircraft or ships it reports (``platform.count`` for air and sea items, 0 for areas)."""
+    grid_km: float | None = None
+    """Position precision released (None: as observed)."""
+    retracted: bool = False
+    novel: bool | None = None
+    """Received items: not already held from the receiver's own sources (None: not judged)."""
+
+
+def _sorties(observation: Observation) -> int:
+    if observation.kind == "area":
+        return 0
+    return observation.platform.count if observation.platform is not None else 1
+
+
+def given_entry(decision: Released, sent_at: dt.datetime) -> LedgerEntry:
+    """The ledger entry for a released item once it has been sent."""
+    observation = decision.observation
+    return LedgerEntry(
+        flow="given",
+        partner=decision.partner,
+        item=observation.id,
+        version=observation.version,
+        kind=observation.kind,
+        observed_at=latest_time(observation),
+        at=sent_at,
+        sorties=_sorties(observation),
+        grid_km=decision.grid_km,
+        retracted=observation.retracted,
+    )
+
+
+def released_grid_km(observation: Observation) -> float | None:
+    """The coarsest grid any hop applied, read from ``provenance.transforms`` (None: none)."""
+    sizes = [
+        float(found.group(1))
+        for words in observation.provenance.transforms
+        if (found := _COARSENED.match(words))
+    ]
+    return max(sizes) if sizes else None
+
+
+def received_entry(
+    observation: Observation,
+    partner: str,
+    received_at: dt.datetime,
+    *,
+    own: Iterable[Observation] | None = None,
+    matcher: SortieMatcher | None = None,
+) -> LedgerEntry:
+    """The ledger entry for an item received from ``partner``.
+
+    With ``own`` (the receiver's observations from its own sources around that time), novelty
+    is judged with ``matcher`` (default :func:`same_sortie`); without it, ``novel`` is None.
+    """
+    novel = None if own is None else is_novel(observation, own, matcher or same_sortie)
+    return LedgerEntry(
+        flow="received",
+        partner=partner,
+        item=observation.id,
+        version=observation.version,
+        kind=observation.kind,
+        observed_at=latest_time(observation),
+        at=received_at,
+        sorties=_sorties(observation),
+        grid_km=released_grid_km(observation),
+        retracted=observation.retracted,
+        novel=novel,
+    )
+
+
+# --- novelty -------------------------------------------------------------------------------------
+
+
+def _gap(first: Observation, second: Observation) -> dt.timedelta:
+    if latest_time(first) < second.observed_at:
+        return second.observed_at - latest_time(first)
+    if latest_time(second) < first.observed_at:
+        return first.observed_at - latest_time(second)
+    return dt.timedelta(0)
+
+
+def distance_km(first: Observation, second: Observation) -> float:
+    """Shortest distance between two observations' geometries, in km (local flat-earth
+    approximation around their mean latitude; good to a few percent over hundreds of km)."""
+    a = shape_of(first.geometry)
+    b = shape_of(second.geometry)
+    mean_lat = (a.centroid.y + b.centroid.y) / 2.0
+    scale = math.cos(math.radians(mean_lat))
+
+    def to_km(shape: object) -> object:
+        return shapely.transform(shape, lambda xy: xy * [KM_PER_DEGREE * scale, KM_PER_DEGREE])
+
+    return float(shapely.distance(to_km(a), to_km(b)))
+
+
+def same_sortie(
+    received: Observation,
+    own: Observation,
+    *,
+    time_tolerance: dt.timedelta = SAME_SORTIE_TIME,
+    distance_tolerance_km: float = SAME_SORTIE_DISTANCE_KM,
+) -> bool:
+    """The built-in matcher: same kind, same platform class (both unknown counts as the same),
+    times within ``time_tolerance`` and geometries within ``distance_tolerance_km``."""
+    if received.kind != own.kind:
+        return False
+    received_class = received.platform.platform_class if received.platform else None
+    own_class = own.platform.platform_class if own.platform else None
+    if received_class != own_class:
+        return False
+    if _gap(received, own) > time_tolerance:
+        return False
+    return distance_km(received, own) <= distance_tolerance_km
+
+
+def is_novel(
+    received: Observation, own: Iterable[Observation], matcher: SortieMatcher = same_sortie
+) -> bool:
+    """True when none of the receiver's own observations is the same sortie."""
+    return not any(matcher(received, mine) for mine in own)
+
+
+# --- days and windows ----------------------------------------------------------------------------
+
+
+class _Item(msgspec.Struct):
+    first_at: dt.datetime
+    observed_at: dt.datetime
+    sorties: int
+    grid_km: float | None
+    retracted: bool
+    novel: bool | None
+
+
+def _items(
+    entries: Iterable[LedgerEntry], partner: str, flow: Flow, end: dt.datetime
+) -> dict[str, _Item]:
+    """One record per item: first sent/received when, and as its latest version stands."""
+    latest: dict[str, LedgerEntry] = {}
+    first: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        if entry.partner != partner or entry.flow != flow or entry.at >= end:
+            continue
+        earliest = first.get(entry.item)
+        if earliest is None or entry.at < earliest.at:
+            first[entry.item] = entry
+        known = latest.get(entry.item)
+        if known is None or (entry.version, entry.at) > (known.version, known.at):
+            latest[entry.item] = entry
+    # Timeliness is how fast the first version arrived; the rest is as the latest version says.
+    return {
+        item: _Item(
+            first_at=first[item].at,
+            observed_at=first[item].observed_at,
+            sorties=entry.sorties,
+            grid_km=entry.grid_km,
+            retracted=entry.retracted,
+            novel=entry.novel,
+        )
+        for item, entry in latest.items()
+    }
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+class FlowSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Items one way over a period; retracted items do not count."""
+
+    items: int = 0
+    sorties: int = 0
+    novel_items: int = 0
+    """Received: novel or not judged. Given: every item (the partner judges novelty)."""
+    timeliness_s: float | None = None
+    """Median delay from the latest observed moment to sending or receipt, in seconds."""
+    precision_km: float | None = None
+    """Median grid released (0: exact positions)."""
+
+
+def _summary(items: Iterable[_Item]) -> FlowSummary:
+    counted = [item for item in items if not item.retracted]
+    return FlowSummary(
+        items=len(counted),
+        sorties=sum(item.sorties for item in counted),
+        novel_items=sum(1 for item in counted if item.novel is not False),
+        timeliness_s=_median([(i.first_at - i.observed_at).total_seconds() for i in counted]),
+        precision_km=_median([i.grid_km or 0.0 for i in counted]),
+    )
+
+
+class LedgerDay(msgspec.Struct, frozen=True, kw_only=True):
+    """One partner's exchange on one UTC day (items counted on the day first sent/received)."""
+
+    partner: PartyCode
+    day: dt.date
+    given: FlowSummary
+    received: FlowSummary
+
+
+def ledger_days(
+    entries: Iterable[LedgerEntry], partner: str, start: dt.date, end: dt.date
+) -> list[LedgerDay]:
+    """Days ``start`` .. ``end`` (inclusive) for ``partner``, one row each, empty days included."""
+    entries = list(entries)
+    limit = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    by_flow = {flow: _items(entries, partner, flow, limit) for flow in ("given", "received")}
+    days: list[LedgerDay] = []
+    day = start
+    while day <= end:
+        summaries = [
+            _summary(
+                i for i in by_flow[flow].values() if i.first_at.astimezone(dt.UTC).date() == day
+            )
+            for flow in ("given", "received")
+        ]
+        days.append(LedgerDay(partner=partner, day=day, given=summaries[0], received=summaries[1]))
+        day += dt.timedelta(days=1)
+    return days
+
+
+class ReciprocityStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a partner stands against the reciprocity clause at ``window_end``."""
+
+    partner: PartyCode
+    window_start: dt.datetime
+    window_end: dt.datetime
+    measure: Measure
+    given: FlowSummary
+    received: FlowSummary
+    ratio: float | None
+    """Received over given, with ``measure`` (None: nothing given yet)."""
+    min_ratio: float
+    judged: bool
+    """False until ``min_given`` has been given in the window."""
+    shortfall: bool
+    action: ShortfallAction | None
+    """What the clause does now (None: no shortfall)."""
+    message: str
+
+    @property
+    def ratio_text(self) -> str:
+        return "n/a" if self.ratio is None else f"{self.ratio:.2f}"
+
+
+def _measured(summary: FlowSummary, measure: Measure, flow: Flow) -> int:
+    if measure == "sorties":
+        return summary.sorties
+    if measure == "novel_items" and flow == "received":
+        return summary.novel_items
+    return summary.items
+
+
+def reciprocity_status(
+    entries: Iterable[LedgerEntry], partner: str, clause: Reciprocity, now: dt.datetime
+) -> ReciprocityStatus:
+    """The partner's standing over the clause's window ``[now - window_days, now)``."""
+    start = now - dt.timedelta(days=clause.window_days)
+    entries = list(entries)
+    summaries = {
+        flow: _summary(
+            item for item in _items(entries, partner, flow, now).values() if item.first_at >= start
+        )
+        for flow in ("given", "received")
+    }
+    given = _measured(summaries["given"], clause.measure, "given")
+    received = _measured(summaries["received"], clause.measure, "received")
+    ratio = received / given if given else None
+    judged = given > 0 and given >= clause.min_given
+    shortfall = judged and ratio is not None and ratio < clause.min_ratio
+    measure = clause.measure.replace("_", " ")
+    if not judged:
+        message = (
+            f"not judged: {given} {measure} given to {partner} in {clause.window_days} days, "
+            f"fewer than the {max(clause.min_given, 1)} the clause needs"
+        )
+    elif shortfall:
+        message = (
+            f"shortfall: received {received} / given {given} {measure} = {ratio:.2f}, "
+            f"below {clause.min_ratio:g}; action: {clause.on_shortfall}"
+        )
+    else:
+        message = f"in balance: received {received} / given {given} {measure} = {ratio:.2f}"
+    return ReciprocityStatus(
+        partner=partner,
+        window_start=start,
+        window_end=now,
+        measure=clause.measure,
+        given=summaries["given"],
+        received=summaries["received"],
+        ratio=ratio,
+        min_ratio=clause.min_ratio,
+        judged=judged,
+        shortfall=shortfall,
+        action=clause.on_shortfall if shortfall else None,
+        message=message,
+    )

@@ -1,0 +1,193 @@
+"""The reciprocity ledger: days, windows, novelty, and the clause's verdict that decide applies."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+import pytest
+from policy_cases import NOW, agreement, enforce
+
+from kuroshio.model import LineString, Observation, Platform, Point, Provenance
+from kuroshio.policy.agreement import Reciprocity, Rule, Transforms
+from kuroshio.policy.decide import Released, decide
+from kuroshio.policy.ledger import (
+    LedgerEntry,
+    distance_km,
+    given_entry,
+    is_novel,
+    ledger_days,
+    received_entry,
+    reciprocity_status,
+    released_grid_km,
+    same_sortie,
+)
+from observations import observation
+
+DAY = dt.timedelta(days=1)
+
+
+def entry(flow: str, item: str, at: dt.datetime, **fields: object) -> LedgerEntry:
+    values: dict[str, object] = {
+        "flow": flow,
+        "partner": "JPN",
+        "item": item,
+        "version": 1,
+        "kind": "air",
+        "observed_at": at - dt.timedelta(minutes=30),
+        "at": at,
+        "sorties": 2,
+    }
+    values.update(fields)
+    return msgspec.convert(values, LedgerEntry)
+
+
+def test_days_count_items_sorties_timeliness_and_precision() -> None:
+    start = dt.datetime(2024, 6, 1, 1, 0, tzinfo=dt.UTC)
+    entries = [
+        entry("given", "TWN:a", start, grid_km=10.0),
+        entry(
+            "given", "TWN:a", start + dt.timedelta(hours=2), version=2, grid_km=10.0
+        ),  # correction
+        entry("given", "TWN:b", start + dt.timedelta(hours=3), sorties=5),
+        entry("received", "JPN:x", start, observed_at=start - dt.timedelta(hours=2), novel=True),
+        entry("received", "JPN:y", start + DAY, novel=False),
+        entry("received", "USA:z", start, partner="USA"),
+    ]
+    first, second = ledger_days(entries, "JPN", start.date(), (start + DAY).date())
+    assert (first.given.items, first.given.sorties) == (2, 7)
+    assert first.given.timeliness_s == 1800.0
+    assert first.given.precision_km == 5.0  # median of 10 km and exact (0)
+    assert (first.received.items, first.received.novel_items) == (1, 1)
+    assert first.received.timeliness_s == 7200.0
+    assert (second.given.items, second.received.items, second.received.novel_items) == (0, 1, 0)
+
+
+def test_a_retracted_item_does_not_count() -> None:
+    entries = [
+        entry("given", "TWN:a", NOW - DAY),
+        entry("given", "TWN:a", NOW - DAY + dt.timedelta(hours=1), version=2, retracted=True),
+    ]
+    (day,) = ledger_days(entries, "JPN", (NOW - DAY).date(), (NOW - DAY).date())
+    assert day.given.items == 0
+
+
+def clause(**fields: object) -> Reciprocity:
+    values: dict[str, object] = {"window_days": 7, "min_ratio": 0.5, "on_shortfall": "warn"}
+    values.update(fields)
+    return msgspec.convert(values, Reciprocity)
+
+
+def test_a_partner_giving_too_little_is_in_shortfall_inside_the_window_only() -> None:
+    given = [entry("given", f"TWN:{n}", NOW - DAY * (1 + n % 5)) for n in range(10)]
+    received = [entry("received", f"JPN:{n}", NOW - DAY) for n in range(3)]
+    old = [entry("received", f"JPN:old{n}", NOW - DAY * 20) for n in range(10)]
+    status = reciprocity_status([*given, *received, *old], "JPN", clause(), NOW)
+    assert (status.given.items, status.received.items) == (10, 3)
+    assert status.ratio == pytest.approx(0.3)
+    assert status.shortfall and status.action == "warn"
+    assert "shortfall" in status.message
+    balanced = reciprocity_status([*given, *received, *old], "JPN", clause(window_days=30), NOW)
+    assert not balanced.shortfall and balanced.action is None
+
+
+def test_no_shortfall_is_judged_before_enough_was_given() -> None:
+    entries = [entry("given", "TWN:a", NOW - DAY)]
+    status = reciprocity_status(entries, "JPN", clause(min_given=20), NOW)
+    assert not status.judged and not status.shortfall
+    assert "not judged" in status.message
+
+
+def test_sorties_and_novel_items_are_other_measures() -> None:
+    given = [entry("given", "TWN:a", NOW - DAY, sorties=10)]
+    received = [
+        entry("received", "JPN:x", NOW - DAY, sorties=6, novel=False),
+        entry("received", "JPN:y", NOW - DAY, sorties=1, novel=True),
+    ]
+    entries = [*given, *received]
+    assert reciprocity_status(entries, "JPN", clause(measure="sorties"), NOW).ratio == 0.7
+    assert reciprocity_status(entries, "JPN", clause(measure="novel_items"), NOW).ratio == 1.0
+    assert reciprocity_status(entries, "JPN", clause(measure="items"), NOW).ratio == 2.0
+
+
+# --- entries from decisions and receipts ------------------------------------------------------
+
+
+def test_both_sides_count_the_same_items_from_their_own_records() -> None:
+    enforced = enforce(
+        agreement(
+            {
+                ("TWN", ("JPN",)): [
+                    Rule(id="all", action="release", transform=Transforms(coarsen_km=10))
+                ]
+            }
+        )
+    )
+    sent_at = NOW + dt.timedelta(seconds=5)
+    twn_side: list[LedgerEntry] = []
+    jpn_side: list[LedgerEntry] = []
+    for number in range(4):
+        item = observation(number, at=NOW - dt.timedelta(hours=1))
+        decision = decide(item, enforced, "JPN", None, NOW, own_party="TWN")
+        assert isinstance(decision, Released)
+        twn_side.append(given_entry(decision, sent_at))
+        jpn_side.append(received_entry(decision.observation, "TWN", sent_at))
+    twn_view = reciprocity_status(twn_side, "JPN", clause(), NOW + DAY)
+    jpn_view = ledger_days(jpn_side, "TWN", NOW.date(), NOW.date())[0]
+    assert twn_view.given.items == jpn_view.received.items == 4
+    assert twn_view.given.sorties == jpn_view.received.sorties == 8
+    assert twn_view.given.precision_km == jpn_view.received.precision_km == 10.0
+    assert twn_view.given.timeliness_s == jpn_view.received.timeliness_s == 3605.0
+
+
+def test_the_released_grid_is_read_back_from_the_transforms() -> None:
+    item = observation(
+        provenance=Provenance(
+            transforms=("TWN: coarsened to 10 km grid", "JPN: coarsened to 27.5 km grid")
+        )
+    )
+    assert released_grid_km(item) == 27.5
+    assert released_grid_km(observation()) is None
+
+
+# --- novelty ----------------------------------------------------------------------------------
+
+
+def test_a_sortie_already_held_is_not_novel() -> None:
+    theirs = observation(1, origin="JPN", at=NOW, lon=122.9, lat=24.4)
+    mine_close = observation(
+        2, origin="TWN", at=NOW + dt.timedelta(minutes=20), lon=123.0, lat=24.5
+    )
+    mine_far = observation(3, origin="TWN", at=NOW, lon=125.0, lat=27.0)
+    mine_other_class = observation(
+        4,
+        origin="TWN",
+        at=NOW,
+        lon=122.9,
+        lat=24.4,
+        platform=Platform(type="J-16", platform_class="fighter"),
+    )
+    mine_later = observation(5, origin="TWN", at=NOW + dt.timedelta(hours=2), lon=122.9, lat=24.4)
+    assert same_sortie(theirs, mine_close)
+    assert not is_novel(theirs, [mine_far, mine_close])
+    assert is_novel(theirs, [mine_far, mine_other_class, mine_later])
+    entry_ = received_entry(theirs, "JPN", NOW, own=[mine_close])
+    assert entry_.novel is False
+
+
+def test_distances_are_in_kilometres_between_geometries() -> None:
+    # One degree of latitude is about 111 km; a track passing 0.5° east of a point is ~51 km
+    # away at 23.5° N.
+    a = observation(at=NOW, lon=121.0, lat=23.0)
+    b = observation(at=NOW, lon=121.0, lat=24.0)
+    assert distance_km(a, b) == pytest.approx(111.2, abs=0.2)
+    track = msgspec.structs.replace(
+        a, geometry=LineString(coordinates=((121.5, 23.0), (121.5, 24.0)))
+    )
+    point = msgspec.structs.replace(a, geometry=Point(coordinates=(121.0, 23.5)))
+    assert distance_km(track, point) == pytest.approx(51.0, abs=0.5)
+
+
+def test_a_custom_matcher_can_replace_the_built_in_one() -> None:
+    theirs: Observation = observation(1, origin="JPN")
+    assert is_novel(theirs, [observation(2)], matcher=lambda received, own: False)
