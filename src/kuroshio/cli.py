@@ -26,6 +26,8 @@ from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import ImportFileError, read_observations
 from kuroshio.model import Observation, json_schema
 from kuroshio.node import ConfigError, Node, init_node, open_node
+from kuroshio.partners import PartnerError
+from kuroshio.pki import IdentityError
 from kuroshio.store import ObservationFilter, StoreError
 
 app = typer.Typer(
@@ -60,6 +62,8 @@ EXPECTED_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     StoreError,
     ImportFileError,
+    IdentityError,
+    PartnerError,
 )
 
 
@@ -84,10 +88,24 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Directory to create the node in.")],
     party: Annotated[str, typer.Option(help="This node's party (ISO alpha-3, e.g. TWN).")],
     name: Annotated[str | None, typer.Option(help="Node name (default: party-1).")] = None,
-    port: Annotated[int, typer.Option(help="Port the node serves on.")] = 8443,
+    port: Annotated[int, typer.Option(help="Federation port (mTLS, partners only).")] = 8443,
+    api_port: Annotated[int, typer.Option(help="API and picture port.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address the node listens on.")] = "127.0.0.1",
+    hostname: Annotated[
+        list[str] | None,
+        typer.Option(help="DNS name or IP partners use to reach this node (repeatable)."),
+    ] = None,
 ) -> None:
-    """Create a node directory: configuration, store (and keys, once federation is set up)."""
-    with init_node(directory, party, name=name, port=port) as node:
+    """Create a node directory: configuration, store, signing key, party CA and TLS certificate."""
+    with init_node(
+        directory,
+        party,
+        name=name,
+        port=port,
+        api_port=api_port,
+        host=host,
+        hostnames=tuple(hostname or ()),
+    ) as node:
         console.print(
             f"Created node [bold]{node.config.node.name}[/] for party [bold]{node.party}[/] "
             f"in {directory}"
@@ -400,25 +418,11 @@ def version() -> None:
     console.print(f"kuroshio {__version__}")
 
 
-# --- demo -----------------------------------------------------------------------------------
-
-
-@app.command()
-def demo(
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Where the demo nodes live (recreated).")
-    ] = Path("demo-nodes"),
-) -> None:
-    """Run the built-in scenario (see 'kuroshio demo --help')."""
-    from kuroshio.demo.run import run_demo
-
-    run_demo(directory, console)
-
-
 def _register_commands() -> None:
     """Commands that live beside the parts they drive (one line per module)."""
     __import__("kuroshio.ingest.commands", fromlist=["register"]).register(app)
     __import__("kuroshio.exchange.commands", fromlist=["register"]).register(app)
+    __import__("kuroshio.policy.commands", fromlist=["register"]).register(app)
 
 
 _register_commands()

@@ -344,20 +344,10 @@ def demo(
         run_demo(directory, console, duration=duration, speed=speed, once=once, third=third)
 
 
-def _replace_demo(app: typer.Typer) -> None:
-    # The main app's single-node demo gives way to the federated one (same command name).
-    app.registered_commands = [
-        info
-        for info in app.registered_commands
-        if (info.name or getattr(info.callback, "__name__", "")) != "demo"
-    ]
-    app.command("demo")(demo)
-
-
 def register(app: typer.Typer) -> None:
     """Add the federation commands (and the two-node demo) to the ``kuroshio`` app."""
     app.command("serve")(serve)
     app.add_typer(partner_app, name="partner")
     app.add_typer(audit_app, name="audit")
     app.add_typer(link_app, name="link")
-    _replace_demo(app)
+    app.command("demo")(demo)
