@@ -11,8 +11,10 @@ from hypothesis import given, settings
 
 from kuroshio.model import (
     MAX_VERTICES,
+    Kinematics,
     Observation,
     Point,
+    Source,
     canonical_bytes,
     decode_observation,
     json_schema,
@@ -45,6 +47,17 @@ def test_canonical_bytes_normalise_time_zone_and_negative_zero() -> None:
     )
     assert canonical_bytes(utc) == canonical_bytes(taipei)
     assert b'"observed_at":"2022-08-05T02:00:00Z"' in canonical_bytes(utc)
+
+
+def test_whole_numbers_built_in_python_sign_the_same_as_after_a_round_trip() -> None:
+    built = msgspec.structs.replace(
+        observation(),
+        source=Source(sensor="radar", confidence=1, uncertainty_m=500),
+        kinematics=Kinematics(course_deg=90, speed_mps=200, altitude_m=9000),
+    )
+    for codec in (msgspec.json, msgspec.msgpack):
+        again = codec.decode(codec.encode(built), type=Observation)
+        assert canonical_bytes(again) == canonical_bytes(built)
 
 
 def test_canonical_bytes_sort_keys_and_carry_every_field() -> None:

@@ -247,12 +247,24 @@ class Platform(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             _check_party(self.nationality, "platform.nationality")
 
 
+def _floats(record: msgspec.Struct, names: tuple[str, ...]) -> None:
+    """Store whole numbers given to float fields as floats, so that a record built in Python
+    encodes to the same canonical bytes as the same record decoded from JSON or MessagePack."""
+    for name in names:
+        value = getattr(record, name)
+        if type(value) is int:
+            msgspec.structs.force_setattr(record, name, float(value))
+
+
 class Kinematics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Motion at ``observed_at`` where the sensor gives it."""
 
     course_deg: Annotated[float, msgspec.Meta(ge=0.0, lt=360.0)] | None = None
     speed_mps: Annotated[float, msgspec.Meta(ge=0.0, le=3_000.0)] | None = None
     altitude_m: Annotated[float, msgspec.Meta(ge=-12_000.0, le=100_000.0)] | None = None
+
+    def __post_init__(self) -> None:
+        _floats(self, ("course_deg", "speed_mps", "altitude_m"))
 
 
 SensorClass = Literal[
@@ -276,6 +288,9 @@ class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.5
     uncertainty_m: Annotated[float, msgspec.Meta(ge=0.0, le=5_000_000.0)] = 0.0
     """Position uncertainty (1-sigma radius) in metres."""
+
+    def __post_init__(self) -> None:
+        _floats(self, ("confidence", "uncertainty_m"))
 
 
 class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
