@@ -17,11 +17,11 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kuroshio import __version__
+from kuroshio.cli_options import NodeDir, console, err_console, print_error
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import ImportFileError, read_observations
 from kuroshio.model import Observation, json_schema
@@ -38,19 +38,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-console = Console()
-err_console = Console(stderr=True)
-
-NodeDir = Annotated[
-    Path,
-    typer.Option(
-        "--node",
-        "-n",
-        envvar="KUROSHIO_NODE",
-        help="Node directory (made by 'kuroshio init').",
-        show_default=True,
-    ),
-]
 MAX_PRINTED_REJECTIONS = 50
 
 
@@ -73,7 +60,7 @@ def main() -> None:
     try:
         app()
     except EXPECTED_ERRORS as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         raise SystemExit(2) from None
 
 

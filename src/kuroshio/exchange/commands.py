@@ -10,16 +10,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from kuroshio.audit import AuditError
+from kuroshio.cli_options import AsJson, NodeDir, console, err_console, failing_with
 from kuroshio.exchange import outbox
 from kuroshio.exchange.link import link_reports
 from kuroshio.exchange.receipt import read_receipt
@@ -38,17 +37,6 @@ from kuroshio.partners import (
 from kuroshio.pki import IdentityError, VerificationError
 from kuroshio.store import StoreError
 
-console = Console()
-err_console = Console(stderr=True)
-
-NodeDir = Annotated[
-    Path,
-    typer.Option(
-        "--node", "-n", envvar="KUROSHIO_NODE", help="Node directory (made by 'kuroshio init')."
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
 FAILURES: tuple[type[Exception], ...] = (
     ConfigError,
     StoreError,
@@ -64,13 +52,8 @@ audit_app = typer.Typer(help="The audit log: verify the chain, show partners' re
 link_app = typer.Typer(help="Links to and from partners.")
 
 
-@contextlib.contextmanager
-def _failures() -> Iterator[None]:
-    try:
-        yield
-    except FAILURES as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+def _failures() -> contextlib.AbstractContextManager[None]:
+    return failing_with(*FAILURES)
 
 
 def _time(at: dt.datetime | None) -> str:

@@ -21,6 +21,7 @@ import msgspec
 import typer
 from rich.table import Table
 
+from kuroshio.cli_options import NodeDir, console, err_console
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import ImportRecordError, Record
 from kuroshio.ingest.source_files import SkippedRecord, is_unidentified
@@ -29,19 +30,6 @@ from kuroshio.store import EventFilter
 
 if TYPE_CHECKING:
     from kuroshio.node import Node
-
-
-NodeDir = Annotated[
-    Path,
-    typer.Option(
-        "--node",
-        "-n",
-        envvar="KUROSHIO_NODE",
-        help="Node directory (made by 'kuroshio init').",
-        show_default=True,
-    ),
-]
-"""The same option as the other commands' (kuroshio.cli imports this module, not the reverse)."""
 
 
 class SourceName(StrEnum):
@@ -221,7 +209,6 @@ def _reasons(errors: Sequence[ImportRecordError]) -> list[tuple[str, int, str, s
 
 
 def print_import_report(report: ImportReport, *, as_json: bool, party: str) -> None:
-    from kuroshio.cli import console, err_console
 
     if as_json:
         sys.stdout.write(json.dumps(report.as_json(), ensure_ascii=False) + "\n")
@@ -316,7 +303,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """List derived events: ADIZ entries, median-line crossings, strait transits."""
-        from kuroshio.cli import CliError, _split, console, open_existing, parse_time
+        from kuroshio.cli import CliError, _split, open_existing, parse_time
 
         if limit < 1:
             raise CliError("--limit must be at least 1")
@@ -374,7 +361,7 @@ def register(app: typer.Typer) -> None:
         The maps show only aircraft that crossed the median line or entered the south-west ADIZ,
         so the map total is expected not to exceed the daily count.
         """
-        from kuroshio.cli import console, open_existing
+        from kuroshio.cli import open_existing
         from kuroshio.reports import daily_report
 
         first, last = _day(start, "--start"), _day(end, "--end")
