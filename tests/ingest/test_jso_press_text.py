@@ -205,6 +205,25 @@ def test_a_carrier_group_with_counts_hulls_and_ship_name() -> None:
     assert all(a.end_date == dt.date(2026, 5, 26) for a in release.activities)
 
 
+def test_russian_ships_through_the_northern_straits() -> None:
+    text = (
+        "令和７年７月２日\n統合幕僚監部\nロシア海軍艦艇の動向について\n"
+        "令和７年６月３０日（月）午後３時頃、海上自衛隊は、宗谷岬（北海道）の北西約５０ｋｍの海域に"
+        "おいて、東進するロシア海軍ステレグシチーⅡ級フリゲート１隻（艦番号「３３９」）を確認した。\n"
+        "その後、当該艦艇は、７月１日（火）にかけて宗谷海峡を東進し、オホーツク海へ向けて航行した。\n"
+        "また、同日、津軽海峡を西進するロシア海軍ウダロイⅠ級駆逐艦１隻を確認した。\n"
+    )
+    release = parse_press_release(text, source_name="x")
+    assert release.unknown_labels == ()
+    assert _tuples(release.activities) == [
+        ("2025-06-30", "Steregushchiy", 1, "soya"),
+        ("2025-06-30", "Udaloy I", 1, "tsugaru"),
+    ]
+    assert release.activities[0].hull_numbers == ("339",)
+    assert release.activities[0].end_date == dt.date(2025, 7, 1)
+    assert {a.nationality for a in release.activities} == {"RUS"}
+
+
 def test_a_day_range_across_the_new_year_follows_the_weekdays() -> None:
     text = (
         "令和９年１月８日\n統合幕僚監部\nロシア海軍艦艇の動向について\n"
