@@ -55,6 +55,9 @@ def main() -> None:
             metrics[f"{source.value} events"] = report.events_derived
             metrics[f"{source.value} s"] = report.seconds
         metrics["full import s"] = time.perf_counter() - started
+        accepted = sum(int(v) for k, v in metrics.items() if k.endswith(" accepted"))
+        metrics["records accepted, all sources"] = accepted
+        metrics["full import records/s"] = accepted / metrics["full import s"]
         started = time.perf_counter()
         stored_again = 0
         for source, files in SOURCES:

@@ -411,6 +411,7 @@ def _register_commands() -> None:
     __import__("kuroshio.ingest.commands", fromlist=["register"]).register(app)
     __import__("kuroshio.exchange.commands", fromlist=["register"]).register(app)
     __import__("kuroshio.policy.commands", fromlist=["register"]).register(app)
+    __import__("kuroshio.fusion.commands", fromlist=["register"]).register(app)
 
 
 _register_commands()

@@ -94,7 +94,12 @@ class Point(msgspec.Struct, frozen=True, tag="Point", tag_field="type", forbid_u
 
     def __post_init__(self) -> None:
         lon, lat = self.coordinates
-        msgspec.structs.force_setattr(self, "coordinates", (_clean(lon), _clean(lat)))
+        # _clean inlined: every received item passes here.
+        msgspec.structs.force_setattr(
+            self,
+            "coordinates",
+            (round(lon, COORDINATE_DECIMALS) + 0.0, round(lat, COORDINATE_DECIMALS) + 0.0),
+        )
 
     def positions(self) -> tuple[Position, ...]:
         return (self.coordinates,)
@@ -165,6 +170,9 @@ Geometry: TypeAlias = Point | LineString | MultiLineString | Polygon
 
 def bounding_box(geometry: Geometry) -> tuple[float, float, float, float]:
     """(min lon, min lat, max lon, max lat) of a geometry."""
+    if type(geometry) is Point:
+        lon, lat = geometry.coordinates
+        return lon, lat, lon, lat
     positions = geometry.positions()
     lons = [p[0] for p in positions]
     lats = [p[1] for p in positions]
@@ -194,7 +202,8 @@ class OriginatorControl(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     def __post_init__(self) -> None:
         for code in self.to:
             _check_party(code, "marking.control.to")
-        msgspec.structs.force_setattr(self, "to", tuple(sorted(set(self.to))))
+        if len(self.to) > 1 or type(self.to) is not tuple:
+            msgspec.structs.force_setattr(self, "to", tuple(sorted(set(self.to))))
 
 
 class Marking(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -205,9 +214,11 @@ class Marking(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     control: OriginatorControl = msgspec.field(default_factory=OriginatorControl)
 
     def __post_init__(self) -> None:
-        for code in self.releasable_to:
+        codes = self.releasable_to
+        for code in codes:
             _check_party(code, "marking.releasable_to")
-        msgspec.structs.force_setattr(self, "releasable_to", tuple(sorted(set(self.releasable_to))))
+        if len(codes) > 1 or type(codes) is not tuple:
+            msgspec.structs.force_setattr(self, "releasable_to", tuple(sorted(set(codes))))
 
 
 # --- observation ------------------------------------------------------------------------------
@@ -333,12 +344,14 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         if not self.id.startswith(self.origin + ":"):
             raise ValueError(f"id {self.id!r} is not scoped to its origin {self.origin}")
         observed_at = _utc(self.observed_at, "observed_at")
-        msgspec.structs.force_setattr(self, "observed_at", observed_at)
+        if observed_at is not self.observed_at:
+            msgspec.structs.force_setattr(self, "observed_at", observed_at)
         if self.until is not None:
             until = _utc(self.until, "until")
             if until < observed_at:
                 raise ValueError("until is earlier than observed_at")
-            msgspec.structs.force_setattr(self, "until", until)
+            if until is not self.until:
+                msgspec.structs.force_setattr(self, "until", until)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -348,7 +361,8 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 def _utc(value: dt.datetime, field: str) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError(f"{field} has no time zone")
-    value = value.astimezone(dt.UTC)
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"{field} {value.isoformat()} is outside {EARLIEST.year}–{LATEST.year}")
     return value

@@ -7,11 +7,13 @@ creates and reads that directory and is the one door for everything a node learn
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -21,10 +23,21 @@ import tomli_w
 
 from kuroshio.audit import AuditLog
 from kuroshio.exchange import outbox
-from kuroshio.exchange.outbox import ReleaseSummary
+from kuroshio.exchange.release import ReleaseSummary, release_in
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, PartnerError, load_partners
 from kuroshio.pki import IdentityError, NodeIdentity, create_identity, load_identity
+from kuroshio.policy import ledger_store
+from kuroshio.policy.agreement import (
+    AgreementError,
+    EnforcedAgreement,
+    parse_agreement,
+    read_agreement,
+    sign_agreement,
+    with_signature,
+)
+from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
+from kuroshio.policy.ledger import ReciprocityStatus, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.sqlite import SQLiteStore
 
@@ -32,6 +45,8 @@ CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
 DEFAULT_API_PORT: Final = 8080
 _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
+RECIPROCITY_REFRESH_S: Final = 10.0
+"""How long a judged reciprocity standing is reused before the ledger is read again."""
 
 
 class ConfigError(Exception):
@@ -53,6 +68,9 @@ class FederationSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     port: Port = DEFAULT_FEDERATION_PORT
     public_url: str | None = None
     """How partners reach this node (goes on the partner card); default https://host:port."""
+    nats_url: Annotated[str, msgspec.Meta(pattern=r"^(nats|tls)://[^\s/]+/?$")] | None = None
+    """A NATS JetStream server (``nats://host:4222`` or ``tls://``): links also run over it, to
+    and from partners whose URL is ``nats://``."""
 
     def url(self) -> str:
         if self.public_url:
@@ -131,6 +149,12 @@ class Node:
         self._partners: dict[str, Partner] | None = None
         self._listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
+        self._book: AgreementBook | None = None
+        self._book_stamp: tuple[object, ...] | None = None
+        self._book_lock = threading.Lock()
+        self.agreement_problems: list[InstallProblem] = []
+        """Stored agreement files that did not install when the book was last loaded."""
+        self._reciprocity: dict[str, tuple[float, str, ReciprocityStatus]] = {}
 
     @property
     def party(self) -> str:
@@ -176,6 +200,136 @@ class Node:
                 raise ConfigError(str(error)) from None
         return self._partners
 
+    # --- agreements ----------------------------------------------------------------------------
+
+    def pinned_keys(self) -> dict[str, bytes]:
+        """The Ed25519 keys this node trusts for agreement signatures: its own and its partners'."""
+        keys = {party: partner.signing_key for party, partner in self.partners.items()}
+        keys[self.party] = self.identity.public_key_bytes
+        return keys
+
+    @property
+    def agreements_directory(self) -> Path:
+        return self.directory / AGREEMENTS_DIR
+
+    def _agreements_stamp(self) -> tuple[object, ...]:
+        directory = self.agreements_directory
+        try:
+            stat = directory.stat()
+            files = sorted(
+                (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                for entry in os.scandir(directory)
+                if entry.name.endswith(".toml")
+            )
+        except FileNotFoundError:
+            return ()
+        return (stat.st_ino, stat.st_mtime_ns, tuple(files))
+
+    @property
+    def agreements(self) -> AgreementBook:
+        """The installed agreements, read again whenever the ``agreements/`` directory changed
+        (``kuroshio agreement install`` from another process takes effect at the next release)."""
+        with self._book_lock:
+            stamp = self._agreements_stamp()
+            if self._book is None or stamp != self._book_stamp:
+                book = AgreementBook(
+                    self.party, self.pinned_keys(), directory=self.agreements_directory
+                )
+                self.agreement_problems = book.load(now=dt.datetime.now(dt.UTC))
+                self._book, self._book_stamp = book, stamp
+                self._reciprocity.clear()
+            return self._book
+
+    def agreement_for(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
+        """The agreement that governs releases to ``partner`` at ``now`` (None: nothing leaves)."""
+        return self.agreements.in_force(partner, now)
+
+    def install_agreement(
+        self, path: Path, *, now: dt.datetime | None = None
+    ) -> tuple[EnforcedAgreement, bool]:
+        """Install a signed agreement file and audit it; True when it was not installed before.
+
+        A bad, unsigned, expired or older file raises :class:`AgreementError`; the refusal is
+        audited and what was in force stays in force.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        book = self.agreements
+        try:
+            previous = book.newest_version(read_agreement(path, book.geography).id)
+            enforced = book.try_install(path, now=now)
+        except AgreementError as error:
+            with self.store.transaction():
+                self.audit.append(
+                    "agreement_change",
+                    f"refused {path.name}"[:500],
+                    {"file": str(path), "refused": error.reason[:1000]},
+                )
+            raise
+        if previous == enforced.version:
+            return enforced, False
+        with self.store.transaction():
+            self.audit.append(
+                "agreement_change",
+                f"installed {enforced.id} v{enforced.version}",
+                enforced.audit_details(),
+            )
+        return enforced, True
+
+    def sign_agreement_text(self, text: str, *, source: str = "<agreement>") -> str:
+        """``text`` with this node's signature added (replacing an earlier one of this party)."""
+        parsed = parse_agreement(text, source=source)
+        identity = self.identity
+        signature = sign_agreement(
+            parsed,
+            party=self.party,
+            signer=identity,
+            public_key=identity.public_key_bytes,
+            now=dt.datetime.now(dt.UTC),
+        )
+        return with_signature(parsed, signature)
+
+    def reciprocity_in(
+        self, conn: sqlite3.Connection, partner: str, agreement: EnforcedAgreement, now: dt.datetime
+    ) -> ReciprocityStatus | None:
+        """The partner's standing against ``agreement``'s reciprocity clause (None: no clause),
+        judged from the ledger; a change of standing is audited."""
+        clause = agreement.agreement.reciprocity
+        if clause is None:
+            return None
+        cached = self._reciprocity.get(partner)
+        if (
+            cached is not None
+            and cached[1] == agreement.digest
+            and time.monotonic() - cached[0] < RECIPROCITY_REFRESH_S
+        ):
+            return cached[2]
+        since = now - dt.timedelta(days=clause.window_days)
+        status = reciprocity_status(
+            ledger_store.entries(conn, partner=partner, since=since), partner, clause, now
+        )
+        label = f"{agreement.id} v{agreement.version}"
+        previous = ledger_store.note_status(conn, status, label, now)
+        if previous is not None:
+            self.audit.append(
+                "decision",
+                f"reciprocity with {partner}: {ledger_store.status_state(status)}",
+                {
+                    "partner": partner,
+                    "agreement": agreement.id,
+                    "agreement_version": agreement.version,
+                    "previous": previous or None,
+                    "state": ledger_store.status_state(status),
+                    "action": status.action,
+                    "ratio": status.ratio,
+                    "min_ratio": status.min_ratio,
+                    "message": status.message,
+                },
+            )
+        self._reciprocity[partner] = (time.monotonic(), agreement.digest, status)
+        return status
+
+    # --- listeners -----------------------------------------------------------------------------
+
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that stored observations."""
         with self._listeners_lock:
@@ -216,17 +370,50 @@ class Node:
         conn: sqlite3.Connection,
         observations: Sequence[Observation],
         partners: dict[str, Partner] | None = None,
+        *,
+        received_from: str | None = None,
     ) -> tuple[AppendResult, ReleaseSummary]:
         """Append and release inside the caller's transaction (used by :meth:`ingest` and the
-        inbox, which adds its own state and audit entry to the same transaction)."""
+        inbox, which adds its own state and audit entry to the same transaction).
+
+        Items taken in from partner ``received_from`` enter the reciprocity ledger. Every newly
+        stored version is decided for every pinned partner under the agreement in force with it
+        (:mod:`kuroshio.exchange.release`), and one ``decision`` audit entry sums up the lot.
+        """
         result = self.store.append_in(conn, observations)
         fresh = [
             observation
             for observation, outcome in zip(observations, result.outcomes, strict=True)
             if outcome in _NEWLY_STORED
         ]
-        released = outbox.release_in(
-            conn, fresh, self.partners if partners is None else partners, own_party=self.party
+        now = dt.datetime.now(dt.UTC)
+        if received_from is not None and fresh:
+            novel = ledger_store.judge_novelty(conn, fresh, self.party)
+            ledger_store.record(
+                conn, ledger_store.received_entries(fresh, received_from, now, novel)
+            )
+        pinned = self.partners if partners is None else partners
+        if not fresh or not pinned:
+            return result, ReleaseSummary()
+        governing = {party: self.agreement_for(party, now) for party in pinned}
+        statuses = {
+            party: status
+            for party, enforced in governing.items()
+            if enforced is not None
+            and (status := self.reciprocity_in(conn, party, enforced, now)) is not None
+        }
+        released = release_in(
+            conn,
+            fresh,
+            sorted(pinned),
+            agreement_for=governing.get,
+            reciprocity=statuses,
+            own_party=self.party,
+            now=now,
+        )
+        counts = ", ".join(f"{n} to {party}" for party, n in released.released.items())
+        self.audit.append(
+            "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
         return result, released
 

@@ -1,9 +1,10 @@
-"""Partner cards and pinned partners: who this node trusts, how to reach them, what it releases.
+"""Partner cards and pinned partners: who this node trusts and how to reach them.
 
 A card is what a party hands another out of band: its party, node name, federation URL, CA
 certificate and Ed25519 signing key. Pinning a card stores it under ``partners/`` and adds a
 ``[partners.XXX]`` section to the node config. This module reads and checks cards; it does not
-open connections or decide releases (see :mod:`kuroshio.exchange.release`).
+open connections or decide releases (what a partner receives is the signed agreement's to say:
+see :mod:`kuroshio.policy` and :mod:`kuroshio.exchange.release`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from kuroshio.model import Kind, PartyCode, is_party
+from kuroshio.model import PartyCode, is_party
 from kuroshio.pki import (
     VerificationError,
     certificate_fingerprint,
@@ -27,7 +28,8 @@ from kuroshio.pki import (
 
 CARD_FORMAT: Final = "kuroshio-partner-card/1"
 PARTNERS_DIR: Final = "partners"
-URL_SCHEMES: Final = ("https://", "wss://")
+URL_SCHEMES: Final = ("https://", "wss://", "nats://")
+"""``nats://``: reach the partner through the NATS JetStream server of ``[federation] nats_url``."""
 
 
 class PartnerError(Exception):
@@ -39,18 +41,11 @@ class PartnerError(Exception):
         self.reason = reason
 
 
-class ReleaseRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What a link releases until release agreements exist: listed kinds only (default: none)."""
-
-    kinds: tuple[Kind, ...] = ()
-
-
 class PartnerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[partners.XXX]`` section of a node config."""
 
     url: Annotated[str, msgspec.Meta(min_length=8, max_length=500)]
     """Federation URL of the partner node, e.g. ``https://jpn.example:8443``."""
-    release: ReleaseRule = msgspec.field(default_factory=ReleaseRule)
 
 
 class PartnerCard(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,7 +72,6 @@ class Partner(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     ca_pem: bytes
     signing_key: bytes
-    release: ReleaseRule
 
     @property
     def key_fingerprint(self) -> str:
@@ -90,7 +84,7 @@ _card_encoder = msgspec.json.Encoder()
 
 def check_url(url: str, location: str) -> str:
     if not url.startswith(URL_SCHEMES):
-        raise PartnerError(location, f"URL {url!r} must start with https:// or wss://")
+        raise PartnerError(location, f"URL {url!r} must start with https://, wss:// or nats://")
     return url
 
 
@@ -191,7 +185,6 @@ def load_partner(directory: Path, party: str, config: PartnerConfig) -> Partner:
         url=check_url(config.url, f"partners.{party}.url"),
         ca_pem=card.ca_certificate.encode("ascii"),
         signing_key=public_key_from_b64(card.signing_key),
-        release=config.release,
     )
 
 
@@ -205,7 +198,6 @@ __all__ = [
     "PartnerCard",
     "PartnerConfig",
     "PartnerError",
-    "ReleaseRule",
     "card_path",
     "check_card",
     "encode_card",

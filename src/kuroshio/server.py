@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Generator, Iterator
-from typing import IO, Final
+from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 import uvicorn
@@ -25,8 +25,13 @@ from kuroshio.api import create_app
 from kuroshio.api.federation import FederationEndpoint
 from kuroshio.exchange.inbox import Inbox
 from kuroshio.exchange.link import Link
+from kuroshio.exchange.transports import Listener, Transport
 from kuroshio.exchange.transports.wss import WssTransport
 from kuroshio.node import ConfigError, Node
+from kuroshio.partners import Partner
+
+if TYPE_CHECKING:
+    from kuroshio.exchange.transports.nats import NatsTransport
 
 LOCK_FILE: Final = "serve.lock"
 logger = logging.getLogger("kuroshio.serve")
@@ -77,6 +82,32 @@ def check_api_binding(node: Node) -> None:
         )
 
 
+def _nats_transport(node: Node) -> NatsTransport | None:
+    """The NATS JetStream transport when ``[federation] nats_url`` is set (nats-py is imported
+    only then: the embedded default needs no NATS)."""
+    url = node.config.federation.nats_url
+    if url is None:
+        for party, partner in sorted(node.partners.items()):
+            if _over_nats(partner):
+                raise ConfigError(
+                    f"partners.{party}.url {partner.url!r} is reached over NATS: "
+                    "set federation.nats_url"
+                )
+        return None
+    from kuroshio.exchange.transports.nats import NatsTransport
+
+    return NatsTransport(
+        node.identity,
+        node.partners,
+        url=url,
+        max_frame_bytes=node.config.exchange.max_frame_bytes,
+    )
+
+
+def _over_nats(partner: Partner) -> bool:
+    return partner.url.startswith("nats://")
+
+
 def _host_for_url(host: str) -> str:
     if host in ("0.0.0.0", "::"):
         return "127.0.0.1"
@@ -92,13 +123,31 @@ async def serve(node: Node, *, on_ready: Callable[[ServeInfo], None] | None = No
     with _exclusive(node):
         inbox = Inbox(node)
         endpoint = FederationEndpoint(node, inbox)
+        nats = _nats_transport(node)
         transport = WssTransport(
             identity, partners, max_frame_bytes=config.exchange.max_frame_bytes
         )
         listener = await transport.listen(
             config.federation.host, config.federation.port, endpoint.handle, endpoint.on_refused
         )
-        links = {party: Link(node, partner, transport) for party, partner in partners.items()}
+        nats_listener: Listener | None = None
+        if nats is not None:
+            try:
+                nats_listener = await nats.listen(
+                    config.federation.host, 0, endpoint.handle, endpoint.on_refused
+                )
+            except BaseException:
+                await listener.close()
+                await nats.close()
+                raise
+
+        def transport_for(partner: Partner) -> Transport:
+            return nats if nats is not None and _over_nats(partner) else transport
+
+        links = {
+            party: Link(node, partner, transport_for(partner))
+            for party, partner in partners.items()
+        }
 
         def wake_links() -> None:
             for link in links.values():
@@ -155,6 +204,10 @@ async def serve(node: Node, *, on_ready: Callable[[ServeInfo], None] | None = No
             with contextlib.suppress(Exception):
                 await api_task
             await listener.close()
+            if nats_listener is not None:
+                await nats_listener.close()
+            if nats is not None:
+                await nats.close()
             await endpoint.close()
             for link in links.values():
                 link.close()

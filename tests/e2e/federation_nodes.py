@@ -10,7 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,13 @@ class ServedNode:
         run("partner", "card", "--node", self.directory, "--out", path, check=True)
         return path
 
-    def pin(self, other: ServedNode, *kinds: str) -> None:
-        args: list[str | Path] = ["partner", "add", other.card(), "--node", self.directory]
-        for kind in kinds:
-            args += ["--release", kind]
-        run(*args, check=True)
+    def pin(self, other: ServedNode) -> None:
+        """Pin ``other`` (nothing is released to it until an agreement says so)."""
+        run("partner", "add", other.card(), "--node", self.directory, check=True)
+
+    def install(self, agreement: Path) -> str:
+        """``kuroshio agreement install``, as the liaison officer would; its output."""
+        return run("agreement", "install", agreement, "--node", self.directory, check=True).stdout
 
     def start(self) -> dict[str, Any]:
         """Start serving; returns the ready line (where it listens)."""
@@ -153,6 +155,18 @@ class ServedNode:
                 (kind,),
             )
         ]
+
+
+def agree(nodes: Sequence[ServedNode], text: str, name: str = "agreement") -> Path:
+    """Every node signs the agreement ``text`` with ``kuroshio agreement sign`` and installs it;
+    the signed file."""
+    path = nodes[0].directory.parent / f"{name}.toml"
+    path.write_text(text, encoding="utf-8")
+    for node in nodes:
+        run("agreement", "sign", path, "--node", node.directory, check=True)
+    for node in nodes:
+        node.install(path)
+    return path
 
 
 def query(path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from federation_nodes import ServedNode, query, wait_until, write_ndjson
+from federation_nodes import ServedNode, agree, query, wait_until, write_ndjson
 
+from agreements import agreement_text
 from cli_run import kuroshio_command, run
 from kuroshio.model import Marking, Observation
 from observations import observation
@@ -49,8 +50,9 @@ def _stream() -> list[Observation]:
 
 def _pair(root: Path) -> tuple[ServedNode, ServedNode]:
     twn, jpn = ServedNode(root, "TWN"), ServedNode(root, "JPN")
-    twn.pin(jpn, "air", "sea")
-    jpn.pin(twn, "air", "sea")
+    twn.pin(jpn)
+    jpn.pin(twn)
+    agree([twn, jpn], agreement_text(["TWN", "JPN"]))
     return twn, jpn
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from federation_nodes import ServedNode, wait_until
+from federation_nodes import ServedNode, agree, wait_until
 
+from agreements import agreement_text
 from kuroshio.exchange.batch import SealedBatch, seal
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.transports import Channel, ChannelClosed
@@ -34,7 +35,7 @@ from kuroshio.exchange.wire import (
     encode,
 )
 from kuroshio.model import Marking, canonical_bytes
-from kuroshio.partners import Partner, ReleaseRule, read_card
+from kuroshio.partners import Partner, read_card
 from kuroshio.pki import NodeIdentity, client_ssl_context, create_identity, load_identity
 from observations import observation
 
@@ -46,9 +47,10 @@ class Federation:
         self.twn = ServedNode(root, "TWN")
         self.jpn = ServedNode(root, "JPN")
         self.usa = ServedNode(root, "USA")  # never served: the test speaks for it
-        self.twn.pin(self.jpn, "air", "sea")
-        self.jpn.pin(self.twn, "air", "sea")
+        self.twn.pin(self.jpn)
+        self.jpn.pin(self.twn)
         self.jpn.pin(self.usa)
+        agree([self.twn, self.jpn], agreement_text(["TWN", "JPN"]))
         self.usa_identity = load_identity(self.usa.directory)
         self.stranger = create_identity(root / "phl", "PHL", "phl-1")
         card = read_card(self.jpn.card().read_bytes(), "jpn card")
@@ -58,7 +60,6 @@ class Federation:
             url=card.url,
             ca_pem=card.ca_certificate.encode(),
             signing_key=self.usa_identity.public_key_bytes,  # unused by a sender
-            release=ReleaseRule(),
         )
         self.usa_numbers = iter(range(1_000_000))
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
-from federation_nodes import ServedNode, wait_until
+from federation_nodes import ServedNode, agree, wait_until
 
+from agreements import agreement_text
 from cli_run import run
 from kuroshio.demo.scenario import scenario
 from kuroshio.model import Marking, Observation
@@ -56,15 +57,18 @@ def _keys(observations: list[Observation]) -> set[tuple[str, int]]:
 @pytest.mark.e2e
 def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path) -> None:
     twn, jpn = ServedNode(tmp_path, "TWN"), ServedNode(tmp_path, "JPN")
-    twn.pin(jpn, "air", "sea")
-    jpn.pin(twn, "air", "sea")
+    twn.pin(jpn)
+    jpn.pin(twn)
+    agree([twn, jpn], agreement_text(["TWN", "JPN"]))  # air and sea up to TLP:AMBER, both ways
     from_twn = list(scenario("TWN", START, releasable_to=["JPN"]))
     from_jpn = list(scenario("JPN", START, releasable_to=["TWN"]))
     withheld = [
         msgspec.structs.replace(
             from_twn[0], id="TWN:demo:red", marking=Marking(tlp="RED", releasable_to=("JPN",))
         ),
-        msgspec.structs.replace(from_twn[0], id="TWN:demo:national", marking=Marking()),
+        msgspec.structs.replace(
+            from_twn[0], id="TWN:demo:national", marking=Marking(releasable_to=("USA",))
+        ),
     ]
     corrected = msgspec.structs.replace(from_twn[10], version=2, remarks="type confirmed")
     retracted = msgspec.structs.replace(from_twn[11], version=2, retracted=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from agreements import agree
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, seal
 from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_proof
@@ -20,15 +21,16 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.model import Marking, Observation, Source
 from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, ReleaseRule, make_card, store_card
+from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.pki import VerificationError
+from kuroshio.policy import ledger_store
 from kuroshio.store import ObservationFilter
 from observations import observation
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 
 
-def _pin(node: Node, other: Node, kinds: tuple[str, ...] = ("air", "sea")) -> None:
+def _pin(node: Node, other: Node) -> None:
     card = make_card(
         other.party,
         other.config.node.name,
@@ -37,9 +39,7 @@ def _pin(node: Node, other: Node, kinds: tuple[str, ...] = ("air", "sea")) -> No
         other.identity.public_key_b64,
     )
     store_card(node.directory, card)
-    node.config.partners[other.party] = PartnerConfig(
-        url=card.url, release=msgspec.convert({"kinds": list(kinds)}, ReleaseRule)
-    )
+    node.config.partners[other.party] = PartnerConfig(url=card.url)
     save_config(node.directory, node.config)
 
 
@@ -48,7 +48,9 @@ def pair(tmp_path: Path) -> tuple[Node, Node]:
     with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
         _pin(twn, jpn)
         _pin(jpn, twn)
-    return open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements")  # air and sea up to TLP:AMBER, both ways
+    return twn, jpn
 
 
 def _seal(node: Node, party: str) -> BatchFrame:
@@ -70,13 +72,15 @@ def _stored_ids(node: Node, origin: str) -> list[str]:
     return [o.id for o in node.store.iter_query(ObservationFilter(origins=(origin,)))]
 
 
-def test_ingest_releases_only_what_the_config_and_marking_allow(pair: tuple[Node, Node]) -> None:
+def test_ingest_releases_only_what_the_agreement_and_marking_allow(
+    pair: tuple[Node, Node],
+) -> None:
     twn, _ = pair
     reports = [
         observation(0, marking=TO_JAPAN),
-        observation(1, marking=Marking(releasable_to=())),  # not releasable to JPN
+        observation(1, marking=Marking(releasable_to=("USA",))),  # not releasable to JPN
         observation(2, marking=Marking(tlp="RED", releasable_to=("JPN",))),
-        observation(3, kind="area", marking=TO_JAPAN),  # kind not listed for JPN
+        observation(3, kind="area", marking=TO_JAPAN),  # no rule for areas
     ]
     twn.ingest(reports)
     twn.ingest(reports)  # the same again: nothing new, nothing released twice
@@ -85,9 +89,18 @@ def test_ingest_releases_only_what_the_config_and_marking_allow(pair: tuple[Node
     ingest = [e for e in twn.audit.entries("ingest")]
     assert ingest[0].details["released"] == {"JPN": 1}
     assert ingest[0].details["withheld"] == {
-        "JPN": {"not_releasable": 1, "tlp_red": 1, "kind_not_listed": 1}
+        "JPN": {"releasable_to": 1, "tlp_red": 1, "default_deny": 1}
     }
     assert ingest[1].details["unchanged"] == 4 and "released" not in ingest[1].details
+    [decision] = twn.audit.entries("decision")  # one per transaction that decided anything
+    to_japan = decision.details["partners"]["JPN"]
+    assert (to_japan["agreement"], to_japan["agreement_version"]) == ("test-exchange", 1)
+    [rule] = to_japan["released"]
+    assert (rule["rule"], rule["index"], rule["count"]) == ("twn-jpn-1", 1, 1)
+    assert rule["items"] == ["TWN:test:0 v1"]
+    withheld = {w["code"]: w for w in to_japan["withheld"]}
+    assert withheld["default_deny"]["items"] == ["TWN:test:3 v1"]
+    assert "TLP:RED" in withheld["tlp_red"]["reason"]
 
 
 def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
@@ -109,13 +122,23 @@ def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
     # The same batch again (a lost receipt): the same receipt, nothing stored twice.
     assert inbox.accept(jpn.partners["TWN"], frame) == signed
     assert jpn.store.count_versions() == 3
-    assert [e.kind for e in jpn.audit.entries()] == ["receive"]
+    # Installing the agreement, deciding (TWN's items go back to no one), taking in: once each.
+    assert [e.kind for e in jpn.audit.entries()] == ["agreement_change", "decision", "receive"]
+    with jpn.store.transaction() as conn:
+        received = ledger_store.entries(conn, partner="TWN")
+    assert {(e.flow, e.item, e.novel) for e in received} == {
+        ("received", f"TWN:test:{n}", True) for n in range(3)
+    }
 
-    # The sender stores the receipt; the items leave its outbox.
+    # The sender stores the receipt; the items leave its outbox and enter its ledger as given.
     with twn.store.transaction() as conn:
         assert outbox.record_receipt(conn, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
         state = outbox.state(conn, "JPN")
+        given = ledger_store.entries(conn, partner="JPN")
     assert (state.acked_seq, state.pending, state.unacked_items) == (1, 0, 0)
+    assert {(e.flow, e.item, e.at) for e in given} == {
+        ("given", f"TWN:test:{n}", receipt.received_at) for n in range(3)
+    }
 
 
 def test_replays_gaps_and_broken_chains_are_refused_and_nothing_is_stored(
@@ -187,7 +210,11 @@ def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -
     proof = item_proof(jpn.store.connection, jpn, "TWN:test:5", 1)
     assert proof is not None
     as_sent: Observation = verify_item_proof(proof, twn.identity.public_key_bytes)
-    assert as_sent == twn.store.get("TWN:test:5")  # byte for byte what the origin released
+    original = twn.store.get("TWN:test:5")
+    assert original is not None
+    # What the origin released: its report, marked as released by TWN (one hop).
+    assert as_sent.provenance.partner == "TWN" and as_sent.provenance.hops == 1
+    assert msgspec.structs.replace(as_sent, provenance=original.provenance) == original
     with pytest.raises(VerificationError):
         verify_item_proof(proof, jpn.identity.public_key_bytes)
     other = item_proof(jpn.store.connection, jpn, "TWN:test:4", 1)
@@ -210,7 +237,7 @@ def test_a_refused_batch_leaves_no_trace_but_the_audit_entry(pair: tuple[Node, N
     assert jpn.store.count_versions() == 0
     with sqlite3.connect(jpn.store.path) as conn:
         assert conn.execute("SELECT count(*) FROM inbox_items").fetchone()[0] == 0
-    [entry] = list(jpn.audit.entries())
+    [entry] = [e for e in jpn.audit.entries() if e.kind != "agreement_change"]
     assert entry.kind == "verify_failure" and entry.details["code"] == "bad_signature"
     assert jpn.audit.verify().ok
 

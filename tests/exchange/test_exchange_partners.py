@@ -38,8 +38,8 @@ def test_a_card_carries_no_secret_and_pins_the_partner(
     card_file = tmp_path / "jpn.card.json"
     card_file.write_text(card_text)
 
-    added = run("partner", "add", card_file, "--node", twn, "--release", "air,sea", check=True)
-    assert card["key_fingerprint"] in added.stdout and "air, sea" in added.stdout
+    added = run("partner", "add", card_file, "--node", twn, check=True)
+    assert card["key_fingerprint"] in added.stdout
     listed = json.loads(run("partner", "list", "--node", twn, "--json", check=True).stdout)
     assert listed == [
         {
@@ -47,17 +47,19 @@ def test_a_card_carries_no_secret_and_pins_the_partner(
             "node": "jpn-1",
             "url": "https://127.0.0.1:9443",
             "key_fingerprint": card["key_fingerprint"],
-            "release": {"kinds": ["air", "sea"]},
+            "agreement": None,
         }
     ]
 
 
-def test_pinning_without_release_releases_nothing(nodes: tuple[Path, Path], tmp_path: Path) -> None:
+def test_pinning_without_an_agreement_releases_nothing(
+    nodes: tuple[Path, Path], tmp_path: Path
+) -> None:
     twn, jpn = nodes
     card_file = tmp_path / "jpn.card.json"
     run("partner", "card", "--node", jpn, "--out", card_file, check=True)
     added = run("partner", "add", card_file, "--node", twn, check=True)
-    assert "nothing (default deny)" in added.stdout
+    assert "nothing until a signed agreement is installed (default deny)" in added.stdout
 
 
 def test_cards_that_do_not_hang_together_are_refused(

@@ -1,60 +1,327 @@
-"""The release decision until agreements exist: listed kinds, marking, own origin; default deny."""
+"""Release at egress under signed agreements, node to node without sockets: what enters each
+partner's outbox, when it may leave, what is audited, how re-release and reciprocity act."""
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 import msgspec
-from hypothesis import given
-from hypothesis import strategies as st
+import pytest
 
-from kuroshio.exchange.release import decide
-from kuroshio.model import Marking, Observation
-from kuroshio.partners import Partner, ReleaseRule
-from observations import observation, observations
+from agreements import RELEASE_AIR_SEA, agree, agreement_text, install, sign
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
+from kuroshio.exchange.inbox import Inbox
+from kuroshio.exchange.receipt import open_receipt
+from kuroshio.exchange.wire import BatchFrame, LinkRefused
+from kuroshio.model import Marking, Observation, OriginatorControl
+from kuroshio.node import Node, init_node, open_node, save_config
+from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.policy import AgreementError, ledger_store
+from observations import observation
 
-
-def _partner(party: str = "JPN", kinds: tuple[str, ...] = ("air", "sea")) -> Partner:
-    return Partner(
-        party=party,
-        node=f"{party.lower()}-1",
-        url="https://127.0.0.1:8443",
-        ca_pem=b"",
-        signing_key=bytes(32),
-        release=msgspec.convert({"kinds": list(kinds)}, ReleaseRule),
-    )
+TO_ALL = Marking(tlp="AMBER", releasable_to=("JPN", "USA"))
 
 
-def test_an_air_report_releasable_to_japan_is_released_to_japan_only() -> None:
-    report = observation(marking=Marking(tlp="AMBER", releasable_to=("JPN",)))
-    assert decide(report, _partner("JPN"), own_party="TWN").release
-    usa = decide(report, _partner("USA"), own_party="TWN")
-    assert not usa.release and usa.code == "not_releasable"
+def _pin_all(nodes: list[Node]) -> None:
+    for node in nodes:
+        for other in nodes:
+            if other is node:
+                continue
+            card = make_card(
+                other.party,
+                other.config.node.name,
+                other.config.federation.url(),
+                other.identity.ca_certificate_pem,
+                other.identity.public_key_b64,
+            )
+            store_card(node.directory, card)
+            node.config.partners[other.party] = PartnerConfig(url=card.url)
+        save_config(node.directory, node.config)
 
 
-def test_nothing_is_released_by_default() -> None:
-    report = observation(marking=Marking(releasable_to=("JPN",)))
-    decision = decide(report, _partner(kinds=()), own_party="TWN")
-    assert not decision.release and decision.code == "kind_not_listed"
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
+    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN", "USA")]
+    _pin_all(made)
+    for node in made:
+        node.close()
+    opened = {p: open_node(tmp_path / p.lower()) for p in ("TWN", "JPN", "USA")}
+    yield opened
+    for node in opened.values():
+        node.close()
 
 
-def test_red_and_partner_reports_are_withheld() -> None:
-    red = observation(marking=Marking(tlp="RED", releasable_to=("JPN",)))
-    assert decide(red, _partner(), own_party="TWN").code == "tlp_red"
-    from_usa = observation(origin="USA", marking=Marking(releasable_to=("JPN",)))
-    assert decide(from_usa, _partner(), own_party="TWN").code == "not_own"
+def _outbox(node: Node, partner: str) -> list[Observation]:
+    with node.store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT item FROM outbox WHERE partner = ? ORDER BY row", (partner,)
+        ).fetchall()
+    return [msgspec.json.decode(row[0], type=Observation) for row in rows]
 
 
-@given(
-    observations(),
-    st.sampled_from(["TWN", "JPN", "USA"]),
-    st.lists(st.sampled_from(["air", "sea", "area"]), unique=True),
-)
-def test_a_release_always_has_every_permission(
-    report: Observation, party: str, kinds: list[str]
+def _deliver(sender: Node, receiver: Node, *, now: dt.datetime | None = None) -> int:
+    """Seal every due item for ``receiver``, take the batches in, store the receipts."""
+    delivered = 0
+    inbox = Inbox(receiver)
+    while True:
+        with sender.store.transaction() as conn:
+            sealed = outbox.seal_next(
+                conn,
+                receiver.party,
+                signer=sender.identity,
+                sender=sender.party,
+                max_items=1000,
+                max_bytes=8 * 1024 * 1024,
+                now=now or dt.datetime.now(dt.UTC),
+            )
+        if sealed is None:
+            return delivered
+        signed = inbox.accept(receiver.partners[sender.party], sealed.frame())
+        receipt = open_receipt(signed, receiver.identity.public_key_bytes)
+        with sender.store.transaction() as conn:
+            outbox.record_receipt(conn, receiver.party, receipt, signed, now=receipt.received_at)
+        delivered += sealed.header.count
+
+
+def test_without_an_agreement_nothing_is_released_and_the_decision_is_audited(
+    nodes: dict[str, Node],
 ) -> None:
-    decision = decide(report, _partner(party, tuple(kinds)), own_party=report.origin)
-    allowed = (
-        report.kind in kinds
-        and report.marking.tlp != "RED"
-        and party in report.marking.releasable_to
+    twn = nodes["TWN"]
+    twn.ingest([observation(n, marking=TO_ALL) for n in range(3)])
+    assert _outbox(twn, "JPN") == [] and _outbox(twn, "USA") == []
+    [decision] = twn.audit.entries("decision")
+    for party in ("JPN", "USA"):
+        summary = decision.details["partners"][party]
+        assert summary["agreement"] is None and summary["released"] == []
+        [withheld] = summary["withheld"]
+        assert (withheld["code"], withheld["count"]) == ("no_agreement", 3)
+
+
+def test_released_items_leave_transformed_and_a_delay_holds_them_without_blocking_others(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    rules = {
+        ("TWN", "JPN"): [
+            'action = "release"\nmatch = { platform_class = ["bomber"] }\n'
+            'transform = { coarsen_km = 10, delay_s = 3600, drop = ["remarks"] }',
+            'action = "release"\nmatch = { kind = ["air"] }',
+        ]
+    }
+    agree([twn, jpn], tmp_path / "a", agreement_text(["TWN", "JPN"], rules))
+    now = dt.datetime.now(dt.UTC)
+    bomber = observation(1, at=now, lon=121.2345, lat=22.3456, marking=TO_ALL, remarks="secret")
+    fighter = observation(2, at=now, marking=TO_ALL, platform=None)
+    twn.ingest([bomber, fighter])
+
+    held, due = _outbox(twn, "JPN")
+    assert held.remarks is None and held.geometry != bomber.geometry
+    assert held.source.uncertainty_m >= 5_000  # at least half a 10 km cell
+    assert "TWN: delayed 3600 s" in held.provenance.transforms
+    assert due == msgspec.structs.replace(fighter, provenance=due.provenance)
+    with twn.store.transaction() as conn:
+        assert outbox.pending_count(conn, "JPN", limit=10, now=now) == 1
+        assert outbox.state(conn, "JPN", now=now).held == 1
+    assert _deliver(twn, jpn, now=now) == 1  # the fighter, not waiting for the bomber
+    assert jpn.store.get(bomber.id) is None and jpn.store.get(fighter.id) is not None
+    assert _deliver(twn, jpn, now=now + dt.timedelta(seconds=3601)) == 1
+    received = jpn.store.get(bomber.id)
+    assert received is not None and received.geometry == held.geometry
+
+    [decision] = twn.audit.entries("decision")
+    [first, second] = decision.details["partners"]["JPN"]["released"]
+    assert (first["rule"], first["index"], first["count"]) == ("twn-jpn-1", 1, 1)
+    assert first["held_until"] == (now + dt.timedelta(seconds=3600)).isoformat()
+    assert "TWN: coarsened to 10 km grid" in first["transforms"]
+    assert (second["rule"], second["transforms"]) == ("twn-jpn-2", [])
+
+
+def test_a_new_version_installed_elsewhere_governs_the_next_release(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    air_only = {("TWN", "JPN"): 'action = "release"\nmatch = { kind = ["air"] }'}
+    agree([twn, jpn], tmp_path / "v1", agreement_text(["TWN", "JPN"], air_only))
+    sea = observation(1, kind="sea", marking=TO_ALL)
+    twn.ingest([sea])
+    assert _outbox(twn, "JPN") == []
+
+    # Another process (the CLI) installs version 2; this open node notices at the next release.
+    text = agreement_text(["TWN", "JPN"], {("TWN", "JPN"): RELEASE_AIR_SEA}, version=2)
+    with open_node(twn.directory) as other:
+        install(sign(text, [other, jpn]), [other], tmp_path / "v2")
+    twn.ingest([observation(2, kind="sea", marking=TO_ALL)])
+    [released] = _outbox(twn, "JPN")
+    assert released.id == "TWN:test:2"
+    last = list(twn.audit.entries("decision"))[-1].details["partners"]["JPN"]
+    assert (last["agreement"], last["agreement_version"]) == ("test-exchange", 2)
+
+
+def test_unsigned_expired_or_future_agreements_release_nothing(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    folder = tmp_path / "files"
+    with pytest.raises(AgreementError, match="not signed by all parties"):
+        install(sign(agreement_text(["TWN", "JPN"]), [twn]), [twn], folder)
+    now = dt.datetime.now(dt.UTC)
+    expired = agreement_text(
+        ["TWN", "JPN"],
+        agreement_id="old",
+        valid_from=now - dt.timedelta(days=10),
+        valid_until=now - dt.timedelta(days=1),
     )
-    assert decision.release == allowed
+    with pytest.raises(AgreementError, match="expired"):
+        install(sign(expired, [twn, jpn]), [twn], folder)
+    future = agreement_text(
+        ["TWN", "JPN"], agreement_id="later", valid_from=now + dt.timedelta(days=1)
+    )
+    install(sign(future, [twn, jpn]), [twn], folder)
+    twn.ingest([observation(1, marking=TO_ALL)])
+    assert _outbox(twn, "JPN") == []
+    [decision] = twn.audit.entries("decision")
+    assert decision.details["partners"]["JPN"]["withheld"][0]["code"] == "no_agreement"
+    refused = [e.details for e in twn.audit.entries("agreement_change") if "refused" in e.details]
+    assert len(refused) == 2
+
+
+def test_re_release_follows_the_originator_and_counts_hops(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn, usa = nodes["TWN"], nodes["JPN"], nodes["USA"]
+    rules = {
+        ("TWN", "JPN"): RELEASE_AIR_SEA,
+        ("JPN", "USA"): 'action = "release"\nmatch = { origin = ["TWN"] }',
+        ("USA", "JPN"): 'action = "release"\nmatch = { origin = ["TWN"] }',
+    }
+    agree([twn, jpn, usa], tmp_path / "a", agreement_text(["TWN", "JPN", "USA"], rules))
+    may_pass = Marking(control=OriginatorControl(rerelease=True, to=("USA",), max_hops=1))
+    twn.ingest(
+        [
+            observation(1, marking=may_pass),  # may go on to USA, one further hop
+            observation(2, marking=Marking()),  # no re-release
+            observation(
+                3,
+                marking=Marking(control=OriginatorControl(rerelease=True, max_hops=0)),
+            ),
+        ]
+    )
+    assert _deliver(twn, jpn) == 3
+    assert _deliver(jpn, usa) == 1
+    relayed = usa.store.get("TWN:test:1")
+    assert relayed is not None and relayed.marking == may_pass
+    assert (relayed.provenance.partner, relayed.provenance.hops) == ("JPN", 2)
+    decision = list(jpn.audit.entries("decision"))[-1].details["partners"]["USA"]
+    assert {w["code"]: w["count"] for w in decision["withheld"]} == {
+        "originator_control": 1,
+        "hop_limit": 1,
+    }
+
+    # A retraction at the origin follows the item over every hop.
+    retraction = msgspec.structs.replace(
+        observation(1, marking=may_pass), version=2, retracted=True
+    )
+    twn.ingest([retraction])
+    assert _deliver(twn, jpn) == 1 and _deliver(jpn, usa) == 1
+    at_usa = usa.store.get("TWN:test:1")
+    assert at_usa is not None and at_usa.retracted and at_usa.version == 2
+
+
+def test_a_reciprocity_shortfall_adds_its_delay_and_is_audited_once(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    clause = (
+        "[reciprocity]\nwindow_days = 7\nmin_ratio = 0.5\nmin_given = 2\n"
+        'on_shortfall = "delay"\ndelay_s = 900\n'
+    )
+    text = agreement_text(["TWN", "JPN"], extra=clause)
+    agree([twn, jpn], tmp_path / "a", text)
+    now = dt.datetime.now(dt.UTC)
+    twn.ingest([observation(n, at=now, marking=TO_ALL) for n in range(3)])
+    assert _deliver(twn, jpn) == 3  # given 3, received 0: a shortfall from now on
+
+    with open_node(twn.directory) as later:  # a node judges the ledger afresh
+        later.ingest([observation(10, at=now, marking=TO_ALL)])
+        later.ingest([observation(11, at=now, marking=TO_ALL)])
+        [delayed, again] = _outbox(later, "JPN")
+        assert "TWN: delayed 900 s" in delayed.provenance.transforms
+        assert "TWN: delayed 900 s" in again.provenance.transforms
+        changes = [e for e in later.audit.entries("decision") if e.subject.startswith("recip")]
+    [change] = changes
+    assert change.details["state"] == "shortfall:delay" and change.details["action"] == "delay"
+    with twn.store.transaction() as conn:
+        given = ledger_store.entries(conn, partner="JPN")
+    assert len(given) == 3 and all(e.flow == "given" for e in given)
+
+
+def test_the_receiver_refuses_a_relay_the_originator_did_not_allow(nodes: dict[str, Node]) -> None:
+    jpn = nodes["JPN"]
+    allowed = Marking(control=OriginatorControl(rerelease=True, to=("USA",), max_hops=1))
+
+    def relayed(marking: Marking, hops: int) -> bytes:
+        item = observation(1, marking=marking)
+        item = msgspec.structs.replace(
+            item, provenance=msgspec.structs.replace(item.provenance, partner="JPN", hops=hops)
+        )
+        return outbox.wire_bytes(item)
+
+    def batch(item: bytes) -> BatchFrame:
+        return seal(
+            jpn.identity,
+            sender="JPN",
+            receiver="USA",
+            seq=1,
+            prev_hash=GENESIS_HASH,
+            items=[item],
+            sealed_at=dt.datetime.now(dt.UTC),
+        ).frame()
+
+    opened = open_batch(
+        batch(relayed(allowed, 2)),
+        sender="JPN",
+        receiver="USA",
+        sender_key=jpn.identity.public_key_bytes,
+        max_items=10,
+    )
+    assert opened.observations[0].origin == "TWN"
+    for marking, hops, why in (
+        (Marking(), 2, "does not allow re-release"),
+        (allowed, 3, "allows 1 beyond the first recipient"),
+        (Marking(control=OriginatorControl(rerelease=True, to=("PHL",))), 2, "to PHL only"),
+        (allowed, 1, "count at least two hops"),
+    ):
+        with pytest.raises(LinkRefused) as refused:
+            open_batch(
+                batch(relayed(marking, hops)),
+                sender="JPN",
+                receiver="USA",
+                sender_key=jpn.identity.public_key_bytes,
+                max_items=10,
+            )
+        assert refused.value.code == "foreign_origin" and why in refused.value.reason
+
+
+def test_an_outbox_from_before_delays_keeps_its_sealed_batches(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
+    conn.execute(
+        "CREATE TABLE outbox (row INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL,"
+        " id TEXT NOT NULL, version INTEGER NOT NULL, item BLOB NOT NULL)"
+    )
+    conn.execute(outbox.SCHEMA[1])  # sent_batches, unchanged
+    conn.executemany(
+        "INSERT INTO outbox (partner, id, version, item) VALUES ('JPN', ?, 1, ?)",
+        [(f"TWN:test:{n}", b"{}") for n in range(5)],
+    )
+    conn.execute(
+        "INSERT INTO sent_batches (partner, seq, first_row, last_row, count, header, signature,"
+        " hash, sealed_at) VALUES ('JPN', 1, 1, 3, 3, x'00', x'00', x'00', 0)"
+    )
+    outbox.create_tables(conn)
+    seqs = conn.execute("SELECT id, seq FROM outbox ORDER BY row").fetchall()
+    assert [seq for _, seq in seqs] == [1, 1, 1, None, None]
+    assert outbox.pending_count(conn, "JPN", limit=10) == 2

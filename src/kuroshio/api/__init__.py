@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from fastapi import FastAPI
 
 from kuroshio import __version__
+from kuroshio.api import cop
 from kuroshio.api.federation import status_router
 from kuroshio.api.observations import ChangeFeed, ChangeSignal, router
 from kuroshio.exchange.link import LinkStatus
@@ -55,6 +56,12 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     app.state.links = dict(links or {})
     app.include_router(router)
     app.include_router(status_router)
+    app.include_router(__import__("kuroshio.api.ledger", fromlist=["router"]).router)
+    app.include_router(cop.router)
+    app.include_router(cop.page_router)
+    app.include_router(__import__("kuroshio.api.fused", fromlist=["router"]).router)
+    cop.mount_assets(app)
+    cop.document_schemas(app)
     return app
 
 

@@ -1,7 +1,8 @@
 """``kuroshio demo``: two (or three) sovereign nodes on loopback exchanging the scenario live.
 
-Creates fresh nodes with new identities under ``demo-nodes/``, pins them to each other, starts
-each as its own ``kuroshio serve`` process, replays each party's side of the built-in scenario
+Creates fresh nodes with new identities under ``demo-nodes/``, pins them to each other, has every
+party sign one release agreement and every node install it, starts each as its own
+``kuroshio serve`` process, replays each party's side of the built-in scenario
 into its own node through the operator API (sped up), and reports what each side sent, received
 and signed for. It drives real nodes; it does not bypass the exchange.
 """
@@ -39,7 +40,9 @@ from kuroshio.model import (
     is_party,
 )
 from kuroshio.node import ConfigError, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, ReleaseRule, make_card, store_card
+from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.policy.agreement import EnforcedAgreement
+from kuroshio.policy.commands import describe_match, describe_transforms
 from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 
@@ -116,11 +119,112 @@ def _make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
                 if party == demo_node.party:
                     continue
                 store_card(node.directory, card)
-                node.config.partners[party] = PartnerConfig(
-                    url=card.url, release=ReleaseRule(kinds=("air", "sea"))
-                )
+                node.config.partners[party] = PartnerConfig(url=card.url)
             save_config(node.directory, node.config)
     return nodes
+
+
+AGREEMENT_ID: Final = "demo-exchange"
+COARSEN_KM: Final = 10
+DELAY_S: Final = 20
+
+
+def demo_agreement_text(parties: Sequence[str], valid_from: dt.datetime) -> str:
+    """The demo's agreement: TWN releases air and sea reports to JPN on a 10 km grid after a short
+    delay; JPN releases its reports to TWN as observed; a third party exchanges as observed with
+    both. Nothing is re-released (each party sends its own reports to each partner)."""
+    others = [p for p in parties if p not in PAIR]
+    lines = [
+        f'id = "{AGREEMENT_ID}"',
+        "version = 1",
+        f'title = "{" – ".join(parties)} demonstration exchange"',
+        "parties = [" + ", ".join(f'"{p}"' for p in parties) + "]",
+        f"valid_from = {valid_from:%Y-%m-%dT%H:%M:%SZ}",
+        f"valid_until = {valid_from + dt.timedelta(days=30):%Y-%m-%dT%H:%M:%SZ}",
+        "",
+        "[[direction]]",
+        'from = "TWN"',
+        'to = ["JPN"]',
+        "[[direction.rule]]",
+        'id = "twn-jpn-air-sea"',
+        'action = "release"',
+        'match = { kind = ["air", "sea"], tlp_at_most = "AMBER" }',
+        f"transform = {{ coarsen_km = {COARSEN_KM}, delay_s = {DELAY_S}, "
+        'drop = ["provenance.record"] }',
+        "",
+        "[[direction]]",
+        'from = "JPN"',
+        'to = ["TWN"]',
+        "[[direction.rule]]",
+        'id = "jpn-twn-air-sea"',
+        'action = "release"',
+        'match = { kind = ["air", "sea"], tlp_at_most = "AMBER" }',
+    ]
+    for third in others:
+        lines += [
+            "",
+            "[[direction]]",
+            'from = "TWN"',
+            f'to = ["{third}"]',
+            "[[direction.rule]]",
+            f'id = "twn-{third.lower()}-sea"',
+            'action = "release"',
+            'match = { kind = ["sea"], tlp_at_most = "AMBER" }',
+            f"transform = {{ coarsen_km = {COARSEN_KM} }}",
+            "",
+            "[[direction]]",
+            'from = "JPN"',
+            f'to = ["{third}"]',
+            "[[direction.rule]]",
+            f'id = "jpn-{third.lower()}-air-sea"',
+            'action = "release"',
+            'match = { kind = ["air", "sea"], tlp_at_most = "AMBER" }',
+            "",
+            "[[direction]]",
+            f'from = "{third}"',
+            'to = ["JPN", "TWN"]',
+            "[[direction.rule]]",
+            f'id = "{third.lower()}-all"',
+            'action = "release"',
+            'match = { kind = ["air", "sea"], tlp_at_most = "AMBER" }',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _agree(nodes: Sequence[DemoNode], parties: Sequence[str]) -> EnforcedAgreement:
+    """Every party signs the demo agreement with its node key; every node installs it."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    text = demo_agreement_text(parties, now - dt.timedelta(minutes=1))
+    for demo_node in nodes:
+        with open_node(demo_node.directory) as node:
+            text = node.sign_agreement_text(text, source=f"{AGREEMENT_ID}.toml")
+    path = nodes[0].directory.parent / f"{AGREEMENT_ID}.v1.toml"
+    path.write_text(text, encoding="utf-8")
+    installed: EnforcedAgreement | None = None
+    for demo_node in nodes:
+        with open_node(demo_node.directory) as node:
+            installed, _ = node.install_agreement(path)
+    assert installed is not None
+    return installed
+
+
+def _describe_agreement(console: Console, enforced: EnforcedAgreement) -> None:
+    agreement = enforced.agreement
+    console.print(
+        f"Agreement in force: [bold]{agreement.id} v{agreement.version}[/] between "
+        f"{', '.join(agreement.parties)}, signed by every party (digest {enforced.digest[:16]}), "
+        f"valid until {agreement.valid_until:%Y-%m-%d %H:%M} UTC",
+        highlight=False,
+    )
+    for direction in agreement.direction:
+        for recipient in direction.to:
+            for rule in direction.rule:
+                console.print(
+                    f"  {direction.sender} → {recipient}: "
+                    f"{describe_match(rule.match)} — {describe_transforms(rule.transform)}",
+                    highlight=False,
+                )
+    console.print("  anything else: withheld (default deny)", highlight=False)
 
 
 def _start(demo_node: DemoNode) -> None:
@@ -263,7 +367,10 @@ def _progress(console: Console, client: httpx.Client, nodes: Sequence[DemoNode])
                 f"{out['sealed_seq']} batches, {out['acked_seq']} signed for; "
                 f"{into['last_seq']} batches in"
             )
-            if out["pending"] or out["unacked_items"]:
+            held = out.get("held", 0)
+            if held:
+                parts[-1] += f"; {held} held by the agreement's delay"
+            if out["pending"] - held or out["unacked_items"]:
                 drained = False
         console.print(f"  [bold]{demo_node.party}[/] " + " | ".join(parts), highlight=False)
     return drained
@@ -309,6 +416,7 @@ def run_demo(
 
     console.print(f"[bold]kuroshio demo[/] — {', '.join(parties)} nodes in {directory}")
     nodes = _make_nodes(directory, parties)
+    _describe_agreement(console, _agree(nodes, parties))
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         for demo_node in nodes:
@@ -403,4 +511,4 @@ def _replay(
         time.sleep(TICK_S)
 
 
-__all__ = ["run_demo", "third_party_reports"]
+__all__ = ["demo_agreement_text", "run_demo", "third_party_reports"]

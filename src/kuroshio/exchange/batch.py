@@ -19,6 +19,7 @@ from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused
 from kuroshio.model import Observation, PartyCode, canonical_bytes
 from kuroshio.pki import Signer, VerificationError, verify
+from kuroshio.policy.decide import relay_refusal
 
 BATCH_FORMAT: Final = "kuroshio-batch/1"
 SIGNATURE_CONTEXT: Final = b"kuroshio batch v1\x00"
@@ -159,7 +160,9 @@ def open_batch(
         raise LinkRefused(
             "bad_merkle_root", "the items do not hash to the signed Merkle root", seq=seq
         )
-    observations = [_open_item(item, index, sender, seq) for index, item in enumerate(frame.items)]
+    observations = [
+        _open_item(item, index, sender, receiver, seq) for index, item in enumerate(frame.items)
+    ]
     return OpenedBatch(
         header=header,
         hash=batch_hash(frame.header),
@@ -168,7 +171,7 @@ def open_batch(
     )
 
 
-def _open_item(item: bytes, index: int, sender: str, seq: int) -> Observation:
+def _open_item(item: bytes, index: int, sender: str, receiver: str, seq: int) -> Observation:
     try:
         observation = _observation_decoder.decode(item)
     except msgspec.DecodeError as error:
@@ -177,10 +180,13 @@ def _open_item(item: bytes, index: int, sender: str, seq: int) -> Observation:
         raise LinkRefused(
             "non_canonical_item", f"item {index} ({observation.id}) is not canonical", seq=seq
         )
-    if observation.origin != sender:
+    # An item from another origin is a re-release: only as that originator's marking allows.
+    relayed = relay_refusal(observation, sender, receiver)
+    if relayed is not None:
         raise LinkRefused(
             "foreign_origin",
-            f"item {index} ({observation.id}) originates from {observation.origin}, not {sender}",
+            f"item {index} ({observation.id}) originates from {observation.origin}, not "
+            f"{sender}, and may not be passed on here: {relayed}",
             seq=seq,
         )
     if observation.provenance.hops >= MAX_HOPS:

@@ -27,7 +27,6 @@ from kuroshio.node import ConfigError, open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
     PartnerError,
-    ReleaseRule,
     check_url,
     encode_card,
     make_card,
@@ -105,25 +104,14 @@ def partner_card(
             )
 
 
-def _kinds(values: list[str] | None) -> tuple[str, ...]:
-    kinds = tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
-    for kind in kinds:
-        if kind not in ("air", "sea", "area"):
-            raise ConfigError(f"--release {kind!r}: kinds are air, sea and area")
-    return kinds
-
-
 @partner_app.command("add")
 def partner_add(
     card_file: Annotated[Path, typer.Argument(help="The partner's card (JSON); '-' reads stdin.")],
     node_dir: NodeDir = Path("."),
-    release: Annotated[
-        list[str] | None,
-        typer.Option(help="Kinds released to this partner (air, sea, area); default: none."),
-    ] = None,
     url: Annotated[str | None, typer.Option(help="Override the URL on the card.")] = None,
 ) -> None:
-    """Pin a partner: trust its CA for TLS and its key for batches; choose what it is released."""
+    """Pin a partner: trust its CA for TLS and its key for batches and agreements. Nothing is
+    released to it until a signed agreement with it is installed ('kuroshio agreement')."""
     with _failures():
         location = "<stdin>" if str(card_file) == "-" else str(card_file)
         try:
@@ -134,18 +122,17 @@ def partner_add(
         with open_node(node_dir) as node:
             if card.party == node.party:
                 raise PartnerError(location, f"the card is this node's own party {card.party}")
-            kinds = _kinds(release)
-            previous = node.config.partners.get(card.party)
-            if release is None and previous is not None:
-                rule = previous.release
-            else:
-                rule = msgspec.convert({"kinds": list(kinds)}, ReleaseRule)
             store_card(node.directory, card)
             node.config.partners[card.party] = PartnerConfig(
-                url=check_url(url or card.url, "--url"), release=rule
+                url=check_url(url or card.url, "--url")
             )
             save_config(node.directory, node.config)
-        released = ", ".join(rule.kinds) if rule.kinds else "nothing (default deny)"
+            governing = node.agreement_for(card.party, dt.datetime.now(dt.UTC))
+        released = (
+            f"as agreement {governing.id} v{governing.version} says"
+            if governing is not None
+            else "nothing until a signed agreement is installed (default deny)"
+        )
         console.print(
             f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
             f"  CA fingerprint  {card.ca_fingerprint}\n"
@@ -158,9 +145,14 @@ def partner_add(
 
 @partner_app.command("list")
 def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
-    """Pinned partners: URL, key fingerprint, what is released to them."""
+    """Pinned partners: URL, key fingerprint, the agreement that governs what they receive."""
     with _failures(), open_node(node_dir) as node:
         partners = node.partners
+        now = dt.datetime.now(dt.UTC)
+        governing = {party: node.agreement_for(party, now) for party in partners}
+        agreement = {
+            party: None if g is None else f"{g.id} v{g.version}" for party, g in governing.items()
+        }
         if as_json:
             rows = [
                 {
@@ -168,14 +160,14 @@ def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
                     "node": p.node,
                     "url": p.url,
                     "key_fingerprint": p.key_fingerprint,
-                    "release": {"kinds": list(p.release.kinds)},
+                    "agreement": agreement[p.party],
                 }
                 for p in partners.values()
             ]
             sys.stdout.write(msgspec.json.encode(rows).decode() + "\n")
             return
         table = Table(title=f"{node.party}: pinned partners")
-        for column in ("party", "node", "url", "signing key", "released"):
+        for column in ("party", "node", "url", "signing key", "agreement in force"):
             table.add_column(column)
         for partner in partners.values():
             table.add_row(
@@ -183,7 +175,7 @@ def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
                 partner.node,
                 partner.url,
                 partner.key_fingerprint,
-                ", ".join(partner.release.kinds) or "nothing",
+                agreement[partner.party] or "none: nothing released",
             )
         console.print(table)
 

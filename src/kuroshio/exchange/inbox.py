@@ -1,10 +1,11 @@
 """The receiver's side of links: check a batch against the link's state and take it in, once.
 
 A batch that passes :func:`~kuroshio.exchange.batch.open_batch` is taken in by one transaction:
-its items stored (provenance: partner and batch, one more hop), the link's state advanced, the
-batch header, leaf hashes and receipt kept, a ``receive`` audit entry written. A duplicate of the
-last batch is answered with the same receipt; anything else out of sequence is refused. Keeping
-the header and leaves lets any stored item be proven to its origin later (:func:`item_proof`).
+its items stored (provenance: partner and batch, hops as the sender counted them) and entered in
+the reciprocity ledger, the link's state advanced, the batch header, leaf hashes and receipt
+kept, a ``receive`` audit entry written. A duplicate of the last batch is answered with the same
+receipt; anything else out of sequence is refused. Keeping the header and leaves lets any stored
+item be proven to its origin later (:func:`item_proof`).
 """
 
 from __future__ import annotations
@@ -197,13 +198,18 @@ class Inbox:
                     provenance=Provenance(
                         partner=partner.party,
                         batch=label,
-                        hops=observation.provenance.hops + 1,
+                        # The sender counted its hop when it released the item; an item
+                        # relayed from another origin has made at least two.
+                        hops=max(
+                            observation.provenance.hops,
+                            1 if observation.origin == partner.party else 2,
+                        ),
                         transforms=observation.provenance.transforms,
                     ),
                 )
                 for observation in opened.observations
             ]
-            result, _ = self.node.store_in(conn, received)
+            result, _ = self.node.store_in(conn, received, received_from=partner.party)
             now = dt.datetime.now(dt.UTC)
             conn.executemany(
                 "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"

@@ -1,28 +1,29 @@
 """The sender's side of links in SQLite: per-partner outbox, sealed batches and their receipts.
 
 Released items are written to the outbox in the transaction that stores them (see
-:meth:`kuroshio.node.Node.store_in`); a batch is sealed (signed, chained, numbered) and kept
-before it is first sent, so a resend after a crash is byte for byte the same batch. Items leave
-the outbox once their batch's receipt is stored. Every function here runs inside the caller's
-transaction and does not commit; none of them talks to the network.
+:mod:`kuroshio.exchange.release`), each with the time before which it may not leave (a delay
+the agreement sets); a batch of due items is sealed (signed, chained, numbered) and kept before
+it is first sent, so a resend after a crash is byte for byte the same batch. Items leave the
+outbox once their batch's receipt is stored, and enter the reciprocity ledger as given. Every
+function here runs inside the caller's transaction and does not commit; none of them talks to
+the network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, TypeAlias
 
 import msgspec
 
 from kuroshio.exchange.batch import GENESIS_HASH, SealedBatch, read_header, seal
 from kuroshio.exchange.receipt import Receipt
-from kuroshio.exchange.release import decide
 from kuroshio.exchange.wire import LinkRefused, SignedReceipt
 from kuroshio.model import Observation, canonical_bytes
-from kuroshio.partners import Partner
 from kuroshio.pki import Signer
+from kuroshio.policy import ledger_store
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS outbox (
@@ -30,9 +31,10 @@ SCHEMA: Final = (
         partner TEXT NOT NULL,
         id TEXT NOT NULL,
         version INTEGER NOT NULL,
-        item BLOB NOT NULL
+        item BLOB NOT NULL,
+        not_before INTEGER,
+        seq INTEGER
     )""",
-    "CREATE INDEX IF NOT EXISTS outbox_by_partner ON outbox (partner, row)",
     """CREATE TABLE IF NOT EXISTS sent_batches (
         partner TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -49,13 +51,13 @@ SCHEMA: Final = (
         PRIMARY KEY (partner, seq)
     ) WITHOUT ROWID""",
 )
-
-
-class ReleaseSummary(msgspec.Struct, kw_only=True):
-    """What one store call released: items per partner, and withheld items per partner and code."""
-
-    released: dict[str, int] = msgspec.field(default_factory=dict)
-    withheld: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+_INDEXES: Final = (
+    "DROP INDEX IF EXISTS outbox_by_partner",
+    # Waiting items of a link in release order; sealed items by their batch.
+    "CREATE INDEX IF NOT EXISTS outbox_by_batch ON outbox (partner, seq, row)",
+)
+QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None]
+"""One released item for the outbox: partner, id, version, bytes as sent, not before (µs)."""
 
 
 class ReceiptRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,7 +76,8 @@ class OutboxState(msgspec.Struct, frozen=True, kw_only=True):
 
     partner: str
     pending: int
-    """Items released but not yet in a sealed batch."""
+    """Items released but not yet in a sealed batch (``held`` of them waiting for a delay)."""
+    held: int = 0
     sealed_seq: int
     acked_seq: int
     unacked_items: int
@@ -98,6 +101,18 @@ def wire_bytes(observation: Observation) -> bytes:
 def create_tables(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA:
         conn.execute(statement)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if "seq" not in columns:
+        # An outbox from before delays: give its sealed items their batch, in place.
+        conn.execute("ALTER TABLE outbox ADD COLUMN not_before INTEGER")
+        conn.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
+        conn.execute(
+            "UPDATE outbox SET seq = (SELECT b.seq FROM sent_batches b WHERE b.partner ="
+            " outbox.partner AND outbox.row BETWEEN b.first_row AND b.last_row)"
+        )
+    for statement in _INDEXES:
+        conn.execute(statement)
+    ledger_store.create_tables(conn)
 
 
 def _micros(at: dt.datetime) -> int:
@@ -110,55 +125,36 @@ def _time(micros: int | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
 
 
-def release_in(
-    conn: sqlite3.Connection,
-    observations: Sequence[Observation],
-    partners: Mapping[str, Partner],
-    *,
-    own_party: str,
-) -> ReleaseSummary:
-    """Decide each observation for each partner and queue the released ones."""
-    summary = ReleaseSummary()
-    if not partners or not observations:
-        return summary
-    rows: list[tuple[str, str, int, bytes]] = []
-    encoded: dict[int, bytes] = {}
-    for party, partner in partners.items():
-        released = 0
-        withheld: dict[str, int] = {}
-        for position, observation in enumerate(observations):
-            decision = decide(observation, partner, own_party=own_party)
-            if not decision.release:
-                withheld[decision.code] = withheld.get(decision.code, 0) + 1
-                continue
-            item = encoded.get(position)
-            if item is None:
-                item = encoded[position] = wire_bytes(observation)
-            rows.append((party, observation.id, observation.version, item))
-            released += 1
-        summary.released[party] = released
-        if withheld:
-            summary.withheld[party] = withheld
-    conn.executemany("INSERT INTO outbox (partner, id, version, item) VALUES (?, ?, ?, ?)", rows)
-    return summary
+def queue_in(conn: sqlite3.Connection, items: Sequence[QueuedItem]) -> None:
+    """Put released items in their partners' outboxes (inside the caller's transaction)."""
+    conn.executemany(
+        "INSERT INTO outbox (partner, id, version, item, not_before) VALUES (?, ?, ?, ?, ?)",
+        items,
+    )
 
 
-def _last_sealed(conn: sqlite3.Connection, partner: str) -> tuple[int, bytes, int]:
+def _last_sealed(conn: sqlite3.Connection, partner: str) -> tuple[int, bytes]:
     row = conn.execute(
-        "SELECT seq, hash, last_row FROM sent_batches WHERE partner = ? ORDER BY seq DESC LIMIT 1",
+        "SELECT seq, hash FROM sent_batches WHERE partner = ? ORDER BY seq DESC LIMIT 1",
         (partner,),
     ).fetchone()
     if row is None:
-        return 0, GENESIS_HASH, 0
-    return int(row[0]), bytes(row[1]), int(row[2])
+        return 0, GENESIS_HASH
+    return int(row[0]), bytes(row[1])
 
 
-def pending_count(conn: sqlite3.Connection, partner: str, *, limit: int) -> int:
-    """Items waiting for a batch, counted up to ``limit``."""
-    _, _, last_row = _last_sealed(conn, partner)
+_DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
+
+
+def pending_count(
+    conn: sqlite3.Connection, partner: str, *, limit: int, now: dt.datetime | None = None
+) -> int:
+    """Items due for a batch at ``now`` (default: the current time), counted up to ``limit``.
+    Items held by a delay are not due until their ``not_before``."""
+    at = _micros(now or dt.datetime.now(dt.UTC))
     row = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE partner = ? AND row > ? LIMIT ?)",
-        (partner, last_row, limit),
+        f"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE {_DUE} LIMIT ?)",
+        (partner, at, limit),
     ).fetchone()
     return int(row[0])
 
@@ -173,11 +169,12 @@ def seal_next(
     max_bytes: int,
     now: dt.datetime,
 ) -> SealedBatch | None:
-    """Seal the next batch of waiting items (at most ``max_items`` and about ``max_bytes``)."""
-    seq, prev_hash, last_row = _last_sealed(conn, partner)
+    """Seal the next batch of items due at ``now`` (at most ``max_items`` and about
+    ``max_bytes``), in release order; items still held by a delay stay for a later batch."""
+    seq, prev_hash = _last_sealed(conn, partner)
     rows = conn.execute(
-        "SELECT row, item FROM outbox WHERE partner = ? AND row > ? ORDER BY row LIMIT ?",
-        (partner, last_row, max_items),
+        f"SELECT row, item FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?",
+        (partner, _micros(now), max_items),
     ).fetchall()
     if not rows:
         return None
@@ -188,7 +185,7 @@ def seal_next(
             break
         items.append(bytes(item))
         size += len(item)
-    first_row, end_row = int(rows[0][0]), int(rows[len(items) - 1][0])
+    taken = [int(row[0]) for row in rows[: len(items)]]
     sealed = seal(
         signer,
         sender=sender,
@@ -198,14 +195,17 @@ def seal_next(
         items=items,
         sealed_at=now,
     )
+    conn.executemany(
+        "UPDATE outbox SET seq = ? WHERE row = ?", [(sealed.header.seq, row) for row in taken]
+    )
     conn.execute(
         "INSERT INTO sent_batches (partner, seq, first_row, last_row, count, header, signature,"
         " hash, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             partner,
             sealed.header.seq,
-            first_row,
-            end_row,
+            taken[0],
+            taken[-1],
             len(items),
             sealed.header_bytes,
             sealed.signature,
@@ -216,23 +216,26 @@ def seal_next(
     return sealed
 
 
+def _batch_items(conn: sqlite3.Connection, partner: str, seq: int) -> list[bytes]:
+    return [
+        bytes(item)
+        for (item,) in conn.execute(
+            "SELECT item FROM outbox WHERE partner = ? AND seq = ? ORDER BY row", (partner, seq)
+        )
+    ]
+
+
 def sealed_batch(conn: sqlite3.Connection, partner: str, seq: int) -> SealedBatch | None:
     """A batch sealed earlier and not yet acked, rebuilt for resending (None otherwise)."""
     row = conn.execute(
-        "SELECT first_row, last_row, count, header, signature, hash FROM sent_batches"
+        "SELECT count, header, signature, hash FROM sent_batches"
         " WHERE partner = ? AND seq = ? AND acked_at IS NULL",
         (partner, seq),
     ).fetchone()
     if row is None:
         return None
-    first_row, end_row, count, header_bytes, signature, digest = row
-    items = [
-        bytes(item)
-        for (item,) in conn.execute(
-            "SELECT item FROM outbox WHERE partner = ? AND row BETWEEN ? AND ? ORDER BY row",
-            (partner, first_row, end_row),
-        )
-    ]
+    count, header_bytes, signature, digest = row
+    items = _batch_items(conn, partner, seq)
     if len(items) != count:
         raise LinkRefused(
             "diverged", f"batch {seq} to {partner} lost items from the outbox", seq=seq
@@ -266,14 +269,14 @@ def record_receipt(
     *,
     now: dt.datetime,
 ) -> bool:
-    """Store a verified receipt, mark its batch acked and drop its items from the outbox.
+    """Store a verified receipt, mark its batch acked, record its items in the reciprocity
+    ledger as given (at the partner's time of receipt) and drop them from the outbox.
 
     Returns False for a receipt already stored; raises :class:`LinkRefused` (``diverged``) for a
     receipt naming a batch this node never sealed.
     """
     row = conn.execute(
-        "SELECT hash, count, first_row, last_row, acked_at FROM sent_batches"
-        " WHERE partner = ? AND seq = ?",
+        "SELECT hash, count, acked_at FROM sent_batches WHERE partner = ? AND seq = ?",
         (partner, receipt.seq),
     ).fetchone()
     if row is None or bytes(row[0]) != receipt.batch_hash or int(row[1]) != receipt.count:
@@ -282,16 +285,20 @@ def record_receipt(
             f"receipt for batch {receipt.seq} does not match any batch sealed for {partner}",
             seq=receipt.seq,
         )
-    if row[4] is not None:
+    if row[2] is not None:
         return False
     conn.execute(
         "UPDATE sent_batches SET receipt = ?, receipt_signature = ?, acked_at = ?"
         " WHERE partner = ? AND seq = ?",
         (signed.receipt, signed.signature, _micros(now), partner, receipt.seq),
     )
-    conn.execute(
-        "DELETE FROM outbox WHERE partner = ? AND row BETWEEN ? AND ?", (partner, row[2], row[3])
+    ledger_store.record(
+        conn,
+        ledger_store.given_entries(
+            _batch_items(conn, partner, receipt.seq), partner, receipt.received_at
+        ),
     )
+    conn.execute("DELETE FROM outbox WHERE partner = ? AND seq = ?", (partner, receipt.seq))
     return True
 
 
@@ -323,11 +330,13 @@ def receipts(conn: sqlite3.Connection, partner: str, *, limit: int = 1_000_000) 
     return result
 
 
-def state(conn: sqlite3.Connection, partner: str) -> OutboxState:
-    sealed, _, last_row = _last_sealed(conn, partner)
-    pending = conn.execute(
-        "SELECT count(*) FROM outbox WHERE partner = ? AND row > ?", (partner, last_row)
-    ).fetchone()[0]
+def state(conn: sqlite3.Connection, partner: str, *, now: dt.datetime | None = None) -> OutboxState:
+    sealed, _ = _last_sealed(conn, partner)
+    pending, held = conn.execute(
+        "SELECT count(*), coalesce(sum(not_before > ?), 0) FROM outbox"
+        " WHERE partner = ? AND seq IS NULL",
+        (_micros(now or dt.datetime.now(dt.UTC)), partner),
+    ).fetchone()
     acked = acked_seq(conn, partner)
     unacked = conn.execute(
         "SELECT coalesce(sum(count), 0), max(sealed_at) FROM sent_batches WHERE partner = ?"
@@ -340,6 +349,7 @@ def state(conn: sqlite3.Connection, partner: str) -> OutboxState:
     return OutboxState(
         partner=partner,
         pending=int(pending),
+        held=int(held),
         sealed_seq=sealed,
         acked_seq=acked,
         unacked_items=int(unacked[0]),

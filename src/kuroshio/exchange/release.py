@@ -1,53 +1,195 @@
-"""The release decision: may this observation go to this partner? Default deny.
+"""Release at egress: every newly stored observation, for every pinned partner, through
+:func:`kuroshio.policy.decide` under the agreement in force with that partner.
 
-Until signed release agreements exist, a partner's config lists the kinds it receives and the
-observation's own marking must allow the partner. This is one pure function, easy to replace by
-the agreement-based ``decide()``; it does no I/O and applies no transforms.
+Released items (transformed) go to the partner's outbox with the time before which they may not
+leave; withheld items are counted with their reasons. The result is one bounded summary per call,
+for the audit entry of the transaction. Default deny: no agreement in force, nothing leaves.
+This module decides nothing itself and talks to no one.
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import datetime as dt
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Final
 
 import msgspec
 
+from kuroshio.exchange import outbox
 from kuroshio.model import Observation
-from kuroshio.partners import Partner
+from kuroshio.policy.agreement import EnforcedAgreement
+from kuroshio.policy.decide import Released, Withheld, decide
+from kuroshio.policy.ledger import ReciprocityStatus
 
-DecisionCode = Literal["released", "not_own", "kind_not_listed", "tlp_red", "not_releasable"]
-
-
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """Release or withhold, with a code (for counting) and a reason (for people)."""
-
-    release: bool
-    code: DecisionCode
-    reason: str
+MAX_LISTED_ITEMS: Final = 20
+"""Item ids an audit summary lists per rule or reason (the counts are always complete)."""
 
 
-RELEASED: Final = Decision(release=True, code="released", reason="released")
+class RuleCount(msgspec.Struct, kw_only=True):
+    """Items one rule released to one partner in one transaction."""
+
+    rule: str
+    index: int
+    """Position of the rule among the agreement's rules for this direction (1 = first)."""
+    count: int = 0
+    transforms: list[str] = msgspec.field(default_factory=list)
+    held_until: str | None = None
+    """The latest ``not_before`` among these items (ISO 8601), when a delay holds any back."""
+    items: list[str] = msgspec.field(default_factory=list)
 
 
-def decide(observation: Observation, partner: Partner, *, own_party: str) -> Decision:
-    """Whether ``observation`` is released to ``partner`` by the node of ``own_party``."""
-    if observation.origin != own_party:
-        return Decision(
-            release=False,
-            code="not_own",
-            reason=f"originated by {observation.origin}: re-release waits for release agreements",
+class WithheldCount(msgspec.Struct, kw_only=True):
+    """Items withheld from one partner for one reason code."""
+
+    code: str
+    count: int = 0
+    reason: str = ""
+    """The reason given for the first of them."""
+    rule: str | None = None
+    items: list[str] = msgspec.field(default_factory=list)
+
+
+class PartnerRelease(msgspec.Struct, kw_only=True):
+    """What one transaction released to and withheld from one partner, and under what."""
+
+    agreement: str | None = None
+    agreement_version: int | None = None
+    digest: str | None = None
+    released: dict[str, RuleCount] = msgspec.field(default_factory=dict)
+    withheld: dict[str, WithheldCount] = msgspec.field(default_factory=dict)
+    warnings: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def released_count(self) -> int:
+        return sum(rule.count for rule in self.released.values())
+
+
+class ReleaseSummary(msgspec.Struct, kw_only=True):
+    """What one store call released, per partner."""
+
+    partners: dict[str, PartnerRelease] = msgspec.field(default_factory=dict)
+    decided: int = 0
+    """Observations decided (each for every partner)."""
+
+    @property
+    def released(self) -> dict[str, int]:
+        """Items released per partner."""
+        return {party: p.released_count for party, p in self.partners.items()}
+
+    @property
+    def withheld(self) -> dict[str, dict[str, int]]:
+        """Items withheld per partner and reason code (partners with none left out)."""
+        return {
+            party: {code: w.count for code, w in p.withheld.items()}
+            for party, p in self.partners.items()
+            if p.withheld
+        }
+
+    def audit_details(self) -> dict[str, object]:
+        """The ``decision`` audit entry: per partner, agreement, rules and reasons, bounded."""
+        return {
+            "decided": self.decided,
+            "partners": {
+                party: msgspec.to_builtins(
+                    {
+                        "agreement": p.agreement,
+                        "agreement_version": p.agreement_version,
+                        "digest": p.digest,
+                        "released": list(p.released.values()),
+                        "withheld": list(p.withheld.values()),
+                        "warnings": p.warnings,
+                    }
+                )
+                for party, p in sorted(self.partners.items())
+            },
+        }
+
+
+def _rule_index(agreement: EnforcedAgreement, own_party: str, partner: str) -> dict[str, int]:
+    rules = agreement.agreement.rules(own_party, partner)
+    return {rule.id: position for position, rule in enumerate(rules, start=1)}
+
+
+def _note_released(entry: PartnerRelease, decision: Released, index: int, now: dt.datetime) -> None:
+    counted = entry.released.get(decision.rule)
+    if counted is None:
+        counted = entry.released[decision.rule] = RuleCount(
+            rule=decision.rule, index=index, transforms=list(decision.transforms)
         )
-    if observation.kind not in partner.release.kinds:
-        return Decision(
-            release=False,
-            code="kind_not_listed",
-            reason=f"kind {observation.kind!r} is not released to {partner.party}",
+    counted.count += 1
+    if decision.not_before is not None and decision.not_before > now:
+        until = decision.not_before.isoformat()
+        if counted.held_until is None or until > counted.held_until:
+            counted.held_until = until
+    if len(counted.items) < MAX_LISTED_ITEMS:
+        counted.items.append(f"{decision.observation.id} v{decision.observation.version}")
+    for warning in decision.warnings:
+        if warning not in entry.warnings and len(entry.warnings) < MAX_LISTED_ITEMS:
+            entry.warnings.append(warning)
+
+
+def _note_withheld(entry: PartnerRelease, decision: Withheld) -> None:
+    counted = entry.withheld.get(decision.code)
+    if counted is None:
+        counted = entry.withheld[decision.code] = WithheldCount(
+            code=decision.code, reason=decision.reason[:500], rule=decision.rule
         )
-    if observation.marking.tlp == "RED":
-        return Decision(release=False, code="tlp_red", reason="TLP:RED is never released")
-    if partner.party not in observation.marking.releasable_to:
-        return Decision(
-            release=False,
-            code="not_releasable",
-            reason=f"marking does not make it releasable to {partner.party}",
-        )
-    return RELEASED
+    counted.count += 1
+    if len(counted.items) < MAX_LISTED_ITEMS:
+        counted.items.append(f"{decision.item} v{decision.version}")
+
+
+def release_in(
+    conn: sqlite3.Connection,
+    observations: Sequence[Observation],
+    partners: Iterable[str],
+    *,
+    agreement_for: Callable[[str], EnforcedAgreement | None],
+    reciprocity: Mapping[str, ReciprocityStatus],
+    own_party: str,
+    now: dt.datetime,
+) -> ReleaseSummary:
+    """Decide each observation for each partner; queue what is released (inside the caller's
+    transaction) and return the summary. ``agreement_for(partner)`` is the agreement in force
+    (None: none, so nothing is released); ``reciprocity`` the partners' judged standing."""
+    summary = ReleaseSummary(decided=len(observations))
+    if not observations:
+        return summary
+    queued: list[outbox.QueuedItem] = []
+    for party in partners:
+        agreement = agreement_for(party)
+        entry = summary.partners[party] = PartnerRelease()
+        indexes: dict[str, int] = {}
+        if agreement is not None:
+            entry.agreement = agreement.id
+            entry.agreement_version = agreement.version
+            entry.digest = agreement.digest
+            indexes = _rule_index(agreement, own_party, party)
+        status = reciprocity.get(party)
+        for observation in observations:
+            decision = decide(observation, agreement, party, status, now, own_party=own_party)
+            if isinstance(decision, Withheld):
+                _note_withheld(entry, decision)
+                continue
+            _note_released(entry, decision, indexes.get(decision.rule, 0), now)
+            released = decision.observation
+            not_before = decision.not_before
+            queued.append(
+                (
+                    party,
+                    released.id,
+                    released.version,
+                    outbox.wire_bytes(released),
+                    None if not_before is None or not_before <= now else _micros(not_before),
+                )
+            )
+    outbox.queue_in(conn, queued)
+    return summary
+
+
+def _micros(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+__all__ = ["MAX_LISTED_ITEMS", "PartnerRelease", "ReleaseSummary", "release_in"]

@@ -30,7 +30,7 @@ RefusalCode = Literal[
     "frame_too_big",
     "invalid_item",  # an item does not decode or validate as an Observation
     "non_canonical_item",  # an item is not in canonical encoding
-    "foreign_origin",  # an item originated by someone other than the sender
+    "foreign_origin",  # an item from another origin whose marking does not allow this hop
     "replayed",  # a batch older than the last one received
     "out_of_order",  # a gap in the sequence
     "chain_broken",  # prev_hash does not name the last batch received

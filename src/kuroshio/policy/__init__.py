@@ -1,7 +1,8 @@
 """Release policy: signed agreements between parties, the release decision, reciprocity.
 
 :func:`decide` is the one place where a node decides what leaves for a partner; the agreement
-it applies comes from an :class:`AgreementBook`. Nothing here sends, stores or audits.
+it applies comes from an :class:`AgreementBook`. Nothing here sends or audits; the one thing
+stored is the reciprocity ledger (:mod:`kuroshio.policy.ledger_store`), in the node's store.
 """
 
 from kuroshio.policy.agreement import (

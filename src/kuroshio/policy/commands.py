@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import msgspec
 import typer
@@ -26,6 +26,7 @@ from kuroshio.model import is_party
 from kuroshio.node import ConfigError, Node, open_node
 from kuroshio.partners import PartnerError
 from kuroshio.pki import IdentityError, VerificationError
+from kuroshio.policy import ledger_store
 from kuroshio.policy.agreement import (
     AgreementError,
     EnforcedAgreement,
@@ -40,18 +41,14 @@ from kuroshio.policy.agreement import (
     sign_agreement,
     with_signature,
 )
-from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook
+from kuroshio.policy.book import AgreementBook
 from kuroshio.policy.decide import Decision, Released, describe_marking, preview
 from kuroshio.policy.ledger import (
     LedgerEntry,
     ReciprocityStatus,
-    ledger_days,
     reciprocity_status,
 )
 from kuroshio.store import ObservationFilter, StoreError
-
-LEDGER_FILE: Final = "ledger.ndjson"
-"""Default ledger records of a node (one :class:`LedgerEntry` JSON per line)."""
 
 console = Console()
 err_console = Console(stderr=True)
@@ -112,36 +109,41 @@ def _json_line(value: Any) -> None:
 
 def pinned_keys(node: Node) -> dict[str, bytes]:
     """The Ed25519 keys this node trusts for agreement signatures: its own and its partners'."""
-    keys = {party: partner.signing_key for party, partner in node.partners.items()}
-    keys[node.party] = node.identity.public_key_bytes
-    return keys
+    return node.pinned_keys()
 
 
 def open_book(node: Node, now: dt.datetime) -> AgreementBook:
     """The node's installed agreements; a stored file that no longer verifies is reported."""
-    book = AgreementBook(node.party, pinned_keys(node), directory=node.directory / AGREEMENTS_DIR)
-    for problem in book.load(now=now):
+    book = node.agreements
+    for problem in node.agreement_problems:
         err_console.print(f"[yellow]warning:[/] not in force: {problem.reason}", highlight=False)
     return book
 
 
-def load_ledger_entries(node_dir: Path, entries: Path | None) -> list[LedgerEntry]:
-    """Ledger records from ``entries`` or the node's ``ledger.ndjson`` (none if absent)."""
-    path = entries or node_dir / LEDGER_FILE
-    if not path.is_file():
-        if entries is not None:
-            raise ConfigError(f"{path}: no such ledger file")
-        return []
+def load_ledger_entries(
+    node: Node | Path, entries: Path | None, *, since: dt.datetime | None = None
+) -> list[LedgerEntry]:
+    """Ledger records from ``entries`` (NDJSON, e.g. a partner's, to compare) or, by default,
+    the node's own ledger (kept as batches are signed for and taken in); ``node`` is an open
+    node or a node directory."""
+    if entries is None:
+        if isinstance(node, Path):
+            with open_node(node) as opened:
+                return load_ledger_entries(opened, None, since=since)
+        with node.store.transaction() as conn:
+            return ledger_store.entries(conn, since=since)
+    if not entries.is_file():
+        raise ConfigError(f"{entries}: no such ledger file")
     decoder = msgspec.json.Decoder(LedgerEntry)
     records: list[LedgerEntry] = []
-    with path.open("rb") as file:
+    with entries.open("rb") as file:
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
             try:
                 records.append(decoder.decode(line))
             except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                raise ConfigError(f"{path}:{number}: not a ledger entry: {error}") from None
+                raise ConfigError(f"{entries}:{number}: not a ledger entry: {error}") from None
     return records
 
 
@@ -521,27 +523,11 @@ def agreement_install(
     and the agreement already in force stays in force."""
     with _failures(), open_node(node_dir) as node:
         now = dt.datetime.now(dt.UTC)
-        book = open_book(node, now)
-        try:
-            previous = book.newest_version(read_agreement(file).id)
-            enforced = book.try_install(file, now=now)
-        except AgreementError as error:
-            with node.store.transaction():
-                node.audit.append(
-                    "agreement_change",
-                    f"refused {file.name}"[:500],
-                    {"file": str(file), "refused": error.reason[:1000]},
-                )
-            raise
-        if previous == enforced.version:
+        open_book(node, now)
+        enforced, new = node.install_agreement(file, now=now)
+        if not new:
             console.print(f"{enforced.id} v{enforced.version} is already installed.")
             return
-        with node.store.transaction():
-            node.audit.append(
-                "agreement_change",
-                f"installed {enforced.id} v{enforced.version}",
-                enforced.audit_details(),
-            )
         state = "in force" if enforced.in_force(now) else "installed, not yet in force"
         console.print(
             f"{enforced.id} v{enforced.version} {state} with "
@@ -595,7 +581,7 @@ def agreement_list(node_dir: NodeDir = Path("."), at: At = None, as_json: AsJson
 
 
 def _status(
-    node_dir: Path,
+    node: Node,
     entries: Path | None,
     clause_holder: ParsedAgreement,
     partner: str,
@@ -604,7 +590,7 @@ def _status(
     clause = clause_holder.agreement.reciprocity
     if clause is None:
         return None
-    return reciprocity_status(load_ledger_entries(node_dir, entries), partner, clause, now)
+    return reciprocity_status(load_ledger_entries(node, entries), partner, clause, now)
 
 
 @agreement_app.command("preview")
@@ -621,7 +607,8 @@ def agreement_preview(
     at: At = None,
     show: Annotated[int, typer.Option(help="Released items to list in the table.")] = 20,
     entries: Annotated[
-        Path | None, typer.Option(help="Ledger records (NDJSON) for the reciprocity status.")
+        Path | None,
+        typer.Option(help="Ledger records (NDJSON) for the reciprocity status (default: own)."),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="NDJSON: one decision per observation.")
@@ -644,7 +631,7 @@ def agreement_preview(
                 )
             parsed = enforced.parsed
             label = f"{parsed.id} v{parsed.version} (in force)"
-        status = _status(node.directory, entries, parsed, partner, now)
+        status = _status(node, entries, parsed, partner, now)
         selection = ObservationFilter(start=_now(since) if since else None)
         counts: Counter[tuple[str, str]] = Counter()
         listed: list[Released] = []
@@ -717,7 +704,8 @@ def ledger(
     ] = None,
     days: Annotated[int, typer.Option(help="Days to show, ending today.")] = 14,
     entries: Annotated[
-        Path | None, typer.Option(help="Ledger records (NDJSON); default <node>/ledger.ndjson.")
+        Path | None,
+        typer.Option(help="Ledger records (NDJSON, e.g. a partner's); default the node's own."),
     ] = None,
     at: At = None,
     as_json: AsJson = False,
@@ -726,29 +714,14 @@ def ledger(
     timeliness, precision and novelty, and the standing against each agreement's clause."""
     with _failures(), open_node(node_dir) as node:
         now = _now(at)
-        records = load_ledger_entries(node.directory, entries)
+        records = load_ledger_entries(node, entries)
         book = open_book(node, now)
         partners = (
             [partner.upper()]
             if partner
             else sorted({e.partner for e in records} | set(book.partners(now)))
         )
-        end = now.astimezone(dt.UTC).date()
-        start = end - dt.timedelta(days=max(days, 1) - 1)
-        report: list[dict[str, Any]] = []
-        for party in partners:
-            enforced = book.in_force(party, now)
-            clause = enforced.agreement.reciprocity if enforced is not None else None
-            report.append(
-                {
-                    "partner": party,
-                    "agreement": None if enforced is None else f"{enforced.id} v{enforced.version}",
-                    "status": None
-                    if clause is None
-                    else reciprocity_status(records, party, clause, now),
-                    "days": ledger_days(records, party, start, end),
-                }
-            )
+        report = ledger_store.partner_ledgers(records, book, partners, now=now, days=days)
         if as_json:
             _json_line(report)
             return
@@ -760,9 +733,9 @@ def _number(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:,.0f}{unit}"
 
 
-def _print_ledger(own: str, row: dict[str, Any]) -> None:
-    partner = row["partner"]
-    table = Table(title=f"{own} ⇄ {partner} ({row['agreement'] or 'no agreement in force'})")
+def _print_ledger(own: str, row: ledger_store.PartnerLedger) -> None:
+    partner = row.partner
+    table = Table(title=f"{own} ⇄ {partner} ({row.agreement or 'no agreement in force'})")
     for column in (
         "day",
         "given",
@@ -776,7 +749,7 @@ def _print_ledger(own: str, row: dict[str, Any]) -> None:
         "grid km",
     ):
         table.add_column(column, justify="right")
-    for day in row["days"]:
+    for day in row.days:
         given, received = day.given, day.received
         table.add_row(
             day.day.isoformat(),
@@ -791,7 +764,7 @@ def _print_ledger(own: str, row: dict[str, Any]) -> None:
             _number(received.precision_km),
         )
     console.print(table)
-    status: ReciprocityStatus | None = row["status"]
+    status = row.status
     if status is not None:
         colour = "red" if status.shortfall else "green"
         console.print(f"[{colour}]{status.message}[/]", highlight=False)

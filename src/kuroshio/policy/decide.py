@@ -633,3 +633,31 @@ def describe_marking(marking: Marking) -> str:
         hops = control.max_hops
         words.append(f"{hops} further hop" + ("" if hops == 1 else "s"))
     return ", ".join(words)
+
+
+def relay_refusal(observation: Observation, sender: str, receiver: str) -> str | None:
+    """Why ``receiver`` must refuse an item that ``sender`` passes on from another origin (None:
+    the sender is the origin, or the originator's marking allows this hop). The receiving side's
+    check of the same originator control :func:`decide` applies at egress."""
+    origin = observation.origin
+    if origin == sender:
+        return None
+    marking = observation.marking
+    control = marking.control
+    if marking.tlp in ("RED", "AMBER+STRICT"):
+        return f"TLP:{marking.tlp} items are never passed on"
+    if marking.releasable_to and receiver not in marking.releasable_to:
+        return f"marked releasable to {', '.join(marking.releasable_to)} only"
+    if not control.rerelease:
+        return f"the originator ({origin}) does not allow re-release"
+    if control.to and receiver not in control.to:
+        return f"the originator ({origin}) allows re-release to {', '.join(control.to)} only"
+    hops = observation.provenance.hops
+    if observation.provenance.partner != sender or hops < 2:
+        return f"a relayed item must name {sender} as its releaser and count at least two hops"
+    if hops - 1 > control.max_hops:
+        return (
+            f"{hops} hops; the originator ({origin}) allows {control.max_hops} beyond the first "
+            "recipient"
+        )
+    return None

@@ -161,6 +161,15 @@ def same_sortie(
     return distance_km(received, own) <= distance_tolerance_km
 
 
+def fused_same_sortie(received: Observation, own: Observation) -> bool:
+    """The fusion gate as a matcher (:func:`kuroshio.fusion.novelty.same_sortie`): each report's
+    own uncertainty and the sender's coarsening grid, count, platform family, and a day's slack
+    for reports that cover a whole day. Pass it as ``matcher`` to judge novelty with it."""
+    from kuroshio.fusion.novelty import same_sortie as gated
+
+    return gated(received, own)
+
+
 def is_novel(
     received: Observation, own: Iterable[Observation], matcher: SortieMatcher = same_sortie
 ) -> bool:

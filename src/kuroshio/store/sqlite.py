@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -81,6 +82,10 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at, id);
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
+
+
+_LOOKUP_CHUNK = 500
+"""Ids per look-up query (well under SQLite's limit on bound parameters)."""
 
 
 def _now_micros() -> int:
@@ -151,47 +156,82 @@ class SQLiteStore:
     def append_in(
         self, conn: sqlite3.Connection, observations: Sequence[Observation]
     ) -> AppendResult:
-        """Append inside a transaction the caller holds (e.g. with an outbox write)."""
+        """Append inside a transaction the caller holds (e.g. with an outbox write).
+
+        Set-based: one look-up of the stored versions and current rows for the whole call, then
+        one batched insert per table; each observation's outcome is as if appended one by one.
+        """
         result = AppendResult()
+        if not observations:
+            return result
         stored_at = _now_micros()
+        ids = list({observation.id: None for observation in observations})
+        digests, currents = self._known(conn, ids)
+        versions: list[tuple[str, int, bytes, bytes, int]] = []
+        indexed: list[tuple[Any, ...]] = []
+        sha256 = hashlib.sha256
         for observation in observations:
+            obs_id, version = observation.id, observation.version
             body = canonical_bytes(observation)
-            digest = hashlib.sha256(body).digest()
-            row = conn.execute(
-                "SELECT digest FROM observation_versions WHERE id = ? AND version = ?",
-                observation.key,
-            ).fetchone()
-            if row is not None:
-                if row[0] == digest:
+            digest = sha256(body).digest()
+            known = digests.get((obs_id, version))
+            if known is not None:
+                if known == digest:
                     result.record(Outcome.UNCHANGED)
                 else:
                     result.outcomes.append(Outcome.CONFLICT)
                     result.conflicts.append(
                         (
-                            observation.id,
-                            observation.version,
+                            obs_id,
+                            version,
                             "a different record with this id and version is already stored",
                         )
                     )
                 continue
-            cursor = conn.execute(
-                "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (observation.id, observation.version, digest, body, stored_at),
-            )
-            seq = cursor.lastrowid
-            current = conn.execute(
-                "SELECT version FROM current WHERE id = ?", (observation.id,)
-            ).fetchone()
-            if current is not None and current[0] > observation.version:
+            digests[(obs_id, version)] = digest
+            versions.append((obs_id, version, digest, body, stored_at))
+            current = currents.get(obs_id)
+            if current is not None and current > version:
                 result.record(Outcome.STALE)
                 continue
-            conn.execute(
-                "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                index_row(observation, seq),
-            )
+            currents[obs_id] = version
+            row = index_row(observation, None)
+            # The history row's seq is looked up by (id, version) as the current row goes in.
+            indexed.append((obs_id, version, obs_id, version, *row[3:]))
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        conn.executemany(
+            "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            versions,
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO current VALUES (?, ?,"
+            " (SELECT seq FROM observation_versions WHERE id = ? AND version = ?),"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            indexed,
+        )
         return result
+
+    @staticmethod
+    def _known(
+        conn: sqlite3.Connection, ids: list[str]
+    ) -> tuple[dict[tuple[str, int], bytes], dict[str, int]]:
+        """Stored (id, version) → digest and current id → version, for the given ids."""
+        digests: dict[tuple[str, int], bytes] = {}
+        currents: dict[str, int] = {}
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = ids[start : start + _LOOKUP_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for obs_id, version, digest in conn.execute(
+                f"SELECT id, version, digest FROM observation_versions WHERE id IN ({marks})",
+                chunk,
+            ):
+                digests[(obs_id, version)] = digest
+            for obs_id, version in conn.execute(
+                f"SELECT id, version FROM current WHERE id IN ({marks})", chunk
+            ):
+                currents[obs_id] = version
+        return digests, currents
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:
         with self._lock:

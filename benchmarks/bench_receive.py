@@ -1,0 +1,106 @@
+"""The receiving hot path in one process, timed in CPU seconds (steady on a busy machine).
+
+TWN ingests and seals batches of 1 000 (agreement on, as in ``bench_exchange``); JPN opens each
+batch (signature, Merkle root, every item decoded, validated and checked canonical) and takes it
+in (store, inbox, ledger, receipt, audit, commit), without sockets. Also one observation's decode
+and canonical encode on their own. Use it to compare code changes; ``bench_exchange`` gives the
+figures that count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import SealedBatch, open_batch
+from kuroshio.exchange.inbox import Inbox
+from kuroshio.model import Observation, canonical_bytes
+from kuroshio.node import open_node
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_exchange as bench
+
+QUICK = os.environ.get("KUROSHIO_BENCH_QUICK", "") not in ("", "0")
+BATCHES = 10 if QUICK else 40
+
+
+def _best_per_item(run: Callable[[], object], items: int, repeat: int = 7) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.process_time()
+        run()
+        best = min(best, time.process_time() - began)
+    return best / items * 1e6
+
+
+def main() -> None:
+    at = dt.datetime.now(dt.UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        nodes = bench.make_nodes(root)
+        bench.install_agreement(nodes, root)
+        with open_node(nodes["TWN"].directory) as twn, open_node(nodes["JPN"].directory) as jpn:
+            sealed: list[SealedBatch] = []
+            for number in range(BATCHES):
+                twn.ingest([bench.observation(number * 1_000 + n, "rx", at) for n in range(1_000)])
+                with twn.store.transaction() as conn:
+                    batch = outbox.seal_next(
+                        conn,
+                        "JPN",
+                        signer=twn.identity,
+                        sender="TWN",
+                        max_items=1_000,
+                        max_bytes=16 * 1024 * 1024,
+                        now=dt.datetime.now(dt.UTC),
+                    )
+                assert batch is not None and batch.header.count == 1_000
+                sealed.append(batch)
+            partner = jpn.partners["TWN"]
+            items = sealed[0].items
+            decoder = msgspec.json.Decoder(Observation)
+            decoded = [decoder.decode(item) for item in items]
+            decode_us = _best_per_item(lambda: [decoder.decode(i) for i in items], len(items))
+            encode_us = _best_per_item(lambda: [canonical_bytes(o) for o in decoded], len(items))
+            frames = [batch.frame() for batch in sealed]
+            open_us = _best_per_item(
+                lambda: [
+                    open_batch(f, sender="TWN", receiver="JPN", sender_key=partner.signing_key)
+                    for f in frames[:5]
+                ],
+                5_000,
+            )
+            inbox = Inbox(jpn)
+            began = time.process_time()
+            for frame in frames:
+                inbox.accept(partner, frame)
+            accept_us = (time.process_time() - began) / (len(frames) * 1_000) * 1e6
+    print(
+        json.dumps(
+            {
+                "name": "receive",
+                "metrics": {
+                    "decode µs per observation (validated)": decode_us,
+                    "canonical encode µs per observation": encode_us,
+                    "open batch µs per observation (CPU)": open_us,
+                    "take in µs per observation (CPU, open + store + commit)": accept_us,
+                    "take-in obs/s per core": 1e6 / accept_us,
+                },
+                "targets": {},
+                "setup": {"batches": BATCHES, "items_per_batch": 1_000},
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

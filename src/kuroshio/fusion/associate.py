@@ -1,0 +1,416 @@
+"""The fused picture: observations of every origin associated into sorties and tracks.
+
+:class:`FusionEngine` takes reports one at a time, in any order, late or corrected, and keeps
+the picture current: only the part of the association graph a report touches is worked again,
+and the result depends on the set of reports only, so adding them one by one gives what adding
+them all at once gives. Every fused item lists all its sources; counts of a sortie seen by
+several parties are never added up. It stores nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+
+from kuroshio.fusion.gating import (
+    DEFAULT_GATES,
+    MAX_COAST,
+    GateConfig,
+    Unit,
+    count_compatible,
+    gate,
+    is_plot,
+    may_share,
+    platform_compatible,
+    report_unit,
+    series_key,
+)
+from kuroshio.model import Geometry, LineString, Observation, PartyCode, Point
+from kuroshio.policy.decide import shape_of
+
+NEIGHBOURHOOD: Final = dt.timedelta(days=4)
+"""Units further apart in time than this are never compared (beyond every gate's reach)."""
+
+
+class Source(msgspec.Struct, frozen=True, kw_only=True):
+    """One report a fused item rests on."""
+
+    id: str
+    origin: PartyCode
+    version: int
+
+
+class FusedPlatform(msgspec.Struct, frozen=True, kw_only=True):
+    type: str | None = None
+    platform_class: str | None = None
+    count: int = 0
+    """Aircraft or ships in the sortie: the largest any one party reported, never a sum."""
+
+
+class FusedItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One sortie or track as the node's parties saw it together."""
+
+    id: str
+    """``fused:<id of the earliest source>``."""
+    kind: str
+    start: dt.datetime
+    end: dt.datetime
+    at: dt.datetime
+    """Best single moment: the middle of the time all origins agree on, else of the whole span."""
+    geometry: Geometry
+    """From the most precise origin."""
+    uncertainty_m: float
+    platform: FusedPlatform
+    origins: tuple[PartyCode, ...]
+    counts: dict[str, int]
+    """Aircraft or ships each origin reported in this sortie."""
+    jointly_seen: bool
+    sources: tuple[Source, ...]
+
+
+class _Forest:
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.parent = {key: key for key in keys}
+        self.members = {key: [key] for key in self.parent}
+
+    def find(self, key: str) -> str:
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def join(self, first: str, second: str) -> None:
+        a, b = sorted((self.find(first), self.find(second)))
+        self.parent[b] = a
+        self.members[a].extend(self.members.pop(b))
+
+
+class FusionEngine:
+    """The fused picture, kept current as reports arrive (in any order)."""
+
+    def __init__(self, config: GateConfig = DEFAULT_GATES) -> None:
+        self.config = config
+        self._observations: dict[str, Observation] = {}
+        self._plots: dict[tuple[str, str, str], dict[str, Observation]] = {}
+        self._units: dict[str, Unit] = {}
+        self._unit_of: dict[str, str] = {}
+        self._edges: dict[str, dict[str, float]] = {}
+        self._by_day: dict[dt.date, set[str]] = {}
+        self._cluster_of: dict[str, str] = {}
+        self._items: dict[str, FusedItem] = {}
+        self._item_units: dict[str, list[str]] = {}
+        self._dirty: set[str] = set()
+        self._pending: dict[tuple[str, str, str], list[dt.datetime]] = {}
+
+    # --- reports in ------------------------------------------------------------------------
+
+    def extend(self, observations: Iterable[Observation]) -> int:
+        """Add many reports; returns how many changed what the engine holds."""
+        return sum(self.add(observation) for observation in observations)
+
+    def add(self, observation: Observation) -> bool:
+        """Add one report (a new one, a correction, a retraction, or a repeat: no change)."""
+        known = self._observations.get(observation.id)
+        if known is not None and known.version >= observation.version:
+            return False
+        if known is not None:
+            self._forget(known)
+        self._observations[observation.id] = observation
+        if observation.retracted:
+            return True
+        if is_plot(observation):
+            self._plots.setdefault(series_key(observation), {})[observation.id] = observation
+            self._retrack(observation)
+        else:
+            self._put_unit(report_unit(observation))
+        return True
+
+    def _forget(self, observation: Observation) -> None:
+        if is_plot(observation):
+            series = self._plots.get(series_key(observation), {})
+            series.pop(observation.id, None)
+            self._retrack(observation)
+        else:
+            self._drop_unit(observation.id)
+
+    def _retrack(self, observation: Observation) -> None:
+        """Mark the plot's segment for tracking again (done when the picture is next read)."""
+        key = series_key(observation)
+        self._pending.setdefault(key, []).append(observation.observed_at)
+        unit = self._unit_of.get(observation.id)
+        if unit is not None:
+            self._drop_unit(unit)
+
+    def _track_pending(self) -> None:
+        """Track again every segment of plots (gaps ≤ MAX_COAST) a new or gone plot touched."""
+        from kuroshio.fusion.kinematic import track_plots, track_unit
+
+        for key in sorted(self._pending):
+            moments = sorted(self._pending[key])
+            series = self._plots.get(key, {})
+            segments: list[list[Observation]] = []
+            for plot in sorted(series.values(), key=lambda o: (o.observed_at, o.id)):
+                if segments and plot.observed_at - segments[-1][-1].observed_at <= MAX_COAST:
+                    segments[-1].append(plot)
+                else:
+                    segments.append([plot])
+            for segment in segments:
+                low = segment[0].observed_at - MAX_COAST
+                high = segment[-1].observed_at + MAX_COAST
+                if not any(low <= moment <= high for moment in moments):
+                    continue
+                stale = sorted({self._unit_of[p.id] for p in segment if p.id in self._unit_of})
+                for unit in stale:
+                    self._drop_unit(unit)
+                for members, track, plane in track_plots(segment, self.config):
+                    self._put_unit(track_unit(members, track, plane))
+        self._pending.clear()
+
+    def _days(self, unit: Unit) -> list[dt.date]:
+        day = unit.start.astimezone(dt.UTC).date()
+        last = unit.end.astimezone(dt.UTC).date()
+        days = []
+        while day <= last:
+            days.append(day)
+            day += dt.timedelta(days=1)
+        return days
+
+    def _put_unit(self, unit: Unit) -> None:
+        neighbours: set[str] = set()
+        first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
+        last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
+        day = first
+        while day <= last:
+            neighbours |= self._by_day.get(day, set())
+            day += dt.timedelta(days=1)
+        self._units[unit.key] = unit
+        for member in unit.members:
+            self._unit_of[member.id] = unit.key
+        for day in self._days(unit):
+            self._by_day.setdefault(day, set()).add(unit.key)
+        edges = self._edges.setdefault(unit.key, {})
+        for other_key in sorted(neighbours):
+            cost = self._cost(unit, self._units[other_key])
+            if cost is not None:
+                edges[other_key] = cost
+                self._edges[other_key][unit.key] = cost
+        self._dirty.add(unit.key)
+
+    def _cost(self, a: Unit, b: Unit) -> float | None:
+        if a.kinematic and b.kinematic:
+            if a.channel == b.channel:
+                return None  # the tracker has already decided
+            if not platform_compatible(a, b) or not count_compatible(a.count, b.count):
+                return None
+            if a.origin != b.origin:
+                from kuroshio.fusion.kinematic import tracks_associated
+
+                return tracks_associated(a, b, self.config)
+        return gate(a, b, self.config)
+
+    def _drop_unit(self, key: str) -> None:
+        unit = self._units.pop(key, None)
+        if unit is None:
+            return
+        for member in unit.members:
+            if self._unit_of.get(member.id) == key:
+                del self._unit_of[member.id]
+        for day in self._days(unit):
+            self._by_day.get(day, set()).discard(key)
+        for other in self._edges.pop(key, {}):
+            self._edges[other].pop(key, None)
+            self._dirty.add(other)
+        cluster = self._cluster_of.get(key)
+        if cluster is not None:
+            self._dirty.update(unit for unit in self._dissolve(cluster) if unit != key)
+        self._dirty.discard(key)
+
+    # --- association -----------------------------------------------------------------------
+
+    def _component(self, start: str, seen: set[str]) -> list[str]:
+        stack, found = [start], []
+        seen.add(start)
+        while stack:
+            key = stack.pop()
+            found.append(key)
+            for other in self._edges.get(key, {}):
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        return sorted(found)
+
+    def _dissolve(self, item_id: str) -> list[str]:
+        """Remove a fused item; its units, no longer placed, are returned."""
+        self._items.pop(item_id, None)
+        units = self._item_units.pop(item_id, [])
+        for unit in units:
+            self._cluster_of.pop(unit, None)
+        return units
+
+    def _refresh(self) -> None:
+        self._track_pending()
+        pending = {key for key in self._dirty if key in self._units}
+        self._dirty.clear()
+        seen: set[str] = set()
+        components: list[list[str]] = []
+        while pending:
+            key = min(pending)
+            pending.discard(key)
+            if key in seen:
+                continue
+            component = self._component(key, seen)
+            components.append(component)
+            for member in component:
+                placed = self._cluster_of.get(member)
+                if placed is None:
+                    continue
+                for unit in self._dissolve(placed):
+                    if unit not in seen and unit in self._units:
+                        pending.add(unit)
+        for component in components:
+            for cluster in self._associate(component):
+                fused = fuse_units([self._units[k] for k in cluster])
+                for member in cluster:
+                    self._cluster_of[member] = fused.id
+                self._items[fused.id] = fused
+                self._item_units[fused.id] = cluster
+
+    def _associate(self, component: list[str]) -> list[list[str]]:
+        """Greedy, cheapest edge first (ties by key), never joining one channel's reports of
+        the same time: deterministic for a given set of units."""
+        forest = _Forest(component)
+        edges = sorted(
+            (cost, a, b) for a in component for b, cost in self._edges.get(a, {}).items() if a < b
+        )
+        for _, a, b in edges:
+            root_a, root_b = forest.find(a), forest.find(b)
+            if root_a == root_b or self._conflict(forest.members[root_a], forest.members[root_b]):
+                continue
+            forest.join(root_a, root_b)
+        return sorted(sorted(members) for members in forest.members.values())
+
+    def _conflict(self, first: list[str], second: list[str]) -> bool:
+        for a in first:
+            unit_a = self._units[a]
+            for b in second:
+                unit_b = self._units[b]
+                if not may_share(unit_a, unit_b, self.config):
+                    return True
+        return False
+
+    # --- picture out -----------------------------------------------------------------------
+
+    def picture(
+        self, start: dt.datetime | None = None, end: dt.datetime | None = None
+    ) -> list[FusedItem]:
+        """Fused items overlapping ``[start, end)``, ordered by (start, id)."""
+        self._refresh()
+        items = [
+            item
+            for item in self._items.values()
+            if (start is None or item.end >= start) and (end is None or item.start < end)
+        ]
+        return sorted(items, key=lambda item: (item.start, item.id))
+
+    def item_of(self, observation_id: str) -> FusedItem | None:
+        """The fused item a report is part of (None: unknown or retracted)."""
+        self._refresh()
+        unit = self._unit_of.get(observation_id)
+        cluster = self._cluster_of.get(unit) if unit is not None else None
+        return self._items.get(cluster) if cluster is not None else None
+
+    def __len__(self) -> int:
+        return len(self._observations)
+
+
+def fuse(
+    observations: Iterable[Observation], config: GateConfig = DEFAULT_GATES
+) -> list[FusedItem]:
+    """The fused picture of a set of reports (what adding them one by one to an engine gives)."""
+    engine = FusionEngine(config)
+    engine.extend(observations)
+    return engine.picture()
+
+
+# --- one fused item ------------------------------------------------------------------------------
+
+
+def _middle(start: dt.datetime, end: dt.datetime) -> dt.datetime:
+    return start + (end - start) / 2
+
+
+def _agreed_time(units: list[Unit]) -> dt.datetime:
+    spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    for unit in units:
+        low, high = spans.get(unit.origin, (unit.start, unit.end))
+        spans[unit.origin] = (min(low, unit.start), max(high, unit.end))
+    start = max(low for low, _ in spans.values())
+    end = min(high for _, high in spans.values())
+    if start <= end:
+        return _middle(start, end)
+    return _middle(min(u.start for u in units), max(u.end for u in units))
+
+
+def _geometry(units: list[Unit]) -> Geometry:
+    if len(units) == 1 and not units[0].kinematic:
+        return units[0].members[0].geometry
+    positions: list[tuple[float, float]] = []
+    for unit in sorted(units, key=lambda u: (u.start, u.key)):
+        for member in unit.members:
+            for position in member.geometry.positions():
+                if not positions or positions[-1] != position:
+                    positions.append(position)
+    if len(positions) == 1:
+        return Point(coordinates=positions[0])
+    return LineString(coordinates=tuple(positions))
+
+
+def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
+    from kuroshio.fusion.gating import _precision
+
+    types = Counter(u.type_code for u in units if u.type_code)
+    precise = [t for t in types if _precision(t) == "type"]
+    ranked = sorted(precise or types, key=lambda t: (-types[t], t))
+    classes = Counter(u.platform_class for u in units if u.platform_class)
+    general = {"other_aircraft", "other_vessel"}
+    class_ranked = sorted(classes, key=lambda c: (c in general, -classes[c], c))
+    return FusedPlatform(
+        type=ranked[0] if ranked else None,
+        platform_class=class_ranked[0] if class_ranked else None,
+        count=max(counts.values()) if counts else 0,
+    )
+
+
+def fuse_units(units: list[Unit]) -> FusedItem:
+    """One fused item from associated units (all from one cluster)."""
+    members = sorted(
+        (m for u in units for m in u.members), key=lambda m: (m.observed_at, m.id, m.version)
+    )
+    counts: dict[str, int] = {}
+    sigma: dict[str, list[float]] = {}
+    for unit in units:
+        counts[unit.origin] = max(counts.get(unit.origin, 0), unit.count)
+        sigma.setdefault(unit.origin, []).append(unit.sigma_km)
+    best = min(sigma, key=lambda origin: (min(sigma[origin]), origin))
+    best_units = [u for u in units if u.origin == best]
+    geometry = _geometry(best_units)
+    shape_of(geometry)  # a geometry the rest of the system can read
+    origins = tuple(sorted(counts))
+    return FusedItem(
+        id=f"fused:{members[0].id}",
+        kind=units[0].kind,
+        start=min(u.start for u in units),
+        end=max(u.end for u in units),
+        at=_agreed_time(units),
+        geometry=geometry,
+        uncertainty_m=round(min(sigma[best]) * 1000.0, 1),
+        platform=_platform(units, counts),
+        origins=origins,
+        counts={origin: counts[origin] for origin in origins},
+        jointly_seen=len(origins) > 1,
+        sources=tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members),
+    )

@@ -1,0 +1,291 @@
+"""The common operating picture in a real browser: Debian's chromium driven by Playwright against
+a real ``kuroshio serve`` node holding Taiwan MND's record of August 2022.
+
+Screenshots go to ``test-artifacts/cop/``. Without chromium, Playwright or the built page the
+tests skip, and fail when ``KUROSHIO_REQUIRE_DATA=1`` or ``KUROSHIO_REQUIRE_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from federation_nodes import ServedNode
+
+from cli_run import run
+from conftest import require_data, require_services
+from kuroshio.api.cop import WEB_DIST
+from kuroshio.catalogue import Catalogue
+from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
+from kuroshio.store import ObservationFilter
+from kuroshio.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+MND_TRACKS = "twreporter/Taiwan/20220801-20230915_fixed.geojson"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "cop"
+TAIPEI = dt.timezone(dt.timedelta(hours=8))
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+LOAD_TIMEOUT_MS = 60_000
+"""A guard against a hung page, not a speed target."""
+
+
+def _missing(reason: str) -> None:
+    if require_data() or require_services():
+        pytest.fail(f"{reason}; KUROSHIO_REQUIRE_DATA/SERVICES=1 make the browser tests required")
+    pytest.skip(reason)
+
+
+def _taipei_day(year: int, month: int, day: int) -> dt.datetime:
+    return dt.datetime(year, month, day, tzinfo=TAIPEI)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[ServedNode]:
+    node = ServedNode(tmp_path_factory.mktemp("cop"), "TWN")
+    run("import", "mnd-tracks", "--node", node.directory, shared_data / MND_TRACKS, check=True)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        _missing(f"{CHROMIUM} not installed (make setup installs Debian's chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        _missing("the playwright package is not installed (make setup installs it)")
+    if not (WEB_DIST / "index.html").is_file():
+        _missing(f"the picture is not built in {WEB_DIST} (make setup builds it from web/)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    # The test's own probes run as evaluated script, which the page's CSP rightly forbids.
+    context = browser.new_context(viewport={"width": 1400, "height": 850}, bypass_csp=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        context.close()
+    assert errors == [], f"the page threw: {errors}"
+
+
+def _count(node: ServedNode, start: dt.datetime, end: dt.datetime, **fields: Any) -> int:
+    store = SQLiteStore(node.store_path)
+    try:
+        return store.count(ObservationFilter(start=start, end=end, **fields))
+    finally:
+        store.close()
+
+
+def _open(page: Any, node: ServedNode, start: str, end: str, tz_minutes: int = 480) -> None:
+    page.goto(f"{node.api_url}/?start={start}&end={end}&tz={tz_minutes}")
+    page.wait_for_selector("body[data-ready=true]", timeout=LOAD_TIMEOUT_MS)
+
+
+def _shown(page: Any) -> int:
+    return int(page.get_attribute("#shown", "data-count"))
+
+
+def _wait_shown(page: Any, expected: int, timeout: float = 30_000) -> None:
+    page.wait_for_function(
+        f"document.querySelector('#shown').dataset.count === '{expected}'", timeout=timeout
+    )
+
+
+def _click_at(page: Any, lon: float, lat: float, zoom: float) -> None:
+    """Centre the map on (lon, lat) and click there, as the officer would with the mouse."""
+    page.evaluate("([lon, lat, zoom]) => window.cop.centre(lon, lat, zoom)", [lon, lat, zoom])
+    x, y = page.evaluate(
+        """([lon, lat]) => {
+            const point = window.cop.map.project([lon, lat]);
+            const box = window.cop.map.getCanvas().getBoundingClientRect();
+            return [box.left + point.x, box.top + point.y];
+        }""",
+        [lon, lat],
+    )
+    page.mouse.click(x, y)
+
+
+def test_a_day_of_august_2022_shows_every_stored_observation_with_its_symbol(
+    page: Any, served: ServedNode
+) -> None:
+    start, end = _taipei_day(2022, 8, 5), _taipei_day(2022, 8, 6)
+    expected = _count(served, start, end)
+    assert expected > 0
+    _open(page, served, "2022-08-05", "2022-08-05")
+
+    assert _shown(page) == expected
+    # Every one is drawn on the map (the view fits the day), not only counted.
+    page.wait_for_function(f"window.cop.renderedCount() === {expected}")
+    icons = page.evaluate(
+        """() => Object.fromEntries(window.cop.map
+            .queryRenderedFeatures({layers: ['obs-symbols']})
+            .map(f => [f.properties.key, f.properties.icon]))"""
+    )
+    store = SQLiteStore(served.store_path)
+    try:
+        day = list(store.iter_query(ObservationFilter(start=start, end=end)))
+    finally:
+        store.close()
+    catalogue = Catalogue.load()
+    for observation in day:
+        assert observation.platform is not None and observation.platform.type is not None
+        entry = catalogue.get(observation.platform.type)
+        assert entry is not None
+        # Hostile (CHN) MIL-STD-2525D symbol from the catalogue's code, at the track's end.
+        assert icons[observation.id] == f"sidc-{entry.sidc_for('hostile')}"
+    page.screenshot(path=ARTIFACTS / "day-2022-08-05.png")
+
+
+def test_filters_and_the_replay_slider_change_what_is_shown(page: Any, served: ServedNode) -> None:
+    start, end = _taipei_day(2022, 8, 1), _taipei_day(2022, 8, 8)
+    total = _count(served, start, end)
+    _open(page, served, "2022-08-01", "2022-08-07")
+    assert _shown(page) == total
+
+    fighters = page.locator("#filter-class input[value=fighter]")
+    fighters.uncheck()
+    _wait_shown(page, total - _count(served, start, end, platform_classes=("fighter",)))
+    fighters.check()
+    _wait_shown(page, total)
+
+    page.locator("#filter-kind input[value=air]").uncheck()
+    _wait_shown(page, total - _count(served, start, end, kinds=("air",)))
+    page.locator("#filter-kind input[value=air]").check()
+    page.locator("#filter-origin input[value=TWN]").uncheck()
+    _wait_shown(page, total - _count(served, start, end, origins=("TWN",)))
+    page.locator("#filter-origin input[value=TWN]").check()
+    _wait_shown(page, total)
+
+    # Replay by the day: the slider starts at the end of the period.
+    page.select_option("#replay-window", "24")
+    last_day = _count(served, end - DAY, end)
+    assert 0 < last_day < total
+    _wait_shown(page, last_day)
+    page.locator("#replay-slider").focus()
+    for _ in range(24):
+        page.keyboard.press("ArrowLeft")
+    _wait_shown(page, _count(served, end - 2 * DAY, end - DAY))
+    page.keyboard.press("Home")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    _wait_shown(page, _count(served, start - 22 * HOUR, start + 2 * HOUR))
+    page.screenshot(path=ARTIFACTS / "replay-2022-08-01.png")
+
+
+def test_a_live_observation_appears_and_its_release_transforms_are_shown(
+    page: Any, served: ServedNode
+) -> None:
+    _open(page, served, "2022-08-20", "2022-08-20")
+    page.wait_for_selector(".live.on")
+    before = _shown(page)
+    transforms = (
+        "JPN: coarsened to 10 km grid",
+        "JPN: delayed 15 min under agreement twn-jpn v3",
+    )
+    report = Observation(
+        id="JPN:cop-test:h6k-1",
+        origin="JPN",
+        kind="air",
+        observed_at=dt.datetime(2022, 8, 20, 11, 0, tzinfo=TAIPEI),
+        geometry=Point(coordinates=(123.1, 24.4)),
+        platform=Platform(type="H-6K", platform_class="bomber", count=2, nationality="CHN"),
+        source=Source(sensor="radar", confidence=0.8, uncertainty_m=10_000.0),
+        marking=Marking(tlp="AMBER", releasable_to=("TWN",)),
+        provenance=Provenance(partner="JPN", batch="7", hops=1, transforms=transforms),
+    )
+    added = httpx.post(
+        f"{served.api_url}/api/observations", content=msgspec.json.encode(report), timeout=30
+    ).json()
+    assert added["inserted"] == 1, added
+
+    _wait_shown(page, before + 1, timeout=2_000)
+
+    _click_at(page, 123.1, 24.4, zoom=7)
+    panel = page.locator("#tab-detail")
+    page.wait_for_selector("#detail-transforms")
+    text = panel.inner_text()
+    for words in transforms:
+        assert words in text
+    entry = Catalogue.load().get("H-6K")
+    assert entry is not None
+    for name in (entry.name_en, entry.name_zh, entry.name_ja):
+        assert name in text
+    assert "JPN:cop-test:h6k-1" in text
+    assert "TLP:AMBER" in text
+    # Posted straight to this node, not taken in from a JPN link: nothing vouches for it.
+    assert page.inner_text("#detail-verification").lower() == "unverified"
+    page.screenshot(path=ARTIFACTS / "live-detail.png")
+
+
+def _load_reports(count: int) -> bytes:
+    encoder = msgspec.json.Encoder()
+    at = dt.datetime(2022, 9, 25, 0, 0, tzinfo=TAIPEI)
+    lines = []
+    for n in range(count):
+        sea = n % 4 == 0
+        lines.append(
+            encoder.encode(
+                Observation(
+                    id=f"TWN:cop-load:{n}",
+                    origin="TWN",
+                    kind="sea" if sea else "air",
+                    observed_at=at + dt.timedelta(seconds=8 * n),
+                    geometry=Point(
+                        coordinates=(118.0 + (n % 100) * 0.08, 20.0 + (n // 100) * 0.08)
+                    ),
+                    platform=Platform(
+                        type="Type 052D" if sea else "J-16",
+                        platform_class="destroyer" if sea else "fighter",
+                        nationality="CHN",
+                    ),
+                )
+            )
+        )
+    return b"\n".join(lines)
+
+
+def test_ten_thousand_features_load_and_the_page_still_answers(
+    page: Any, served: ServedNode
+) -> None:
+    added = httpx.post(
+        f"{served.api_url}/api/observations", content=_load_reports(10_000), timeout=120
+    ).json()
+    assert added["inserted"] == 10_000, added["rejected"][:3]
+    start, end = _taipei_day(2022, 9, 25), _taipei_day(2022, 9, 26)
+    expected = _count(served, start, end)
+    assert expected >= 10_000
+
+    _open(page, served, "2022-09-25", "2022-09-25")
+    _wait_shown(page, expected, timeout=LOAD_TIMEOUT_MS)
+
+    page.locator("#filter-kind input[value=sea]").uncheck()
+    _wait_shown(page, expected - _count(served, start, end, kinds=("sea",)))
+    _click_at(page, 118.08, 20.0, zoom=9)  # TWN:cop-load:1, a J-16
+    page.wait_for_function(
+        "document.querySelector('#tab-detail').innerText.includes('TWN:cop-load:1 ')"
+    )
+    page.screenshot(path=ARTIFACTS / "ten-thousand.png")

@@ -1,0 +1,110 @@
+"""Gates and novelty: what makes two reports one sortie, and what does not."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from kuroshio.fusion import FusionEngine, already_known, fuse
+from kuroshio.fusion.gating import gate, platform_compatible, report_unit, sigma_km
+from kuroshio.fusion.synthetic import as_released
+from kuroshio.model import LineString, Observation, Platform
+from kuroshio.policy.ledger import fused_same_sortie, is_novel
+from observations import T0, observation
+
+KM = 1 / 111.2
+
+
+def day_track(number: int, origin: str, day: dt.datetime, **fields: object) -> Observation:
+    return observation(
+        number,
+        origin=origin,
+        at=day,
+        until=day + dt.timedelta(hours=23, minutes=59),
+        geometry=LineString(coordinates=((122.0, 24.0), (123.0, 24.5))),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_a_coarsened_release_counts_its_grid_as_uncertainty() -> None:
+    theirs = observation(1, origin="JPN", lat=22.0 + 12 * KM)
+    coarse = as_released(theirs, 20.0, "JPN")
+    assert sigma_km(coarse) >= 10.0
+    mine = observation(2)
+    # 12 km apart: beyond 3 sigma of two 1.5 km radars, within a 20 km grid's reach.
+    assert gate(report_unit(mine), report_unit(theirs)) is None
+    assert gate(report_unit(mine), report_unit(coarse)) is not None
+
+
+def test_platform_type_class_and_count_must_agree() -> None:
+    mine = report_unit(observation(1))
+    fighter = Platform(type="J-16", platform_class="fighter", count=2)
+    assert gate(mine, report_unit(observation(2, origin="JPN", platform=fighter))) is None
+    variant = Platform(type="H-6", platform_class="bomber", count=2)
+    assert gate(mine, report_unit(observation(3, origin="JPN", platform=variant))) is not None
+    class_only = Platform(type=None, platform_class="bomber", count=1)
+    assert gate(mine, report_unit(observation(4, origin="JPN", platform=class_only))) is not None
+    many = Platform(type="H-6K", platform_class="bomber", count=12)
+    assert gate(mine, report_unit(observation(5, origin="JPN", platform=many))) is None
+    hulls_a = report_unit(
+        observation(6, kind="sea", platform=Platform(type="Type 052D", hull_numbers=("120",)))
+    )
+    hulls_b = report_unit(
+        observation(7, kind="sea", platform=Platform(type="Type 052D", hull_numbers=("124",)))
+    )
+    assert not platform_compatible(hulls_a, hulls_b)
+
+
+def test_time_gates_follow_each_reports_resolution() -> None:
+    mine = report_unit(observation(1))
+    late = report_unit(observation(2, origin="JPN", at=T0 + dt.timedelta(hours=3)))
+    assert gate(mine, late) is None
+    # Daily reports: parties close their days at different hours, so the next day still meets.
+    day = dt.datetime(2023, 8, 24, 15, tzinfo=dt.UTC)
+    twn = report_unit(day_track(1, "TWN", day + dt.timedelta(hours=1)))
+    jpn = report_unit(day_track(2, "JPN", day - dt.timedelta(hours=1)))
+    assert gate(twn, jpn) is not None
+    far = report_unit(day_track(3, "JPN", day + dt.timedelta(days=3)))
+    assert gate(twn, far) is None
+
+
+def test_one_channel_at_one_time_reports_distinct_sorties() -> None:
+    day = dt.datetime(2023, 8, 24, 16, tzinfo=dt.UTC)
+    first = day_track(1, "TWN", day)
+    second = day_track(2, "TWN", day)
+    third = day_track(3, "JPN", day)
+    items = fuse([first, second, third])
+    assert len(items) == 2
+    joint = [item for item in items if item.jointly_seen]
+    assert len(joint) == 1 and {s.origin for s in joint[0].sources} == {"TWN", "JPN"}
+    # One party's daily maps of two days are two sets of sorties, even through a partner's
+    # report that meets both.
+    next_day = day_track(4, "TWN", day + dt.timedelta(days=1))
+    items = fuse([first, next_day, third])
+    assert all(len({s.id for s in i.sources if s.origin == "TWN"}) == 1 for i in items)
+
+
+def test_a_correction_moves_and_a_retraction_removes_a_report() -> None:
+    engine = FusionEngine()
+    engine.extend([observation(1), observation(2, origin="JPN", lon=121.01)])
+    assert engine.picture()[0].jointly_seen
+    moved = observation(2, origin="JPN", version=2, lon=124.0)
+    engine.add(moved)
+    assert [item.jointly_seen for item in engine.picture()] == [False, False]
+    assert engine.add(moved) is False  # the same version again changes nothing
+    engine.add(msgspec.structs.replace(moved, version=3, retracted=True))
+    picture = engine.picture()
+    assert [s.id for item in picture for s in item.sources] == ["TWN:test:1"]
+
+
+def test_novelty_sees_a_coarsened_partner_report_as_already_known() -> None:
+    mine = [observation(1), observation(2, lon=125.0)]
+    theirs = as_released(observation(3, origin="JPN", lat=22.0 + 8 * KM), 20.0, "JPN")
+    assert already_known(theirs, mine)
+    assert not already_known(as_released(observation(4, origin="JPN", lat=25.0), 20.0, "JPN"), mine)
+    # The ledger takes the fusion gate as its matcher, with is_novel's signature unchanged.
+    assert not is_novel(theirs, mine, fused_same_sortie)
+    assert is_novel(theirs, mine[1:], fused_same_sortie)
+    # A party's own reports never confirm each other.
+    assert not already_known(observation(5, lon=121.0001), mine)

@@ -1,0 +1,324 @@
+// The side panels: one observation's detail, the events feed, daily sorties, the reciprocity
+// ledger and the audit chain. Each renders what the node's API returns; none computes policy.
+import { symbolSvg } from "./symbols.js";
+
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Replace a panel's content, leaving out absent parts. */
+function fill(container, ...children) {
+  container.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
+/** An inline SVG from milsymbol's markup (generated locally from a SIDC, not user text). */
+function svgNode(markup) {
+  const template = document.createElement("template");
+  template.innerHTML = markup;
+  return template.content.firstElementChild;
+}
+
+export function formatTime(iso, tzMinutes) {
+  if (!iso) return "—";
+  const at = new Date(Date.parse(iso) + tzMinutes * 60_000);
+  const text = at.toISOString().slice(0, 16).replace("T", " ");
+  if (!tzMinutes) return `${text} Z`;
+  const sign = tzMinutes > 0 ? "+" : "-";
+  const hours = String(Math.floor(Math.abs(tzMinutes) / 60)).padStart(2, "0");
+  return `${text} UTC${sign}${hours}`;
+}
+
+function row(name, ...value) {
+  return el("tr", {}, el("th", { scope: "row", text: name }), el("td", {}, ...value));
+}
+
+// --- detail -----------------------------------------------------------------------------------
+
+export function renderDetail(container, detail, context) {
+  const { observation, platform, versions, verification } = detail;
+  const tz = context.tz;
+  const kind = observation.platform || {};
+  const marking = observation.marking;
+  const provenance = observation.provenance;
+  const sidc = context.symbols.sidc(observation);
+  const transforms = provenance.transforms || [];
+  fill(container, 
+    el(
+      "div",
+      { class: "detail-head" },
+      sidc ? svgNode(symbolSvg(sidc, 30)) : null,
+      el(
+        "div",
+        {},
+        el("h3", { id: "detail-title", text: platform?.en || kind.type || kind.platform_class || observation.kind }),
+        platform
+          ? el(
+              "p",
+              { class: "names" },
+              el("span", { lang: "zh-Hant", class: "name-zh", text: platform.zh }),
+              " · ",
+              el("span", { lang: "ja", class: "name-ja", text: platform.ja }),
+            )
+          : null,
+      ),
+    ),
+    transforms.length
+      ? el(
+          "div",
+          { class: "transforms", id: "detail-transforms" },
+          el("strong", { text: "Released with transforms" }),
+          el("ul", {}, transforms.map((text) => el("li", { text }))),
+        )
+      : null,
+    el(
+      "table",
+      { class: "facts" },
+      el(
+        "tbody",
+        {},
+        row("Id", el("code", { text: observation.id }), ` v${observation.version}`,
+          versions.length > 1 ? ` (versions ${versions.join(", ")})` : ""),
+        row("Platform", [kind.type, kind.platform_class].filter(Boolean).join(" · ") || "—",
+          kind.label && kind.label !== kind.type ? ` (source: ${kind.label})` : ""),
+        row("Count", String(kind.count ?? 1)),
+        row("Nationality", [kind.nationality, kind.service].filter(Boolean).join(" · ") || "—"),
+        row("Observed", formatTime(observation.observed_at, tz)),
+        row("Until", formatTime(observation.until, tz)),
+        row("Origin", el("span", { class: "swatch", style: `background:${context.palette.colour(observation.origin)}` }), ` ${observation.origin}`),
+        row("Marking", `TLP:${marking.tlp}`,
+          marking.releasable_to.length ? ` · releasable to ${marking.releasable_to.join(", ")}` : "",
+          marking.control.rerelease
+            ? ` · re-release ${marking.control.to.length ? `to ${marking.control.to.join(", ")}` : "allowed"}, ${marking.control.max_hops} hops`
+            : " · no re-release"),
+        row("Sensor", `${observation.source.sensor}, confidence ${observation.source.confidence}`,
+          observation.source.uncertainty_m ? `, ±${Math.round(observation.source.uncertainty_m)} m` : ""),
+        row("Provenance",
+          provenance.partner ? `from ${provenance.partner}, batch ${provenance.batch ?? "—"}, ${provenance.hops} hop(s)` : "",
+          provenance.importer ? `${provenance.importer} ${provenance.record ? `(${provenance.record})` : ""}` : "",
+          !provenance.partner && !provenance.importer ? "entered on this node" : ""),
+        row("Verification",
+          el("span", { class: `verification ${verification.status}`, id: "detail-verification", text: verification.status }),
+          ` ${verification.detail}`),
+        observation.remarks ? row("Remarks", observation.remarks) : null,
+      ),
+    ),
+  );
+}
+
+export function renderFusedDetail(container, item, context, onSource) {
+  const sources = Array.isArray(item.sources) ? item.sources : [];
+  const platform = item.platform || {};
+  const counts = item.counts || {};
+  fill(container, 
+    el("h3", { id: "detail-title", text: `Fused sortie: ${platform.type || platform.platform_class || item.kind || ""}${platform.count > 1 ? ` ×${platform.count}` : ""}` }),
+    el(
+      "table",
+      { class: "facts" },
+      el(
+        "tbody",
+        {},
+        row("Reported by", Object.entries(counts).map(([party, n]) => `${party} ${n}`).join(" · ") || (item.origins || []).join(", ")),
+        row("From", formatTime(item.start, context.tz)),
+        row("Until", formatTime(item.end, context.tz)),
+        item.uncertainty_m ? row("Position", `±${Math.round(item.uncertainty_m)} m (the most precise source)`) : null,
+      ),
+    ),
+    el("h4", { text: `Sources (${sources.length}), each counted once` }),
+    el(
+      "ul",
+      {},
+      sources.map((source) =>
+        el("li", {}, el("button", { type: "button", class: "link", text: `${source.origin} · ${source.id} v${source.version}`, onclick: () => onSource(source) })),
+      ),
+    ),
+  );
+}
+
+// --- events -----------------------------------------------------------------------------------
+
+const EVENT_WORDS = {
+  adiz_entry: "ADIZ entry",
+  zone_entry: "zone entry",
+  median_line_crossing: "median-line crossing",
+  strait_transit: "strait transit",
+  area_active: "area active",
+};
+
+export function eventTitle(event) {
+  const platform = event.platform || {};
+  const what = platform.type || platform.platform_class || "";
+  const count = platform.count && platform.count > 1 ? ` ×${platform.count}` : "";
+  return `${EVENT_WORDS[event.kind] || event.kind}: ${event.zone}${event.direction ? ` (${event.direction})` : ""}${what ? ` — ${what}${count}` : ""}`;
+}
+
+export function renderEvents(list, summary, events, fresh, context, onPick) {
+  const sorted = [...events].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+  const shown = sorted.slice(0, 500);
+  summary.textContent = `${events.length} events in the period${events.length > shown.length ? `, newest ${shown.length} listed` : ""}`;
+  list.replaceChildren(
+    ...shown.map((event) =>
+      el(
+        "li",
+        { class: `event ${event.kind}${fresh.has(event.id) ? " fresh" : ""}`, "data-id": event.id },
+        el("time", { text: formatTime(event.at, context.tz) }),
+        el("button", { type: "button", class: "link", text: eventTitle(event), onclick: () => onPick(event) }),
+        el("span", { class: "origin", text: event.origin }),
+      ),
+    ),
+  );
+}
+
+// --- sorties chart ----------------------------------------------------------------------------
+
+const CLASS_COLOURS = [
+  "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+  "#1f78b4", "#b2df8a", "#fb9a99", "#cab2d6", "#ff7f00", "#6a3d9a", "#b15928",
+];
+
+export function renderSorties(container, chart, palette) {
+  const svgNs = "http://www.w3.org/2000/svg";
+  const classes = [...new Set(chart.series.map((s) => s.platform_class))];
+  const classColour = new Map(classes.map((name, n) => [name, CLASS_COLOURS[n % CLASS_COLOURS.length]]));
+  const children = [
+    el("p", { class: "hint", text: `${chart.days[0]} – ${chart.days.at(-1)}: aircraft and ships reported per day, by class` }),
+  ];
+  if (!chart.series.length) children.push(el("p", { text: "No sorties in the period." }));
+  for (const origin of chart.origins) {
+    const series = chart.series.filter((s) => s.origin === origin);
+    const totals = chart.days.map((_, day) => series.reduce((sum, s) => sum + s.counts[day], 0));
+    const peak = Math.max(1, ...totals);
+    const width = 320, height = 140, left = 28, bottom = 18;
+    const barWidth = Math.max(1, (width - left) / chart.days.length - 1);
+    const svg = document.createElementNS(svgNs, "svg");
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("class", "chart");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `Daily sorties reported by ${origin}`);
+    const scale = (height - bottom - 4) / peak;
+    chart.days.forEach((day, index) => {
+      let y = height - bottom;
+      for (const s of series) {
+        const value = s.counts[index];
+        if (!value) continue;
+        const rect = document.createElementNS(svgNs, "rect");
+        rect.setAttribute("x", String(left + index * (barWidth + 1)));
+        rect.setAttribute("y", String(y - value * scale));
+        rect.setAttribute("width", String(barWidth));
+        rect.setAttribute("height", String(value * scale));
+        rect.setAttribute("fill", classColour.get(s.platform_class));
+        const title = document.createElementNS(svgNs, "title");
+        title.textContent = `${day} ${s.platform_class}: ${value}`;
+        rect.append(title);
+        svg.append(rect);
+        y -= value * scale;
+      }
+    });
+    for (const [value, label] of [[0, "0"], [peak, String(peak)]]) {
+      const text = document.createElementNS(svgNs, "text");
+      text.setAttribute("x", "2");
+      text.setAttribute("y", String(height - bottom - value * scale + 4));
+      text.setAttribute("class", "axis");
+      text.textContent = label;
+      svg.append(text);
+    }
+    for (const index of [0, chart.days.length - 1]) {
+      const text = document.createElementNS(svgNs, "text");
+      text.setAttribute("x", String(left + index * (barWidth + 1)));
+      text.setAttribute("y", String(height - 4));
+      text.setAttribute("class", "axis");
+      if (index > 0) text.setAttribute("text-anchor", "end");
+      text.textContent = chart.days[index].slice(5);
+      svg.append(text);
+    }
+    const total = totals.reduce((a, b) => a + b, 0);
+    children.push(
+      el("h3", {}, el("span", { class: "swatch", style: `background:${palette.colour(origin)}` }), ` ${origin}: ${total} sorties`),
+      svg,
+    );
+  }
+  children.push(
+    el(
+      "ul",
+      { class: "chart-legend" },
+      classes.map((name) => el("li", {}, el("span", { class: "swatch", style: `background:${classColour.get(name)}` }), ` ${name}`)),
+    ),
+  );
+  fill(container, ...children);
+}
+
+// --- ledger -----------------------------------------------------------------------------------
+
+const number = (value, unit = "") => (value === null || value === undefined ? "—" : `${Math.round(value)}${unit}`);
+
+export function renderLedger(container, view) {
+  if (view === null) {
+    fill(container, el("p", { class: "hint", text: "This node keeps no reciprocity ledger." }));
+    return;
+  }
+  const children = [el("h3", { text: `Reciprocity ledger of ${view.party}` })];
+  if (!view.partners.length) {
+    children.push(el("p", { text: "No partner pinned and nothing exchanged yet." }));
+  }
+  for (const partner of view.partners) {
+    const status = partner.status;
+    children.push(
+      el("h4", { text: `${view.party} ⇄ ${partner.partner} (${partner.agreement || "no agreement in force"})` }),
+      status ? el("p", { class: status.shortfall ? "warning" : "ok", text: status.message }) : null,
+      el(
+        "table",
+        { class: "ledger" },
+        el("thead", {}, el("tr", {}, ["day", "given", "sorties", "received", "sorties", "novel", "delay", "grid km"].map((h) => el("th", { text: h })))),
+        el(
+          "tbody",
+          {},
+          [...partner.days].reverse().map((day) =>
+            el(
+              "tr",
+              {},
+              el("td", { text: day.day }),
+              el("td", { text: day.given.items }),
+              el("td", { text: day.given.sorties }),
+              el("td", { text: day.received.items }),
+              el("td", { text: day.received.sorties }),
+              el("td", { text: day.received.novel_items }),
+              el("td", { text: number(day.received.timeliness_s, " s") }),
+              el("td", { text: number(day.received.precision_km) }),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  fill(container, ...children);
+}
+
+// --- audit ------------------------------------------------------------------------------------
+
+export function renderAudit(container, view, onRefresh) {
+  fill(container, 
+    el("h3", { text: "Audit log" }),
+    el("p", {
+      id: "audit-state",
+      class: view.ok ? "ok" : "warning",
+      text: view.ok
+        ? `Chain verified: ${view.checked} entries, head seq ${view.head_seq} ${view.head_hash.slice(0, 16)}…`
+        : `Chain broken: ${view.problems.length} problem(s) in ${view.checked} entries`,
+    }),
+    view.problems.length
+      ? el("ul", {}, view.problems.map((p) => el("li", { text: `seq ${p.seq}: ${p.reason} — ${p.detail}` })))
+      : null,
+    el("button", { type: "button", onclick: onRefresh, text: "Verify again" }),
+  );
+}
