@@ -180,6 +180,9 @@ def test_three_nodes_re_release_only_as_the_originator_allowed(tmp_path: Path) -
     jpn.pin(twn)
     jpn.pin(usa)
     usa.pin(jpn)
+    # USA and TWN know each other's keys but agree on nothing: TWN's items reach USA only via JPN.
+    usa.pin(twn)
+    twn.pin(usa)
     # Two bilateral agreements: JPN may pass TWN's items on to USA, as far as TWN allows.
     agree([twn, jpn], agreement_text(["TWN", "JPN"], agreement_id="twn-jpn"), "twn-jpn")
     onward_rules = {
@@ -203,6 +206,12 @@ def test_three_nodes_re_release_only_as_the_originator_allowed(tmp_path: Path) -
         assert relayed is not None and relayed["provenance"]["partner"] == "JPN"
         assert relayed["provenance"]["hops"] == 2
         assert relayed["marking"]["control"] == json.loads(msgspec.json.encode(onward))
+        # JPN passed it on unchanged with TWN's proof: USA checks it against TWN's own signature.
+        detail = httpx.get(
+            f"{usa.api_url}/api/cop/observation", params={"id": may_pass.id}, timeout=30
+        ).json()
+        assert detail["verification"]["status"] == "verified", detail["verification"]
+        assert "relayed by JPN" in detail["verification"]["detail"]
         withheld = {w["code"]: w["items"] for w in _decisions(jpn, "USA")[0]["withheld"]}
         assert withheld == {
             "originator_control": [f"{national.id} v1"],

@@ -25,10 +25,9 @@ from starlette.concurrency import run_in_threadpool
 
 from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
-from kuroshio.exchange.inbox import item_proof, verify_item_proof
+from kuroshio.exchange.inbox import verify_received
 from kuroshio.model import Observation, PartyCode
 from kuroshio.node import Node
-from kuroshio.pki import VerificationError
 from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 
@@ -357,34 +356,13 @@ def _verification(node: Node, observation: Observation) -> Verification:
         return Verification(status="own", detail=f"{node.party}'s own observation")
     try:
         with _read_only(node) as conn:
-            proof = item_proof(conn, node, observation.id, observation.version)
-    except sqlite3.Error:
-        proof = None
-    if proof is None:
+            check = verify_received(conn, node, observation)
+    except sqlite3.Error as error:
         return Verification(
             status="unverified",
-            detail=f"received from {provenance.partner}, but no batch holds this version",
+            detail=f"received from {provenance.partner}, but its batch cannot be read: {error}",
         )
-    origin = node.partners.get(observation.origin)
-    if origin is None:
-        return Verification(
-            status="relayed",
-            detail=(
-                f"received from {provenance.partner} in a signed batch; the origin "
-                f"{observation.origin} is not pinned here, so its own signature cannot be checked"
-            ),
-        )
-    try:
-        verify_item_proof(proof, origin.signing_key)
-    except VerificationError as error:
-        return Verification(status="failed", detail=f"does not check out: {error}")
-    return Verification(
-        status="verified",
-        detail=(
-            f"{observation.origin}'s signature over the batch and this item's Merkle inclusion "
-            f"proof checked with the pinned key {origin.key_fingerprint}"
-        ),
-    )
+    return Verification(status=check.status, detail=check.detail)
 
 
 def _detail(request: Request, obs_id: str, version: int | None) -> ObservationDetail:

@@ -16,7 +16,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
-from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused
+from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
 from kuroshio.model import Observation, PartyCode, canonical_bytes
 from kuroshio.pki import Signer, VerificationError, verify
 from kuroshio.policy.decide import relay_refusal
@@ -50,9 +50,16 @@ class SealedBatch(msgspec.Struct, frozen=True, kw_only=True):
     signature: bytes
     hash: bytes
     items: list[bytes]
+    origin_proofs: list[OriginProof] = msgspec.field(default_factory=list)
+    """Origins' proofs for items relayed unchanged (not covered by this batch's signature)."""
 
     def frame(self) -> BatchFrame:
-        return BatchFrame(header=self.header_bytes, signature=self.signature, items=self.items)
+        return BatchFrame(
+            header=self.header_bytes,
+            signature=self.signature,
+            items=self.items,
+            origin_proofs=self.origin_proofs,
+        )
 
 
 class OpenedBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,8 +95,10 @@ def seal(
     prev_hash: bytes,
     items: Sequence[bytes],
     sealed_at: dt.datetime,
+    origin_proofs: Sequence[OriginProof] = (),
 ) -> SealedBatch:
-    """Sign a batch of items (each the canonical bytes of one observation)."""
+    """Sign a batch of items (each the canonical bytes of one observation); ``origin_proofs``
+    go with it unsigned, each standing on its origin's signature."""
     header = BatchHeader(
         sender=sender,
         receiver=receiver,
@@ -106,6 +115,7 @@ def seal(
         signature=signer.sign(SIGNATURE_CONTEXT + header_bytes),
         hash=batch_hash(header_bytes),
         items=list(items),
+        origin_proofs=list(origin_proofs),
     )
 
 

@@ -5,38 +5,48 @@ its items stored (provenance: partner and batch, hops as the sender counted them
 the reciprocity ledger, the link's state advanced, the batch header, leaf hashes and receipt
 kept, a ``receive`` audit entry written. A duplicate of the last batch is answered with the same
 receipt; anything else out of sequence is refused. Keeping the header and leaves lets any stored
-item be proven to its origin later (:func:`item_proof`).
+item be proven to its origin later (:func:`item_proof`); an item a partner relays from another
+origin is proven by the origin's proof it carries, checked on arrival and kept with it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
 from kuroshio.exchange.batch import (
     GENESIS_HASH,
-    SIGNATURE_CONTEXT,
     OpenedBatch,
     batch_label,
     open_batch,
-    read_header,
 )
-from kuroshio.exchange.merkle import (
-    HASH_SIZE,
-    InclusionError,
-    InclusionProof,
-    MerkleTree,
-    check_inclusion,
+from kuroshio.exchange.proofs import (
+    KeptProof,
+    ProofFinder,
+    check_relayed,
+    content_bytes,
+    encode_proof,
+    keep_in,
+    leaf_tree,
+    verify_batch_proof,
+    verify_item_proof,
 )
+from kuroshio.exchange.proofs import create_tables as create_proof_tables
 from kuroshio.exchange.receipt import Receipt, sign_receipt
-from kuroshio.exchange.wire import MAX_WELCOME_RECEIPTS, BatchFrame, LinkRefused, SignedReceipt
+from kuroshio.exchange.wire import (
+    MAX_WELCOME_RECEIPTS,
+    BatchFrame,
+    ItemProof,
+    LinkRefused,
+    SignedReceipt,
+)
 from kuroshio.model import Observation, Provenance, canonical_bytes
 from kuroshio.node import Node
 from kuroshio.partners import Partner
-from kuroshio.pki import VerificationError, verify
+from kuroshio.pki import VerificationError, key_fingerprint
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS inbox_links (
@@ -82,18 +92,17 @@ class InboxState(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: dt.datetime | None
 
 
-class ItemProof(msgspec.Struct, frozen=True, kw_only=True):
-    """One received item as its origin signed it: the bytes, the signed header, the path."""
+class ReceivedCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """How far a received item checks out, and against whose signature."""
 
-    item: bytes
-    header: bytes
-    signature: bytes
-    proof: InclusionProof
+    status: Literal["verified", "relayed", "unverified", "failed"]
+    detail: str
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
     for statement in SCHEMA:
         conn.execute(statement)
+    create_proof_tables(conn)
 
 
 def _micros(at: dt.datetime) -> int:
@@ -183,6 +192,7 @@ class Inbox:
         )
         header = opened.header
         label = batch_label(partner.party, me, header.seq)
+        origin_proofs = self._check_origin_proofs(partner, frame, opened)
         with self.node.store.transaction() as conn:
             state = link_state(conn, partner.party)
             if _check_sequence(state, opened):
@@ -209,8 +219,9 @@ class Inbox:
                 )
                 for observation in opened.observations
             ]
-            result, _ = self.node.store_in(conn, received, received_from=partner.party)
             now = dt.datetime.now(dt.UTC)
+            # The batch and its origin proofs go in before the items are stored, so that
+            # releasing them on (inside store_in) finds the proofs to pass on with them.
             conn.executemany(
                 "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -226,6 +237,23 @@ class Inbox:
                     for position, observation in enumerate(opened.observations)
                 ],
             )
+            conn.execute(
+                "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
+                " receipt, receipt_signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    partner.party,
+                    header.seq,
+                    opened.hash,
+                    frame.header,
+                    frame.signature,
+                    opened.leaves,
+                    b"",
+                    b"",
+                    _micros(now),
+                ),
+            )
+            keep_in(conn, origin_proofs)
+            result, _ = self.node.store_in(conn, received, received_from=partner.party)
             receipt = Receipt(
                 sender=partner.party,
                 receiver=me,
@@ -239,19 +267,9 @@ class Inbox:
             )
             signed = sign_receipt(self.node.identity, receipt)
             conn.execute(
-                "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
-                " receipt, receipt_signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    partner.party,
-                    header.seq,
-                    opened.hash,
-                    frame.header,
-                    frame.signature,
-                    opened.leaves,
-                    signed.receipt,
-                    signed.signature,
-                    _micros(now),
-                ),
+                "UPDATE inbox_batches SET receipt = ?, receipt_signature = ?"
+                " WHERE partner = ? AND seq = ?",
+                (signed.receipt, signed.signature, partner.party, header.seq),
             )
             conn.execute(
                 "INSERT OR REPLACE INTO inbox_links (partner, last_seq, last_hash, updated_at)"
@@ -270,10 +288,63 @@ class Inbox:
                 details["conflicts"] = [
                     f"{obs_id} v{version}" for obs_id, version, _ in result.conflicts[:20]
                 ]
+            if origin_proofs:
+                details["origin_proofs"] = len(origin_proofs)
             self.node.audit.append("receive", f"batch {label}", details)
         if result.stored:
             self.node.notify_stored()
         return signed
+
+    def _check_origin_proofs(
+        self, partner: Partner, frame: BatchFrame, opened: OpenedBatch
+    ) -> list[KeptProof]:
+        """Check the origin proofs carried with a batch; the rows to keep. Raises
+        :class:`LinkRefused` (``bad_origin_proof``) for the first that does not check out."""
+        if not frame.origin_proofs:
+            return []
+        seq = opened.header.seq
+        keys = self.node.pinned_keys()
+        seen: set[int] = set()
+        rows: list[KeptProof] = []
+        for carried in frame.origin_proofs:
+            position = carried.position
+            if position >= len(opened.observations) or position in seen:
+                raise LinkRefused(
+                    "bad_origin_proof",
+                    f"an origin proof for item {position}, of {len(opened.observations)} items"
+                    + (", twice" if position in seen else ""),
+                    seq=seq,
+                )
+            seen.add(position)
+            relayed = opened.observations[position]
+            where = f"item {position} ({relayed.id} v{relayed.version})"
+            if relayed.origin == partner.party:
+                raise LinkRefused(
+                    "bad_origin_proof",
+                    f"{where} comes from its origin {partner.party} and takes no origin proof",
+                    seq=seq,
+                )
+            try:
+                verified = check_relayed(carried.proof, relayed, keys.get(relayed.origin))
+            except VerificationError as error:
+                raise LinkRefused(
+                    "bad_origin_proof",
+                    f"{where}: the proof from its origin {relayed.origin} does not check out: "
+                    f"{error}",
+                    seq=seq,
+                ) from None
+            rows.append(
+                (
+                    relayed.id,
+                    relayed.version,
+                    relayed.origin,
+                    encode_proof(carried.proof),
+                    verified,
+                    partner.party,
+                    seq,
+                )
+            )
+        return rows
 
     def refuse(self, party: str | None, peer: str, refused: LinkRefused) -> None:
         """Audit a refusal (``verify_failure``) in its own transaction."""
@@ -288,50 +359,107 @@ class Inbox:
             self.node.audit.append("verify_failure", subject, details)
 
 
-def item_proof(conn: sqlite3.Connection, node: Node, obs_id: str, version: int) -> ItemProof | None:
-    """The origin's proof for a received item: its bytes as sent, the signed header, the path."""
+def _batch_proof(conn: sqlite3.Connection, observation: Observation) -> ItemProof | None:
+    """The proof for a received item from the batch its sending partner signed."""
     row = conn.execute(
-        "SELECT i.partner, i.seq, i.position, i.sent_provenance, b.header, b.signature, b.leaves"
+        "SELECT i.position, i.sent_provenance, b.header, b.signature, b.leaves"
         " FROM inbox_items i JOIN inbox_batches b ON b.partner = i.partner AND b.seq = i.seq"
-        " WHERE i.id = ? AND i.version = ? ORDER BY i.seq DESC LIMIT 1",
-        (obs_id, version),
+        " WHERE i.id = ? AND i.version = ? AND i.partner = ? ORDER BY i.seq DESC LIMIT 1",
+        (observation.id, observation.version, observation.provenance.partner),
     ).fetchone()
     if row is None:
         return None
-    _, _, position, sent_provenance, header, signature, leaves = row
-    stored = node.store.get(obs_id, version)
-    if stored is None:
-        return None
+    position, sent_provenance, header, signature, leaves = row
     as_sent = msgspec.structs.replace(
-        stored, provenance=_provenance_decoder.decode(sent_provenance)
+        observation, provenance=_provenance_decoder.decode(sent_provenance)
     )
-    leaf_list = [bytes(leaves[at : at + HASH_SIZE]) for at in range(0, len(leaves), HASH_SIZE)]
     return ItemProof(
         item=canonical_bytes(as_sent),
         header=bytes(header),
         signature=bytes(signature),
-        proof=MerkleTree.from_leaf_hashes(leaf_list).inclusion_proof(position),
+        proof=leaf_tree(bytes(leaves)).inclusion_proof(int(position)),
     )
 
 
-def verify_item_proof(proof: ItemProof, origin_key: bytes) -> Observation:
-    """Check an item against its origin's signature; the item as the origin sent it.
+def item_proof(conn: sqlite3.Connection, node: Node, obs_id: str, version: int) -> ItemProof | None:
+    """The origin's proof for a received item (check it with :func:`verify_item_proof`): from
+    the batch the origin sent it in, or the one a relay carried with it. None when this node
+    holds no proof signed by the origin (an item a relay transformed, or one sent without)."""
+    stored = node.store.get(obs_id, version)
+    if stored is None or stored.provenance.partner is None:
+        return None
+    return ProofFinder(conn).origin_proof(stored)
 
-    Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out.
-    """
+
+def verify_received(
+    conn: sqlite3.Connection, node: Node, observation: Observation
+) -> ReceivedCheck:
+    """Check a received item against the signatures this node holds for it: its origin's when
+    the origin sent it or a relay passed the origin's proof on, else the relay's batch."""
+    sender = observation.provenance.partner
+    origin = observation.origin
+    batch = _batch_proof(conn, observation) if sender is not None else None
+    if sender is None or batch is None:
+        return ReceivedCheck(
+            status="unverified", detail=f"received from {sender}, but no batch holds this version"
+        )
+    keys = node.pinned_keys()
+    sender_key = keys.get(sender)
+    if sender_key is None:
+        return ReceivedCheck(
+            status="unverified", detail=f"received from {sender}, which is not pinned here"
+        )
+    proof = batch
+    if sender != origin:
+        try:
+            verify_batch_proof(batch, sender_key)
+        except VerificationError as error:
+            return ReceivedCheck(
+                status="failed", detail=f"{sender}'s batch does not check out: {error}"
+            )
+        carried = ProofFinder(conn).origin_proof(observation)
+        if carried is None:
+            changed = any(
+                word.startswith(f"{sender}: ") for word in observation.provenance.transforms
+            )
+            how = "with transforms" if changed else f"without {origin}'s proof"
+            return ReceivedCheck(
+                status="relayed", detail=f"relayed by {sender} {how}; verified to {sender}"
+            )
+        origin_key = keys.get(origin)
+        if origin_key is None:
+            return ReceivedCheck(
+                status="relayed",
+                detail=f"origin {origin} not pinned here; batch verified to {sender}",
+            )
+        proof = carried
+    else:
+        origin_key = sender_key
     try:
-        verify(origin_key, proof.signature, SIGNATURE_CONTEXT + proof.header)
+        as_signed = verify_item_proof(proof, origin_key)
     except VerificationError as error:
-        raise VerificationError(error.reason, "batch signature") from None
-    try:
-        header = read_header(proof.header)
-    except LinkRefused as error:
-        raise VerificationError(error.reason, "batch header") from None
-    try:
-        check_inclusion(proof.item, proof.proof, header.root)
-    except InclusionError as error:
-        raise VerificationError(error.reason, "inclusion proof") from None
-    observation = msgspec.json.decode(proof.item, type=Observation)
-    if observation.origin != header.sender:
-        raise VerificationError(f"item from {observation.origin}, batch from {header.sender}")
-    return observation
+        return ReceivedCheck(status="failed", detail=f"does not check out: {error}")
+    if content_bytes(as_signed) != content_bytes(observation):
+        return ReceivedCheck(status="failed", detail=f"differs from the item {origin} signed")
+    relayed = "" if sender == origin else f"; relayed by {sender}, whose batch checks out too"
+    return ReceivedCheck(
+        status="verified",
+        detail=(
+            f"{origin}'s signature over the batch and this item's Merkle inclusion proof checked "
+            f"with the pinned key {key_fingerprint(origin_key)}{relayed}"
+        ),
+    )
+
+
+__all__ = [
+    "Inbox",
+    "InboxState",
+    "ItemProof",
+    "ReceivedCheck",
+    "create_tables",
+    "issued_receipts",
+    "item_proof",
+    "link_state",
+    "verify_item_proof",
+    "verify_received",
+]

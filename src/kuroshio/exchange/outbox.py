@@ -2,8 +2,9 @@
 
 Released items are written to the outbox in the transaction that stores them (see
 :mod:`kuroshio.exchange.release`), each with the time before which it may not leave (a delay
-the agreement sets); a batch of due items is sealed (signed, chained, numbered) and kept before
-it is first sent, so a resend after a crash is byte for byte the same batch. Items leave the
+the agreement sets) and, for an item relayed unchanged, its origin's proof; a batch of due items
+is sealed (signed, chained, numbered) and kept before it is first sent, so a resend after a crash
+is byte for byte the same batch, origin proofs included. Items leave the
 outbox once their batch's receipt is stored, and enter the reciprocity ledger as given. Every
 function here runs inside the caller's transaction and does not commit; none of them talks to
 the network.
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Final, TypeAlias
 
 import msgspec
 
 from kuroshio.exchange.batch import GENESIS_HASH, SealedBatch, read_header, seal
+from kuroshio.exchange.proofs import decode_proof
 from kuroshio.exchange.receipt import Receipt
-from kuroshio.exchange.wire import LinkRefused, SignedReceipt
+from kuroshio.exchange.wire import LinkRefused, OriginProof, SignedReceipt
 from kuroshio.model import Observation, canonical_bytes
 from kuroshio.pki import Signer
 from kuroshio.policy import ledger_store
@@ -33,7 +35,8 @@ SCHEMA: Final = (
         version INTEGER NOT NULL,
         item BLOB NOT NULL,
         not_before INTEGER,
-        seq INTEGER
+        seq INTEGER,
+        origin_proof BLOB
     )""",
     """CREATE TABLE IF NOT EXISTS sent_batches (
         partner TEXT NOT NULL,
@@ -56,8 +59,9 @@ _INDEXES: Final = (
     # Waiting items of a link in release order; sealed items by their batch.
     "CREATE INDEX IF NOT EXISTS outbox_by_batch ON outbox (partner, seq, row)",
 )
-QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None]
-"""One released item for the outbox: partner, id, version, bytes as sent, not before (µs)."""
+QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None, bytes | None]
+"""One released item for the outbox: partner, id, version, bytes as sent, not before (µs), and
+the origin's proof (:func:`kuroshio.exchange.proofs.encode_proof`) for an item relayed as is."""
 
 
 class ReceiptRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,6 +114,9 @@ def create_tables(conn: sqlite3.Connection) -> None:
             "UPDATE outbox SET seq = (SELECT b.seq FROM sent_batches b WHERE b.partner ="
             " outbox.partner AND outbox.row BETWEEN b.first_row AND b.last_row)"
         )
+    if "origin_proof" not in columns:
+        # An outbox from before relayed items carried their origin's proof.
+        conn.execute("ALTER TABLE outbox ADD COLUMN origin_proof BLOB")
     for statement in _INDEXES:
         conn.execute(statement)
     ledger_store.create_tables(conn)
@@ -128,7 +135,8 @@ def _time(micros: int | None) -> dt.datetime | None:
 def queue_in(conn: sqlite3.Connection, items: Sequence[QueuedItem]) -> None:
     """Put released items in their partners' outboxes (inside the caller's transaction)."""
     conn.executemany(
-        "INSERT INTO outbox (partner, id, version, item, not_before) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         items,
     )
 
@@ -173,18 +181,20 @@ def seal_next(
     ``max_bytes``), in release order; items still held by a delay stay for a later batch."""
     seq, prev_hash = _last_sealed(conn, partner)
     rows = conn.execute(
-        f"SELECT row, item FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?",
+        f"SELECT row, item, origin_proof FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?",
         (partner, _micros(now), max_items),
     ).fetchall()
     if not rows:
         return None
     items: list[bytes] = []
     size = 0
-    for _, item in rows:
-        if items and size + len(item) > max_bytes:
+    for _, item, proof in rows:
+        # An origin proof rides in the same frame, so it counts against the same bound.
+        length = len(item) + (len(proof) if proof is not None else 0)
+        if items and size + length > max_bytes:
             break
         items.append(bytes(item))
-        size += len(item)
+        size += length
     taken = [int(row[0]) for row in rows[: len(items)]]
     sealed = seal(
         signer,
@@ -194,6 +204,7 @@ def seal_next(
         prev_hash=prev_hash,
         items=items,
         sealed_at=now,
+        origin_proofs=_origin_proofs(row[2] for row in rows[: len(items)]),
     )
     conn.executemany(
         "UPDATE outbox SET seq = ? WHERE row = ?", [(sealed.header.seq, row) for row in taken]
@@ -216,6 +227,14 @@ def seal_next(
     return sealed
 
 
+def _origin_proofs(proofs: Iterable[bytes | None]) -> list[OriginProof]:
+    return [
+        OriginProof(position=position, proof=decode_proof(bytes(proof)))
+        for position, proof in enumerate(proofs)
+        if proof is not None
+    ]
+
+
 def _batch_items(conn: sqlite3.Connection, partner: str, seq: int) -> list[bytes]:
     return [
         bytes(item)
@@ -235,8 +254,11 @@ def sealed_batch(conn: sqlite3.Connection, partner: str, seq: int) -> SealedBatc
     if row is None:
         return None
     count, header_bytes, signature, digest = row
-    items = _batch_items(conn, partner, seq)
-    if len(items) != count:
+    rows = conn.execute(
+        "SELECT item, origin_proof FROM outbox WHERE partner = ? AND seq = ? ORDER BY row",
+        (partner, seq),
+    ).fetchall()
+    if len(rows) != count:
         raise LinkRefused(
             "diverged", f"batch {seq} to {partner} lost items from the outbox", seq=seq
         )
@@ -245,7 +267,8 @@ def sealed_batch(conn: sqlite3.Connection, partner: str, seq: int) -> SealedBatc
         header_bytes=bytes(header_bytes),
         signature=bytes(signature),
         hash=bytes(digest),
-        items=items,
+        items=[bytes(item) for item, _ in rows],
+        origin_proofs=_origin_proofs(proof for _, proof in rows),
     )
 
 

@@ -4,7 +4,8 @@
 Released items (transformed) go to the partner's outbox with the time before which they may not
 leave; withheld items are counted with their reasons. The result is one bounded summary per call,
 for the audit entry of the transaction. Default deny: no agreement in force, nothing leaves.
-This module decides nothing itself and talks to no one.
+An item passed on unchanged from another origin takes that origin's proof with it. This module
+decides nothing itself and talks to no one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final
 import msgspec
 
 from kuroshio.exchange import outbox
+from kuroshio.exchange.proofs import ProofFinder, content_bytes, encode_proof
 from kuroshio.model import Observation
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.policy.decide import Released, Withheld, decide
@@ -157,6 +159,7 @@ def release_in(
     if not observations:
         return summary
     queued: list[outbox.QueuedItem] = []
+    relayed = _RelayedProofs(conn, own_party)
     for party in partners:
         agreement = agreement_for(party)
         entry = summary.partners[party] = PartnerRelease()
@@ -175,17 +178,52 @@ def release_in(
             _note_released(entry, decision, indexes.get(decision.rule, 0), now)
             released = decision.observation
             not_before = decision.not_before
+            item = outbox.wire_bytes(released)
             queued.append(
                 (
                     party,
                     released.id,
                     released.version,
-                    outbox.wire_bytes(released),
+                    item,
                     None if not_before is None or not_before <= now else _micros(not_before),
+                    relayed.proof_for(observation, item),
                 )
             )
     outbox.queue_in(conn, queued)
     return summary
+
+
+class _RelayedProofs:
+    """The origin's proof to send with each item this node passes on unchanged, looked up once
+    per item. An item the relay transformed goes without it: the proof would show the original."""
+
+    def __init__(self, conn: sqlite3.Connection, own_party: str) -> None:
+        self._own_party = own_party
+        self._finder: ProofFinder | None = None
+        self._conn = conn
+        self._found: dict[tuple[str, int], tuple[bytes, bytes] | None] = {}
+
+    def proof_for(self, observation: Observation, item: bytes) -> bytes | None:
+        """The encoded origin proof for ``item`` (``observation`` as released), if it has one."""
+        if observation.origin == self._own_party:
+            return None
+        key = (observation.id, observation.version)
+        if key not in self._found:
+            if self._finder is None:
+                self._finder = ProofFinder(self._conn)
+            proof = self._finder.origin_proof(observation)
+            self._found[key] = (
+                None
+                if proof is None
+                else (content_bytes(_item_decoder.decode(proof.item)), encode_proof(proof))
+            )
+        found = self._found[key]
+        if found is None or found[0] != content_bytes(_item_decoder.decode(item)):
+            return None
+        return found[1]
+
+
+_item_decoder = msgspec.json.Decoder(Observation)
 
 
 def _micros(at: dt.datetime) -> int:

@@ -12,6 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from kuroshio.exchange.merkle import InclusionProof
 from kuroshio.model import PartyCode
 
 PROTOCOL: Final = "kuroshio-link/1"
@@ -35,6 +36,7 @@ RefusalCode = Literal[
     "out_of_order",  # a gap in the sequence
     "chain_broken",  # prev_hash does not name the last batch received
     "diverged",  # the two sides disagree about the link's history
+    "bad_origin_proof",  # a relayed item's origin proof does not check out
 ]
 
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
@@ -65,12 +67,36 @@ class Welcome(msgspec.Struct, frozen=True, kw_only=True, tag="welcome", tag_fiel
     """Receipts for batches after the sender's ``acked_seq``, oldest first."""
 
 
-class BatchFrame(msgspec.Struct, frozen=True, kw_only=True, tag="batch", tag_field="type"):
-    """Sender → receiver: a signed batch header and its items (canonical observation bytes)."""
+class ItemProof(msgspec.Struct, frozen=True, kw_only=True):
+    """One item as its origin signed it: the item's bytes, the origin's signed batch header and
+    the item's Merkle inclusion path. Checks out with the origin's key alone, wherever it is."""
+
+    item: Annotated[bytes, msgspec.Meta(max_length=MAX_FRAME_BYTES)]
+    header: Annotated[bytes, msgspec.Meta(max_length=4_096)]
+    signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+    proof: InclusionProof
+
+
+class OriginProof(msgspec.Struct, frozen=True, kw_only=True):
+    """The origin's proof for the relayed item at ``position`` in the batch."""
+
+    position: Annotated[int, msgspec.Meta(ge=0, lt=MAX_BATCH_ITEMS)]
+    proof: ItemProof
+
+
+class BatchFrame(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag="batch", tag_field="type"
+):
+    """Sender → receiver: a signed batch header and its items (canonical observation bytes).
+
+    ``origin_proofs`` ride beside the items, outside the sender's signature: each is signed by
+    the origin of an item the sender relays unchanged. A frame without any encodes as before.
+    """
 
     header: Annotated[bytes, msgspec.Meta(max_length=4_096)]
     signature: Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
     items: list[bytes]
+    origin_proofs: Annotated[list[OriginProof], msgspec.Meta(max_length=MAX_BATCH_ITEMS)] = []
 
 
 class Refusal(msgspec.Struct, frozen=True, kw_only=True, tag="refusal", tag_field="type"):

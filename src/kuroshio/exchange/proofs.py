@@ -1,0 +1,221 @@
+"""Origin proofs: a received item as its origin signed it, kept and passed on when it is relayed.
+
+An origin proof is the item's bytes as the origin sent them, the origin's signed batch header and
+the item's Merkle inclusion path. It authenticates itself with the origin's key, so a relay can
+carry it beside its own batch and the next receiver can check the item back to its origin. This
+module checks, keeps and finds proofs inside the caller's transaction; it signs nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Final, TypeAlias
+
+import msgspec
+
+from kuroshio.exchange.batch import SIGNATURE_CONTEXT, BatchHeader, read_header
+from kuroshio.exchange.merkle import HASH_SIZE, InclusionError, MerkleTree, check_inclusion
+from kuroshio.exchange.wire import ItemProof, LinkRefused
+from kuroshio.model import Observation, Provenance, canonical_bytes
+from kuroshio.pki import VerificationError, verify
+
+SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS origin_proofs (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        proof BLOB NOT NULL,
+        verified INTEGER NOT NULL,
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (id, version)
+    ) WITHOUT ROWID""",
+)
+"""Origin proofs that came with relayed items: ``verified`` when the origin was pinned on
+arrival; ``partner`` and ``seq`` name the relay's batch they came with."""
+
+KeptProof: TypeAlias = tuple[str, int, str, bytes, bool, str, int]
+"""One row for :func:`keep_in`: id, version, origin, proof bytes, verified, partner, seq."""
+
+_proof_encoder = msgspec.msgpack.Encoder()
+_proof_decoder = msgspec.msgpack.Decoder(ItemProof)
+_observation_decoder = msgspec.json.Decoder(Observation)
+_provenance_decoder = msgspec.json.Decoder(Provenance)
+_NO_PROVENANCE: Final = Provenance()
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
+def encode_proof(proof: ItemProof) -> bytes:
+    return _proof_encoder.encode(proof)
+
+
+def decode_proof(data: bytes) -> ItemProof:
+    return _proof_decoder.decode(data)
+
+
+def content_bytes(observation: Observation) -> bytes:
+    """The canonical bytes of what was observed: everything but the provenance, which each hop
+    rewrites."""
+    return canonical_bytes(msgspec.structs.replace(observation, provenance=_NO_PROVENANCE))
+
+
+def verify_batch_proof(proof: ItemProof, signer_key: bytes) -> tuple[BatchHeader, Observation]:
+    """Check an item against the signature of the batch it came in (the origin's or a relay's);
+    the header and the item as signed.
+
+    Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out.
+    """
+    try:
+        verify(signer_key, proof.signature, SIGNATURE_CONTEXT + proof.header)
+    except VerificationError as error:
+        raise VerificationError(error.reason, "batch signature") from None
+    header, observation = _proven_item(proof)
+    return header, observation
+
+
+def verify_item_proof(proof: ItemProof, origin_key: bytes) -> Observation:
+    """Check an item against its origin's signature; the item as the origin sent it.
+
+    Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out, including
+    a proof signed by a relay rather than by the item's origin.
+    """
+    header, observation = verify_batch_proof(proof, origin_key)
+    if observation.origin != header.sender:
+        raise VerificationError(f"item from {observation.origin}, batch from {header.sender}")
+    return observation
+
+
+def _proven_item(proof: ItemProof) -> tuple[BatchHeader, Observation]:
+    """The header and item of a proof whose item is bound to the header's root (no signature)."""
+    try:
+        header = read_header(proof.header)
+    except LinkRefused as error:
+        raise VerificationError(error.reason, "batch header") from None
+    # The root alone does not fix the tree size; the signed count does.
+    if proof.proof.tree_size != header.count:
+        raise VerificationError(
+            f"path is for a tree of {proof.proof.tree_size} items, the header counts "
+            f"{header.count}",
+            "inclusion proof",
+        )
+    try:
+        check_inclusion(proof.item, proof.proof, header.root)
+    except InclusionError as error:
+        raise VerificationError(error.reason, "inclusion proof") from None
+    try:
+        observation = _observation_decoder.decode(proof.item)
+    except msgspec.DecodeError as error:
+        raise VerificationError(str(error), "proven item") from None
+    return header, observation
+
+
+def check_relayed(proof: ItemProof, relayed: Observation, origin_key: bytes | None) -> bool:
+    """Check a proof carried with ``relayed``: bound to the origin's signed root, the same item
+    (origin, id, version and content; the provenance aside) and, when ``origin_key`` is known,
+    signed by the origin. True when the signature was checked, False when no key was at hand.
+
+    Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out.
+    """
+    header, proven = _proven_item(proof)
+    if header.sender != relayed.origin:
+        raise VerificationError(
+            f"proof is signed by {header.sender}, the item's origin is {relayed.origin}"
+        )
+    if (proven.origin, proven.id, proven.version) != (relayed.origin, relayed.id, relayed.version):
+        raise VerificationError(
+            f"proof is for {proven.origin} {proven.id} v{proven.version}", "proven item"
+        )
+    if content_bytes(proven) != content_bytes(relayed):
+        raise VerificationError("differs from the item the origin signed", "relayed item")
+    if origin_key is None:
+        return False
+    try:
+        verify(origin_key, proof.signature, SIGNATURE_CONTEXT + proof.header)
+    except VerificationError as error:
+        raise VerificationError(error.reason, "origin signature") from None
+    return True
+
+
+def keep_in(conn: sqlite3.Connection, rows: Iterable[KeptProof]) -> None:
+    """Keep relayed items' origin proofs (inside the caller's transaction). A proof already
+    kept stays, unless it could not be checked and the new one was."""
+    conn.executemany(
+        "INSERT INTO origin_proofs (id, version, origin, proof, verified, partner, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version) DO UPDATE SET"
+        " origin = excluded.origin, proof = excluded.proof, verified = excluded.verified,"
+        " partner = excluded.partner, seq = excluded.seq"
+        " WHERE origin_proofs.verified = 0 AND excluded.verified = 1",
+        rows,
+    )
+
+
+def kept_proof(conn: sqlite3.Connection, obs_id: str, version: int) -> ItemProof | None:
+    """The origin proof kept for a relayed item, if one came with it."""
+    if not _has_table(conn, "origin_proofs"):
+        return None
+    return _kept(conn, obs_id, version)
+
+
+def _kept(conn: sqlite3.Connection, obs_id: str, version: int) -> ItemProof | None:
+    row = conn.execute(
+        "SELECT proof FROM origin_proofs WHERE id = ? AND version = ?", (obs_id, version)
+    ).fetchone()
+    return None if row is None else decode_proof(bytes(row[0]))
+
+
+class ProofFinder:
+    """Finds the origin's proof for items this node holds from elsewhere, inside one
+    transaction; a batch's Merkle tree is built once however many of its items are asked for."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._trees: dict[tuple[str, int], MerkleTree] = {}
+        self._inbox = _has_table(conn, "inbox_items")
+        self._kept = _has_table(conn, "origin_proofs")
+
+    def origin_proof(self, observation: Observation) -> ItemProof | None:
+        """The proof signed by ``observation.origin``: from the batch it came in when the origin
+        sent it here, else the one a relay carried with it; None when this node holds neither."""
+        if not self._inbox:
+            return None
+        row = self._conn.execute(
+            "SELECT i.seq, i.position, i.sent_provenance, b.header, b.signature, b.leaves"
+            " FROM inbox_items i JOIN inbox_batches b ON b.partner = i.partner AND b.seq = i.seq"
+            " WHERE i.id = ? AND i.version = ? AND i.partner = ? ORDER BY i.seq DESC LIMIT 1",
+            (observation.id, observation.version, observation.origin),
+        ).fetchone()
+        if row is None:
+            return _kept(self._conn, observation.id, observation.version) if self._kept else None
+        seq, position, sent_provenance, header, signature, leaves = row
+        key = (observation.origin, int(seq))
+        tree = self._trees.get(key)
+        if tree is None:
+            tree = self._trees[key] = leaf_tree(bytes(leaves))
+        as_sent = msgspec.structs.replace(
+            observation, provenance=_provenance_decoder.decode(sent_provenance)
+        )
+        return ItemProof(
+            item=canonical_bytes(as_sent),
+            header=bytes(header),
+            signature=bytes(signature),
+            proof=tree.inclusion_proof(int(position)),
+        )
+
+
+def leaf_tree(leaves: bytes) -> MerkleTree:
+    """The Merkle tree of a batch from its leaf hashes kept back to back."""
+    return MerkleTree.from_leaf_hashes(
+        [leaves[at : at + HASH_SIZE] for at in range(0, len(leaves), HASH_SIZE)]
+    )
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
