@@ -79,11 +79,12 @@ def given_entry(decision: Released, sent_at: dt.datetime) -> LedgerEntry:
 
 def released_grid_km(observation: Observation) -> float | None:
     """The coarsest grid any hop applied, read from ``provenance.transforms`` (None: none)."""
-    sizes = [
-        float(found.group(1))
-        for words in observation.provenance.transforms
-        if (found := _COARSENED.match(words))
-    ]
+    return grid_of_transforms(observation.provenance.transforms)
+
+
+def grid_of_transforms(transforms: Iterable[str]) -> float | None:
+    """The coarsest grid named among release transforms (None: none)."""
+    sizes = [float(found.group(1)) for words in transforms if (found := _COARSENED.match(words))]
     return max(sizes) if sizes else None
 
 

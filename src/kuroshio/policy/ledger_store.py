@@ -16,13 +16,14 @@ from typing import Final
 
 import msgspec
 
-from kuroshio.model import Observation
+from kuroshio.model import Kind, Observation
 from kuroshio.policy.book import AgreementBook
 from kuroshio.policy.ledger import (
     SAME_SORTIE_TIME,
     LedgerDay,
     LedgerEntry,
     ReciprocityStatus,
+    grid_of_transforms,
     is_novel,
     ledger_days,
     reciprocity_status,
@@ -79,26 +80,52 @@ def _sorties(observation: Observation) -> int:
     return observation.platform.count if observation.platform is not None else 1
 
 
+class _Count(msgspec.Struct):
+    count: int = 1
+
+
+class _Transforms(msgspec.Struct):
+    transforms: tuple[str, ...] = ()
+
+
+class _GivenItem(msgspec.Struct):
+    """The fields of an item as sent that the ledger keeps (the rest is not decoded)."""
+
+    id: str
+    version: int
+    kind: Kind
+    observed_at: dt.datetime
+    until: dt.datetime | None = None
+    platform: _Count | None = None
+    provenance: _Transforms = msgspec.field(default_factory=_Transforms)
+    retracted: bool = False
+
+
+_given_decoder = msgspec.json.Decoder(_GivenItem)
+
+
 def given_entries(
     items: Iterable[bytes], partner: str, received_at: dt.datetime
 ) -> list[LedgerEntry]:
     """Ledger entries for the items (as sent, canonical JSON) of a batch the partner signed for
-    at ``received_at``; the precision released is read from the items' own transforms."""
+    at ``received_at``; the precision released is read from the items' own transforms. The items
+    were validated when released, so only the ledger's fields are decoded here."""
     entries: list[LedgerEntry] = []
     for item in items:
-        observation = _observation_decoder.decode(item)
+        given = _given_decoder.decode(item)
+        sorties = 0 if given.kind == "area" else given.platform.count if given.platform else 1
         entries.append(
             LedgerEntry(
                 flow="given",
                 partner=partner,
-                item=observation.id,
-                version=observation.version,
-                kind=observation.kind,
-                observed_at=observation.until or observation.observed_at,
+                item=given.id,
+                version=given.version,
+                kind=given.kind,
+                observed_at=given.until or given.observed_at,
                 at=received_at,
-                sorties=_sorties(observation),
-                grid_km=released_grid_km(observation),
-                retracted=observation.retracted,
+                sorties=sorties,
+                grid_km=grid_of_transforms(given.provenance.transforms),
+                retracted=given.retracted,
             )
         )
     return entries
