@@ -161,6 +161,42 @@ def test_a_new_version_installed_elsewhere_governs_the_next_release(
     assert (last["agreement"], last["agreement_version"]) == ("test-exchange", 2)
 
 
+def test_a_retraction_follows_what_was_given_under_a_narrower_agreement(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    agree(
+        [twn, jpn],
+        tmp_path / "v1",
+        agreement_text(["TWN", "JPN"], {("TWN", "JPN"): RELEASE_AIR_SEA}),
+    )
+    given = observation(1, lon=121.2345, lat=22.3456, marking=TO_ALL, remarks="seen twice")
+    never_given = observation(2, marking=TO_ALL)
+    twn.ingest([given])
+    assert _deliver(twn, jpn) == 1
+
+    # Version 2 releases sea items only: air items stay home, but a withdrawal must not.
+    sea_only = {("TWN", "JPN"): 'action = "release"\nmatch = { kind = ["sea"] }'}
+    text = agreement_text(["TWN", "JPN"], sea_only, version=2)
+    install(sign(text, [twn, jpn]), [twn, jpn], tmp_path / "v2")
+    twn.ingest([msgspec.structs.replace(observation(3), marking=TO_ALL)])
+    assert _outbox(twn, "JPN") == []
+    retraction = msgspec.structs.replace(given, version=2, retracted=True)
+    twn.ingest([retraction, msgspec.structs.replace(never_given, version=2, retracted=True)])
+
+    [notice] = _outbox(twn, "JPN")
+    assert (notice.id, notice.version, notice.retracted) == (given.id, 2, True)
+    assert notice.platform is not None and notice.platform.type is None
+    assert notice.remarks is None and notice.geometry != given.geometry
+    assert any("retraction notice" in words for words in notice.provenance.transforms)
+    assert _deliver(twn, jpn) == 1
+    current = jpn.store.get(given.id)
+    assert current is not None and current.retracted and current.version == 2
+    assert jpn.store.get(never_given.id) is None
+    last = list(twn.audit.entries("decision"))[-1].details["partners"]["JPN"]
+    assert [rule["rule"] for rule in last["released"]] == ["retraction-follows-release"]
+
+
 def test_unsigned_expired_or_future_agreements_release_nothing(
     nodes: dict[str, Node], tmp_path: Path
 ) -> None:

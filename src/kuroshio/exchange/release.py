@@ -21,7 +21,7 @@ from kuroshio.exchange import outbox
 from kuroshio.exchange.proofs import ProofFinder, content_bytes, encode_proof
 from kuroshio.model import Observation
 from kuroshio.policy.agreement import EnforcedAgreement
-from kuroshio.policy.decide import Released, Withheld, decide
+from kuroshio.policy.decide import Released, Withheld, decide, retraction_notice
 from kuroshio.policy.ledger import ReciprocityStatus
 
 MAX_LISTED_ITEMS: Final = 20
@@ -171,7 +171,23 @@ def release_in(
             indexes = _rule_index(agreement, own_party, party)
         status = reciprocity.get(party)
         for observation in observations:
-            decision = decide(observation, agreement, party, status, now, own_party=own_party)
+            decision: Released | Withheld = decide(
+                observation, agreement, party, status, now, own_party=own_party
+            )
+            if (
+                isinstance(decision, Withheld)
+                and observation.retracted
+                and agreement is not None
+                and _given_before(conn, party, observation.id)
+            ):
+                # What was given must be withdrawable whatever the agreement now releases.
+                decision = retraction_notice(
+                    observation,
+                    party,
+                    own_party,
+                    agreement=agreement.id,
+                    agreement_version=agreement.version,
+                )
             if isinstance(decision, Withheld):
                 _note_withheld(entry, decision)
                 continue
@@ -191,6 +207,19 @@ def release_in(
             )
     outbox.queue_in(conn, queued)
     return summary
+
+
+def _given_before(conn: sqlite3.Connection, partner: str, item: str) -> bool:
+    """Whether ``partner`` was given (or has waiting in the outbox) any version of ``item``."""
+    row = conn.execute(
+        "SELECT 1 FROM ledger WHERE flow = 'given' AND partner = ? AND item = ? LIMIT 1",
+        (partner, item),
+    ).fetchone()
+    if row is None:
+        row = conn.execute(
+            "SELECT 1 FROM outbox WHERE partner = ? AND id = ? LIMIT 1", (partner, item)
+        ).fetchone()
+    return row is not None
 
 
 class _RelayedProofs:

@@ -498,6 +498,50 @@ def _release(
     )
 
 
+RETRACTION_RULE: Final = "retraction-follows-release"
+"""The rule a retraction notice is released under (see :func:`retraction_notice`)."""
+RETRACTION_GRID_KM: Final = 100.0
+
+
+def retraction_notice(
+    observation: Observation,
+    partner: str,
+    own_party: str,
+    *,
+    agreement: str,
+    agreement_version: int,
+) -> Released:
+    """A retraction for ``partner``, which was given an earlier version of the item, when the
+    agreement in force no longer releases the item itself: the retraction must follow what was
+    given, yet tell no more than that it is withdrawn. Position on a 100 km grid, platform class
+    only, no remarks, kinematics or sensor; the originator's marking is kept."""
+    notice = generalise_platform(observation)
+    notice = drop_fields(notice, ("remarks", "kinematics", "source.sensor"))
+    notice = coarsen(notice, RETRACTION_GRID_KM)
+    words = (
+        f"{own_party}: retraction notice under agreement {agreement} v{agreement_version}: "
+        f"{COARSENED_WORDS.format(km=RETRACTION_GRID_KM)}, platform class only",
+    )
+    provenance = msgspec.structs.replace(
+        notice.provenance,
+        partner=own_party,
+        batch=None,
+        hops=hops_so_far(observation, own_party) + 1,
+        transforms=(*notice.provenance.transforms, *words),
+    )
+    return Released(
+        observation=msgspec.structs.replace(notice, provenance=provenance),
+        partner=partner,
+        agreement=agreement,
+        agreement_version=agreement_version,
+        rule=RETRACTION_RULE,
+        transforms=words,
+        not_before=None,
+        grid_km=RETRACTION_GRID_KM,
+        warnings=(),
+    )
+
+
 def _coarsest(first: float | None, second: float | None) -> float | None:
     sizes = [size for size in (first, second) if size is not None]
     return max(sizes) if sizes else None
