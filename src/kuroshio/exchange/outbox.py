@@ -206,8 +206,11 @@ def seal_next(
         sealed_at=now,
         origin_proofs=_origin_proofs(row[2] for row in rows[: len(items)]),
     )
-    conn.executemany(
-        "UPDATE outbox SET seq = ? WHERE row = ?", [(sealed.header.seq, row) for row in taken]
+    # The rows taken are exactly the due rows up to the last one taken (same condition, same
+    # order), so one ranged statement tags them all with their batch.
+    conn.execute(
+        f"UPDATE outbox SET seq = ? WHERE {_DUE} AND row <= ?",
+        (sealed.header.seq, partner, _micros(now), taken[-1]),
     )
     conn.execute(
         "INSERT INTO sent_batches (partner, seq, first_row, last_row, count, header, signature,"
