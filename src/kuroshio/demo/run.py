@@ -424,17 +424,16 @@ def run_demo(
         with httpx.Client(timeout=30.0) as client:
             for demo_node in nodes:
                 _wait_ready(client, demo_node)
-            table = Table(title="Nodes (each its own process; identities made just now)")
-            for column in ("party", "operator URL (browser, API)", "federation (mTLS)", "log"):
-                table.add_column(column)
+            console.print("Nodes (each its own process; identities made just now):")
             for demo_node in nodes:
-                table.add_row(
-                    demo_node.party,
-                    demo_node.api_url,
-                    demo_node.federation_url,
-                    str(demo_node.directory / "serve.log"),
+                # One line each and never wrapped: the addresses are there to be copied.
+                console.print(
+                    f"  {demo_node.party}  picture and API {demo_node.api_url}/  "
+                    f"federation (mTLS) {demo_node.federation_url}  "
+                    f"log {demo_node.directory / 'serve.log'}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
-            console.print(table)
             total = sum(len(r) for r in reports.values())
             console.print(
                 f"Replaying {total} sensor reports ({sim_span} of activity) at "
