@@ -19,15 +19,16 @@ from kuroshio.exchange.batch import GENESIS_HASH, seal
 from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
-from kuroshio.model import Marking, Observation, Source
+from kuroshio.model import Marking, Observation, Platform, Source
 from kuroshio.node import Node, init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.pki import VerificationError
 from kuroshio.policy import ledger_store
 from kuroshio.store import ObservationFilter
-from observations import observation
+from observations import T0, observation
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
+FIVE_MINUTES = dt.timedelta(minutes=5)
 
 
 def _pin(node: Node, other: Node) -> None:
@@ -101,6 +102,28 @@ def test_ingest_releases_only_what_the_agreement_and_marking_allow(
     withheld = {w["code"]: w for w in to_japan["withheld"]}
     assert withheld["default_deny"]["items"] == ["TWN:test:3 v1"]
     assert "TLP:RED" in withheld["tlp_red"]["reason"]
+
+
+def test_a_report_of_a_sortie_the_receiver_already_saw_is_not_novel(
+    pair: tuple[Node, Node],
+) -> None:
+    twn, jpn = pair
+    # JPN's own radar saw the bombers 4 km from where TWN puts them, five minutes later.
+    jpn.ingest([observation(1, origin="JPN", lon=121.03, lat=22.02, at=T0 + FIVE_MINUTES)])
+    seen_by_both = observation(1, marking=TO_JAPAN)
+    elsewhere = observation(2, lon=124.0, lat=25.0, marking=TO_JAPAN)
+    fighters = observation(
+        3, marking=TO_JAPAN, platform=Platform(type="J-16", platform_class="fighter", count=4)
+    )
+    twn.ingest([seen_by_both, elsewhere, fighters])
+    Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    with jpn.store.transaction() as conn:
+        received = ledger_store.entries(conn, partner="TWN")
+    assert {e.item: e.novel for e in received} == {
+        seen_by_both.id: False,
+        elsewhere.id: True,
+        fighters.id: True,
+    }
 
 
 def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(

@@ -23,12 +23,12 @@ from kuroshio.policy.ledger import (
     LedgerDay,
     LedgerEntry,
     ReciprocityStatus,
+    fused_same_sortie,
     grid_of_transforms,
     is_novel,
     ledger_days,
     reciprocity_status,
     released_grid_km,
-    same_sortie,
 )
 
 SCHEMA: Final = (
@@ -220,7 +220,9 @@ def judge_novelty(
     conn: sqlite3.Connection, received: Sequence[Observation], own_party: str
 ) -> list[bool]:
     """For each received item: True when this node holds no observation of its own of the same
-    sortie (:func:`~kuroshio.policy.ledger.same_sortie`). The one place novelty is judged."""
+    sortie, by the fusion gate (:func:`~kuroshio.policy.ledger.fused_same_sortie`: each report's
+    uncertainty and the sender's coarsening grid, platform family, count). The one place novelty
+    is judged."""
     if not received:
         return []
     start = min(o.observed_at for o in received) - SAME_SORTIE_TIME
@@ -243,7 +245,7 @@ def judge_novelty(
         high = bisect.bisect_right(
             starts, _micros((item.until or item.observed_at) + SAME_SORTIE_TIME)
         )
-        verdicts.append(is_novel(item, own[low:high], same_sortie))
+        verdicts.append(is_novel(item, own[low:high], fused_same_sortie))
     return verdicts
 
 
