@@ -4,21 +4,18 @@ and their OpenAPI documentation."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
 from agreements import agree
-from kuroshio.api import cop, create_app
+from api_server import serving
+from kuroshio.api import cop
 from kuroshio.catalogue import PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange import outbox
 from kuroshio.exchange.inbox import Inbox
@@ -28,29 +25,6 @@ from kuroshio.partners import PartnerConfig, make_card, store_card
 from observations import observation
 
 TAIPEI = dt.timezone(dt.timedelta(hours=8))
-
-
-@contextlib.contextmanager
-def serving(node: Node) -> Iterator[httpx.Client]:
-    """The node's operator API on a free loopback port, with a client for it."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @pytest.fixture

@@ -3,17 +3,14 @@ paging, events, links."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
-from kuroshio.api import create_app
+from api_server import serving
 from kuroshio.model import Marking
 from kuroshio.node import ConfigError, Node, init_node, open_node, save_config
 from kuroshio.server import check_api_binding
@@ -31,24 +28,8 @@ def node(tmp_path: Path) -> Iterator[Node]:
 
 @pytest.fixture
 def client(node: Node) -> Iterator[httpx.Client]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(node), host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="none"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serving(node) as http:
+        yield http
 
 
 def _ndjson(numbers: range) -> bytes:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from kuroshio.api import create_app
+from api_server import serving
 from kuroshio.fusion.synthetic import as_released
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
@@ -23,22 +20,8 @@ def client(tmp_path: Path) -> Iterator[httpx.Client]:
         pass
     with open_node(tmp_path / "twn") as node:
         _store(node)
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(node), host="127.0.0.1", port=0, log_config=None, ws="none")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-                yield http
-        finally:
-            server.should_exit = True
-            thread.join(30)
+        with serving(node) as http:
+            yield http
 
 
 def _store(node: Node) -> None:
