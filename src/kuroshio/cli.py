@@ -20,7 +20,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kuroshio import __version__
+from kuroshio import __version__, inputs
 from kuroshio.cli_options import NodeDir, console, err_console, print_error
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import ImportFileError, read_observations
@@ -201,28 +201,17 @@ class OutputFormat(StrEnum):
 
 def parse_time(value: str | None, option: str) -> dt.datetime | None:
     """ISO 8601 date or date-time; a date or a naive time is taken as UTC."""
-    if value is None:
-        return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"{option} {value!r} is not an ISO 8601 date or time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return inputs.utc_time(value, option)
+    except inputs.InputError as error:
+        raise CliError(str(error)) from None
 
 
 def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
     try:
-        parts = tuple(float(p) for p in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4:
-        raise CliError(f"--bbox {value!r}: expected min_lon,min_lat,max_lon,max_lat")
-    min_lon, min_lat, max_lon, max_lat = parts
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        raise CliError(f"--bbox {value!r}: longitudes/latitudes out of range or min > max")
-    return min_lon, min_lat, max_lon, max_lat
+        return inputs.bbox(value, "--bbox")
+    except inputs.InputError as error:
+        raise CliError(str(error)) from None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ import msgspec
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from kuroshio import inputs
 from kuroshio.store import ObservationFilter
 
 MAX_WINDOW: Final = dt.timedelta(days=31)
@@ -68,13 +69,10 @@ class FusedPictureOut(BaseModel):
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
-    if value is None:
-        return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"{name} {value!r} is not an ISO 8601 date or time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return inputs.utc_time(value, name)
+    except inputs.InputError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 @router.get(

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from kuroshio import inputs
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import ImportRecordError, Record, decode_record
 from kuroshio.node import Node
@@ -96,28 +97,17 @@ def _reader(request: Request) -> SQLiteStore:
 
 
 def _time(value: str | None, name: str) -> dt.datetime | None:
-    if value is None:
-        return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"{name} {value!r} is not an ISO 8601 date or time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        return inputs.utc_time(value, name)
+    except inputs.InputError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
     try:
-        parts = tuple(float(p) for p in value.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4:
-        raise HTTPException(422, f"bbox {value!r}: expected min_lon,min_lat,max_lon,max_lat")
-    min_lon, min_lat, max_lon, max_lat = parts
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        raise HTTPException(422, f"bbox {value!r}: out of range or min > max")
-    return min_lon, min_lat, max_lon, max_lat
+        return inputs.bbox(value, "bbox")
+    except inputs.InputError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 def _split(values: list[str]) -> tuple[str, ...]:
