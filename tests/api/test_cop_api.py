@@ -20,9 +20,9 @@ from kuroshio.catalogue import PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange import outbox
 from kuroshio.exchange.inbox import Inbox
 from kuroshio.model import Marking, Platform, Provenance
-from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.node import Node, init_node, open_node
 from observations import observation
+from pinning import pin
 
 TAIPEI = dt.timezone(dt.timedelta(hours=8))
 
@@ -147,25 +147,12 @@ def test_detail_names_the_platform_and_says_what_vouches_for_it(
     assert missing.status_code == 404 and "TWN:test:404" in missing.json()["detail"]
 
 
-def _pin(node: Node, other: Node) -> None:
-    card = make_card(
-        other.party,
-        other.config.node.name,
-        other.config.federation.url(),
-        other.identity.ca_certificate_pem,
-        other.identity.public_key_b64,
-    )
-    store_card(node.directory, card)
-    node.config.partners[other.party] = PartnerConfig(url=card.url)
-    save_config(node.directory, node.config)
-
-
 def test_an_item_taken_in_from_a_link_is_checked_against_its_origins_signature(
     tmp_path: Path,
 ) -> None:
     with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
-        _pin(twn, jpn)
-        _pin(jpn, twn)
+        pin(twn, jpn)
+        pin(jpn, twn)
     twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
     try:
         agree([twn, jpn], tmp_path / "agreements")

@@ -20,35 +20,22 @@ from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_p
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.model import Marking, Observation, Platform, Source
-from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.node import Node, init_node, open_node
 from kuroshio.pki import VerificationError
 from kuroshio.policy import ledger_store
 from kuroshio.store import ObservationFilter
 from observations import T0, observation
+from pinning import pin
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 FIVE_MINUTES = dt.timedelta(minutes=5)
 
 
-def _pin(node: Node, other: Node) -> None:
-    card = make_card(
-        other.party,
-        other.config.node.name,
-        other.config.federation.url(),
-        other.identity.ca_certificate_pem,
-        other.identity.public_key_b64,
-    )
-    store_card(node.directory, card)
-    node.config.partners[other.party] = PartnerConfig(url=card.url)
-    save_config(node.directory, node.config)
-
-
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Node, Node]:
     with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
-        _pin(twn, jpn)
-        _pin(jpn, twn)
+        pin(twn, jpn)
+        pin(jpn, twn)
     twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
     agree([twn, jpn], tmp_path / "agreements")  # air and sea up to TLP:AMBER, both ways
     return twn, jpn

@@ -19,10 +19,10 @@ from kuroshio.exchange.inbox import Inbox, item_proof, verify_item_proof, verify
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, encode
 from kuroshio.model import Marking, Observation, OriginatorControl
-from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.node import Node, init_node, open_node
 from kuroshio.pki import VerificationError
 from observations import observation
+from pinning import pin_all
 
 ONWARD = Marking(control=OriginatorControl(rerelease=True, to=("USA", "AUS"), max_hops=2))
 RELAY_TWN = 'action = "release"\nmatch = { origin = ["TWN"] }'
@@ -33,20 +33,8 @@ def _network(
 ) -> dict[str, Node]:
     """Nodes for ``parties``, each pinning every other but the (node, other) pairs listed."""
     made = [init_node(tmp_path / p.lower(), p) for p in parties]
+    pin_all(made, unpinned=unpinned)
     for node in made:
-        for other in made:
-            if other is node or (node.party, other.party) in unpinned:
-                continue
-            card = make_card(
-                other.party,
-                other.config.node.name,
-                other.config.federation.url(),
-                other.identity.ca_certificate_pem,
-                other.identity.public_key_b64,
-            )
-            store_card(node.directory, card)
-            node.config.partners[other.party] = PartnerConfig(url=card.url)
-        save_config(node.directory, node.config)
         node.close()
     return {p: open_node(tmp_path / p.lower()) for p in parties}
 

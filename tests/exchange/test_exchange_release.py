@@ -18,35 +18,18 @@ from kuroshio.exchange.inbox import Inbox
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.model import Marking, Observation, OriginatorControl
-from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.partners import PartnerConfig, make_card, store_card
+from kuroshio.node import Node, init_node, open_node
 from kuroshio.policy import AgreementError, ledger_store
 from observations import observation
+from pinning import pin_all
 
 TO_ALL = Marking(tlp="AMBER", releasable_to=("JPN", "USA"))
-
-
-def _pin_all(nodes: list[Node]) -> None:
-    for node in nodes:
-        for other in nodes:
-            if other is node:
-                continue
-            card = make_card(
-                other.party,
-                other.config.node.name,
-                other.config.federation.url(),
-                other.identity.ca_certificate_pem,
-                other.identity.public_key_b64,
-            )
-            store_card(node.directory, card)
-            node.config.partners[other.party] = PartnerConfig(url=card.url)
-        save_config(node.directory, node.config)
 
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
     made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN", "USA")]
-    _pin_all(made)
+    pin_all(made)
     for node in made:
         node.close()
     opened = {p: open_node(tmp_path / p.lower()) for p in ("TWN", "JPN", "USA")}
