@@ -179,6 +179,49 @@ def test_good_batches_are_taken_in_with_a_signed_receipt(federation: Federation)
 
 
 @pytest.mark.e2e
+def test_batches_sent_back_to_back_are_receipted_in_order_before_a_bad_one(
+    federation: Federation,
+) -> None:
+    """A receiver checks the next batch while it stores the one before: two good batches and a
+    forged one sent without waiting are answered receipt, receipt, refusal, and the good ones
+    stay stored."""
+    jpn = federation.jpn
+    jpn_key = load_identity(jpn.directory).public_key_bytes
+    stored = jpn.count("USA:")
+
+    async def three_at_once(channel: Channel, welcome: Welcome) -> Message | ChannelClosed:
+        first = federation.batch(welcome)
+        second = seal(
+            federation.usa_identity,
+            sender="USA",
+            receiver="JPN",
+            seq=first.header.seq + 1,
+            prev_hash=first.hash,
+            items=federation.usa_items(3),
+            sealed_at=dt.datetime.now(dt.UTC),
+        )
+        forged = seal(
+            federation.stranger,
+            sender="USA",
+            receiver="JPN",
+            seq=second.header.seq + 1,
+            prev_hash=second.hash,
+            items=federation.usa_items(3),
+            sealed_at=dt.datetime.now(dt.UTC),
+        )
+        for batch in (first, second, forged):
+            await channel.send(encode(batch.frame()))
+        answers = [await _answer(channel) for _ in range(3)]
+        receipts = [open_receipt(a, jpn_key) for a in answers[:2] if isinstance(a, SignedReceipt)]
+        assert [r.seq for r in receipts] == [first.header.seq, second.header.seq], answers
+        return answers[2]
+
+    answer = speak(federation, three_at_once)
+    assert isinstance(answer, Refusal) and answer.code == "bad_signature", answer
+    assert jpn.count("USA:") == stored + 6
+
+
+@pytest.mark.e2e
 def test_forged_signature(federation: Federation) -> None:
     refusal = _refused(
         federation,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Coroutine, Mapping
+from typing import Any, Final, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Request, Response
 
-from kuroshio.exchange.inbox import Inbox
+from kuroshio.exchange.inbox import CheckedBatch, Inbox
 from kuroshio.exchange.link import LinkStatus, link_reports
 from kuroshio.exchange.transports import Channel, ChannelClosed
 from kuroshio.exchange.transports.wss import MESSAGE_TOO_BIG
@@ -31,6 +31,9 @@ from kuroshio.exchange.wire import (
     encode,
 )
 from kuroshio.node import Node
+from kuroshio.partners import Partner
+
+T = TypeVar("T")
 
 HELLO_TIMEOUT_S: Final = 15.0
 REFUSALS_PER_MINUTE: Final = 60
@@ -117,17 +120,63 @@ class FederationEndpoint:
         await channel.send(
             encode(Welcome(last_seq=state.last_seq, last_hash=state.last_hash, receipts=receipts))
         )
+        # Two stages: batch N+1 is opened (signature, Merkle root, every item decoded and
+        # checked: Python work) while batch N is taken in (mostly SQLite, which runs without the
+        # interpreter lock), so a receiver can use a second core. Batches are still taken in one
+        # at a time, in order, and each receipt goes back as soon as its batch is committed.
+        checked: asyncio.Queue[CheckedBatch] = asyncio.Queue(maxsize=1)
+        take_in = asyncio.get_running_loop().create_task(self._take_in(channel, partner, checked))
+        try:
+            while True:
+                message = decode(await _unless_failed(channel.receive(), take_in))
+                if not isinstance(message, BatchFrame):
+                    raise LinkRefused(
+                        "unexpected", f"expected a batch, got {type(message).__name__}"
+                    )
+                batch = await asyncio.to_thread(self.inbox.open, partner, message)
+                await _unless_failed(checked.put(batch), take_in)
+        except LinkRefused:
+            # What was checked before the refusal is still taken in and receipted first.
+            await _settle(take_in, checked)
+            raise
+        finally:
+            take_in.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await take_in
+
+    async def _take_in(
+        self, channel: Channel, partner: Partner, checked: asyncio.Queue[CheckedBatch]
+    ) -> None:
         while True:
-            message = decode(await channel.receive())
-            if not isinstance(message, BatchFrame):
-                raise LinkRefused("unexpected", f"expected a batch, got {type(message).__name__}")
-            signed = await asyncio.to_thread(self.inbox.accept, partner, message)
-            await channel.send(encode(signed))
+            batch = await checked.get()
+            try:
+                signed = await asyncio.to_thread(self.inbox.take_in, partner, batch)
+                await channel.send(encode(signed))
+            finally:
+                checked.task_done()
 
     async def close(self) -> None:
         for task in list(self._background):
             with contextlib.suppress(Exception):
                 await task
+
+
+async def _unless_failed(step: Coroutine[Any, Any, T], take_in: asyncio.Task[None]) -> T:
+    """Await ``step``, unless the take-in stage fails first: then raise its error."""
+    task = asyncio.ensure_future(step)
+    await asyncio.wait({task, take_in}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    take_in.result()  # the take-in stage runs until it fails: this raises its error
+    raise RuntimeError("the take-in stage ended")
+
+
+async def _settle(take_in: asyncio.Task[None], checked: asyncio.Queue[CheckedBatch]) -> None:
+    """Wait until every checked batch is taken in, or the take-in fails (its error wins)."""
+    await _unless_failed(checked.join(), take_in)
 
 
 status_router = APIRouter(prefix="/api", tags=["federation"])

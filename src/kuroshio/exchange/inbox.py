@@ -11,6 +11,7 @@ origin is proven by the origin's proof it carries, checked on arrival and kept w
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import sqlite3
 from typing import Final, Literal
@@ -162,6 +163,54 @@ def _check_sequence(state: InboxState, opened: OpenedBatch) -> bool:
     return False
 
 
+def _as_received(observations: list[Observation], partner: str, label: str) -> list[Observation]:
+    """The batch's items with their provenance as this node keeps it: partner and batch, and
+    the hops as the sender counted them (an item relayed from another origin has made at least
+    two). Items alike in provenance share one record; each item is a copy, not re-validated."""
+    shared: dict[tuple[int, tuple[str, ...], bool], Provenance] = {}
+    received: list[Observation] = []
+    for observation in observations:
+        sent = observation.provenance
+        relayed = observation.origin != partner
+        key = (sent.hops, sent.transforms, relayed)
+        provenance = shared.get(key)
+        if provenance is None:
+            provenance = shared[key] = Provenance(
+                partner=partner,
+                batch=label,
+                hops=max(sent.hops, 2 if relayed else 1),
+                transforms=sent.transforms,
+            )
+        taken = copy.copy(observation)
+        msgspec.structs.force_setattr(taken, "provenance", provenance)
+        received.append(taken)
+    return received
+
+
+def _inbox_rows(
+    partner: str, seq: int, observations: list[Observation]
+) -> list[tuple[str, int, int, str, int, bytes]]:
+    """One ``inbox_items`` row per item: where it was in the batch, and its provenance as sent
+    (to rebuild the signed bytes later). Equal provenances are encoded once."""
+    encoded: dict[Provenance, bytes] = {}
+    rows = []
+    for position, observation in enumerate(observations):
+        sent = observation.provenance
+        as_sent = encoded.get(sent)
+        if as_sent is None:
+            as_sent = encoded[sent] = _provenance_encoder.encode(sent)
+        rows.append((partner, seq, position, observation.id, observation.version, as_sent))
+    return rows
+
+
+class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A received batch that passed every check needing no inbox state."""
+
+    frame: BatchFrame
+    opened: OpenedBatch
+    origin_proofs: list[KeptProof]
+
+
 class Inbox:
     """Takes in batches for one node; every method opens its own transaction."""
 
@@ -182,17 +231,33 @@ class Inbox:
 
         Raises :class:`LinkRefused` with nothing stored when any check fails.
         """
-        me = self.node.party
+        return self.take_in(partner, self.open(partner, frame))
+
+    def open(self, partner: Partner, frame: BatchFrame) -> CheckedBatch:
+        """Every check of a batch that needs no inbox state (signature, Merkle root, items,
+        origin proofs), outside any transaction: a link may open the next batch while the one
+        before is taken in. Raises :class:`LinkRefused`."""
         opened = open_batch(
             frame,
             sender=partner.party,
-            receiver=me,
+            receiver=self.node.party,
             sender_key=partner.signing_key,
             max_items=self.node.config.exchange.batch_items,
         )
+        return CheckedBatch(
+            frame=frame,
+            opened=opened,
+            origin_proofs=self._check_origin_proofs(partner, frame, opened),
+        )
+
+    def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:
+        """Take in a batch :meth:`open` checked, in one transaction, after the sequence and chain
+        checks against the link's state; the receipt to send back. Raises :class:`LinkRefused`
+        with nothing stored."""
+        me = self.node.party
+        frame, opened, origin_proofs = checked.frame, checked.opened, checked.origin_proofs
         header = opened.header
         label = batch_label(partner.party, me, header.seq)
-        origin_proofs = self._check_origin_proofs(partner, frame, opened)
         with self.node.store.transaction() as conn:
             state = link_state(conn, partner.party)
             if _check_sequence(state, opened):
@@ -202,40 +267,14 @@ class Inbox:
                     (partner.party, header.seq),
                 ).fetchone()
                 return SignedReceipt(receipt=bytes(row[0]), signature=bytes(row[1]))
-            received = [
-                msgspec.structs.replace(
-                    observation,
-                    provenance=Provenance(
-                        partner=partner.party,
-                        batch=label,
-                        # The sender counted its hop when it released the item; an item
-                        # relayed from another origin has made at least two.
-                        hops=max(
-                            observation.provenance.hops,
-                            1 if observation.origin == partner.party else 2,
-                        ),
-                        transforms=observation.provenance.transforms,
-                    ),
-                )
-                for observation in opened.observations
-            ]
+            received = _as_received(opened.observations, partner.party, label)
             now = dt.datetime.now(dt.UTC)
             # The batch and its origin proofs go in before the items are stored, so that
             # releasing them on (inside store_in) finds the proofs to pass on with them.
             conn.executemany(
                 "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        partner.party,
-                        header.seq,
-                        position,
-                        observation.id,
-                        observation.version,
-                        _provenance_encoder.encode(observation.provenance),
-                    )
-                    for position, observation in enumerate(opened.observations)
-                ],
+                _inbox_rows(partner.party, header.seq, opened.observations),
             )
             conn.execute(
                 "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"

@@ -8,6 +8,7 @@ item sent or received); it stores nothing. Both sides can run it over their own 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 import statistics
@@ -84,6 +85,12 @@ def released_grid_km(observation: Observation) -> float | None:
 
 def grid_of_transforms(transforms: Iterable[str]) -> float | None:
     """The coarsest grid named among release transforms (None: none)."""
+    return _grid_of(tuple(transforms))
+
+
+@functools.lru_cache(maxsize=256)
+def _grid_of(transforms: tuple[str, ...]) -> float | None:
+    # Items of one batch mostly carry the same few transform lists: each list is read once.
     sizes = [float(found.group(1)) for words in transforms if (found := _COARSENED.match(words))]
     return max(sizes) if sizes else None
 

@@ -167,7 +167,13 @@ class SQLiteStore:
         stored_at = _now_micros()
         ids = list({observation.id: None for observation in observations})
         digests, currents = self._known(conn, ids)
-        versions: list[tuple[str, int, bytes, bytes, int]] = []
+        # History rows get their seq here (the next ones after the last ever given), so that
+        # each current row can name its history row without looking it up.
+        row = conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
+        ).fetchone()
+        last_seq = int(row[0]) if row is not None else 0
+        versions: list[tuple[int, str, int, bytes, bytes, int]] = []
         indexed: list[tuple[Any, ...]] = []
         sha256 = hashlib.sha256
         for observation in observations:
@@ -189,25 +195,22 @@ class SQLiteStore:
                     )
                 continue
             digests[(obs_id, version)] = digest
-            versions.append((obs_id, version, digest, body, stored_at))
+            last_seq += 1
+            versions.append((last_seq, obs_id, version, digest, body, stored_at))
             current = currents.get(obs_id)
             if current is not None and current > version:
                 result.record(Outcome.STALE)
                 continue
             currents[obs_id] = version
-            row = index_row(observation, None)
-            # The history row's seq is looked up by (id, version) as the current row goes in.
-            indexed.append((obs_id, version, obs_id, version, *row[3:]))
+            indexed.append(index_row(observation, last_seq))
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         conn.executemany(
-            "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             versions,
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO current VALUES (?, ?,"
-            " (SELECT seq FROM observation_versions WHERE id = ? AND version = ?),"
-            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             indexed,
         )
         return result
