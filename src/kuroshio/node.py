@@ -39,7 +39,7 @@ from kuroshio.policy.agreement import (
 from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
 from kuroshio.policy.ledger import ReciprocityStatus, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.sqlite import PreparedRow, SQLiteStore
 
 CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
@@ -372,6 +372,7 @@ class Node:
         partners: dict[str, Partner] | None = None,
         *,
         received_from: str | None = None,
+        prepared: Sequence[PreparedRow] | None = None,
     ) -> tuple[AppendResult, ReleaseSummary]:
         """Append and release inside the caller's transaction (used by :meth:`ingest` and the
         inbox, which adds its own state and audit entry to the same transaction).
@@ -379,8 +380,10 @@ class Node:
         Items taken in from partner ``received_from`` enter the reciprocity ledger. Every newly
         stored version is decided for every pinned partner under the agreement in force with it
         (:mod:`kuroshio.exchange.release`), and one ``decision`` audit entry sums up the lot.
+        ``prepared``: the store's rows for ``observations``, made before the transaction
+        (:func:`kuroshio.store.sqlite.prepare`).
         """
-        result = self.store.append_in(conn, observations)
+        result = self.store.append_in(conn, observations, prepared)
         fresh = [
             observation
             for observation, outcome in zip(observations, result.outcomes, strict=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kuroshio.model import Observation
-from kuroshio.store import ObservationFilter, Outcome
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store import ObservationFilter, Outcome, StoreError
+from kuroshio.store.sqlite import SQLiteStore, prepare
 from observations import observation
 
 
@@ -70,3 +72,25 @@ def test_current_rows_point_at_their_own_history_rows_after_earlier_appends(
             assert stored.version == (2 if n >= 3 else 1)
             if n >= 3:
                 assert stored.geometry == observation(n, lon=120.0 + n).geometry
+
+
+def test_rows_prepared_before_the_transaction_store_what_an_append_stores(
+    tmp_path: Path,
+) -> None:
+    records = _mixed_call()
+    with (
+        SQLiteStore(tmp_path / "prepared.sqlite") as early,
+        SQLiteStore(tmp_path / "plain.sqlite") as plain,
+    ):
+        rows = prepare(records)
+        with early.transaction() as conn:
+            outcomes = early.append_in(conn, records, rows).outcomes
+        assert outcomes == plain.append(records).outcomes
+        for record in records:
+            assert early.history(record.id) == plain.history(record.id)
+        with (
+            pytest.raises(StoreError, match="7 prepared rows for 8 observations"),
+            early.transaction() as conn,
+        ):
+            early.append_in(conn, records, rows[:-1])
+        assert early.count_versions() == plain.count_versions()

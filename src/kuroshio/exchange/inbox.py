@@ -48,6 +48,7 @@ from kuroshio.model import Observation, Provenance, canonical_bytes
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.pki import VerificationError, key_fingerprint
+from kuroshio.store.sqlite import PreparedRow, prepare
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS inbox_links (
@@ -209,6 +210,11 @@ class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
     frame: BatchFrame
     opened: OpenedBatch
     origin_proofs: list[KeptProof]
+    received: list[Observation]
+    """The items with their provenance as this node keeps them."""
+    prepared: list[PreparedRow]
+    """The store's rows for ``received``, made outside the transaction."""
+    inbox_rows: list[tuple[str, int, int, str, int, bytes]]
 
 
 class Inbox:
@@ -244,10 +250,16 @@ class Inbox:
             sender_key=partner.signing_key,
             max_items=self.node.config.exchange.batch_items,
         )
+        origin_proofs = self._check_origin_proofs(partner, frame, opened)
+        label = batch_label(partner.party, self.node.party, opened.header.seq)
+        received = _as_received(opened.observations, partner.party, label)
         return CheckedBatch(
             frame=frame,
             opened=opened,
-            origin_proofs=self._check_origin_proofs(partner, frame, opened),
+            origin_proofs=origin_proofs,
+            received=received,
+            prepared=prepare(received),
+            inbox_rows=_inbox_rows(partner.party, opened.header.seq, opened.observations),
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:
@@ -267,14 +279,13 @@ class Inbox:
                     (partner.party, header.seq),
                 ).fetchone()
                 return SignedReceipt(receipt=bytes(row[0]), signature=bytes(row[1]))
-            received = _as_received(opened.observations, partner.party, label)
             now = dt.datetime.now(dt.UTC)
             # The batch and its origin proofs go in before the items are stored, so that
             # releasing them on (inside store_in) finds the proofs to pass on with them.
             conn.executemany(
                 "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                _inbox_rows(partner.party, header.seq, opened.observations),
+                checked.inbox_rows,
             )
             conn.execute(
                 "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
@@ -292,7 +303,9 @@ class Inbox:
                 ),
             )
             keep_in(conn, origin_proofs)
-            result, _ = self.node.store_in(conn, received, received_from=partner.party)
+            result, _ = self.node.store_in(
+                conn, checked.received, received_from=partner.party, prepared=checked.prepared
+            )
             receipt = Receipt(
                 sender=partner.party,
                 receiver=me,

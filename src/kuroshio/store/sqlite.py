@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 
@@ -92,6 +92,21 @@ def _now_micros() -> int:
     return micros(dt.datetime.now(dt.UTC))
 
 
+PreparedRow: TypeAlias = tuple[bytes, bytes, tuple[Any, ...]]
+"""One observation ready to store: canonical body, its SHA-256, and its ``current`` row."""
+
+
+def prepare(observations: Sequence[Observation]) -> list[PreparedRow]:
+    """The rows of :meth:`SQLiteStore.append_in`, made without the store: work a caller can do
+    outside the transaction (a receiving link does it while the batch before is taken in)."""
+    sha256 = hashlib.sha256
+    rows: list[PreparedRow] = []
+    for observation in observations:
+        body = canonical_bytes(observation)
+        rows.append((body, sha256(body).digest(), index_row(observation, None)))
+    return rows
+
+
 class SQLiteStore:
     """The embedded :class:`~kuroshio.store.Store` on one SQLite file.
 
@@ -154,16 +169,24 @@ class SQLiteStore:
             return self.append_in(conn, observations)
 
     def append_in(
-        self, conn: sqlite3.Connection, observations: Sequence[Observation]
+        self,
+        conn: sqlite3.Connection,
+        observations: Sequence[Observation],
+        prepared: Sequence[PreparedRow] | None = None,
     ) -> AppendResult:
         """Append inside a transaction the caller holds (e.g. with an outbox write).
 
         Set-based: one look-up of the stored versions and current rows for the whole call, then
         one batched insert per table; each observation's outcome is as if appended one by one.
+        ``prepared`` is :func:`prepare` of the same observations, done before the transaction.
         """
         result = AppendResult()
         if not observations:
             return result
+        if prepared is None:
+            prepared = prepare(observations)
+        elif len(prepared) != len(observations):
+            raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
         stored_at = _now_micros()
         ids = list({observation.id: None for observation in observations})
         digests, currents = self._known(conn, ids)
@@ -175,11 +198,8 @@ class SQLiteStore:
         last_seq = int(row[0]) if row is not None else 0
         versions: list[tuple[int, str, int, bytes, bytes, int]] = []
         indexed: list[tuple[Any, ...]] = []
-        sha256 = hashlib.sha256
-        for observation in observations:
+        for observation, (body, digest, row) in zip(observations, prepared, strict=True):
             obs_id, version = observation.id, observation.version
-            body = canonical_bytes(observation)
-            digest = sha256(body).digest()
             known = digests.get((obs_id, version))
             if known is not None:
                 if known == digest:
@@ -202,7 +222,7 @@ class SQLiteStore:
                 result.record(Outcome.STALE)
                 continue
             currents[obs_id] = version
-            indexed.append(index_row(observation, last_seq))
+            indexed.append((obs_id, version, last_seq, *row[3:]))
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         conn.executemany(
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
