@@ -1,23 +1,27 @@
 """Event derivation: ADIZ entries, median-line crossings, strait transits and active areas.
 
 A pure, deterministic function of one observation and the reference geography: one STRtree
-query finds every (track step, zone edge) pair that touches, numpy finds where, and only those
-few places are judged. It does no I/O and keeps no state; storing events is the store's job.
+query finds every (track step, zone edge) pair that touches, and only those few places are
+judged; the rasters of the areas answer most of the point-in-area questions that raises. It
+does no I/O and keeps no state; storing events is the store's job.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import shapely
 
+from kuroshio.geo.raster import INSIDE, NEAR, AreaRaster
 from kuroshio.geo.zones import Edges, FloatArray, Geography, IntArray, Zone, load
 from kuroshio.model import Event, EventKind, LineString, MultiLineString, Observation, Point
 
@@ -36,8 +40,7 @@ _KIND_ORDER: Final[dict[str, int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
+class _Hit(NamedTuple):
     """One derived fact before it becomes an Event: where along the observation it happened."""
 
     kind: EventKind
@@ -50,32 +53,37 @@ class _Hit:
     remarks: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Track:
     """A track flattened: positions with their leg and the distance walked to reach them.
 
     A place on the track is a fractional position ``k + t``: ``t`` of the way along step ``k``
-    (from position ``k`` to ``k + 1``). Arrays serve the vectorised tests; the lists serve the
-    handful of places those tests find.
+    (from position ``k`` to ``k + 1``). Plain lists: a track has a handful of positions and
+    only a few places on it are looked at, too few for arrays to pay.
     """
 
-    xy: FloatArray
-    """(n, 2) lon/lat of every position, legs concatenated."""
-    leg: IntArray | None
-    """(n,) leg of each position; None for a track of one leg."""
     lon: list[float]
     lat: list[float]
+    leg: list[int] | None
+    """Leg of each position; None for a track of one leg."""
     walked: list[float]
     """Distance in metres along the track to each position."""
     steps: list[float]
     """Length in metres of each step (0 for the jump from one leg to the next)."""
+    jumps: list[float]
+    """Both ends of every jump between legs, as places."""
+
+    def step_at(self, place: float) -> int:
+        """The step a place lies on: the last step for the track's end."""
+        last = len(self.steps) - 1
+        return last if place >= last else math.floor(place)
 
     def walked_at(self, place: float) -> float:
-        whole = min(int(place), len(self.steps) - 1)
+        whole = self.step_at(place)
         return self.walked[whole] + (place - whole) * self.steps[whole]
 
     def point_at(self, place: float) -> tuple[float, float]:
-        whole = min(int(place), len(self.steps) - 1)
+        whole = self.step_at(place)
         t = place - whole
         lon, lat = self.lon, self.lat
         return (
@@ -85,19 +93,20 @@ class _Track:
 
     def place_at_distance(self, distance: float) -> float:
         # Within a stretch of positive length, so the step found has a positive length too.
-        whole = min(bisect.bisect_right(self.walked, distance) - 1, len(self.steps) - 1)
+        last = len(self.steps) - 1
+        whole = bisect.bisect_right(self.walked, distance) - 1
+        if whole > last:
+            whole = last
         step = self.steps[whole]
-        return whole + (min(max((distance - self.walked[whole]) / step, 0.0), 1.0) if step else 0.0)
+        return whole + (_unit((distance - self.walked[whole]) / step) if step else 0.0)
 
     def leg_at(self, place: float) -> int:
-        return 0 if self.leg is None else int(self.leg[min(int(place), len(self.steps) - 1)])
+        return 0 if self.leg is None else self.leg[self.step_at(place)]
 
-    def jumps(self) -> list[float]:
-        """Both ends of every jump between legs, as places."""
-        if self.leg is None:
-            return []
-        starts = np.flatnonzero(self.leg[:-1] != self.leg[1:]).tolist()
-        return [float(p) for j in starts for p in (j, j + 1)]
+
+def _unit(value: float) -> float:
+    """``value`` clamped to [0, 1] (a NaN stays NaN)."""
+    return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
 
 
 def derive_events(observation: Observation, geography: Geography | None = None) -> list[Event]:
@@ -127,6 +136,8 @@ def derive_events(observation: Observation, geography: Geography | None = None) 
     else:
         hits = _active_areas(shape.coordinates, geography)
         total_m = 0.0
+    if not hits:
+        return []
     hits.sort(key=lambda h: (h.distance_m, _KIND_ORDER[h.kind], h.zone))
     return _events(observation, hits, total_m, geography)
 
@@ -147,58 +158,69 @@ def _track_hits(
 ) -> tuple[list[_Hit], float]:
     """The track's crossings and entries, and its length in metres."""
     legs = (shape.coordinates,) if isinstance(shape, LineString) else shape.coordinates
-    leg: IntArray | None = None
+    leg: list[int] | None = None
+    step_index: list[int] | None = None
+    positions = legs[0] if len(legs) == 1 else [p for part in legs for p in part]
+    xy = np.fromiter(
+        itertools.chain.from_iterable(positions), np.float64, 2 * len(positions)
+    ).reshape(-1, 2)
     if len(legs) == 1:
-        xy = np.array(legs[0], dtype=np.float64)
+        steps = xy.take(_step_ends(len(xy)), axis=0)
     else:
-        xy = np.array([p for part in legs for p in part], dtype=np.float64)
-        leg = np.repeat(np.arange(len(legs)), [len(part) for part in legs])
-    steps = np.empty((len(xy) - 1, 2, 2))
-    steps[:, 0] = xy[:-1]
-    steps[:, 1] = xy[1:]
-    step_index = None
-    if leg is not None:
-        step_index = np.flatnonzero(leg[:-1] == leg[1:])
-        steps = steps[step_index]
+        leg = [number for number, part in enumerate(legs) for _ in part]
+        # Only steps within a leg: nothing is inferred between the legs.
+        step_index = [k for k in range(len(leg) - 1) if leg[k] == leg[k + 1]]
+        steps = xy.take([(k, k + 1) for k in step_index], axis=0)
     edges = geography.edges
-    # One STRtree query finds every (step, edge) pair that touches; most tracks have none.
+    # One STRtree query finds every (step, edge) pair that touches; most tracks have few.
     pairs = edges.touching(shapely.linestrings(steps))
     if pairs.shape[1] == 0:
         return [], 0.0
-    step_of = pairs[0] if step_index is None else step_index[pairs[0]]
-    edge_of = pairs[1]
+    step_of, edge_of = pairs.tolist()
+    if step_index is not None:
+        step_of = [step_index[step] for step in step_of]
     track = _track(xy, leg)
-    line_edges: set[int] = set()
-    area_pairs: list[tuple[int, int]] = []
-    for step, edge in zip(step_of.tolist(), edge_of.tolist(), strict=True):
-        if geography.zones[edges.owners[edge]].is_line:
-            line_edges.add(edge)
-        else:
-            area_pairs.append((step, edge))
+    on_line = edges.on_line
+    line_edges = sorted({edge for edge in edge_of if on_line[edge]})
+    area_pairs = [(step_of[i], edge) for i, edge in enumerate(edge_of) if not on_line[edge]]
     hits: list[_Hit] = []
     if line_edges:
-        hits.extend(_line_crossings(track, geography, sorted(line_edges)))
+        hits.extend(_line_crossings(track, geography, line_edges))
     if area_pairs:
         hits.extend(_area_entries(track, geography, area_pairs))
     return hits, track.walked[-1]
 
 
-def _track(xy: FloatArray, leg: IntArray | None) -> _Track:
-    delta = xy[1:] - xy[:-1]
+@functools.lru_cache(maxsize=64)
+def _step_ends(count: int) -> IntArray:
+    """(count - 1, 2) indices of the positions at both ends of each step of ``count``."""
+    first = np.arange(count - 1)
+    ends = np.stack((first, first + 1), axis=1)
+    ends.flags.writeable = False
+    return ends
+
+
+def _track(xy: FloatArray, leg: list[int] | None) -> _Track:
+    ahead, behind = xy[1:], xy[:-1]
+    delta = ahead - behind
     # Equirectangular at each step's mid-latitude: exact enough to share time along a track.
-    mid_lat = np.radians((xy[:-1, 1] + xy[1:, 1]) * 0.5)
+    mid_lat = np.radians((ahead + behind)[:, 1] * 0.5)
     step_m = np.hypot(delta[:, 0] * np.cos(mid_lat), delta[:, 1]) * METRES_PER_DEGREE
+    steps: list[float] = step_m.tolist()
+    jumps: list[float] = []
     if leg is not None:
-        step_m[leg[:-1] != leg[1:]] = 0.0
-    walked_m = np.zeros(len(xy))
-    np.cumsum(step_m, out=walked_m[1:])
+        for k in range(len(steps)):
+            if leg[k] != leg[k + 1]:
+                steps[k] = 0.0
+                jumps += (float(k), float(k + 1))
+    lon, lat = xy.T.tolist()
     return _Track(
-        xy=xy,
+        lon=lon,
+        lat=lat,
         leg=leg,
-        lon=xy[:, 0].tolist(),
-        lat=xy[:, 1].tolist(),
-        walked=walked_m.tolist(),
-        steps=step_m.tolist(),
+        walked=[0.0, *itertools.accumulate(steps)],
+        steps=steps,
+        jumps=jumps,
     )
 
 
@@ -209,15 +231,15 @@ def _line_crossings(track: _Track, geography: Geography, met: list[int]) -> list
     turns back has not crossed it, and one that passes through a position on it has.
     """
     edges = geography.edges
-    xy = track.xy
-    leg = None if track.leg is None else track.leg.tolist()
+    positions = list(zip(track.lon, track.lat, strict=True))
+    leg = track.leg
     hits: list[_Hit] = []
     for edge in met:
         x0, y0, dx, dy = edges.rows[edge]
         length = math.hypot(dx, dy)
         tolerance = _ON_LINE * length
         # > 0: the position is left of the edge, walking from its start to its end
-        sides = (dx * (xy[:, 1] - y0) - dy * (xy[:, 0] - x0)).tolist()
+        sides = [dx * (y - y0) - dy * (x - x0) for x, y in positions]
         last = -1
         for k, side in enumerate(sides):
             if abs(side) <= tolerance:
@@ -326,7 +348,7 @@ def _neighbour(
     k = math.ceil(place) - 1 if step < 0 else math.floor(place) + 1
     here = track.leg_at(place)
     while 0 <= k < len(track.lon):
-        if track.leg is not None and int(track.leg[k]) != here:
+        if track.leg is not None and track.leg[k] != here:
             return None
         point = (track.lon[k], track.lat[k])
         if abs(point[0] - bend[0]) > _ON_LINE or abs(point[1] - bend[1]) > _ON_LINE:
@@ -360,17 +382,19 @@ def _area_entries(track: _Track, geography: Geography, pairs: list[tuple[int, in
         if den == 0.0:
             continue
         t = ((x - lon[step]) * ey - (y - lat[step]) * ex) / den
-        cuts.setdefault(edges.owners[edge], []).append(step + min(max(t, 0.0), 1.0))
+        cuts.setdefault(edges.owners[edge], []).append(step + _unit(t))
     hits: list[_Hit] = []
     for zone_index in sorted(cuts):
         zone = geography.zones[zone_index]
-        for place in _entries(track, zone.geometry, cuts[zone_index]):
+        raster = geography.area_rasters[zone_index]
+        assert raster is not None  # every area has one
+        for place, distance in _entries(track, zone.geometry, raster, cuts[zone_index]):
             lon_at, lat_at = track.point_at(place)
             hits.append(
                 _Hit(
                     kind=zone.entry_event or "zone_entry",
                     zone=zone_index,
-                    distance_m=track.walked_at(place),
+                    distance_m=distance,
                     lon=lon_at,
                     lat=lat_at,
                     remarks=zone.id,
@@ -379,39 +403,87 @@ def _area_entries(track: _Track, geography: Geography, pairs: list[tuple[int, in
     return hits
 
 
-def _entries(track: _Track, polygon: Any, cuts: list[float]) -> list[float]:
-    """Places where the track passes from outside the area to inside.
+def _entries(
+    track: _Track, polygon: Any, raster: AreaRaster, cuts: list[float]
+) -> list[tuple[float, float]]:
+    """Places where the track passes from outside the area to inside, with the distance walked
+    to reach each.
 
     ``cuts`` are the places where the track meets the area's boundary; between two cuts the
     track is wholly inside or wholly outside, judged halfway along. Stretches on the boundary
     decide nothing, so touching the boundary or following it makes no false entry.
     """
-    bounds = sorted([0.0, float(len(track.steps)), *cuts, *track.jumps()])
-    walked = [track.walked_at(place) for place in bounds]
-    starts: list[float] = []
+    steps, walked_to = track.steps, track.walked
+    last = len(steps) - 1
+    bounds = sorted([0.0, float(len(steps)), *cuts, *track.jumps])
+    walked: list[float] = []
+    for place in bounds:
+        whole = last if place >= last else math.floor(place)
+        walked.append(walked_to[whole] + (place - whole) * steps[whole])
+    starts: list[int] = []
     halfway: list[float] = []
     for i in range(len(bounds) - 1):
         # Repeated cuts and jumps between legs are stretches of no length: nothing to judge.
         if walked[i + 1] > walked[i]:
-            starts.append(bounds[i])
+            starts.append(i)
             halfway.append(track.place_at_distance((walked[i] + walked[i + 1]) * 0.5))
     if len(starts) < 2:
         return []
-    points = [track.point_at(place) for place in halfway]
-    lon = [p[0] for p in points]
-    lat = [p[1] for p in points]
-    inside = shapely.contains_xy(polygon, lon, lat).tolist()
-    touching = shapely.intersects_xy(polygon, lon, lat).tolist()
-    entries: list[float] = []
+    xs: list[float] = []
+    ys: list[float] = []
+    for middle in halfway:
+        x, y = track.point_at(middle)
+        xs.append(x)
+        ys.append(y)
+    legs = track.leg
+    entries: list[tuple[float, float]] = []
     previous: tuple[bool, int] | None = None
-    for start, middle, is_inside, touches in zip(starts, halfway, inside, touching, strict=True):
-        if touches and not is_inside:
+    states = _states(polygon, raster, xs, ys)
+    for n, i in enumerate(starts):
+        state = states[n]
+        if state is None:
             continue
-        leg = track.leg_at(middle)
-        if previous == (False, leg) and is_inside:
-            entries.append(start)
-        previous = (bool(is_inside), leg)
+        leg = 0 if legs is None else legs[track.step_at(halfway[n])]
+        if previous == (False, leg) and state:
+            entries.append((bounds[i], walked[i]))
+        previous = (state, leg)
     return entries
+
+
+def _states(
+    polygon: Any, raster: AreaRaster, xs: list[float], ys: list[float]
+) -> list[bool | None]:
+    """For each position: True inside the area, False outside, None on its boundary.
+
+    The area's raster answers for positions away from the boundary; only the others are
+    handed to shapely.
+    """
+    state = raster.state
+    states: list[bool | None] = []
+    asked: list[int] = []
+    for k in range(len(xs)):
+        found = state(xs[k], ys[k])
+        if found == NEAR:
+            asked.append(k)
+        states.append(found == INSIDE)
+    if not asked:
+        return states
+    inside: list[bool] = shapely.contains_xy(
+        polygon, [xs[k] for k in asked], [ys[k] for k in asked]
+    ).tolist()
+    outside: list[int] = []
+    for k, is_inside in zip(asked, inside, strict=True):
+        states[k] = is_inside
+        if not is_inside:
+            outside.append(k)
+    if outside:
+        touching = shapely.intersects_xy(
+            polygon, [xs[k] for k in outside], [ys[k] for k in outside]
+        ).tolist()
+        for k, touches in zip(outside, touching, strict=True):
+            if touches:
+                states[k] = None
+    return states
 
 
 # --- points and areas ------------------------------------------------------------------------
@@ -481,22 +553,25 @@ def _events(
     observation: Observation, hits: list[_Hit], total_m: float, geography: Geography
 ) -> list[Event]:
     start = observation.observed_at
-    span = None if observation.until is None else observation.until - start
+    span_us = None if observation.until is None else (observation.until - start) / _MICROSECOND
+    prefix = _id_prefix(observation)
+    observations = (observation.key,)
     ordinals: dict[tuple[str, int], int] = {}
     events: list[Event] = []
     for hit in hits:
-        ordinal = ordinals.get((hit.kind, hit.zone), 0)
-        ordinals[(hit.kind, hit.zone)] = ordinal + 1
+        key = (hit.kind, hit.zone)
+        ordinal = ordinals.get(key, 0)
+        ordinals[key] = ordinal + 1
         zone = geography.zones[hit.zone]
         events.append(
             Event(
-                id=event_id(observation, hit.kind, zone.id, ordinal),
+                id=_event_id(prefix, hit.kind, zone.id, ordinal),
                 kind=hit.kind,
-                at=_time_at(start, span, hit.distance_m, total_m),
+                at=_time_at(start, span_us, hit.distance_m, total_m),
                 zone=zone.name,
                 direction=hit.direction,
                 location=Point(coordinates=(hit.lon, hit.lat)),
-                observations=(observation.key,),
+                observations=observations,
                 origin=observation.origin,
                 platform=observation.platform,
                 remarks=hit.remarks,
@@ -505,17 +580,28 @@ def _events(
     return events
 
 
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+
+
 def _time_at(
-    start: dt.datetime, span: dt.timedelta | None, distance_m: float, total_m: float
+    start: dt.datetime, span_us: float | None, distance_m: float, total_m: float
 ) -> dt.datetime:
-    if span is None or total_m <= 0.0:
+    if span_us is None or total_m <= 0.0:
         return start
-    share = min(max(distance_m / total_m, 0.0), 1.0)
+    share = _unit(distance_m / total_m)
     # Whole microseconds keep the result identical on every platform.
-    return start + dt.timedelta(microseconds=round(span / dt.timedelta(microseconds=1) * share))
+    return start + dt.timedelta(microseconds=round(span_us * share))
 
 
 def event_id(observation: Observation, kind: str, zone_id: str, ordinal: int) -> str:
     """The deterministic id of the ``ordinal``-th event of ``kind`` at ``zone_id`` (from 0)."""
-    text = f"{observation.id}\x1f{observation.version}\x1f{kind}\x1f{zone_id}\x1f{ordinal}"
+    return _event_id(_id_prefix(observation), kind, zone_id, ordinal)
+
+
+def _id_prefix(observation: Observation) -> str:
+    return f"{observation.id}\x1f{observation.version}\x1f"
+
+
+def _event_id(prefix: str, kind: str, zone_id: str, ordinal: int) -> str:
+    text = f"{prefix}{kind}\x1f{zone_id}\x1f{ordinal}"
     return "ev-" + hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from kuroshio.geo.raster import AreaRaster, area_raster
 from kuroshio.model import LineString, Polygon
 
 ZoneKind = Literal["adiz", "adiz_sector", "median_line", "gate"]
@@ -142,6 +143,8 @@ class Edges:
     """(x, y, dx, dy) of each edge as Python floats, for the few edges a track meets."""
     owners: list[int]
     """:attr:`zone` as Python ints."""
+    on_line: list[bool]
+    """Whether each edge belongs to a line (median line or gate) rather than an area."""
 
     def touching(self, lines: Any) -> IntArray:
         """(2, n) pairs of (index into ``lines``, edge index) that intersect, for an array of
@@ -209,6 +212,12 @@ class Geography:
     def gates(self) -> tuple[Zone, ...]:
         return self.of_kind("gate")
 
+    @functools.cached_property
+    def area_rasters(self) -> tuple[AreaRaster | None, ...]:
+        """For each of :attr:`zones`, the raster of an area or None for a line: a position far
+        from the area's boundary needs no exact test (built on first use)."""
+        return tuple(area_raster(z.geometry) if z.is_area else None for z in self.zones)
+
     def candidate_indices(self, geometry: Any) -> IntArray:
         """Indices (ascending) of zones whose bounding box meets that of a shapely geometry."""
         found: IntArray = self._tree.query(geometry)
@@ -248,6 +257,7 @@ def _edges(zones: Sequence[Zone]) -> Edges:
         tree=shapely.STRtree(segments),
         rows=[(x, y, dx, dy) for x, y, dx, dy in rows],
         owners=owner.tolist(),
+        on_line=[zones[index].is_line for index in owner.tolist()],
     )
 
 
