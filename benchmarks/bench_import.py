@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kuroshio.ingest.commands import SourceName, run_import
+from kuroshio.ingest.public_record import SourceName, run_import
 from kuroshio.node import init_node
 
 DATA = Path(

@@ -16,13 +16,13 @@ from kuroshio.audit import (
     AUDIT_KINDS,
     SECRET_KEY_WORDS,
     SIGNATURE_CONTEXT,
-    AuditError,
     AuditHead,
     AuditLog,
     entry_hash,
     log_head,
     verify_log,
 )
+from kuroshio.errors import AuditError
 from kuroshio.pki import create_identity, public_key_bytes_of
 
 KINDS = sorted(AUDIT_KINDS)

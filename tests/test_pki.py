@@ -15,10 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from kuroshio.errors import IdentityError, VerificationError
 from kuroshio.pki import (
-    IdentityError,
     NodeIdentity,
-    VerificationError,
     client_ssl_context,
     create_identity,
     key_fingerprint,

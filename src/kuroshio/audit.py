@@ -31,6 +31,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from kuroshio.errors import AuditError
 from kuroshio.model import is_party
 from kuroshio.pki import Signer, public_key_bytes_of
 
@@ -73,15 +74,6 @@ _TABLE_STATEMENTS: Final = (
 _COLUMNS: Final = "seq, at, party, kind, subject, details, prev_hash, hash, signature"
 
 _canonical = msgspec.json.Encoder(order="sorted")
-
-
-class AuditError(Exception):
-    """An entry that cannot be written or read, with where and why."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):

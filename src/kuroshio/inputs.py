@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from kuroshio.errors import InputError
+
 BBox = tuple[float, float, float, float]
-
-
-class InputError(ValueError):
-    """A value given for ``name`` cannot be used; the message says why."""
 
 
 def utc_time(value: str | None, name: str) -> dt.datetime | None:

@@ -22,14 +22,14 @@ import msgspec
 import tomli_w
 
 from kuroshio.audit import AuditLog
+from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.release import ReleaseSummary, release_in
 from kuroshio.model import Observation, PartyCode, is_party
-from kuroshio.partners import Partner, PartnerConfig, PartnerError, load_partners
-from kuroshio.pki import IdentityError, NodeIdentity, create_identity, load_identity
+from kuroshio.partners import Partner, PartnerConfig, load_partners
+from kuroshio.pki import NodeIdentity, create_identity, load_identity
 from kuroshio.policy import ledger_store
 from kuroshio.policy.agreement import (
-    AgreementError,
     EnforcedAgreement,
     parse_agreement,
     read_agreement,
@@ -47,10 +47,6 @@ DEFAULT_API_PORT: Final = 8080
 _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
 RECIPROCITY_REFRESH_S: Final = 10.0
 """How long a judged reciprocity standing is reused before the ledger is read again."""
-
-
-class ConfigError(Exception):
-    """A node directory or its configuration is unusable; the message names the file and field."""
 
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]

@@ -18,27 +18,14 @@ import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from kuroshio.errors import PartnerError, VerificationError
 from kuroshio.model import PartyCode, is_party
-from kuroshio.pki import (
-    VerificationError,
-    certificate_fingerprint,
-    key_fingerprint,
-    public_key_from_b64,
-)
+from kuroshio.pki import certificate_fingerprint, key_fingerprint, public_key_from_b64
 
 CARD_FORMAT: Final = "kuroshio-partner-card/1"
 PARTNERS_DIR: Final = "partners"
 URL_SCHEMES: Final = ("https://", "wss://", "nats://")
 """``nats://``: reach the partner through the NATS JetStream server of ``[federation] nats_url``."""
-
-
-class PartnerError(Exception):
-    """A card or pinned partner that cannot be used; names the file or party and the reason."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
 
 
 class PartnerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

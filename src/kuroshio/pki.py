@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kuroshio.errors import IdentityError, VerificationError
 from kuroshio.model import is_party
 
 KEYS_DIR: Final = "keys"
@@ -58,24 +59,6 @@ _DNS_NAME = re.compile(
     r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$"
 )
 _DEFAULT_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
-
-
-class IdentityError(Exception):
-    """A key or certificate that cannot be made, read or trusted; names the file or field."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
-class VerificationError(Exception):
-    """A signature, certificate or proof that does not check out, with the reason."""
-
-    def __init__(self, reason: str, location: str = "") -> None:
-        super().__init__(f"{location}: {reason}" if location else reason)
-        self.reason = reason
-        self.location = location
 
 
 class Signer(Protocol):

@@ -14,7 +14,6 @@ import fcntl
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable, Generator, Iterator
 from typing import IO, TYPE_CHECKING, Final
 
@@ -23,11 +22,12 @@ import uvicorn
 
 from kuroshio.api import create_app
 from kuroshio.api.federation import FederationEndpoint
+from kuroshio.errors import ConfigError
 from kuroshio.exchange.inbox import Inbox
 from kuroshio.exchange.link import Link
 from kuroshio.exchange.transports import Listener, Transport
 from kuroshio.exchange.transports.wss import WssTransport
-from kuroshio.node import ConfigError, Node
+from kuroshio.node import Node
 from kuroshio.partners import Partner
 
 if TYPE_CHECKING:
@@ -211,26 +211,3 @@ async def serve(node: Node, *, on_ready: Callable[[ServeInfo], None] | None = No
             await endpoint.close()
             for link in links.values():
                 link.close()
-
-
-def run(node: Node, *, as_json: bool = False) -> None:
-    """Blocking entry point for the CLI: logs to standard error, prints where it listens."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-
-    def ready(info: ServeInfo) -> None:
-        if as_json:
-            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
-        else:
-            sys.stdout.write(
-                f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
-                f"  federation  {info.federation_url}\n"
-                f"  operator    {info.api_url}\n"
-            )
-        sys.stdout.flush()
-
-    asyncio.run(serve(node, on_ready=ready))

@@ -16,12 +16,11 @@ from kuroshio.catalogue import (
     CLASS_SYMBOLS,
     PLATFORM_CLASSES,
     Catalogue,
-    CatalogueError,
     UnknownLabels,
-    UnknownPlatformLabel,
     lookup,
     repair_mojibake,
 )
+from kuroshio.errors import CatalogueError, UnknownPlatformLabel
 
 CATALOGUE = Catalogue.load()
 

@@ -20,9 +20,10 @@ import pytest
 from federation_nodes import ServedNode, agree, wait_until
 
 from agreements import agreement_text
+from kuroshio.errors import ChannelClosed
 from kuroshio.exchange.batch import SealedBatch, seal
 from kuroshio.exchange.receipt import open_receipt
-from kuroshio.exchange.transports import Channel, ChannelClosed
+from kuroshio.exchange.transports import Channel
 from kuroshio.exchange.transports.wss import WssTransport
 from kuroshio.exchange.wire import (
     PROTOCOL,

@@ -11,8 +11,9 @@ import msgspec
 import pytest
 
 from api_server import serving
+from kuroshio.errors import ConfigError
 from kuroshio.model import Marking
-from kuroshio.node import ConfigError, Node, init_node, open_node, save_config
+from kuroshio.node import Node, init_node, open_node, save_config
 from kuroshio.server import check_api_binding
 from observations import observation
 

@@ -14,6 +14,7 @@ import msgspec
 import pytest
 
 from agreements import agree
+from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, seal
 from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_proof
@@ -21,7 +22,6 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.model import Marking, Observation, Platform, Source
 from kuroshio.node import Node, init_node, open_node
-from kuroshio.pki import VerificationError
 from kuroshio.policy import ledger_store
 from kuroshio.store import ObservationFilter
 from observations import T0, observation

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from agreements import RELEASE_AIR_SEA, agreement_text, install, sign
+from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch
 from kuroshio.exchange.inbox import Inbox, item_proof, verify_item_proof, verify_received
@@ -20,7 +21,6 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, encode
 from kuroshio.model import Marking, Observation, OriginatorControl
 from kuroshio.node import Node, init_node, open_node
-from kuroshio.pki import VerificationError
 from observations import observation
 from pinning import pin_all
 

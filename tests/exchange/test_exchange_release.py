@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from agreements import RELEASE_AIR_SEA, agree, agreement_text, install, sign
+from kuroshio.errors import AgreementError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
 from kuroshio.exchange.inbox import Inbox
@@ -19,7 +20,7 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.model import Marking, Observation, OriginatorControl
 from kuroshio.node import Node, init_node, open_node
-from kuroshio.policy import AgreementError, ledger_store
+from kuroshio.policy import ledger_store
 from observations import observation
 from pinning import pin_all
 

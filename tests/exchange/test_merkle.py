@@ -9,11 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kuroshio.errors import InclusionError, MerkleError
 from kuroshio.exchange.merkle import (
     EMPTY_ROOT,
-    InclusionError,
     InclusionProof,
-    MerkleError,
     MerkleTree,
     check_inclusion,
     inclusion_proof,

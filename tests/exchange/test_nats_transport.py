@@ -26,7 +26,8 @@ import nats
 import pytest
 
 from conftest import service_unreachable
-from kuroshio.exchange.transports import Channel, ChannelClosed, TransportError
+from kuroshio.errors import ChannelClosed, TransportError
+from kuroshio.exchange.transports import Channel
 from kuroshio.exchange.transports.nats import (
     Answer,
     NatsTransport,

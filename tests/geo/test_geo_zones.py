@@ -11,7 +11,8 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from kuroshio.geo import Geography, GeographyError, UnknownZoneError, load, parse
+from kuroshio.errors import GeographyError, UnknownZoneError
+from kuroshio.geo import Geography, load, parse
 
 GEOD = Geod(ellps="WGS84")
 

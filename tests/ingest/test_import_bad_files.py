@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from cli_run import run
+from kuroshio.errors import ImportFileError
 from kuroshio.ingest.daily_counts import read_daily_counts
 from kuroshio.ingest.jso_tracks import read_jso_tracks
 from kuroshio.ingest.mnd_tracks import read_mnd_tracks
 from kuroshio.ingest.nav_warnings import read_nav_warnings
-from kuroshio.ingest.records import ImportFileError
 from kuroshio.ingest.source_files import read_text
 
 MND = "twreporter/Taiwan/20230918-20240115.geojson"

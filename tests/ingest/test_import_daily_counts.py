@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.daily_counts import (
     DailyCount,
     DailyRecord,
@@ -14,7 +15,6 @@ from kuroshio.ingest.daily_counts import (
     read_daily_counts,
     store_daily_counts,
 )
-from kuroshio.ingest.records import ImportRecordError
 from kuroshio.ingest.source_files import SkippedRecord
 from kuroshio.store.sqlite import SQLiteStore
 

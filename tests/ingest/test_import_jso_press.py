@@ -10,9 +10,10 @@ import pytest
 from pyproj import Geod
 
 from cli_run import run
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.jso_press import PLACES, read_jso_press
 from kuroshio.ingest.jso_press_text import parse_press_release
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import JAPAN, SkippedRecord
 from kuroshio.model import Observation, Point
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.jso_tracks import (
     parse_geometry_text,
     read_jso_tracks,
     release_date,
     window_from_content,
 )
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import JAPAN, SkippedRecord
 from kuroshio.model import MultiLineString, Observation
 

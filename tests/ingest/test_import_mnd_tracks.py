@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.mnd_tracks import parse_map_date, read_mnd_tracks, repair_mojibake
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import TAIWAN, SkippedRecord
 from kuroshio.model import LineString, MultiLineString, Observation
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pyproj import Geod
 
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.nav_warnings import parse_periods, read_nav_warnings
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import CHINA, SkippedRecord
 from kuroshio.model import LineString, Observation, Polygon
 

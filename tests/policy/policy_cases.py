@@ -12,10 +12,10 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import strategies as st
 
+from kuroshio.errors import AgreementError
 from kuroshio.pki import public_key_bytes_of
 from kuroshio.policy.agreement import (
     Agreement,
-    AgreementError,
     Direction,
     EnforcedAgreement,
     MarkingChange,

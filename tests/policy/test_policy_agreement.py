@@ -15,8 +15,8 @@ from policy_cases import (
     twn_jpn_text,
 )
 
+from kuroshio.errors import AgreementError
 from kuroshio.policy.agreement import (
-    AgreementError,
     parse_agreement,
     read_agreement,
     sign_agreement,

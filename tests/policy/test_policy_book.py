@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from policy_cases import NOW, pinned, signed_text, twn_jpn_text
 
-from kuroshio.policy.agreement import AgreementError
+from kuroshio.errors import AgreementError
 from kuroshio.policy.book import AgreementBook
 
 

@@ -9,22 +9,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from cli_run import run
+from kuroshio.cli import app
 from kuroshio.model import Kinematics, Marking
 from kuroshio.node import open_node
-from kuroshio.policy.commands import register
 from observations import as_json, observation
-
-app = typer.Typer()
-register(app)
-
-
-@app.callback()
-def _root() -> None:
-    """kuroshio (agreement and ledger commands only)."""
 
 
 def kuroshio(*args: str | Path) -> tuple[int, str]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from kuroshio.errors import StoreError
 from kuroshio.model import Observation
-from kuroshio.store import ObservationFilter, Outcome, StoreError
+from kuroshio.store import ObservationFilter, Outcome
 from kuroshio.store.sqlite import SQLiteStore, prepare
 from observations import observation
 

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import service_unreachable
+from kuroshio.errors import StoreError
 from kuroshio.model import Event, LineString, Platform, Point
-from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store, StoreError
+from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store
 from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation

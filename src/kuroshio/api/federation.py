@@ -17,9 +17,10 @@ from typing import Any, Final, TypeVar
 import msgspec
 from fastapi import APIRouter, Request, Response
 
+from kuroshio.errors import ChannelClosed
 from kuroshio.exchange.inbox import CheckedBatch, Inbox
 from kuroshio.exchange.link import LinkStatus, link_reports
-from kuroshio.exchange.transports import Channel, ChannelClosed
+from kuroshio.exchange.transports import Channel
 from kuroshio.exchange.transports.wss import MESSAGE_TOO_BIG
 from kuroshio.exchange.wire import (
     PROTOCOL,

@@ -25,10 +25,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from kuroshio import inputs
+from kuroshio.errors import ImportRecordError, StoreError
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import ImportRecordError, Record, decode_record
+from kuroshio.ingest.records import Record, decode_record
 from kuroshio.node import Node
-from kuroshio.store import EventFilter, ObservationFilter, StoreError
+from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 
 STREAM_BATCH: Final = 500

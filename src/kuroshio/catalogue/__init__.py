@@ -9,16 +9,15 @@ from kuroshio.catalogue.platforms import (
     CLASS_SYMBOLS,
     PLATFORM_CLASSES,
     Catalogue,
-    CatalogueError,
     Domain,
     PlatformClass,
     PlatformType,
     Precision,
     StandardIdentity,
     UnknownLabels,
-    UnknownPlatformLabel,
     lookup,
 )
+from kuroshio.errors import CatalogueError, UnknownPlatformLabel
 
 __all__ = [
     "CLASS_SYMBOLS",

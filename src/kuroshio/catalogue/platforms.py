@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, get_args
 import msgspec
 
 from kuroshio.catalogue.labels import label_key, parenthesised_parts, without_role_word
+from kuroshio.errors import CatalogueError, UnknownPlatformLabel
 
 PlatformClass = Literal[
     "fighter",
@@ -106,39 +107,6 @@ CLASS_SYMBOLS: Final[dict[str, tuple[Domain, str, str]]] = {
     "coast_guard": ("sea", "30", "140300"),
     "other_vessel": ("sea", "30", "130100"),
 }
-
-
-class CatalogueError(ValueError):
-    """The catalogue document is malformed: ``location`` names the entry, ``reason`` says why."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
-class UnknownPlatformLabel(LookupError):
-    """A label the catalogue cannot resolve to exactly one type.
-
-    ``reason`` is ``unknown`` or ``ambiguous`` (then ``candidates`` lists the codes);
-    ``location`` says where the label was read, when the caller knows.
-    """
-
-    def __init__(
-        self,
-        label: str,
-        reason: Literal["unknown", "ambiguous"],
-        *,
-        candidates: Sequence[str] = (),
-        location: str | None = None,
-    ) -> None:
-        where = f"{location}: " if location else ""
-        detail = f" ({', '.join(candidates)})" if candidates else ""
-        super().__init__(f"{where}{reason} platform label {label!r}{detail}")
-        self.label = label
-        self.reason = reason
-        self.candidates = tuple(candidates)
-        self.location = location
 
 
 class PlatformType(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,10 +15,11 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from kuroshio.errors import VerificationError
 from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
 from kuroshio.model import Observation, PartyCode, canonical_bytes
-from kuroshio.pki import Signer, VerificationError, verify
+from kuroshio.pki import Signer, verify
 from kuroshio.policy.decide import relay_refusal
 
 BATCH_FORMAT: Final = "kuroshio-batch/1"

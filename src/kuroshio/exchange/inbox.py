@@ -18,6 +18,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from kuroshio.errors import VerificationError
 from kuroshio.exchange.batch import (
     GENESIS_HASH,
     OpenedBatch,
@@ -47,7 +48,7 @@ from kuroshio.exchange.wire import (
 from kuroshio.model import Observation, Provenance, canonical_bytes
 from kuroshio.node import Node
 from kuroshio.partners import Partner
-from kuroshio.pki import VerificationError, key_fingerprint
+from kuroshio.pki import key_fingerprint
 from kuroshio.store.sqlite import PreparedRow, prepare
 
 SCHEMA: Final = (

@@ -20,12 +20,13 @@ from typing import Final, TypeVar
 
 import msgspec
 
+from kuroshio.errors import ChannelClosed, TransportError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, batch_label
 from kuroshio.exchange.inbox import InboxState, link_state
 from kuroshio.exchange.inbox import create_tables as create_inbox_tables
 from kuroshio.exchange.receipt import Receipt, open_receipt
-from kuroshio.exchange.transports import Channel, ChannelClosed, Transport, TransportError
+from kuroshio.exchange.transports import Channel, Transport
 from kuroshio.exchange.wire import (
     PROTOCOL,
     Hello,

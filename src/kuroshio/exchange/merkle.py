@@ -19,6 +19,8 @@ from typing import Annotated, Final
 
 import msgspec
 
+from kuroshio.errors import InclusionError, MerkleError
+
 HASH_SIZE: Final = 32
 MAX_PATH: Final = 64
 """A proof never has more steps than a tree of 2**64 items needs."""
@@ -29,20 +31,6 @@ _LEAF_PREFIX: Final = b"\x00"
 _NODE_PREFIX: Final = b"\x01"
 
 Digest = Annotated[bytes, msgspec.Meta(min_length=HASH_SIZE, max_length=HASH_SIZE)]
-
-
-class MerkleError(ValueError):
-    """A tree asked for something it does not hold (e.g. a proof for an index past its end)."""
-
-
-class InclusionError(Exception):
-    """An inclusion proof that does not bind the item to the root, with the reason."""
-
-    def __init__(self, reason: str, *, index: int | None = None) -> None:
-        where = f"item {index}: " if index is not None else ""
-        super().__init__(where + reason)
-        self.reason = reason
-        self.index = index
 
 
 class InclusionProof(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -14,11 +14,12 @@ from typing import Final, TypeAlias
 
 import msgspec
 
+from kuroshio.errors import InclusionError, VerificationError
 from kuroshio.exchange.batch import SIGNATURE_CONTEXT, BatchHeader, read_header
-from kuroshio.exchange.merkle import HASH_SIZE, InclusionError, MerkleTree, check_inclusion
+from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.model import Observation, Provenance, canonical_bytes
-from kuroshio.pki import VerificationError, verify
+from kuroshio.pki import verify
 
 SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS origin_proofs (

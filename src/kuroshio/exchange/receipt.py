@@ -11,9 +11,10 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from kuroshio.errors import VerificationError
 from kuroshio.exchange.wire import Digest, LinkRefused, SignedReceipt
 from kuroshio.model import PartyCode
-from kuroshio.pki import Signer, VerificationError, verify
+from kuroshio.pki import Signer, verify
 
 RECEIPT_FORMAT: Final = "kuroshio-receipt/1"
 SIGNATURE_CONTEXT: Final = b"kuroshio receipt v1\x00"

@@ -12,6 +12,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from kuroshio.errors import KuroshioError
 from kuroshio.exchange.merkle import InclusionProof
 from kuroshio.model import PartyCode
 
@@ -110,7 +111,7 @@ class Refusal(msgspec.Struct, frozen=True, kw_only=True, tag="refusal", tag_fiel
 Message = Hello | Welcome | BatchFrame | SignedReceipt | Refusal
 
 
-class LinkRefused(Exception):
+class LinkRefused(KuroshioError):
     """A message refused by the receiver (or by the sender, for a bad receipt): code and reason."""
 
     def __init__(self, code: RefusalCode, reason: str, *, seq: int | None = None) -> None:

@@ -4,17 +4,9 @@
 implies. Nothing here reads observations from a store or publishes events.
 """
 
+from kuroshio.errors import GeographyError, UnknownZoneError
 from kuroshio.geo.events import derive_all, derive_events, event_id
-from kuroshio.geo.zones import (
-    Geography,
-    GeographyError,
-    Side,
-    UnknownZoneError,
-    Zone,
-    ZoneKind,
-    load,
-    parse,
-)
+from kuroshio.geo.zones import Geography, Side, Zone, ZoneKind, load, parse
 
 __all__ = [
     "Geography",

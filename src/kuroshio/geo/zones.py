@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
+from kuroshio.errors import GeographyError, UnknownZoneError
 from kuroshio.geo.raster import AreaRaster, area_raster
 from kuroshio.model import LineString, Polygon
 
@@ -30,23 +31,6 @@ FloatArray: TypeAlias = npt.NDArray[np.float64]
 IntArray: TypeAlias = npt.NDArray[np.intp]
 
 _SLUG = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-
-
-class GeographyError(Exception):
-    """The geography data is unusable; ``location`` names the file and feature, ``reason`` why."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
-class UnknownZoneError(LookupError):
-    """No zone or gate has the requested id."""
-
-    def __init__(self, zone_id: str, known: Sequence[str]) -> None:
-        super().__init__(f"no zone {zone_id!r}; known: {', '.join(known)}")
-        self.zone_id = zone_id
 
 
 # --- the file's schema -----------------------------------------------------------------------

@@ -29,8 +29,8 @@ from typing import Final
 
 import msgspec
 
+from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.load import LoadSummary
-from kuroshio.ingest.records import ImportFileError, ImportRecordError
 from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv
 from kuroshio.store.sqlite import SQLiteStore
 

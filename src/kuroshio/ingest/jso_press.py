@@ -34,13 +34,14 @@ import msgspec
 import shapely
 from pyproj import Geod
 
+from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.jso_press_text import (
     GEO_GATE_IDS,
     PressActivity,
     PressRelease,
     parse_press_release,
 )
-from kuroshio.ingest.records import ImportFileError, ImportRecordError, Record
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     JAPAN,
     MAX_RECORDS,

@@ -28,7 +28,8 @@ from typing import Any, Final
 
 import msgspec
 
-from kuroshio.ingest.records import ImportFileError, ImportRecordError, Record
+from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     JAPAN,
     MAX_RECORDS,

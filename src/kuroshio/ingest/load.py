@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.errors import ImportRecordError
+from kuroshio.ingest.records import Record
 from kuroshio.model import Observation
 from kuroshio.store import AppendResult, Outcome
 

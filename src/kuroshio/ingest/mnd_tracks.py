@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
-from kuroshio.ingest.records import ImportFileError, ImportRecordError, Record
+from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     MAX_RECORDS,
     PUBLIC_MARKING,

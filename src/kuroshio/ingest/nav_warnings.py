@@ -36,7 +36,8 @@ import msgspec
 from pyproj import Geod
 from shapely.geometry import Polygon as ShapelyPolygon
 
-from kuroshio.ingest.records import ImportRecordError, Record
+from kuroshio.errors import ImportRecordError
+from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     CHINA,
     MAX_RECORDS,

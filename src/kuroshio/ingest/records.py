@@ -14,23 +14,11 @@ from typing import BinaryIO
 
 import msgspec
 
+from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.model import Observation
 
 _decoder = msgspec.json.Decoder(Observation)
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-class ImportRecordError(Exception):
-    """One input record refused: where (file:line or file[index], field path) and why."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
-class ImportFileError(Exception):
-    """A whole input file is unusable (missing, unreadable, wrong encoding, too large)."""
 
 
 Record = tuple[str, Observation | ImportRecordError]

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
-from kuroshio.ingest.records import ImportFileError, ImportRecordError
+from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.model import (
     LineString,
     Marking,

@@ -5,9 +5,9 @@ it applies comes from an :class:`AgreementBook`. Nothing here sends or audits; t
 stored is the reciprocity ledger (:mod:`kuroshio.policy.ledger_store`), in the node's store.
 """
 
+from kuroshio.errors import AgreementError
 from kuroshio.policy.agreement import (
     Agreement,
-    AgreementError,
     AgreementSignature,
     Direction,
     EnforcedAgreement,

@@ -30,6 +30,7 @@ import msgspec
 import shapely
 import tomli_w
 
+from kuroshio.errors import AgreementError, VerificationError
 from kuroshio.geo.zones import Geography
 from kuroshio.geo.zones import load as load_geography
 from kuroshio.model import (
@@ -43,14 +44,7 @@ from kuroshio.model import (
     is_party,
     tlp_rank,
 )
-from kuroshio.pki import (
-    Signer,
-    VerificationError,
-    key_fingerprint,
-    public_key_from_b64,
-    public_key_to_b64,
-    verify,
-)
+from kuroshio.pki import Signer, key_fingerprint, public_key_from_b64, public_key_to_b64, verify
 from kuroshio.policy.grid import MAX_GRID_KM, MIN_GRID_KM
 
 SIGNATURE_CONTEXT: Final = b"kuroshio agreement v1\x00"
@@ -86,33 +80,6 @@ ShortfallAction = Literal["warn", "delay", "coarsen", "suspend"]
 Measure = Literal["items", "sorties", "novel_items"]
 Action = Literal["release", "withhold"]
 AreaTest = Literal["intersects", "within"]
-
-
-class AgreementError(Exception):
-    """An agreement that cannot be read, trusted or enforced: where (file, line, field) and why."""
-
-    def __init__(
-        self,
-        reason: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        field: str | None = None,
-    ) -> None:
-        self.reason = reason
-        self.file = file
-        self.line = line
-        self.field = field
-        super().__init__(f"{self.location}: {reason}" if self.location else reason)
-
-    @property
-    def location(self) -> str:
-        where = self.file or ""
-        if self.line is not None:
-            where = f"{where}:{self.line}" if where else f"line {self.line}"
-        if self.field:
-            where = f"{where}: {self.field}" if where else self.field
-        return where
 
 
 # --- the document ----------------------------------------------------------------------------

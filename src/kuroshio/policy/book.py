@@ -15,9 +15,9 @@ from typing import Final
 
 import msgspec
 
+from kuroshio.errors import AgreementError
 from kuroshio.geo.zones import Geography
 from kuroshio.policy.agreement import (
-    AgreementError,
     EnforcedAgreement,
     ParsedAgreement,
     parse_agreement,

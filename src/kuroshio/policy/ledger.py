@@ -13,11 +13,13 @@ import math
 import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
 import msgspec
 import shapely
 
+from kuroshio.errors import InputError
 from kuroshio.model import Kind, Observation, PartyCode
 from kuroshio.policy.agreement import Measure, Reciprocity, ShortfallAction
 from kuroshio.policy.decide import COARSENED_WORDS, Released, latest_time, shape_of
@@ -53,6 +55,26 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     retracted: bool = False
     novel: bool | None = None
     """Received items: not already held from the receiver's own sources (None: not judged)."""
+
+
+_entry_decoder = msgspec.json.Decoder(LedgerEntry)
+
+
+def read_ledger_file(path: Path) -> list[LedgerEntry]:
+    """Ledger entries from an NDJSON file (e.g. a partner's own ledger, to compare with ours);
+    a line that is not an entry raises :class:`InputError` naming the file and line."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such ledger file")
+    records: list[LedgerEntry] = []
+    with path.open("rb") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(_entry_decoder.decode(line))
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                raise InputError(f"{path}:{number}: not a ledger entry: {error}") from None
+    return records
 
 
 def _sorties(observation: Observation) -> int:

@@ -14,11 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation
-
-
-class StoreError(Exception):
-    """A store could not be opened or used (path and reason in the message)."""
 
 
 class Outcome(enum.Enum):

@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import msgspec
 import psycopg
 
+from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import (
     AppendResult,
@@ -25,7 +26,6 @@ from kuroshio.store import (
     ObservationFilter,
     Outcome,
     Page,
-    StoreError,
     decode_cursor,
     encode_cursor,
 )

@@ -14,24 +14,6 @@ from typing import Protocol
 from kuroshio.partners import Partner
 
 
-class TransportError(Exception):
-    """A partner could not be reached or a listener not started: where and why."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
-        self.location = location
-        self.reason = reason
-
-
-class ChannelClosed(Exception):
-    """The channel is closed; ``code`` and ``reason`` as the closing side gave them."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"channel closed ({code}): {reason}" if reason else f"closed ({code})")
-        self.code = code
-        self.reason = reason
-
-
 class Channel(Protocol):
     """One open, authenticated connection carrying whole binary messages."""
 

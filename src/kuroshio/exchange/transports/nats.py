@@ -25,14 +25,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from kuroshio.exchange.transports import (
-    ChannelClosed,
-    ChannelHandler,
-    RefusalHandler,
-    TransportError,
-)
+from kuroshio.errors import ChannelClosed, TransportError, VerificationError
+from kuroshio.exchange.transports import ChannelHandler, RefusalHandler
 from kuroshio.partners import Partner
-from kuroshio.pki import NodeIdentity, Signer, VerificationError, key_fingerprint, verify
+from kuroshio.pki import NodeIdentity, Signer, key_fingerprint, verify
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient

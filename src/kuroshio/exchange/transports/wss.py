@@ -24,21 +24,10 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from kuroshio.exchange.transports import (
-    ChannelClosed,
-    ChannelHandler,
-    RefusalHandler,
-    TransportError,
-)
+from kuroshio.errors import ChannelClosed, IdentityError, TransportError, VerificationError
+from kuroshio.exchange.transports import ChannelHandler, RefusalHandler
 from kuroshio.partners import Partner
-from kuroshio.pki import (
-    IdentityError,
-    NodeIdentity,
-    VerificationError,
-    client_ssl_context,
-    peer_party,
-    server_ssl_context,
-)
+from kuroshio.pki import NodeIdentity, client_ssl_context, peer_party, server_ssl_context
 
 LINK_PATH: Final = "/kuroshio/link/v1"
 HANDSHAKE_TIMEOUT: Final = 10.0

@@ -1,10 +1,8 @@
-"""``kuroshio demo``: two (or three) sovereign nodes on loopback exchanging the scenario live.
+"""The demo's nodes: fresh identities pinned to each other, one agreement every party signs, each
+node its own ``kuroshio serve`` process fed through its operator API.
 
-Creates fresh nodes with new identities under ``demo-nodes/``, pins them to each other, has every
-party sign one release agreement and every node install it, starts each as its own
-``kuroshio serve`` process, replays each party's side of the built-in scenario
-into its own node through the operator API (sped up), and reports what each side sent, received
-and signed for. It drives real nodes; it does not bypass the exchange.
+``kuroshio demo`` (:mod:`kuroshio.cli.demo`) drives these parts and prints what happens; they
+drive real nodes and never bypass the exchange. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -20,15 +18,13 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final
 
 import httpx
 import msgspec
-from rich.console import Console
-from rich.table import Table
 
 from kuroshio.demo.scenario import plots, scenario
+from kuroshio.errors import ConfigError
 from kuroshio.model import (
     Kinematics,
     Marking,
@@ -37,12 +33,10 @@ from kuroshio.model import (
     Point,
     Provenance,
     Source,
-    is_party,
 )
-from kuroshio.node import ConfigError, init_node, open_node, save_config
+from kuroshio.node import init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.policy.agreement import EnforcedAgreement
-from kuroshio.policy.commands import describe_match, describe_transforms
 from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 
@@ -69,11 +63,7 @@ class DemoNode(msgspec.Struct, kw_only=True):
         return f"https://127.0.0.1:{self.federation_port}"
 
 
-class _Stop(Exception):
-    """SIGTERM, handled like Ctrl-C."""
-
-
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -84,10 +74,10 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
+def make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
     if directory.exists():
         shutil.rmtree(directory)
-    ports = _free_ports(2 * len(parties))
+    ports = free_ports(2 * len(parties))
     nodes = [
         DemoNode(
             party=party,
@@ -191,7 +181,7 @@ def demo_agreement_text(parties: Sequence[str], valid_from: dt.datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _agree(nodes: Sequence[DemoNode], parties: Sequence[str]) -> EnforcedAgreement:
+def agree(nodes: Sequence[DemoNode], parties: Sequence[str]) -> EnforcedAgreement:
     """Every party signs the demo agreement with its node key; every node installs it."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     text = demo_agreement_text(parties, now - dt.timedelta(minutes=1))
@@ -208,26 +198,7 @@ def _agree(nodes: Sequence[DemoNode], parties: Sequence[str]) -> EnforcedAgreeme
     return installed
 
 
-def _describe_agreement(console: Console, enforced: EnforcedAgreement) -> None:
-    agreement = enforced.agreement
-    console.print(
-        f"Agreement in force: [bold]{agreement.id} v{agreement.version}[/] between "
-        f"{', '.join(agreement.parties)}, signed by every party (digest {enforced.digest[:16]}), "
-        f"valid until {agreement.valid_until:%Y-%m-%d %H:%M} UTC",
-        highlight=False,
-    )
-    for direction in agreement.direction:
-        for recipient in direction.to:
-            for rule in direction.rule:
-                console.print(
-                    f"  {direction.sender} → {recipient}: "
-                    f"{describe_match(rule.match)} — {describe_transforms(rule.transform)}",
-                    highlight=False,
-                )
-    console.print("  anything else: withheld (default deny)", highlight=False)
-
-
-def _start(demo_node: DemoNode) -> None:
+def start_node(demo_node: DemoNode) -> None:
     log = (demo_node.directory / "serve.log").open("ab")
     demo_node.process = subprocess.Popen(
         [sys.executable, "-m", "kuroshio", "serve", "--node", str(demo_node.directory)],
@@ -239,7 +210,7 @@ def _start(demo_node: DemoNode) -> None:
     log.close()
 
 
-def _wait_ready(client: httpx.Client, demo_node: DemoNode) -> None:
+def wait_ready(client: httpx.Client, demo_node: DemoNode) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         process = demo_node.process
@@ -255,7 +226,7 @@ def _wait_ready(client: httpx.Client, demo_node: DemoNode) -> None:
     raise ConfigError(f"the {demo_node.party} node did not start within {START_TIMEOUT_S:.0f} s")
 
 
-def _stop(nodes: Sequence[DemoNode]) -> None:
+def stop_nodes(nodes: Sequence[DemoNode]) -> None:
     for demo_node in nodes:
         if demo_node.process is not None and demo_node.process.poll() is None:
             demo_node.process.send_signal(signal.SIGTERM)
@@ -300,14 +271,14 @@ def third_party_reports(
         )
 
 
-def _reports(party: str, parties: Sequence[str], start: dt.datetime) -> list[Observation]:
+def reports_of(party: str, parties: Sequence[str], start: dt.datetime) -> list[Observation]:
     others = [p for p in parties if p != party]
     if party in PAIR:
         return list(scenario(party, start, releasable_to=others))
     return list(third_party_reports(party, start, releasable_to=others))
 
 
-def _corrections(reports: list[Observation]) -> list[Observation]:
+def corrections(reports: list[Observation]) -> list[Observation]:
     """A correction (higher count) and a retraction, to show later versions travel too."""
     bombers = [o for o in reports if o.platform and o.platform.platform_class == "bomber"]
     fighters = [o for o in reports if o.platform and o.platform.platform_class == "fighter"]
@@ -332,7 +303,7 @@ def _corrections(reports: list[Observation]) -> list[Observation]:
     return out
 
 
-def _post(client: httpx.Client, demo_node: DemoNode, observations: Sequence[Observation]) -> None:
+def post(client: httpx.Client, demo_node: DemoNode, observations: Sequence[Observation]) -> None:
     if not observations:
         return
     body = b"\n".join(msgspec.json.encode(o) for o in observations)
@@ -344,7 +315,7 @@ def _post(client: httpx.Client, demo_node: DemoNode, observations: Sequence[Obse
     response.raise_for_status()
 
 
-def _links(client: httpx.Client, demo_node: DemoNode) -> list[dict[str, Any]]:
+def links_of(client: httpx.Client, demo_node: DemoNode) -> list[dict[str, Any]]:
     try:
         response = client.get(f"{demo_node.api_url}/api/links")
         response.raise_for_status()
@@ -354,160 +325,40 @@ def _links(client: httpx.Client, demo_node: DemoNode) -> list[dict[str, Any]]:
     return links
 
 
-def _progress(console: Console, client: httpx.Client, nodes: Sequence[DemoNode]) -> bool:
-    """Print one line per node; True when every outbox is empty and every batch acked."""
-    drained = True
-    for demo_node in nodes:
-        parts = []
-        for link in _links(client, demo_node):
-            out, into, live = link["outgoing"], link["incoming"], link.get("live") or {}
-            state = "[green]up[/]" if live.get("connected") else "[red]down[/]"
-            parts.append(
-                f"→ {link['partner']} {state}: {live.get('sent_items', 0)} sent in "
-                f"{out['sealed_seq']} batches, {out['acked_seq']} signed for; "
-                f"{into['last_seq']} batches in"
-            )
-            held = out.get("held", 0)
-            if held:
-                parts[-1] += f"; {held} held by the agreement's delay"
-            if out["pending"] - held or out["unacked_items"]:
-                drained = False
-        console.print(f"  [bold]{demo_node.party}[/] " + " | ".join(parts), highlight=False)
-    return drained
+def drained(links: list[dict[str, Any]]) -> bool:
+    """True when nothing waits to be sent on these links (beyond a delay) and every batch is
+    signed for."""
+    for link in links:
+        out = link["outgoing"]
+        if out["pending"] - out.get("held", 0) or out["unacked_items"]:
+            return False
+    return True
 
 
-def _summary(console: Console, nodes: Sequence[DemoNode], parties: Sequence[str]) -> None:
-    table = Table(title="What each node holds (current observations, by origin)")
-    table.add_column("node")
-    for party in parties:
-        table.add_column(f"from {party}", justify="right")
+def holdings(nodes: Sequence[DemoNode], parties: Sequence[str]) -> dict[str, list[int]]:
+    """Current observations each node holds, by origin (in the order of ``parties``)."""
+    counts: dict[str, list[int]] = {}
     for demo_node in nodes:
         with SQLiteStore(demo_node.directory / "store.sqlite") as store:
-            counts = [str(store.count(ObservationFilter(origins=(p,)))) for p in parties]
-        table.add_row(demo_node.party, *counts)
-    console.print(table)
+            counts[demo_node.party] = [
+                store.count(ObservationFilter(origins=(p,))) for p in parties
+            ]
+    return counts
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
-
-
-def run_demo(
-    directory: Path,
-    console: Console,
-    *,
-    duration: float = 90.0,
-    speed: float | None = None,
-    once: bool = False,
-    third: str | None = None,
-) -> None:
-    """Run the federated demo (see the module docstring); blocks until done or interrupted."""
-    parties = list(PAIR)
-    if third is not None:
-        third = third.upper()
-        if not is_party(third) or third in PAIR:
-            raise ConfigError(f"--third {third!r}: a party code other than TWN and JPN, e.g. USA")
-        parties.append(third)
-    span_end = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    sim_span = max(o.observed_at for o in scenario("JPN", span_end)) - span_end
-    start = span_end - sim_span
-    reports = {party: _reports(party, parties, start) for party in parties}
-    replay_speed = speed if speed else max(sim_span.total_seconds() / max(duration, 1.0), 1.0)
-
-    console.print(f"[bold]kuroshio demo[/] — {', '.join(parties)} nodes in {directory}")
-    nodes = _make_nodes(directory, parties)
-    _describe_agreement(console, _agree(nodes, parties))
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        for demo_node in nodes:
-            _start(demo_node)
-        with httpx.Client(timeout=30.0) as client:
-            for demo_node in nodes:
-                _wait_ready(client, demo_node)
-            console.print("Nodes (each its own process; identities made just now):")
-            for demo_node in nodes:
-                # One line each and never wrapped: the addresses are there to be copied.
-                console.print(
-                    f"  {demo_node.party}  picture and API {demo_node.api_url}/  "
-                    f"federation (mTLS) {demo_node.federation_url}  "
-                    f"log {demo_node.directory / 'serve.log'}",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-            total = sum(len(r) for r in reports.values())
-            console.print(
-                f"Replaying {total} sensor reports ({sim_span} of activity) at "
-                f"{replay_speed:.0f}× — about {sim_span.total_seconds() / replay_speed:.0f} s",
-                highlight=False,
-            )
-            _replay(console, client, nodes, reports, start, replay_speed)
-            for demo_node in nodes:
-                fixes = _corrections(reports[demo_node.party])
-                _post(client, demo_node, fixes)
-                if fixes:
-                    what = " and ".join(
-                        "a retraction" if fix.retracted else "a correction" for fix in fixes
-                    )
-                    console.print(
-                        f"  {demo_node.party} issues {what}: later versions travel like any report",
-                        highlight=False,
-                    )
-            deadline = time.monotonic() + DRAIN_TIMEOUT_S
-            while not _progress(console, client, nodes) and time.monotonic() < deadline:
-                time.sleep(1.0)
-            _summary(console, nodes, parties)
-            for demo_node in nodes:
-                console.print(
-                    f"Try: kuroshio audit receipts --node {demo_node.directory} "
-                    f"{next(p for p in parties if p != demo_node.party)}",
-                    highlight=False,
-                )
-            if once:
-                return
-            console.print("Nodes keep serving; Ctrl-C stops them.")
-            while all(n.process is not None and n.process.poll() is None for n in nodes):
-                time.sleep(0.5)
-            console.print("[red]a node stopped[/]; see its serve.log")
-    except (KeyboardInterrupt, _Stop):
-        console.print("\nstopping nodes …")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        _stop(nodes)
-
-
-def _replay(
-    console: Console,
-    client: httpx.Client,
-    nodes: Sequence[DemoNode],
-    reports: dict[str, list[Observation]],
-    start: dt.datetime,
-    speed: float,
-) -> None:
-    by_party = {n.party: n for n in nodes}
-    queue = sorted(
-        ((o.observed_at, party, o) for party, items in reports.items() for o in items),
-        key=lambda entry: (entry[0], entry[1]),
-    )
-    began = time.monotonic()
-    last_progress = began
-    position = 0
-    while position < len(queue):
-        now_sim = start + dt.timedelta(seconds=(time.monotonic() - began) * speed)
-        due: dict[str, list[Observation]] = {}
-        while position < len(queue) and queue[position][0] <= now_sim:
-            _, party, observation = queue[position]
-            due.setdefault(party, []).append(observation)
-            position += 1
-        for party, observations in due.items():
-            _post(client, by_party[party], observations)
-        if time.monotonic() - last_progress >= PROGRESS_S:
-            last_progress = time.monotonic()
-            console.print(
-                f"[dim]{now_sim:%H:%M} UTC scenario time, {position}/{len(queue)} reports[/]",
-                highlight=False,
-            )
-            _progress(console, client, nodes)
-        time.sleep(TICK_S)
-
-
-__all__ = ["demo_agreement_text", "run_demo", "third_party_reports"]
+__all__ = [
+    "DemoNode",
+    "agree",
+    "corrections",
+    "demo_agreement_text",
+    "drained",
+    "holdings",
+    "links_of",
+    "make_nodes",
+    "post",
+    "reports_of",
+    "start_node",
+    "stop_nodes",
+    "third_party_reports",
+    "wait_ready",
+]

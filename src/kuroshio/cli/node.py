@@ -1,13 +1,12 @@
-"""The ``kuroshio`` command line: one command per job a watch officer, analyst or liaison does.
+"""The node's own commands: ``init``, ``add``, ``query``, ``schema`` and ``version``.
 
-Commands parse options, call the library and print (rich tables for people, NDJSON/JSON for
-machines). Errors become one line on standard error and a non-zero exit.
+Each parses options, calls the library and prints (rich tables for people, NDJSON, GeoJSON or CSV
+for other tools). Nothing here decides or stores anything itself.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -17,55 +16,27 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kuroshio import __version__, inputs
-from kuroshio.cli_options import NodeDir, console, err_console, print_error
+from kuroshio import __version__
+from kuroshio.cli.common import (
+    NodeDir,
+    at_least_one,
+    console,
+    err_console,
+    parse_bbox,
+    parse_time,
+    progress_bar,
+    split_values,
+)
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import ImportFileError, read_observations
+from kuroshio.ingest.records import read_observations
 from kuroshio.model import Observation, json_schema
-from kuroshio.node import ConfigError, Node, init_node, open_node
-from kuroshio.partners import PartnerError
-from kuroshio.pki import IdentityError
-from kuroshio.store import ObservationFilter, StoreError
+from kuroshio.node import Node, init_node, open_node
+from kuroshio.store import ObservationFilter
 
-app = typer.Typer(
-    name="kuroshio",
-    help="Reciprocal, live exchange of air and maritime security observations between partners.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-)
+app = typer.Typer()
 MAX_PRINTED_REJECTIONS = 50
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit status 2."""
-
-
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    CliError,
-    ConfigError,
-    StoreError,
-    ImportFileError,
-    IdentityError,
-    PartnerError,
-)
-
-
-def main() -> None:
-    """Entry point: run the app, turning expected errors into one clear line."""
-    try:
-        app()
-    except EXPECTED_ERRORS as exc:
-        print_error(exc)
-        raise SystemExit(2) from None
-
-
-def open_existing(directory: Path) -> Node:
-    return open_node(directory)
 
 
 # --- init -----------------------------------------------------------------------------------
@@ -101,18 +72,6 @@ def init(
 
 
 # --- add ------------------------------------------------------------------------------------
-
-
-def _progress(disabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} records"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=disabled or not err_console.is_terminal,
-        transient=True,
-    )
 
 
 def report_summary(summary: LoadSummary, *, as_json: bool, title: str) -> None:
@@ -161,9 +120,9 @@ def add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Add observations from JSON/NDJSON files; bad records are reported and skipped."""
-    with open_existing(node_dir) as node:
+    with open_node(node_dir) as node:
         summary = LoadSummary()
-        with _progress(as_json) as progress:
+        with progress_bar(as_json) as progress:
             task = progress.add_task("adding", total=None)
             for path in files:
                 records = read_observations(
@@ -199,25 +158,6 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
-def parse_time(value: str | None, option: str) -> dt.datetime | None:
-    """ISO 8601 date or date-time; a date or a naive time is taken as UTC."""
-    try:
-        return inputs.utc_time(value, option)
-    except inputs.InputError as error:
-        raise CliError(str(error)) from None
-
-
-def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    try:
-        return inputs.bbox(value, "--bbox")
-    except inputs.InputError as error:
-        raise CliError(str(error)) from None
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for item in values or () for v in item.split(",") if v.strip())
-
-
 @app.command()
 def query(
     node_dir: NodeDir = Path("."),
@@ -245,15 +185,15 @@ def query(
         start=parse_time(start, "--start"),
         end=parse_time(end, "--end"),
         bbox=parse_bbox(bbox),
-        kinds=_split(kind),
-        origins=tuple(o.upper() for o in _split(origin)),
-        platform_classes=_split(platform_class),
-        platform_types=_split(platform_type),
+        kinds=split_values(kind),
+        origins=tuple(o.upper() for o in split_values(origin)),
+        platform_classes=split_values(platform_class),
+        platform_types=split_values(platform_type),
         include_retracted=retracted,
     )
-    if limit is not None and limit < 1:
-        raise CliError("--limit must be at least 1")
-    with open_existing(node_dir) as node:
+    if limit is not None:
+        at_least_one(limit, "--limit")
+    with open_node(node_dir) as node:
         if output is OutputFormat.table:
             _print_table(node, selection, limit or 100)
             return
@@ -393,14 +333,3 @@ def schema() -> None:
 def version() -> None:
     """Print the kuroshio version."""
     console.print(f"kuroshio {__version__}")
-
-
-def _register_commands() -> None:
-    """Commands that live beside the parts they drive (one line per module)."""
-    __import__("kuroshio.ingest.commands", fromlist=["register"]).register(app)
-    __import__("kuroshio.exchange.commands", fromlist=["register"]).register(app)
-    __import__("kuroshio.policy.commands", fromlist=["register"]).register(app)
-    __import__("kuroshio.fusion.commands", fromlist=["register"]).register(app)
-
-
-_register_commands()

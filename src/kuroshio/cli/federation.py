@@ -1,14 +1,15 @@
 """Command line for federation: ``serve``, ``partner card|add|list``, ``audit``, ``link status``.
 
-:func:`register` adds the commands to the main ``kuroshio`` app. Commands parse options, call the
-library and print (rich tables for people, JSON for machines); errors become one line on
-standard error and exit status 2. No exchange logic lives here.
+Commands parse options, call the library and print (rich tables for people, JSON for machines).
+No exchange logic lives here: ``serve`` runs :func:`kuroshio.server.serve` and prints where the
+node listens.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime as dt
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,42 +18,30 @@ import msgspec
 import typer
 from rich.table import Table
 
-from kuroshio.audit import AuditError
-from kuroshio.cli_options import AsJson, NodeDir, console, err_console, failing_with
+from kuroshio.cli.common import AsJson, NodeDir, console, err_console
+from kuroshio.errors import ConfigError, PartnerError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.link import link_reports
 from kuroshio.exchange.receipt import read_receipt
-from kuroshio.exchange.transports import TransportError
-from kuroshio.node import ConfigError, open_node, save_config
+from kuroshio.node import Node, open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
-    PartnerError,
     check_url,
     encode_card,
     make_card,
     read_card,
     store_card,
 )
-from kuroshio.pki import IdentityError, VerificationError
-from kuroshio.store import StoreError
+from kuroshio.server import ServeInfo
+from kuroshio.server import serve as serve_node
 
-FAILURES: tuple[type[Exception], ...] = (
-    ConfigError,
-    StoreError,
-    PartnerError,
-    IdentityError,
-    VerificationError,
-    AuditError,
-    TransportError,
-)
-
+app = typer.Typer()
 partner_app = typer.Typer(help="Partner cards: export this node's, pin a partner's.")
 audit_app = typer.Typer(help="The audit log: verify the chain, show partners' receipts.")
 link_app = typer.Typer(help="Links to and from partners.")
-
-
-def _failures() -> contextlib.AbstractContextManager[None]:
-    return failing_with(*FAILURES)
+app.add_typer(partner_app, name="partner")
+app.add_typer(audit_app, name="audit")
+app.add_typer(link_app, name="link")
 
 
 def _time(at: dt.datetime | None) -> str:
@@ -62,15 +51,37 @@ def _time(at: dt.datetime | None) -> str:
 # --- serve ----------------------------------------------------------------------------------
 
 
+@app.command("serve")
 def serve(
     node_dir: NodeDir = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print the ready line as JSON.")] = False,
 ) -> None:
     """Serve the node: federation endpoint (mTLS) and operator API, links to every partner."""
-    from kuroshio.server import run
+    with open_node(node_dir) as node:
+        _serve(node, as_json=as_json)
 
-    with _failures(), open_node(node_dir) as node:
-        run(node, as_json=as_json)
+
+def _serve(node: Node, *, as_json: bool) -> None:
+    """Serve until SIGINT or SIGTERM, logging to stderr; print where the node listens."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+
+    def ready(info: ServeInfo) -> None:
+        if as_json:
+            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
+        else:
+            sys.stdout.write(
+                f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
+                f"  federation  {info.federation_url}\n"
+                f"  operator    {info.api_url}\n"
+            )
+        sys.stdout.flush()
+
+    asyncio.run(serve_node(node, on_ready=ready))
 
 
 # --- partner --------------------------------------------------------------------------------
@@ -84,7 +95,7 @@ def partner_card(
     ] = None,
 ) -> None:
     """Export this node's partner card (party, URL, CA certificate, signing key; no secrets)."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         identity = node.identity
         card = make_card(
             node.party,
@@ -112,41 +123,38 @@ def partner_add(
 ) -> None:
     """Pin a partner: trust its CA for TLS and its key for batches and agreements. Nothing is
     released to it until a signed agreement with it is installed ('kuroshio agreement')."""
-    with _failures():
-        location = "<stdin>" if str(card_file) == "-" else str(card_file)
-        try:
-            data = sys.stdin.buffer.read() if location == "<stdin>" else card_file.read_bytes()
-        except OSError as error:
-            raise PartnerError(location, f"cannot read: {error.strerror}") from None
-        card = read_card(data, location)
-        with open_node(node_dir) as node:
-            if card.party == node.party:
-                raise PartnerError(location, f"the card is this node's own party {card.party}")
-            store_card(node.directory, card)
-            node.config.partners[card.party] = PartnerConfig(
-                url=check_url(url or card.url, "--url")
-            )
-            save_config(node.directory, node.config)
-            governing = node.agreement_for(card.party, dt.datetime.now(dt.UTC))
-        released = (
-            f"as agreement {governing.id} v{governing.version} says"
-            if governing is not None
-            else "nothing until a signed agreement is installed (default deny)"
-        )
-        console.print(
-            f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
-            f"  CA fingerprint  {card.ca_fingerprint}\n"
-            f"  signing key     {card.key_fingerprint}\n"
-            f"  released        {released}\n"
-            "Restart 'kuroshio serve' to apply.",
-            highlight=False,
-        )
+    location = "<stdin>" if str(card_file) == "-" else str(card_file)
+    try:
+        data = sys.stdin.buffer.read() if location == "<stdin>" else card_file.read_bytes()
+    except OSError as error:
+        raise PartnerError(location, f"cannot read: {error.strerror}") from None
+    card = read_card(data, location)
+    with open_node(node_dir) as node:
+        if card.party == node.party:
+            raise PartnerError(location, f"the card is this node's own party {card.party}")
+        store_card(node.directory, card)
+        node.config.partners[card.party] = PartnerConfig(url=check_url(url or card.url, "--url"))
+        save_config(node.directory, node.config)
+        governing = node.agreement_for(card.party, dt.datetime.now(dt.UTC))
+    released = (
+        f"as agreement {governing.id} v{governing.version} says"
+        if governing is not None
+        else "nothing until a signed agreement is installed (default deny)"
+    )
+    console.print(
+        f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
+        f"  CA fingerprint  {card.ca_fingerprint}\n"
+        f"  signing key     {card.key_fingerprint}\n"
+        f"  released        {released}\n"
+        "Restart 'kuroshio serve' to apply.",
+        highlight=False,
+    )
 
 
 @partner_app.command("list")
 def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     """Pinned partners: URL, key fingerprint, the agreement that governs what they receive."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         partners = node.partners
         now = dt.datetime.now(dt.UTC)
         governing = {party: node.agreement_for(party, now) for party in partners}
@@ -186,7 +194,7 @@ def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
 @audit_app.command("verify")
 def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     """Check the audit chain: exit 0 when intact, 1 with each broken seq and reason otherwise."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         report = node.audit.verify(node.identity.public_key_bytes)
     if as_json:
         payload: dict[str, Any] = {
@@ -220,7 +228,7 @@ def audit_receipts(
 ) -> None:
     """What PARTNER has signed for: every batch sent to it, with its receipt."""
     party = partner.upper()
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         if party not in node.config.partners:
             raise ConfigError(f"{party} is not a pinned partner of {node.party}")
         with node.store.transaction() as conn:
@@ -262,7 +270,7 @@ def audit_receipts(
 @link_app.command("status")
 def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     """Each partner's link, both directions, as stored (works with or without 'serve')."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         reports = link_reports(node)
     if as_json:
         sys.stdout.write(msgspec.json.encode(reports).decode() + "\n")
@@ -292,37 +300,3 @@ def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
             _time(into.updated_at),
         )
     console.print(table)
-
-
-# --- registration ---------------------------------------------------------------------------
-
-
-def demo(
-    directory: Annotated[
-        Path, typer.Option("--dir", help="Where the demo nodes live (recreated).")
-    ] = Path("demo-nodes"),
-    duration: Annotated[
-        float, typer.Option(help="Wall-clock seconds the scenario replay should take.")
-    ] = 90.0,
-    speed: Annotated[
-        float | None, typer.Option(help="Replay speed-up instead, e.g. 300 (overrides --duration).")
-    ] = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Stop the nodes when the scenario is done.")
-    ] = False,
-    third: Annotated[str | None, typer.Option(help="Add a third party's node, e.g. USA.")] = None,
-) -> None:
-    """Run TWN and JPN nodes on loopback exchanging a built-in scenario live (Ctrl-C stops)."""
-    from kuroshio.demo.run import run_demo
-
-    with _failures():
-        run_demo(directory, console, duration=duration, speed=speed, once=once, third=third)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the federation commands (and the two-node demo) to the ``kuroshio`` app."""
-    app.command("serve")(serve)
-    app.add_typer(partner_app, name="partner")
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(link_app, name="link")
-    app.command("demo")(demo)

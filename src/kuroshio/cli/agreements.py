@@ -1,93 +1,59 @@
 """Command line for release agreements and reciprocity: ``agreement draft|sign|verify|show|diff|
 install|list|preview`` and ``ledger``.
 
-:func:`register` adds them to the ``kuroshio`` app. Commands read files and the node directory,
-call :mod:`kuroshio.policy` and print (rich tables for people, JSON for machines); errors become
-one line on standard error and exit status 2. No policy logic lives here.
+Commands read files and the node directory, call :mod:`kuroshio.policy` and print (rich tables
+for people, JSON for machines). No policy logic lives here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kuroshio.audit import AuditError
+from kuroshio.cli.common import AsJson, NodeDir, console, print_warning
+from kuroshio.errors import AgreementError, InputError
 from kuroshio.model import is_party
-from kuroshio.node import ConfigError, Node, open_node
-from kuroshio.partners import PartnerError
-from kuroshio.pki import IdentityError, VerificationError
+from kuroshio.node import Node, open_node
 from kuroshio.policy import ledger_store
 from kuroshio.policy.agreement import (
-    AgreementError,
     EnforcedAgreement,
-    Match,
     ParsedAgreement,
     SignatureCheck,
-    Transforms,
     check_signatures,
     diff_agreements,
-    parse_agreement,
     read_agreement,
     sign_agreement,
     with_signature,
 )
 from kuroshio.policy.book import AgreementBook
 from kuroshio.policy.decide import Decision, Released, describe_marking, preview
+from kuroshio.policy.describe import describe_match, describe_transforms, draft_text
 from kuroshio.policy.ledger import (
     LedgerEntry,
     ReciprocityStatus,
+    read_ledger_file,
     reciprocity_status,
 )
-from kuroshio.store import ObservationFilter, StoreError
+from kuroshio.store import ObservationFilter
 
-console = Console()
-err_console = Console(stderr=True)
-
-NodeDir = Annotated[
-    Path,
-    typer.Option(
-        "--node", "-n", envvar="KUROSHIO_NODE", help="Node directory (made by 'kuroshio init')."
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 At = Annotated[
     str | None,
     typer.Option("--at", help="Decide as of this time (ISO 8601, UTC if no zone); default now."),
 ]
 
-FAILURES: tuple[type[Exception], ...] = (
-    AgreementError,
-    ConfigError,
-    StoreError,
-    PartnerError,
-    IdentityError,
-    VerificationError,
-    AuditError,
-)
-
+app = typer.Typer()
 agreement_app = typer.Typer(
     help="Release agreements: draft, sign, verify, show, diff, install, list, preview.",
     no_args_is_help=True,
 )
-
-
-@contextlib.contextmanager
-def _failures() -> Iterator[None]:
-    try:
-        yield
-    except FAILURES as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+app.add_typer(agreement_app, name="agreement")
 
 
 def _now(at: str | None) -> dt.datetime:
@@ -96,8 +62,16 @@ def _now(at: str | None) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"--at {at!r} is not an ISO 8601 date or time") from None
+        raise InputError(f"--at {at!r} is not an ISO 8601 date or time") from None
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _ledger_entries(node: Node, entries: Path | None) -> list[LedgerEntry]:
+    """The ledger in ``entries`` (NDJSON, e.g. a partner's) or, by default, the node's own."""
+    if entries is not None:
+        return read_ledger_file(entries)
+    with node.store.transaction() as conn:
+        return ledger_store.entries(conn)
 
 
 def _json_line(value: Any) -> None:
@@ -107,105 +81,12 @@ def _json_line(value: Any) -> None:
 # --- the node's keys and book -------------------------------------------------------------------
 
 
-def pinned_keys(node: Node) -> dict[str, bytes]:
-    """The Ed25519 keys this node trusts for agreement signatures: its own and its partners'."""
-    return node.pinned_keys()
-
-
 def open_book(node: Node, now: dt.datetime) -> AgreementBook:
     """The node's installed agreements; a stored file that no longer verifies is reported."""
     book = node.agreements
     for problem in node.agreement_problems:
-        err_console.print(f"[yellow]warning:[/] not in force: {problem.reason}", highlight=False)
+        print_warning(f"not in force: {problem.reason}")
     return book
-
-
-def load_ledger_entries(
-    node: Node | Path, entries: Path | None, *, since: dt.datetime | None = None
-) -> list[LedgerEntry]:
-    """Ledger records from ``entries`` (NDJSON, e.g. a partner's, to compare) or, by default,
-    the node's own ledger (kept as batches are signed for and taken in); ``node`` is an open
-    node or a node directory."""
-    if entries is None:
-        if isinstance(node, Path):
-            with open_node(node) as opened:
-                return load_ledger_entries(opened, None, since=since)
-        with node.store.transaction() as conn:
-            return ledger_store.entries(conn, since=since)
-    if not entries.is_file():
-        raise ConfigError(f"{entries}: no such ledger file")
-    decoder = msgspec.json.Decoder(LedgerEntry)
-    records: list[LedgerEntry] = []
-    with entries.open("rb") as file:
-        for number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(decoder.decode(line))
-            except (msgspec.ValidationError, msgspec.DecodeError) as error:
-                raise ConfigError(f"{entries}:{number}: not a ledger entry: {error}") from None
-    return records
-
-
-# --- words for rules ------------------------------------------------------------------------------
-
-
-def _duration(seconds: int) -> str:
-    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def describe_match(match: Match) -> str:
-    """A rule's match in a few words (``everything`` when it has no conditions)."""
-    words = []
-    for label, values in (
-        ("kind", match.kind),
-        ("class", match.platform_class),
-        ("type", match.platform_type),
-        ("origin", match.origin),
-    ):
-        if values:
-            words.append(f"{label} {', '.join(values)}")
-    areas = list(match.area) + (["polygon"] if match.polygon else [])
-    if areas:
-        verb = "within" if match.area_test == "within" else "in/through"
-        words.append(f"{verb} {', '.join(areas)}")
-    if match.tlp_at_most:
-        words.append(f"TLP ≤ {match.tlp_at_most}")
-    if match.min_age_s is not None:
-        words.append(f"age ≥ {_duration(match.min_age_s)}")
-    if match.max_age_s is not None:
-        words.append(f"age ≤ {_duration(match.max_age_s)}")
-    return "; ".join(words) or "everything"
-
-
-def describe_transforms(transform: Transforms) -> str:
-    words = []
-    if transform.coarsen_km is not None:
-        words.append(f"coarsen {transform.coarsen_km:g} km")
-    if transform.delay_s:
-        words.append(f"delay {_duration(transform.delay_s)}")
-    if transform.drop:
-        words.append("drop " + ", ".join(transform.drop))
-    if transform.generalise_type:
-        words.append("type → class")
-    marking = transform.marking
-    if marking is not None:
-        parts = []
-        if marking.tlp:
-            parts.append(f"TLP:{marking.tlp}")
-        if marking.releasable_to is not None:
-            parts.append("releasable to " + (", ".join(marking.releasable_to) or "any"))
-        if marking.rerelease is False:
-            parts.append("no re-release")
-        elif marking.rerelease or marking.rerelease_to:
-            parts.append("re-release to " + (", ".join(marking.rerelease_to or ()) or "any"))
-        if marking.max_hops is not None:
-            parts.append(f"{marking.max_hops} further hop(s)")
-        words.append("mark " + " ".join(parts))
-    return "; ".join(words) or "as is"
 
 
 def _signature_table(checks: tuple[SignatureCheck, ...], title: str) -> Table:
@@ -224,98 +105,6 @@ def _signature_table(checks: tuple[SignatureCheck, ...], title: str) -> Table:
     return table
 
 
-# --- agreement draft ------------------------------------------------------------------------------
-
-_DRAFT_HEADER = """\
-# Release agreement {id}, version {version}, between {parties}.
-#
-# Each [[direction]] lists what its "from" party releases to the parties in "to". Rules apply in
-# order: the FIRST rule whose match fits an observation decides; if none fits, the observation is
-# withheld (default deny). Positions are coarsened to a lat/lon grid of about N km; delays count
-# from the latest moment an observation describes. See docs/agreements.md.
-#
-# When the text is agreed, every party signs it with its node key:
-#     kuroshio agreement sign {file} --node <node dir>
-# Any change afterwards needs a new version number and new signatures from every party.
-
-id = "{id}"
-version = {version}
-title = "{title}"
-parties = [{party_list}]
-valid_from = {valid_from}
-valid_until = {valid_until}
-
-# What each party expects back over a rolling window, and what happens when the partner falls
-# short: "warn", "delay" (add delay_s), "coarsen" (to coarsen_km) or "suspend" (suspend_kind /
-# suspend_class are withheld).
-[reciprocity]
-window_days = 30
-min_ratio = 0.5
-measure = "items"
-min_given = 50
-on_shortfall = "warn"
-"""
-
-_DRAFT_DIRECTION = """
-[[direction]]
-from = "{sender}"
-to = ["{recipient}"]
-
-[[direction.rule]]
-id = "{prefix}-submarines"
-action = "withhold"
-reason = "submarine contacts stay national"
-match = {{ platform_class = ["submarine"] }}
-
-[[direction.rule]]
-id = "{prefix}-air-sea"
-action = "release"
-[direction.rule.match]
-kind = ["air", "sea"]
-tlp_at_most = "AMBER"       # AMBER+STRICT and RED items fall through to "withhold"
-max_age_s = 604800          # a week
-[direction.rule.transform]
-coarsen_km = 10
-delay_s = 1800
-drop = ["remarks", "provenance.record"]
-[direction.rule.transform.marking]
-tlp = "AMBER"
-rerelease = false
-"""
-
-
-def draft_text(
-    agreement_id: str,
-    parties: list[str],
-    *,
-    valid_from: dt.datetime,
-    days: int,
-    file_name: str,
-) -> str:
-    """The text of a new agreement: header, reciprocity clause, a conservative rule pair per
-    direction. It is checked before it is returned."""
-    text = _DRAFT_HEADER.format(
-        id=agreement_id,
-        version=1,
-        parties=", ".join(parties),
-        file=file_name,
-        title=f"{' – '.join(parties)} observation exchange",
-        party_list=", ".join(f'"{p}"' for p in parties),
-        valid_from=valid_from.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        valid_until=(valid_from + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-    for sender in parties:
-        for recipient in parties:
-            if sender != recipient:
-                text += _DRAFT_DIRECTION.format(
-                    sender=sender,
-                    recipient=recipient,
-                    prefix=f"{sender}-{recipient}".lower(),
-                )
-    parse_agreement(text, source=file_name)
-    return text
-
-
 @agreement_app.command("draft")
 def agreement_draft(
     out: Annotated[Path, typer.Argument(help="File to write the draft to (.toml).")],
@@ -330,29 +119,28 @@ def agreement_draft(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a new agreement to edit: a conservative rule pair for every direction."""
-    with _failures():
-        codes = [p.strip().upper() for p in parties]
-        for code in codes:
-            if not is_party(code):
-                raise ConfigError(f"--party {code!r}: not an ISO 3166-1 alpha-3 party code")
-        if len(set(codes)) < 2:
-            raise ConfigError("an agreement needs at least two different --party")
-        if out.exists() and not force:
-            raise ConfigError(f"{out} exists; use --force to overwrite it")
-        today = _now(start).replace(hour=0, minute=0, second=0, microsecond=0)
-        text = draft_text(
-            agreement_id,
-            list(dict.fromkeys(codes)),
-            valid_from=today,
-            days=days,
-            file_name=str(out),
-        )
-        out.write_text(text, encoding="utf-8")
-        console.print(
-            f"Draft {agreement_id} v1 written to {out}. Edit it, then each party signs it with "
-            f"'kuroshio agreement sign {out} --node <node dir>'.",
-            highlight=False,
-        )
+    codes = [p.strip().upper() for p in parties]
+    for code in codes:
+        if not is_party(code):
+            raise InputError(f"--party {code!r}: not an ISO 3166-1 alpha-3 party code")
+    if len(set(codes)) < 2:
+        raise InputError("an agreement needs at least two different --party")
+    if out.exists() and not force:
+        raise InputError(f"{out} exists; use --force to overwrite it")
+    today = _now(start).replace(hour=0, minute=0, second=0, microsecond=0)
+    text = draft_text(
+        agreement_id,
+        list(dict.fromkeys(codes)),
+        valid_from=today,
+        days=days,
+        file_name=str(out),
+    )
+    out.write_text(text, encoding="utf-8")
+    console.print(
+        f"Draft {agreement_id} v1 written to {out}. Edit it, then each party signs it with "
+        f"'kuroshio agreement sign {out} --node <node dir>'.",
+        highlight=False,
+    )
 
 
 # --- sign, verify, show, diff ---------------------------------------------------------------------
@@ -364,7 +152,7 @@ def agreement_sign(
     node_dir: NodeDir = Path("."),
 ) -> None:
     """Sign an agreement with this node's key (adds or replaces this party's [[signature]])."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         parsed = read_agreement(file)
         identity = node.identity
         signature = sign_agreement(
@@ -384,7 +172,7 @@ def agreement_sign(
             highlight=False,
         )
         for warning in parsed.warnings:
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            print_warning(warning)
 
 
 @agreement_app.command("verify")
@@ -400,41 +188,40 @@ def agreement_verify(
 ) -> None:
     """Check an agreement: it parses, its rules hold together, and every party signed it with the
     key this node pinned for it. Exit status 0 only when a node would enforce it."""
-    with _failures():
-        parsed = read_agreement(file)
-        keys: dict[str, bytes] = {}
-        if node_dir is not None:
-            with open_node(node_dir) as node:
-                keys = pinned_keys(node)
-        checks = check_signatures(parsed, keys)
-        agreement = parsed.agreement
-        now = dt.datetime.now(dt.UTC)
-        enforceable = all(c.valid for c in checks) and now < agreement.valid_until
-        if as_json:
-            _json_line(
-                {
-                    "file": str(file),
-                    "id": agreement.id,
-                    "version": agreement.version,
-                    "digest": parsed.digest,
-                    "valid_from": agreement.valid_from,
-                    "valid_until": agreement.valid_until,
-                    "signatures": checks,
-                    "warnings": parsed.warnings,
-                    "enforceable": enforceable,
-                }
-            )
-        else:
-            console.print(_signature_table(checks, f"{agreement.id} v{agreement.version}"))
-            for warning in parsed.warnings:
-                console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-            verdict = "[green]enforceable[/]" if enforceable else "[red]not enforceable[/]"
-            console.print(
-                f"{verdict}: valid {agreement.valid_from:%Y-%m-%d %H:%M} – "
-                f"{agreement.valid_until:%Y-%m-%d %H:%M} UTC, digest {parsed.digest}"
-            )
-        if not enforceable:
-            raise typer.Exit(1)
+    parsed = read_agreement(file)
+    keys: dict[str, bytes] = {}
+    if node_dir is not None:
+        with open_node(node_dir) as node:
+            keys = node.pinned_keys()
+    checks = check_signatures(parsed, keys)
+    agreement = parsed.agreement
+    now = dt.datetime.now(dt.UTC)
+    enforceable = all(c.valid for c in checks) and now < agreement.valid_until
+    if as_json:
+        _json_line(
+            {
+                "file": str(file),
+                "id": agreement.id,
+                "version": agreement.version,
+                "digest": parsed.digest,
+                "valid_from": agreement.valid_from,
+                "valid_until": agreement.valid_until,
+                "signatures": checks,
+                "warnings": parsed.warnings,
+                "enforceable": enforceable,
+            }
+        )
+    else:
+        console.print(_signature_table(checks, f"{agreement.id} v{agreement.version}"))
+        for warning in parsed.warnings:
+            print_warning(warning)
+        verdict = "[green]enforceable[/]" if enforceable else "[red]not enforceable[/]"
+        console.print(
+            f"{verdict}: valid {agreement.valid_from:%Y-%m-%d %H:%M} – "
+            f"{agreement.valid_until:%Y-%m-%d %H:%M} UTC, digest {parsed.digest}"
+        )
+    if not enforceable:
+        raise typer.Exit(1)
 
 
 @agreement_app.command("show")
@@ -443,54 +230,53 @@ def agreement_show(
     as_json: AsJson = False,
 ) -> None:
     """Show an agreement: parties, validity, reciprocity clause and every rule per direction."""
-    with _failures():
-        parsed = read_agreement(file)
-        agreement = parsed.agreement
-        if as_json:
-            _json_line(
-                {
-                    "agreement": agreement,
-                    "digest": parsed.digest,
-                    "signed_by": [s.party for s in parsed.signatures],
-                    "warnings": parsed.warnings,
-                }
-            )
-            return
+    parsed = read_agreement(file)
+    agreement = parsed.agreement
+    if as_json:
+        _json_line(
+            {
+                "agreement": agreement,
+                "digest": parsed.digest,
+                "signed_by": [s.party for s in parsed.signatures],
+                "warnings": parsed.warnings,
+            }
+        )
+        return
+    console.print(
+        f"[bold]{agreement.id}[/] v{agreement.version} {agreement.title}\n"
+        f"parties {', '.join(agreement.parties)}; valid {agreement.valid_from:%Y-%m-%d %H:%M}"
+        f" – {agreement.valid_until:%Y-%m-%d %H:%M} UTC; signed by "
+        f"{', '.join(s.party for s in parsed.signatures) or 'nobody yet'}",
+        highlight=False,
+    )
+    clause = agreement.reciprocity
+    if clause is not None:
         console.print(
-            f"[bold]{agreement.id}[/] v{agreement.version} {agreement.title}\n"
-            f"parties {', '.join(agreement.parties)}; valid {agreement.valid_from:%Y-%m-%d %H:%M}"
-            f" – {agreement.valid_until:%Y-%m-%d %H:%M} UTC; signed by "
-            f"{', '.join(s.party for s in parsed.signatures) or 'nobody yet'}",
+            f"reciprocity: received/given {clause.measure} over {clause.window_days} days "
+            f"at least {clause.min_ratio:g} (judged from {clause.min_given}); "
+            f"on shortfall: {clause.on_shortfall}",
             highlight=False,
         )
-        clause = agreement.reciprocity
-        if clause is not None:
-            console.print(
-                f"reciprocity: received/given {clause.measure} over {clause.window_days} days "
-                f"at least {clause.min_ratio:g} (judged from {clause.min_given}); "
-                f"on shortfall: {clause.on_shortfall}",
-                highlight=False,
+    pairs = sorted({(d.sender, r) for d in agreement.direction for r in d.to})
+    for sender, recipient in pairs:
+        table = Table(title=f"{sender} → {recipient}")
+        for column in ("#", "rule", "action", "match", "transforms"):
+            table.add_column(column)
+        for number, rule in enumerate(agreement.rules(sender, recipient), start=1):
+            action = "[green]release[/]" if rule.action == "release" else "[red]withhold[/]"
+            table.add_row(
+                str(number),
+                rule.id,
+                action,
+                describe_match(rule.match),
+                describe_transforms(rule.transform)
+                if rule.action == "release"
+                else rule.reason or "",
             )
-        pairs = sorted({(d.sender, r) for d in agreement.direction for r in d.to})
-        for sender, recipient in pairs:
-            table = Table(title=f"{sender} → {recipient}")
-            for column in ("#", "rule", "action", "match", "transforms"):
-                table.add_column(column)
-            for number, rule in enumerate(agreement.rules(sender, recipient), start=1):
-                action = "[green]release[/]" if rule.action == "release" else "[red]withhold[/]"
-                table.add_row(
-                    str(number),
-                    rule.id,
-                    action,
-                    describe_match(rule.match),
-                    describe_transforms(rule.transform)
-                    if rule.action == "release"
-                    else rule.reason or "",
-                )
-            table.add_row("", "(default)", "[red]withhold[/]", "anything else", "")
-            console.print(table)
-        for warning in parsed.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        table.add_row("", "(default)", "[red]withhold[/]", "anything else", "")
+        console.print(table)
+    for warning in parsed.warnings:
+        print_warning(warning)
 
 
 @agreement_app.command("diff")
@@ -500,15 +286,14 @@ def agreement_diff(
     as_json: AsJson = False,
 ) -> None:
     """What changed between two versions of an agreement, rule by rule."""
-    with _failures():
-        lines = diff_agreements(read_agreement(old).agreement, read_agreement(new).agreement)
-        if as_json:
-            _json_line({"old": str(old), "new": str(new), "changes": lines})
-            return
-        if not lines:
-            console.print("no change in meaning (comments, layout or signatures only)")
-        for line in lines:
-            console.print(line, highlight=False)
+    lines = diff_agreements(read_agreement(old).agreement, read_agreement(new).agreement)
+    if as_json:
+        _json_line({"old": str(old), "new": str(new), "changes": lines})
+        return
+    if not lines:
+        console.print("no change in meaning (comments, layout or signatures only)")
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 # --- install, list, preview -----------------------------------------------------------------------
@@ -521,7 +306,7 @@ def agreement_install(
 ) -> None:
     """Put a signed agreement in force on this node. A bad, unsigned or expired file is refused
     and the agreement already in force stays in force."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         now = dt.datetime.now(dt.UTC)
         open_book(node, now)
         enforced, new = node.install_agreement(file, now=now)
@@ -540,7 +325,7 @@ def agreement_install(
 @agreement_app.command("list")
 def agreement_list(node_dir: NodeDir = Path("."), at: At = None, as_json: AsJson = False) -> None:
     """Installed agreements, and which one governs each partner now."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         now = _now(at)
         book = open_book(node, now)
         governing = {p: book.in_force(p, now) for p in book.partners(now)}
@@ -590,7 +375,7 @@ def _status(
     clause = clause_holder.agreement.reciprocity
     if clause is None:
         return None
-    return reciprocity_status(load_ledger_entries(node, entries), partner, clause, now)
+    return reciprocity_status(_ledger_entries(node, entries), partner, clause, now)
 
 
 @agreement_app.command("preview")
@@ -617,7 +402,7 @@ def agreement_preview(
     """What PARTNER would receive from the current store, exactly as it would leave, and what
     would be withheld and why. Nothing is sent."""
     partner = partner.upper()
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         now = _now(at)
         if draft is not None:
             parsed = read_agreement(draft)
@@ -697,6 +482,7 @@ def _print_preview(
 # --- ledger ---------------------------------------------------------------------------------------
 
 
+@app.command("ledger")
 def ledger(
     node_dir: NodeDir = Path("."),
     partner: Annotated[
@@ -712,9 +498,9 @@ def ledger(
 ) -> None:
     """The reciprocity ledger: per partner per day, items and sorties given and received,
     timeliness, precision and novelty, and the standing against each agreement's clause."""
-    with _failures(), open_node(node_dir) as node:
+    with open_node(node_dir) as node:
         now = _now(at)
-        records = load_ledger_entries(node, entries)
+        records = _ledger_entries(node, entries)
         book = open_book(node, now)
         partners = (
             [partner.upper()]
@@ -768,22 +554,3 @@ def _print_ledger(own: str, row: ledger_store.PartnerLedger) -> None:
     if status is not None:
         colour = "red" if status.shortfall else "green"
         console.print(f"[{colour}]{status.message}[/]", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``agreement`` and ``ledger`` to the ``kuroshio`` app."""
-    app.add_typer(agreement_app, name="agreement")
-    app.command("ledger")(ledger)
-
-
-__all__ = [
-    "agreement_app",
-    "describe_match",
-    "describe_transforms",
-    "draft_text",
-    "ledger",
-    "load_ledger_entries",
-    "open_book",
-    "pinned_keys",
-    "register",
-]

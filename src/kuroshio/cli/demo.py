@@ -1,0 +1,250 @@
+"""``kuroshio demo``: two (or three) sovereign nodes on loopback exchanging the scenario live.
+
+Creates fresh nodes with new identities under ``demo-nodes/``, pins them to each other, has every
+party sign one release agreement and every node install it, starts each as its own
+``kuroshio serve`` process, replays each party's side of the built-in scenario into its own node
+through the operator API (sped up), and reports what each side sent, received and signed for. The
+parts live in :mod:`kuroshio.demo`; this module runs them and prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kuroshio.cli.common import console
+from kuroshio.demo.nodes import (
+    DRAIN_TIMEOUT_S,
+    PAIR,
+    PROGRESS_S,
+    TICK_S,
+    DemoNode,
+    agree,
+    corrections,
+    drained,
+    holdings,
+    links_of,
+    make_nodes,
+    post,
+    reports_of,
+    start_node,
+    stop_nodes,
+    wait_ready,
+)
+from kuroshio.demo.scenario import scenario
+from kuroshio.errors import InputError
+from kuroshio.model import Observation, is_party
+from kuroshio.policy.agreement import EnforcedAgreement
+from kuroshio.policy.describe import describe_match, describe_transforms
+
+app = typer.Typer()
+
+
+class _Stop(Exception):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo nodes live (recreated).")
+    ] = Path("demo-nodes"),
+    duration: Annotated[
+        float, typer.Option(help="Wall-clock seconds the scenario replay should take.")
+    ] = 90.0,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay speed-up instead, e.g. 300 (overrides --duration).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Stop the nodes when the scenario is done.")
+    ] = False,
+    third: Annotated[str | None, typer.Option(help="Add a third party's node, e.g. USA.")] = None,
+) -> None:
+    """Run TWN and JPN nodes on loopback exchanging a built-in scenario live (Ctrl-C stops)."""
+    run_demo(directory, console, duration=duration, speed=speed, once=once, third=third)
+
+
+def _describe_agreement(console: Console, enforced: EnforcedAgreement) -> None:
+    agreement = enforced.agreement
+    console.print(
+        f"Agreement in force: [bold]{agreement.id} v{agreement.version}[/] between "
+        f"{', '.join(agreement.parties)}, signed by every party (digest {enforced.digest[:16]}), "
+        f"valid until {agreement.valid_until:%Y-%m-%d %H:%M} UTC",
+        highlight=False,
+    )
+    for direction in agreement.direction:
+        for recipient in direction.to:
+            for rule in direction.rule:
+                console.print(
+                    f"  {direction.sender} → {recipient}: "
+                    f"{describe_match(rule.match)} — {describe_transforms(rule.transform)}",
+                    highlight=False,
+                )
+    console.print("  anything else: withheld (default deny)", highlight=False)
+
+
+def _progress(console: Console, client: httpx.Client, nodes: Sequence[DemoNode]) -> bool:
+    """Print one line per node; True when every outbox is empty and every batch acked."""
+    done = True
+    for demo_node in nodes:
+        links = links_of(client, demo_node)
+        done = drained(links) and done
+        parts = []
+        for link in links:
+            out, into, live = link["outgoing"], link["incoming"], link.get("live") or {}
+            state = "[green]up[/]" if live.get("connected") else "[red]down[/]"
+            parts.append(
+                f"→ {link['partner']} {state}: {live.get('sent_items', 0)} sent in "
+                f"{out['sealed_seq']} batches, {out['acked_seq']} signed for; "
+                f"{into['last_seq']} batches in"
+            )
+            held = out.get("held", 0)
+            if held:
+                parts[-1] += f"; {held} held by the agreement's delay"
+        console.print(f"  [bold]{demo_node.party}[/] " + " | ".join(parts), highlight=False)
+    return done
+
+
+def _summary(console: Console, nodes: Sequence[DemoNode], parties: Sequence[str]) -> None:
+    table = Table(title="What each node holds (current observations, by origin)")
+    table.add_column("node")
+    for party in parties:
+        table.add_column(f"from {party}", justify="right")
+    for party, counts in holdings(nodes, parties).items():
+        table.add_row(party, *map(str, counts))
+    console.print(table)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run_demo(
+    directory: Path,
+    console: Console,
+    *,
+    duration: float = 90.0,
+    speed: float | None = None,
+    once: bool = False,
+    third: str | None = None,
+) -> None:
+    """Run the federated demo (see the module docstring); blocks until done or interrupted."""
+    parties = list(PAIR)
+    if third is not None:
+        third = third.upper()
+        if not is_party(third) or third in PAIR:
+            raise InputError(f"--third {third!r}: a party code other than TWN and JPN, e.g. USA")
+        parties.append(third)
+    span_end = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    sim_span = max(o.observed_at for o in scenario("JPN", span_end)) - span_end
+    start = span_end - sim_span
+    reports = {party: reports_of(party, parties, start) for party in parties}
+    replay_speed = speed if speed else max(sim_span.total_seconds() / max(duration, 1.0), 1.0)
+
+    console.print(f"[bold]kuroshio demo[/] — {', '.join(parties)} nodes in {directory}")
+    nodes = make_nodes(directory, parties)
+    _describe_agreement(console, agree(nodes, parties))
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for demo_node in nodes:
+            start_node(demo_node)
+        with httpx.Client(timeout=30.0) as client:
+            for demo_node in nodes:
+                wait_ready(client, demo_node)
+            console.print("Nodes (each its own process; identities made just now):")
+            for demo_node in nodes:
+                # One line each and never wrapped: the addresses are there to be copied.
+                console.print(
+                    f"  {demo_node.party}  picture and API {demo_node.api_url}/  "
+                    f"federation (mTLS) {demo_node.federation_url}  "
+                    f"log {demo_node.directory / 'serve.log'}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            total = sum(len(r) for r in reports.values())
+            console.print(
+                f"Replaying {total} sensor reports ({sim_span} of activity) at "
+                f"{replay_speed:.0f}× — about {sim_span.total_seconds() / replay_speed:.0f} s",
+                highlight=False,
+            )
+            _replay(console, client, nodes, reports, start, replay_speed)
+            for demo_node in nodes:
+                fixes = corrections(reports[demo_node.party])
+                post(client, demo_node, fixes)
+                if fixes:
+                    what = " and ".join(
+                        "a retraction" if fix.retracted else "a correction" for fix in fixes
+                    )
+                    console.print(
+                        f"  {demo_node.party} issues {what}: later versions travel like any report",
+                        highlight=False,
+                    )
+            deadline = time.monotonic() + DRAIN_TIMEOUT_S
+            while not _progress(console, client, nodes) and time.monotonic() < deadline:
+                time.sleep(1.0)
+            _summary(console, nodes, parties)
+            for demo_node in nodes:
+                console.print(
+                    f"Try: kuroshio audit receipts --node {demo_node.directory} "
+                    f"{next(p for p in parties if p != demo_node.party)}",
+                    highlight=False,
+                )
+            if once:
+                return
+            console.print("Nodes keep serving; Ctrl-C stops them.")
+            while all(n.process is not None and n.process.poll() is None for n in nodes):
+                time.sleep(0.5)
+            console.print("[red]a node stopped[/]; see its serve.log")
+    except (KeyboardInterrupt, _Stop):
+        console.print("\nstopping nodes …")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        stop_nodes(nodes)
+
+
+def _replay(
+    console: Console,
+    client: httpx.Client,
+    nodes: Sequence[DemoNode],
+    reports: dict[str, list[Observation]],
+    start: dt.datetime,
+    speed: float,
+) -> None:
+    by_party = {n.party: n for n in nodes}
+    queue = sorted(
+        ((o.observed_at, party, o) for party, items in reports.items() for o in items),
+        key=lambda entry: (entry[0], entry[1]),
+    )
+    began = time.monotonic()
+    last_progress = began
+    position = 0
+    while position < len(queue):
+        now_sim = start + dt.timedelta(seconds=(time.monotonic() - began) * speed)
+        due: dict[str, list[Observation]] = {}
+        while position < len(queue) and queue[position][0] <= now_sim:
+            _, party, observation = queue[position]
+            due.setdefault(party, []).append(observation)
+            position += 1
+        for party, observations in due.items():
+            post(client, by_party[party], observations)
+        if time.monotonic() - last_progress >= PROGRESS_S:
+            last_progress = time.monotonic()
+            console.print(
+                f"[dim]{now_sim:%H:%M} UTC scenario time, {position}/{len(queue)} reports[/]",
+                highlight=False,
+            )
+            _progress(console, client, nodes)
+        time.sleep(TICK_S)
+
+
+__all__ = ["app", "run_demo"]
