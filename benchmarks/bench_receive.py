@@ -22,7 +22,7 @@ import msgspec
 
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, open_batch
-from kuroshio.exchange.inbox import Inbox
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Observation, canonical_bytes
 from kuroshio.node import open_node
 

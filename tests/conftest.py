@@ -1,10 +1,12 @@
-"""Shared fixtures: where the public data lives and whether servers must be reachable."""
+"""Shared fixtures: where the public data lives, whether servers must be reachable, and the
+PostgreSQL server the store tests use."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import psycopg
 import pytest
 
 SHARED_DATA = Path(
@@ -44,3 +46,16 @@ def service_unreachable(name: str, reason: str) -> None:
     if require_services():
         pytest.fail(message + "; KUROSHIO_REQUIRE_SERVICES=1 makes it required")
     pytest.skip(message)
+
+
+POSTGRES_DSN = os.environ.get("KUROSHIO_TEST_POSTGRES", "host=127.0.0.1 user=postgres dbname=test")
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The PostgreSQL server for store tests (skips, or fails when services are required)."""
+    try:
+        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        service_unreachable("PostgreSQL", f"{POSTGRES_DSN}: {exc}".strip())
+    return POSTGRES_DSN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from kuroshio.audit import (
 )
 from kuroshio.errors import AuditError
 from kuroshio.pki import create_identity, public_key_bytes_of
+from kuroshio.store.sqlite import SQLiteStore
 
 KINDS = sorted(AUDIT_KINDS)
 
@@ -39,20 +41,23 @@ def database(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(path: Path, key: ed25519.Ed25519PrivateKey, count: int = 1_000) -> AuditHead:
-    conn = sqlite3.connect(path)
-    log = AuditLog(conn, key, "TWN")
+    store = SQLiteStore(path)
+    log = AuditLog(store, key, "TWN")
     for start in range(0, count, 100):
-        with conn:
+        with store.transaction() as tx:
             log.append_many(
-                (
-                    KINDS[seq % len(KINDS)],
-                    f"batch JPN/{seq}",
-                    {"partner": "JPN", "items": seq % 50, "released": seq % 3 != 0},
-                )
-                for seq in range(start + 1, min(start + 100, count) + 1)
+                tx,
+                [
+                    (
+                        KINDS[seq % len(KINDS)],
+                        f"batch JPN/{seq}",
+                        {"partner": "JPN", "items": seq % 50, "released": seq % 3 != 0},
+                    )
+                    for seq in range(start + 1, min(start + 100, count) + 1)
+                ],
             )
     head = log.head()
-    conn.close()
+    store.close()
     return head
 
 
@@ -70,18 +75,14 @@ def _tamper(path: Path, *statements: tuple[str, tuple[object, ...]]) -> None:
 def _verify(
     path: Path, key: ed25519.Ed25519PrivateKey, known_head: AuditHead | None = None
 ) -> list[tuple[int, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        report = verify_log(conn, public_key_bytes_of(key), known_head=known_head)
-    finally:
-        conn.close()
+    with SQLiteStore(path) as store, store.transaction() as tx:
+        report = verify_log(tx.audit, public_key_bytes_of(key), known_head=known_head)
     return [(problem.seq, problem.reason) for problem in report.problems]
 
 
 def test_a_thousand_entries_verify(database: Path, key: ed25519.Ed25519PrivateKey) -> None:
     head = _fill(database, key)
-    conn = sqlite3.connect(database)
-    log = AuditLog(conn, key, "TWN")
+    log = AuditLog(SQLiteStore(database), key, "TWN")
 
     report = log.verify(known_head=head)
 
@@ -129,8 +130,8 @@ def test_swapped_entries_are_found_as_reordered(
         (f"UPDATE audit_log SET {assignments} WHERE seq = ?", (*first, 700)),
     )
 
-    conn = sqlite3.connect(database)
-    report = verify_log(conn, public_key_bytes_of(key))
+    with SQLiteStore(database) as store, store.transaction() as tx:
+        report = verify_log(tx.audit, public_key_bytes_of(key))
     assert [(p.seq, p.reason) for p in report.problems] == [(300, "reordered"), (700, "reordered")]
     assert "signed as seq 700 is stored at seq 300" in report.problems[0].detail
 
@@ -171,12 +172,11 @@ def test_a_truncated_then_regrown_log_fails_at_the_remembered_head(
 ) -> None:
     head = _fill(database, key)
     _tamper(database, ("DELETE FROM audit_log WHERE seq > ?", (990,)))
-    conn = sqlite3.connect(database)
-    log = AuditLog(conn, key, "TWN")
-    with conn:
-        for seq in range(991, 1_001):
-            log.append("decision", f"observation {seq}", {"release": False})
-    conn.close()
+    with SQLiteStore(database) as store:
+        log = AuditLog(store, key, "TWN")
+        with store.transaction() as tx:
+            for seq in range(991, 1_001):
+                log.append(tx, "decision", f"observation {seq}", {"release": False})
 
     assert _verify(database, key, known_head=head) == [(1_000, "head_mismatch")]
 
@@ -256,47 +256,48 @@ def test_an_entry_replaced_and_resigned_by_the_node_breaks_the_next_link(
 def test_append_commits_with_the_callers_transaction(
     database: Path, key: ed25519.Ed25519PrivateKey
 ) -> None:
-    conn = sqlite3.connect(database)
-    conn.execute("CREATE TABLE outbox (seq INTEGER PRIMARY KEY, body TEXT)")
-    log = AuditLog(conn, key, "TWN")
-    conn.commit()
+    store = SQLiteStore(database)
+    log = AuditLog(store, key, "TWN")
+    queued = ("JPN", "TWN:test:1", 1, b"{}", None, None)
 
-    with pytest.raises(RuntimeError), conn:
-        conn.execute("INSERT INTO outbox (body) VALUES ('batch 1')")
-        log.append("send", "batch JPN/1", {"items": 12})
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.outbox.queue([queued])
+        log.append(tx, "send", "batch JPN/1", {"items": 12})
         raise RuntimeError("transport gone before commit")
     assert log.head() == AuditHead(0, bytes(32))
-    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    with store.transaction() as tx:
+        assert not tx.outbox.holds("JPN", "TWN:test:1")
 
-    with conn:
-        conn.execute("INSERT INTO outbox (body) VALUES ('batch 1')")
-        entry = log.append("send", "batch JPN/1", {"items": 12})
-    reader = sqlite3.connect(database)
-    assert log_head(reader) == (1, entry.hash)
-    assert reader.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+    with store.transaction() as tx:
+        tx.outbox.queue([queued])
+        entry = log.append(tx, "send", "batch JPN/1", {"items": 12})
+    with store.reader() as reader, reader.snapshot() as snapshot:
+        assert log_head(snapshot.audit) == (1, entry.hash)
+        assert snapshot.outbox.holds("JPN", "TWN:test:1")
 
 
 def test_uncommitted_entries_are_invisible_to_other_connections(
     database: Path, key: ed25519.Ed25519PrivateKey
 ) -> None:
-    writer = sqlite3.connect(database)
-    log = AuditLog(writer, key, "TWN")
-    writer.commit()
-    log.append("ingest", "mnd_tracks 2024-05-23", {"records": 111})
-    reader = sqlite3.connect(database)
-
-    assert log_head(reader).seq == 0
-    writer.commit()
-    assert log_head(reader).seq == 1
+    store = SQLiteStore(database)
+    log = AuditLog(store, key, "TWN")
+    reader = store.reader()
+    with store.transaction() as tx:
+        log.append(tx, "ingest", "mnd_tracks 2024-05-23", {"records": 111})
+        assert reader.read(lambda snapshot: log_head(snapshot.audit)).seq == 0
+    assert reader.read(lambda snapshot: log_head(snapshot.audit)).seq == 1
+    reader.close()
 
 
 def test_the_table_refuses_updates_and_deletes(
     database: Path, key: ed25519.Ed25519PrivateKey
 ) -> None:
+    store = SQLiteStore(database)
+    log = AuditLog(store, key, "TWN")
+    with store.transaction() as tx:
+        log.append(tx, "agreement_change", "TWN-JPN v2", {"version": 2})
+    store.close()
     conn = sqlite3.connect(database)
-    log = AuditLog(conn, key, "TWN")
-    with conn:
-        log.append("agreement_change", "TWN-JPN v2", {"version": 2})
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         conn.execute("UPDATE audit_log SET subject = 'x'")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -309,16 +310,17 @@ def test_entries_filter_by_kind_time_and_seq(
     times = iter(
         dt.datetime(2024, 5, 23, 8, 0, tzinfo=dt.UTC) + dt.timedelta(minutes=m) for m in range(10)
     )
-    conn = sqlite3.connect(database)
-    log = AuditLog(conn, key, "JPN", clock=lambda: next(times))
-    with conn:
+    store = SQLiteStore(database)
+    log = AuditLog(store, key, "JPN", clock=lambda: next(times))
+    with store.transaction() as tx:
         written = log.append_many(
+            tx,
             [
                 ("receive", "batch TWN/1", {"items": 3}),
                 ("verify_failure", "batch TWN/2", {"reason": "chain"}),
                 ("receive", "batch TWN/3", {"items": 5}),
                 ("receipt", "batch TWN/3", {"acked": 3}),
-            ]
+            ],
         )
 
     assert [e.seq for e in log.entries(kind="receive")] == [1, 3]
@@ -334,34 +336,36 @@ def test_entries_filter_by_kind_time_and_seq(
 
 def test_a_node_identity_signs_the_log(tmp_path: Path) -> None:
     identity = create_identity(tmp_path / "node", "TWN", "twn-node-1")
-    conn = sqlite3.connect(tmp_path / "node.sqlite")
-    log = AuditLog(conn, identity, identity.party)
-    with conn:
-        log.append("ingest", "jso_tracks 2024-05-24", {"records": 9})
+    store = SQLiteStore(tmp_path / "node.sqlite")
+    log = AuditLog(store, identity, identity.party)
+    with store.transaction() as tx:
+        log.append(tx, "ingest", "jso_tracks 2024-05-24", {"records": 9})
     assert log.verify().ok
-    assert verify_log(conn, identity.public_key_bytes).ok
-    assert not verify_log(conn, ed25519.Ed25519PrivateKey.generate().public_key()).ok
+    with store.transaction() as tx:
+        assert verify_log(tx.audit, identity.public_key_bytes).ok
+        assert not verify_log(tx.audit, ed25519.Ed25519PrivateKey.generate().public_key()).ok
 
 
 def test_bad_records_are_refused_before_anything_is_written(
     database: Path, key: ed25519.Ed25519PrivateKey
 ) -> None:
-    conn = sqlite3.connect(database)
-    log = AuditLog(conn, key, "TWN")
+    store = SQLiteStore(database)
+    log = AuditLog(store, key, "TWN")
     good = ("ingest", "file a", {"records": 1})
 
-    with pytest.raises(AuditError, match="looks like a secret"):
-        log.append_many([good, ("send", "batch", {"link": {"api_token": "abc"}})])
-    with pytest.raises(AuditError, match="private key"):
-        log.append("agreement_change", "v3", {"note": "-----BEGIN PRIVATE KEY-----\nMC4C"})
-    with pytest.raises(AuditError, match="kind 'deleted'"):
-        log.append_many([good, ("deleted", "x", {})])
-    with pytest.raises(AuditError, match="keep it under"):
-        log.append("ingest", "file b", {"rows": list(range(5_000))})
-    with pytest.raises(AuditError, match="subject"):
-        log.append("ingest", "", {})
+    with store.transaction() as tx:
+        with pytest.raises(AuditError, match="looks like a secret"):
+            log.append_many(tx, [good, ("send", "batch", {"link": {"api_token": "abc"}})])
+        with pytest.raises(AuditError, match="private key"):
+            log.append(tx, "agreement_change", "v3", {"note": "-----BEGIN PRIVATE KEY-----\nMC4C"})
+        with pytest.raises(AuditError, match="kind 'deleted'"):
+            log.append_many(tx, [good, ("deleted", "x", {})])
+        with pytest.raises(AuditError, match="keep it under"):
+            log.append(tx, "ingest", "file b", {"rows": list(range(5_000))})
+        with pytest.raises(AuditError, match="subject"):
+            log.append(tx, "ingest", "", {})
     with pytest.raises(AuditError, match="party"):
-        AuditLog(conn, key, "Taiwan")
+        AuditLog(store, key, "Taiwan")
     assert log.head().seq == 0
 
 
@@ -400,12 +404,24 @@ def test_any_log_verifies_and_any_single_tampering_is_found_where_it_happened(
     data: st.DataObject,
 ) -> None:
     key = ed25519.Ed25519PrivateKey.generate()
-    conn = sqlite3.connect(":memory:")
-    log = AuditLog(conn, key, "PHL")
+    with tempfile.TemporaryDirectory() as folder:
+        _any_log(Path(folder) / "node.sqlite", key, records, chunk, tamper, data)
+
+
+def _any_log(
+    path: Path,
+    key: ed25519.Ed25519PrivateKey,
+    records: list[tuple[str, str, dict[str, object]]],
+    chunk: int,
+    tamper: str,
+    data: st.DataObject,
+) -> None:
+    store = SQLiteStore(path)
+    log = AuditLog(store, key, "PHL")
     written = []
     for start in range(0, len(records), chunk):
-        with conn:
-            written += log.append_many(records[start : start + chunk])
+        with store.transaction() as tx:
+            written += log.append_many(tx, records[start : start + chunk])
 
     head = log.head()
     assert [entry.seq for entry in written] == list(range(1, len(records) + 1))
@@ -413,6 +429,7 @@ def test_any_log_verifies_and_any_single_tampering_is_found_where_it_happened(
     assert log.verify(known_head=head).ok
 
     seq = data.draw(st.integers(1, len(records)), label="seq")
+    conn = sqlite3.connect(path)
     conn.execute("DROP TRIGGER audit_log_no_update")
     conn.execute("DROP TRIGGER audit_log_no_delete")
     if tamper == "delete":
@@ -438,6 +455,7 @@ def test_any_log_verifies_and_any_single_tampering_is_found_where_it_happened(
         conn.execute(f"UPDATE audit_log SET {tamper} = ? WHERE seq = ?", (replacement, seq))
         expected = "edited"
     conn.commit()
+    conn.close()
 
     report = log.verify(known_head=head)
     assert [(p.seq, p.reason) for p in report.problems] == [(seq, expected)]

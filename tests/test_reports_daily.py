@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from kuroshio.reports import TrackDay, compare_daily
+from kuroshio.ingest.daily_report import TrackDay, compare_daily
 
 D = dt.date(2022, 8, 5)
 

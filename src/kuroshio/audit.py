@@ -1,4 +1,4 @@
-"""The node's audit log: append-only, hash-chained, Ed25519-signed entries in SQLite.
+"""The node's audit log: append-only, hash-chained, Ed25519-signed entries in the node's store.
 
 It records what the node did (ingest, decision, send, receive, receipt, verify failure, agreement
 change) and proves later that no entry was edited, removed or moved. It is not a data store:
@@ -7,7 +7,7 @@ change) and proves later that no entry was edited, removed or moved. It is not a
 Entry hash and signature
 ------------------------
 Entry ``seq`` (1, 2, 3, … with no gaps) has ``hash = SHA-256(canonical)`` where ``canonical`` is
-``msgspec.json.encode(record, order="sorted")`` of the plain dict::
+:func:`kuroshio.model.canonical_bytes` of the plain dict::
 
     {"v": 1, "seq": <int>, "at": "<YYYY-MM-DDTHH:MM:SS.ffffffZ>", "party": "<TWN>",
      "kind": "<kind>", "subject": "<text>", "details": <details JSON>, "prev_hash": "<hex>"}
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, NamedTuple, TypeAlias, get_args
 
@@ -32,8 +31,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kuroshio.errors import AuditError
-from kuroshio.model import is_party
+from kuroshio.model import canonical_bytes, is_party
 from kuroshio.pki import Signer, public_key_bytes_of
+from kuroshio.store.audit import AuditTable
+from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.transaction import Transaction
 
 AuditKind: TypeAlias = Literal[
     "ingest", "decision", "send", "receive", "receipt", "verify_failure", "agreement_change"
@@ -51,29 +53,6 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Key names that suggest a secret; a detail called e.g. ``api_token`` is refused outright.
 SECRET_KEY_WORDS: Final = ("password", "passphrase", "secret", "private_key", "token", "api_key")
 _MAX_REORDER_SEARCHES: Final = 64
-
-_TABLE_STATEMENTS: Final = (
-    """CREATE TABLE IF NOT EXISTS audit_log (
-        seq INTEGER PRIMARY KEY,
-        at TEXT NOT NULL,
-        party TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        subject TEXT NOT NULL,
-        details TEXT NOT NULL,
-        prev_hash BLOB NOT NULL,
-        hash BLOB NOT NULL,
-        signature BLOB NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log (kind, seq)",
-    # The chain detects tampering; the triggers stop honest code from doing it by mistake.
-    """CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
-)
-_COLUMNS: Final = "seq, at, party, kind, subject, details, prev_hash, hash, signature"
-
-_canonical = msgspec.json.Encoder(order="sorted")
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,12 +142,12 @@ def canonical_details(details: Mapping[str, object]) -> bytes:
             raise AuditError("details", f"key {key!r} is not a string")
     _check_no_secrets(details, "details")
     try:
-        once = _canonical.encode(details)
+        once = canonical_bytes(details)
     except (TypeError, ValueError, OverflowError) as error:
         raise AuditError("details", f"not encodable as JSON: {error}") from None
     # Round-trip once so that a decoded entry re-encodes to exactly the stored bytes
     # (datetimes, tuples and bytes become their JSON forms here, not at verification).
-    canonical = _canonical.encode(msgspec.json.decode(once))
+    canonical = canonical_bytes(msgspec.json.decode(once))
     if len(canonical) > MAX_DETAILS_BYTES:
         raise AuditError("details", f"{len(canonical)} bytes; keep it under {MAX_DETAILS_BYTES}")
     return canonical
@@ -195,7 +174,7 @@ def entry_hash(
         "details": msgspec.Raw(details),
         "prev_hash": prev_hash.hex(),
     }
-    return hashlib.sha256(_canonical.encode(record)).digest()
+    return hashlib.sha256(canonical_bytes(record)).digest()
 
 
 def _public_key(key: bytes | ed25519.Ed25519PublicKey) -> ed25519.Ed25519PublicKey:
@@ -215,24 +194,17 @@ def _signature_ok(key: ed25519.Ed25519PublicKey, entry_hash_: bytes, signature: 
     return True
 
 
-def _table_exists(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'"
-    ).fetchone()
-    return row is not None
-
-
 class AuditLog:
-    """Appends signed entries for one party's node to the ``audit_log`` table of ``conn``.
+    """Appends signed entries for one party's node to the audit log of ``store``.
 
-    ``append`` and ``append_many`` do not commit: the entry is written in the caller's
-    transaction, so it is committed or rolled back together with the work it records. Two writers
-    on one database never fork the chain: the second to claim a seq fails on the primary key.
+    ``append`` and ``append_many`` write in the caller's transaction (``tx``), so an entry is
+    committed or rolled back together with the work it records. Two writers on one store never
+    fork the chain: the second to claim a seq fails on the primary key.
     """
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        store: SQLiteStore,
         signing_key: Signer,
         party: str,
         *,
@@ -240,26 +212,28 @@ class AuditLog:
     ) -> None:
         if not is_party(party):
             raise AuditError("party", f"{party!r} is not an ISO 3166-1 alpha-3 party code")
-        self._conn = conn
+        self._store = store
         self._signer = signing_key
         self.party = party
         self._clock = clock
-        for statement in _TABLE_STATEMENTS:
-            conn.execute(statement)
 
     def __repr__(self) -> str:
         return f"AuditLog(party={self.party!r}, head={self.head().seq})"
 
     def append(
-        self, kind: str, subject: str, details: Mapping[str, object] | None = None
+        self,
+        tx: Transaction,
+        kind: str,
+        subject: str,
+        details: Mapping[str, object] | None = None,
     ) -> AuditEntry:
-        """Write one entry (uncommitted) and return it."""
-        return self.append_many([(kind, subject, details or {})])[0]
+        """Write one entry in ``tx`` and return it."""
+        return self.append_many(tx, [(kind, subject, details or {})])[0]
 
     def append_many(
-        self, records: Iterable[tuple[str, str, Mapping[str, object]]]
+        self, tx: Transaction, records: Iterable[tuple[str, str, Mapping[str, object]]]
     ) -> list[AuditEntry]:
-        """Write entries in order (uncommitted); all are checked before any is written."""
+        """Write entries in order in ``tx``; all are checked before any is written."""
         prepared: list[tuple[str, str, bytes]] = []
         for position, (kind, subject, details) in enumerate(records):
             if kind not in AUDIT_KINDS:
@@ -272,7 +246,7 @@ class AuditLog:
         if not prepared:
             return []
 
-        head = self.head()
+        head = log_head(tx.audit)
         seq, prev_hash = head.seq, head.hash
         rows: list[tuple[int, str, str, str, str, str, bytes, bytes, bytes]] = []
         entries: list[AuditEntry] = []
@@ -306,14 +280,13 @@ class AuditLog:
                 )
             )
             prev_hash = digest
-        self._conn.executemany(
-            f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        tx.audit.append(rows)
         return entries
 
     def head(self) -> AuditHead:
-        """The last entry's (seq, hash), as seen inside the caller's transaction."""
-        return log_head(self._conn)
+        """The last committed entry's (seq, hash)."""
+        with self._store.transaction() as tx:
+            return log_head(tx.audit)
 
     def entries(
         self,
@@ -321,9 +294,10 @@ class AuditLog:
         since: dt.datetime | None = None,
         *,
         after_seq: int = 0,
-    ) -> Iterator[AuditEntry]:
-        """Entries in seq order; see :func:`read_entries`."""
-        return read_entries(self._conn, kind=kind, since=since, after_seq=after_seq)
+    ) -> list[AuditEntry]:
+        """Committed entries in seq order; see :func:`read_entries`."""
+        with self._store.transaction() as tx:
+            return list(read_entries(tx.audit, kind=kind, since=since, after_seq=after_seq))
 
     def verify(
         self,
@@ -334,7 +308,8 @@ class AuditLog:
         """Walk the chain; the key defaults to this log's signer when it is a node key."""
         if public_key is None:
             public_key = _signer_public_key(self._signer)
-        return verify_log(self._conn, public_key, known_head=known_head)
+        with self._store.transaction() as tx:
+            return verify_log(tx.audit, public_key, known_head=known_head)
 
 
 def _signer_public_key(signer: Signer) -> bytes:
@@ -346,18 +321,14 @@ def _signer_public_key(signer: Signer) -> bytes:
     raise AuditError("public key", "give the public key to verify with")
 
 
-def log_head(conn: sqlite3.Connection) -> AuditHead:
+def log_head(table: AuditTable) -> AuditHead:
     """(seq, hash) of the last entry, or (0, :data:`GENESIS_HASH`) for an empty log."""
-    if not _table_exists(conn):
-        return AuditHead(0, GENESIS_HASH)
-    row = conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    if row is None:
-        return AuditHead(0, GENESIS_HASH)
-    return AuditHead(int(row[0]), bytes(row[1]))
+    head = table.head()
+    return AuditHead(0, GENESIS_HASH) if head is None else AuditHead(*head)
 
 
 def read_entries(
-    conn: sqlite3.Connection,
+    table: AuditTable,
     *,
     kind: str | None = None,
     since: dt.datetime | None = None,
@@ -367,21 +338,10 @@ def read_entries(
 
     Reading does not verify; use :func:`verify_log` for that.
     """
-    if not _table_exists(conn):
-        return
-    clauses = ["seq > ?"]
-    parameters: list[object] = [after_seq]
-    if kind is not None:
-        clauses.append("kind = ?")
-        parameters.append(kind)
-    if since is not None:
-        clauses.append("at >= ?")
-        parameters.append(_format_time(since))
-    cursor = conn.execute(
-        f"SELECT {_COLUMNS} FROM audit_log WHERE {' AND '.join(clauses)} ORDER BY seq",
-        parameters,
+    rows = table.rows(
+        kind=kind, since=None if since is None else _format_time(since), after_seq=after_seq
     )
-    for row in cursor:
+    for row in rows:
         seq, at, party, kind_, subject, details, prev_hash, digest, signature = row
         try:
             decoded = msgspec.json.decode(details, type=dict[str, Any])
@@ -436,16 +396,13 @@ def _typed_row(raw: tuple[Any, ...]) -> _Row | None:
     )
 
 
-def _original_seq(conn: sqlite3.Connection, row: _Row) -> int | None:
+def _original_seq(table: AuditTable, row: _Row) -> int | None:
     # An entry moved from seq t keeps a prev_hash naming entry t-1 and a hash named by entry
     # t+1; whichever neighbour is still in place tells us t, and the hash confirms it.
     candidates: set[int] = set()
     if row.prev_hash == GENESIS_HASH:
         candidates.add(1)
-    for seq, names_prev, named_by in conn.execute(
-        "SELECT seq, hash = ?1, prev_hash = ?2 FROM audit_log WHERE hash = ?1 OR prev_hash = ?2",
-        (row.prev_hash, row.hash),
-    ):
+    for seq, names_prev, named_by in table.neighbours(row.prev_hash, row.hash):
         if names_prev:
             candidates.add(int(seq) + 1)
         if named_by:
@@ -457,7 +414,7 @@ def _original_seq(conn: sqlite3.Connection, row: _Row) -> int | None:
 
 
 def verify_log(
-    conn: sqlite3.Connection,
+    table: AuditTable,
     public_key: bytes | ed25519.Ed25519PublicKey,
     *,
     known_head: AuditHead | tuple[int, bytes] | None = None,
@@ -482,11 +439,7 @@ def verify_log(
     def report(seq: int, reason: ProblemReason, detail: str) -> None:
         problems.append(AuditProblem(seq=seq, reason=reason, detail=detail))
 
-    if _table_exists(conn):
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM audit_log ORDER BY seq")
-    else:
-        rows = conn.execute("SELECT 1 WHERE 0")
-    for raw in rows:
+    for raw in table.rows():
         checked += 1
         row = _typed_row(tuple(raw))
         if row is None:
@@ -509,7 +462,7 @@ def verify_log(
             origin = None
             if searches < _MAX_REORDER_SEARCHES:
                 searches += 1
-                origin = _original_seq(conn, row)
+                origin = _original_seq(table, row)
             if origin is not None and origin != seq:
                 report(seq, "reordered", f"the entry signed as seq {origin} is stored at seq {seq}")
             else:

@@ -6,9 +6,12 @@ This module is the contract between nodes: types are the schema, validated once 
 Canonical encoding
 ------------------
 ``canonical_bytes(record)`` is UTF-8 JSON produced by msgspec with struct fields and mapping keys
-sorted by name, no insignificant white space, every field present (defaults included), timestamps
-as RFC 3339 UTC with a ``Z`` suffix, coordinates rounded to 7 decimal places (about 1 cm) and
-``-0.0`` written as ``0.0``. Equal records therefore give equal bytes on every platform.
+sorted by name, no insignificant white space, every field present (defaults included) except a
+field that is unset (``provenance.grid_km`` of an item never coarsened: fields added after the
+first release are left out until they have a value, so older records keep their bytes),
+timestamps as RFC 3339 UTC with a ``Z`` suffix, coordinates rounded to 7 decimal places (about
+1 cm) and ``-0.0`` written as ``0.0``. Equal records therefore give equal bytes on every
+platform. ``docs/canonical-vectors.json`` holds records and their exact bytes and SHA-256.
 """
 
 from __future__ import annotations
@@ -304,6 +307,10 @@ class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         _floats(self, ("confidence", "uncertainty_m"))
 
 
+GridKm = Annotated[float, msgspec.Meta(ge=0.1, le=1_000.0)]
+"""A release grid in km (see :mod:`kuroshio.geo.grid`)."""
+
+
 class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where an item came from: an importer and record, or a partner and batch."""
 
@@ -314,7 +321,20 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     batch: ShortText | None = None
     hops: Annotated[int, msgspec.Meta(ge=0, le=32)] = 0
     transforms: tuple[Text, ...] = ()
-    """Release transforms applied on the way here, in words (e.g. ``coarsened to 10 km``)."""
+    """Release transforms applied on the way here, in words for people (e.g. ``TWN: coarsened
+    to 10 km grid``); machines read :attr:`grid_km`."""
+    grid_km: GridKm | msgspec.UnsetType = msgspec.UNSET
+    """The coarsest position grid any hop released the item on, in km; unset (and then left
+    out of the canonical bytes) while the position is as observed."""
+
+    def __post_init__(self) -> None:
+        if type(self.grid_km) is int:
+            msgspec.structs.force_setattr(self, "grid_km", float(self.grid_km))
+
+    @property
+    def released_grid_km(self) -> float | None:
+        """:attr:`grid_km`, or None while the position is as observed."""
+        return None if self.grid_km is msgspec.UNSET else self.grid_km
 
 
 class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -356,6 +376,11 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     @property
     def key(self) -> tuple[str, int]:
         return (self.id, self.version)
+
+
+def latest_time(observation: Observation) -> dt.datetime:
+    """The latest moment an observation describes: ``until``, else ``observed_at``."""
+    return observation.until or observation.observed_at
 
 
 def _utc(value: dt.datetime, field: str) -> dt.datetime:

@@ -2,7 +2,7 @@
 
 A node directory holds ``kuroshio.toml``, ``keys/``, ``partners/`` and the store file. This module
 creates and reads that directory and is the one door for everything a node learns
-(:meth:`Node.ingest`); it does not serve anything (see :mod:`kuroshio.server` for that).
+(:meth:`Node.ingest`); it does not serve anything (see :mod:`kuroshio.federation.serve` for that).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import datetime as dt
 import ipaddress
 import os
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,12 +22,12 @@ import tomli_w
 
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
-from kuroshio.exchange import outbox
 from kuroshio.exchange.release import ReleaseSummary, release_in
+from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, load_partners
 from kuroshio.pki import NodeIdentity, create_identity, load_identity
-from kuroshio.policy import ledger_store
+from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
     parse_agreement,
@@ -37,9 +36,11 @@ from kuroshio.policy.agreement import (
     with_signature,
 )
 from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
-from kuroshio.policy.ledger import ReciprocityStatus, reciprocity_status
+from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
-from kuroshio.store.sqlite import PreparedRow, SQLiteStore
+from kuroshio.store.observations import PreparedRow
+from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.transaction import Transaction
 
 CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
@@ -136,9 +137,13 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class Node:
     """An opened node directory: its configuration, identity, partners, store and audit log."""
 
-    def __init__(self, directory: Path, config: NodeConfig) -> None:
+    def __init__(
+        self, directory: Path, config: NodeConfig, *, matcher: SortieMatcher = same_sortie
+    ) -> None:
         self.directory = directory
         self.config = config
+        self.matcher = matcher
+        """Judges whether a received report is a sortie this node already held (novelty)."""
         self._store: SQLiteStore | None = None
         self._identity: NodeIdentity | None = None
         self._audit: AuditLog | None = None
@@ -160,8 +165,6 @@ class Node:
     def store(self) -> SQLiteStore:
         if self._store is None:
             self._store = SQLiteStore(self.directory / self.config.store.path)
-            with self._store.transaction() as conn:
-                outbox.create_tables(conn)
         return self._store
 
     @property
@@ -181,9 +184,10 @@ class Node:
 
     @property
     def audit(self) -> AuditLog:
-        """The audit log, on the store's connection so entries share the store's transactions."""
+        """The audit log, in the node's store: entries are written in the transaction of the
+        work they record."""
         if self._audit is None:
-            self._audit = AuditLog(self.store.connection, self.identity, self.party)
+            self._audit = AuditLog(self.store, self.identity, self.party)
         return self._audit
 
     @property
@@ -254,8 +258,9 @@ class Node:
             previous = book.newest_version(read_agreement(path, book.geography).id)
             enforced = book.try_install(path, now=now)
         except AgreementError as error:
-            with self.store.transaction():
+            with self.store.transaction() as tx:
                 self.audit.append(
+                    tx,
                     "agreement_change",
                     f"refused {path.name}"[:500],
                     {"file": str(path), "refused": error.reason[:1000]},
@@ -263,8 +268,9 @@ class Node:
             raise
         if previous == enforced.version:
             return enforced, False
-        with self.store.transaction():
+        with self.store.transaction() as tx:
             self.audit.append(
+                tx,
                 "agreement_change",
                 f"installed {enforced.id} v{enforced.version}",
                 enforced.audit_details(),
@@ -285,7 +291,7 @@ class Node:
         return with_signature(parsed, signature)
 
     def reciprocity_in(
-        self, conn: sqlite3.Connection, partner: str, agreement: EnforcedAgreement, now: dt.datetime
+        self, tx: Transaction, partner: str, agreement: EnforcedAgreement, now: dt.datetime
     ) -> ReciprocityStatus | None:
         """The partner's standing against ``agreement``'s reciprocity clause (None: no clause),
         judged from the ledger; a change of standing is audited."""
@@ -301,20 +307,21 @@ class Node:
             return cached[2]
         since = now - dt.timedelta(days=clause.window_days)
         status = reciprocity_status(
-            ledger_store.entries(conn, partner=partner, since=since), partner, clause, now
+            reciprocity.entries(tx, partner=partner, since=since), partner, clause, now
         )
         label = f"{agreement.id} v{agreement.version}"
-        previous = ledger_store.note_status(conn, status, label, now)
+        previous = reciprocity.note_status(tx, status, label, now)
         if previous is not None:
             self.audit.append(
+                tx,
                 "decision",
-                f"reciprocity with {partner}: {ledger_store.status_state(status)}",
+                f"reciprocity with {partner}: {reciprocity.status_state(status)}",
                 {
                     "partner": partner,
                     "agreement": agreement.id,
                     "agreement_version": agreement.version,
                     "previous": previous or None,
-                    "state": ledger_store.status_state(status),
+                    "state": reciprocity.status_state(status),
                     "action": status.action,
                     "ratio": status.ratio,
                     "min_ratio": status.min_ratio,
@@ -350,9 +357,10 @@ class Node:
         """
         partners = self.partners
         audit = self.audit
-        with self.store.transaction() as conn:
-            result, released = self.store_in(conn, observations, partners)
+        with self.store.transaction() as tx:
+            result, released = self.store_in(tx, observations, partners)
             audit.append(
+                tx,
                 "ingest",
                 f"{len(observations)} observations via {via}",
                 ingest_details(result, released),
@@ -363,7 +371,7 @@ class Node:
 
     def store_in(
         self,
-        conn: sqlite3.Connection,
+        tx: Transaction,
         observations: Sequence[Observation],
         partners: dict[str, Partner] | None = None,
         *,
@@ -379,7 +387,7 @@ class Node:
         ``prepared``: the store's rows for ``observations``, made before the transaction
         (:func:`kuroshio.store.sqlite.prepare`).
         """
-        result = self.store.append_in(conn, observations, prepared)
+        result = tx.observations.append(observations, prepared)
         fresh = [
             observation
             for observation, outcome in zip(observations, result.outcomes, strict=True)
@@ -387,10 +395,8 @@ class Node:
         ]
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
-            novel = ledger_store.judge_novelty(conn, fresh, self.party)
-            ledger_store.record(
-                conn, ledger_store.received_entries(fresh, received_from, now, novel)
-            )
+            novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
+            reciprocity.record(tx, reciprocity.received_entries(fresh, received_from, now, novel))
         pinned = self.partners if partners is None else partners
         if not fresh or not pinned:
             return result, ReleaseSummary()
@@ -399,10 +405,10 @@ class Node:
             party: status
             for party, enforced in governing.items()
             if enforced is not None
-            and (status := self.reciprocity_in(conn, party, enforced, now)) is not None
+            and (status := self.reciprocity_in(tx, party, enforced, now)) is not None
         }
         released = release_in(
-            conn,
+            tx,
             fresh,
             sorted(pinned),
             agreement_for=governing.get,
@@ -412,7 +418,7 @@ class Node:
         )
         counts = ", ".join(f"{n} to {party}" for party, n in released.released.items())
         self.audit.append(
-            "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
+            tx, "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
         return result, released
 

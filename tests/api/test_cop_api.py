@@ -18,7 +18,7 @@ from api_server import serving
 from kuroshio.api import cop
 from kuroshio.catalogue import PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange import outbox
-from kuroshio.exchange.inbox import Inbox
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Platform, Provenance
 from kuroshio.node import Node, init_node, open_node
 from observations import observation

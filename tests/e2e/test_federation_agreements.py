@@ -18,8 +18,8 @@ from federation_nodes import ServedNode, agree, query, wait_until
 
 from agreements import RELEASE_AIR_SEA, agreement_text
 from cli_run import run
+from kuroshio.geo.grid import snap
 from kuroshio.model import Marking, Observation, OriginatorControl
-from kuroshio.policy.grid import snap
 from observations import observation
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))

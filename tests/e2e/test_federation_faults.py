@@ -23,8 +23,6 @@ from agreements import agreement_text
 from kuroshio.errors import ChannelClosed
 from kuroshio.exchange.batch import SealedBatch, seal
 from kuroshio.exchange.receipt import open_receipt
-from kuroshio.exchange.transports import Channel
-from kuroshio.exchange.transports.wss import WssTransport
 from kuroshio.exchange.wire import (
     PROTOCOL,
     Hello,
@@ -35,6 +33,8 @@ from kuroshio.exchange.wire import (
     decode,
     encode,
 )
+from kuroshio.federation.transports import Channel
+from kuroshio.federation.transports.wss import WssTransport
 from kuroshio.model import Marking, canonical_bytes
 from kuroshio.partners import Partner, read_card
 from kuroshio.pki import NodeIdentity, client_ssl_context, create_identity, load_identity

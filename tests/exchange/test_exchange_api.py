@@ -3,6 +3,7 @@ paging, events, links."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 
 from api_server import serving
 from kuroshio.errors import ConfigError
+from kuroshio.federation.serve import check_api_binding
 from kuroshio.model import Marking
 from kuroshio.node import Node, init_node, open_node, save_config
-from kuroshio.server import check_api_binding
 from observations import observation
 
 
@@ -116,5 +117,6 @@ def test_withheld_reports_never_reach_an_outbox_through_the_api(
 ) -> None:
     red = observation(1, marking=Marking(tlp="RED", releasable_to=("JPN",)))
     client.post("/api/observations", content=msgspec.json.encode(red))
-    rows = node.store.connection.execute("SELECT count(*) FROM outbox").fetchone()
+    with sqlite3.connect(node.store.path) as conn:
+        rows = conn.execute("SELECT count(*) FROM outbox").fetchone()
     assert rows[0] == 0

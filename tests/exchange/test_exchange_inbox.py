@@ -17,18 +17,25 @@ from agreements import agree
 from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, seal
-from kuroshio.exchange.inbox import Inbox, item_proof, link_state, verify_item_proof
+from kuroshio.exchange.inbox import item_proof, link_state
+from kuroshio.exchange.proofs import verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
-from kuroshio.exchange.wire import BatchFrame, LinkRefused
+from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Observation, Platform, Source
 from kuroshio.node import Node, init_node, open_node
-from kuroshio.policy import ledger_store
+from kuroshio.policy import reciprocity
 from kuroshio.store import ObservationFilter
 from observations import T0, observation
 from pinning import pin
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 FIVE_MINUTES = dt.timedelta(minutes=5)
+
+
+def _item_proof(node: Node, obs_id: str, version: int) -> ItemProof | None:
+    with node.store.transaction() as tx:
+        return item_proof(tx, obs_id, version)
 
 
 @pytest.fixture
@@ -42,9 +49,9 @@ def pair(tmp_path: Path) -> tuple[Node, Node]:
 
 
 def _seal(node: Node, party: str) -> BatchFrame:
-    with node.store.transaction() as conn:
+    with node.store.transaction() as tx:
         sealed = outbox.seal_next(
-            conn,
+            tx,
             party,
             signer=node.identity,
             sender=node.party,
@@ -72,8 +79,8 @@ def test_ingest_releases_only_what_the_agreement_and_marking_allow(
     ]
     twn.ingest(reports)
     twn.ingest(reports)  # the same again: nothing new, nothing released twice
-    with twn.store.transaction() as conn:
-        assert outbox.state(conn, "JPN").pending == 1
+    with twn.store.transaction() as tx:
+        assert outbox.state(tx, "JPN").pending == 1
     ingest = [e for e in twn.audit.entries("ingest")]
     assert ingest[0].details["released"] == {"JPN": 1}
     assert ingest[0].details["withheld"] == {
@@ -104,8 +111,8 @@ def test_a_report_of_a_sortie_the_receiver_already_saw_is_not_novel(
     )
     twn.ingest([seen_by_both, elsewhere, fighters])
     Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
-    with jpn.store.transaction() as conn:
-        received = ledger_store.entries(conn, partner="TWN")
+    with jpn.store.transaction() as tx:
+        received = reciprocity.entries(tx, partner="TWN")
     assert {e.item: e.novel for e in received} == {
         seen_by_both.id: False,
         elsewhere.id: True,
@@ -134,17 +141,17 @@ def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
     assert jpn.store.count_versions() == 3
     # Installing the agreement, deciding (TWN's items go back to no one), taking in: once each.
     assert [e.kind for e in jpn.audit.entries()] == ["agreement_change", "decision", "receive"]
-    with jpn.store.transaction() as conn:
-        received = ledger_store.entries(conn, partner="TWN")
+    with jpn.store.transaction() as tx:
+        received = reciprocity.entries(tx, partner="TWN")
     assert {(e.flow, e.item, e.novel) for e in received} == {
         ("received", f"TWN:test:{n}", True) for n in range(3)
     }
 
     # The sender stores the receipt; the items leave its outbox and enter its ledger as given.
-    with twn.store.transaction() as conn:
-        assert outbox.record_receipt(conn, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
-        state = outbox.state(conn, "JPN")
-        given = ledger_store.entries(conn, partner="JPN")
+    with twn.store.transaction() as tx:
+        assert outbox.record_receipt(tx, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
+        state = outbox.state(tx, "JPN")
+        given = reciprocity.entries(tx, partner="JPN")
     assert (state.acked_seq, state.pending, state.unacked_items) == (1, 0, 0)
     assert {(e.flow, e.item, e.at) for e in given} == {
         ("given", f"TWN:test:{n}", receipt.received_at) for n in range(3)
@@ -190,8 +197,8 @@ def test_replays_gaps_and_broken_chains_are_refused_and_nothing_is_stored(
         "TWN:test:10",
         "TWN:test:11",
     ]
-    with jpn.store.transaction() as conn:
-        assert link_state(conn, "TWN").last_seq == 2
+    with jpn.store.transaction() as tx:
+        assert link_state(tx, "TWN").last_seq == 2
     inbox.accept(partner, frames[2])
     assert len(_stored_ids(jpn, "TWN")) == 6
 
@@ -217,7 +224,7 @@ def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -
     twn.ingest([observation(n, marking=TO_JAPAN, lon=121 + n / 10) for n in range(7)])
     Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
 
-    proof = item_proof(jpn.store.connection, jpn, "TWN:test:5", 1)
+    proof = _item_proof(jpn, "TWN:test:5", 1)
     assert proof is not None
     as_sent: Observation = verify_item_proof(proof, twn.identity.public_key_bytes)
     original = twn.store.get("TWN:test:5")
@@ -227,7 +234,7 @@ def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -
     assert msgspec.structs.replace(as_sent, provenance=original.provenance) == original
     with pytest.raises(VerificationError):
         verify_item_proof(proof, jpn.identity.public_key_bytes)
-    other = item_proof(jpn.store.connection, jpn, "TWN:test:4", 1)
+    other = _item_proof(jpn, "TWN:test:4", 1)
     assert other is not None
     with pytest.raises(VerificationError):
         verify_item_proof(

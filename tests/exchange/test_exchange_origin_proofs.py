@@ -16,9 +16,11 @@ from agreements import RELEASE_AIR_SEA, agreement_text, install, sign
 from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch
-from kuroshio.exchange.inbox import Inbox, item_proof, verify_item_proof, verify_received
+from kuroshio.exchange.inbox import ReceivedCheck, item_proof, verify_received
+from kuroshio.exchange.proofs import verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
-from kuroshio.exchange.wire import BatchFrame, LinkRefused, encode
+from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused, encode
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Observation, OriginatorControl
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
@@ -26,6 +28,16 @@ from pinning import pin_all
 
 ONWARD = Marking(control=OriginatorControl(rerelease=True, to=("USA", "AUS"), max_hops=2))
 RELAY_TWN = 'action = "release"\nmatch = { origin = ["TWN"] }'
+
+
+def _item_proof(node: Node, obs_id: str, version: int) -> ItemProof | None:
+    with node.store.transaction() as tx:
+        return item_proof(tx, obs_id, version)
+
+
+def _verify_received(node: Node, observation: Observation) -> ReceivedCheck:
+    with node.store.transaction() as tx:
+        return verify_received(tx, node.pinned_keys(), observation)
 
 
 def _network(
@@ -47,9 +59,9 @@ def _agree(
 
 
 def _seal(sender: Node, receiver: Node) -> SealedBatch:
-    with sender.store.transaction() as conn:
+    with sender.store.transaction() as tx:
         sealed = outbox.seal_next(
-            conn,
+            tx,
             receiver.party,
             signer=sender.identity,
             sender=sender.party,
@@ -64,14 +76,14 @@ def _seal(sender: Node, receiver: Node) -> SealedBatch:
 def _take(sender: Node, receiver: Node, frame: BatchFrame) -> None:
     signed = Inbox(receiver).accept(receiver.partners[sender.party], frame)
     receipt = open_receipt(signed, receiver.identity.public_key_bytes)
-    with sender.store.transaction() as conn:
-        outbox.record_receipt(conn, receiver.party, receipt, signed, now=receipt.received_at)
+    with sender.store.transaction() as tx:
+        outbox.record_receipt(tx, receiver.party, receipt, signed, now=receipt.received_at)
 
 
 def _check(node: Node, obs_id: str) -> tuple[str, str]:
     stored = node.store.get(obs_id)
     assert stored is not None
-    check = verify_received(node.store.connection, node, stored)
+    check = _verify_received(node, stored)
     return check.status, check.detail
 
 
@@ -102,14 +114,14 @@ def test_a_relayed_item_verifies_to_its_origin_and_its_proof_travels_on(
     sealed = _seal(jpn, usa)
     assert sorted(p.position for p in sealed.origin_proofs) == [0, 1]
     # A resend after a restart is the same frame, byte for byte, origin proofs included.
-    with jpn.store.transaction() as conn:
-        again = outbox.sealed_batch(conn, "USA", sealed.header.seq)
+    with jpn.store.transaction() as tx:
+        again = outbox.sealed_batch(tx, "USA", sealed.header.seq)
     assert again is not None and encode(again.frame()) == encode(sealed.frame())
     _take(jpn, usa, sealed.frame())
 
     relayed = usa.store.get("TWN:test:1")
     assert relayed is not None and relayed.provenance.partner == "JPN"
-    proof = item_proof(usa.store.connection, usa, "TWN:test:1", 1)
+    proof = _item_proof(usa, "TWN:test:1", 1)
     assert proof is not None
     as_signed: Observation = verify_item_proof(proof, twn.identity.public_key_bytes)
     original = twn.store.get("TWN:test:1")
@@ -122,7 +134,7 @@ def test_a_relayed_item_verifies_to_its_origin_and_its_proof_travels_on(
 
     # USA passes it on: AUS gets TWN's own proof, kept although AUS cannot check it yet.
     _take(usa, aus, _seal(usa, aus).frame())
-    at_aus = item_proof(aus.store.connection, aus, "TWN:test:1", 1)
+    at_aus = _item_proof(aus, "TWN:test:1", 1)
     assert at_aus == proof
     assert verify_item_proof(at_aus, twn.identity.public_key_bytes) == as_signed
     assert _check(aus, "TWN:test:1") == (
@@ -148,7 +160,7 @@ def test_a_relay_that_transforms_an_item_sends_no_origin_proof(tmp_path: Path) -
         at_jpn = jpn.store.get("TWN:test:1")
         assert at_usa is not None and at_jpn is not None
         assert at_usa.geometry != at_jpn.geometry
-        assert item_proof(usa.store.connection, usa, "TWN:test:1", 1) is None
+        assert _item_proof(usa, "TWN:test:1", 1) is None
         status, detail = _check(usa, "TWN:test:1")
         assert status == "relayed"
         assert "relayed by JPN with transforms" in detail and "verified to JPN" in detail

@@ -15,12 +15,13 @@ from agreements import RELEASE_AIR_SEA, agree, agreement_text, install, sign
 from kuroshio.errors import AgreementError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
-from kuroshio.exchange.inbox import Inbox
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Observation, OriginatorControl
 from kuroshio.node import Node, init_node, open_node
-from kuroshio.policy import ledger_store
+from kuroshio.policy import reciprocity
+from kuroshio.store.sqlite import SQLiteStore
 from observations import observation
 from pinning import pin_all
 
@@ -40,7 +41,7 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
 
 
 def _outbox(node: Node, partner: str) -> list[Observation]:
-    with node.store.transaction() as conn:
+    with sqlite3.connect(node.store.path) as conn:
         rows = conn.execute(
             "SELECT item FROM outbox WHERE partner = ? ORDER BY row", (partner,)
         ).fetchall()
@@ -52,9 +53,9 @@ def _deliver(sender: Node, receiver: Node, *, now: dt.datetime | None = None) ->
     delivered = 0
     inbox = Inbox(receiver)
     while True:
-        with sender.store.transaction() as conn:
+        with sender.store.transaction() as tx:
             sealed = outbox.seal_next(
-                conn,
+                tx,
                 receiver.party,
                 signer=sender.identity,
                 sender=sender.party,
@@ -66,8 +67,8 @@ def _deliver(sender: Node, receiver: Node, *, now: dt.datetime | None = None) ->
             return delivered
         signed = inbox.accept(receiver.partners[sender.party], sealed.frame())
         receipt = open_receipt(signed, receiver.identity.public_key_bytes)
-        with sender.store.transaction() as conn:
-            outbox.record_receipt(conn, receiver.party, receipt, signed, now=receipt.received_at)
+        with sender.store.transaction() as tx:
+            outbox.record_receipt(tx, receiver.party, receipt, signed, now=receipt.received_at)
         delivered += sealed.header.count
 
 
@@ -107,9 +108,9 @@ def test_released_items_leave_transformed_and_a_delay_holds_them_without_blockin
     assert held.source.uncertainty_m >= 5_000  # at least half a 10 km cell
     assert "TWN: delayed 3600 s" in held.provenance.transforms
     assert due == msgspec.structs.replace(fighter, provenance=due.provenance)
-    with twn.store.transaction() as conn:
-        assert outbox.pending_count(conn, "JPN", limit=10, now=now) == 1
-        assert outbox.state(conn, "JPN", now=now).held == 1
+    with twn.store.transaction() as tx:
+        assert outbox.pending_count(tx, "JPN", limit=10, now=now) == 1
+        assert outbox.state(tx, "JPN", now=now).held == 1
     assert _deliver(twn, jpn, now=now) == 1  # the fighter, not waiting for the bomber
     assert jpn.store.get(bomber.id) is None and jpn.store.get(fighter.id) is not None
     assert _deliver(twn, jpn, now=now + dt.timedelta(seconds=3601)) == 1
@@ -274,8 +275,8 @@ def test_a_reciprocity_shortfall_adds_its_delay_and_is_audited_once(
         changes = [e for e in later.audit.entries("decision") if e.subject.startswith("recip")]
     [change] = changes
     assert change.details["state"] == "shortfall:delay" and change.details["action"] == "delay"
-    with twn.store.transaction() as conn:
-        given = ledger_store.entries(conn, partner="JPN")
+    with twn.store.transaction() as tx:
+        given = reciprocity.entries(tx, partner="JPN")
     assert len(given) == 3 and all(e.flow == "given" for e in given)
 
 
@@ -332,7 +333,13 @@ def test_an_outbox_from_before_delays_keeps_its_sealed_batches(tmp_path: Path) -
         "CREATE TABLE outbox (row INTEGER PRIMARY KEY AUTOINCREMENT, partner TEXT NOT NULL,"
         " id TEXT NOT NULL, version INTEGER NOT NULL, item BLOB NOT NULL)"
     )
-    conn.execute(outbox.SCHEMA[1])  # sent_batches, unchanged
+    conn.execute(
+        "CREATE TABLE sent_batches (partner TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " first_row INTEGER NOT NULL, last_row INTEGER NOT NULL, count INTEGER NOT NULL,"
+        " header BLOB NOT NULL, signature BLOB NOT NULL, hash BLOB NOT NULL,"
+        " sealed_at INTEGER NOT NULL, receipt BLOB, receipt_signature BLOB, acked_at INTEGER,"
+        " PRIMARY KEY (partner, seq)) WITHOUT ROWID"
+    )
     conn.executemany(
         "INSERT INTO outbox (partner, id, version, item) VALUES ('JPN', ?, 1, ?)",
         [(f"TWN:test:{n}", b"{}") for n in range(5)],
@@ -341,7 +348,8 @@ def test_an_outbox_from_before_delays_keeps_its_sealed_batches(tmp_path: Path) -
         "INSERT INTO sent_batches (partner, seq, first_row, last_row, count, header, signature,"
         " hash, sealed_at) VALUES ('JPN', 1, 1, 3, 3, x'00', x'00', x'00', 0)"
     )
-    outbox.create_tables(conn)
-    seqs = conn.execute("SELECT id, seq FROM outbox ORDER BY row").fetchall()
-    assert [seq for _, seq in seqs] == [1, 1, 1, None, None]
-    assert outbox.pending_count(conn, "JPN", limit=10) == 2
+    conn.close()
+    # Opening the store migrates the outbox in place.
+    with SQLiteStore(tmp_path / "old.sqlite") as store, store.transaction() as tx:
+        assert outbox.pending_count(tx, "JPN", limit=10) == 2
+        assert [item for item, _ in tx.outbox.batch_items("JPN", 1)] == [b"{}"] * 3

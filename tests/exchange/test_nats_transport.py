@@ -27,8 +27,8 @@ import pytest
 
 from conftest import service_unreachable
 from kuroshio.errors import ChannelClosed, TransportError
-from kuroshio.exchange.transports import Channel
-from kuroshio.exchange.transports.nats import (
+from kuroshio.federation.transports import Channel
+from kuroshio.federation.transports.nats import (
     Answer,
     NatsTransport,
     hello_subject,
@@ -362,7 +362,7 @@ def test_a_frame_over_the_receivers_limit_closes_the_channel_with_1009(
 SILENT_SENDER = """
 import asyncio, sys
 from pathlib import Path
-from kuroshio.exchange.transports.nats import NatsTransport
+from kuroshio.federation.transports.nats import NatsTransport
 from kuroshio.partners import Partner
 from kuroshio.pki import load_identity
 

@@ -6,11 +6,11 @@ import datetime as dt
 
 import msgspec
 
-from kuroshio.fusion import FusionEngine, already_known, fuse
+from kuroshio.fusion import FusionEngine, already_known, fuse, same_sortie
 from kuroshio.fusion.gating import gate, platform_compatible, report_unit, sigma_km
 from kuroshio.fusion.synthetic import as_released
 from kuroshio.model import LineString, Observation, Platform
-from kuroshio.policy.ledger import fused_same_sortie, is_novel
+from kuroshio.policy.ledger import is_novel
 from observations import T0, observation
 
 KM = 1 / 111.2
@@ -104,7 +104,7 @@ def test_novelty_sees_a_coarsened_partner_report_as_already_known() -> None:
     assert already_known(theirs, mine)
     assert not already_known(as_released(observation(4, origin="JPN", lat=25.0), 20.0, "JPN"), mine)
     # The ledger takes the fusion gate as its matcher, with is_novel's signature unchanged.
-    assert not is_novel(theirs, mine, fused_same_sortie)
-    assert is_novel(theirs, mine[1:], fused_same_sortie)
+    assert not is_novel(theirs, mine, same_sortie)
+    assert is_novel(theirs, mine[1:], same_sortie)
     # A party's own reports never confirm each other.
     assert not already_known(observation(5, lon=121.0001), mine)

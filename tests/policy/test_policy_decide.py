@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from policy_cases import NOW, PARTIES, VALID_FROM, agreement, enforce
 
+from kuroshio.geo.grid import on_grid
 from kuroshio.model import (
     Kinematics,
     LineString,
@@ -22,7 +23,6 @@ from kuroshio.model import (
 )
 from kuroshio.policy.agreement import EnforcedAgreement, Match, Reciprocity, Rule, Transforms
 from kuroshio.policy.decide import Released, Withheld, decide, preview
-from kuroshio.policy.grid import on_grid
 from kuroshio.policy.ledger import FlowSummary, ReciprocityStatus
 from observations import observation
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kuroshio.geo.grid import KM_PER_DEGREE, latitude_step, longitude_step, on_grid, snap
 from kuroshio.model import Point
-from kuroshio.policy.grid import KM_PER_DEGREE, latitude_step, longitude_step, on_grid, snap
 
 grid_sizes = st.sampled_from([0.1, 0.5, 1.0, 2.5, 10.0, 27.5, 100.0, 500.0])
 lons = st.floats(min_value=-180, max_value=180, allow_nan=False)

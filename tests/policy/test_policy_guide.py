@@ -10,10 +10,10 @@ import msgspec
 import pytest
 from policy_cases import enforce
 
+from kuroshio.geo.grid import latitude_step, longitude_step
 from kuroshio.model import Marking, OriginatorControl, Platform, Provenance
 from kuroshio.policy.agreement import parse_agreement
 from kuroshio.policy.decide import Released, Withheld, decide
-from kuroshio.policy.grid import latitude_step, longitude_step
 from observations import observation
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "agreements.md"

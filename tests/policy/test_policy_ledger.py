@@ -8,19 +8,17 @@ import msgspec
 import pytest
 from policy_cases import NOW, agreement, enforce
 
-from kuroshio.model import LineString, Observation, Platform, Point, Provenance
+from kuroshio.fusion import same_sortie
+from kuroshio.model import Observation, Platform, Provenance
 from kuroshio.policy.agreement import Reciprocity, Rule, Transforms
-from kuroshio.policy.decide import Released, decide
+from kuroshio.policy.decide import Released, coarsen, decide
 from kuroshio.policy.ledger import (
     LedgerEntry,
-    distance_km,
     given_entry,
     is_novel,
     ledger_days,
     received_entry,
     reciprocity_status,
-    released_grid_km,
-    same_sortie,
 )
 from observations import observation
 
@@ -130,7 +128,7 @@ def test_both_sides_count_the_same_items_from_their_own_records() -> None:
         item = observation(number, at=NOW - dt.timedelta(hours=1))
         decision = decide(item, enforced, "JPN", None, NOW, own_party="TWN")
         assert isinstance(decision, Released)
-        twn_side.append(given_entry(decision, sent_at))
+        twn_side.append(given_entry(decision.observation, "JPN", sent_at))
         jpn_side.append(received_entry(decision.observation, "TWN", sent_at))
     twn_view = reciprocity_status(twn_side, "JPN", clause(), NOW + DAY)
     jpn_view = ledger_days(jpn_side, "TWN", NOW.date(), NOW.date())[0]
@@ -140,14 +138,17 @@ def test_both_sides_count_the_same_items_from_their_own_records() -> None:
     assert twn_view.given.timeliness_s == jpn_view.received.timeliness_s == 3605.0
 
 
-def test_the_released_grid_is_read_back_from_the_transforms() -> None:
-    item = observation(
-        provenance=Provenance(
-            transforms=("TWN: coarsened to 10 km grid", "JPN: coarsened to 27.5 km grid")
-        )
-    )
-    assert released_grid_km(item) == 27.5
-    assert released_grid_km(observation()) is None
+def test_the_released_grid_is_the_coarsest_any_hop_applied() -> None:
+    item = observation()
+    assert item.provenance.released_grid_km is None
+    by_twn = coarsen(item, 10.0)
+    by_jpn = coarsen(by_twn, 27.5)
+    assert (by_twn.provenance.grid_km, by_jpn.provenance.grid_km) == (10.0, 27.5)
+    assert coarsen(by_jpn, 5.0).provenance.released_grid_km == 27.5
+    # The grid travels as a number, never as words read back.
+    worded = observation(provenance=Provenance(transforms=("TWN: coarsened to 10 km grid",)))
+    assert worded.provenance.released_grid_km is None
+    assert received_entry(by_jpn, "JPN", NOW).grid_km == 27.5
 
 
 # --- novelty ----------------------------------------------------------------------------------
@@ -169,23 +170,11 @@ def test_a_sortie_already_held_is_not_novel() -> None:
     )
     mine_later = observation(5, origin="TWN", at=NOW + dt.timedelta(hours=2), lon=122.9, lat=24.4)
     assert same_sortie(theirs, mine_close)
-    assert not is_novel(theirs, [mine_far, mine_close])
-    assert is_novel(theirs, [mine_far, mine_other_class, mine_later])
-    entry_ = received_entry(theirs, "JPN", NOW, own=[mine_close])
+    assert not is_novel(theirs, [mine_far, mine_close], same_sortie)
+    assert is_novel(theirs, [mine_far, mine_other_class, mine_later], same_sortie)
+    entry_ = received_entry(theirs, "JPN", NOW, own=[mine_close], matcher=same_sortie)
     assert entry_.novel is False
-
-
-def test_distances_are_in_kilometres_between_geometries() -> None:
-    # One degree of latitude is about 111 km; a track passing 0.5° east of a point is ~51 km
-    # away at 23.5° N.
-    a = observation(at=NOW, lon=121.0, lat=23.0)
-    b = observation(at=NOW, lon=121.0, lat=24.0)
-    assert distance_km(a, b) == pytest.approx(111.2, abs=0.2)
-    track = msgspec.structs.replace(
-        a, geometry=LineString(coordinates=((121.5, 23.0), (121.5, 24.0)))
-    )
-    point = msgspec.structs.replace(a, geometry=Point(coordinates=(121.0, 23.5)))
-    assert distance_km(track, point) == pytest.approx(51.0, abs=0.5)
+    assert received_entry(theirs, "JPN", NOW).novel is None
 
 
 def test_a_custom_matcher_can_replace_the_built_in_one() -> None:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from policy_cases import NOW, PARTIES, enforce, sometimes, three_party_agreements
 
+from kuroshio.geo.grid import on_grid
 from kuroshio.model import (
     Kinematics,
     LineString,
@@ -27,7 +28,6 @@ from kuroshio.model import (
 )
 from kuroshio.policy.agreement import Agreement, EnforcedAgreement, Rule
 from kuroshio.policy.decide import Released, Withheld, decide, latest_time, rule_matches
-from kuroshio.policy.grid import on_grid
 from kuroshio.policy.ledger import FlowSummary, ReciprocityStatus
 
 PROPERTY_SETTINGS = settings(

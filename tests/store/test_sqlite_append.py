@@ -9,7 +9,8 @@ import pytest
 from kuroshio.errors import StoreError
 from kuroshio.model import Observation
 from kuroshio.store import ObservationFilter, Outcome
-from kuroshio.store.sqlite import SQLiteStore, prepare
+from kuroshio.store.observations import prepare
+from kuroshio.store.sqlite import SQLiteStore
 from observations import observation
 
 
@@ -84,14 +85,14 @@ def test_rows_prepared_before_the_transaction_store_what_an_append_stores(
         SQLiteStore(tmp_path / "plain.sqlite") as plain,
     ):
         rows = prepare(records)
-        with early.transaction() as conn:
-            outcomes = early.append_in(conn, records, rows).outcomes
+        with early.transaction() as tx:
+            outcomes = tx.observations.append(records, rows).outcomes
         assert outcomes == plain.append(records).outcomes
         for record in records:
             assert early.history(record.id) == plain.history(record.id)
         with (
             pytest.raises(StoreError, match="7 prepared rows for 8 observations"),
-            early.transaction() as conn,
+            early.transaction() as tx,
         ):
-            early.append_in(conn, records, rows[:-1])
+            tx.observations.append(records, rows[:-1])
         assert early.count_versions() == plain.count_versions()

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import service_unreachable
+from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, LineString, Platform, Point
 from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store
@@ -23,16 +21,6 @@ from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
 
 AnyStore = SQLiteStore | PostgresStore
-POSTGRES_DSN = os.environ.get("KUROSHIO_TEST_POSTGRES", "host=127.0.0.1 user=postgres dbname=test")
-
-
-@pytest.fixture(scope="session")
-def postgres_dsn() -> str:
-    try:
-        psycopg.connect(POSTGRES_DSN, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        service_unreachable("PostgreSQL", f"{POSTGRES_DSN}: {exc}".strip())
-    return POSTGRES_DSN
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

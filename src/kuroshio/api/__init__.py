@@ -1,7 +1,10 @@
 """The operator API of a node (FastAPI): REST with an OpenAPI spec and a live stream.
 
-:func:`create_app` assembles the routers; :mod:`kuroshio.server` runs the app on the operator
-port beside the federation listener. It does not serve partners: they use the federation port.
+:func:`create_app` assembles the routers; :mod:`kuroshio.federation.serve` runs the app on the
+operator port beside the federation listener. It does not serve partners: they use the
+federation port. A :class:`~kuroshio.errors.KuroshioError` from any route is answered with its
+HTTP status and one line saying what and where. The routes read through a store reader of their
+own and write only through the node; no SQL runs here.
 """
 
 from __future__ import annotations
@@ -10,15 +13,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from kuroshio import __version__
-from kuroshio.api import cop
-from kuroshio.api.federation import status_router
-from kuroshio.api.observations import ChangeFeed, ChangeSignal, router
-from kuroshio.exchange.link import LinkStatus
+from kuroshio.api import cop, fused, ledger, observations
+from kuroshio.api import links as link_routes
+from kuroshio.api.observations import ChangeSignal
+from kuroshio.errors import KuroshioError
+from kuroshio.exchange.status import LinkStatus
 from kuroshio.node import Node
-from kuroshio.store.sqlite import SQLiteStore
 
 
 def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> FastAPI:
@@ -34,14 +38,12 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
                 loop.call_soon_threadsafe(changes.notify)
 
         app.state.changes = changes
-        app.state.reader = SQLiteStore(node.store.path)
-        app.state.feed = ChangeFeed(node.store.path)
+        app.state.reader = node.store.reader()
         node.add_listener(on_stored)
         try:
             yield
         finally:
             node.remove_listener(on_stored)
-            app.state.feed.close()
             app.state.reader.close()
 
     app = FastAPI(
@@ -54,15 +56,23 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     )
     app.state.node = node
     app.state.links = dict(links or {})
-    app.include_router(router)
-    app.include_router(status_router)
-    app.include_router(__import__("kuroshio.api.ledger", fromlist=["router"]).router)
-    app.include_router(cop.router)
-    app.include_router(cop.page_router)
-    app.include_router(__import__("kuroshio.api.fused", fromlist=["router"]).router)
+    app.add_exception_handler(KuroshioError, _refused)  # type: ignore[arg-type]
+    for router in (
+        observations.router,
+        link_routes.router,
+        ledger.router,
+        cop.router,
+        cop.page_router,
+        fused.router,
+    ):
+        app.include_router(router)
     cop.mount_assets(app)
     cop.document_schemas(app)
     return app
+
+
+async def _refused(request: Request, error: KuroshioError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=error.http_status)
 
 
 __all__ = ["create_app"]

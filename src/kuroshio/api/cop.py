@@ -9,10 +9,8 @@ routes, the reciprocity ledger :mod:`kuroshio.api.ledger`'s; nothing here writes
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -29,7 +27,7 @@ from kuroshio.exchange.inbox import verify_received
 from kuroshio.model import Observation, PartyCode
 from kuroshio.node import Node
 from kuroshio.store import ObservationFilter
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.sqlite import StoreReader
 
 WEB_DIST: Final = Path(__file__).resolve().parent.parent / "web" / "dist"
 """The built front end (``make`` builds it from ``web/``; git ignores it)."""
@@ -192,20 +190,9 @@ def _node(request: Request) -> Node:
     return node
 
 
-def _reader(request: Request) -> SQLiteStore:
-    reader: SQLiteStore = request.app.state.reader
+def _reader(request: Request) -> StoreReader:
+    reader: StoreReader = request.app.state.reader
     return reader
-
-
-@contextlib.contextmanager
-def _read_only(node: Node) -> Iterator[sqlite3.Connection]:
-    """A connection of its own on the store file, for reads that must not share the writer's."""
-    path = node.directory / node.config.store.path
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 def _encoded(value: Any) -> Response:
@@ -264,25 +251,16 @@ def mount_assets(app: FastAPI) -> None:
 
 def _status(request: Request) -> PictureStatus:
     node = _node(request)
-    feed = request.app.state.feed
-    with _read_only(node) as conn:
-        first, last, count = conn.execute(
-            "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
-        ).fetchone()
-
-    def at(micros: int | None) -> dt.datetime | None:
-        if micros is None:
-            return None
-        return dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
-
+    reader = _reader(request)
+    extent = reader.extent()
     return PictureStatus(
         party=node.party,
         node=node.config.node.name,
         partners=sorted(node.partners),
-        stream_head=feed.head(),
-        earliest=at(first),
-        latest=at(last),
-        observations=int(count),
+        stream_head=reader.change_head(),
+        earliest=extent.earliest,
+        latest=extent.latest,
+        observations=extent.observations,
     )
 
 
@@ -339,7 +317,7 @@ def zones() -> Response:
     return Response(body, media_type="application/geo+json")
 
 
-def _verification(node: Node, observation: Observation) -> Verification:
+def _verification(node: Node, reader: StoreReader, observation: Observation) -> Verification:
     provenance = observation.provenance
     if provenance.partner is None:
         if observation.origin != node.party:
@@ -354,14 +332,8 @@ def _verification(node: Node, observation: Observation) -> Verification:
                 detail=f"imported from the public record by {provenance.importer}{record}",
             )
         return Verification(status="own", detail=f"{node.party}'s own observation")
-    try:
-        with _read_only(node) as conn:
-            check = verify_received(conn, node, observation)
-    except sqlite3.Error as error:
-        return Verification(
-            status="unverified",
-            detail=f"received from {provenance.partner}, but its batch cannot be read: {error}",
-        )
+    keys = node.pinned_keys()
+    check = reader.read(lambda tx: verify_received(tx, keys, observation))
     return Verification(status=check.status, detail=check.detail)
 
 
@@ -389,7 +361,7 @@ def _detail(request: Request, obs_id: str, version: int | None) -> ObservationDe
         observation=observation,
         platform=names,
         versions=versions,
-        verification=_verification(node, observation),
+        verification=_verification(node, reader, observation),
     )
 
 
@@ -465,8 +437,8 @@ async def sorties(
 
 def _audit(request: Request) -> AuditView:
     node = _node(request)
-    with _read_only(node) as conn:
-        report = verify_log(conn, node.identity.public_key_bytes)
+    key = node.identity.public_key_bytes
+    report = _reader(request).read(lambda tx: verify_log(tx.audit, key))
     return AuditView(
         ok=report.ok,
         checked=report.checked,

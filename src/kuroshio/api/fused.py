@@ -15,6 +15,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from kuroshio import inputs
+from kuroshio.fusion import fuse
+from kuroshio.fusion.gating import is_plot
 from kuroshio.store import ObservationFilter
 
 MAX_WINDOW: Final = dt.timedelta(days=31)
@@ -68,19 +70,12 @@ class FusedPictureOut(BaseModel):
     items: list[FusedItemOut]
 
 
-def _time(value: str | None, name: str) -> dt.datetime | None:
-    try:
-        return inputs.utc_time(value, name)
-    except inputs.InputError as error:
-        raise HTTPException(422, str(error)) from None
-
-
 @router.get(
     "/fused",
     summary="The fused picture: sorties and tracks of every origin, each once, with its sources",
     response_model=FusedPictureOut,
 )
-def fused_picture(
+def fused(
     request: Request,
     start: Annotated[
         str | None, Query(description="From (ISO 8601; UTC if no zone). Default: end - 1 day")
@@ -88,15 +83,12 @@ def fused_picture(
     end: Annotated[str | None, Query(description="Until, exclusive. Default: now")] = None,
     joint: Annotated[bool, Query(description="Only items reported by two or more parties")] = False,
 ) -> FusedPictureOut:
-    until = _time(end, "end") or dt.datetime.now(dt.UTC)
-    since = _time(start, "start") or until - DEFAULT_WINDOW
+    until = inputs.utc_time(end, "end") or dt.datetime.now(dt.UTC)
+    since = inputs.utc_time(start, "start") or until - DEFAULT_WINDOW
     if since >= until:
         raise HTTPException(422, f"start {since.isoformat()} is not before end {until.isoformat()}")
     if until - since > MAX_WINDOW:
         raise HTTPException(422, f"window longer than {MAX_WINDOW.days} days; narrow start/end")
-    from kuroshio.fusion import fuse
-    from kuroshio.fusion.gating import is_plot
-
     selection = ObservationFilter(start=since, end=until, kinds=("air", "sea"))
     observations = []
     for observation in request.app.state.reader.iter_query(selection):

@@ -7,7 +7,6 @@ The same report as ``kuroshio ledger --json``, read from the node's store; it ch
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Annotated, Literal
 
 import msgspec
@@ -16,7 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from kuroshio.node import Node
-from kuroshio.policy import ledger_store
+from kuroshio.policy import reciprocity
+from kuroshio.store.sqlite import StoreReader
 
 MAX_DAYS = 366
 
@@ -85,16 +85,14 @@ class LedgerModel(BaseModel):
 class _Ledger(msgspec.Struct, frozen=True, kw_only=True):
     party: str
     at: dt.datetime
-    partners: list[ledger_store.PartnerLedger]
+    partners: list[reciprocity.PartnerLedger]
 
 
-def _report(node: Node, partner: str | None, days: int, now: dt.datetime) -> bytes:
-    # A connection of its own, read-only: the report never waits for or holds a write lock.
-    conn = sqlite3.connect(f"file:{node.store.path}?mode=ro", uri=True, timeout=30.0)
-    try:
-        records = ledger_store.entries(conn)
-    finally:
-        conn.close()
+def _report(
+    node: Node, reader: StoreReader, partner: str | None, days: int, now: dt.datetime
+) -> bytes:
+    # The API's own reader: the report never waits for or holds a write lock.
+    records = reader.read(reciprocity.entries)
     book = node.agreements
     if partner is not None:
         parties = [partner]
@@ -102,7 +100,7 @@ def _report(node: Node, partner: str | None, days: int, now: dt.datetime) -> byt
         parties = sorted(
             {e.partner for e in records} | set(book.partners(now)) | set(node.partners)
         )
-    report = ledger_store.partner_ledgers(records, book, parties, now=now, days=days)
+    report = reciprocity.partner_ledgers(records, book, parties, now=now, days=days)
     return msgspec.json.encode(_Ledger(party=node.party, at=now, partners=report))
 
 
@@ -120,7 +118,8 @@ async def ledger(
 ) -> Response:
     node: Node = request.app.state.node
     party = partner.upper() if partner else None
-    body = await run_in_threadpool(_report, node, party, days, dt.datetime.now(dt.UTC))
+    reader: StoreReader = request.app.state.reader
+    body = await run_in_threadpool(_report, node, reader, party, days, dt.datetime.now(dt.UTC))
     return Response(body, media_type="application/json")
 
 

@@ -3,38 +3,34 @@
 Queries page with the store's cursor; ``POST /api/observations`` takes JSON or NDJSON through
 the node's one door (:meth:`~kuroshio.node.Node.ingest`); ``GET /api/stream`` sends every newly
 stored observation version as Server-Sent Events, resumable with ``Last-Event-ID``. Partner
-traffic does not come here (see :mod:`kuroshio.api.federation`).
+traffic does not come here (see :mod:`kuroshio.federation.endpoint`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
-import sqlite3
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Annotated, Any, Final
 
 import msgspec
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from kuroshio import inputs
-from kuroshio.errors import ImportRecordError, StoreError
+from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import Record, decode_record
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.sqlite import StoreReader
 
 STREAM_BATCH: Final = 500
-KEEPALIVE_S: Final = 15.0
 POLL_S: Final = 1.0
+RETRY_MS: Final = 2_000
+"""How long a browser waits before it reconnects a dropped stream."""
 
 router = APIRouter(prefix="/api", tags=["observations"])
 _json = msgspec.json.Encoder()
@@ -56,59 +52,14 @@ class ChangeSignal:
         event.set()
 
 
-class ChangeFeed:
-    """Observation versions in the order they were stored, read from the store file.
-
-    Reads the embedded store's history table (its ``seq`` grows in commit order), so it sees
-    what any process stored, not only this one.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=30.0
-        )
-
-    def head(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
-        return int(row[0] or 0)
-
-    def after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, body FROM observation_versions WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
-            ).fetchall()
-        return [(int(s), bytes(body)) for s, body in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
 def _node(request: Request) -> Node:
     node: Node = request.app.state.node
     return node
 
 
-def _reader(request: Request) -> SQLiteStore:
-    reader: SQLiteStore = request.app.state.reader
+def _reader(request: Request) -> StoreReader:
+    reader: StoreReader = request.app.state.reader
     return reader
-
-
-def _time(value: str | None, name: str) -> dt.datetime | None:
-    try:
-        return inputs.utc_time(value, name)
-    except inputs.InputError as error:
-        raise HTTPException(422, str(error)) from None
-
-
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    try:
-        return inputs.bbox(value, "bbox")
-    except inputs.InputError as error:
-        raise HTTPException(422, str(error)) from None
 
 
 def _split(values: list[str]) -> tuple[str, ...]:
@@ -148,19 +99,16 @@ def list_observations(
     cursor: str | None = None,
 ) -> Response:
     selection = ObservationFilter(
-        start=_time(start, "start"),
-        end=_time(end, "end"),
-        bbox=_bbox(bbox),
+        start=inputs.utc_time(start, "start"),
+        end=inputs.utc_time(end, "end"),
+        bbox=inputs.bbox(bbox, "bbox"),
         kinds=_split(kind),
         origins=tuple(o.upper() for o in _split(origin)),
         platform_classes=_split(platform_class),
         platform_types=_split(platform_type),
         include_retracted=retracted,
     )
-    try:
-        page = _reader(request).query(selection, limit=limit, cursor=cursor)
-    except StoreError as error:
-        raise HTTPException(422, str(error)) from None
+    page = _reader(request).query(selection, limit=limit, cursor=cursor)
     return _json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
@@ -175,8 +123,8 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
     selection = EventFilter(
-        start=_time(start, "start"),
-        end=_time(end, "end"),
+        start=inputs.utc_time(start, "start"),
+        end=inputs.utc_time(end, "end"),
         kinds=_split(kind),
         zones=_split(zone),
         origins=tuple(o.upper() for o in _split(origin)),
@@ -254,7 +202,7 @@ def _matches(body: bytes, kinds: tuple[str, ...], origins: tuple[str, ...]) -> b
 @router.get(
     "/stream",
     summary="Newly stored observations as Server-Sent Events (event: observation, id: seq)",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
 async def stream(
     request: Request,
@@ -262,42 +210,26 @@ async def stream(
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
     origin: Annotated[list[str], Query()] = [],  # noqa: B006
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
-    feed: ChangeFeed = request.app.state.feed
+) -> AsyncIterator[ServerSentEvent]:
+    reader = _reader(request)
     signal: ChangeSignal = request.app.state.changes
     kinds = _split(kind)
     origins = tuple(o.upper() for o in _split(origin))
     if after is None and last_event_id is not None and last_event_id.isdigit():
         after = int(last_event_id)
-    start = after if after is not None else await asyncio.to_thread(feed.head)
-
-    async def events() -> AsyncIterator[bytes]:
-        cursor = start
-        quiet_since = time.monotonic()
-        yield b"retry: 2000\n\n"
-        while True:
-            woken = signal.current()
-            rows = await asyncio.to_thread(feed.after, cursor, STREAM_BATCH)
-            if rows:
-                cursor = rows[-1][0]
-                chunk = b"".join(
-                    b"id: %d\nevent: observation\ndata: %s\n\n" % (seq, body)
-                    for seq, body in rows
-                    if _matches(body, kinds, origins)
-                )
-                if chunk:
-                    quiet_since = time.monotonic()
-                    yield chunk
-                continue
-            # Woken at once by this process's commits; the poll catches other processes'.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), POLL_S)
-            if time.monotonic() - quiet_since >= KEEPALIVE_S:
-                quiet_since = time.monotonic()
-                yield b": keep-alive\n\n"
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
+    yield ServerSentEvent(retry=RETRY_MS)
+    while True:
+        woken = signal.current()
+        rows = await asyncio.to_thread(reader.changes, cursor, STREAM_BATCH)
+        if rows:
+            cursor = rows[-1][0]
+            for seq, body in rows:
+                if _matches(body, kinds, origins):
+                    yield ServerSentEvent(
+                        raw_data=body.decode("utf-8"), event="observation", id=str(seq)
+                    )
+            continue
+        # Woken at once by this process's commits; the poll catches other processes'.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), POLL_S)

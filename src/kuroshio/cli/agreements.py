@@ -21,7 +21,7 @@ from kuroshio.cli.common import AsJson, NodeDir, console, print_warning
 from kuroshio.errors import AgreementError, InputError
 from kuroshio.model import is_party
 from kuroshio.node import Node, open_node
-from kuroshio.policy import ledger_store
+from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
     ParsedAgreement,
@@ -70,8 +70,8 @@ def _ledger_entries(node: Node, entries: Path | None) -> list[LedgerEntry]:
     """The ledger in ``entries`` (NDJSON, e.g. a partner's) or, by default, the node's own."""
     if entries is not None:
         return read_ledger_file(entries)
-    with node.store.transaction() as conn:
-        return ledger_store.entries(conn)
+    with node.store.transaction() as tx:
+        return reciprocity.entries(tx)
 
 
 def _json_line(value: Any) -> None:
@@ -507,7 +507,7 @@ def ledger(
             if partner
             else sorted({e.partner for e in records} | set(book.partners(now)))
         )
-        report = ledger_store.partner_ledgers(records, book, partners, now=now, days=days)
+        report = reciprocity.partner_ledgers(records, book, partners, now=now, days=days)
         if as_json:
             _json_line(report)
             return
@@ -519,7 +519,7 @@ def _number(value: float | None, unit: str = "") -> str:
     return "-" if value is None else f"{value:,.0f}{unit}"
 
 
-def _print_ledger(own: str, row: ledger_store.PartnerLedger) -> None:
+def _print_ledger(own: str, row: reciprocity.PartnerLedger) -> None:
     partner = row.partner
     table = Table(title=f"{own} ⇄ {partner} ({row.agreement or 'no agreement in force'})")
     for column in (

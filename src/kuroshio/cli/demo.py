@@ -47,7 +47,7 @@ from kuroshio.model import Observation, is_party
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.policy.describe import describe_match, describe_transforms
 
-app = typer.Typer()
+app = typer.Typer(add_completion=False)
 
 
 class _Stop(Exception):

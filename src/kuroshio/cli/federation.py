@@ -1,15 +1,12 @@
-"""Command line for federation: ``serve``, ``partner card|add|list``, ``audit``, ``link status``.
+"""Command line for federation: ``partner card|add|list``, ``audit``, ``link status``.
 
 Commands parse options, call the library and print (rich tables for people, JSON for machines).
-No exchange logic lives here: ``serve`` runs :func:`kuroshio.server.serve` and prints where the
-node listens.
+No exchange logic lives here; ``serve`` has a module of its own (:mod:`kuroshio.cli.serve`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,9 +18,9 @@ from rich.table import Table
 from kuroshio.cli.common import AsJson, NodeDir, console, err_console
 from kuroshio.errors import ConfigError, PartnerError
 from kuroshio.exchange import outbox
-from kuroshio.exchange.link import link_reports
 from kuroshio.exchange.receipt import read_receipt
-from kuroshio.node import Node, open_node, save_config
+from kuroshio.exchange.status import link_reports
+from kuroshio.node import open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
     check_url,
@@ -32,8 +29,6 @@ from kuroshio.partners import (
     read_card,
     store_card,
 )
-from kuroshio.server import ServeInfo
-from kuroshio.server import serve as serve_node
 
 app = typer.Typer()
 partner_app = typer.Typer(help="Partner cards: export this node's, pin a partner's.")
@@ -46,42 +41,6 @@ app.add_typer(link_app, name="link")
 
 def _time(at: dt.datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S") if at else ""
-
-
-# --- serve ----------------------------------------------------------------------------------
-
-
-@app.command("serve")
-def serve(
-    node_dir: NodeDir = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the ready line as JSON.")] = False,
-) -> None:
-    """Serve the node: federation endpoint (mTLS) and operator API, links to every partner."""
-    with open_node(node_dir) as node:
-        _serve(node, as_json=as_json)
-
-
-def _serve(node: Node, *, as_json: bool) -> None:
-    """Serve until SIGINT or SIGTERM, logging to stderr; print where the node listens."""
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-
-    def ready(info: ServeInfo) -> None:
-        if as_json:
-            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
-        else:
-            sys.stdout.write(
-                f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
-                f"  federation  {info.federation_url}\n"
-                f"  operator    {info.api_url}\n"
-            )
-        sys.stdout.flush()
-
-    asyncio.run(serve_node(node, on_ready=ready))
 
 
 # --- partner --------------------------------------------------------------------------------
@@ -231,8 +190,8 @@ def audit_receipts(
     with open_node(node_dir) as node:
         if party not in node.config.partners:
             raise ConfigError(f"{party} is not a pinned partner of {node.party}")
-        with node.store.transaction() as conn:
-            rows = outbox.receipts(conn, party)[-limit:]
+        with node.store.transaction() as tx:
+            rows = outbox.receipts(tx, party)[-limit:]
     decoded = [(row, read_receipt(row.receipt) if row.receipt else None) for row in rows]
     if as_json:
         out = [
@@ -271,7 +230,9 @@ def audit_receipts(
 def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     """Each partner's link, both directions, as stored (works with or without 'serve')."""
     with open_node(node_dir) as node:
-        reports = link_reports(node)
+        urls = {party: partner.url for party, partner in node.partners.items()}
+        with node.store.transaction() as tx:
+            reports = link_reports(tx, urls)
     if as_json:
         sys.stdout.write(msgspec.json.encode(reports).decode() + "\n")
         return

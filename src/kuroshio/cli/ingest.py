@@ -27,9 +27,9 @@ from kuroshio.cli.common import (
     split_values,
 )
 from kuroshio.errors import ImportRecordError
+from kuroshio.ingest.daily_report import daily_report
 from kuroshio.ingest.public_record import ImportReport, SourceName, run_import
 from kuroshio.node import open_node
-from kuroshio.reports import daily_report
 from kuroshio.store import EventFilter
 
 app = typer.Typer()

@@ -3,14 +3,13 @@
 An origin proof is the item's bytes as the origin sent them, the origin's signed batch header and
 the item's Merkle inclusion path. It authenticates itself with the origin's key, so a relay can
 carry it beside its own batch and the next receiver can check the item back to its origin. This
-module checks, keeps and finds proofs inside the caller's transaction; it signs nothing.
+module checks proofs and finds them through the caller's transaction (the rows are
+:mod:`kuroshio.store.inbox`'s); it signs nothing.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Final
 
 import msgspec
 
@@ -20,35 +19,14 @@ from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.model import Observation, Provenance, canonical_bytes
 from kuroshio.pki import verify
-
-SCHEMA: Final = (
-    """CREATE TABLE IF NOT EXISTS origin_proofs (
-        id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        origin TEXT NOT NULL,
-        proof BLOB NOT NULL,
-        verified INTEGER NOT NULL,
-        partner TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        PRIMARY KEY (id, version)
-    ) WITHOUT ROWID""",
-)
-"""Origin proofs that came with relayed items: ``verified`` when the origin was pinned on
-arrival; ``partner`` and ``seq`` name the relay's batch they came with."""
-
-KeptProof: TypeAlias = tuple[str, int, str, bytes, bool, str, int]
-"""One row for :func:`keep_in`: id, version, origin, proof bytes, verified, partner, seq."""
+from kuroshio.store.inbox import KeptProof
+from kuroshio.store.transaction import Transaction
 
 _proof_encoder = msgspec.msgpack.Encoder()
 _proof_decoder = msgspec.msgpack.Decoder(ItemProof)
 _observation_decoder = msgspec.json.Decoder(Observation)
 _provenance_decoder = msgspec.json.Decoder(Provenance)
 _NO_PROVENANCE: Final = Provenance()
-
-
-def create_tables(conn: sqlite3.Connection) -> None:
-    for statement in SCHEMA:
-        conn.execute(statement)
 
 
 def encode_proof(proof: ItemProof) -> bytes:
@@ -142,69 +120,42 @@ def check_relayed(proof: ItemProof, relayed: Observation, origin_key: bytes | No
     return True
 
 
-def keep_in(conn: sqlite3.Connection, rows: Iterable[KeptProof]) -> None:
-    """Keep relayed items' origin proofs (inside the caller's transaction). A proof already
-    kept stays, unless it could not be checked and the new one was."""
-    conn.executemany(
-        "INSERT INTO origin_proofs (id, version, origin, proof, verified, partner, seq)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version) DO UPDATE SET"
-        " origin = excluded.origin, proof = excluded.proof, verified = excluded.verified,"
-        " partner = excluded.partner, seq = excluded.seq"
-        " WHERE origin_proofs.verified = 0 AND excluded.verified = 1",
-        rows,
-    )
-
-
-def kept_proof(conn: sqlite3.Connection, obs_id: str, version: int) -> ItemProof | None:
-    """The origin proof kept for a relayed item, if one came with it."""
-    if not _has_table(conn, "origin_proofs"):
-        return None
-    return _kept(conn, obs_id, version)
-
-
-def _kept(conn: sqlite3.Connection, obs_id: str, version: int) -> ItemProof | None:
-    row = conn.execute(
-        "SELECT proof FROM origin_proofs WHERE id = ? AND version = ?", (obs_id, version)
-    ).fetchone()
-    return None if row is None else decode_proof(bytes(row[0]))
-
-
 class ProofFinder:
     """Finds the origin's proof for items this node holds from elsewhere, inside one
     transaction; a batch's Merkle tree is built once however many of its items are asked for."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
         self._trees: dict[tuple[str, int], MerkleTree] = {}
-        self._inbox = _has_table(conn, "inbox_items")
-        self._kept = _has_table(conn, "origin_proofs")
 
     def origin_proof(self, observation: Observation) -> ItemProof | None:
         """The proof signed by ``observation.origin``: from the batch it came in when the origin
         sent it here, else the one a relay carried with it; None when this node holds neither."""
-        if not self._inbox:
-            return None
-        row = self._conn.execute(
-            "SELECT i.seq, i.position, i.sent_provenance, b.header, b.signature, b.leaves"
-            " FROM inbox_items i JOIN inbox_batches b ON b.partner = i.partner AND b.seq = i.seq"
-            " WHERE i.id = ? AND i.version = ? AND i.partner = ? ORDER BY i.seq DESC LIMIT 1",
-            (observation.id, observation.version, observation.origin),
-        ).fetchone()
+        return self.batch_proof(observation, observation.origin) or self.kept_proof(observation)
+
+    def kept_proof(self, observation: Observation) -> ItemProof | None:
+        """The origin proof a relay carried with this item version, if one came with it."""
+        kept = self._tx.inbox.kept_proof(observation.id, observation.version)
+        return None if kept is None else decode_proof(kept)
+
+    def batch_proof(self, observation: Observation, sender: str) -> ItemProof | None:
+        """The item as ``sender`` signed it, in the last batch it came in from ``sender``."""
+        row = self._tx.inbox.batch_proof(observation.id, observation.version, sender)
         if row is None:
-            return _kept(self._conn, observation.id, observation.version) if self._kept else None
+            return None
         seq, position, sent_provenance, header, signature, leaves = row
-        key = (observation.origin, int(seq))
+        key = (sender, seq)
         tree = self._trees.get(key)
         if tree is None:
-            tree = self._trees[key] = leaf_tree(bytes(leaves))
+            tree = self._trees[key] = leaf_tree(leaves)
         as_sent = msgspec.structs.replace(
             observation, provenance=_provenance_decoder.decode(sent_provenance)
         )
         return ItemProof(
             item=canonical_bytes(as_sent),
-            header=bytes(header),
-            signature=bytes(signature),
-            proof=tree.inclusion_proof(int(position)),
+            header=header,
+            signature=signature,
+            proof=tree.inclusion_proof(position),
         )
 
 
@@ -215,8 +166,14 @@ def leaf_tree(leaves: bytes) -> MerkleTree:
     )
 
 
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
+__all__ = [
+    "KeptProof",
+    "ProofFinder",
+    "check_relayed",
+    "content_bytes",
+    "decode_proof",
+    "encode_proof",
+    "leaf_tree",
+    "verify_batch_proof",
+    "verify_item_proof",
+]

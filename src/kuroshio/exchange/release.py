@@ -11,18 +11,20 @@ decides nothing itself and talks to no one.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
 
-from kuroshio.exchange import outbox
+from kuroshio.exchange.outbox import wire_bytes
 from kuroshio.exchange.proofs import ProofFinder, content_bytes, encode_proof
 from kuroshio.model import Observation
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.policy.decide import Released, Withheld, decide, retraction_notice
 from kuroshio.policy.ledger import ReciprocityStatus
+from kuroshio.store.outbox import QueuedItem
+from kuroshio.store.sql import micros
+from kuroshio.store.transaction import Transaction
 
 MAX_LISTED_ITEMS: Final = 20
 """Item ids an audit summary lists per rule or reason (the counts are always complete)."""
@@ -143,7 +145,7 @@ def _note_withheld(entry: PartnerRelease, decision: Withheld) -> None:
 
 
 def release_in(
-    conn: sqlite3.Connection,
+    tx: Transaction,
     observations: Sequence[Observation],
     partners: Iterable[str],
     *,
@@ -158,8 +160,8 @@ def release_in(
     summary = ReleaseSummary(decided=len(observations))
     if not observations:
         return summary
-    queued: list[outbox.QueuedItem] = []
-    relayed = _RelayedProofs(conn, own_party)
+    queued: list[QueuedItem] = []
+    relayed = _RelayedProofs(tx, own_party)
     for party in partners:
         agreement = agreement_for(party)
         entry = summary.partners[party] = PartnerRelease()
@@ -178,7 +180,7 @@ def release_in(
                 isinstance(decision, Withheld)
                 and observation.retracted
                 and agreement is not None
-                and _given_before(conn, party, observation.id)
+                and _given_before(tx, party, observation.id)
             ):
                 # What was given must be withdrawable whatever the agreement now releases.
                 decision = retraction_notice(
@@ -194,42 +196,34 @@ def release_in(
             _note_released(entry, decision, indexes.get(decision.rule, 0), now)
             released = decision.observation
             not_before = decision.not_before
-            item = outbox.wire_bytes(released)
+            item = wire_bytes(released)
             queued.append(
                 (
                     party,
                     released.id,
                     released.version,
                     item,
-                    None if not_before is None or not_before <= now else _micros(not_before),
+                    None if not_before is None or not_before <= now else micros(not_before),
                     relayed.proof_for(observation, item),
                 )
             )
-    outbox.queue_in(conn, queued)
+    tx.outbox.queue(queued)
     return summary
 
 
-def _given_before(conn: sqlite3.Connection, partner: str, item: str) -> bool:
+def _given_before(tx: Transaction, partner: str, item: str) -> bool:
     """Whether ``partner`` was given (or has waiting in the outbox) any version of ``item``."""
-    row = conn.execute(
-        "SELECT 1 FROM ledger WHERE flow = 'given' AND partner = ? AND item = ? LIMIT 1",
-        (partner, item),
-    ).fetchone()
-    if row is None:
-        row = conn.execute(
-            "SELECT 1 FROM outbox WHERE partner = ? AND id = ? LIMIT 1", (partner, item)
-        ).fetchone()
-    return row is not None
+    return tx.ledger.given(partner, item) or tx.outbox.holds(partner, item)
 
 
 class _RelayedProofs:
     """The origin's proof to send with each item this node passes on unchanged, looked up once
     per item. An item the relay transformed goes without it: the proof would show the original."""
 
-    def __init__(self, conn: sqlite3.Connection, own_party: str) -> None:
+    def __init__(self, tx: Transaction, own_party: str) -> None:
         self._own_party = own_party
         self._finder: ProofFinder | None = None
-        self._conn = conn
+        self._tx = tx
         self._found: dict[tuple[str, int], tuple[bytes, bytes] | None] = {}
 
     def proof_for(self, observation: Observation, item: bytes) -> bytes | None:
@@ -239,7 +233,7 @@ class _RelayedProofs:
         key = (observation.id, observation.version)
         if key not in self._found:
             if self._finder is None:
-                self._finder = ProofFinder(self._conn)
+                self._finder = ProofFinder(self._tx)
             proof = self._finder.origin_proof(observation)
             self._found[key] = (
                 None
@@ -253,10 +247,6 @@ class _RelayedProofs:
 
 
 _item_decoder = msgspec.json.Decoder(Observation)
-
-
-def _micros(at: dt.datetime) -> int:
-    return int(at.timestamp() * 1_000_000)
 
 
 __all__ = ["MAX_LISTED_ITEMS", "PartnerRelease", "ReleaseSummary", "release_in"]

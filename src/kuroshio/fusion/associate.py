@@ -26,11 +26,12 @@ from kuroshio.fusion.gating import (
     is_plot,
     may_share,
     platform_compatible,
+    precision_of,
     report_unit,
     series_key,
 )
+from kuroshio.geo.shapes import shape_of
 from kuroshio.model import Geometry, LineString, Observation, PartyCode, Point
-from kuroshio.policy.decide import shape_of
 
 NEIGHBOURHOOD: Final = dt.timedelta(days=4)
 """Units further apart in time than this are never compared (beyond every gate's reach)."""
@@ -370,10 +371,8 @@ def _geometry(units: list[Unit]) -> Geometry:
 
 
 def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
-    from kuroshio.fusion.gating import _precision
-
     types = Counter(u.type_code for u in units if u.type_code)
-    precise = [t for t in types if _precision(t) == "type"]
+    precise = [t for t in types if precision_of(t) == "type"]
     ranked = sorted(precise or types, key=lambda t: (-types[t], t))
     classes = Counter(u.platform_class for u in units if u.platform_class)
     general = {"other_aircraft", "other_vessel"}

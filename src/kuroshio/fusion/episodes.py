@@ -17,9 +17,8 @@ import msgspec
 
 from kuroshio.catalogue import Catalogue
 from kuroshio.fusion.associate import FusedItem
-from kuroshio.fusion.gating import distance_km
-from kuroshio.model import Observation
-from kuroshio.policy.decide import latest_time, shape_of
+from kuroshio.geo.shapes import distance_km, shape_of
+from kuroshio.model import Observation, latest_time
 
 EPISODE_RADIUS_KM: Final = 300.0
 GROUP_RADIUS_KM: Final = 50.0

@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
-import shapely
 
 from kuroshio.catalogue import Catalogue
-from kuroshio.model import Observation, Point
-from kuroshio.policy.decide import latest_time, shape_of
-from kuroshio.policy.grid import KM_PER_DEGREE
-from kuroshio.policy.ledger import released_grid_km
+from kuroshio.geo.shapes import distance_km, shape_of
+from kuroshio.model import Observation, Point, latest_time
 
 DAY_REPORT: Final = dt.timedelta(hours=20)
 """A report spanning at least this long is a day-resolution report (a daily map, a press day)."""
@@ -88,7 +85,7 @@ class Unit:
 
 def sigma_km(observation: Observation) -> float:
     """One-sigma position uncertainty in km: the stated one, at least half the released grid."""
-    grid = released_grid_km(observation)
+    grid = observation.provenance.released_grid_km
     stated = observation.source.uncertainty_m / 1000.0
     return max(stated, grid / 2.0 if grid is not None else 0.0, 0.05)
 
@@ -149,7 +146,8 @@ def _catalogue() -> Catalogue:
 
 
 @functools.cache
-def _precision(code: str) -> str:
+def precision_of(code: str) -> str:
+    """How precise a catalogue code is (``type``, ``family`` or ``class``)."""
     entry = _catalogue().get(code)
     return entry.precision if entry is not None else "type"
 
@@ -164,7 +162,7 @@ def _same_family(first: str, second: str) -> bool:
 
 def _vague(unit: Unit) -> bool:
     """Only the class is known (no type, or a class-only catalogue entry)."""
-    return unit.type_code is None or _precision(unit.type_code) == "class"
+    return unit.type_code is None or precision_of(unit.type_code) == "class"
 
 
 def platform_compatible(a: Unit, b: Unit) -> bool:
@@ -174,7 +172,7 @@ def platform_compatible(a: Unit, b: Unit) -> bool:
         return False
     differ = a.type_code and b.type_code and a.type_code != b.type_code
     if differ and a.type_code and b.type_code and not _same_family(a.type_code, b.type_code):
-        if _precision(a.type_code) == "type" and _precision(b.type_code) == "type":
+        if precision_of(a.type_code) == "type" and precision_of(b.type_code) == "type":
             return False
         # A family or class-only entry matches the types of its own class.
         return a.platform_class == b.platform_class
@@ -212,17 +210,6 @@ def time_gap(a: Unit, b: Unit) -> dt.timedelta:
 
 def overlapping(a: Unit, b: Unit) -> bool:
     return a.start <= b.end and b.start <= a.end
-
-
-def distance_km(first: Any, second: Any) -> float:
-    """Shortest distance between two lon/lat shapes in km (flat earth at their mean latitude)."""
-    mean_lat = (first.centroid.y + second.centroid.y) / 2.0
-    scale = math.cos(math.radians(mean_lat))
-
-    def to_km(shape: Any) -> Any:
-        return shapely.transform(shape, lambda xy: xy * [KM_PER_DEGREE * scale, KM_PER_DEGREE])
-
-    return float(shapely.distance(to_km(first), to_km(second)))
 
 
 def _speed_kms(kind: str, config: GateConfig) -> float:

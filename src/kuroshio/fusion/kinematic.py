@@ -15,7 +15,6 @@ from typing import Final
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
 from stonesoup.dataassociator.tracktotrack import TrackToTrackCounting
 from stonesoup.hypothesiser.distance import DistanceHypothesiser
@@ -42,6 +41,7 @@ from kuroshio.fusion.gating import (
     channel_of,
     sigma_km,
 )
+from kuroshio.geo.shapes import LocalPlane as Plane
 from kuroshio.model import Observation, Point
 
 T2T_STEP: Final = dt.timedelta(minutes=2)
@@ -50,23 +50,6 @@ MISSED_DISTANCE: Final = 3.0
 ACCELERATION_NOISE: Final = {"air": 5e-6, "sea": 2e-8}
 """Process noise of the constant-velocity model, km²/s³."""
 START_SPEED_KMS: Final = {"air": 0.3, "sea": 0.015}
-
-
-class Plane:
-    """An azimuthal equidistant plane (km) around one point: where filters do their sums."""
-
-    def __init__(self, lon: float, lat: float) -> None:
-        crs = f"+proj=aeqd +lat_0={lat:.4f} +lon_0={lon:.4f} +units=km +ellps=WGS84"
-        self._forward = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        self._inverse = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-
-    def to_km(self, lon: float, lat: float) -> tuple[float, float]:
-        x, y = self._forward.transform(lon, lat)
-        return float(x), float(y)
-
-    def to_lonlat(self, x: float, y: float) -> tuple[float, float]:
-        lon, lat = self._inverse.transform(x, y)
-        return float(lon), float(lat)
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:

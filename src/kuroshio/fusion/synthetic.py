@@ -15,9 +15,9 @@ from typing import Final
 
 import msgspec
 
+from kuroshio.geo.grid import KM_PER_DEGREE
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
 from kuroshio.policy.decide import COARSENED_WORDS, coarsen
-from kuroshio.policy.grid import KM_PER_DEGREE
 
 START: Final = dt.datetime(2025, 3, 1, 0, 0, tzinfo=dt.UTC)
 TYPES: Final = (

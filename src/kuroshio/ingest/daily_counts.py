@@ -22,40 +22,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.load import LoadSummary
 from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv
+from kuroshio.store.daily_counts import FIGURES
 from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.transaction import Transaction
 
 IMPORTER: Final = "daily-counts"
 MAX_DAILY_COUNT: Final = 1_000
 """Above any day on record (the most aircraft in one MND daily report is 153)."""
 EARLIEST_DAY: Final = dt.date(2000, 1, 1)
 LATEST_DAY: Final = dt.date(2100, 1, 1)
-
-TABLE_SQL: Final = """
-CREATE TABLE IF NOT EXISTS daily_counts (
-    dataset TEXT NOT NULL,
-    day TEXT NOT NULL,
-    aircraft INTEGER,
-    vessels INTEGER,
-    carrier INTEGER,
-    yonaguni INTEGER,
-    miyako INTEGER,
-    osumi INTEGER,
-    tsushima INTEGER,
-    record TEXT NOT NULL,
-    PRIMARY KEY (dataset, day)
-) WITHOUT ROWID
-"""
-FIGURES: Final = ("aircraft", "vessels", "carrier", "yonaguni", "miyako", "osumi", "tsushima")
 
 
 class DailyCount(msgspec.Struct, frozen=True, kw_only=True):
@@ -396,31 +380,24 @@ def read_daily_counts(path: Path, *, max_records: int = MAX_RECORDS) -> list[Dai
 def store_daily_counts(store: SQLiteStore, records: Iterable[DailyRecord]) -> LoadSummary:
     """Write the validated days in one transaction; counts are new / corrected / unchanged."""
     summary = LoadSummary()
-    with store.transaction() as conn:
-        conn.execute(TABLE_SQL)
+    with store.transaction() as tx:
         for _, item in records:
             summary.read += 1
             if isinstance(item, ImportRecordError):
                 summary.rejected.append(item)
                 continue
-            _upsert(conn, item, summary)
+            _upsert(tx, item, summary)
     return summary
 
 
-def _upsert(conn: sqlite3.Connection, count: DailyCount, summary: LoadSummary) -> None:
-    row = conn.execute(
-        f"SELECT {', '.join(FIGURES)} FROM daily_counts WHERE dataset = ? AND day = ?",
-        (count.dataset, count.day.isoformat()),
-    ).fetchone()
-    if row is not None and tuple(row) == count.figures():
+def _upsert(tx: Transaction, count: DailyCount, summary: LoadSummary) -> None:
+    day = count.day.isoformat()
+    stored = tx.daily_counts.figures(count.dataset, day)
+    if stored == count.figures():
         summary.unchanged += 1
         return
-    conn.execute(
-        f"INSERT OR REPLACE INTO daily_counts (dataset, day, {', '.join(FIGURES)}, record)"
-        f" VALUES (?, ?, {', '.join('?' * len(FIGURES))}, ?)",
-        (count.dataset, count.day.isoformat(), *count.figures(), count.record),
-    )
-    if row is None:
+    tx.daily_counts.put(count.dataset, day, count.figures(), count.record)
+    if stored is None:
         summary.inserted += 1
     else:
         summary.superseded += 1
@@ -430,16 +407,11 @@ def daily_figures(
     store: SQLiteStore, dataset: str = MND_DAILY.dataset
 ) -> dict[dt.date, DailyCount]:
     """The stored days of one dataset (empty when nothing was imported)."""
-    with store.transaction() as conn:
-        conn.execute(TABLE_SQL)
-        rows = conn.execute(
-            f"SELECT day, {', '.join(FIGURES)}, record FROM daily_counts WHERE dataset = ?"
-            " ORDER BY day",
-            (dataset,),
-        ).fetchall()
+    with store.transaction() as tx:
+        rows = tx.daily_counts.days(dataset)
     result: dict[dt.date, DailyCount] = {}
-    for day, *figures, record in rows:
-        values = dict(zip(FIGURES, figures, strict=True))
+    for day, figures, record in rows:
+        values: dict[str, Any] = dict(zip(FIGURES, figures, strict=True))
         result[dt.date.fromisoformat(day)] = DailyCount(
             dataset=dataset, day=dt.date.fromisoformat(day), record=record, **values
         )

@@ -35,6 +35,7 @@ import shapely
 from pyproj import Geod
 
 from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.geo import load
 from kuroshio.ingest.jso_press_text import (
     GEO_GATE_IDS,
     PressActivity,
@@ -166,8 +167,6 @@ class Placement(msgspec.Struct, frozen=True):
 @functools.cache
 def _gate(zone_id: str) -> tuple[float, float, float] | None:
     """Midpoint of a geo gate and half its length in km."""
-    from kuroshio.geo import load
-
     geography = load()
     if zone_id not in geography:
         return None

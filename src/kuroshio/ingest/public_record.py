@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -32,7 +32,21 @@ from kuroshio.ingest.nav_warnings import read_nav_warnings
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import SkippedRecord, is_unidentified
 from kuroshio.model import Event, Observation
-from kuroshio.node import Node
+from kuroshio.store import AppendResult
+from kuroshio.store.sqlite import SQLiteStore
+
+
+class Intake(Protocol):
+    """What an import needs of a node: its party, its one door and its store (for events and
+    the daily counts, which are not observations)."""
+
+    @property
+    def party(self) -> str: ...
+
+    @property
+    def store(self) -> SQLiteStore: ...
+
+    def ingest(self, observations: Sequence[Observation], *, via: str = ...) -> AppendResult: ...
 
 
 class SourceName(StrEnum):
@@ -96,7 +110,7 @@ def read_source(source: SourceName, path: Path, *, party: str) -> list[Record]:
     raise ValueError(f"{source} has no observation records")
 
 
-def derive_and_store_events(node: Node, observations: Sequence[Observation]) -> tuple[int, int]:
+def derive_and_store_events(node: Intake, observations: Sequence[Observation]) -> tuple[int, int]:
     """Events of the observations, stored (idempotent on event id): (derived, new)."""
     events: dict[str, Event] = {}
     for observation in observations:
@@ -107,7 +121,7 @@ def derive_and_store_events(node: Node, observations: Sequence[Observation]) -> 
 
 
 def run_import(
-    node: Node,
+    node: Intake,
     source: SourceName,
     paths: Sequence[Path],
     *,
@@ -156,7 +170,7 @@ def _report(source: SourceName, paths: Sequence[Path], summary: LoadSummary) -> 
     )
 
 
-def _import_daily_counts(node: Node, paths: Sequence[Path], started: float) -> ImportReport:
+def _import_daily_counts(node: Intake, paths: Sequence[Path], started: float) -> ImportReport:
     records: list[DailyRecord] = []
     for path in paths:
         records.extend(read_daily_counts(path))

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import msgspec
 
+from kuroshio.catalogue import lookup
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.model import (
     LineString,
@@ -165,8 +166,6 @@ def catalogue_identify(label: str, nationality: str | None = None) -> Platform |
 
     An entry that only knows the class (``推定中國無人機``: some UAV) gives no type code.
     """
-    from kuroshio.catalogue import lookup
-
     entry = lookup(label, nationality=nationality)
     if entry is None:
         return None

@@ -2,7 +2,7 @@
 
 :func:`decide` is the one place where a node decides what leaves for a partner; the agreement
 it applies comes from an :class:`AgreementBook`. Nothing here sends or audits; the one thing
-stored is the reciprocity ledger (:mod:`kuroshio.policy.ledger_store`), in the node's store.
+kept is the reciprocity ledger (:mod:`kuroshio.policy.reciprocity`), in the node's store.
 """
 
 from kuroshio.errors import AgreementError
@@ -39,7 +39,6 @@ from kuroshio.policy.ledger import (
     ledger_days,
     received_entry,
     reciprocity_status,
-    same_sortie,
 )
 
 __all__ = [
@@ -76,7 +75,6 @@ __all__ = [
     "read_agreement",
     "received_entry",
     "reciprocity_status",
-    "same_sortie",
     "sign_agreement",
     "signed_bytes",
     "verify_agreement",

@@ -31,6 +31,7 @@ import shapely
 import tomli_w
 
 from kuroshio.errors import AgreementError, VerificationError
+from kuroshio.geo.grid import MAX_GRID_KM, MIN_GRID_KM
 from kuroshio.geo.zones import Geography
 from kuroshio.geo.zones import load as load_geography
 from kuroshio.model import (
@@ -45,7 +46,6 @@ from kuroshio.model import (
     tlp_rank,
 )
 from kuroshio.pki import Signer, key_fingerprint, public_key_from_b64, public_key_to_b64, verify
-from kuroshio.policy.grid import MAX_GRID_KM, MIN_GRID_KM
 
 SIGNATURE_CONTEXT: Final = b"kuroshio agreement v1\x00"
 """Prefix of the signed bytes, so an agreement signature never passes for any other signature."""

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
-import shapely
 from shapely.errors import GEOSException
 
+from kuroshio.geo.grid import coarsen_geometry
+from kuroshio.geo.shapes import shape_of
 from kuroshio.model import (
     Geometry,
-    LineString,
     Marking,
-    MultiLineString,
     Observation,
     OriginatorControl,
     PartyCode,
-    Point,
-    Polygon,
-    Position,
+    latest_time,
     tlp_rank,
 )
 from kuroshio.policy.agreement import (
@@ -35,10 +32,7 @@ from kuroshio.policy.agreement import (
     Rule,
     Transforms,
 )
-from kuroshio.policy.grid import snap
-
-if TYPE_CHECKING:
-    from kuroshio.policy.ledger import ReciprocityStatus
+from kuroshio.policy.ledger import ReciprocityStatus
 
 WithholdCode: TypeAlias = Literal[
     "no_agreement",
@@ -301,26 +295,8 @@ def _marking_refusal(
 # --- matching ----------------------------------------------------------------------------------
 
 
-def latest_time(observation: Observation) -> dt.datetime:
-    """The latest moment an observation describes: ``until``, else ``observed_at``."""
-    return observation.until or observation.observed_at
-
-
 def age_seconds(observation: Observation, now: dt.datetime) -> float:
     return (now - latest_time(observation)).total_seconds()
-
-
-def shape_of(geometry: Geometry) -> Any:
-    """The observation geometry as a shapely geometry (lon/lat), made valid when needed."""
-    if isinstance(geometry, Point):
-        return shapely.Point(geometry.coordinates)
-    if isinstance(geometry, LineString):
-        return shapely.LineString(geometry.coordinates)
-    if isinstance(geometry, MultiLineString):
-        return shapely.MultiLineString([list(part) for part in geometry.coordinates])
-    polygon = shapely.Polygon(geometry.coordinates[0], geometry.coordinates[1:])
-    # A self-crossing ring is still an area someone drew; repair it rather than fail the test.
-    return polygon if polygon.is_valid else shapely.make_valid(polygon)
 
 
 class _Shape:
@@ -591,53 +567,23 @@ def drop_fields(observation: Observation, fields: Sequence[str]) -> Observation:
     )
 
 
-def _snapped(positions: Sequence[Position], grid_km: float) -> list[Position]:
-    snapped: list[Position] = []
-    for lon, lat in positions:
-        point = snap(lon, lat, grid_km)
-        # Repeated cells would tell how long the track stayed in each one; keep one of each run.
-        if not snapped or snapped[-1] != point:
-            snapped.append(point)
-    return snapped
-
-
-def _line(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
-    snapped = _snapped(positions, grid_km)
-    if len(snapped) == 1:
-        snapped.append(snapped[0])
-    return tuple(snapped)
-
-
-def _ring(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
-    snapped = _snapped(positions, grid_km)
-    if snapped[0] != snapped[-1]:
-        snapped.append(snapped[0])
-    while len(snapped) < 4:
-        snapped.insert(-1, snapped[-1])
-    return tuple(snapped)
-
-
-def coarsen_geometry(geometry: Geometry, grid_km: float) -> Geometry:
-    """Every vertex snapped to the ``grid_km`` grid (see :mod:`kuroshio.policy.grid`)."""
-    if isinstance(geometry, Point):
-        return Point(coordinates=snap(*geometry.coordinates, grid_km))
-    if isinstance(geometry, LineString):
-        return LineString(coordinates=_line(geometry.coordinates, grid_km))
-    if isinstance(geometry, MultiLineString):
-        parts = tuple(_line(part, grid_km) for part in geometry.coordinates)
-        return MultiLineString(coordinates=parts)
-    return Polygon(coordinates=tuple(_ring(ring, grid_km) for ring in geometry.coordinates))
-
-
 def coarsen(observation: Observation, grid_km: float) -> Observation:
-    """The observation with its geometry on the grid and its stated uncertainty at least half a
-    cell, so a receiver never reads more precision into it than was released."""
+    """The observation with its geometry on the grid, its stated uncertainty at least half a
+    cell and ``provenance.grid_km`` the coarsest grid applied so far, so a receiver never reads
+    more precision into it than was released."""
     source = observation.source
     floor_m = grid_km * 500.0
     if source.uncertainty_m < floor_m:
         source = msgspec.structs.replace(source, uncertainty_m=floor_m)
+    provenance = observation.provenance
+    earlier = provenance.released_grid_km
+    if earlier is None or earlier < grid_km:
+        provenance = msgspec.structs.replace(provenance, grid_km=float(grid_km))
     return msgspec.structs.replace(
-        observation, geometry=coarsen_geometry(observation.geometry, grid_km), source=source
+        observation,
+        geometry=coarsen_geometry(observation.geometry, grid_km),
+        source=source,
+        provenance=provenance,
     )
 
 

@@ -8,32 +8,21 @@ item sent or received); it stores nothing. Both sides can run it over their own 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import math
-import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from typing import Literal, TypeAlias
 
 import msgspec
-import shapely
 
 from kuroshio.errors import InputError
-from kuroshio.model import Kind, Observation, PartyCode
+from kuroshio.model import Kind, Observation, PartyCode, latest_time
 from kuroshio.policy.agreement import Measure, Reciprocity, ShortfallAction
-from kuroshio.policy.decide import COARSENED_WORDS, Released, latest_time, shape_of
-from kuroshio.policy.grid import KM_PER_DEGREE
 
 Flow: TypeAlias = Literal["given", "received"]
 SortieMatcher: TypeAlias = Callable[[Observation, Observation], bool]
-"""``matcher(received, own)``: True when both describe the same sortie."""
-
-SAME_SORTIE_TIME: Final = dt.timedelta(minutes=30)
-SAME_SORTIE_DISTANCE_KM: Final = 50.0
-_COARSENED = re.compile(
-    r"^[A-Z]{3}: " + re.escape(COARSENED_WORDS).replace(r"\{km:g\}", r"([0-9.e+-]+)") + "$"
-)
+"""``matcher(received, own)``: True when both describe the same sortie. The node hands in the
+fusion gate (:func:`kuroshio.fusion.same_sortie`); the ledger never picks one itself."""
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -77,44 +66,28 @@ def read_ledger_file(path: Path) -> list[LedgerEntry]:
     return records
 
 
-def _sorties(observation: Observation) -> int:
+def sorties_of(observation: Observation) -> int:
+    """Aircraft or ships an item reports (``platform.count``; 0 for an area)."""
     if observation.kind == "area":
         return 0
     return observation.platform.count if observation.platform is not None else 1
 
 
-def given_entry(decision: Released, sent_at: dt.datetime) -> LedgerEntry:
-    """The ledger entry for a released item once it has been sent."""
-    observation = decision.observation
+def given_entry(released: Observation, partner: str, sent_at: dt.datetime) -> LedgerEntry:
+    """The ledger entry for an item as released to ``partner``, once it has been sent."""
+    observation = released
     return LedgerEntry(
         flow="given",
-        partner=decision.partner,
+        partner=partner,
         item=observation.id,
         version=observation.version,
         kind=observation.kind,
         observed_at=latest_time(observation),
         at=sent_at,
-        sorties=_sorties(observation),
-        grid_km=decision.grid_km,
+        sorties=sorties_of(observation),
+        grid_km=observation.provenance.released_grid_km,
         retracted=observation.retracted,
     )
-
-
-def released_grid_km(observation: Observation) -> float | None:
-    """The coarsest grid any hop applied, read from ``provenance.transforms`` (None: none)."""
-    return grid_of_transforms(observation.provenance.transforms)
-
-
-def grid_of_transforms(transforms: Iterable[str]) -> float | None:
-    """The coarsest grid named among release transforms (None: none)."""
-    return _grid_of(tuple(transforms))
-
-
-@functools.lru_cache(maxsize=256)
-def _grid_of(transforms: tuple[str, ...]) -> float | None:
-    # Items of one batch mostly carry the same few transform lists: each list is read once.
-    sizes = [float(found.group(1)) for words in transforms if (found := _COARSENED.match(words))]
-    return max(sizes) if sizes else None
 
 
 def received_entry(
@@ -124,13 +97,15 @@ def received_entry(
     *,
     own: Iterable[Observation] | None = None,
     matcher: SortieMatcher | None = None,
+    novel: bool | None = None,
 ) -> LedgerEntry:
     """The ledger entry for an item received from ``partner``.
 
-    With ``own`` (the receiver's observations from its own sources around that time), novelty
-    is judged with ``matcher`` (default :func:`same_sortie`); without it, ``novel`` is None.
+    With ``own`` (the receiver's observations from its own sources around that time) and a
+    ``matcher``, novelty is judged here; else ``novel`` is as given (None: not judged).
     """
-    novel = None if own is None else is_novel(observation, own, matcher or same_sortie)
+    if own is not None and matcher is not None:
+        novel = is_novel(observation, own, matcher)
     return LedgerEntry(
         flow="received",
         partner=partner,
@@ -139,8 +114,8 @@ def received_entry(
         kind=observation.kind,
         observed_at=latest_time(observation),
         at=received_at,
-        sorties=_sorties(observation),
-        grid_km=released_grid_km(observation),
+        sorties=sorties_of(observation),
+        grid_km=observation.provenance.released_grid_km,
         retracted=observation.retracted,
         novel=novel,
     )
@@ -149,60 +124,7 @@ def received_entry(
 # --- novelty -------------------------------------------------------------------------------------
 
 
-def _gap(first: Observation, second: Observation) -> dt.timedelta:
-    if latest_time(first) < second.observed_at:
-        return second.observed_at - latest_time(first)
-    if latest_time(second) < first.observed_at:
-        return first.observed_at - latest_time(second)
-    return dt.timedelta(0)
-
-
-def distance_km(first: Observation, second: Observation) -> float:
-    """Shortest distance between two observations' geometries, in km (local flat-earth
-    approximation around their mean latitude; good to a few percent over hundreds of km)."""
-    a = shape_of(first.geometry)
-    b = shape_of(second.geometry)
-    mean_lat = (a.centroid.y + b.centroid.y) / 2.0
-    scale = math.cos(math.radians(mean_lat))
-
-    def to_km(shape: object) -> object:
-        return shapely.transform(shape, lambda xy: xy * [KM_PER_DEGREE * scale, KM_PER_DEGREE])
-
-    return float(shapely.distance(to_km(a), to_km(b)))
-
-
-def same_sortie(
-    received: Observation,
-    own: Observation,
-    *,
-    time_tolerance: dt.timedelta = SAME_SORTIE_TIME,
-    distance_tolerance_km: float = SAME_SORTIE_DISTANCE_KM,
-) -> bool:
-    """The built-in matcher: same kind, same platform class (both unknown counts as the same),
-    times within ``time_tolerance`` and geometries within ``distance_tolerance_km``."""
-    if received.kind != own.kind:
-        return False
-    received_class = received.platform.platform_class if received.platform else None
-    own_class = own.platform.platform_class if own.platform else None
-    if received_class != own_class:
-        return False
-    if _gap(received, own) > time_tolerance:
-        return False
-    return distance_km(received, own) <= distance_tolerance_km
-
-
-def fused_same_sortie(received: Observation, own: Observation) -> bool:
-    """The fusion gate as a matcher (:func:`kuroshio.fusion.novelty.same_sortie`): each report's
-    own uncertainty and the sender's coarsening grid, count, platform family, and a day's slack
-    for reports that cover a whole day. Pass it as ``matcher`` to judge novelty with it."""
-    from kuroshio.fusion.novelty import same_sortie as gated
-
-    return gated(received, own)
-
-
-def is_novel(
-    received: Observation, own: Iterable[Observation], matcher: SortieMatcher = same_sortie
-) -> bool:
+def is_novel(received: Observation, own: Iterable[Observation], matcher: SortieMatcher) -> bool:
     """True when none of the receiver's own observations is the same sortie."""
     return not any(matcher(received, mine) for mine in own)
 

@@ -1,8 +1,9 @@
 """The PostgreSQL store, for deployments that outgrow one machine; same semantics as SQLite.
 
-Tables live in one schema (default ``kuroshio``) so several nodes can share a server. It keeps the
-same columns and rules as :mod:`kuroshio.store.sqlite` and passes the same tests; it is not an
-ORM and does not manage the server.
+Tables live in one schema (default ``kuroshio``) so several nodes can share a server, made by the
+same numbered migrations as the embedded store (:mod:`kuroshio.store.schema`). It keeps the same
+columns and rules as :mod:`kuroshio.store.sqlite` and passes the same tests; it is not an ORM and
+does not manage the server.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import msgspec
 import psycopg
@@ -29,6 +30,7 @@ from kuroshio.store import (
     decode_cursor,
     encode_cursor,
 )
+from kuroshio.store import schema as schema_steps
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
     event_row,
@@ -39,47 +41,8 @@ from kuroshio.store.sql import (
     where_clause,
 )
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS observation_versions (
-    seq BIGSERIAL PRIMARY KEY,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    digest BYTEA NOT NULL,
-    body BYTEA NOT NULL,
-    stored_at BIGINT NOT NULL,
-    UNIQUE (id, version)
-);
-CREATE TABLE IF NOT EXISTS current (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    version INTEGER NOT NULL,
-    seq BIGINT NOT NULL REFERENCES observation_versions (seq),
-    origin TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    t0 BIGINT NOT NULL,
-    t1 BIGINT NOT NULL,
-    min_lon DOUBLE PRECISION NOT NULL,
-    min_lat DOUBLE PRECISION NOT NULL,
-    max_lon DOUBLE PRECISION NOT NULL,
-    max_lat DOUBLE PRECISION NOT NULL,
-    platform_class TEXT,
-    platform_type TEXT,
-    retracted INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS current_by_time ON current (t0, id);
-CREATE INDEX IF NOT EXISTS current_by_origin ON current (origin, t0);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    zone TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    body BYTEA NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_at ON events (at, id);
-"""
+_STEPS: Final = "migrations"
+"""The ``meta`` key counting the migrations taken."""
 
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 _observation_decoder = msgspec.json.Decoder(Observation)
@@ -105,22 +68,38 @@ class PostgresStore:
             self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             self._conn.execute(f"SET search_path TO {schema}")
             with self._conn.transaction():
-                # One node at a time creates the tables (concurrent CREATE IF NOT EXISTS races).
+                # One node at a time migrates (concurrent CREATE IF NOT EXISTS races).
                 self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
-                self._conn.execute(_SCHEMA)
-                self._check_schema_version()
+                self._migrate()
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store ({_safe(dsn)}): {exc}") from exc
 
-    def _check_schema_version(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', %s)",
-                (str(SCHEMA_VERSION),),
+    def _migrate(self) -> None:
+        """Take the schema through the same numbered migrations as the embedded store; the
+        steps taken are counted in ``meta``."""
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
+        version = int(row[0]) if row is not None else 0
+        if version > schema_steps.SCHEMA_VERSION:
+            raise StoreError(
+                f"schema {self.schema} is at version {version}, made by a newer kuroshio;"
+                f" this one reads up to {schema_steps.SCHEMA_VERSION}"
             )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(f"schema {self.schema} has store version {row[0]}, expected 1")
+        for number, step in schema_steps.pending(version):
+            schema_steps.apply(self._conn, step, "postgres")
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_STEPS, str(number)),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
+        return 0 if row is None else int(row[0])
 
     @property
     def connection(self) -> Connection:

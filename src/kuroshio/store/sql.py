@@ -35,6 +35,11 @@ def micros(value: dt.datetime) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
+def utc_time(value: int) -> dt.datetime:
+    """A time column (microseconds since the epoch) as an aware UTC time."""
+    return dt.datetime.fromtimestamp(value / 1_000_000, dt.UTC)
+
+
 def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
     """The ``current`` row of an observation stored as history row ``seq``."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)

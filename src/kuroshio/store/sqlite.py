@@ -1,279 +1,70 @@
 """The embedded store: one SQLite file per node, WAL journal, every version kept.
 
 ``observation_versions`` is the append-only history (id, version, digest, canonical body);
-``current`` indexes the highest version of each id for queries. It is not a general database layer:
-other components (outbox, audit) open their own tables through :meth:`SQLiteStore.transaction`.
+``current`` indexes the highest version of each id for queries. Opening a file takes it through
+the numbered migrations of :mod:`kuroshio.store.schema`; every other table the node keeps (links,
+ledger, audit, daily counts) is written through the unit of work :meth:`SQLiteStore.transaction`
+yields, and read through :meth:`SQLiteStore.reader`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeVar
 
 import msgspec
 
 from kuroshio.errors import StoreError
-from kuroshio.model import Event, Observation, canonical_bytes
+from kuroshio.model import Event, Observation
 from kuroshio.store import (
     AppendResult,
     EventFilter,
     ObservationFilter,
-    Outcome,
     Page,
     decode_cursor,
     encode_cursor,
+    schema,
 )
+from kuroshio.store.observations import ObservationTable
 from kuroshio.store.sql import (
-    event_row,
     event_where,
-    index_row,
-    micros,
     observation_where,
+    utc_time,
     where_clause,
 )
+from kuroshio.store.transaction import Transaction
 
-SCHEMA_VERSION = 1
 CACHE_KIB = 32 * 1024
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS observation_versions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    body BLOB NOT NULL,
-    stored_at INTEGER NOT NULL,
-    UNIQUE (id, version)
-);
-CREATE TABLE IF NOT EXISTS current (
-    id TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    seq INTEGER NOT NULL REFERENCES observation_versions (seq),
-    origin TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    t0 INTEGER NOT NULL,
-    t1 INTEGER NOT NULL,
-    min_lon REAL NOT NULL,
-    min_lat REAL NOT NULL,
-    max_lon REAL NOT NULL,
-    max_lat REAL NOT NULL,
-    platform_class TEXT,
-    platform_type TEXT,
-    retracted INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS current_time ON current (t0, id);
-CREATE INDEX IF NOT EXISTS current_origin ON current (origin, t0);
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    zone TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    body BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_at ON events (at, id);
-"""
+T = TypeVar("T")
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
 
 
-_LOOKUP_CHUNK = 500
-"""Ids per look-up query (well under SQLite's limit on bound parameters)."""
+class Extent(msgspec.Struct, frozen=True, kw_only=True):
+    """The period the store's current observations cover, and how many there are."""
+
+    earliest: dt.datetime | None
+    latest: dt.datetime | None
+    observations: int
+    """Current observations, retractions excluded."""
 
 
-def _now_micros() -> int:
-    return micros(dt.datetime.now(dt.UTC))
+class _Reads:
+    """Queries over the observations and events, on ``_conn`` under ``_lock`` (shared by the
+    store and its readers)."""
 
-
-PreparedRow: TypeAlias = tuple[bytes, bytes, tuple[Any, ...]]
-"""One observation ready to store: canonical body, its SHA-256, and its ``current`` row."""
-
-
-def prepare(observations: Sequence[Observation]) -> list[PreparedRow]:
-    """The rows of :meth:`SQLiteStore.append_in`, made without the store: work a caller can do
-    outside the transaction (a receiving link does it while the batch before is taken in)."""
-    sha256 = hashlib.sha256
-    rows: list[PreparedRow] = []
-    for observation in observations:
-        body = canonical_bytes(observation)
-        rows.append((body, sha256(body).digest(), index_row(observation, None)))
-    return rows
-
-
-class SQLiteStore:
-    """The embedded :class:`~kuroshio.store.Store` on one SQLite file.
-
-    Safe to share between threads (one connection, serialised by a lock); a second process may
-    read the same file while this one writes (WAL).
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.RLock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit is on disk when append() returns, even across power loss.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            # 32 MiB of page cache (the default is 2 MiB): the indexes of a store holding
-            # millions of observations stay in memory while batches are appended.
-            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            self._conn.executescript(_SCHEMA)
-            self._check_schema_version()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
-
-    def _check_schema_version(self) -> None:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.path} has schema version {row[0]},"
-                f" this kuroshio reads {SCHEMA_VERSION}"
-            )
-
-    # --- transactions shared with other components ------------------------------------------
-
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The underlying connection, for components that keep tables beside the store's."""
-        return self._conn
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    # --- observations -------------------------------------------------------------------------
-
-    def append(self, observations: Sequence[Observation]) -> AppendResult:
-        with self.transaction() as conn:
-            return self.append_in(conn, observations)
-
-    def append_in(
-        self,
-        conn: sqlite3.Connection,
-        observations: Sequence[Observation],
-        prepared: Sequence[PreparedRow] | None = None,
-    ) -> AppendResult:
-        """Append inside a transaction the caller holds (e.g. with an outbox write).
-
-        Set-based: one look-up of the stored versions and current rows for the whole call, then
-        one batched insert per table; each observation's outcome is as if appended one by one.
-        ``prepared`` is :func:`prepare` of the same observations, done before the transaction.
-        """
-        result = AppendResult()
-        if not observations:
-            return result
-        if prepared is None:
-            prepared = prepare(observations)
-        elif len(prepared) != len(observations):
-            raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
-        stored_at = _now_micros()
-        ids = list({observation.id: None for observation in observations})
-        digests, currents = self._known(conn, ids)
-        # History rows get their seq here (the next ones after the last ever given), so that
-        # each current row can name its history row without looking it up.
-        row = conn.execute(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
-        ).fetchone()
-        last_seq = int(row[0]) if row is not None else 0
-        versions: list[tuple[int, str, int, bytes, bytes, int]] = []
-        indexed: list[tuple[Any, ...]] = []
-        for observation, (body, digest, row) in zip(observations, prepared, strict=True):
-            obs_id, version = observation.id, observation.version
-            known = digests.get((obs_id, version))
-            if known is not None:
-                if known == digest:
-                    result.record(Outcome.UNCHANGED)
-                else:
-                    result.outcomes.append(Outcome.CONFLICT)
-                    result.conflicts.append(
-                        (
-                            obs_id,
-                            version,
-                            "a different record with this id and version is already stored",
-                        )
-                    )
-                continue
-            digests[(obs_id, version)] = digest
-            last_seq += 1
-            versions.append((last_seq, obs_id, version, digest, body, stored_at))
-            current = currents.get(obs_id)
-            if current is not None and current > version:
-                result.record(Outcome.STALE)
-                continue
-            currents[obs_id] = version
-            indexed.append((obs_id, version, last_seq, *row[3:]))
-            result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
-        conn.executemany(
-            "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            versions,
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            indexed,
-        )
-        return result
-
-    @staticmethod
-    def _known(
-        conn: sqlite3.Connection, ids: list[str]
-    ) -> tuple[dict[tuple[str, int], bytes], dict[str, int]]:
-        """Stored (id, version) → digest and current id → version, for the given ids."""
-        digests: dict[tuple[str, int], bytes] = {}
-        currents: dict[str, int] = {}
-        for start in range(0, len(ids), _LOOKUP_CHUNK):
-            chunk = ids[start : start + _LOOKUP_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            for obs_id, version, digest in conn.execute(
-                f"SELECT id, version, digest FROM observation_versions WHERE id IN ({marks})",
-                chunk,
-            ):
-                digests[(obs_id, version)] = digest
-            for obs_id, version in conn.execute(
-                f"SELECT id, version FROM current WHERE id IN ({marks})", chunk
-            ):
-                currents[obs_id] = version
-        return digests, currents
+    _conn: sqlite3.Connection
+    _lock: threading.Lock | threading.RLock
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:
         with self._lock:
-            if version is None:
-                row = self._conn.execute(
-                    "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-                    " WHERE c.id = ?",
-                    (obs_id,),
-                ).fetchone()
-            else:
-                row = self._conn.execute(
-                    "SELECT body FROM observation_versions WHERE id = ? AND version = ?",
-                    (obs_id, version),
-                ).fetchone()
-        return None if row is None else _observation_decoder.decode(row[0])
+            return ObservationTable(self._conn).get(obs_id, version)
 
     def history(self, obs_id: str) -> list[Observation]:
         with self._lock:
@@ -330,21 +121,6 @@ class SQLiteStore:
             row = self._conn.execute("SELECT count(*) FROM observation_versions").fetchone()
         return int(row[0])
 
-    # --- events -------------------------------------------------------------------------------
-
-    def put_events(self, events: Sequence[Event]) -> int:
-        with self.transaction() as conn:
-            return self.put_events_in(conn, events)
-
-    def put_events_in(self, conn: sqlite3.Connection, events: Sequence[Event]) -> int:
-        before = conn.total_changes
-        conn.executemany(
-            "INSERT OR IGNORE INTO events (id, kind, at, zone, origin, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [event_row(e, canonical_bytes(e)) for e in events],
-        )
-        return conn.total_changes - before
-
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
         where, params = event_where(selection, "?")
         sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT ?"
@@ -353,11 +129,187 @@ class SQLiteStore:
             rows = self._conn.execute(sql, params).fetchall()
         return [_event_decoder.decode(row[0]) for row in rows]
 
+    @staticmethod
+    def extent_in(conn: sqlite3.Connection) -> Extent:
+        first, last, count = conn.execute(
+            "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
+        ).fetchone()
+        return Extent(
+            earliest=None if first is None else utc_time(first),
+            latest=None if last is None else utc_time(last),
+            observations=int(count),
+        )
+
+    @staticmethod
+    def changes_in(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, bytes]]:
+        return [
+            (int(seq), bytes(body))
+            for seq, body in conn.execute(
+                "SELECT seq, body FROM observation_versions WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
+        ]
+
+    @staticmethod
+    def change_head_in(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
+        return int(row[0] or 0)
+
+    def extent(self) -> Extent:
+        """The period the current observations cover, and how many there are."""
+        with self._lock:
+            return self.extent_in(self._conn)
+
+    def change_head(self) -> int:
+        """The ``seq`` of the newest stored observation version (0: none)."""
+        with self._lock:
+            return self.change_head_in(self._conn)
+
+    def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, canonical body) of observation versions stored after ``after``, in the order
+        they were stored (by any process), at most ``limit``."""
+        with self._lock:
+            return self.changes_in(self._conn, after, limit)
+
+
+class SQLiteStore(_Reads):
+    """The embedded :class:`~kuroshio.store.Store` on one SQLite file.
+
+    Safe to share between threads (one connection, serialised by a lock); a second process may
+    read the same file while this one writes (WAL).
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk when append() returns, even across power loss.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            # 32 MiB of page cache (the default is 2 MiB): the indexes of a store holding
+            # millions of observations stay in memory while batches are appended.
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Take the file through every migration it has not taken, one transaction each."""
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version > schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} is at schema version {version}, made by a newer kuroshio;"
+                f" this one reads up to {schema.SCHEMA_VERSION}"
+            )
+        for number, step in schema.pending(int(version)):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                schema.apply(self._conn, step, "sqlite")
+                # Older kuroshio reads the version from meta and refuses a newer store.
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(number),),
+                )
+                self._conn.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- the unit of work ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error) over every
+        table."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def reader(self) -> StoreReader:
+        """A reading connection of its own on the same file, for work that must not wait for
+        the writer (a link polling its outbox, the API): see :class:`StoreReader`."""
+        return StoreReader(self)
+
+    # --- observations -------------------------------------------------------------------------
+
+    def append(self, observations: Sequence[Observation]) -> AppendResult:
+        with self.transaction() as tx:
+            return tx.observations.append(observations)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        with self.transaction() as tx:
+            return tx.observations.put_events(events)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StoreReader(_Reads):
+    """A read-only connection of its own on a store file, shared between threads (one at a
+    time). Each :meth:`snapshot` sees one consistent state of the file, committed by any
+    process; nothing read through it can write."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        try:
+            self._conn = sqlite3.connect(
+                f"file:{store.path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30.0,
+            )
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB // 4}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read store {store.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """Every table as of one moment (a read transaction)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield Transaction(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def read(self, query: Callable[[Transaction], T]) -> T:
+        """``query`` run on one snapshot."""
+        with self.snapshot() as tx:
+            return query(tx)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> StoreReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from kuroshio.errors import ChannelClosed, TransportError, VerificationError
-from kuroshio.exchange.transports import ChannelHandler, RefusalHandler
+from kuroshio.federation.transports import ChannelHandler, RefusalHandler
 from kuroshio.partners import Partner
 from kuroshio.pki import NodeIdentity, Signer, key_fingerprint, verify
 

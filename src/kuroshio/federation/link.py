@@ -3,7 +3,8 @@
 One :class:`Link` per pinned partner runs in the ``serve`` process. It seals batches from the
 outbox (at most ``batch_items`` items, waiting at most ``batch_delay_ms`` to fill one while
 another is in flight), keeps at most ``window`` unacknowledged, stores each verified receipt and
-reconnects with back-off after any failure. It does not decide releases or verify batches.
+reconnects with back-off (and jitter) after any failure. It does not decide releases or verify
+batches.
 """
 
 from __future__ import annotations
@@ -12,21 +13,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import sqlite3
-import threading
+import random
 import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-import msgspec
-
 from kuroshio.errors import ChannelClosed, TransportError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, batch_label
-from kuroshio.exchange.inbox import InboxState, link_state
-from kuroshio.exchange.inbox import create_tables as create_inbox_tables
 from kuroshio.exchange.receipt import Receipt, open_receipt
-from kuroshio.exchange.transports import Channel, Transport
+from kuroshio.exchange.status import LinkStatus
 from kuroshio.exchange.wire import (
     PROTOCOL,
     Hello,
@@ -37,8 +33,10 @@ from kuroshio.exchange.wire import (
     decode,
     encode,
 )
+from kuroshio.federation.transports import Channel, Transport
 from kuroshio.node import Node
 from kuroshio.partners import Partner
+from kuroshio.store.transaction import Transaction
 
 logger = logging.getLogger("kuroshio.link")
 
@@ -48,6 +46,11 @@ IDLE_POLL_S: Final = 0.05
 """How often an idle link looks for items written by another process (e.g. ``kuroshio add``)."""
 RETRY_MIN_S: Final = 0.2
 RETRY_MAX_S: Final = 5.0
+RETRY_FACTOR: Final = 2.0
+"""Each failed connection waits this much longer than the one before, up to RETRY_MAX_S."""
+RETRY_JITTER: Final = 0.25
+"""Up to this share of a wait is added at random, so links that failed together (a partner
+restarting) do not all come back at the same instant."""
 REFUSED_RETRY_S: Final = 10.0
 WELCOME_TIMEOUT_S: Final = 15.0
 FRAME_OVERHEAD: Final = 64 * 1024
@@ -55,50 +58,6 @@ FRAME_OVERHEAD: Final = 64 * 1024
 
 class PartnerRefused(LinkRefused):
     """The partner refused what this node sent (its Refusal, as received)."""
-
-
-class LinkStatus(msgspec.Struct, kw_only=True):
-    """What the sending end of one link is doing now (in memory, for the API and the demo)."""
-
-    partner: str
-    url: str
-    connected: bool = False
-    sent_batches: int = 0
-    sent_items: int = 0
-    acked_batches: int = 0
-    acked_items: int = 0
-    acked_seq: int = 0
-    last_error: str | None = None
-    last_error_at: dt.datetime | None = None
-    connected_at: dt.datetime | None = None
-
-
-class LinkReport(msgspec.Struct, frozen=True, kw_only=True):
-    """A link in both directions as the store shows it (works without ``serve`` running)."""
-
-    partner: str
-    url: str
-    outgoing: outbox.OutboxState
-    incoming: InboxState
-    live: LinkStatus | None = None
-
-
-def link_reports(node: Node, live: dict[str, LinkStatus] | None = None) -> list[LinkReport]:
-    """Every pinned partner's link, read from the store (and the live status when given)."""
-    reports: list[LinkReport] = []
-    with node.store.transaction() as conn:
-        create_inbox_tables(conn)
-        for party, partner in sorted(node.partners.items()):
-            reports.append(
-                LinkReport(
-                    partner=party,
-                    url=partner.url,
-                    outgoing=outbox.state(conn, party),
-                    incoming=link_state(conn, party),
-                    live=(live or {}).get(party),
-                )
-            )
-    return reports
 
 
 class Link:
@@ -119,10 +78,7 @@ class Link:
         self._window_open = asyncio.Event()
         self._in_flight = 0
         self._next_seq = 1
-        self._reader_lock = threading.Lock()
-        self._reader = sqlite3.connect(
-            node.store.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
+        self._reader = node.store.reader()
 
     # --- wiring ---------------------------------------------------------------------------
 
@@ -133,15 +89,10 @@ class Link:
             loop.call_soon_threadsafe(self._wakeup.set)
 
     def close(self) -> None:
-        with self._reader_lock:
-            self._reader.close()
+        self._reader.close()
 
-    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            with self._reader_lock:
-                return query(self._reader)
-
-        return await asyncio.to_thread(run)
+    async def _read(self, query: Callable[[Transaction], T]) -> T:
+        return await asyncio.to_thread(self._reader.read, query)
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -155,8 +106,8 @@ class Link:
                 channel = await self.transport.connect(self.partner)
             except TransportError as error:
                 self._failed(f"cannot connect: {error.reason}", quiet=retry > RETRY_MIN_S)
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, RETRY_MAX_S)
+                await asyncio.sleep(_jittered(retry))
+                retry = min(retry * RETRY_FACTOR, RETRY_MAX_S)
                 continue
             retry = RETRY_MIN_S
             self.status.connected = True
@@ -182,7 +133,7 @@ class Link:
                 self.status.connected = False
                 with contextlib.suppress(Exception):
                     await channel.close(1000, "")
-            await asyncio.sleep(wait)
+            await asyncio.sleep(_jittered(wait))
 
     def _failed(self, reason: str, *, quiet: bool = False) -> None:
         self.status.last_error = reason
@@ -199,12 +150,14 @@ class Link:
         }
         if refused.seq is not None:
             details["seq"] = refused.seq
-        with self.node.store.transaction():
-            self.node.audit.append("verify_failure", f"receipts from {self.partner.party}", details)
+        with self.node.store.transaction() as tx:
+            self.node.audit.append(
+                tx, "verify_failure", f"receipts from {self.partner.party}", details
+            )
 
     async def _session(self, channel: Channel) -> None:
         party = self.partner.party
-        acked = await self._read(lambda conn: outbox.acked_seq(conn, party))
+        acked = await self._read(lambda tx: outbox.acked_seq(tx, party))
         await channel.send(
             encode(
                 Hello(protocol=PROTOCOL, sender=self.node.party, receiver=party, acked_seq=acked)
@@ -217,7 +170,7 @@ class Link:
             raise LinkRefused("unexpected", f"expected a welcome, got {type(welcome).__name__}")
         for signed in welcome.receipts:
             await self._take_receipt(signed)
-        acked = await self._read(lambda conn: outbox.acked_seq(conn, party))
+        acked = await self._read(lambda tx: outbox.acked_seq(tx, party))
         if welcome.last_seq != acked:
             raise LinkRefused(
                 "diverged",
@@ -258,14 +211,14 @@ class Link:
     async def _next_batch(self) -> SealedBatch:
         party = self.partner.party
         seq = self._next_seq
-        resend = await self._read(lambda conn: outbox.sealed_batch(conn, party, seq))
+        resend = await self._read(lambda tx: outbox.sealed_batch(tx, party, seq))
         if resend is not None:
             return resend
         first_seen: float | None = None
         while True:
             self._wakeup.clear()
             pending = await self._read(
-                lambda conn: outbox.pending_count(conn, party, limit=self.batch_items)
+                lambda tx: outbox.pending_count(tx, party, limit=self.batch_items)
             )
             now = time.monotonic()
             if pending:
@@ -288,9 +241,9 @@ class Link:
 
     def _seal(self) -> SealedBatch | None:
         party = self.partner.party
-        with self.node.store.transaction() as conn:
+        with self.node.store.transaction() as tx:
             sealed = outbox.seal_next(
-                conn,
+                tx,
                 party,
                 signer=self.node.identity,
                 sender=self.node.party,
@@ -300,6 +253,7 @@ class Link:
             )
             if sealed is not None:
                 self.node.audit.append(
+                    tx,
                     "send",
                     f"batch {batch_label(self.node.party, party, sealed.header.seq)}",
                     {
@@ -339,9 +293,10 @@ class Link:
 
     def _store_receipt(self, receipt: Receipt, signed: SignedReceipt) -> None:
         party = self.partner.party
-        with self.node.store.transaction() as conn:
-            if outbox.record_receipt(conn, party, receipt, signed, now=dt.datetime.now(dt.UTC)):
+        with self.node.store.transaction() as tx:
+            if outbox.record_receipt(tx, party, receipt, signed, now=dt.datetime.now(dt.UTC)):
                 self.node.audit.append(
+                    tx,
                     "receipt",
                     f"batch {batch_label(self.node.party, party, receipt.seq)}",
                     {
@@ -352,3 +307,10 @@ class Link:
                         "hash": receipt.batch_hash.hex(),
                     },
                 )
+
+
+def _jittered(seconds: float) -> float:
+    return seconds * (1.0 + random.uniform(0.0, RETRY_JITTER))
+
+
+__all__ = ["Link", "LinkStatus", "PartnerRefused"]

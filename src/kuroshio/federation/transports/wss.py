@@ -25,7 +25,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from kuroshio.errors import ChannelClosed, IdentityError, TransportError, VerificationError
-from kuroshio.exchange.transports import ChannelHandler, RefusalHandler
+from kuroshio.federation.transports import ChannelHandler, RefusalHandler
 from kuroshio.partners import Partner
 from kuroshio.pki import NodeIdentity, client_ssl_context, peer_party, server_ssl_context
 

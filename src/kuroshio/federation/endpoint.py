@@ -2,8 +2,7 @@
 
 Each channel a transport hands over is one partner's link into this node: ``Hello`` then
 ``Welcome``, then batches answered by receipts, or by one ``Refusal`` (audited as
-``verify_failure``) before the channel closes. Also the operator's read-only view of links,
-``GET /api/links``. It is not the operator API (see :mod:`kuroshio.api.observations`).
+``verify_failure``) before the channel closes. It is not the operator API (:mod:`kuroshio.api`).
 """
 
 from __future__ import annotations
@@ -11,17 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any, Final, TypeVar
 
-import msgspec
-from fastapi import APIRouter, Request, Response
-
 from kuroshio.errors import ChannelClosed
-from kuroshio.exchange.inbox import CheckedBatch, Inbox
-from kuroshio.exchange.link import LinkStatus, link_reports
-from kuroshio.exchange.transports import Channel
-from kuroshio.exchange.transports.wss import MESSAGE_TOO_BIG
+from kuroshio.exchange.inbox import CheckedBatch
 from kuroshio.exchange.wire import (
     PROTOCOL,
     BatchFrame,
@@ -31,6 +24,9 @@ from kuroshio.exchange.wire import (
     decode,
     encode,
 )
+from kuroshio.federation.inbox import Inbox
+from kuroshio.federation.transports import Channel
+from kuroshio.federation.transports.wss import MESSAGE_TOO_BIG
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 
@@ -178,15 +174,3 @@ async def _unless_failed(step: Coroutine[Any, Any, T], take_in: asyncio.Task[Non
 async def _settle(take_in: asyncio.Task[None], checked: asyncio.Queue[CheckedBatch]) -> None:
     """Wait until every checked batch is taken in, or the take-in fails (its error wins)."""
     await _unless_failed(checked.join(), take_in)
-
-
-status_router = APIRouter(prefix="/api", tags=["federation"])
-_json = msgspec.json.Encoder()
-
-
-@status_router.get("/links", summary="Links to and from every pinned partner")
-def links(request: Request) -> Response:
-    node: Node = request.app.state.node
-    live: Mapping[str, LinkStatus] = request.app.state.links
-    reports = link_reports(node, dict(live))
-    return Response(_json.encode(reports), media_type="application/json")

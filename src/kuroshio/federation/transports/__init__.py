@@ -2,8 +2,8 @@
 
 A transport connects to a partner (sender side) and listens for partners (receiver side); it
 authenticates the peer's party and moves frames, nothing more. What the frames mean is
-:mod:`kuroshio.exchange.wire`. Implementations: :mod:`~kuroshio.exchange.transports.wss`
-(WebSocket over mutual TLS 1.3) and :mod:`~kuroshio.exchange.transports.nats` (NATS JetStream).
+:mod:`kuroshio.exchange.wire`. Implementations: :mod:`~kuroshio.federation.transports.wss`
+(WebSocket over mutual TLS 1.3) and :mod:`~kuroshio.federation.transports.nats` (NATS JetStream).
 """
 
 from __future__ import annotations

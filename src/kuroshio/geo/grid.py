@@ -4,12 +4,16 @@ Rows are ``90 / ceil(90 / (N / 111.195))`` degrees of latitude apart (N km, shor
 so the poles are rows); within a row, columns are ``180 / ceil(180 / (N / (111.195 · cos(row
 latitude))))`` degrees of longitude apart (N km at the row's latitude, shortened so ±180° is a
 column). It is a pure function of (position, N); it does not decide when to coarsen.
+:func:`coarsen_geometry` snaps every vertex of a geometry.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Final
+
+from kuroshio.model import Geometry, LineString, MultiLineString, Point, Polygon, Position
 
 EARTH_RADIUS_KM: Final = 6371.0088
 """Mean Earth radius (IUGG), the sphere the grid is laid on."""
@@ -66,3 +70,41 @@ def on_grid(lon: float, lat: float, grid_km: float) -> bool:
 def _check_grid(grid_km: float) -> None:
     if not MIN_GRID_KM <= grid_km <= MAX_GRID_KM:
         raise ValueError(f"grid size {grid_km} km is outside {MIN_GRID_KM}–{MAX_GRID_KM} km")
+
+
+def _snapped(positions: Sequence[Position], grid_km: float) -> list[Position]:
+    snapped: list[Position] = []
+    for lon, lat in positions:
+        point = snap(lon, lat, grid_km)
+        # Repeated cells would tell how long the track stayed in each one; keep one of each run.
+        if not snapped or snapped[-1] != point:
+            snapped.append(point)
+    return snapped
+
+
+def _line(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
+    snapped = _snapped(positions, grid_km)
+    if len(snapped) == 1:
+        snapped.append(snapped[0])
+    return tuple(snapped)
+
+
+def _ring(positions: Sequence[Position], grid_km: float) -> tuple[Position, ...]:
+    snapped = _snapped(positions, grid_km)
+    if snapped[0] != snapped[-1]:
+        snapped.append(snapped[0])
+    while len(snapped) < 4:
+        snapped.insert(-1, snapped[-1])
+    return tuple(snapped)
+
+
+def coarsen_geometry(geometry: Geometry, grid_km: float) -> Geometry:
+    """Every vertex snapped to the ``grid_km`` grid."""
+    if isinstance(geometry, Point):
+        return Point(coordinates=snap(*geometry.coordinates, grid_km))
+    if isinstance(geometry, LineString):
+        return LineString(coordinates=_line(geometry.coordinates, grid_km))
+    if isinstance(geometry, MultiLineString):
+        parts = tuple(_line(part, grid_km) for part in geometry.coordinates)
+        return MultiLineString(coordinates=parts)
+    return Polygon(coordinates=tuple(_ring(ring, grid_km) for ring in geometry.coordinates))

@@ -1,0 +1,33 @@
+"""``GET /api/links``: the operator's read-only view of every link, both directions.
+
+The same report as ``kuroshio link status --json`` plus the live state of the sending links
+when the node is serving; it changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from kuroshio.exchange.status import LinkStatus, link_reports
+from kuroshio.node import Node
+from kuroshio.store.sqlite import StoreReader
+
+router = APIRouter(prefix="/api", tags=["federation"])
+_json = msgspec.json.Encoder()
+
+
+@router.get("/links", summary="Links to and from every pinned partner")
+async def links(request: Request) -> Response:
+    node: Node = request.app.state.node
+    reader: StoreReader = request.app.state.reader
+    live: Mapping[str, LinkStatus] = request.app.state.links
+    urls = {party: partner.url for party, partner in node.partners.items()}
+    reports = await run_in_threadpool(reader.read, lambda tx: link_reports(tx, urls, live))
+    return Response(_json.encode(reports), media_type="application/json")
+
+
+__all__ = ["router"]

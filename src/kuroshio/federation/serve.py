@@ -1,0 +1,231 @@
+"""``kuroshio serve``: one process, one event loop, two listeners and one sending link per partner.
+
+The federation listener (TLS 1.3, client certificates from pinned partner CAs only) takes
+partners' links in; the operator API (FastAPI on uvicorn) serves people and browsers, on loopback
+unless given a certificate. SIGINT/SIGTERM stop everything cleanly. Assembly only: the parts
+live in :mod:`kuroshio.exchange` and :mod:`kuroshio.api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Callable, Generator, Iterator
+from typing import IO, TYPE_CHECKING, Final
+
+import msgspec
+import uvicorn
+
+from kuroshio.api import create_app
+from kuroshio.errors import ConfigError
+from kuroshio.federation.endpoint import FederationEndpoint
+from kuroshio.federation.inbox import Inbox
+from kuroshio.federation.link import Link
+from kuroshio.federation.transports import Transport
+from kuroshio.federation.transports.wss import WssTransport
+from kuroshio.node import Node
+from kuroshio.partners import Partner
+
+if TYPE_CHECKING:
+    from kuroshio.federation.transports.nats import NatsTransport
+
+LOCK_FILE: Final = "serve.lock"
+logger = logging.getLogger("kuroshio.serve")
+
+
+class ServeInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a running node listens (ports as bound, so port 0 in the config works)."""
+
+    party: str
+    node: str
+    federation_url: str
+    api_url: str
+    pid: int
+
+
+class _ApiServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The serve process owns SIGINT/SIGTERM and stops both listeners itself.
+        yield
+
+
+@contextlib.contextmanager
+def _exclusive(node: Node) -> Iterator[IO[str]]:
+    path = node.directory / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"{node.directory} is already served by another process") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield handle
+    finally:
+        handle.close()
+
+
+def check_api_binding(node: Node) -> None:
+    api = node.config.api
+    if not api.is_loopback() and not (api.certfile and api.keyfile):
+        raise ConfigError(
+            f"api.host {api.host!r} is not a loopback address: set api.certfile and api.keyfile "
+            "to serve the operator API over TLS, or bind it to 127.0.0.1"
+        )
+
+
+def _nats_transport(node: Node) -> NatsTransport | None:
+    """The NATS JetStream transport when ``[federation] nats_url`` is set (nats-py is imported
+    only then: the embedded default needs no NATS)."""
+    url = node.config.federation.nats_url
+    if url is None:
+        for party, partner in sorted(node.partners.items()):
+            if _over_nats(partner):
+                raise ConfigError(
+                    f"partners.{party}.url {partner.url!r} is reached over NATS: "
+                    "set federation.nats_url"
+                )
+        return None
+    from kuroshio.federation.transports.nats import NatsTransport
+
+    return NatsTransport(
+        node.identity,
+        node.partners,
+        url=url,
+        max_frame_bytes=node.config.exchange.max_frame_bytes,
+    )
+
+
+def _over_nats(partner: Partner) -> bool:
+    return partner.url.startswith("nats://")
+
+
+def _host_for_url(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(node: Node, *, on_ready: Callable[[ServeInfo], None] | None = None) -> None:
+    """Run the node until SIGINT or SIGTERM (or until the operator API stops).
+
+    Everything started is registered on one exit stack, so it is closed in reverse order however
+    serving ends; the API server and the links run in one task group.
+    """
+    check_api_binding(node)
+    with _exclusive(node):
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await _serve(node, stack, on_ready)
+        except BaseExceptionGroup as group:
+            raise _single(group) from None
+
+
+async def _serve(
+    node: Node, stack: contextlib.AsyncExitStack, on_ready: Callable[[ServeInfo], None] | None
+) -> None:
+    config = node.config
+    endpoint = FederationEndpoint(node, Inbox(node))
+    stack.push_async_callback(endpoint.close)
+    wss = WssTransport(
+        node.identity, node.partners, max_frame_bytes=config.exchange.max_frame_bytes
+    )
+    listener = await wss.listen(
+        config.federation.host, config.federation.port, endpoint.handle, endpoint.on_refused
+    )
+    stack.push_async_callback(listener.close)
+    nats = _nats_transport(node)
+    if nats is not None:
+        stack.push_async_callback(nats.close)
+        nats_listener = await nats.listen(
+            config.federation.host, 0, endpoint.handle, endpoint.on_refused
+        )
+        stack.push_async_callback(nats_listener.close)
+
+    def transport_for(partner: Partner) -> Transport:
+        return nats if nats is not None and _over_nats(partner) else wss
+
+    links = {
+        party: Link(node, partner, transport_for(partner))
+        for party, partner in node.partners.items()
+    }
+    for link in links.values():
+        stack.callback(link.close)
+
+    def wake_links() -> None:
+        for link in links.values():
+            link.wake()
+
+    node.add_listener(wake_links)
+    stack.callback(node.remove_listener, wake_links)
+    api_server = _ApiServer(
+        uvicorn.Config(
+            create_app(node, links={party: link.status for party, link in links.items()}),
+            host=config.api.host,
+            port=config.api.port,
+            ssl_certfile=config.api.certfile,
+            ssl_keyfile=config.api.keyfile,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws="none",
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+        stack.callback(loop.remove_signal_handler, signum)
+    async with asyncio.TaskGroup() as tasks:
+        api_task = tasks.create_task(api_server.serve())
+        try:
+            api_port = await _api_started(api_server, api_task, config.api.url())
+            info = ServeInfo(
+                party=node.party,
+                node=config.node.name,
+                federation_url=f"https://{_host_for_url(config.federation.host)}:{listener.port}",
+                api_url=(
+                    f"{'https' if config.api.certfile else 'http'}://"
+                    f"{_host_for_url(config.api.host)}:{api_port}"
+                ),
+                pid=os.getpid(),
+            )
+            link_tasks = [tasks.create_task(link.run()) for link in links.values()]
+            if on_ready is not None:
+                on_ready(info)
+            stopped = tasks.create_task(stop.wait())
+            await asyncio.wait([stopped, api_task], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            for task in link_tasks:
+                task.cancel()
+        finally:
+            api_server.should_exit = True
+
+
+async def _api_started(server: uvicorn.Server, task: asyncio.Task[None], url: str) -> int:
+    """The port the operator API listens on, once it does."""
+    while not server.started:
+        if task.done():
+            task.result()
+            raise ConfigError(f"the operator API could not listen on {url}")
+        await asyncio.sleep(0.02)
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a task group failed with (the first, when several failed at once)."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+__all__ = ["ServeInfo", "check_api_binding", "serve"]

@@ -1,0 +1,262 @@
+"""The reciprocity ledger as a node keeps it: an entry per item version given or received, written
+in the transaction that records the receipt or takes the batch in, and the partner's standing
+noted when it changes.
+
+It turns items into :class:`~kuroshio.policy.ledger.LedgerEntry` records and back from rows
+(:mod:`kuroshio.store.ledger`), judges novelty with the sortie matcher it is handed, and notes
+standings; the arithmetic (days, windows, ratios) stays in :mod:`kuroshio.policy.ledger`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import msgspec
+
+from kuroshio.model import Kind, Observation, latest_time
+from kuroshio.policy.book import AgreementBook
+from kuroshio.policy.ledger import (
+    LedgerDay,
+    LedgerEntry,
+    ReciprocityStatus,
+    SortieMatcher,
+    is_novel,
+    ledger_days,
+    received_entry,
+    reciprocity_status,
+)
+from kuroshio.store.ledger import LedgerRow
+from kuroshio.store.sql import micros, utc_time
+from kuroshio.store.transaction import Transaction
+
+MAX_OWN_CANDIDATES: Final = 20_000
+"""Own observations compared against one batch for novelty (a bound, not an expectation)."""
+NOVELTY_WINDOW: Final = dt.timedelta(minutes=30)
+"""Own observations this much before or after a received one are candidates for the same
+sortie (the matcher decides)."""
+
+
+def _row(e: LedgerEntry) -> LedgerRow:
+    return (
+        e.flow,
+        e.partner,
+        e.item,
+        e.version,
+        e.kind,
+        micros(e.observed_at),
+        micros(e.at),
+        e.sorties,
+        e.grid_km,
+        int(e.retracted),
+        None if e.novel is None else int(e.novel),
+    )
+
+
+def record(tx: Transaction, entries: Sequence[LedgerEntry]) -> None:
+    """Write entries (an item version already recorded for that partner and flow is kept as
+    first recorded)."""
+    tx.ledger.record([_row(e) for e in entries])
+
+
+def entries(
+    tx: Transaction, *, partner: str | None = None, since: dt.datetime | None = None
+) -> list[LedgerEntry]:
+    """Recorded entries, oldest first, for one partner or all, from ``since`` on."""
+    return [
+        LedgerEntry(
+            flow=flow,  # type: ignore[arg-type]
+            partner=party,
+            item=item,
+            version=version,
+            kind=kind,  # type: ignore[arg-type]
+            observed_at=utc_time(observed_at),
+            at=utc_time(at),
+            sorties=sorties,
+            grid_km=grid_km,
+            retracted=bool(retracted),
+            novel=None if novel is None else bool(novel),
+        )
+        for (
+            flow,
+            party,
+            item,
+            version,
+            kind,
+            observed_at,
+            at,
+            sorties,
+            grid_km,
+            retracted,
+            novel,
+        ) in tx.ledger.rows(partner=partner, since=since)
+    ]
+
+
+class _Count(msgspec.Struct):
+    count: int = 1
+
+
+class _Released(msgspec.Struct):
+    grid_km: float | None = None
+
+
+class _GivenItem(msgspec.Struct):
+    """The fields of an item as sent that the ledger keeps (the rest is not decoded)."""
+
+    id: str
+    version: int
+    kind: Kind
+    observed_at: dt.datetime
+    until: dt.datetime | None = None
+    platform: _Count | None = None
+    provenance: _Released = msgspec.field(default_factory=_Released)
+    retracted: bool = False
+
+
+_given_decoder = msgspec.json.Decoder(_GivenItem)
+
+
+def given_entries(
+    items: Iterable[bytes], partner: str, received_at: dt.datetime
+) -> list[LedgerEntry]:
+    """Ledger entries for the items (as sent, canonical JSON) of a batch the partner signed for
+    at ``received_at``; the precision released is the items' own ``provenance.grid_km``. The
+    items were validated when released, so only the ledger's fields are decoded here."""
+    entries: list[LedgerEntry] = []
+    for item in items:
+        given = _given_decoder.decode(item)
+        sorties = 0 if given.kind == "area" else given.platform.count if given.platform else 1
+        entries.append(
+            LedgerEntry(
+                flow="given",
+                partner=partner,
+                item=given.id,
+                version=given.version,
+                kind=given.kind,
+                observed_at=given.until or given.observed_at,
+                at=received_at,
+                sorties=sorties,
+                grid_km=given.provenance.grid_km,
+                retracted=given.retracted,
+            )
+        )
+    return entries
+
+
+# --- novelty -------------------------------------------------------------------------------------
+
+
+def judge_novelty(
+    tx: Transaction,
+    received: Sequence[Observation],
+    own_party: str,
+    matcher: SortieMatcher,
+) -> list[bool]:
+    """For each received item: True when this node holds no observation of its own of the same
+    sortie, as ``matcher(received, own)`` judges (the node hands in the fusion gate: each
+    report's uncertainty and the sender's coarsening grid, platform family, count). The one
+    place novelty is judged."""
+    if not received:
+        return []
+    start = min(o.observed_at for o in received) - NOVELTY_WINDOW
+    end = max(latest_time(o) for o in received) + NOVELTY_WINDOW
+    rows = tx.observations.current_of_origin(
+        own_party, micros(start), micros(end), MAX_OWN_CANDIDATES
+    )
+    if not rows:
+        return [True] * len(received)
+    starts = [start_us for start_us, _ in rows]
+    own = [observation for _, observation in rows]
+    longest = max(latest_time(o) - o.observed_at for o in own)
+    verdicts: list[bool] = []
+    for item in received:
+        # Own observations that start late enough to overlap the tolerance window.
+        low = bisect.bisect_left(starts, micros(item.observed_at - NOVELTY_WINDOW - longest))
+        high = bisect.bisect_right(starts, micros(latest_time(item) + NOVELTY_WINDOW))
+        verdicts.append(is_novel(item, own[low:high], matcher))
+    return verdicts
+
+
+def received_entries(
+    received: Sequence[Observation],
+    partner: str,
+    received_at: dt.datetime,
+    novel: Sequence[bool],
+) -> list[LedgerEntry]:
+    """Ledger entries for items taken in from ``partner`` at ``received_at``."""
+    return [
+        received_entry(observation, partner, received_at, novel=is_new)
+        for observation, is_new in zip(received, novel, strict=True)
+    ]
+
+
+# --- reciprocity status --------------------------------------------------------------------------
+
+
+def status_state(status: ReciprocityStatus) -> str:
+    """A reciprocity status in one word, to notice when it changes."""
+    if status.shortfall:
+        return f"shortfall:{status.action}"
+    return "in_balance" if status.judged else "not_judged"
+
+
+def note_status(
+    tx: Transaction,
+    status: ReciprocityStatus,
+    agreement: str,
+    now: dt.datetime,
+) -> str | None:
+    """Keep the partner's latest reciprocity state; the previous state when it changed (``""``
+    for the first one judged), None when unchanged."""
+    state = status_state(status)
+    noted = tx.ledger.standing(status.partner)
+    if noted is not None and noted == (agreement, state):
+        return None
+    previous: str | None = noted[1] if noted is not None else ""
+    if noted is None and state == "not_judged":
+        previous = None  # nothing to tell until the clause is first judged
+    tx.ledger.note_standing(status.partner, agreement, state, status.message, now)
+    return previous
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+class PartnerLedger(msgspec.Struct, frozen=True, kw_only=True):
+    """One partner's ledger as ``kuroshio ledger`` and ``GET /api/ledger`` show it."""
+
+    partner: str
+    agreement: str | None
+    """The agreement in force with the partner (``id vN``), None when there is none."""
+    status: ReciprocityStatus | None
+    """Standing against that agreement's reciprocity clause (None: no clause)."""
+    days: list[LedgerDay]
+
+
+def partner_ledgers(
+    records: Sequence[LedgerEntry],
+    book: AgreementBook,
+    parties: Iterable[str],
+    *,
+    now: dt.datetime,
+    days: int,
+) -> list[PartnerLedger]:
+    """The last ``days`` UTC days (ending with ``now``'s) for each of ``parties``."""
+    end = now.astimezone(dt.UTC).date()
+    start = end - dt.timedelta(days=max(days, 1) - 1)
+    report: list[PartnerLedger] = []
+    for party in parties:
+        enforced = book.in_force(party, now)
+        clause = enforced.agreement.reciprocity if enforced is not None else None
+        report.append(
+            PartnerLedger(
+                partner=party,
+                agreement=None if enforced is None else f"{enforced.id} v{enforced.version}",
+                status=None if clause is None else reciprocity_status(records, party, clause, now),
+                days=ledger_days(records, party, start, end),
+            )
+        )
+    return report

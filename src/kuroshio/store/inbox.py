@@ -1,0 +1,138 @@
+"""The rows of the receiving side of links, and the origin proofs relayed items came with.
+
+``inbox_links`` is each link's position (last batch taken in and its hash); ``inbox_batches``
+keeps every batch header, signature, leaf hashes and the receipt given for it; ``inbox_items``
+where each item sat in its batch and its provenance as sent, so any item can be proven to its
+sender later; ``origin_proofs`` the proofs a relay carried with items it passed on unchanged.
+The checks live in :mod:`kuroshio.exchange.inbox` and :mod:`kuroshio.exchange.proofs`; this
+module only reads and writes rows, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
+
+InboxRow: TypeAlias = tuple[str, int, int, str, int, bytes]
+"""One item of a received batch: partner, seq, position, id, version, provenance as sent."""
+KeptProof: TypeAlias = tuple[str, int, str, bytes, bool, str, int]
+"""One relayed item's origin proof: id, version, origin, proof bytes, verified, partner, seq."""
+BatchProofRow: TypeAlias = tuple[int, int, bytes, bytes, bytes, bytes]
+"""Where an item sat: seq, position, provenance as sent, batch header, signature, leaves."""
+
+
+class InboxTable:
+    """The receiving side of every link, on one connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def position(self, partner: str) -> tuple[int, bytes, int] | None:
+        """(last seq, last hash, updated at µs) of ``partner``'s link into this node."""
+        row = self._conn.execute(
+            "SELECT last_seq, last_hash, updated_at FROM inbox_links WHERE partner = ?", (partner,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]), int(row[2]))
+
+    def receipts_after(self, partner: str, seq: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """(receipt, signature) given for ``partner``'s batches after ``seq``, in order."""
+        return [
+            (bytes(receipt), bytes(signature))
+            for receipt, signature in self._conn.execute(
+                "SELECT receipt, receipt_signature FROM inbox_batches WHERE partner = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (partner, seq, limit),
+            )
+        ]
+
+    def receipt(self, partner: str, seq: int) -> tuple[bytes, bytes]:
+        """(receipt, signature) given for batch ``seq`` of ``partner``."""
+        row = self._conn.execute(
+            "SELECT receipt, receipt_signature FROM inbox_batches WHERE partner = ? AND seq = ?",
+            (partner, seq),
+        ).fetchone()
+        return bytes(row[0]), bytes(row[1])
+
+    def keep_batch(
+        self,
+        partner: str,
+        seq: int,
+        *,
+        digest: bytes,
+        header: bytes,
+        signature: bytes,
+        leaves: bytes,
+        items: Sequence[InboxRow],
+        received_at_us: int,
+    ) -> None:
+        """Keep a batch and where each of its items sat (its receipt follows, see
+        :meth:`give_receipt`)."""
+        self._conn.executemany(
+            "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            items,
+        )
+        self._conn.execute(
+            "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
+            " receipt, receipt_signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (partner, seq, digest, header, signature, leaves, b"", b"", received_at_us),
+        )
+
+    def give_receipt(
+        self, partner: str, seq: int, digest: bytes, receipt: bytes, signature: bytes, at_us: int
+    ) -> None:
+        """Keep the receipt given for batch ``seq`` and move the link's position to it."""
+        self._conn.execute(
+            "UPDATE inbox_batches SET receipt = ?, receipt_signature = ?"
+            " WHERE partner = ? AND seq = ?",
+            (receipt, signature, partner, seq),
+        )
+        self._conn.execute(
+            "INSERT INTO inbox_links (partner, last_seq, last_hash, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (partner) DO UPDATE SET"
+            " last_seq = excluded.last_seq, last_hash = excluded.last_hash,"
+            " updated_at = excluded.updated_at",
+            (partner, seq, digest, at_us),
+        )
+
+    def batch_proof(self, obs_id: str, version: int, partner: str) -> BatchProofRow | None:
+        """Where ``partner`` sent this item version last: the batch that proves it to them."""
+        row = self._conn.execute(
+            "SELECT i.seq, i.position, i.sent_provenance, b.header, b.signature, b.leaves"
+            " FROM inbox_items i JOIN inbox_batches b ON b.partner = i.partner AND b.seq = i.seq"
+            " WHERE i.id = ? AND i.version = ? AND i.partner = ? ORDER BY i.seq DESC LIMIT 1",
+            (obs_id, version, partner),
+        ).fetchone()
+        if row is None:
+            return None
+        seq, position, provenance, header, signature, leaves = row
+        return (
+            int(seq),
+            int(position),
+            bytes(provenance),
+            bytes(header),
+            bytes(signature),
+            bytes(leaves),
+        )
+
+    def keep_proofs(self, rows: Iterable[KeptProof]) -> None:
+        """Keep relayed items' origin proofs. A proof already kept stays, unless it could not
+        be checked and the new one was."""
+        self._conn.executemany(
+            "INSERT INTO origin_proofs (id, version, origin, proof, verified, partner, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id, version) DO UPDATE SET"
+            " origin = excluded.origin, proof = excluded.proof, verified = excluded.verified,"
+            " partner = excluded.partner, seq = excluded.seq"
+            " WHERE origin_proofs.verified = 0 AND excluded.verified = 1",
+            [(*row[:4], int(row[4]), *row[5:]) for row in rows],
+        )
+
+    def kept_proof(self, obs_id: str, version: int) -> bytes | None:
+        """The encoded origin proof kept for a relayed item, if one came with it."""
+        row = self._conn.execute(
+            "SELECT proof FROM origin_proofs WHERE id = ? AND version = ?", (obs_id, version)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+__all__ = ["BatchProofRow", "InboxRow", "InboxTable", "KeptProof"]

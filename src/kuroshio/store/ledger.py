@@ -1,0 +1,89 @@
+"""The rows of the reciprocity ledger: one per item version given to or received from a partner,
+and each partner's last judged standing.
+
+The arithmetic (days, windows, ratios, novelty) lives in :mod:`kuroshio.policy.ledger`; this
+module only reads and writes rows, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+from kuroshio.store.sql import micros
+
+LedgerRow: TypeAlias = tuple[str, str, str, int, str, int, int, int, float | None, int, int | None]
+"""flow, partner, item, version, kind, observed at (µs), at (µs), sorties, grid km, retracted,
+novel (None: not judged)."""
+_COLUMNS = "flow, partner, item, version, kind, observed_at, at, sorties, grid_km, retracted, novel"
+
+
+class LedgerTable:
+    """The ledger of every partner, on one connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def record(self, rows: Sequence[LedgerRow]) -> None:
+        """Write rows; an item version already recorded for that partner and flow is kept as
+        first recorded."""
+        self._conn.executemany(
+            f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+    def rows(
+        self, *, partner: str | None = None, since: dt.datetime | None = None
+    ) -> list[LedgerRow]:
+        """Recorded rows, oldest first, for one partner or all, from ``since`` on."""
+        where: list[str] = []
+        params: list[object] = []
+        if partner is not None:
+            where.append("partner = ?")
+            params.append(partner)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(micros(since))
+        sql = (
+            f"SELECT {_COLUMNS} FROM ledger"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY at"
+        )
+        return [tuple(row) for row in self._conn.execute(sql, params)]
+
+    def partners(self) -> list[str]:
+        return [
+            str(row[0])
+            for row in self._conn.execute("SELECT DISTINCT partner FROM ledger ORDER BY partner")
+        ]
+
+    def given(self, partner: str, item: str) -> bool:
+        """Whether ``partner`` was given (signed for) any version of ``item``."""
+        row = self._conn.execute(
+            "SELECT 1 FROM ledger WHERE flow = 'given' AND partner = ? AND item = ? LIMIT 1",
+            (partner, item),
+        ).fetchone()
+        return row is not None
+
+    def standing(self, partner: str) -> tuple[str, str] | None:
+        """(agreement, state) last noted for ``partner``."""
+        row = self._conn.execute(
+            "SELECT agreement, state FROM reciprocity_state WHERE partner = ?", (partner,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+    def note_standing(
+        self, partner: str, agreement: str, state: str, message: str, at: dt.datetime
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO reciprocity_state (partner, agreement, state, message, changed_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (partner) DO UPDATE SET"
+            " agreement = excluded.agreement, state = excluded.state,"
+            " message = excluded.message, changed_at = excluded.changed_at",
+            (partner, agreement, state, message, micros(at)),
+        )
+
+
+__all__ = ["LedgerRow", "LedgerTable"]

@@ -1,0 +1,184 @@
+"""The rows of observations and events: every version of an observation kept, the current one
+indexed for queries, and the events derived from them.
+
+``observation_versions`` is the append-only history (id, version, digest, canonical body);
+``current`` indexes the highest version of each id. Appends are set-based and idempotent; this
+module only reads and writes rows, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import msgspec
+
+from kuroshio.errors import StoreError
+from kuroshio.model import Event, Observation, canonical_bytes
+from kuroshio.store import AppendResult, Outcome
+from kuroshio.store.sql import event_row, index_row, micros
+
+_observation_decoder = msgspec.json.Decoder(Observation)
+
+_LOOKUP_CHUNK = 500
+"""Ids per look-up query (well under SQLite's limit on bound parameters)."""
+
+
+def _now_micros() -> int:
+    return micros(dt.datetime.now(dt.UTC))
+
+
+PreparedRow: TypeAlias = tuple[bytes, bytes, tuple[Any, ...]]
+"""One observation ready to store: canonical body, its SHA-256, and its ``current`` row."""
+
+
+def prepare(observations: Sequence[Observation]) -> list[PreparedRow]:
+    """The rows of :meth:`ObservationTable.append`, made without the store: work a caller can do
+    outside the transaction (a receiving link does it while the batch before is taken in)."""
+    sha256 = hashlib.sha256
+    rows: list[PreparedRow] = []
+    for observation in observations:
+        body = canonical_bytes(observation)
+        rows.append((body, sha256(body).digest(), index_row(observation, None)))
+    return rows
+
+
+class ObservationTable:
+    """Observations (every version, the current one indexed) and derived events, on one
+    connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def append(
+        self,
+        observations: Sequence[Observation],
+        prepared: Sequence[PreparedRow] | None = None,
+    ) -> AppendResult:
+        """Append inside the caller's transaction (e.g. with an outbox write).
+
+        Set-based: one look-up of the stored versions and current rows for the whole call, then
+        one batched insert per table; each observation's outcome is as if appended one by one.
+        ``prepared`` is :func:`prepare` of the same observations, done before the transaction.
+        """
+        result = AppendResult()
+        if not observations:
+            return result
+        if prepared is None:
+            prepared = prepare(observations)
+        elif len(prepared) != len(observations):
+            raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
+        stored_at = _now_micros()
+        ids = list({observation.id: None for observation in observations})
+        conn = self._conn
+        digests, currents = _known(conn, ids)
+        # History rows get their seq here (the next ones after the last ever given), so that
+        # each current row can name its history row without looking it up.
+        row = conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
+        ).fetchone()
+        last_seq = int(row[0]) if row is not None else 0
+        versions: list[tuple[int, str, int, bytes, bytes, int]] = []
+        indexed: list[tuple[Any, ...]] = []
+        for observation, (body, digest, row) in zip(observations, prepared, strict=True):
+            obs_id, version = observation.id, observation.version
+            known = digests.get((obs_id, version))
+            if known is not None:
+                if known == digest:
+                    result.record(Outcome.UNCHANGED)
+                else:
+                    result.outcomes.append(Outcome.CONFLICT)
+                    result.conflicts.append(
+                        (
+                            obs_id,
+                            version,
+                            "a different record with this id and version is already stored",
+                        )
+                    )
+                continue
+            digests[(obs_id, version)] = digest
+            last_seq += 1
+            versions.append((last_seq, obs_id, version, digest, body, stored_at))
+            current = currents.get(obs_id)
+            if current is not None and current > version:
+                result.record(Outcome.STALE)
+                continue
+            currents[obs_id] = version
+            indexed.append((obs_id, version, last_seq, *row[3:]))
+            result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        conn.executemany(
+            "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            versions,
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            indexed,
+        )
+        return result
+
+    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+        conn = self._conn
+        if version is None:
+            row = conn.execute(
+                "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+                " WHERE c.id = ?",
+                (obs_id,),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT body FROM observation_versions WHERE id = ? AND version = ?",
+                (obs_id, version),
+            ).fetchone()
+        return None if row is None else _observation_decoder.decode(row[0])
+
+    def current_of_origin(
+        self, origin: str, start_us: int, end_us: int, limit: int
+    ) -> list[tuple[int, Observation]]:
+        """(start µs, observation) of ``origin``'s current, unretracted observations whose
+        interval meets ``[start_us, end_us]``, by start time, at most ``limit``."""
+        rows = self._conn.execute(
+            "SELECT c.t0, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+            " WHERE c.origin = ? AND c.retracted = 0 AND c.t1 >= ? AND c.t0 <= ?"
+            " ORDER BY c.t0 LIMIT ?",
+            (origin, start_us, end_us, limit),
+        ).fetchall()
+        return [(int(t0), _observation_decoder.decode(body)) for t0, body in rows]
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        """Store derived events (idempotent on event id); how many were new."""
+        conn = self._conn
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (id, kind, at, zone, origin, body)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [event_row(e, canonical_bytes(e)) for e in events],
+        )
+        return conn.total_changes - before
+
+
+def _known(
+    conn: sqlite3.Connection, ids: list[str]
+) -> tuple[dict[tuple[str, int], bytes], dict[str, int]]:
+    """Stored (id, version) → digest and current id → version, for the given ids."""
+    digests: dict[tuple[str, int], bytes] = {}
+    currents: dict[str, int] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for obs_id, version, digest in conn.execute(
+            f"SELECT id, version, digest FROM observation_versions WHERE id IN ({marks})",
+            chunk,
+        ):
+            digests[(obs_id, version)] = digest
+        for obs_id, version in conn.execute(
+            f"SELECT id, version FROM current WHERE id IN ({marks})", chunk
+        ):
+            currents[obs_id] = version
+    return digests, currents
+
+
+__all__ = ["ObservationTable", "PreparedRow", "prepare"]

@@ -1,0 +1,181 @@
+"""The rows of the sending side of links: each partner's outbox and the batches sealed from it.
+
+``outbox`` holds released items (bytes as they will be sent) until their batch is signed for;
+``sent_batches`` every sealed batch with the partner's receipt once it comes. The rules (what is
+due, how a batch is sealed and bounded) live in :mod:`kuroshio.exchange.outbox`; this module only
+reads and writes rows, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, TypeAlias
+
+QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None, bytes | None]
+"""One released item: partner, id, version, bytes as sent, not before (µs since the epoch) and
+the origin's proof for an item relayed as is."""
+
+_DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
+
+
+class OutboxTable:
+    """The outbox and sealed batches of every link, on one connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def queue(self, items: Sequence[QueuedItem]) -> None:
+        self._conn.executemany(
+            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            items,
+        )
+
+    def holds(self, partner: str, item: str) -> bool:
+        """Whether any version of ``item`` waits in ``partner``'s outbox."""
+        row = self._conn.execute(
+            "SELECT 1 FROM outbox WHERE partner = ? AND id = ? LIMIT 1", (partner, item)
+        ).fetchone()
+        return row is not None
+
+    def last_sealed(self, partner: str) -> tuple[int, bytes] | None:
+        """(seq, hash) of the last batch sealed for ``partner``."""
+        row = self._conn.execute(
+            "SELECT seq, hash FROM sent_batches WHERE partner = ? ORDER BY seq DESC LIMIT 1",
+            (partner,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def due_count(self, partner: str, at_us: int, limit: int) -> int:
+        row = self._conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE {_DUE} LIMIT ?)",
+            (partner, at_us, limit),
+        ).fetchone()
+        return int(row[0])
+
+    def due(self, partner: str, at_us: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
+        """(row, item, origin proof) of items due at ``at_us``, in release order."""
+        return [
+            (int(row), bytes(item), None if proof is None else bytes(proof))
+            for row, item, proof in self._conn.execute(
+                f"SELECT row, item, origin_proof FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?",
+                (partner, at_us, limit),
+            )
+        ]
+
+    def seal(
+        self,
+        partner: str,
+        seq: int,
+        *,
+        at_us: int,
+        first_row: int,
+        last_row: int,
+        count: int,
+        header: bytes,
+        signature: bytes,
+        digest: bytes,
+    ) -> None:
+        """Tag the due rows up to ``last_row`` with batch ``seq`` and keep the sealed batch."""
+        # The rows taken are exactly the due rows up to the last one taken (same condition, same
+        # order), so one ranged statement tags them all with their batch.
+        self._conn.execute(
+            f"UPDATE outbox SET seq = ? WHERE {_DUE} AND row <= ?",
+            (seq, partner, at_us, last_row),
+        )
+        self._conn.execute(
+            "INSERT INTO sent_batches (partner, seq, first_row, last_row, count, header,"
+            " signature, hash, sealed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (partner, seq, first_row, last_row, count, header, signature, digest, at_us),
+        )
+
+    def unacked(self, partner: str, seq: int) -> tuple[int, bytes, bytes, bytes] | None:
+        """(count, header, signature, hash) of a sealed batch not yet signed for."""
+        row = self._conn.execute(
+            "SELECT count, header, signature, hash FROM sent_batches"
+            " WHERE partner = ? AND seq = ? AND acked_at IS NULL",
+            (partner, seq),
+        ).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), bytes(row[1]), bytes(row[2]), bytes(row[3])
+
+    def batch_items(self, partner: str, seq: int) -> list[tuple[bytes, bytes | None]]:
+        """(item, origin proof) of a sealed batch, in batch order."""
+        return [
+            (bytes(item), None if proof is None else bytes(proof))
+            for item, proof in self._conn.execute(
+                "SELECT item, origin_proof FROM outbox WHERE partner = ? AND seq = ? ORDER BY row",
+                (partner, seq),
+            )
+        ]
+
+    def acked_seq(self, partner: str) -> int:
+        """The highest seq whose receipt is stored."""
+        row = self._conn.execute(
+            "SELECT max(seq) FROM sent_batches WHERE partner = ? AND acked_at IS NOT NULL",
+            (partner,),
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def sealed(self, partner: str, seq: int) -> tuple[bytes, int, bool] | None:
+        """(hash, count, acked) of sealed batch ``seq``."""
+        row = self._conn.execute(
+            "SELECT hash, count, acked_at FROM sent_batches WHERE partner = ? AND seq = ?",
+            (partner, seq),
+        ).fetchone()
+        return None if row is None else (bytes(row[0]), int(row[1]), row[2] is not None)
+
+    def acknowledge(
+        self, partner: str, seq: int, receipt: bytes, signature: bytes, at_us: int
+    ) -> None:
+        """Keep the partner's receipt for batch ``seq``; its items leave the outbox."""
+        self._conn.execute(
+            "UPDATE sent_batches SET receipt = ?, receipt_signature = ?, acked_at = ?"
+            " WHERE partner = ? AND seq = ?",
+            (receipt, signature, at_us, partner, seq),
+        )
+        self._conn.execute("DELETE FROM outbox WHERE partner = ? AND seq = ?", (partner, seq))
+
+    def receipts(
+        self, partner: str, limit: int
+    ) -> list[tuple[int, int, bytes, int, bytes | None, bytes | None, int | None]]:
+        """(seq, count, hash, sealed at, receipt, receipt signature, acked at) per sealed batch,
+        oldest first."""
+        return [
+            (
+                int(seq),
+                int(count),
+                bytes(digest),
+                int(sealed_at),
+                None if receipt is None else bytes(receipt),
+                None if signature is None else bytes(signature),
+                None if acked_at is None else int(acked_at),
+            )
+            for seq, count, digest, sealed_at, receipt, signature, acked_at in self._conn.execute(
+                "SELECT seq, count, hash, sealed_at, receipt, receipt_signature, acked_at"
+                " FROM sent_batches WHERE partner = ? ORDER BY seq LIMIT ?",
+                (partner, limit),
+            )
+        ]
+
+    def counts(self, partner: str, at_us: int) -> tuple[int, int, int, int | None, int | None]:
+        """(waiting, held by a delay at ``at_us``, items sealed but not signed for, last sealed
+        at, last acked at) of one link."""
+        pending, held = self._conn.execute(
+            "SELECT count(*), coalesce(sum(CASE WHEN not_before > ? THEN 1 ELSE 0 END), 0)"
+            " FROM outbox WHERE partner = ? AND seq IS NULL",
+            (at_us, partner),
+        ).fetchone()
+        (unacked,) = self._conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM sent_batches WHERE partner = ?"
+            " AND acked_at IS NULL",
+            (partner,),
+        ).fetchone()
+        sealed_at, acked_at = self._conn.execute(
+            "SELECT max(sealed_at), max(acked_at) FROM sent_batches WHERE partner = ?", (partner,)
+        ).fetchone()
+        return int(pending), int(held), int(unacked), sealed_at, acked_at
+
+
+__all__ = ["OutboxTable", "QueuedItem"]

@@ -1,0 +1,286 @@
+"""Every table a node keeps, and the numbered migrations that bring a store file up to date.
+
+One list, :data:`MIGRATIONS`, for every backend: each step is SQL written once in a portable
+subset (SQLite's types and ``WITHOUT ROWID``, translated for PostgreSQL by :func:`for_postgres`)
+or a function of an open connection for steps that move data. A SQLite store counts the steps
+it has taken in ``PRAGMA user_version``; the PostgreSQL store keeps the same count in its
+``meta`` table. Steps only add: a table or column once shipped is never changed in place.
+
+A store made before migrations were numbered (its tables created on demand by each part of the
+node) is recognised by its tables and taken from step 0 like a new one: every ``CREATE`` here is
+``IF NOT EXISTS`` and every later step checks before it changes anything, so no row is lost.
+This module holds the schema; it opens nothing itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NamedTuple, Protocol
+
+
+class Connection(Protocol):
+    """What a migration step needs of a DB-API connection (sqlite3 or psycopg)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Any: ...
+
+
+class Migration(NamedTuple):
+    """One numbered step: ``NNNN_name`` and its statements (or a function that moves data)."""
+
+    name: str
+    statements: Sequence[str] = ()
+    run: Callable[[Connection, str], None] | None = None
+    """A data step: called with the connection and the dialect (``sqlite`` or ``postgres``)."""
+
+
+_INITIAL: Final = (
+    # --- observations: every version kept, the current one indexed -------------------------
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS observation_versions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        body BLOB NOT NULL,
+        stored_at INTEGER NOT NULL,
+        UNIQUE (id, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS current (
+        id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        seq INTEGER NOT NULL REFERENCES observation_versions (seq),
+        origin TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        t0 INTEGER NOT NULL,
+        t1 INTEGER NOT NULL,
+        min_lon REAL NOT NULL,
+        min_lat REAL NOT NULL,
+        max_lon REAL NOT NULL,
+        max_lat REAL NOT NULL,
+        platform_class TEXT,
+        platform_type TEXT,
+        retracted INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS current_time ON current (t0, id)",
+    "CREATE INDEX IF NOT EXISTS current_origin ON current (origin, t0)",
+    """CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        zone TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS events_at ON events (at, id)",
+    # --- the sending side of links -----------------------------------------------------------
+    """CREATE TABLE IF NOT EXISTS outbox (
+        row INTEGER PRIMARY KEY AUTOINCREMENT,
+        partner TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        item BLOB NOT NULL,
+        not_before INTEGER,
+        seq INTEGER,
+        origin_proof BLOB
+    )""",
+    """CREATE TABLE IF NOT EXISTS sent_batches (
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        first_row INTEGER NOT NULL,
+        last_row INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        header BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        sealed_at INTEGER NOT NULL,
+        receipt BLOB,
+        receipt_signature BLOB,
+        acked_at INTEGER,
+        PRIMARY KEY (partner, seq)
+    ) WITHOUT ROWID""",
+    # --- the receiving side of links ---------------------------------------------------------
+    """CREATE TABLE IF NOT EXISTS inbox_links (
+        partner TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL,
+        last_hash BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS inbox_batches (
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        header BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        leaves BLOB NOT NULL,
+        receipt BLOB NOT NULL,
+        receipt_signature BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (partner, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS inbox_items (
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        sent_provenance BLOB NOT NULL,
+        PRIMARY KEY (partner, seq, position)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS inbox_items_by_id ON inbox_items (id, version)",
+    """CREATE TABLE IF NOT EXISTS origin_proofs (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        origin TEXT NOT NULL,
+        proof BLOB NOT NULL,
+        verified INTEGER NOT NULL,
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (id, version)
+    ) WITHOUT ROWID""",
+    # --- the reciprocity ledger --------------------------------------------------------------
+    """CREATE TABLE IF NOT EXISTS ledger (
+        flow TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        item TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        observed_at INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        sorties INTEGER NOT NULL,
+        grid_km REAL,
+        retracted INTEGER NOT NULL,
+        novel INTEGER,
+        PRIMARY KEY (flow, partner, item, version)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS ledger_by_time ON ledger (partner, at)",
+    """CREATE TABLE IF NOT EXISTS reciprocity_state (
+        partner TEXT PRIMARY KEY,
+        agreement TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        changed_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    # --- the audit log -----------------------------------------------------------------------
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        party TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        signature BLOB NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log (kind, seq)",
+    # --- the public daily counts -------------------------------------------------------------
+    """CREATE TABLE IF NOT EXISTS daily_counts (
+        dataset TEXT NOT NULL,
+        day TEXT NOT NULL,
+        aircraft INTEGER,
+        vessels INTEGER,
+        carrier INTEGER,
+        yonaguni INTEGER,
+        miyako INTEGER,
+        osumi INTEGER,
+        tsushima INTEGER,
+        record TEXT NOT NULL,
+        PRIMARY KEY (dataset, day)
+    ) WITHOUT ROWID""",
+)
+
+_SQLITE_AUDIT_GUARDS: Final = (
+    # The chain detects tampering; the triggers stop honest code from doing it by mistake.
+    """CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END""",
+)
+_POSTGRES_AUDIT_GUARDS: Final = (
+    """CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+    """CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+       FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()""",
+)
+
+
+def _columns(conn: Connection, dialect: str, table: str) -> set[str]:
+    if dialect == "sqlite":
+        return {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = %s",
+        (table,),
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _outbox_columns(conn: Connection, dialect: str) -> None:
+    """Outboxes from before delays and relayed proofs get their columns, sealed items their
+    batch (a no-op on any outbox made since)."""
+    columns = _columns(conn, dialect, "outbox")
+    if "seq" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN not_before INTEGER")
+        conn.execute("ALTER TABLE outbox ADD COLUMN seq INTEGER")
+        conn.execute(
+            "UPDATE outbox SET seq = (SELECT b.seq FROM sent_batches b WHERE b.partner ="
+            " outbox.partner AND outbox.row BETWEEN b.first_row AND b.last_row)"
+        )
+    if "origin_proof" not in columns:
+        conn.execute("ALTER TABLE outbox ADD COLUMN origin_proof BLOB")
+    conn.execute("DROP INDEX IF EXISTS outbox_by_partner")
+    conn.execute("CREATE INDEX IF NOT EXISTS outbox_by_batch ON outbox (partner, seq, row)")
+
+
+def _audit_guards(conn: Connection, dialect: str) -> None:
+    for statement in _SQLITE_AUDIT_GUARDS if dialect == "sqlite" else _POSTGRES_AUDIT_GUARDS:
+        conn.execute(statement)
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration("0001_initial", _INITIAL),
+    Migration("0002_outbox_columns", run=_outbox_columns),
+    Migration("0003_audit_append_only", run=_audit_guards),
+)
+"""Every step, in order; a store at version N has taken the first N."""
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+_POSTGRES_TYPES: Final = (
+    (re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"), "BIGSERIAL PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID"), ")"),
+    # CURRENT_TIME is a reserved word in PostgreSQL.
+    (re.compile(r"\bcurrent_time ON\b"), "current_by_time ON"),
+    (re.compile(r"\bcurrent_origin ON\b"), "current_by_origin ON"),
+    # Ids compare byte-wise on both backends, so cursor pages come in the same order.
+    (re.compile(r"^(\s*id) TEXT\b", re.M), r'\1 TEXT COLLATE "C"'),
+)
+
+
+def for_postgres(statement: str) -> str:
+    """A statement of :data:`MIGRATIONS` in PostgreSQL's types."""
+    for pattern, replacement in _POSTGRES_TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def pending(version: int) -> list[tuple[int, Migration]]:
+    """The steps after ``version`` with the version each leaves the store at."""
+    return [(number, step) for number, step in enumerate(MIGRATIONS, start=1) if number > version]
+
+
+def apply(conn: Connection, step: Migration, dialect: str) -> None:
+    """Take one step on ``conn`` inside the caller's transaction."""
+    for statement in step.statements:
+        conn.execute(statement if dialect == "sqlite" else for_postgres(statement))
+    if step.run is not None:
+        step.run(conn, dialect)
+
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "apply", "for_postgres", "pending"]

@@ -1,0 +1,176 @@
+"""A node directory made by kuroshio's first release opens with this one: its store migrates in
+place, keeps every row, and everything signed in it still verifies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kuroshio.errors import StoreError
+from kuroshio.exchange import outbox
+from kuroshio.exchange.inbox import verify_received
+from kuroshio.exchange.receipt import open_receipt
+from kuroshio.federation.inbox import Inbox
+from kuroshio.node import Node, open_node
+from kuroshio.store import schema
+from kuroshio.store.postgres import PostgresStore
+from kuroshio.store.sqlite import SQLiteStore
+
+FIXTURE = Path(__file__).parent / "fixtures" / "nodes-schema1.tar.gz"
+TABLES = (
+    "observation_versions",
+    "current",
+    "events",
+    "outbox",
+    "sent_batches",
+    "inbox_links",
+    "inbox_batches",
+    "inbox_items",
+    "origin_proofs",
+    "ledger",
+    "reciprocity_state",
+    "audit_log",
+    "daily_counts",
+)
+
+
+def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table the first release kept, read without kuroshio."""
+    conn = sqlite3.connect(path)
+    try:
+        present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        return {
+            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in TABLES
+            if table in present
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def old_nodes(tmp_path: Path) -> Iterator[Path]:
+    with tarfile.open(FIXTURE) as archive:
+        archive.extractall(tmp_path, filter="data")
+    yield tmp_path
+
+
+def _open(root: Path) -> tuple[Node, Node]:
+    return open_node(root / "twn"), open_node(root / "jpn")
+
+
+def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: Path) -> None:
+    before = {party: _rows(old_nodes / party / "store.sqlite") for party in ("twn", "jpn")}
+    assert (
+        before["twn"]["ledger"] and before["twn"]["daily_counts"] and before["jpn"]["inbox_items"]
+    )
+    twn, jpn = _open(old_nodes)
+    for node in (twn, jpn):
+        assert node.store.schema_version == schema.SCHEMA_VERSION
+    twn.close(), jpn.close()
+    for party in ("twn", "jpn"):
+        after = _rows(old_nodes / party / "store.sqlite")
+        for table, rows in before[party].items():
+            assert after[table] == rows, f"{party}: {table} changed"
+    # Opening again takes no step twice.
+    with SQLiteStore(old_nodes / "twn" / "store.sqlite") as store:
+        assert store.schema_version == schema.SCHEMA_VERSION
+
+
+def test_audit_chains_receipts_and_proofs_of_the_first_release_still_verify(
+    old_nodes: Path,
+) -> None:
+    twn, jpn = _open(old_nodes)
+    try:
+        for node in (twn, jpn):
+            report = node.audit.verify()
+            assert report.ok and report.checked > 5
+        with twn.store.transaction() as tx:
+            receipts = outbox.receipts(tx, "JPN")
+        assert receipts and all(row.receipt is not None for row in receipts)
+        for row in receipts:
+            assert row.receipt is not None
+            assert open_receipt(row.receipt, jpn.identity.public_key_bytes).seq == row.seq
+        received = jpn.store.get("TWN:fixture:0")
+        assert received is not None and received.provenance.partner == "TWN"
+        with jpn.store.transaction() as tx:
+            check = verify_received(tx, jpn.pinned_keys(), received)
+        assert check.status == "verified", check.detail
+    finally:
+        twn.close(), jpn.close()
+
+
+def test_a_migrated_node_goes_on_exchanging(old_nodes: Path) -> None:
+    twn, jpn = _open(old_nodes)
+    try:
+        with twn.store.transaction() as tx:
+            # Two reports and a correction left waiting by the first release.
+            assert outbox.state(tx, "JPN").pending == 3
+            sealed = outbox.seal_next(
+                tx,
+                "JPN",
+                signer=twn.identity,
+                sender="TWN",
+                max_items=10,
+                max_bytes=1 << 20,
+                now=dt.datetime.now(dt.UTC),
+            )
+        assert sealed is not None and sealed.header.seq == 2  # the chain goes on
+        signed = Inbox(jpn).accept(jpn.partners["TWN"], sealed.frame())
+        receipt = open_receipt(signed, jpn.identity.public_key_bytes)
+        assert receipt.stored == 3
+        with twn.store.transaction() as tx:
+            assert outbox.record_receipt(tx, "JPN", receipt, signed, now=receipt.received_at)
+            assert outbox.state(tx, "JPN").pending == 0
+        for node in (twn, jpn):
+            assert node.audit.verify().ok
+    finally:
+        twn.close(), jpn.close()
+
+
+def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "newer.sqlite"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer kuroshio"):
+        SQLiteStore(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION + 1
+    conn.close()
+
+
+def test_postgresql_takes_the_same_migrations(postgres_dsn: str, tmp_path: Path) -> None:
+    schema_name = f"test_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(postgres_dsn, schema=schema_name)
+    try:
+        assert store.schema_version == schema.SCHEMA_VERSION
+        tables = {
+            row[0]
+            for row in store.connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema_name,),
+            )
+        }
+        embedded = SQLiteStore(tmp_path / "embedded.sqlite")
+        embedded.close()
+        assert set(_rows(tmp_path / "embedded.sqlite")) <= tables
+        with (
+            pytest.raises(psycopg.errors.RaiseException, match="append-only"),
+            store.connection.transaction(),
+        ):
+            store.connection.execute(
+                "INSERT INTO audit_log VALUES (1, 'x', 'TWN', 'ingest', 's', '{}', '', '', '')"
+            )
+            store.connection.execute("DELETE FROM audit_log")
+    finally:
+        store.drop()
+        store.close()
