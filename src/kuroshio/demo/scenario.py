@@ -12,8 +12,8 @@ import random
 from collections.abc import Iterator, Sequence
 
 import msgspec
-from pyproj import Geod
 
+from kuroshio.geo.shapes import GEOD
 from kuroshio.model import (
     Kinematics,
     Marking,
@@ -24,7 +24,6 @@ from kuroshio.model import (
     Source,
 )
 
-_geod = Geod(ellps="WGS84")
 KNOT = 0.514444
 
 
@@ -135,9 +134,9 @@ def plots(
         t = start + dt.timedelta(seconds=sortie.start_offset_s)
         index = 0
         for (lon1, lat1), (lon2, lat2) in zip(sortie.route, sortie.route[1:], strict=False):
-            course, _, distance = _geod.inv(lon1, lat1, lon2, lat2)
+            course, _, distance = GEOD.inv(lon1, lat1, lon2, lat2)
             steps = max(1, int(distance / (sortie.speed_mps * interval_s)))
-            points = [(lon1, lat1), *_geod.npts(lon1, lat1, lon2, lat2, steps - 1)]
+            points = [(lon1, lat1), *GEOD.npts(lon1, lat1, lon2, lat2, steps - 1)]
             for lon, lat in points:
                 all_plots.append(
                     Plot(
@@ -158,7 +157,7 @@ def observe(
     if not (min_lon <= plot.lon <= max_lon and min_lat <= plot.lat <= max_lat):
         return None
     error_m = 1_500.0 if plot.sortie.kind == "air" else 500.0
-    lon, lat, _ = _geod.fwd(plot.lon, plot.lat, rng.uniform(0, 360), abs(rng.gauss(0, error_m)))
+    lon, lat, _ = GEOD.fwd(plot.lon, plot.lat, rng.uniform(0, 360), abs(rng.gauss(0, error_m)))
     sortie = plot.sortie
     return Observation(
         id=f"{party}:demo:{sortie.name}:{plot.index}",

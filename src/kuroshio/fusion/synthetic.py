@@ -15,7 +15,7 @@ from typing import Final
 
 import msgspec
 
-from kuroshio.geo.grid import KM_PER_DEGREE
+from kuroshio.geo.shapes import destination
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
 from kuroshio.policy.decide import COARSENED_WORDS, coarsen
 
@@ -45,12 +45,7 @@ class Sortie(msgspec.Struct, frozen=True):
 
     def position(self, moment: dt.datetime) -> tuple[float, float]:
         seconds = (moment - self.start).total_seconds()
-        distance_km = self.speed_mps * seconds / 1000.0
-        north = distance_km * math.cos(math.radians(self.course_deg))
-        east = distance_km * math.sin(math.radians(self.course_deg))
-        lat = self.lat + north / KM_PER_DEGREE
-        lon = self.lon + east / (KM_PER_DEGREE * math.cos(math.radians(self.lat)))
-        return lon, lat
+        return destination(self.lon, self.lat, self.course_deg, self.speed_mps * seconds / 1000.0)
 
 
 class Arrival(msgspec.Struct, frozen=True):
@@ -98,8 +93,9 @@ def _plot(
     number: int,
 ) -> Observation:
     lon, lat = sortie.position(moment)
-    lat += rng.gauss(0.0, noise_km) / KM_PER_DEGREE
-    lon += rng.gauss(0.0, noise_km) / (KM_PER_DEGREE * math.cos(math.radians(lat)))
+    # An isotropic Gaussian error of noise_km in each direction.
+    north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
+    lon, lat = destination(lon, lat, math.degrees(math.atan2(east, north)), math.hypot(north, east))
     # One party sometimes miscounts a formation by one.
     count = max(1, sortie.count + rng.choice((0, 0, 0, 0, 1, -1)))
     return Observation(

@@ -32,10 +32,10 @@ from typing import Final
 
 import msgspec
 import shapely
-from pyproj import Geod
 
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.geo import load
+from kuroshio.geo.shapes import GEOD
 from kuroshio.ingest.jso_press_text import (
     GEO_GATE_IDS,
     PressActivity,
@@ -60,7 +60,6 @@ from kuroshio.model import Kind, Observation, Point, Provenance, Source
 
 IMPORTER: Final = "jso-press"
 MAX_TEXT_CHARS: Final = 500_000
-_GEOD: Final = Geod(ellps="WGS84")
 _KM: Final = 1_000.0
 
 BEARINGS: Final[dict[str, float]] = {
@@ -173,7 +172,7 @@ def _gate(zone_id: str) -> tuple[float, float, float] | None:
     line = geography.zone(zone_id).geometry
     middle = line.interpolate(0.5, normalized=True)
     xy = shapely.get_coordinates(line)
-    length_m = _GEOD.line_length(xy[:, 0].tolist(), xy[:, 1].tolist())
+    length_m = GEOD.line_length(xy[:, 0].tolist(), xy[:, 1].tolist())
     return float(middle.x), float(middle.y), length_m / 2 / _KM
 
 
@@ -195,9 +194,7 @@ def placement(activity: PressActivity) -> Placement:
         lon, lat = PLACES[position.reference]
         basis = f"the position {position.text}"
         if position.bearing in BEARINGS and position.distance_km is not None:
-            lon, lat, _ = _GEOD.fwd(
-                lon, lat, BEARINGS[position.bearing], position.distance_km * _KM
-            )
+            lon, lat, _ = GEOD.fwd(lon, lat, BEARINGS[position.bearing], position.distance_km * _KM)
             spread = 30.0 + position.distance_km / 5
         else:
             spread = 50.0

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
-from pyproj import Geod
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from kuroshio.errors import ImportRecordError
+from kuroshio.geo.shapes import GEOD
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     CHINA,
@@ -55,7 +55,6 @@ POSITION_UNCERTAINTY_M: Final = 100.0
 """Positions are published to 0.01 minute (about 20 m); the rest is datum and rounding."""
 CIRCLE_SIDES: Final = 36
 MAX_RADIUS_M: Final = 500_000.0
-_GEOD: Final = Geod(ellps="WGS84")
 _UTC: Final = dt.UTC
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -346,7 +345,7 @@ def circle(centre: tuple[float, float], radius_m: float) -> Polygon:
     """A geodesic circle as a closed ring of :data:`CIRCLE_SIDES` positions."""
     lon, lat = centre
     azimuths = [360.0 * k / CIRCLE_SIDES for k in range(CIRCLE_SIDES)]
-    lons, lats, _ = _GEOD.fwd(
+    lons, lats, _ = GEOD.fwd(
         [lon] * CIRCLE_SIDES, [lat] * CIRCLE_SIDES, azimuths, [radius_m] * CIRCLE_SIDES
     )
     ring = [(float(x), float(y)) for x, y in zip(lons, lats, strict=True)]
