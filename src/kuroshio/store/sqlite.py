@@ -286,7 +286,6 @@ class StoreReader(_Reads):
                 check_same_thread=False,
                 timeout=30.0,
             )
-            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB // 4}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read store {store.path}: {exc}") from exc
 
