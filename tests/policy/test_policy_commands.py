@@ -176,7 +176,8 @@ def test_the_ledger_shows_days_and_the_clause(tmp_path: Path, nodes: dict[str, P
     path = signed_draft(tmp_path, nodes)
     twn = nodes["TWN"]
     assert kuroshio("agreement", "install", path, "-n", twn)[0] == 0
-    now = dt.datetime.now(dt.UTC)
+    # Noon of today (UTC), so that every record falls on the day the ledger shows last.
+    now = dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     records = [
         {
             "flow": "given",
@@ -205,7 +206,8 @@ def test_the_ledger_shows_days_and_the_clause(tmp_path: Path, nodes: dict[str, P
     ]
     entries = tmp_path / "ledger.ndjson"
     entries.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in records))
-    code, out = kuroshio("ledger", "-n", twn, "--entries", entries, "--json")
+    at = now.isoformat()
+    code, out = kuroshio("ledger", "-n", twn, "--entries", entries, "--at", at, "--json")
     assert code == 0, out
     (row,) = json.loads(out)
     assert row["partner"] == "JPN" and row["agreement"] == "twn-jpn v1"
@@ -213,5 +215,5 @@ def test_the_ledger_shows_days_and_the_clause(tmp_path: Path, nodes: dict[str, P
     today = row["days"][-1]
     assert (today["given"]["items"], today["given"]["sorties"]) == (60, 120)
     assert (today["received"]["items"], today["received"]["novel_items"]) == (12, 6)
-    code, out = kuroshio("ledger", "-n", twn, "--entries", entries)
+    code, out = kuroshio("ledger", "-n", twn, "--entries", entries, "--at", at)
     assert code == 0 and "shortfall" in out and "TWN ⇄ JPN" in out
