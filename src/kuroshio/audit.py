@@ -34,7 +34,7 @@ from kuroshio.errors import AuditError
 from kuroshio.model import canonical_bytes, is_party
 from kuroshio.pki import Signer, public_key_bytes_of
 from kuroshio.store.audit import AuditTable
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.backend import NodeStore
 from kuroshio.store.transaction import Transaction
 
 AuditKind: TypeAlias = Literal[
@@ -204,7 +204,7 @@ class AuditLog:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: NodeStore,
         signing_key: Signer,
         party: str,
         *,
@@ -246,8 +246,8 @@ class AuditLog:
         if not prepared:
             return []
 
-        head = log_head(tx.audit)
-        seq, prev_hash = head.seq, head.hash
+        claimed = tx.audit.claim_head()
+        seq, prev_hash = claimed if claimed is not None else (0, GENESIS_HASH)
         rows: list[tuple[int, str, str, str, str, str, bytes, bytes, bytes]] = []
         entries: list[AuditEntry] = []
         for kind, subject, details_json in prepared:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -38,8 +38,8 @@ from kuroshio.policy.agreement import (
 from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
 from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
+from kuroshio.store.backend import NodeStore, open_store
 from kuroshio.store.observations import PreparedRow
-from kuroshio.store.sqlite import SQLiteStore
 from kuroshio.store.transaction import Transaction
 
 CONFIG_NAME: Final = "kuroshio.toml"
@@ -100,9 +100,22 @@ class ApiSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return f"{scheme}://{host}:{self.port}"
 
 
+STORE_DSN_VARIABLE: Final = "KUROSHIO_STORE_DSN"
+"""Where a PostgreSQL node finds its connection string when kuroshio.toml gives none (so a
+password need not sit in the node directory)."""
+
+
 class StoreSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    backend: Literal["sqlite"] = "sqlite"
+    """Where the node keeps everything: one SQLite file (the default), or a schema on a
+    PostgreSQL server shared by the node's processes."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: str = "store.sqlite"
+    """The SQLite file, relative to the node directory."""
+    dsn: str | None = None
+    """PostgreSQL connection string (default: the KUROSHIO_STORE_DSN environment variable)."""
+    schema: Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+    """PostgreSQL schema of this node (default: kuroshio_<party>_<node name>)."""
 
 
 class LimitsSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -144,7 +157,7 @@ class Node:
         self.config = config
         self.matcher = matcher
         """Judges whether a received report is a sortie this node already held (novelty)."""
-        self._store: SQLiteStore | None = None
+        self._store: NodeStore | None = None
         self._identity: NodeIdentity | None = None
         self._audit: AuditLog | None = None
         self._partners: dict[str, Partner] | None = None
@@ -162,9 +175,17 @@ class Node:
         return self.config.node.party
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> NodeStore:
+        """The node's store, opened (and migrated) the first time it is needed."""
         if self._store is None:
-            self._store = SQLiteStore(self.directory / self.config.store.path)
+            section = self.config.store
+            self._store = open_store(
+                section.backend,
+                path=self.directory / section.path,
+                dsn=section.dsn or os.environ.get(STORE_DSN_VARIABLE),
+                schema=section.schema
+                or f"kuroshio_{self.party.lower()}_{self.config.node.name.replace('-', '_')}",
+            )
         return self._store
 
     @property
@@ -463,9 +484,11 @@ def init_node(
     api_port: int = DEFAULT_API_PORT,
     host: str = "127.0.0.1",
     hostnames: Sequence[str] = (),
+    store: Mapping[str, str] | None = None,
 ) -> Node:
     """Create a node directory for ``party``: config, keys (signing key, party CA, node TLS
-    certificate) and store. ``port`` is the federation port. Refuses an existing node."""
+    certificate) and store. ``port`` is the federation port; ``store`` the ``[store]`` section
+    (default: the embedded SQLite file). Refuses an existing node."""
     party = party.upper()
     if not is_party(party):
         raise ConfigError(f"unknown party code {party!r} (ISO 3166-1 alpha-3 expected, e.g. TWN)")
@@ -479,6 +502,7 @@ def init_node(
                 "node": {"party": party, "name": name},
                 "federation": {"host": host, "port": port},
                 "api": {"port": api_port},
+                "store": dict(store or {}),
             },
             NodeConfig,
         )

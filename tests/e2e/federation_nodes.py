@@ -1,4 +1,5 @@
-"""Real nodes for federation tests: made with the CLI, served as ``kuroshio serve`` processes."""
+"""Real nodes for federation tests: made with the CLI, served as ``kuroshio serve`` processes,
+each keeping its store in a SQLite file or in a schema of the PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -10,16 +11,20 @@ import socket
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 
 from cli_run import kuroshio_command, run
 from kuroshio.model import Observation
 
 START_TIMEOUT_S = 60.0
+POSTGRES_SCHEMAS: list[str] = []
+"""Schemas made by nodes on PostgreSQL, for the backend fixture to drop afterwards."""
 
 
 def free_port() -> int:
@@ -41,14 +46,30 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0)
 class ServedNode:
     """One node directory and, while started, its ``kuroshio serve`` process."""
 
-    def __init__(self, root: Path, party: str) -> None:
+    def __init__(self, root: Path, party: str, backend: str = "sqlite") -> None:
         self.party = party
+        self.backend = backend
         self.directory = root / party.lower()
         self.federation_port = free_port()
         self.api_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = root / f"{party.lower()}-serve.log"
-        run("init", "--party", party, "--port", self.federation_port, self.directory, check=True)
+        store: list[str] = []
+        if backend == "postgres":
+            # The server is named by KUROSHIO_STORE_DSN, which the backend fixture sets.
+            self.schema = f"e2e_{uuid.uuid4().hex[:10]}_{party.lower()}"
+            POSTGRES_SCHEMAS.append(self.schema)
+            store = ["--store", "postgres", "--store-schema", self.schema]
+        run(
+            "init",
+            "--party",
+            party,
+            "--port",
+            self.federation_port,
+            *store,
+            self.directory,
+            check=True,
+        )
         config = self.directory / "kuroshio.toml"
         # The operator API port is the user's to choose in the config file.
         config.write_text(config.read_text().replace("port = 8080", f"port = {self.api_port}"))
@@ -57,9 +78,12 @@ class ServedNode:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    @property
-    def store_path(self) -> Path:
-        return self.directory / "store.sqlite"
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read this node's store from outside, while its processes run (a missing table reads
+        as empty)."""
+        if self.backend == "postgres":
+            return query_postgres(self.schema, sql, parameters)
+        return query(self.directory / "store.sqlite", sql, parameters)
 
     def card(self) -> Path:
         path = self.directory.parent / f"{self.party.lower()}.card.json"
@@ -131,16 +155,14 @@ class ServedNode:
         """Every stored (id, version) whose id starts with ``prefix`` (history included)."""
         return {
             (str(i), int(v))
-            for i, v in query(
-                self.store_path,
+            for i, v in self.query(
                 "SELECT id, version FROM observation_versions WHERE id LIKE ?",
                 (prefix + "%",),
             )
         }
 
     def count(self, prefix: str) -> int:
-        rows = query(
-            self.store_path,
+        rows = self.query(
             "SELECT count(*) FROM observation_versions WHERE id LIKE ?",
             (prefix + "%",),
         )
@@ -149,8 +171,7 @@ class ServedNode:
     def audit(self, kind: str) -> list[dict[str, Any]]:
         return [
             {"subject": subject, **json.loads(details)}
-            for subject, details in query(
-                self.store_path,
+            for subject, details in self.query(
                 "SELECT subject, details FROM audit_log WHERE kind = ? ORDER BY seq",
                 (kind,),
             )
@@ -179,6 +200,23 @@ def query(path: Path, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[
         if "no such table" in str(error):
             return []
         raise
+
+
+def query_postgres(schema: str, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The same read on a node's PostgreSQL schema (``?`` placeholders, as for SQLite)."""
+    with psycopg.connect(os.environ["KUROSHIO_STORE_DSN"], autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        try:
+            return list(conn.execute(sql.replace("%", "%%").replace("?", "%s"), parameters))
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def drop_postgres_schemas(dsn: str) -> None:
+    """Remove every schema the nodes of a test made."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while POSTGRES_SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMAS.pop()} CASCADE")
 
 
 def write_ndjson(path: Path, observations: Iterable[Observation]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from federation_nodes import ServedNode, agree, query, wait_until
+from federation_nodes import ServedNode, agree, wait_until
 
 from agreements import RELEASE_AIR_SEA, agreement_text
 from cli_run import run
@@ -39,8 +39,7 @@ def _post(node: ServedNode, observations: Iterable[Observation]) -> dict[str, An
 
 
 def _get(node: ServedNode, obs_id: str) -> dict[str, Any] | None:
-    rows = query(
-        node.store_path,
+    rows = node.query(
         "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq WHERE c.id = ?",
         (obs_id,),
     )
@@ -55,18 +54,14 @@ def _queued(node: ServedNode, ids: Iterable[str]) -> int:
     """Items of ``ids`` ever put in an outbox (queued, or sent and signed for)."""
     ids = list(ids)
     marks = ", ".join("?" * len(ids))
-    pending = query(
-        node.store_path, f"SELECT count(*) FROM outbox WHERE id IN ({marks})", tuple(ids)
-    )
-    given = query(
-        node.store_path, f"SELECT count(*) FROM ledger WHERE item IN ({marks})", tuple(ids)
-    )
+    pending = node.query(f"SELECT count(*) FROM outbox WHERE id IN ({marks})", tuple(ids))
+    given = node.query(f"SELECT count(*) FROM ledger WHERE item IN ({marks})", tuple(ids))
     return int(pending[0][0]) + int(given[0][0])
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Any:
-    twn, jpn = ServedNode(tmp_path, "TWN"), ServedNode(tmp_path, "JPN")
+def pair(tmp_path: Path, backend: str) -> Any:
+    twn, jpn = ServedNode(tmp_path, "TWN", backend), ServedNode(tmp_path, "JPN", backend)
     twn.pin(jpn)
     jpn.pin(twn)
     yield twn, jpn
@@ -100,8 +95,8 @@ def test_a_new_version_governs_the_next_release_of_a_running_node(
     on_grid = [round(value, 7) for value in snap(121.2345, 22.3456, 10)]  # canonical: 7 places
     assert received["geometry"]["coordinates"] == on_grid
     assert "TWN: coarsened to 10 km grid" in received["provenance"]["transforms"]
-    [(received_at,)] = query(
-        jpn.store_path, "SELECT at FROM ledger WHERE item = ? AND flow = 'received'", (air.id,)
+    [(received_at,)] = jpn.query(
+        "SELECT at FROM ledger WHERE item = ? AND flow = 'received'", (air.id,)
     )
     # Held until the delay had passed: never received earlier than observed + 4 s.
     assert received_at >= (now + dt.timedelta(seconds=4)).timestamp() * 1_000_000
@@ -174,8 +169,10 @@ def test_an_unsigned_or_expired_agreement_releases_nothing(
 
 
 @pytest.mark.e2e
-def test_three_nodes_re_release_only_as_the_originator_allowed(tmp_path: Path) -> None:
-    twn, jpn, usa = (ServedNode(tmp_path, p) for p in ("TWN", "JPN", "USA"))
+def test_three_nodes_re_release_only_as_the_originator_allowed(
+    tmp_path: Path, backend: str
+) -> None:
+    twn, jpn, usa = (ServedNode(tmp_path, p, backend) for p in ("TWN", "JPN", "USA"))
     twn.pin(jpn)
     jpn.pin(twn)
     jpn.pin(usa)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from federation_nodes import ServedNode, agree, query, wait_until, write_ndjson
+from federation_nodes import ServedNode, agree, wait_until, write_ndjson
 
 from agreements import agreement_text
 from cli_run import kuroshio_command, run
@@ -48,8 +48,8 @@ def _stream() -> list[Observation]:
     return reports + corrections + retractions
 
 
-def _pair(root: Path) -> tuple[ServedNode, ServedNode]:
-    twn, jpn = ServedNode(root, "TWN"), ServedNode(root, "JPN")
+def _pair(root: Path, backend: str) -> tuple[ServedNode, ServedNode]:
+    twn, jpn = ServedNode(root, "TWN", backend), ServedNode(root, "JPN", backend)
     twn.pin(jpn)
     jpn.pin(twn)
     agree([twn, jpn], agreement_text(["TWN", "JPN"]))
@@ -69,24 +69,23 @@ def _start_adding(twn: ServedNode, observations: list[Observation]) -> subproces
 def _check_exactly_once(twn: ServedNode, jpn: ServedNode, sent: list[Observation]) -> None:
     expected = {o.key for o in sent}
     assert jpn.versions("TWN:") == expected
-    taken_in = query(jpn.store_path, "SELECT count(*) FROM inbox_items")[0][0]
+    taken_in = jpn.query("SELECT count(*) FROM inbox_items")[0][0]
     assert taken_in == len(expected), "an item was taken in twice"
-    receipts = query(
-        twn.store_path,
+    receipts = twn.query(
         "SELECT count(*), sum(count) FROM sent_batches WHERE acked_at IS NOT NULL",
     )[0]
-    sealed = query(twn.store_path, "SELECT count(*) FROM sent_batches")[0][0]
+    sealed = twn.query("SELECT count(*) FROM sent_batches")[0][0]
     assert receipts[0] == sealed and receipts[1] == len(expected)
-    assert query(twn.store_path, "SELECT count(*) FROM outbox")[0][0] == 0
-    current = query(jpn.store_path, "SELECT count(*), sum(retracted) FROM current")[0]
+    assert twn.query("SELECT count(*) FROM outbox")[0][0] == 0
+    current = jpn.query("SELECT count(*), sum(retracted) FROM current")[0]
     assert current == (REPORTS, RETRACTIONS)
     for node in (twn, jpn):
         verified = run("audit", "verify", "--node", node.directory)
         assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def _run_with_kills(tmp_path: Path, victim: str) -> None:
-    twn, jpn = _pair(tmp_path)
+def _run_with_kills(tmp_path: Path, victim: str, backend: str) -> None:
+    twn, jpn = _pair(tmp_path, backend)
     sent = _stream()
     twn.start()
     jpn.start()
@@ -101,7 +100,7 @@ def _run_with_kills(tmp_path: Path, victim: str) -> None:
         assert adding.wait(timeout=300) == 0
         wait_until(lambda: jpn.count("TWN:") >= len(sent), "the whole stream at JPN", 300)
         wait_until(
-            lambda: query(twn.store_path, "SELECT count(*) FROM outbox")[0][0] == 0,
+            lambda: twn.query("SELECT count(*) FROM outbox")[0][0] == 0,
             "every receipt at TWN",
         )
     finally:
@@ -113,10 +112,14 @@ def _run_with_kills(tmp_path: Path, victim: str) -> None:
 
 
 @pytest.mark.e2e
-def test_kill_9_of_the_sender_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    _run_with_kills(tmp_path, "TWN")
+def test_kill_9_of_the_sender_mid_stream_loses_and_duplicates_nothing(
+    tmp_path: Path, backend: str
+) -> None:
+    _run_with_kills(tmp_path, "TWN", backend)
 
 
 @pytest.mark.e2e
-def test_kill_9_of_the_receiver_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    _run_with_kills(tmp_path, "JPN")
+def test_kill_9_of_the_receiver_mid_stream_loses_and_duplicates_nothing(
+    tmp_path: Path, backend: str
+) -> None:
+    _run_with_kills(tmp_path, "JPN", backend)

@@ -44,10 +44,10 @@ T0 = dt.datetime(2026, 4, 2, 3, 0, tzinfo=dt.UTC)
 
 
 class Federation:
-    def __init__(self, root: Path) -> None:
-        self.twn = ServedNode(root, "TWN")
-        self.jpn = ServedNode(root, "JPN")
-        self.usa = ServedNode(root, "USA")  # never served: the test speaks for it
+    def __init__(self, root: Path, backend: str) -> None:
+        self.twn = ServedNode(root, "TWN", backend)
+        self.jpn = ServedNode(root, "JPN", backend)
+        self.usa = ServedNode(root, "USA", backend)  # never served: the test speaks for it
         self.twn.pin(self.jpn)
         self.jpn.pin(self.twn)
         self.jpn.pin(self.usa)
@@ -135,8 +135,8 @@ def _sending(make: Callable[[Welcome], bytes]) -> Exchange:
 
 
 @pytest.fixture(scope="module")
-def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
-    federation = Federation(tmp_path_factory.mktemp("federation"))
+def federation(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Federation]:
+    federation = Federation(tmp_path_factory.mktemp("federation"), backend)
     federation.jpn.start()
     federation.twn.start()
     try:

@@ -55,8 +55,8 @@ def _keys(observations: list[Observation]) -> set[tuple[str, int]]:
 
 
 @pytest.mark.e2e
-def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path) -> None:
-    twn, jpn = ServedNode(tmp_path, "TWN"), ServedNode(tmp_path, "JPN")
+def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path, backend: str) -> None:
+    twn, jpn = ServedNode(tmp_path, "TWN", backend), ServedNode(tmp_path, "JPN", backend)
     twn.pin(jpn)
     jpn.pin(twn)
     agree([twn, jpn], agreement_text(["TWN", "JPN"]))  # air and sea up to TLP:AMBER, both ways

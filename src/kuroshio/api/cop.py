@@ -27,7 +27,7 @@ from kuroshio.exchange.inbox import verify_received
 from kuroshio.model import Observation, PartyCode
 from kuroshio.node import Node
 from kuroshio.store import ObservationFilter
-from kuroshio.store.sqlite import StoreReader
+from kuroshio.store.backend import Reader
 
 WEB_DIST: Final = Path(__file__).resolve().parent.parent / "web" / "dist"
 """The built front end (``make`` builds it from ``web/``; git ignores it)."""
@@ -190,8 +190,8 @@ def _node(request: Request) -> Node:
     return node
 
 
-def _reader(request: Request) -> StoreReader:
-    reader: StoreReader = request.app.state.reader
+def _reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
     return reader
 
 
@@ -317,7 +317,7 @@ def zones() -> Response:
     return Response(body, media_type="application/geo+json")
 
 
-def _verification(node: Node, reader: StoreReader, observation: Observation) -> Verification:
+def _verification(node: Node, reader: Reader, observation: Observation) -> Verification:
     provenance = observation.provenance
     if provenance.partner is None:
         if observation.origin != node.party:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from kuroshio.node import Node
 from kuroshio.policy import reciprocity
-from kuroshio.store.sqlite import StoreReader
+from kuroshio.store.backend import Reader
 
 MAX_DAYS = 366
 
@@ -88,9 +88,7 @@ class _Ledger(msgspec.Struct, frozen=True, kw_only=True):
     partners: list[reciprocity.PartnerLedger]
 
 
-def _report(
-    node: Node, reader: StoreReader, partner: str | None, days: int, now: dt.datetime
-) -> bytes:
+def _report(node: Node, reader: Reader, partner: str | None, days: int, now: dt.datetime) -> bytes:
     # The API's own reader: the report never waits for or holds a write lock.
     records = reader.read(reciprocity.entries)
     book = node.agreements
@@ -118,7 +116,7 @@ async def ledger(
 ) -> Response:
     node: Node = request.app.state.node
     party = partner.upper() if partner else None
-    reader: StoreReader = request.app.state.reader
+    reader: Reader = request.app.state.reader
     body = await run_in_threadpool(_report, node, reader, party, days, dt.datetime.now(dt.UTC))
     return Response(body, media_type="application/json")
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kuroshio.exchange.status import LinkStatus, link_reports
 from kuroshio.node import Node
-from kuroshio.store.sqlite import StoreReader
+from kuroshio.store.backend import Reader
 
 router = APIRouter(prefix="/api", tags=["federation"])
 _json = msgspec.json.Encoder()
@@ -23,7 +23,7 @@ _json = msgspec.json.Encoder()
 @router.get("/links", summary="Links to and from every pinned partner")
 async def links(request: Request) -> Response:
     node: Node = request.app.state.node
-    reader: StoreReader = request.app.state.reader
+    reader: Reader = request.app.state.reader
     live: Mapping[str, LinkStatus] = request.app.state.links
     urls = {party: partner.url for party, partner in node.partners.items()}
     reports = await run_in_threadpool(reader.read, lambda tx: link_reports(tx, urls, live))

@@ -25,7 +25,7 @@ from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import Record, decode_record
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
-from kuroshio.store.sqlite import StoreReader
+from kuroshio.store.backend import Reader
 
 STREAM_BATCH: Final = 500
 POLL_S: Final = 1.0
@@ -57,8 +57,8 @@ def _node(request: Request) -> Node:
     return node
 
 
-def _reader(request: Request) -> StoreReader:
-    reader: StoreReader = request.app.state.reader
+def _reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
     return reader
 
 

@@ -39,6 +39,11 @@ app = typer.Typer()
 MAX_PRINTED_REJECTIONS = 50
 
 
+class StoreBackend(StrEnum):
+    sqlite = "sqlite"
+    postgres = "postgres"
+
+
 # --- init -----------------------------------------------------------------------------------
 
 
@@ -54,8 +59,22 @@ def init(
         list[str] | None,
         typer.Option(help="DNS name or IP partners use to reach this node (repeatable)."),
     ] = None,
+    store: Annotated[
+        StoreBackend,
+        typer.Option(help="Where the node keeps everything: one SQLite file, or PostgreSQL."),
+    ] = StoreBackend.sqlite,
+    store_schema: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL schema (default: kuroshio_<party>_<name>)."),
+    ] = None,
 ) -> None:
-    """Create a node directory: configuration, store, signing key, party CA and TLS certificate."""
+    """Create a node directory: configuration, store, signing key, party CA and TLS certificate.
+
+    With --store postgres the node connects to the server named by KUROSHIO_STORE_DSN (or by
+    store.dsn in kuroshio.toml, added by hand) and creates its tables there."""
+    section = {"backend": store.value}
+    if store_schema is not None:
+        section["schema"] = store_schema
     with init_node(
         directory,
         party,
@@ -64,6 +83,7 @@ def init(
         api_port=api_port,
         host=host,
         hostnames=tuple(hostname or ()),
+        store=section,
     ) as node:
         console.print(
             f"Created node [bold]{node.config.node.name}[/] for party [bold]{node.party}[/] "

@@ -38,7 +38,6 @@ from kuroshio.node import init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.store import ObservationFilter
-from kuroshio.store.sqlite import SQLiteStore
 
 PAIR: Final = ("TWN", "JPN")
 TICK_S: Final = 0.25
@@ -339,9 +338,9 @@ def holdings(nodes: Sequence[DemoNode], parties: Sequence[str]) -> dict[str, lis
     """Current observations each node holds, by origin (in the order of ``parties``)."""
     counts: dict[str, list[int]] = {}
     for demo_node in nodes:
-        with SQLiteStore(demo_node.directory / "store.sqlite") as store:
+        with open_node(demo_node.directory) as node:
             counts[demo_node.party] = [
-                store.count(ObservationFilter(origins=(p,))) for p in parties
+                node.store.count(ObservationFilter(origins=(p,))) for p in parties
             ]
     return counts
 

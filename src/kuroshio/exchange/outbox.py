@@ -92,6 +92,7 @@ def seal_next(
 ) -> SealedBatch | None:
     """Seal the next batch of items due at ``now`` (at most ``max_items`` and about
     ``max_bytes``), in release order; items still held by a delay stay for a later batch."""
+    tx.outbox.claim(partner)
     seq, prev_hash = _last_sealed(tx, partner)
     at_us = micros(now)
     rows = tx.outbox.due(partner, at_us, max_items)

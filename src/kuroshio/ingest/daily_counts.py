@@ -31,8 +31,8 @@ import msgspec
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.load import LoadSummary
 from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv
+from kuroshio.store.backend import NodeStore
 from kuroshio.store.daily_counts import FIGURES
-from kuroshio.store.sqlite import SQLiteStore
 from kuroshio.store.transaction import Transaction
 
 IMPORTER: Final = "daily-counts"
@@ -377,7 +377,7 @@ def read_daily_counts(path: Path, *, max_records: int = MAX_RECORDS) -> list[Dai
 # --- the table ------------------------------------------------------------------------------
 
 
-def store_daily_counts(store: SQLiteStore, records: Iterable[DailyRecord]) -> LoadSummary:
+def store_daily_counts(store: NodeStore, records: Iterable[DailyRecord]) -> LoadSummary:
     """Write the validated days in one transaction; counts are new / corrected / unchanged."""
     summary = LoadSummary()
     with store.transaction() as tx:
@@ -403,9 +403,7 @@ def _upsert(tx: Transaction, count: DailyCount, summary: LoadSummary) -> None:
         summary.superseded += 1
 
 
-def daily_figures(
-    store: SQLiteStore, dataset: str = MND_DAILY.dataset
-) -> dict[dt.date, DailyCount]:
+def daily_figures(store: NodeStore, dataset: str = MND_DAILY.dataset) -> dict[dt.date, DailyCount]:
     """The stored days of one dataset (empty when nothing was imported)."""
     with store.transaction() as tx:
         rows = tx.daily_counts.days(dataset)

@@ -20,7 +20,7 @@ from kuroshio.ingest.daily_counts import daily_figures
 from kuroshio.ingest.source_files import TAIWAN
 from kuroshio.model import Observation
 from kuroshio.store import ObservationFilter
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.backend import NodeStore
 
 MND_IMPORTER = "mnd-tracks"
 NOT_AIRCRAFT = ("氣球", "balloon")
@@ -135,7 +135,7 @@ def compare_daily(
 
 
 def daily_report(
-    store: SQLiteStore,
+    store: NodeStore,
     *,
     start: dt.date | None = None,
     end: dt.date | None = None,

@@ -33,7 +33,7 @@ from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import SkippedRecord, is_unidentified
 from kuroshio.model import Event, Observation
 from kuroshio.store import AppendResult
-from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.backend import NodeStore
 
 
 class Intake(Protocol):
@@ -44,7 +44,7 @@ class Intake(Protocol):
     def party(self) -> str: ...
 
     @property
-    def store(self) -> SQLiteStore: ...
+    def store(self) -> NodeStore: ...
 
     def ingest(self, observations: Sequence[Observation], *, via: str = ...) -> AppendResult: ...
 

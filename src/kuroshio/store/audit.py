@@ -16,10 +16,21 @@ COLUMNS: Final = "seq, at, party, kind, subject, details, prev_hash, hash, signa
 
 
 class AuditTable:
-    """The audit log's rows, on one connection."""
+    """The audit log's rows, on one connection (``dialect``: ``sqlite`` or ``postgres``)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, dialect: str = "sqlite") -> None:
         self._conn = conn
+        self._dialect = dialect
+
+    def claim_head(self) -> tuple[int, bytes] | None:
+        """:meth:`head`, held until the transaction ends, so the next entries the caller writes
+        extend it: on PostgreSQL, where several processes may write, writers queue on a lock
+        of this store's log; a SQLite write transaction holds the whole file already."""
+        if self._dialect == "postgres":
+            self._conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_log'))"
+            )
+        return self.head()
 
     def head(self) -> tuple[int, bytes] | None:
         """(seq, hash) of the last entry."""

@@ -19,10 +19,23 @@ _DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before
 
 
 class OutboxTable:
-    """The outbox and sealed batches of every link, on one connection."""
+    """The outbox and sealed batches of every link, on one connection (``dialect``: ``sqlite``
+    or ``postgres``)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, dialect: str = "sqlite") -> None:
         self._conn = conn
+        self._dialect = dialect
+
+    def claim(self, partner: str) -> None:
+        """Hold ``partner``'s link until the transaction ends, so one process at a time seals
+        its next batch (numbered and chained to the one before): on PostgreSQL a lock per link
+        and the due rows locked (``FOR UPDATE SKIP LOCKED``); a SQLite write transaction holds
+        the whole file already."""
+        if self._dialect == "postgres":
+            self._conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox.' || ?))",
+                (partner,),
+            )
 
     def queue(self, items: Sequence[QueuedItem]) -> None:
         self._conn.executemany(
@@ -48,17 +61,19 @@ class OutboxTable:
 
     def due_count(self, partner: str, at_us: int, limit: int) -> int:
         row = self._conn.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE {_DUE} LIMIT ?)",
+            f"SELECT count(*) FROM (SELECT 1 FROM outbox WHERE {_DUE} LIMIT ?) AS due",
             (partner, at_us, limit),
         ).fetchone()
         return int(row[0])
 
     def due(self, partner: str, at_us: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
         """(row, item, origin proof) of items due at ``at_us``, in release order."""
+        locked = " FOR UPDATE SKIP LOCKED" if self._dialect == "postgres" else ""
         return [
             (int(row), bytes(item), None if proof is None else bytes(proof))
             for row, item, proof in self._conn.execute(
-                f"SELECT row, item, origin_proof FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?",
+                f"SELECT row, item, origin_proof FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?"
+                + locked,
                 (partner, at_us, limit),
             )
         ]

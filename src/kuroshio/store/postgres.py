@@ -1,20 +1,23 @@
-"""The PostgreSQL store, for deployments that outgrow one machine; same semantics as SQLite.
+"""The PostgreSQL store, for a node that outgrows one machine; same semantics as SQLite.
 
 Tables live in one schema (default ``kuroshio``) so several nodes can share a server, made by the
-same numbered migrations as the embedded store (:mod:`kuroshio.store.schema`). It keeps the same
-columns and rules as :mod:`kuroshio.store.sqlite` and passes the same tests; it is not an ORM and
-does not manage the server.
+same numbered migrations as the embedded store (:mod:`kuroshio.store.schema`). The unit of work
+carries every table, as on SQLite; where several processes share the schema, writers of the audit
+log and sealers of a link's batches queue on locks (see :class:`~kuroshio.store.audit.AuditTable`
+and :class:`~kuroshio.store.outbox.OutboxTable`). It keeps the same columns and rules as
+:mod:`kuroshio.store.sqlite` and passes the same tests; it is not an ORM and does not manage the
+server.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
+import functools
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any, Final, TypeAlias
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Final, TypeAlias, TypeVar
 
 import msgspec
 import psycopg
@@ -31,16 +34,20 @@ from kuroshio.store import (
     encode_cursor,
 )
 from kuroshio.store import schema as schema_steps
+from kuroshio.store.observations import PreparedRow, prepare
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
+    Extent,
     event_row,
     event_where,
-    index_row,
     micros,
     observation_where,
+    utc_time,
     where_clause,
 )
+from kuroshio.store.transaction import Transaction
 
+T = TypeVar("T")
 _STEPS: Final = "migrations"
 """The ``meta`` key counting the migrations taken."""
 
@@ -55,71 +62,50 @@ _UPSERT_CURRENT = (
 )
 
 
-class PostgresStore:
-    """The :class:`~kuroshio.store.Store` on a PostgreSQL server (one connection, thread-safe)."""
+@functools.lru_cache(maxsize=512)
+def _pg(sql: str) -> str:
+    """A statement written with ``?`` placeholders in psycopg's ``%s`` style."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
-    def __init__(self, dsn: str, *, schema: str = "kuroshio") -> None:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise StoreError(f"invalid schema name {schema!r} (lower case letters, digits, _)")
-        self.schema = schema
-        self._lock = threading.RLock()
-        try:
-            self._conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            self._conn.execute(f"SET search_path TO {schema}")
-            with self._conn.transaction():
-                # One node at a time migrates (concurrent CREATE IF NOT EXISTS races).
-                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
-                self._migrate()
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open PostgreSQL store ({_safe(dsn)}): {exc}") from exc
 
-    def _migrate(self) -> None:
-        """Take the schema through the same numbered migrations as the embedded store; the
-        steps taken are counted in ``meta``."""
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-        )
-        row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
-        version = int(row[0]) if row is not None else 0
-        if version > schema_steps.SCHEMA_VERSION:
-            raise StoreError(
-                f"schema {self.schema} is at version {version}, made by a newer kuroshio;"
-                f" this one reads up to {schema_steps.SCHEMA_VERSION}"
-            )
-        for number, step in schema_steps.pending(version):
-            schema_steps.apply(self._conn, step, "postgres")
-            self._conn.execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (_STEPS, str(number)),
-            )
+class QmarkConnection:
+    """A psycopg connection that takes the tables' SQL as written for both backends (``?``
+    placeholders), so one module holds each table's statements."""
 
-    @property
-    def schema_version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
-        return 0 if row is None else int(row[0])
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
-    @property
-    def connection(self) -> Connection:
-        return self._conn
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self._conn.execute(_pg(sql), parameters)
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with self._lock, self._conn.transaction():
-            yield self._conn
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
+        cursor = self._conn.cursor()
+        rows = list(rows)
+        if rows:
+            cursor.executemany(_pg(sql), rows)
+        return cursor
 
-    def append(self, observations: Sequence[Observation]) -> AppendResult:
-        with self.transaction() as conn:
-            return self.append_in(conn, observations)
 
-    def append_in(self, conn: Connection, observations: Sequence[Observation]) -> AppendResult:
+class PgObservationTable:
+    """Observations (every version, the current one indexed) and events on a PostgreSQL
+    connection, inside the caller's transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def append(
+        self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
+    ) -> AppendResult:
+        """Append each observation (history row, then the current row when it is the highest
+        version), with the same outcomes as the embedded store."""
+        conn = self._conn
         result = AppendResult()
+        if prepared is None:
+            prepared = prepare(observations)
+        elif len(prepared) != len(observations):
+            raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
         stored_at = micros(dt.datetime.now(dt.UTC))
-        for observation in observations:
-            body = canonical_bytes(observation)
-            digest = hashlib.sha256(body).digest()
+        for observation, (body, digest, index) in zip(observations, prepared, strict=True):
             row = conn.execute(
                 "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id, version) DO NOTHING RETURNING seq",
@@ -148,24 +134,70 @@ class PostgresStore:
             if current is not None and int(current[0]) > observation.version:
                 result.record(Outcome.STALE)
                 continue
-            conn.execute(_UPSERT_CURRENT, index_row(observation, int(row[0])))
+            conn.execute(
+                _UPSERT_CURRENT, (observation.id, observation.version, int(row[0]), *index[3:])
+            )
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         return result
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:
-        with self._lock:
-            if version is None:
-                row = self._conn.execute(
-                    "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-                    " WHERE c.id = %s",
-                    (obs_id,),
-                ).fetchone()
-            else:
-                row = self._conn.execute(
-                    "SELECT body FROM observation_versions WHERE id = %s AND version = %s",
-                    (obs_id, version),
-                ).fetchone()
+        if version is None:
+            row = self._conn.execute(
+                "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+                " WHERE c.id = %s",
+                (obs_id,),
+            ).fetchone()
+        else:
+            row = self._conn.execute(
+                "SELECT body FROM observation_versions WHERE id = %s AND version = %s",
+                (obs_id, version),
+            ).fetchone()
         return None if row is None else _observation_decoder.decode(row[0])
+
+    def current_of_origin(
+        self, origin: str, start_us: int, end_us: int, limit: int
+    ) -> list[tuple[int, Observation]]:
+        rows = self._conn.execute(
+            "SELECT c.t0, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+            " WHERE c.origin = %s AND c.retracted = 0 AND c.t1 >= %s AND c.t0 <= %s"
+            " ORDER BY c.t0 LIMIT %s",
+            (origin, start_us, end_us, limit),
+        ).fetchall()
+        return [(int(t0), _observation_decoder.decode(body)) for t0, body in rows]
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        added = 0
+        for event in events:
+            cursor = self._conn.execute(
+                "INSERT INTO events (id, kind, at, zone, origin, body)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                event_row(event, canonical_bytes(event)),
+            )
+            added += cursor.rowcount
+        return added
+
+
+def _connect(dsn: str, schema: str, *, create: bool = False) -> Connection:
+    conn: Connection = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    if create:
+        with conn.transaction():
+            # Processes of one node start together; CREATE SCHEMA IF NOT EXISTS alone races.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(f"SET search_path TO {schema}")
+    return conn
+
+
+class _PgReads:
+    """Queries over observations, events and the change feed on ``_conn`` under ``_lock``
+    (shared by the store and its readers)."""
+
+    _conn: Connection
+    _lock: threading.Lock | threading.RLock
+
+    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+        with self._lock:
+            return PgObservationTable(self._conn).get(obs_id, version)
 
     def history(self, obs_id: str) -> list[Observation]:
         with self._lock:
@@ -222,21 +254,6 @@ class PostgresStore:
             row = self._conn.execute("SELECT count(*) FROM observation_versions").fetchone()
         return int(row[0]) if row else 0
 
-    def put_events(self, events: Sequence[Event]) -> int:
-        with self.transaction() as conn:
-            return self.put_events_in(conn, events)
-
-    def put_events_in(self, conn: Connection, events: Sequence[Event]) -> int:
-        added = 0
-        for event in events:
-            cursor = conn.execute(
-                "INSERT INTO events (id, kind, at, zone, origin, body)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                event_row(event, canonical_bytes(event)),
-            )
-            added += cursor.rowcount
-        return added
-
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
         where, params = event_where(selection, "%s")
         sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT %s"
@@ -244,6 +261,119 @@ class PostgresStore:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [_event_decoder.decode(row[0]) for row in rows]
+
+    def extent(self) -> Extent:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
+            ).fetchone()
+        first, last, count = row if row is not None else (None, None, 0)
+        return Extent(
+            earliest=None if first is None else utc_time(int(first)),
+            latest=None if last is None else utc_time(int(last)),
+            observations=int(count),
+        )
+
+    def change_head(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
+        return int(row[0] or 0) if row is not None else 0
+
+    def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, body FROM observation_versions WHERE seq > %s ORDER BY seq LIMIT %s",
+                (after, limit),
+            ).fetchall()
+        return [(int(seq), bytes(body)) for seq, body in rows]
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """Every table as of one moment (a repeatable-read transaction)."""
+        with self._lock, self._conn.transaction():
+            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield self._transaction()
+
+    def read(self, query: Callable[[Transaction], T]) -> T:
+        with self.snapshot() as tx:
+            return query(tx)
+
+    def _transaction(self) -> Transaction:
+        return Transaction(
+            QmarkConnection(self._conn),
+            dialect="postgres",
+            observations=PgObservationTable(self._conn),
+        )
+
+
+class PostgresStore(_PgReads):
+    """A node's store on a PostgreSQL server (one connection for writes, thread-safe)."""
+
+    def __init__(self, dsn: str, *, schema: str = "kuroshio") -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise StoreError(f"invalid schema name {schema!r} (lower case letters, digits, _)")
+        self.schema = schema
+        self._dsn = dsn
+        self._lock = threading.RLock()
+        try:
+            self._conn = _connect(dsn, schema, create=True)
+            with self._conn.transaction():
+                # One process at a time migrates (concurrent CREATE IF NOT EXISTS races).
+                self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
+                self._migrate()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open PostgreSQL store ({_safe(dsn)}): {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Take the schema through the same numbered migrations as the embedded store; the
+        steps taken are counted in ``meta``."""
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
+        version = int(row[0]) if row is not None else 0
+        if version > schema_steps.SCHEMA_VERSION:
+            raise StoreError(
+                f"schema {self.schema} is at version {version}, made by a newer kuroshio;"
+                f" this one reads up to {schema_steps.SCHEMA_VERSION}"
+            )
+        for number, step in schema_steps.pending(version):
+            schema_steps.apply(self._conn, step, "postgres")
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_STEPS, str(number)),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    @property
+    def connection(self) -> Connection:
+        """The write connection (for tests and maintenance; the node writes through
+        :meth:`transaction`)."""
+        return self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One write transaction over every table (committed on exit, rolled back on error)."""
+        with self._lock, self._conn.transaction():
+            yield self._transaction()
+
+    def reader(self) -> PostgresReader:
+        """A reading connection of its own on the same schema."""
+        return PostgresReader(self._dsn, self.schema)
+
+    def append(self, observations: Sequence[Observation]) -> AppendResult:
+        with self.transaction() as tx:
+            return tx.observations.append(observations)
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        with self.transaction() as tx:
+            return tx.observations.put_events(events)
 
     def drop(self) -> None:
         """Remove this store's schema and everything in it (tests and decommissioning)."""
@@ -261,6 +391,28 @@ class PostgresStore:
         self.close()
 
 
+class PostgresReader(_PgReads):
+    """A connection of its own on a store's schema, for reads that must not wait for the
+    writer; each :meth:`snapshot` is one consistent state of the schema."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self._lock = threading.Lock()
+        try:
+            self._conn = _connect(dsn, schema)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read PostgreSQL store ({_safe(dsn)}): {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PostgresReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _safe(dsn: str) -> str:
     # Never print a password that may sit in the connection string.
     return re.sub(
@@ -268,3 +420,6 @@ def _safe(dsn: str) -> str:
         lambda m: (m.group(1) or m.group(2)) + "***" + ("" if m.group(1) else "@"),
         dsn,
     )
+
+
+__all__ = ["PgObservationTable", "PostgresReader", "PostgresStore", "QmarkConnection"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import msgspec
+
 from kuroshio.model import Event, Observation, bounding_box
 from kuroshio.store import EventFilter, ObservationFilter
 
@@ -124,3 +126,12 @@ def event_where(selection: EventFilter, mark: str) -> tuple[list[str], list[Any]
 
 def where_clause(terms: list[str]) -> str:
     return " WHERE " + " AND ".join(terms) if terms else ""
+
+
+class Extent(msgspec.Struct, frozen=True, kw_only=True):
+    """The period the store's current observations cover, and how many there are."""
+
+    earliest: dt.datetime | None
+    latest: dt.datetime | None
+    observations: int
+    """Current observations, retractions excluded."""

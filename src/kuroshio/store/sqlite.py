@@ -10,7 +10,6 @@ yields, and read through :meth:`SQLiteStore.reader`.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from kuroshio.store import (
 )
 from kuroshio.store.observations import ObservationTable
 from kuroshio.store.sql import (
+    Extent,
     event_where,
     observation_where,
     utc_time,
@@ -44,15 +44,6 @@ T = TypeVar("T")
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
-
-
-class Extent(msgspec.Struct, frozen=True, kw_only=True):
-    """The period the store's current observations cover, and how many there are."""
-
-    earliest: dt.datetime | None
-    latest: dt.datetime | None
-    observations: int
-    """Current observations, retractions excluded."""
 
 
 class _Reads:
@@ -154,6 +145,21 @@ class _Reads:
     def change_head_in(conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
         return int(row[0] or 0)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """Every table as of one moment (a read transaction)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield Transaction(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def read(self, query: Callable[[Transaction], T]) -> T:
+        """``query`` run on one snapshot."""
+        with self.snapshot() as tx:
+            return query(tx)
 
     def extent(self) -> Extent:
         """The period the current observations cover, and how many there are."""
@@ -288,21 +294,6 @@ class StoreReader(_Reads):
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read store {store.path}: {exc}") from exc
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Transaction]:
-        """Every table as of one moment (a read transaction)."""
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield Transaction(self._conn)
-            finally:
-                self._conn.execute("COMMIT")
-
-    def read(self, query: Callable[[Transaction], T]) -> T:
-        """``query`` run on one snapshot."""
-        with self.snapshot() as tx:
-            return query(tx)
 
     def close(self) -> None:
         with self._lock:

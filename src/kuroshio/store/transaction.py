@@ -9,29 +9,70 @@ itself; each table's statements live in its own module beside this one.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol, TypeAlias
 
+from kuroshio.model import Event, Observation
+from kuroshio.store import AppendResult
 from kuroshio.store.audit import AuditTable
 from kuroshio.store.daily_counts import DailyCountTable
 from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
-from kuroshio.store.observations import ObservationTable
+from kuroshio.store.observations import ObservationTable, PreparedRow
 from kuroshio.store.outbox import OutboxTable
+
+Dialect: TypeAlias = Literal["sqlite", "postgres"]
+
+
+class ObservationRows(Protocol):
+    """The observation and event rows of one backend (:mod:`kuroshio.store.observations` for
+    SQLite, :mod:`kuroshio.store.postgres` for PostgreSQL)."""
+
+    def append(
+        self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
+    ) -> AppendResult:
+        """Append inside the transaction; the outcome of each observation, in order."""
+        ...
+
+    def get(self, obs_id: str, version: int | None = None) -> Observation | None: ...
+
+    def current_of_origin(
+        self, origin: str, start_us: int, end_us: int, limit: int
+    ) -> list[tuple[int, Observation]]:
+        """(start µs, observation) of ``origin``'s current, unretracted observations whose
+        interval meets ``[start_us, end_us]``, by start time, at most ``limit``."""
+        ...
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        """Store derived events (idempotent on event id); how many were new."""
+        ...
 
 
 class Transaction:
-    """Every table of one store on the connection of one transaction (or read snapshot)."""
+    """Every table of one store on the connection of one transaction (or read snapshot).
 
-    def __init__(self, conn: Any) -> None:
+    ``conn`` takes the tables' SQL as written (``?`` placeholders); ``dialect`` says which
+    backend it is, for the few statements that differ (locks that keep the audit chain and each
+    link's batches in order when several processes share a PostgreSQL store)."""
+
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        dialect: Dialect = "sqlite",
+        observations: ObservationRows | None = None,
+    ) -> None:
         self._conn = conn
+        self.dialect: Dialect = dialect
+        self._observations = observations
 
     @functools.cached_property
-    def observations(self) -> ObservationTable:
-        return ObservationTable(self._conn)
+    def observations(self) -> ObservationRows:
+        return self._observations or ObservationTable(self._conn)
 
     @functools.cached_property
     def outbox(self) -> OutboxTable:
-        return OutboxTable(self._conn)
+        return OutboxTable(self._conn, self.dialect)
 
     @functools.cached_property
     def inbox(self) -> InboxTable:
@@ -43,11 +84,11 @@ class Transaction:
 
     @functools.cached_property
     def audit(self) -> AuditTable:
-        return AuditTable(self._conn)
+        return AuditTable(self._conn, self.dialect)
 
     @functools.cached_property
     def daily_counts(self) -> DailyCountTable:
         return DailyCountTable(self._conn)
 
 
-__all__ = ["Transaction"]
+__all__ = ["Dialect", "ObservationRows", "Transaction"]

@@ -1,0 +1,135 @@
+"""A node's whole store on PostgreSQL, shared by several processes: the audit chain stays one
+chain and each link's batches stay numbered and chained, whoever writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agreements import agree
+from kuroshio.audit import AuditLog
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import GENESIS_HASH, read_header
+from kuroshio.model import Marking
+from kuroshio.node import Node, init_node, open_node
+from kuroshio.pki import create_identity
+from kuroshio.store.postgres import PostgresStore
+from observations import observation
+from pinning import pin
+
+WRITERS = 4
+ENTRIES_EACH = 30
+
+
+@pytest.fixture
+def schema(postgres_dsn: str) -> Iterator[str]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with PostgresStore(postgres_dsn, schema=name) as store:
+        store.drop()
+
+
+def test_concurrent_writers_extend_one_audit_chain(
+    postgres_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    identity = create_identity(tmp_path / "keys", "TWN", "twn-1")
+    failures: list[BaseException] = []
+
+    def write(number: int) -> None:
+        # Each writer is a connection of its own, as each process of a node would be.
+        with PostgresStore(postgres_dsn, schema=schema) as store:
+            log = AuditLog(store, identity, "TWN")
+            try:
+                for entry in range(ENTRIES_EACH):
+                    with store.transaction() as tx:
+                        log.append(tx, "ingest", f"writer {number} entry {entry}", {"n": entry})
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        report = AuditLog(store, identity, "TWN").verify()
+    assert report.ok, report.problems
+    assert report.checked == WRITERS * ENTRIES_EACH
+
+
+@pytest.fixture
+def pair(tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Node]:
+    monkeypatch.setenv("KUROSHIO_STORE_DSN", postgres_dsn)
+    schemas = {p: f"test_{uuid.uuid4().hex[:12]}" for p in ("TWN", "JPN")}
+    made = [
+        init_node(tmp_path / p.lower(), p, store={"backend": "postgres", "schema": s})
+        for p, s in schemas.items()
+    ]
+    pin(made[0], made[1])
+    pin(made[1], made[0])
+    for node in made:
+        node.close()
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements")
+    yield twn
+    for node in (twn, jpn):
+        node.close()
+    for name in schemas.values():
+        with PostgresStore(postgres_dsn, schema=name) as store:
+            store.drop()
+
+
+def test_processes_sealing_one_link_keep_its_batches_numbered_and_chained(
+    pair: Node, tmp_path: Path
+) -> None:
+    twn = pair
+    twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in range(400)])
+    sealed: list[bytes] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def seal() -> None:
+        node = open_node(tmp_path / "twn")  # a process of its own, on the same schema
+        try:
+            while True:
+                with node.store.transaction() as tx:
+                    batch = outbox.seal_next(
+                        tx,
+                        "JPN",
+                        signer=node.identity,
+                        sender="TWN",
+                        max_items=7,
+                        max_bytes=1 << 20,
+                        now=dt.datetime.now(dt.UTC),
+                    )
+                if batch is None:
+                    return
+                with lock:
+                    sealed.append(batch.header_bytes)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            node.close()
+
+    threads = [threading.Thread(target=seal) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []  # no sealer ever collided with another
+    headers = sorted((read_header(h) for h in sealed), key=lambda h: h.seq)
+    assert [h.seq for h in headers] == list(range(1, len(headers) + 1))
+    assert sum(h.count for h in headers) == 400  # every item once
+    previous = GENESIS_HASH
+    with twn.store.transaction() as tx:
+        for header in headers:
+            assert header.prev_hash == previous
+            batch = outbox.sealed_batch(tx, "JPN", header.seq)
+            assert batch is not None
+            previous = batch.hash
