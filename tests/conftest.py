@@ -4,6 +4,7 @@ PostgreSQL server the store tests use."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -59,3 +60,30 @@ def postgres_dsn() -> str:
     except psycopg.Error as exc:
         service_unreachable("PostgreSQL", f"{POSTGRES_DSN}: {exc}".strip())
     return POSTGRES_DSN
+
+
+POSTGRES_SCHEMAS: list[str] = []
+"""Schemas made by test nodes on PostgreSQL, for the backend fixture to drop afterwards."""
+
+
+def drop_postgres_schemas(dsn: str) -> None:
+    """Remove every schema the test nodes made."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while POSTGRES_SCHEMAS:
+            conn.execute(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMAS.pop()} CASCADE")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store the nodes of a test keep: a SQLite file, or a schema of the PostgreSQL server
+    (named by KUROSHIO_STORE_DSN, set here; required under KUROSHIO_REQUIRE_SERVICES=1)."""
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    dsn = request.getfixturevalue("postgres_dsn")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUROSHIO_STORE_DSN", dsn)
+        try:
+            yield "postgres"
+        finally:
+            drop_postgres_schemas(dsn)

@@ -12,6 +12,7 @@ Hierarchy::
     ├── ConfigError            a node directory or its kuroshio.toml
     ├── InputError             a value given on the command line or to the API (also ValueError)
     ├── StoreError             a store that cannot be opened, migrated or used
+    │   └── StoreUnavailable   its server unreachable or gone: try again (HTTP 503)
     ├── IdentityError          a key or certificate that cannot be made, read or trusted
     ├── VerificationError      a signature, certificate or proof that does not check out
     ├── PartnerError           a partner card or pinned partner
@@ -63,6 +64,14 @@ class InputError(KuroshioError, ValueError):
 
 class StoreError(KuroshioError):
     """A store could not be opened, migrated or used (path and reason in the message)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store's server cannot be reached or dropped the connection (a restart, a network
+    cut); the operation failed whole and can be tried again."""
+
+    exit_code: ClassVar[int] = 3
+    http_status: ClassVar[int] = 503
 
 
 class IdentityError(LocatedError):
@@ -203,6 +212,7 @@ __all__ = [
     "MerkleError",
     "PartnerError",
     "StoreError",
+    "StoreUnavailable",
     "TransportError",
     "UnknownPlatformLabel",
     "UnknownZoneError",

@@ -365,6 +365,16 @@ class Node:
                 self._listeners.remove(listener)
 
     def notify_stored(self) -> None:
+        """Tell listeners here and the node's other processes that something was stored."""
+        self._dispatch()
+        self.store.announce()
+
+    def watch_other_processes(self) -> Callable[[], None] | None:
+        """Call the listeners also when another process of this node stores something (a node
+        on PostgreSQL served by several processes); the function returned stops it."""
+        return self.store.watch(self._dispatch)
+
+    def _dispatch(self) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:

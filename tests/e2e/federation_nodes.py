@@ -20,11 +20,10 @@ import msgspec
 import psycopg
 
 from cli_run import kuroshio_command, run
+from conftest import POSTGRES_SCHEMAS
 from kuroshio.model import Observation
 
 START_TIMEOUT_S = 60.0
-POSTGRES_SCHEMAS: list[str] = []
-"""Schemas made by nodes on PostgreSQL, for the backend fixture to drop afterwards."""
 
 
 def free_port() -> int:
@@ -98,11 +97,11 @@ class ServedNode:
         """``kuroshio agreement install``, as the liaison officer would; its output."""
         return run("agreement", "install", agreement, "--node", self.directory, check=True).stdout
 
-    def start(self) -> dict[str, Any]:
-        """Start serving; returns the ready line (where it listens)."""
+    def start(self, *options: str) -> dict[str, Any]:
+        """Start serving (``options``: more of ``kuroshio serve``'s); the ready line."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*kuroshio_command(), "serve", "--node", str(self.directory), "--json"],
+                [*kuroshio_command(), "serve", "--node", str(self.directory), "--json", *options],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 env={**os.environ, "NO_COLOR": "1"},
@@ -210,13 +209,6 @@ def query_postgres(schema: str, sql: str, parameters: tuple[Any, ...]) -> list[t
             return list(conn.execute(sql.replace("%", "%%").replace("?", "%s"), parameters))
         except psycopg.errors.UndefinedTable:
             return []
-
-
-def drop_postgres_schemas(dsn: str) -> None:
-    """Remove every schema the nodes of a test made."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while POSTGRES_SCHEMAS:
-            conn.execute(f"DROP SCHEMA IF EXISTS {POSTGRES_SCHEMAS.pop()} CASCADE")
 
 
 def write_ndjson(path: Path, observations: Iterable[Observation]) -> None:

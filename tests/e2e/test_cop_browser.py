@@ -93,7 +93,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def _count(node: ServedNode, start: dt.datetime, end: dt.datetime, **fields: Any) -> int:
-    store = SQLiteStore(node.store_path)
+    store = SQLiteStore(node.directory / "store.sqlite")
     try:
         return store.count(ObservationFilter(start=start, end=end, **fields))
     finally:
@@ -145,7 +145,7 @@ def test_a_day_of_august_2022_shows_every_stored_observation_with_its_symbol(
             .queryRenderedFeatures({layers: ['obs-symbols']})
             .map(f => [f.properties.key, f.properties.icon]))"""
     )
-    store = SQLiteStore(served.store_path)
+    store = SQLiteStore(served.directory / "store.sqlite")
     try:
         day = list(store.iter_query(ObservationFilter(start=start, end=end)))
     finally:

@@ -1,14 +1,19 @@
 """``kuroshio serve``: run the node (federation endpoint, operator API, links) until stopped.
 
-It runs :func:`kuroshio.federation.serve.serve`, logs to standard error and prints where the node
-listens. The web server comes in with this module only, so other commands start without it.
+It runs :func:`kuroshio.federation.serve.serve` (or, with ``--workers``, the supervisor of
+:mod:`kuroshio.federation.workers`), logs to standard error and prints where the node listens.
+The web server comes in with this module only, so other commands start without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
+import socket
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,39 +22,67 @@ import typer
 
 from kuroshio.cli.common import NodeDir
 from kuroshio.federation.serve import ServeInfo, serve
-from kuroshio.node import Node, open_node
+from kuroshio.federation.workers import supervise
+from kuroshio.node import open_node
 
 app = typer.Typer(add_completion=False)
+
+
+class ServeRole(StrEnum):
+    all = "all"
+    api = "api"
+    exchange = "exchange"
 
 
 @app.command("serve")
 def serve_command(
     node_dir: NodeDir = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print the ready line as JSON.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="API processes beside one exchange process, all sharing the node's PostgreSQL"
+            " store (0: one process for everything)."
+        ),
+    ] = 0,
+    role: Annotated[ServeRole, typer.Option(hidden=True)] = ServeRole.all,
+    api_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Serve the node: federation endpoint (mTLS) and operator API, links to every partner."""
+    """Serve the node: federation endpoint (mTLS) and operator API, links to every partner.
+
+    With --workers N (a node on PostgreSQL) the node runs as N API processes and one exchange
+    process under this one, which restarts any that dies."""
+    _logging()
     with open_node(node_dir) as node:
-        _serve(node, as_json=as_json)
+        ready = functools.partial(_print_ready, as_json=as_json)
+        if workers:
+            supervise(node, workers, on_ready=ready)
+            return
+        api_socket = None
+        if api_fd is not None:
+            api_socket = socket.socket(fileno=api_fd)
+        asyncio.run(serve(node, on_ready=ready, role=role.value, api_socket=api_socket))
 
 
-def _serve(node: Node, *, as_json: bool) -> None:
-    """Serve until SIGINT or SIGTERM, logging to stderr; print where the node listens."""
+def _logging() -> None:
+    worker = os.environ.get("KUROSHIO_WORKER")
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s "
+        + (f"[{worker}] " if worker else "")
+        + "%(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
 
-    def ready(info: ServeInfo) -> None:
-        if as_json:
-            sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
-        else:
-            sys.stdout.write(
-                f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
-                f"  federation  {info.federation_url}\n"
-                f"  operator    {info.api_url}\n"
-            )
-        sys.stdout.flush()
 
-    asyncio.run(serve(node, on_ready=ready))
+def _print_ready(info: ServeInfo, *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(info).decode() + "\n")
+    else:
+        sys.stdout.write(
+            f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
+            f"  federation  {info.federation_url}\n"
+            f"  operator    {info.api_url}\n"
+        )
+    sys.stdout.flush()

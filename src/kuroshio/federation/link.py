@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from kuroshio.errors import ChannelClosed, TransportError
+from kuroshio.errors import ChannelClosed, StoreUnavailable, TransportError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, batch_label
 from kuroshio.exchange.receipt import Receipt, open_receipt
@@ -129,6 +129,9 @@ class Link:
                 self._failed(f"connection closed: {closed}")
             except TimeoutError:
                 self._failed(f"{party} did not answer in time")
+            except StoreUnavailable as unavailable:
+                # The store comes back (a database restart); the link resumes from its receipts.
+                self._failed(f"store unavailable: {unavailable}")
             finally:
                 self.status.connected = False
                 with contextlib.suppress(Exception):

@@ -14,8 +14,9 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Generator, Iterator
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import msgspec
 import uvicorn
@@ -55,7 +56,8 @@ class _ApiServer(uvicorn.Server):
 
 
 @contextlib.contextmanager
-def _exclusive(node: Node) -> Iterator[IO[str]]:
+def exclusive(node: Node) -> Iterator[IO[str]]:
+    """Hold the node directory's serve lock: one serving process (or supervisor) per node."""
     path = node.directory / LOCK_FILE
     handle = path.open("a+")
     try:
@@ -114,24 +116,107 @@ def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def serve(node: Node, *, on_ready: Callable[[ServeInfo], None] | None = None) -> None:
+Role: TypeAlias = Literal["all", "api", "exchange"]
+"""What one serve process does: everything (the embedded default), only the operator API (one
+of several API workers), or only the exchange (federation listener and sending links)."""
+
+
+async def serve(
+    node: Node,
+    *,
+    on_ready: Callable[[ServeInfo], None] | None = None,
+    role: Role = "all",
+    api_socket: socket.socket | None = None,
+) -> None:
     """Run the node until SIGINT or SIGTERM (or until the operator API stops).
 
     Everything started is registered on one exit stack, so it is closed in reverse order however
-    serving ends; the API server and the links run in one task group.
+    serving ends; the API server and the links run in one task group. ``role`` and
+    ``api_socket`` (a listening socket handed down by :mod:`kuroshio.federation.workers`) let
+    several processes share the work of a node on PostgreSQL; only ``all`` takes the node
+    directory's serve lock.
     """
-    check_api_binding(node)
-    with _exclusive(node):
+    if role != "exchange":
+        check_api_binding(node)
+    with exclusive(node) if role == "all" else contextlib.nullcontext():
         try:
             async with contextlib.AsyncExitStack() as stack:
-                await _serve(node, stack, on_ready)
+                await _serve(node, stack, on_ready, role, api_socket)
         except BaseExceptionGroup as group:
             raise _single(group) from None
 
 
 async def _serve(
-    node: Node, stack: contextlib.AsyncExitStack, on_ready: Callable[[ServeInfo], None] | None
+    node: Node,
+    stack: contextlib.AsyncExitStack,
+    on_ready: Callable[[ServeInfo], None] | None,
+    role: Role,
+    api_socket: socket.socket | None,
 ) -> None:
+    config = node.config
+    stop_watching = node.watch_other_processes()
+    if stop_watching is not None:
+        stack.callback(stop_watching)
+    links: dict[str, Link] = {}
+    federation_url = ""
+    if role != "api":
+        federation_url, links = await _exchange(node, stack)
+    api_server = None
+    if role != "exchange":
+        api_server = _ApiServer(
+            uvicorn.Config(
+                create_app(node, links={party: link.status for party, link in links.items()}),
+                host=config.api.host,
+                port=config.api.port,
+                ssl_certfile=config.api.certfile,
+                ssl_keyfile=config.api.keyfile,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                ws="none",
+            )
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+        stack.callback(loop.remove_signal_handler, signum)
+    async with asyncio.TaskGroup() as tasks:
+        ending: list[asyncio.Task[Any]] = [tasks.create_task(stop.wait())]
+        try:
+            api_url = ""
+            if api_server is not None:
+                sockets = [api_socket] if api_socket is not None else None
+                api_task = tasks.create_task(api_server.serve(sockets=sockets))
+                ending.append(api_task)
+                api_port = await _api_started(api_server, api_task, config.api.url())
+                api_url = (
+                    f"{'https' if config.api.certfile else 'http'}://"
+                    f"{_host_for_url(config.api.host)}:{api_port}"
+                )
+            link_tasks = [tasks.create_task(link.run()) for link in links.values()]
+            if on_ready is not None:
+                on_ready(
+                    ServeInfo(
+                        party=node.party,
+                        node=config.node.name,
+                        federation_url=federation_url,
+                        api_url=api_url,
+                        pid=os.getpid(),
+                    )
+                )
+            await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+            ending[0].cancel()
+            for task in link_tasks:
+                task.cancel()
+        finally:
+            if api_server is not None:
+                api_server.should_exit = True
+
+
+async def _exchange(node: Node, stack: contextlib.AsyncExitStack) -> tuple[str, dict[str, Link]]:
+    """The federation listener (partners' links in) and one sending link per partner; where
+    partners reach it, and the links (not yet running)."""
     config = node.config
     endpoint = FederationEndpoint(node, Inbox(node))
     stack.push_async_callback(endpoint.close)
@@ -166,48 +251,8 @@ async def _serve(
 
     node.add_listener(wake_links)
     stack.callback(node.remove_listener, wake_links)
-    api_server = _ApiServer(
-        uvicorn.Config(
-            create_app(node, links={party: link.status for party, link in links.items()}),
-            host=config.api.host,
-            port=config.api.port,
-            ssl_certfile=config.api.certfile,
-            ssl_keyfile=config.api.keyfile,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws="none",
-        )
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-        stack.callback(loop.remove_signal_handler, signum)
-    async with asyncio.TaskGroup() as tasks:
-        api_task = tasks.create_task(api_server.serve())
-        try:
-            api_port = await _api_started(api_server, api_task, config.api.url())
-            info = ServeInfo(
-                party=node.party,
-                node=config.node.name,
-                federation_url=f"https://{_host_for_url(config.federation.host)}:{listener.port}",
-                api_url=(
-                    f"{'https' if config.api.certfile else 'http'}://"
-                    f"{_host_for_url(config.api.host)}:{api_port}"
-                ),
-                pid=os.getpid(),
-            )
-            link_tasks = [tasks.create_task(link.run()) for link in links.values()]
-            if on_ready is not None:
-                on_ready(info)
-            stopped = tasks.create_task(stop.wait())
-            await asyncio.wait([stopped, api_task], return_when=asyncio.FIRST_COMPLETED)
-            stopped.cancel()
-            for task in link_tasks:
-                task.cancel()
-        finally:
-            api_server.should_exit = True
+    url = f"https://{_host_for_url(config.federation.host)}:{listener.port}"
+    return url, links
 
 
 async def _api_started(server: uvicorn.Server, task: asyncio.Task[None], url: str) -> int:
@@ -228,4 +273,4 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return error
 
 
-__all__ = ["ServeInfo", "check_api_binding", "serve"]
+__all__ = ["Role", "ServeInfo", "check_api_binding", "exclusive", "serve"]

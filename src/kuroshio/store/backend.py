@@ -97,6 +97,15 @@ class NodeStore(Reader, Protocol):
         """Every stored version (history included)."""
         ...
 
+    def announce(self) -> None:
+        """Tell the node's other processes that something was stored (after the commit)."""
+        ...
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``callback`` whenever another process of the node stored something; the function
+        returned stops watching (None: the backend serves one process only)."""
+        ...
+
     def append(self, observations: Sequence[Observation]) -> AppendResult:
         """Append in one transaction; on return the observations are durable."""
         ...

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeAlias, TypeVar
 import msgspec
 import psycopg
 
-from kuroshio.errors import StoreError
+from kuroshio.errors import StoreError, StoreUnavailable
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import (
     AppendResult,
@@ -48,6 +48,9 @@ from kuroshio.store.sql import (
 from kuroshio.store.transaction import Transaction
 
 T = TypeVar("T")
+WATCH_POLL_S: Final = 0.5
+"""How often a watching thread looks up from its wait to see whether it should stop."""
+WATCH_RETRY_S: Final = 1.0
 _STEPS: Final = "migrations"
 """The ``meta`` key counting the migrations taken."""
 
@@ -177,8 +180,15 @@ class PgObservationTable:
         return added
 
 
+def application_name(schema: str) -> str:
+    """How a node's connections name themselves to the server (``pg_stat_activity``)."""
+    return f"kuroshio {schema}"
+
+
 def _connect(dsn: str, schema: str, *, create: bool = False) -> Connection:
-    conn: Connection = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    conn: Connection = psycopg.connect(
+        dsn, autocommit=True, connect_timeout=10, application_name=application_name(schema)
+    )
     if create:
         with conn.transaction():
             # Processes of one node start together; CREATE SCHEMA IF NOT EXISTS alone races.
@@ -194,14 +204,16 @@ class _PgReads:
 
     _conn: Connection
     _lock: threading.Lock | threading.RLock
+    _dsn: str
+    _schema: str
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:
-        with self._lock:
-            return PgObservationTable(self._conn).get(obs_id, version)
+        with self._session() as conn:
+            return PgObservationTable(conn).get(obs_id, version)
 
     def history(self, obs_id: str) -> list[Observation]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._session() as conn:
+            rows = conn.execute(
                 "SELECT body FROM observation_versions WHERE id = %s ORDER BY version", (obs_id,)
             ).fetchall()
         return [_observation_decoder.decode(row[0]) for row in rows]
@@ -222,8 +234,8 @@ class _PgReads:
             + " ORDER BY c.t0, c.id LIMIT %s"
         )
         params.append(limit + 1)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
         items = [_observation_decoder.decode(row[2]) for row in rows]
@@ -243,28 +255,28 @@ class _PgReads:
 
     def count(self, selection: ObservationFilter) -> int:
         where, params = observation_where(selection, "%s")
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as conn:
+            row = conn.execute(
                 "SELECT count(*) FROM current c" + where_clause(where), params
             ).fetchone()
         return int(row[0]) if row else 0
 
     def count_versions(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT count(*) FROM observation_versions").fetchone()
+        with self._session() as conn:
+            row = conn.execute("SELECT count(*) FROM observation_versions").fetchone()
         return int(row[0]) if row else 0
 
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
         where, params = event_where(selection, "%s")
         sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT %s"
         params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+        with self._session() as conn:
+            rows = conn.execute(sql, params).fetchall()
         return [_event_decoder.decode(row[0]) for row in rows]
 
     def extent(self) -> Extent:
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as conn:
+            row = conn.execute(
                 "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
             ).fetchone()
         first, last, count = row if row is not None else (None, None, 0)
@@ -275,13 +287,13 @@ class _PgReads:
         )
 
     def change_head(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
+        with self._session() as conn:
+            row = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
         return int(row[0] or 0) if row is not None else 0
 
     def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
-        with self._lock:
-            rows = self._conn.execute(
+        with self._session() as conn:
+            rows = conn.execute(
                 "SELECT seq, body FROM observation_versions WHERE seq > %s ORDER BY seq LIMIT %s",
                 (after, limit),
             ).fetchall()
@@ -290,19 +302,34 @@ class _PgReads:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Transaction]:
         """Every table as of one moment (a repeatable-read transaction)."""
-        with self._lock, self._conn.transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield self._transaction()
+        with self._session() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield self._transaction(conn)
 
     def read(self, query: Callable[[Transaction], T]) -> T:
         with self.snapshot() as tx:
             return query(tx)
 
-    def _transaction(self) -> Transaction:
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[Connection]:
+        """The connection, under the lock, connected again first when the last one was lost
+        (a database restart): the operation that found it lost failed, the next one goes on."""
+        with self._lock:
+            try:
+                if self._conn.closed or self._conn.broken:
+                    self._conn = _connect(self._dsn, self._schema)
+                yield self._conn
+            except psycopg.OperationalError as error:
+                raise StoreUnavailable(
+                    f"PostgreSQL store {self._schema} ({_safe(self._dsn)}): {error}"
+                ) from None
+
+    @staticmethod
+    def _transaction(conn: Connection) -> Transaction:
         return Transaction(
-            QmarkConnection(self._conn),
+            QmarkConnection(conn),
             dialect="postgres",
-            observations=PgObservationTable(self._conn),
+            observations=PgObservationTable(conn),
         )
 
 
@@ -313,6 +340,7 @@ class PostgresStore(_PgReads):
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise StoreError(f"invalid schema name {schema!r} (lower case letters, digits, _)")
         self.schema = schema
+        self._schema = schema
         self._dsn = dsn
         self._lock = threading.RLock()
         try:
@@ -347,8 +375,8 @@ class PostgresStore(_PgReads):
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
+        with self._session() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = %s", (_STEPS,)).fetchone()
         return 0 if row is None else int(row[0])
 
     @property
@@ -360,8 +388,8 @@ class PostgresStore(_PgReads):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction over every table (committed on exit, rolled back on error)."""
-        with self._lock, self._conn.transaction():
-            yield self._transaction()
+        with self._session() as conn, conn.transaction():
+            yield self._transaction(conn)
 
     def reader(self) -> PostgresReader:
         """A reading connection of its own on the same schema."""
@@ -375,10 +403,51 @@ class PostgresStore(_PgReads):
         with self.transaction() as tx:
             return tx.observations.put_events(events)
 
+    @property
+    def _channel(self) -> str:
+        return f"kuroshio_{self.schema}"
+
+    def announce(self) -> None:
+        """Tell the node's other processes that something was stored (after the commit)."""
+        with self._session() as conn:
+            conn.execute(f"NOTIFY {self._channel}")
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on a thread of its own) whenever any process of the node announces
+        a commit; the function returned stops watching. A lost connection is made again, with
+        one call of ``callback`` for what may have been missed meanwhile."""
+        stopped = threading.Event()
+
+        def listen() -> None:
+            while not stopped.is_set():
+                try:
+                    with psycopg.connect(
+                        self._dsn,
+                        autocommit=True,
+                        connect_timeout=10,
+                        application_name=application_name(self.schema),
+                    ) as conn:
+                        conn.execute(f"LISTEN {self._channel}")
+                        callback()
+                        while not stopped.is_set():
+                            for _ in conn.notifies(timeout=WATCH_POLL_S):
+                                callback()
+                except psycopg.Error:
+                    stopped.wait(WATCH_RETRY_S)
+
+        thread = threading.Thread(target=listen, name=f"watch {self.schema}", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopped.set()
+            thread.join(timeout=WATCH_POLL_S * 4)
+
+        return stop
+
     def drop(self) -> None:
         """Remove this store's schema and everything in it (tests and decommissioning)."""
-        with self._lock:
-            self._conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        with self._session() as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
 
     def close(self) -> None:
         with self._lock:
@@ -396,6 +465,7 @@ class PostgresReader(_PgReads):
     writer; each :meth:`snapshot` is one consistent state of the schema."""
 
     def __init__(self, dsn: str, schema: str) -> None:
+        self._dsn, self._schema = dsn, schema
         self._lock = threading.Lock()
         try:
             self._conn = _connect(dsn, schema)

@@ -248,6 +248,14 @@ class SQLiteStore(_Reads):
                 raise
             self._conn.execute("COMMIT")
 
+    def announce(self) -> None:
+        """Nothing to do: one process serves an embedded store, and readers of the file from
+        other processes poll it."""
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """None: an embedded store has no other processes to hear from."""
+        return None
+
     def reader(self) -> StoreReader:
         """A reading connection of its own on the same file, for work that must not wait for
         the writer (a link polling its outbox, the API): see :class:`StoreReader`."""

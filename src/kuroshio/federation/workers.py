@@ -1,0 +1,228 @@
+"""``kuroshio serve --workers N``: one node as several processes sharing its PostgreSQL schema.
+
+The supervising process binds the operator API's socket once and starts N API workers that all
+accept on it, and one exchange process (the federation listener, the inbox and the sending
+links). It restarts any worker that dies (a crash, ``kill -9``, a lost database connection) with
+back-off and jitter, and stops them all on SIGINT or SIGTERM. Every worker writes through its own
+transactions, so a worker killed at any moment loses and doubles nothing; the locks of
+:mod:`kuroshio.store.postgres` keep the audit chain and each link's batches in order. It starts
+processes and watches them; the work itself is :func:`kuroshio.federation.serve.serve`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Final
+
+import msgspec
+
+from kuroshio.errors import ConfigError
+from kuroshio.federation.serve import Role, ServeInfo, check_api_binding, exclusive
+from kuroshio.node import Node
+
+logger = logging.getLogger("kuroshio.workers")
+
+READY_TIMEOUT_S: Final = 60.0
+RESTART_MIN_S: Final = 0.2
+RESTART_MAX_S: Final = 10.0
+RESTART_FACTOR: Final = 2.0
+RESTART_JITTER: Final = 0.25
+"""Up to this share of a restart wait is added at random, so workers that died together (a
+database restart) do not all come back at the same instant."""
+STEADY_S: Final = 30.0
+"""A worker that ran this long before it died is restarted at once, not after a long wait."""
+STOP_TIMEOUT_S: Final = 30.0
+
+
+class Worker:
+    """One child process of the node and how to start it again."""
+
+    def __init__(self, name: str, role: Role, command: Sequence[str], pass_fds: tuple[int, ...]):
+        self.name = name
+        self.role = role
+        self.command = list(command)
+        self.pass_fds = pass_fds
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.wait_s = RESTART_MIN_S
+        self.restarts = 0
+        self.info: ServeInfo | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            pass_fds=self.pass_fds,
+            env={**os.environ, "KUROSHIO_WORKER": self.name},
+        )
+        self.started_at = time.monotonic()
+
+    def ready(self, deadline: float) -> ServeInfo:
+        """The worker's ready line (where it listens); raises ConfigError when it exits or
+        stays silent."""
+        process = self.process
+        assert process is not None and process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([process.stdout], [], [], max(remaining, 0.0))
+            if not readable:
+                raise ConfigError(f"worker {self.name} did not start in {READY_TIMEOUT_S:.0f} s")
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                raise ConfigError(f"worker {self.name} exited ({process.wait()}) while starting")
+            line += chunk
+        self.info = msgspec.json.decode(line, type=ServeInfo)
+        return self.info
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def next_wait(self) -> float:
+        """How long to wait before starting this worker again (grows while it keeps dying)."""
+        if time.monotonic() - self.started_at >= STEADY_S:
+            self.wait_s = RESTART_MIN_S
+        wait = self.wait_s * (1.0 + random.uniform(0.0, RESTART_JITTER))
+        self.wait_s = min(self.wait_s * RESTART_FACTOR, RESTART_MAX_S)
+        return wait
+
+    def stop(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+
+    def reap(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+class _Stop(Exception):
+    """SIGINT or SIGTERM."""
+
+
+def _api_socket(node: Node) -> socket.socket:
+    api = node.config.api
+    family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((api.host, api.port))
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"the operator API could not listen on {api.url()}: {error}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _command(node: Node, role: Role, api_fd: int | None) -> list[str]:
+    command = [sys.executable, "-m", "kuroshio", "serve", "--node", str(node.directory)]
+    command += ["--role", role, "--json"]
+    if api_fd is not None:
+        command += ["--api-fd", str(api_fd)]
+    return command
+
+
+def supervise(
+    node: Node, workers: int, *, on_ready: Callable[[ServeInfo], None] | None = None
+) -> None:
+    """Serve ``node`` as ``workers`` API processes and one exchange process until SIGINT or
+    SIGTERM, restarting any that dies."""
+    if node.config.store.backend != "postgres":
+        raise ConfigError(
+            f"{node.directory}: several processes share a node on PostgreSQL only; set"
+            ' [store] backend = "postgres" (kuroshio init --store postgres), or serve without'
+            " --workers"
+        )
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    check_api_binding(node)
+    with exclusive(node):
+        sock = _api_socket(node)
+        team = [Worker("exchange", "exchange", _command(node, "exchange", None), ())]
+        team += [
+            Worker(f"api-{n}", "api", _command(node, "api", sock.fileno()), (sock.fileno(),))
+            for n in range(1, workers + 1)
+        ]
+        previous = {
+            signum: signal.signal(signum, _raise_stop) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            for worker in team:
+                worker.start()
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            infos = {worker.name: worker.ready(deadline) for worker in team}
+            if on_ready is not None:
+                on_ready(
+                    ServeInfo(
+                        party=node.party,
+                        node=node.config.node.name,
+                        federation_url=infos["exchange"].federation_url,
+                        api_url=infos["api-1"].api_url,
+                        pid=os.getpid(),
+                    )
+                )
+            _watch(team)
+        except _Stop:
+            pass
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for worker in team:
+                worker.stop()
+            for worker in team:
+                worker.reap()
+            sock.close()
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _watch(team: list[Worker]) -> None:
+    """Restart workers as they die, until stopped."""
+    due: dict[str, float] = {}
+    while True:
+        now = time.monotonic()
+        for worker in team:
+            code = worker.exited()
+            if code is not None and worker.name not in due:
+                wait = worker.next_wait()
+                logger.warning(
+                    "worker %s exited (%s); restarting in %.1f s", worker.name, code, wait
+                )
+                worker.reap()
+                due[worker.name] = now + wait
+            elif worker.name in due and now >= due[worker.name]:
+                del due[worker.name]
+                worker.restarts += 1
+                worker.start()
+                with contextlib.suppress(ConfigError):
+                    # Its ready line is read so that its pipe never fills; a worker that cannot
+                    # start is seen dead on the next round and waits longer.
+                    worker.ready(time.monotonic() + READY_TIMEOUT_S)
+        time.sleep(0.1)
+
+
+__all__ = ["Worker", "supervise"]
