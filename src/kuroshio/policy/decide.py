@@ -636,9 +636,21 @@ def coarsen(observation: Observation, grid_km: float) -> Observation:
     floor_m = grid_km * 500.0
     if source.uncertainty_m < floor_m:
         source = msgspec.structs.replace(source, uncertainty_m=floor_m)
-    return msgspec.structs.replace(
+    coarse = msgspec.structs.replace(
         observation, geometry=coarsen_geometry(observation.geometry, grid_km), source=source
     )
+    if isinstance(observation.approaches, tuple):
+        # The line of a closest approach ends at the target: it is as precise as its position.
+        approaches = tuple(
+            msgspec.structs.replace(
+                a, line=LineString(coordinates=_line(a.line.coordinates, grid_km))
+            )
+            if a.line is not None
+            else a
+            for a in observation.approaches
+        )
+        coarse = msgspec.structs.replace(coarse, approaches=approaches)
+    return coarse
 
 
 def _set_marking(observation: Observation, transform: Transforms) -> Marking:
