@@ -4,7 +4,7 @@
 implies. Nothing here reads observations from a store or publishes events.
 """
 
-from kuroshio.geo.events import derive_all, derive_events, event_id
+from kuroshio.geo.events import derive_all, derive_events, event_id, observation_span
 from kuroshio.geo.zones import (
     Geography,
     GeographyError,
@@ -27,5 +27,6 @@ __all__ = [
     "derive_events",
     "event_id",
     "load",
+    "observation_span",
     "parse",
 ]

@@ -616,12 +616,19 @@ def _where_it_meets(observation: Observation, line: Any) -> Point | None:
     return Point(coordinates=(float(shapely.get_x(where)), float(shapely.get_y(where))))
 
 
-def _honest_time(observation: Observation) -> dict[str, Any]:
-    """``interval`` and ``estimated`` for an event of an observation that spans a time."""
+def observation_span(observation: Observation) -> Interval | None:
+    """The time an observation spans, when it spans one: an event derived from it happened
+    somewhere in it, and its time is an estimate."""
     until = observation.until
     if until is None or until <= observation.observed_at:
-        return {}
-    return {"interval": Interval(start=observation.observed_at, end=until), "estimated": True}
+        return None
+    return Interval(start=observation.observed_at, end=until)
+
+
+def _honest_time(observation: Observation) -> dict[str, Any]:
+    """``interval`` and ``estimated`` for an event of an observation that spans a time."""
+    span = observation_span(observation)
+    return {} if span is None else {"interval": span, "estimated": True}
 
 
 # --- events ----------------------------------------------------------------------------------
