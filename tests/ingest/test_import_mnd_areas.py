@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from cli_run import run
 from kuroshio.geo import derive_events
-from kuroshio.ingest.mnd_areas import parse_description, parse_feet, parse_group
+from kuroshio.ingest.mnd_areas import balloon_time, parse_description, parse_feet, parse_group
 from kuroshio.ingest.mnd_tracks import read_mnd_tracks
 from kuroshio.ingest.records import ImportRecordError, Record
 from kuroshio.ingest.source_files import TAIWAN
@@ -190,6 +190,9 @@ def test_closest_approaches_are_kept_on_what_they_point_at(
         ("1641-1821時直升機1架", (1001, 1101), 1, None, ("helicopter",)),
         ("偵獲無人機及輔戰機各1架次", None, 2, None, ("uav", "support")),
         ("0929-0600時輔戰機及無人機計3架次", (569, 360), 3, None, ("support", "uav")),
+        ("07:19-15:00殲擊機計2架次", (439, 900), 2, None, ("fighter",)),
+        ("0719時至1500時主戰機計2架次（其中1架次越過中線）", (439, 900), 2, 1, ("main_combat",)),
+        ("殲擊機計2架次（0719-1500時）", (439, 900), 2, None, ("fighter",)),
     ],
 )  # fmt: skip
 def test_groups_as_mnd_writes_them(
@@ -228,6 +231,21 @@ def test_unreadable_groups_are_refused_with_the_reason(text: str) -> None:
 )  # fmt: skip
 def test_heights_as_the_maps_write_them(text: str, feet: int) -> None:
     assert parse_feet(text) == feet
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [("2/9 7:09", "2024-02-09T07:09"), ("2/17 1:41", "2024-02-17T01:41"),
+     ("2月9日 7時09分", "2024-02-09T07:09")],
+)  # fmt: skip
+def test_balloon_times_take_the_year_of_the_map(text: str, at: str) -> None:
+    assert balloon_time(text, dt.date(2024, 2, 17 if "17" in text else 10)) == _at(at)
+
+
+def test_a_balloon_time_across_the_new_year() -> None:
+    assert balloon_time("12/31 23:10", dt.date(2025, 1, 1)) == _at("2024-12-31T23:10")
+    with pytest.raises(ValueError, match="not within the days of the map"):
+        balloon_time("6/1 10:00", dt.date(2024, 2, 10))
 
 
 @given(st.integers(min_value=1, max_value=14), st.integers(min_value=0, max_value=9_999))

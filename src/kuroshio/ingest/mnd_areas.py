@@ -95,16 +95,19 @@ FLAG_CLASSES: Final[Mapping[str, str]] = {
     "if_輔戰機": "support",
 }
 
-_WINDOW: Final = re.compile(r"(?P<start>\d{4})\s*[-~～－—]\s*(?P<end>\d{4})時?")
+_CLOCK = r"(?:\d{4}|\d{1,2}[:時]\d{2}分?)"
+_WINDOW: Final = re.compile(rf"(?P<start>{_CLOCK})時?\s*(?:[-~～－—]|至|到)\s*(?P<end>{_CLOCK})時?")
 _COUNT: Final = re.compile(r"(?:計|共)?(?P<each>各)?(?P<count>\d+)架(?:次)?(?:\d+次)?")
 _CROSSED: Final = re.compile(r"(?P<count>\d+)架(?:次)?[^()]{0,6}?(?:過|逾越|越過|跨越)中線")
 _BRACKETED: Final = re.compile(r"\(([^()]*)\)")
 _AIRFIELDS: Final = re.compile(r"[一-龥]{1,8}?等?機場")
 _SEPARATORS: Final = re.compile(r"等|及|、|和|與|暨|,")
 _BALLOON_PART: Final = re.compile(r"(?P<part>ellipse_#start|ellipse_#end|arrow)(?:_(?P<n>\d+))?")
-_BALLOON_TIME: Final = re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})\s+(?P<h>\d{1,2}):(?P<min>\d{2})")
+_BALLOON_TIME: Final = re.compile(
+    r"(?P<m>\d{1,2})[/月](?P<d>\d{1,2})日?\s*(?P<h>\d{1,2})[:時](?P<min>\d{2})分?"
+)
 _FEET: Final = re.compile(r"(?:(?P<wan>\d+)萬)?(?:(?P<qian>\d+)千)?(?P<rest>\d*)(?:呎|英尺|ft)?")
-_NMI: Final = re.compile(r"(?P<nmi>\d+(?:\.\d+)?)\s*(?:浬|海里|nmi)")
+_NMI: Final = re.compile(r"(?P<nmi>\d+(?:\.\d+)?)\s*(?:浬|海浬|海里|nmi)")
 
 
 # --- descriptions -----------------------------------------------------------------------------
@@ -136,7 +139,10 @@ def _normal(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
-def _minutes(hhmm: str) -> int:
+def _minutes(clock: str) -> int:
+    """Minutes after midnight of ``0719``, ``7:19`` or ``7時19分``."""
+    digits = re.findall(r"\d+", clock)
+    hhmm = digits[0] if len(digits) == 1 else f"{int(digits[0]):02d}{digits[1]}"
     hours, minutes = int(hhmm[:2]), int(hhmm[2:])
     if hours > 24 or minutes > 59 or (hours == 24 and minutes):
         raise ValueError(f"time {hhmm!r} is not HHMM")
@@ -185,6 +191,9 @@ def parse_group(text: str) -> AreaGroup:
     if found is not None:
         window = (_minutes(found["start"]), _minutes(found["end"]))
         lead = lead[found.end() :]
+    elif (later := _WINDOW.search(norm)) is not None:
+        # The window written after the aircraft (…計5架次（0719-1500時）).
+        window = (_minutes(later["start"]), _minutes(later["end"]))
     counted = _COUNT.search(lead)
     if counted is None:
         raise ValueError(f"no number of aircraft (…架) in {text!r}")
