@@ -360,6 +360,15 @@ def test_a_correction_notice_reports_nothing_new_and_says_what_it_corrects() -> 
     assert [(a.platform, a.count) for a in correction.activities] == [("H-6", 2), ("Tu-95", 3)]
 
 
+@pytest.mark.parametrize(("wrong", "right"), [("【訂正前】", "【訂正後】"), ("誤：", "正：")])
+def test_the_ways_a_notice_marks_its_passages(wrong: str, right: str) -> None:
+    text = NOTICE.replace("（誤）", wrong).replace("（正）", right)
+    correction = parse_press_release(text, source_name="x").correction
+    assert correction is not None
+    assert [(a.platform, a.count) for a in correction.wrong] == [("H-6", 2), ("Tu-95", 2)]
+    assert [(a.platform, a.count) for a in correction.activities] == [("H-6", 2), ("Tu-95", 3)]
+
+
 def test_a_release_given_again_as_corrected() -> None:
     release = parse_press_release(REISSUE, source_name="p20261211_02.pdf")
     assert release.activities == ()

@@ -277,8 +277,9 @@ _RELEASE_DATE_LOOSE: Final = re.compile(
     r"(?P<day>\d{1,2})日"
 )
 _CORRECTED_RELEASE: Final = re.compile(r"「(?P<title>[^「」]{2,80}?について)」")
-_WRONG: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)誤(?:\)|】|\]|〕|>|〉)|(?<![^\n。、])誤:")
-_RIGHT: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)正(?:\)|】|\]|〕|>|〉)|(?<![^\n。、])正:")
+_WRONG: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)(?:誤|訂正前)(?:\)|】|\]|〕|>|〉)|(?:誤|訂正前):")
+_RIGHT: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)(?:正|訂正後)(?:\)|】|\]|〕|>|〉)|(?:正|訂正後):")
+"""The passages a correction quotes: as it was (誤, 訂正前) and as it should be (正, 訂正後)."""
 _STATISTICS: Final = re.compile(r"緊急発進")
 _FOREIGN_TITLE: Final = re.compile(r"(?:中国|ロシア).*(?:動向|飛行|通過|航行|活動)")
 
@@ -593,8 +594,8 @@ def _correction(body: _Text, title: str, reader: _Reader) -> PressCorrection:
         if found is not None:
             corrected_date = _loose_date(found, reader.calendar)
     reader.default_date = corrected_date or reader.calendar.released
-    wrong_marks = [m for m in _WRONG.finditer(norm)]
-    right_marks = [m for m in _RIGHT.finditer(norm)]
+    wrong_marks = [m for m in _WRONG.finditer(norm) if _marks_passage(body, m)]
+    right_marks = [m for m in _RIGHT.finditer(norm) if _marks_passage(body, m)]
     if not right_marks:
         reader.read()
         activities = tuple(a for episode in reader.episodes for a in _activities(episode))
@@ -632,6 +633,14 @@ def _correction(body: _Text, title: str, reader: _Reader) -> PressCorrection:
         activities=tuple(right),
         wrong=tuple(wrong),
     )
+
+
+def _marks_passage(body: _Text, mark: re.Match[str]) -> bool:
+    """A bracketed mark (（誤）) anywhere; one with a colon (誤：) only where a line starts."""
+    if not mark.group().endswith(":"):
+        return True
+    before = body.raw[: body.origin[mark.start()]]
+    return not before.rsplit("\n", 1)[-1].strip()
 
 
 def _without_correction_words(title: str) -> str:
