@@ -90,6 +90,7 @@ def test_activities_match_the_hand_read_truth(
     which, releases = scored
     precision, recall, differences = _score(releases, "activities", TRUTHS[which][1])
     message = f"{which}: precision {precision:.1%}, recall {recall:.1%}; " + "; ".join(differences)
+    print(f"{which} activities: precision {precision:.1%}, recall {recall:.1%}")  # pytest -rP
     assert precision >= 0.98 and recall >= 0.98, message
 
 
@@ -99,6 +100,9 @@ def test_earlier_sightings_match_the_hand_read_truth(
     which, releases = scored
     precision, recall, differences = _score(releases, "previously_reported", TRUTHS[which][1])
     message = f"{which}: precision {precision:.1%}, recall {recall:.1%}; " + "; ".join(differences)
+    print(
+        f"{which} earlier sightings: precision {precision:.1%}, recall {recall:.1%}"
+    )  # pytest -rP
     assert precision >= 0.95 and recall >= 0.95, message
 
 
