@@ -419,10 +419,6 @@ def _description(feature: _Feature, *, lone_note: bool = False) -> list[AreaGrou
     return parse_description(text, lone_note=lone_note)
 
 
-def _same(a: AreaGroup, b: AreaGroup) -> bool:
-    return _normal(a.text) == _normal(b.text)
-
-
 def _is_part_of(area: _Area, group: AreaGroup) -> bool:
     """The group reads as the area's group, or as a note merged into it."""
     text = _normal(group.text)
@@ -501,7 +497,8 @@ class _Map:
         balloon.parts[part] = feature
 
     def settle(self) -> None:
-        """Match separately drawn areas to groups, then attach closest approaches."""
+        """Match each separately drawn area to the group of the #multi area it draws again; one
+        that matches none is refused, unless the map has no #multi area to match."""
         taken: set[int] = set()
         for feature in self.separate:
             groups = _description(feature, lone_note=True)
