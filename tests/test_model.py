@@ -11,7 +11,9 @@ from hypothesis import given, settings
 
 from kuroshio.model import (
     MAX_VERTICES,
+    ClosestApproach,
     Kinematics,
+    LineString,
     Observation,
     Point,
     Source,
@@ -60,10 +62,38 @@ def test_whole_numbers_built_in_python_sign_the_same_as_after_a_round_trip() -> 
         assert canonical_bytes(again) == canonical_bytes(built)
 
 
+LATER_FIELDS = {"crossed_median_line", "approaches"}
+"""Optional fields added after the first records were signed: left out while unset, so that
+those records keep their bytes."""
+
+
 def test_canonical_bytes_sort_keys_and_carry_every_field() -> None:
     encoded = json.loads(canonical_bytes(observation()))
     assert list(encoded) == sorted(encoded)
-    assert set(encoded) == set(Observation.__struct_fields__)
+    assert set(encoded) == set(Observation.__struct_fields__) - LATER_FIELDS
+
+
+def test_later_fields_are_kept_when_set_and_round_trip() -> None:
+    plain = observation()
+    line = LineString(coordinates=((121.7, 25.1), (121.8, 26.3)))
+    richer = msgspec.structs.replace(
+        plain,
+        crossed_median_line=2,
+        approaches=(ClosestApproach(place="基隆", distance_nmi=43, line=line),),
+    )
+    encoded = json.loads(canonical_bytes(richer))
+    assert encoded["crossed_median_line"] == 2
+    assert encoded["approaches"] == [
+        {
+            "place": "基隆",
+            "distance_nmi": 43.0,
+            "line": {"type": "LineString", "coordinates": [[121.7, 25.1], [121.8, 26.3]]},
+        }
+    ]
+    assert decode_observation(canonical_bytes(richer)) == richer
+    # Unset, they change nothing: the bytes are those of the record without them.
+    without = {k: v for k, v in encoded.items() if k not in LATER_FIELDS}
+    assert json.loads(canonical_bytes(plain)) == without
 
 
 def _error(record: dict[str, object]) -> str:

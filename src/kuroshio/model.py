@@ -6,12 +6,13 @@ This module is the contract between nodes: types are the schema, validated once 
 Canonical encoding
 ------------------
 ``canonical_bytes(record)`` is UTF-8 JSON produced by msgspec with struct fields and mapping keys
-sorted by name, no insignificant white space, every field present (defaults included) except a
-field that is unset (``provenance.grid_km`` of an item never coarsened: fields added after the
-first release are left out until they have a value, so older records keep their bytes),
-timestamps as RFC 3339 UTC with a ``Z`` suffix, coordinates rounded to 7 decimal places (about
-1 cm) and ``-0.0`` written as ``0.0``. Equal records therefore give equal bytes on every
-platform. ``docs/canonical-vectors.json`` holds records and their exact bytes and SHA-256.
+sorted by name, no insignificant white space, every field present (defaults included) except the
+optional fields added after the first release (``provenance.grid_km`` of an item never coarsened,
+``approaches``, ``crossed_median_line``, an event's ``interval``…), which are left out while
+unset (``msgspec.UNSET``) so older records keep their bytes, timestamps as RFC 3339 UTC with a
+``Z`` suffix, coordinates rounded to 7 decimal places (about 1 cm) and ``-0.0`` written as
+``0.0``. Equal records therefore give equal bytes on every platform.
+``docs/canonical-vectors.json`` holds records and their exact bytes and SHA-256.
 """
 
 from __future__ import annotations
@@ -255,6 +256,11 @@ class Platform(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     label: ShortText | None = None
     """The type as the source wrote it, before catalogue lookup."""
     hull_numbers: tuple[ShortText, ...] = ()
+    classes: Annotated[tuple[ShortText, ...], msgspec.Meta(max_length=20)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    """Every class in a group of mixed aircraft, as the source gives them (``fighter``, ``uav``,
+    ``helicopter``, ``main_combat``, ``support`` …); left out for a single type or class."""
 
     def __post_init__(self) -> None:
         if self.nationality is not None:
@@ -337,6 +343,19 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return None if self.grid_km is msgspec.UNSET else self.grid_km
 
 
+class ClosestApproach(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The closest a target came to a place, as the source gives it (``約43浬`` from 基隆)."""
+
+    place: ShortText
+    """The place measured from, as the source names it."""
+    distance_nmi: Annotated[float, msgspec.Meta(ge=0.0, le=20_000.0)]
+    line: LineString | None = None
+    """The line the source draws from the place to the target, if it draws one."""
+
+    def __post_init__(self) -> None:
+        _floats(self, ("distance_nmi",))
+
+
 class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One thing seen by one party at one time (or over one interval).
 
@@ -358,6 +377,15 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     remarks: Text | None = None
     provenance: Provenance = msgspec.field(default_factory=Provenance)
     retracted: bool = False
+    crossed_median_line: Annotated[int, msgspec.Meta(ge=0, le=10_000)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    """How many of the platform's count crossed the Taiwan Strait median line, when the source
+    says so without drawing where (MND: ``其中2架次過中線``)."""
+    approaches: (
+        Annotated[tuple[ClosestApproach, ...], msgspec.Meta(max_length=50)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    """Closest approaches to places that the source gives for this observation."""
 
     def __post_init__(self) -> None:
         _check_party(self.origin, "origin")
@@ -400,10 +428,27 @@ EventKind = Literal[
 ]
 
 
+class Interval(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A span of time: from ``start`` to ``end`` (inclusive), kept in UTC."""
+
+    start: Timestamp
+    end: Timestamp
+
+    def __post_init__(self) -> None:
+        start = _utc(self.start, "interval.start")
+        end = _utc(self.end, "interval.end")
+        if end < start:
+            raise ValueError("interval.end is earlier than interval.start")
+        msgspec.structs.force_setattr(self, "start", start)
+        msgspec.structs.force_setattr(self, "end", end)
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A fact derived from observations, e.g. an ADIZ entry or a strait transit.
 
-    Derivation is deterministic, so the same observations give the same event ``id``.
+    Derivation is deterministic, so the same observations give the same event ``id``. An event
+    of an observation that covers a span of time (a whole day, a time window) is ``estimated``:
+    it happened within ``interval``, and ``at`` is only a guess within it.
     """
 
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
@@ -419,6 +464,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     origin: PartyCode
     platform: Platform | None = None
     remarks: Text | None = None
+    interval: Interval | msgspec.UnsetType = msgspec.UNSET
+    """When the event happened at the earliest and at the latest, if not known to the moment."""
+    estimated: bool | msgspec.UnsetType = msgspec.UNSET
+    """True when ``at`` is an estimate within ``interval`` rather than a time observed."""
 
     def __post_init__(self) -> None:
         _check_party(self.origin, "origin")

@@ -302,3 +302,27 @@ def test_every_type_named_in_the_press_texts_resolves(shared_data: Path) -> None
     # Ship classes, Chinese and Russian aircraft, and the Soviet types of the violation history.
     assert len(labels) >= 45
     assert _unresolved(labels) == {}
+
+
+def test_a_balloon_has_a_class_and_the_lighter_than_air_symbol() -> None:
+    balloon = lookup("氣球")
+    assert balloon is not None and balloon.platform_class == "balloon"
+    assert balloon.sidc.endswith("1105000000")  # MIL-STD-2525D air, lighter than air
+    assert CLASS_SYMBOLS["balloon"] == ("air", "01", "110500")
+
+
+@pytest.mark.parametrize(
+    ("label", "code"),
+    [
+        ("情報収集機（Ｙ－９）", "Y-9 ELINT"),
+        ("哨戒機（Ｙ－９）", "Y-9 ASW"),
+        ("情報収集機（ＩＬ－２０）", "Il-20"),
+        ("偵察／攻撃型無人機（ＴＢ－００１）", "TB-001"),
+        ("推定ロシア機", "unidentified aircraft"),
+    ],
+)
+def test_a_role_with_the_designation_in_brackets_names_the_roles_variant(
+    label: str, code: str
+) -> None:
+    found = lookup(label, nationality="RUS" if "ロシア" in label or "ＩＬ" in label else "CHN")
+    assert found is not None and found.code == code

@@ -19,7 +19,7 @@ def record_node(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     node = tmp_path_factory.mktemp("fusion") / "twn"
     run("init", "--party", "TWN", node, check=True)
     taiwan = shared_data / "twreporter" / "Taiwan"
-    run(
+    imported = run(
         "import",
         "mnd-tracks",
         taiwan / "20220801-20230915_fixed.geojson",
@@ -28,8 +28,10 @@ def record_node(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         node,
         "--json",
         "--no-events",
-        check=True,
     )
+    # One track without a count is refused: the import says so and exits 1.
+    assert imported.returncode == 1, imported.stderr
+    assert len(json.loads(imported.stdout)["rejected"]) == 1
     japan = shared_data / "twreporter" / "Japan" / "jp_data_cleaned.csv"
     run("import", "jso-tracks", japan, "--node", node, "--json", "--no-events", check=True)
     return node

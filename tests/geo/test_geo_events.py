@@ -21,6 +21,7 @@ from kuroshio.geo import Geography, derive_all, derive_events, event_id, load
 from kuroshio.model import (
     Event,
     Geometry,
+    Interval,
     LineString,
     MultiLineString,
     Observation,
@@ -124,6 +125,39 @@ def test_event_time_is_interpolated_by_distance_between_observed_and_until() -> 
 
 def test_without_until_the_event_time_is_observed_at() -> None:
     assert derive_events(track((118.0, 24.0), (120.0, 24.0)))[0].at == T0
+
+
+def test_an_event_of_an_observation_over_a_span_is_an_estimate_within_it() -> None:
+    (event,) = derive_events(track((118.0, 24.0), (120.0, 24.0), until=dt.timedelta(days=1)))
+    assert event.estimated is True
+    assert event.interval == Interval(start=T0, end=T0 + dt.timedelta(days=1))
+    assert event.interval.start <= event.at <= event.interval.end
+    # an observation of one moment gives events of that moment, said as observed
+    (exact,) = derive_events(track((118.0, 24.0), (120.0, 24.0)))
+    assert exact.estimated is msgspec.UNSET and exact.interval is msgspec.UNSET
+    assert "estimated" not in json.loads(canonical_bytes(exact))
+
+
+def test_a_reported_median_line_crossing_of_an_area() -> None:
+    area = msgspec.structs.replace(
+        observation(box(119.5, 23.5, 121.0, 24.5), kind="area", until=dt.timedelta(hours=8)),
+        crossed_median_line=1,
+    )
+    crossings = [e for e in derive_events(area) if e.kind == "median_line_crossing"]
+    assert len(crossings) == 1
+    (crossing,) = crossings
+    assert crossing.platform is not None and crossing.platform.count == 1  # 1 of the 2 J-16s
+    assert crossing.direction is None  # the source does not say which way
+    assert crossing.location is not None  # where the area meets the line
+    lon, lat = crossing.location.coordinates
+    assert 119.5 <= lon <= 121.0 and 23.5 <= lat <= 24.5
+    assert crossing.estimated is True and crossing.observations == (area.key,)
+    assert crossing.id == event_id(area, "median_line_crossing", "median-line", 0)
+    # none when the source says none crossed, nor for a retracted area
+    assert not [e for e in derive_events(observation(area.geometry, kind="area"))
+                if e.kind == "median_line_crossing"]  # fmt: skip
+    withdrawn = msgspec.structs.replace(area, retracted=True)
+    assert derive_events(withdrawn) == []
 
 
 # --- ADIZ entries --------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ JAPAN = "twreporter/Japan/jp_data_cleaned.csv"
 DAILY = "pla-dashboard/daily_counts_to_2024.csv"
 
 
-def _json(*args: str | Path) -> Any:
-    return json.loads(run(*args, check=True).stdout)
+def _json(*args: str | Path, exit_code: int = 0) -> Any:
+    """The JSON summary of a command that must exit with ``exit_code`` (1: records refused)."""
+    done = run(*args)
+    assert done.returncode == exit_code, done.stdout + done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,11 @@ def node(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_import(node: Path, shared_data: Path) -> Any:
-    return _json("import", "mnd-tracks", *(shared_data / f for f in TAIWAN), "-n", node, "--json")
+    # One record is refused (a track without a count): the summary is printed, then exit 1.
+    return _json(
+        "import", "mnd-tracks", *(shared_data / f for f in TAIWAN), "-n", node, "--json",
+        exit_code=1,
+    )  # fmt: skip
 
 
 def test_mnd_import_counts_and_reasons(first_import: Any) -> None:
@@ -51,14 +58,19 @@ def test_mnd_import_counts_and_reasons(first_import: Any) -> None:
 
 
 def test_reimport_stores_nothing_new(node: Path, shared_data: Path, first_import: Any) -> None:
-    again = _json("import", "mnd-tracks", *(shared_data / f for f in TAIWAN), "-n", node, "--json")
+    again = _json(
+        "import", "mnd-tracks", *(shared_data / f for f in TAIWAN), "-n", node, "--json",
+        exit_code=1,
+    )  # fmt: skip
     assert (again["inserted"], again["superseded"], again["unchanged"]) == (0, 0, 1259)
     assert again["events_new"] == 0
     assert again["events_derived"] == first_import["events_derived"]
 
 
 def test_human_summary_lists_reasons(node: Path, shared_data: Path, first_import: Any) -> None:
-    shown = run("import", "mnd-tracks", shared_data / TAIWAN[0], "-n", node, check=True).stdout
+    done = run("import", "mnd-tracks", shared_data / TAIWAN[0], "-n", node)
+    assert done.returncode == 1  # after the summary, because a record was refused
+    shown = done.stdout
     assert "kuroshio import mnd-tracks → TWN" in shown
     assert "num (the aircraft count) is empty" in shown
     assert "rejected" in shown and "skipped" in shown
@@ -91,7 +103,8 @@ def test_daily_report_puts_maps_beside_counts(
     report = _json("report", "daily", "-n", node, "--json")
     day = next(d for d in report["days"] if d["day"] == "2022-08-05")
     assert day == {
-        "day": "2022-08-05", "tracks": 6, "track_aircraft": 49, "daily_count": 49, "match": True
+        "day": "2022-08-05", "tracks": 6, "track_aircraft": 49, "daily_count": 49, "match": True,
+        "count_day": "2022-08-05", "format": "tracks", "within_one": True, "reason": None,
     }  # fmt: skip
     assert report["days_compared"] == 379
     assert report["days_matching"] == 8

@@ -10,8 +10,9 @@ import pytest
 from pyproj import Geod
 
 from cli_run import run
+from jso_releases import JOINT, NOTICE
 from kuroshio.errors import ImportRecordError
-from kuroshio.ingest.jso_press import PLACES, read_jso_press
+from kuroshio.ingest.jso_press import PLACES, read_jso_press, read_jso_press_reported
 from kuroshio.ingest.jso_press_text import parse_press_release
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import JAPAN, SkippedRecord
@@ -110,3 +111,107 @@ def test_cli_import_on_a_japanese_node(shared_data: Path, tmp_path: Path) -> Non
     assert (first["inserted"], len(first["skipped"]), first["rejected"]) == (expected, 9, [])
     again = json.loads(run("import", "jso-press", shared_data / TEXTS, "-n", node, "--json").stdout)
     assert (again["inserted"], again["unchanged"]) == (0, expected)
+
+
+# --- corrections, strait transits, routes without a place ----------------------------------
+
+
+def _texts_file(tmp_path: Path, releases: dict[str, str]) -> Path:
+    path = tmp_path / "texts.json"
+    texts = {
+        name: {"url": f"https://example.org/{name}", "text": text}
+        for name, text in releases.items()
+    }
+    path.write_text(json.dumps({"texts": texts}, ensure_ascii=False), "utf-8")
+    return path
+
+
+def _by_key(records: list[Record]) -> dict[tuple[str, int], Observation]:
+    return {item.key: item for _, item in records if isinstance(item, Observation)}
+
+
+def test_a_correction_supersedes_the_records_it_corrects(tmp_path: Path) -> None:
+    path = _texts_file(tmp_path, {"p20261209_01.pdf": JOINT, "p20261211_01.pdf": NOTICE})
+    records = read_jso_press(path)
+    assert [item for _, item in records if isinstance(item, ImportRecordError)] == []
+    stored = _by_key(records)
+    ids = {obs_id for obs_id, _ in stored}
+    assert ids == {f"JPN:jso-press:p20261209_01:{n}" for n in range(1, 6)}  # nothing new
+    corrected = {key: obs for key, obs in stored.items() if key[1] == 2}
+    assert sorted(corrected) == [
+        ("JPN:jso-press:p20261209_01:1", 2),
+        ("JPN:jso-press:p20261209_01:2", 2),
+    ]
+    bombers = corrected[("JPN:jso-press:p20261209_01:2", 2)]
+    assert bombers.platform is not None
+    assert (bombers.platform.type, bombers.platform.count) == ("Tu-95", 3)
+    assert "Corrected by p20261211_01.pdf" in (bombers.remarks or "")
+    # the day and place are those of the release it corrects
+    assert bombers.observed_at == stored[("JPN:jso-press:p20261209_01:2", 1)].observed_at
+    assert bombers.geometry == stored[("JPN:jso-press:p20261209_01:2", 1)].geometry
+
+
+def test_a_release_given_again_corrected_supersedes_every_record(tmp_path: Path) -> None:
+    again = JOINT.replace("Ｔｕ－９５爆撃\n機×２機", "Ｔｕ－９５爆撃\n機×３機").replace(
+        "における飛行について\n", "における飛行について（訂正）\n", 1
+    )
+    assert again != JOINT
+    path = _texts_file(tmp_path, {"p20261209_01.pdf": JOINT, "p20261211_02.pdf": again})
+    stored = _by_key(read_jso_press(path))
+    assert sorted(key for key in stored if key[1] == 2) == [
+        (f"JPN:jso-press:p20261209_01:{n}", 2) for n in range(1, 6)
+    ]
+    assert {obs_id for obs_id, _ in stored} == {
+        f"JPN:jso-press:p20261209_01:{n}" for n in range(1, 6)
+    }
+    tu95 = stored[("JPN:jso-press:p20261209_01:2", 2)]
+    assert tu95.platform is not None and tu95.platform.count == 3
+
+
+def test_a_correction_without_its_release_is_refused_and_adds_nothing(tmp_path: Path) -> None:
+    path = _texts_file(tmp_path, {"p20261211_01.pdf": NOTICE})
+    records = read_jso_press(path)
+    assert _by_key(records) == {}
+    (refused,) = [item for _, item in records if isinstance(item, ImportRecordError)]
+    assert "not among the releases imported with it" in refused.reason
+    node = tmp_path / "jpn"
+    run("init", "--party", "JPN", node, check=True)
+    done = run("import", "jso-press", path, "-n", node, "--json")
+    assert done.returncode == 1  # refused records: the summary, then exit 1
+    assert json.loads(done.stdout)["rejected"][0]["location"] == "texts.json#p20261211_01.pdf"
+
+
+def test_a_route_naming_no_place_is_placed_at_the_sea_the_release_names(tmp_path: Path) -> None:
+    escorts = JOINT.replace("当該戦闘機は、東シナ海から日本海を飛行した。\n", "")
+    path = _texts_file(tmp_path, {"p20261209_01.pdf": escorts})
+    records = read_jso_press(path)
+    assert [item for _, item in records if isinstance(item, ImportRecordError)] == []
+    fighters = _by_key(records)[("JPN:jso-press:p20261209_01:4", 1)]
+    assert fighters.platform is not None and fighters.platform.platform_class == "fighter"
+    assert "the first sea the release names" in (fighters.remarks or "")
+
+
+def test_a_ship_through_a_named_strait_gives_its_transit(shared_data: Path) -> None:
+    found = read_jso_press_reported([shared_data / TEXTS])
+    destroyer = ("JPN:jso-press:p20260318_02:1", 1)  # Udaloy III, 対馬海峡を北東進, to 日本海
+    (transit,) = found.events[destroyer]
+    assert (transit.kind, transit.zone) == ("strait_transit", "Tsushima Strait")
+    assert transit.direction == "East China Sea to Sea of Japan"
+    assert transit.estimated is True and transit.observations == (destroyer,)
+    # every sea activity through a strait the release names has its transit
+    ships = [o for _, o in found.records if isinstance(o, Observation) and o.kind == "sea"]
+    through = [o for o in ships if "passed" in (o.remarks or "")]
+    assert through and all(o.key in found.events for o in through)
+
+
+def test_both_sets_of_texts_import_and_import_again_as_nothing_new(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    node = tmp_path / "jpn"
+    run("init", "--party", "JPN", node, check=True)
+    files = (shared_data / TEXTS, shared_data / "pla-dashboard/japan_mod_texts_dev2.json")
+    first = json.loads(run("import", "jso-press", *files, "-n", node, "--json", check=True).stdout)
+    assert first["rejected"] == [] and first["unknown_labels"] == {}
+    again = json.loads(run("import", "jso-press", *files, "-n", node, "--json", check=True).stdout)
+    assert (again["inserted"], again["superseded"], again["events_new"]) == (0, 0, 0)
+    assert again["unchanged"] == first["inserted"]

@@ -12,6 +12,7 @@ from policy_cases import NOW, PARTIES, VALID_FROM, agreement, enforce
 
 from kuroshio.geo.grid import on_grid
 from kuroshio.model import (
+    ClosestApproach,
     Kinematics,
     LineString,
     Marking,
@@ -241,6 +242,19 @@ def test_coarsening_puts_every_vertex_on_the_grid(geometry: LineString | Polygon
     assert decision.observation.source.uncertainty_m == 5000.0
     assert decision.transforms == ("TWN: coarsened to 10 km grid",)
     assert decision.observation.provenance.transforms == decision.transforms
+
+
+def test_coarsening_puts_closest_approach_lines_on_the_grid_too() -> None:
+    enforced = twn_to(("JPN",), release(coarsen_km=10))
+    line = LineString(coordinates=((121.7273, 25.1083), (121.8238, 26.3282)))
+    item = msgspec.structs.replace(
+        own(geometry=AREA), approaches=(ClosestApproach(place="基隆", distance_nmi=43, line=line),)
+    )
+    decision = released(decide(item, enforced, "JPN", None, NOW, own_party="TWN"))
+    approaches = decision.observation.approaches
+    assert isinstance(approaches, tuple) and approaches[0].line is not None
+    assert all(on_grid(lon, lat, 10.0) for lon, lat in approaches[0].line.coordinates)
+    assert (approaches[0].place, approaches[0].distance_nmi) == ("基隆", 43.0)
 
 
 def test_two_vertices_in_one_cell_become_one() -> None:

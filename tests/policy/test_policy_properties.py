@@ -24,10 +24,11 @@ from kuroshio.model import (
     Polygon,
     Provenance,
     Source,
+    latest_time,
     tlp_rank,
 )
 from kuroshio.policy.agreement import Agreement, EnforcedAgreement, Rule
-from kuroshio.policy.decide import Released, Withheld, decide, latest_time, rule_matches
+from kuroshio.policy.decide import Released, Withheld, decide, rule_matches
 from kuroshio.policy.ledger import FlowSummary, ReciprocityStatus
 
 PROPERTY_SETTINGS = settings(

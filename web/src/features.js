@@ -55,6 +55,16 @@ export function observationFeatures(observation, symbols, palette, fresh = false
   };
   const geometry = observation.geometry;
   const features = [];
+  // Closest approaches the source draws (a place on shore to the target), dashed.
+  for (const approach of observation.approaches || []) {
+    if (approach.line) {
+      features.push({
+        type: "Feature",
+        properties: { ...properties, shape: "approach", label: `${approach.distance_nmi} nmi` },
+        geometry: approach.line,
+      });
+    }
+  }
   if (geometry.type === "Polygon") {
     features.push({ type: "Feature", properties: { ...properties, shape: "area" }, geometry });
     return features;

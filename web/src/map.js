@@ -88,6 +88,13 @@ export function createMap(container, basemap, zones) {
           },
         },
         {
+          id: "obs-approaches",
+          type: "line",
+          source: "observations",
+          filter: ["==", ["get", "shape"], "approach"],
+          paint: { "line-color": ["get", "colour"], "line-width": 1.2, "line-dasharray": [2, 2] },
+        },
+        {
           id: "obs-tracks",
           type: "line",
           source: "observations",

@@ -40,6 +40,16 @@ export function formatTime(iso, tzMinutes) {
   return `${text} UTC${sign}${hours}`;
 }
 
+/** An event's time: as observed, or, when it is an estimate, the span it lies in (marked ~). */
+export function formatEventTime(event, tzMinutes) {
+  const span = event.interval;
+  if (!event.estimated || !span) return formatTime(event.at, tzMinutes);
+  const start = formatTime(span.start, tzMinutes);
+  const end = formatTime(span.end, tzMinutes);
+  const sameDay = start.slice(0, 10) === end.slice(0, 10);
+  return `~ ${start.replace(/ (UTC.*|Z)$/, "")} – ${sameDay ? end.slice(11) : end}`;
+}
+
 function row(name, ...value) {
   return el("tr", {}, el("th", { scope: "row", text: name }), el("td", {}, ...value));
 }
@@ -92,7 +102,9 @@ export function renderDetail(container, detail, context) {
           versions.length > 1 ? ` (versions ${versions.join(", ")})` : ""),
         row("Platform", [kind.type, kind.platform_class].filter(Boolean).join(" · ") || "—",
           kind.label && kind.label !== kind.type ? ` (source: ${kind.label})` : ""),
-        row("Count", String(kind.count ?? 1)),
+        row("Count", String(kind.count ?? 1),
+          observation.crossed_median_line != null ? ` (${observation.crossed_median_line} crossed the median line)` : ""),
+        kind.classes?.length ? row("Classes", kind.classes.join(", ")) : null,
         row("Nationality", [kind.nationality, kind.service].filter(Boolean).join(" · ") || "—"),
         row("Observed", formatTime(observation.observed_at, tz)),
         row("Until", formatTime(observation.until, tz)),
@@ -111,6 +123,11 @@ export function renderDetail(container, detail, context) {
         row("Verification",
           el("span", { class: `verification ${verification.status}`, id: "detail-verification", text: verification.status }),
           ` ${verification.detail}`),
+        observation.approaches?.length
+          ? row("Closest approach", el("ul", { id: "detail-approaches" },
+              observation.approaches.map((a) => el("li", { text: `about ${a.distance_nmi} nmi from ${a.place}` }))))
+          : null,
+        observation.kinematics?.altitude_m != null ? row("Altitude", `${Math.round(observation.kinematics.altitude_m)} m`) : null,
         observation.remarks ? row("Remarks", observation.remarks) : null,
       ),
     ),
@@ -172,7 +189,11 @@ export function renderEvents(list, summary, events, fresh, context, onPick) {
       el(
         "li",
         { class: `event ${event.kind}${fresh.has(event.id) ? " fresh" : ""}`, "data-id": event.id },
-        el("time", { text: formatTime(event.at, context.tz) }),
+        el("time", {
+          text: formatEventTime(event, context.tz),
+          class: event.estimated ? "estimated" : null,
+          title: event.estimated ? "estimated: it happened within this span, not at a time observed" : null,
+        }),
         el("button", { type: "button", class: "link", text: eventTitle(event), onclick: () => onPick(event) }),
         el("span", { class: "origin", text: event.origin }),
       ),

@@ -30,6 +30,7 @@ PlatformClass = Literal[
     "tanker",
     "transport",
     "other_aircraft",
+    "balloon",
     "carrier",
     "cruiser",
     "destroyer",
@@ -72,7 +73,7 @@ _IDENTITY_DIGIT: Final[dict[str, str]] = {
 #     05 fighter/bomber, 07 cargo, 08 electronic combat/jammer, 09 tanker, 11 reconnaissance,
 #     13 utility, 16 airborne early warning, 18 antisubmarine warfare, 21 electronic support,
 #     28 photographic reconnaissance, 31 passenger, 33 electronic attack; 110200 rotary wing;
-#     110300 unmanned aircraft; 110500 lighter than air. Modifier 1: 01 attack/strike, 18
+#     110300 unmanned aircraft; 110500 lighter than air (balloons). Modifier 1: 01 attack/strike, 18
 #     reconnaissance, 22 ASW; modifier 2: 01 heavy, 05 drogue-only (tankers).
 #   sea surface (30): 120100 carrier; 120202 cruiser, 120203 destroyer, 120204 frigate,
 #     120205 corvette; 120300 amphibious warfare ship (04 multipurpose assault, 06 transport
@@ -94,6 +95,7 @@ CLASS_SYMBOLS: Final[dict[str, tuple[Domain, str, str]]] = {
     "tanker": ("air", "01", "110109"),
     "transport": ("air", "01", "110107"),
     "other_aircraft": ("air", "01", "110100"),
+    "balloon": ("air", "01", "110500"),
     "carrier": ("sea", "30", "120100"),
     "cruiser": ("sea", "30", "120202"),
     "destroyer": ("sea", "30", "120203"),
@@ -292,6 +294,12 @@ class Catalogue:
         if direct:
             return direct
         outer, inner = parenthesised_parts(label)
+        if inner is not None and outer:
+            # A role with the designation in brackets names the role's variant:
+            # 情報収集機（Y-9） is the Y-9 ELINT aircraft, not any Y-9.
+            combined = self._matching(inner + outer, nationality)
+            if combined:
+                return combined
         if inner is not None:
             inside = self._matching(inner, nationality)
             outside = self._matching(outer, nationality) if outer else ()

@@ -29,6 +29,7 @@ from kuroshio.cli.common import (
 from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.daily_report import daily_report
 from kuroshio.ingest.public_record import ImportReport, SourceName, run_import
+from kuroshio.model import Event
 from kuroshio.node import open_node
 from kuroshio.store import EventFilter
 
@@ -129,6 +130,8 @@ def import_command(
         )
         progress.stop()
         print_import_report(report, as_json=as_json, party=node.party)
+    if report.summary.rejected:
+        raise typer.Exit(1)
 
 
 @app.command("events")
@@ -161,7 +164,7 @@ def events_command(
         payload = {"count": len(found), "events": msgspec.to_builtins(shown)}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"{len(shown)} of {len(found)} events")
+    table = Table(title=f"{len(shown)} of {len(found)} events (~ estimated: within the span)")
     for column in ("at (UTC)", "kind", "zone", "direction", "platform", "origin", "rests on"):
         table.add_column(column, overflow="fold")
     for event in shown:
@@ -170,7 +173,7 @@ def events_command(
         if platform is not None:
             what = f"{platform.type or platform.label or '?'} ×{platform.count}"
         table.add_row(
-            event.at.strftime("%Y-%m-%d %H:%M"),
+            when(event),
             event.kind,
             event.zone,
             event.direction or "",
@@ -193,16 +196,19 @@ def daily_command(
     offset_days: Annotated[
         int,
         typer.Option(
-            help="Set the map of day D beside the count of day D+N (the MND report of D "
-            "covers D-1 06:00 to D 06:00; -1 pairs it with the previous day's count)."
+            help="Set the track map of day D beside the count of day D+N (the MND report of "
+            "D covers D-1 06:00 to D 06:00; -1 pairs it with the previous day's count). An "
+            "area map (since 2024-01-16) says which day it reports and is always set beside "
+            "that day's count."
         ),
     ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Aircraft per day on the MND track maps beside the daily count, and how often they agree.
+    """Aircraft per day on the MND maps beside the daily count, and how often they agree.
 
-    The maps show only aircraft that crossed the median line or entered the south-west ADIZ,
-    so the map total is expected not to exceed the daily count.
+    The track maps show only aircraft that crossed the median line or entered the south-west
+    ADIZ, so their total is expected not to exceed the daily count; the area maps count every
+    aircraft. Days off by more than one are given a reason.
     """
     first, last = parse_day(start, "--start"), parse_day(end, "--end")
     with open_node(node_dir) as node:
@@ -216,24 +222,42 @@ def daily_command(
             "days_compared": comparison.days_compared,
             "days_matching": comparison.days_matching,
             "days_tracks_within_count": comparison.days_tracks_within_count,
+            "days_within_one": comparison.days_within_one,
             "agreement_rate": rate,
+            "within_one_rate": comparison.within_one_rate,
             "consistency_rate": comparison.consistency_rate,
+            "reasons": comparison.reasons,
+            "by_format": msgspec.to_builtins(comparison.by_format),
             "offset_days": comparison.offset_days,
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    table = Table(title="MND track maps beside the daily aircraft count (Taiwan local days)")
-    for column in ("map date", "tracks", "aircraft on maps", "daily count", "match"):
+    table = Table(title="MND maps beside the daily aircraft count (Taiwan local days)")
+    for column in ("map date", "map", "tracks/areas", "aircraft on maps", "count of"):
         table.add_column(column, justify="right")
+    for column in ("daily count", "match"):
+        table.add_column(column, justify="right")
+    table.add_column("why they differ", overflow="fold")
     for row in comparison.rows:
         table.add_row(
             row.day.isoformat(),
+            row.format or "",
             _text(row.tracks),
             _text(row.track_aircraft),
+            row.count_day.isoformat() if row.count_day else "",
             _text(row.daily_count),
-            {True: "yes", False: "no", None: ""}[row.match],
+            {True: "yes", False: "±1" if row.within_one else "no", None: ""}[row.match],
+            row.reason or "",
         )
     console.print(table)
+    for name, tally in comparison.by_format.items():
+        share = tally.exact / tally.compared if tally.compared else 0.0
+        console.print(
+            f"{name} maps: {tally.exact} of {tally.compared} days exact ({share:.1%}), "
+            f"{tally.within_one} within ±1"
+        )
+    for why, days in comparison.reasons.items():
+        console.print(f"  {days} day(s) off by more than one: {why}")
     shown = "n/a" if rate is None else f"{rate:.1%}"
     consistent = comparison.consistency_rate
     console.print(
@@ -241,9 +265,20 @@ def daily_command(
         f"figures ({shown}) have map total = daily count; map total ≤ daily count on "
         f"{comparison.days_tracks_within_count} days "
         f"({'n/a' if consistent is None else f'{consistent:.1%}'}); "
-        f"count of day D{comparison.offset_days:+d} beside the map of day D"
+        f"count of day D{comparison.offset_days:+d} beside the track map of day D, of the "
+        "day it reports (D-1) beside an area map"
     )
 
 
 def _text(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+def when(event: Event) -> str:
+    """An event's time in UTC; an estimate as the span it lies in, marked ``~``."""
+    interval = event.interval
+    if not event.estimated or isinstance(interval, msgspec.UnsetType):
+        return event.at.strftime("%Y-%m-%d %H:%M")
+    start, end = interval.start, interval.end
+    last = end.strftime("%H:%M") if end.date() == start.date() else end.strftime("%Y-%m-%d %H:%M")
+    return f"~ {start.strftime('%Y-%m-%d %H:%M')} – {last}"

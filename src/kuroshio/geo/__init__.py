@@ -5,7 +5,7 @@ implies. Nothing here reads observations from a store or publishes events.
 """
 
 from kuroshio.errors import GeographyError, UnknownZoneError
-from kuroshio.geo.events import derive_all, derive_events, event_id
+from kuroshio.geo.events import derive_all, derive_events, event_id, observation_span
 from kuroshio.geo.zones import Geography, Side, Zone, ZoneKind, load, parse
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "derive_events",
     "event_id",
     "load",
+    "observation_span",
     "parse",
 ]

@@ -2,8 +2,11 @@
 
 A pure, deterministic function of one observation and the reference geography: one STRtree
 query finds every (track step, zone edge) pair that touches, and only those few places are
-judged; the rasters of the areas answer most of the point-in-area questions that raises. It
-does no I/O and keeps no state; storing events is the store's job.
+judged; the rasters of the areas answer most of the point-in-area questions that raises. An
+area whose source says how many of its aircraft crossed the median line (without drawing where)
+gives that crossing as reported. An observation that spans a time (a whole day, a window) gives
+estimated events: their ``interval`` is the observation's span. It does no I/O and keeps no
+state; storing events is the store's job.
 """
 
 from __future__ import annotations
@@ -18,12 +21,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
+import msgspec
 import numpy as np
 import shapely
 
 from kuroshio.geo.raster import INSIDE, NEAR, AreaRaster
 from kuroshio.geo.zones import Edges, FloatArray, Geography, IntArray, Zone, load
-from kuroshio.model import Event, EventKind, LineString, MultiLineString, Observation, Point
+from kuroshio.model import (
+    Event,
+    EventKind,
+    Interval,
+    LineString,
+    MultiLineString,
+    Observation,
+    Point,
+)
 
 METRES_PER_DEGREE: Final = 111_195.0
 """Length of one degree of latitude (mean Earth radius 6 371 km), for distances along a track."""
@@ -117,29 +129,35 @@ def derive_events(observation: Observation, geography: Geography | None = None) 
       ``strait_transit`` (from one named side of a gate to the other) for every crossing; the legs
       of a MultiLineString are separate pieces of track, so nothing is inferred between them;
     * a Point: an entry event for each area zone it lies inside;
-    * a Polygon (an exercise or patrol area): ``area_active`` for each area zone it overlaps.
+    * a Polygon (an exercise or patrol area): ``area_active`` for each area zone it overlaps;
+    * a Point or Polygon whose ``crossed_median_line`` is set: one ``median_line_crossing`` of
+      that many aircraft, as reported (no direction; located where the area meets the line).
 
     A track's event time is interpolated by distance between ``observed_at`` and ``until`` (or is
-    ``observed_at`` when there is no ``until``); the location is the crossing point. Event ids are
-    a hash of the observation's id and version, the event kind, the zone and an ordinal, so
-    deriving again gives the same ids. A retracted observation yields no events.
+    ``observed_at`` when there is no ``until``); the location is the crossing point. When the
+    observation spans a time (``until`` later than ``observed_at``) that time is an estimate:
+    the event says so (``estimated``) and carries the span (``interval``). Event ids are a hash
+    of the observation's id and version, the event kind, the zone and an ordinal, so deriving
+    again gives the same ids. A retracted observation yields no events.
     """
     if observation.retracted:
         return []
     geography = load() if geography is None else geography
     shape = observation.geometry
+    reported: list[Event] = []
     if isinstance(shape, LineString | MultiLineString):
         hits, total_m = _track_hits(shape, geography)
-    elif isinstance(shape, Point):
-        hits = _point_entries(shape, geography)
-        total_m = 0.0
     else:
-        hits = _active_areas(shape.coordinates, geography)
+        if isinstance(shape, Point):
+            hits = _point_entries(shape, geography)
+        else:
+            hits = _active_areas(shape.coordinates, geography)
         total_m = 0.0
+        reported = _reported_crossings(observation, geography)
     if not hits:
-        return []
+        return reported
     hits.sort(key=lambda h: (h.distance_m, _KIND_ORDER[h.kind], h.zone))
-    return _events(observation, hits, total_m, geography)
+    return _events(observation, hits, total_m, geography) + reported
 
 
 def derive_all(
@@ -546,6 +564,73 @@ def _active_areas(
     return hits
 
 
+# --- reported crossings ------------------------------------------------------------------------
+
+MEDIAN_LINE: Final = "median-line"
+
+
+def _reported_crossings(observation: Observation, geography: Geography) -> list[Event]:
+    """The median-line crossing a source reports for an area or a position, without a track."""
+    crossed = observation.crossed_median_line
+    if not isinstance(crossed, int) or crossed < 1 or MEDIAN_LINE not in geography:
+        return []
+    line = geography.zone(MEDIAN_LINE)
+    location = _where_it_meets(observation, line.geometry)
+    platform = observation.platform
+    of = f" of {platform.count}" if platform is not None else ""
+    return [
+        Event(
+            id=event_id(observation, "median_line_crossing", line.id, 0),
+            kind="median_line_crossing",
+            at=observation.observed_at,
+            zone=line.name,
+            location=location,
+            observations=(observation.key,),
+            origin=observation.origin,
+            platform=(
+                msgspec.structs.replace(platform, count=crossed) if platform is not None else None
+            ),
+            remarks=(
+                f"{crossed}{of} crossed the median line, as the source reports; it does not say "
+                "where or when"
+            ),
+            **_honest_time(observation),
+        )
+    ]
+
+
+def _where_it_meets(observation: Observation, line: Any) -> Point | None:
+    """A point of the line inside the area (the position itself for a Point), if any."""
+    shape = observation.geometry
+    if isinstance(shape, Point):
+        return shape
+    if isinstance(shape, LineString | MultiLineString):
+        return None
+    area = shapely.Polygon(shape.coordinates[0], shape.coordinates[1:])
+    if not shapely.is_valid(area):
+        area = shapely.make_valid(area, method="structure", keep_collapsed=False)
+    met = shapely.intersection(area, line)
+    if met.is_empty:
+        return None
+    where = shapely.point_on_surface(met)
+    return Point(coordinates=(float(shapely.get_x(where)), float(shapely.get_y(where))))
+
+
+def observation_span(observation: Observation) -> Interval | None:
+    """The time an observation spans, when it spans one: an event derived from it happened
+    somewhere in it, and its time is an estimate."""
+    until = observation.until
+    if until is None or until <= observation.observed_at:
+        return None
+    return Interval(start=observation.observed_at, end=until)
+
+
+def _honest_time(observation: Observation) -> dict[str, Any]:
+    """``interval`` and ``estimated`` for an event of an observation that spans a time."""
+    span = observation_span(observation)
+    return {} if span is None else {"interval": span, "estimated": True}
+
+
 # --- events ----------------------------------------------------------------------------------
 
 
@@ -553,6 +638,7 @@ def _events(
     observation: Observation, hits: list[_Hit], total_m: float, geography: Geography
 ) -> list[Event]:
     start = observation.observed_at
+    honest = _honest_time(observation)
     span_us = None if observation.until is None else (observation.until - start) / _MICROSECOND
     prefix = _id_prefix(observation)
     observations = (observation.key,)
@@ -575,6 +661,7 @@ def _events(
                 origin=observation.origin,
                 platform=observation.platform,
                 remarks=hit.remarks,
+                **honest,
             )
         )
     return events

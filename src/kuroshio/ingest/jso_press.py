@@ -6,7 +6,12 @@ Reads a collection of release texts (``japan_mod_texts_dev.json``: ``{"texts": {
 activity (one platform type of one sighting) into an ``air`` / ``sea`` observation of origin JPN.
 Releases about anything else (exercises with allies, disaster relief, scramble statistics) are
 skipped with their title; earlier sightings a release repeats ("…と同一である") are not new and
-give nothing. It stores nothing.
+give nothing. A correction (訂正) adds nothing either: it gives the records of the release it
+corrects (read in the same import) again with a higher ``version`` (see
+:mod:`kuroshio.ingest.jso_corrections`), and withdraws those the corrected release no longer has.
+A ship's passage through a strait the release names is a ``strait_transit`` event
+(:func:`transit_events`), derived here because the release says it, not the position. It stores
+nothing.
 
 Geometry: a release names places, not tracks, so each observation is a Point with a large
 ``source.uncertainty_m`` saying how far off it may be:
@@ -15,7 +20,9 @@ Geometry: a release names places, not tracks, so each observation is a Point wit
   else a point in the strait); uncertainty half the gate's length, at least 20 km;
 * else the sighting's position ("宮古島の南東約140km") → that bearing and distance from the named
   place; uncertainty 30 km plus a fifth of the distance (bearings are to 22.5°, distances rounded);
-* else the first sea named ("東シナ海") → a coarse centre of that sea; uncertainty of its size.
+* else the first sea named ("東シナ海") → a coarse centre of that sea; uncertainty of its size;
+* else, for a route that names no place of its own in its sentences, the first sea the release
+  names (its title: "…の東シナ海及び太平洋における飛行について").
 
 Time: the activity's first local day (Japan, UTC+9) at the hour the release gives ("午後4時頃"),
 else from midnight, until the end of its last day.
@@ -26,20 +33,24 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 import shapely
 
 from kuroshio.errors import ImportFileError, ImportRecordError
-from kuroshio.geo import load
+from kuroshio.geo import event_id, observation_span
+from kuroshio.geo import load as load_geography
 from kuroshio.geo.shapes import GEOD
+from kuroshio.ingest.jso_corrections import corrected_release, pair
 from kuroshio.ingest.jso_press_text import (
     GEO_GATE_IDS,
     PressActivity,
     PressRelease,
+    PressTransit,
     parse_press_release,
 )
 from kuroshio.ingest.records import Record
@@ -56,7 +67,7 @@ from kuroshio.ingest.source_files import (
     read_text,
     validated,
 )
-from kuroshio.model import Kind, Observation, Point, Provenance, Source
+from kuroshio.model import Event, Kind, Observation, Point, Provenance, Source
 
 IMPORTER: Final = "jso-press"
 MAX_TEXT_CHARS: Final = 500_000
@@ -145,7 +156,7 @@ SEAS: Final[dict[str, tuple[float, float, float]]] = {
 AIR_CLASSES: Final = frozenset(
     {
         "fighter", "bomber", "aew", "asw", "ew", "recon", "uav", "helicopter", "tanker",
-        "transport", "other_aircraft",
+        "transport", "other_aircraft", "balloon",
     }
 )  # fmt: skip
 _HOUR: Final = re.compile(r"(午前|午後)(\d{1,2})時(?:(\d{1,2})分)?")
@@ -166,7 +177,7 @@ class Placement(msgspec.Struct, frozen=True):
 @functools.cache
 def _gate(zone_id: str) -> tuple[float, float, float] | None:
     """Midpoint of a geo gate and half its length in km."""
-    geography = load()
+    geography = load_geography()
     if zone_id not in geography:
         return None
     line = geography.zone(zone_id).geometry
@@ -176,8 +187,9 @@ def _gate(zone_id: str) -> tuple[float, float, float] | None:
     return float(middle.x), float(middle.y), length_m / 2 / _KM
 
 
-def placement(activity: PressActivity) -> Placement:
-    """A Point for an activity: its strait, else its position, else its sea (ValueError: none)."""
+def placement(activity: PressActivity, release_seas: Sequence[str] = ()) -> Placement:
+    """A Point for an activity: its strait, else its position, else its sea, else the first sea
+    the release names (``release_seas``); ValueError when there is none."""
     for strait in activity.straits:
         drawn = _gate(GEO_GATE_IDS[strait]) if strait in GEO_GATE_IDS else None
         known = drawn or STRAITS.get(strait)
@@ -203,6 +215,11 @@ def placement(activity: PressActivity) -> Placement:
         if area in SEAS:
             lon, lat, size_km = SEAS[area]
             return Placement(lon=lon, lat=lat, uncertainty_m=size_km * _KM, basis=f"the {area}")
+    for area in release_seas:
+        if area in SEAS:
+            lon, lat, size_km = SEAS[area]
+            basis = f"the {area}, the first sea the release names"
+            return Placement(lon=lon, lat=lat, uncertainty_m=size_km * _KM, basis=basis)
     raise ValueError("the release names no strait, known place or sea for this activity")
 
 
@@ -236,7 +253,7 @@ def activity_observation(
     identify: Identify,
 ) -> Observation:
     """One activity of a release as an observation (ValueError when it cannot be placed)."""
-    where = placement(activity)
+    where = placement(activity, release.areas)
     start, end = _window(activity)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", release.source_name.removesuffix(".pdf"))
     count = activity.count or 1
@@ -278,15 +295,24 @@ def release_records(
     name: str, text: str, *, file_name: str, url: str | None, identify: Identify
 ) -> Iterator[Record]:
     """The records of one release: its activities' observations, or why it gives none."""
-    location = f"{file_name}#{name}"
     release = parse_press_release(text, source_name=name)
+    for where, item, _ in _release_records(
+        release, file_name=file_name, url=url, identify=identify
+    ):
+        yield where, item
+
+
+def _release_records(
+    release: PressRelease, *, file_name: str, url: str | None, identify: Identify
+) -> Iterator[tuple[str, Observation | ImportRecordError, PressActivity | None]]:
+    location = f"{file_name}#{release.source_name}"
     if not release.activities:
         what = {
             "scramble_statistics": "scramble statistics (tallies, no new sighting)",
             "other": "not about foreign military activity",
         }.get(release.kind, "no new foreign activity reported")
         reason = f"{what}: {release.title or 'untitled release'}"
-        yield location, SkippedRecord(location, reason)
+        yield location, SkippedRecord(location, reason), None
         return
     for number, activity in enumerate(release.activities, start=1):
         where = f"{location}[{number}]"
@@ -295,9 +321,176 @@ def release_records(
                 activity, release, number=number, record=where, url=url, identify=identify
             )
         except ValueError as exc:
-            yield where, ImportRecordError(where, str(exc))
+            yield where, ImportRecordError(where, str(exc)), None
             continue
-        yield where, observation
+        yield where, observation, activity
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+class _Read(NamedTuple):
+    """A release as read from its file."""
+
+    file_name: str
+    url: str | None
+    release: PressRelease
+
+
+def _correction_records(
+    read: _Read,
+    releases: Sequence[_Read],
+    version: int,
+    identify: Identify,
+) -> Iterator[tuple[str, Observation | ImportRecordError, PressActivity | None]]:
+    """A correction as new versions of the records of the release it corrects."""
+    release, correction = read.release, read.release.correction
+    assert correction is not None
+    location = f"{read.file_name}#{release.source_name}"
+    found = corrected_release(correction, [r.release for r in releases], issued=release)
+    if found is None:
+        named = f"「{correction.title}」" if correction.title else "an untitled release"
+        dated = f" of {correction.release_date}" if correction.release_date else ""
+        reason = (
+            f"a correction of {named}{dated}, which is not among the releases imported with it: "
+            "nothing is stored (a correction only supersedes records, it adds none)"
+        )
+        yield location, ImportRecordError(location, reason), None
+        return
+    target = next(r for r in releases if r.release is found)
+    pairing = pair(found, correction)
+    for problem in pairing.problems:
+        yield location, ImportRecordError(location, problem), None
+    note = f" Corrected by {release.source_name} ({release.title or 'untitled'})."
+    for number, activity in enumerate(found.activities, start=1):
+        corrected = pairing.corrected.get(number)
+        withdrawn = number in pairing.withdrawn
+        if corrected is None and not withdrawn:
+            continue
+        where = f"{location}[{number}]"
+        try:
+            observation = activity_observation(
+                corrected or activity,
+                found,
+                number=number,
+                record=where,
+                url=target.url,
+                identify=identify,
+            )
+        except ValueError as exc:
+            yield where, ImportRecordError(where, str(exc)), None
+            continue
+        remarks = ((observation.remarks or "") + note)[:4000]
+        observation = msgspec.structs.replace(
+            observation, version=version, retracted=withdrawn, remarks=remarks
+        )
+        yield where, validated(observation), corrected
+
+
+# --- events the release states ----------------------------------------------------------------
+
+STRAIT_ZONES: Final[Mapping[str, tuple[str, str, str]]] = {
+    # Straits the geography draws no gate for: (zone id, name, "one side|the other side")
+    "tsushima": ("strait-tsushima", "Tsushima Strait", "East China Sea|Sea of Japan"),
+    "soya": ("strait-soya", "Soya Strait", "Sea of Japan|Sea of Okhotsk"),
+    "tsugaru": ("strait-tsugaru", "Tsugaru Strait", "Sea of Japan|Pacific"),
+    "tatar": ("strait-tatar", "Strait of Tartary", "Sea of Japan|Sea of Okhotsk"),
+    "nemuro": ("strait-nemuro", "Nemuro Strait", "Sea of Okhotsk|Pacific"),
+    "okinoerabu-yoron": (
+        "strait-okinoerabu-yoron",
+        "Okinoerabu–Yoron passage",
+        "East China Sea|Pacific",
+    ),
+    "okinawa-yoron": ("strait-okinawa-yoron", "Okinawa–Yoron passage", "East China Sea|Pacific"),
+    "taiwan-strait": ("strait-taiwan", "Taiwan Strait", "East China Sea|South China Sea"),
+}
+SEA_NAMES: Final[Mapping[str, str]] = {
+    "東シナ海": "East China Sea",
+    "日本海": "Sea of Japan",
+    "太平洋": "Pacific",
+    "フィリピン海": "Pacific",
+    "オホーツク海": "Sea of Okhotsk",
+    "南シナ海": "South China Sea",
+    "黄海": "Yellow Sea",
+    "渤海": "Bohai Sea",
+    "ベーリング海": "Bering Sea",
+}
+HEADINGS: Final[Mapping[str, str]] = {
+    "北": "north", "北北東": "north-northeast", "北東": "northeast", "東北東": "east-northeast",
+    "東": "east", "東南東": "east-southeast", "南東": "southeast", "南南東": "south-southeast",
+    "南": "south", "南南西": "south-southwest", "南西": "southwest", "西南西": "west-southwest",
+    "西": "west", "西北西": "west-northwest", "北西": "northwest", "北北西": "north-northwest",
+}  # fmt: skip
+
+
+@functools.cache
+def _strait_zone(gate: str) -> tuple[str, str, tuple[str, str] | None, tuple[float, float] | None]:
+    """(zone id, name, its two sides, a point in it) of a strait the releases name."""
+    if gate in GEO_GATE_IDS:
+        from_geo = _geo_zone(GEO_GATE_IDS[gate])
+        if from_geo is not None:
+            return from_geo
+    zone_id, name, sides = STRAIT_ZONES.get(gate, (f"strait-{gate}", gate, ""))
+    first, _, second = sides.partition("|")
+    where = STRAITS.get(gate)
+    return zone_id, name, (first, second) if second else None, where[:2] if where else None
+
+
+def _geo_zone(
+    zone_id: str,
+) -> tuple[str, str, tuple[str, str] | None, tuple[float, float] | None] | None:
+    geography = load_geography()
+    if zone_id not in geography:
+        return None
+    zone = geography.zone(zone_id)
+    gate = _gate(zone_id)
+    sides = None
+    if zone.left_side is not None and zone.right_side is not None:
+        sides = (zone.left_side.name, zone.right_side.name)
+    return zone.id, zone.name, sides, (gate[0], gate[1]) if gate else None
+
+
+def _direction(transit: PressTransit, sides: tuple[str, str] | None) -> str | None:
+    """``East China Sea to Sea of Japan`` when it headed for a side of the strait; else the
+    heading the release gives (``northeastbound``)."""
+    toward = SEA_NAMES.get(transit.toward or "")
+    if sides is not None and toward in sides:
+        return f"{sides[0] if toward == sides[1] else sides[1]} to {toward}"
+    word = (transit.heading or "").removesuffix("進")
+    return f"{HEADINGS[word]}bound" if word in HEADINGS else None
+
+
+def transit_events(activity: PressActivity, observation: Observation) -> list[Event]:
+    """The ``strait_transit`` events of a ship's passages the release names, one per strait.
+
+    Their time is the observation's (estimated within its span); the location is the strait's.
+    """
+    if observation.kind != "sea" or observation.retracted:
+        return []
+    transits = activity.transits or tuple(PressTransit(gate=gate) for gate in activity.straits)
+    events: list[Event] = []
+    for transit in transits:
+        zone_id, name, sides, where = _strait_zone(transit.gate)
+        span = observation_span(observation)
+        words = "".join(filter(None, (transit.heading, transit.toward and f"→{transit.toward}")))
+        events.append(
+            Event(
+                id=event_id(observation, "strait_transit", zone_id, 0),
+                kind="strait_transit",
+                at=observation.observed_at,
+                zone=name,
+                direction=_direction(transit, sides),
+                location=Point(coordinates=where) if where else None,
+                observations=(observation.key,),
+                origin=observation.origin,
+                platform=observation.platform,
+                remarks=f"{zone_id}: the passage as the release reports it"
+                + (f" ({words})" if words else ""),
+                interval=span or msgspec.UNSET,
+                estimated=True if span else msgspec.UNSET,
+            )
+        )
+    return events
 
 
 def _texts(path: Path, max_records: int) -> list[tuple[str, str, str | None]]:
@@ -322,6 +515,65 @@ def _texts(path: Path, max_records: int) -> list[tuple[str, str, str | None]]:
     return found
 
 
+class PressImport(NamedTuple):
+    """What the releases of an import give: records, and the events they state."""
+
+    records: list[Record]
+    events: dict[tuple[str, int], list[Event]]
+    """Events by the (id, version) of the observation they rest on."""
+
+
+def read_jso_press_reported(
+    paths: Sequence[Path],
+    *,
+    identify: Identify = catalogue_identify,
+    max_records: int = MAX_RECORDS,
+) -> PressImport:
+    """Every release in the files, as observations, skipped releases and refusals, with the
+    strait transits they state. Corrections apply to the releases read with them.
+
+    Every file is read and checked first: a truncated or mis-encoded file raises
+    :class:`ImportFileError` and yields nothing.
+    """
+    texts = [(path.name, entry) for path in paths for entry in _texts(path, max_records)]
+    reads = [
+        _Read(file_name, url, parse_press_release(text, source_name=name))
+        for file_name, (name, text, url) in texts
+    ]
+    records: list[Record] = []
+    events: dict[tuple[str, int], list[Event]] = {}
+    corrections: Counter[str] = Counter()
+    order = {id(read): number for number, read in enumerate(reads)}
+    for read in sorted(reads, key=lambda r: _in_order(r, order[id(r)])):
+        if read.release.correction is None:
+            produced = _release_records(
+                read.release, file_name=read.file_name, url=read.url, identify=identify
+            )
+        else:
+            target = corrected_release(
+                read.release.correction, [r.release for r in reads], issued=read.release
+            )
+            key = target.source_name if target is not None else read.release.source_name
+            corrections[key] += 1
+            produced = _correction_records(read, reads, 1 + corrections[key], identify)
+        for where, item, activity in produced:
+            records.append((where, item))
+            if isinstance(item, Observation) and activity is not None:
+                found = transit_events(activity, item)
+                if found:
+                    events[item.key] = found
+    return PressImport(records=records, events=events)
+
+
+def _in_order(read: _Read, number: int) -> tuple[bool, str, int]:
+    """Releases as the files have them, then the corrections in the order they were issued."""
+    release = read.release
+    if release.correction is None:
+        return (False, "", number)
+    issued = release.release_date.isoformat() if release.release_date else ""
+    return (True, issued, number)
+
+
 def read_jso_press(
     path: Path, *, identify: Identify = catalogue_identify, max_records: int = MAX_RECORDS
 ) -> list[Record]:
@@ -330,7 +582,4 @@ def read_jso_press(
     The whole file is read and checked first: a truncated or mis-encoded file raises
     :class:`ImportFileError` and yields nothing.
     """
-    records: list[Record] = []
-    for name, text, url in _texts(path, max_records):
-        records.extend(release_records(name, text, file_name=path.name, url=url, identify=identify))
-    return records
+    return read_jso_press_reported([path], identify=identify, max_records=max_records).records

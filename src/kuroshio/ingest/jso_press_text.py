@@ -2,6 +2,12 @@
 
 A pure parser of one release's Japanese text (as extracted from the PDF: OCR-like line breaks,
 full-width digits, era dates). It reads no files, builds no observations and stores nothing.
+
+It follows a sighting through the sentences that continue it (その後、当該艦艇…), a table of its
+days and positions (以下のとおり…), and the earlier sightings a release says are the same ships
+(なお、…同一である), also when they are listed as ①…⑳, each with its own date, type, count and
+strait. A correction (訂正) reports nothing new: what it says is the corrected reading of the
+release it names (:class:`PressCorrection`).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import msgspec
@@ -29,6 +35,17 @@ class PressPosition(msgspec.Struct, frozen=True, kw_only=True):
     """Bearing from the place in Japanese compass words, e.g. ``南西``."""
     distance_km: int | None = None
     text: str
+
+
+class PressTransit(msgspec.Struct, frozen=True, kw_only=True):
+    """A strait passed: ``対馬海峡を北東進し、日本海へ向けて航行``."""
+
+    gate: str
+    """Gate id (``tsushima``, ``miyako`` …)."""
+    heading: str | None = None
+    """The movement word that follows the strait (``北東進``)."""
+    toward: str | None = None
+    """The sea it headed for after the strait (``日本海``)."""
 
 
 class PressActivity(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +76,8 @@ class PressActivity(msgspec.Struct, frozen=True, kw_only=True):
     """Seas named for it, in order: ``東シナ海``, ``太平洋``, ``日本海`` …"""
     position: PressPosition | None = None
     previously_reported: bool = False
+    transits: tuple[PressTransit, ...] = ()
+    """Each strait passed, with the way it went as the release words it."""
 
     @property
     def strait(self) -> str | None:
@@ -80,6 +99,27 @@ class PressRelease(msgspec.Struct, frozen=True, kw_only=True):
     """Earlier sightings the release says are the same ships (なお、…同一である)."""
     unknown_labels: tuple[str, ...] = ()
     """Platform labels the catalogue did not know; their activities have ``platform`` None."""
+    correction: PressCorrection | None = None
+    """When the release corrects an earlier one (訂正): what it corrects, and how."""
+    areas: tuple[str, ...] = ()
+    """Seas the release names (title and narrative), in order."""
+
+
+class PressCorrection(msgspec.Struct, frozen=True, kw_only=True):
+    """A correction (訂正) of an earlier release: which one, and its activities as corrected."""
+
+    release_date: dt.date | None = None
+    """The date of the release it corrects, when it says (``令和８年６月１２日付``)."""
+    title: str | None = None
+    """The title of the release it corrects (``「中国機の動向について」``), or its own title
+    without the word 訂正."""
+    activities: tuple[PressActivity, ...] = ()
+    """The corrected reading: the whole release again, or the corrected passages (正)."""
+    previously_reported: tuple[PressActivity, ...] = ()
+    wrong: tuple[PressActivity, ...] = ()
+    """The passages it says were wrong (誤), as read, when it quotes them."""
+    reissued: bool = False
+    """True when the correction gives the whole release again, not passages of it."""
 
 
 # --- geography words ------------------------------------------------------------------------
@@ -148,7 +188,10 @@ _ISLAND = "|".join(map(re.escape, _ISLANDS))
 _PAIR: Final = re.compile(
     rf"({_ISLAND})(?:\([^()]*\))?(?:と|・)({_ISLAND})(?:\([^()]*\))?(?:との|の)?間"
 )
-_NAMED_STRAIT: Final = re.compile("|".join(map(re.escape, STRAIT_NAMES)))
+_NAMED_STRAIT: Final = re.compile(
+    "(?:" + "|".join(map(re.escape, STRAIT_NAMES)) + ")(?!周辺|付近|近傍)"
+)
+"""A strait named, not the waters around it (津軽海峡周辺の接続水域 is not a passage)."""
 _SEA: Final = re.compile("|".join(map(re.escape, SEA_AREAS)))
 _DIRECTION: Final = re.compile(r"[北南東西]{1,3}進|反転|遊弋|往復飛行|変針")
 _COMPASS: Final = (
@@ -194,9 +237,13 @@ _NOUN = r"(?:艦|艇|船|フリゲート|コルベット|空母|機|ヘリコプ
 # Greedy, then backtracking to the last platform noun: the longest label that ends like one
 # (イゴリ・ベロウソフ級潜水艦救難艦, not イゴリ・ベロウソフ級潜水艦), never running into a count.
 _LABEL: Final = re.compile(
-    rf"(?P<label>(?:(?![×x]?\d+[機隻])[{_LABEL_CHARS}])+{_NOUN}(?:「[^」]{{1,10}}」)?)"
+    rf"(?P<label>(?:(?![×x]?\d+[機隻])(?:えい|[{_LABEL_CHARS}]))+{_NOUN}(?:「[^」]{{1,10}}」)?)"
     rf"(?P<designation>\([A-Za-z0-9\-/]{{2,12}}\))?"
 )
+_BARE_AIRCRAFT: Final = re.compile(r"機(?=[×x]?\d+機)")
+"""``推定ロシア機×２機``: aircraft named by nation alone, with a count."""
+_TABLE_HULL: Final = re.compile(r"\((?P<hull>\d{2,4})\)")
+"""A hull number in brackets after a ship, as tables write them (``（１０４）``)."""
 _COUNT: Final = re.compile(r"[×x]?(?P<count>\d+)(?P<unit>機|隻)")
 _PRESUMED: Final = re.compile(r"\((?:推定)\)")
 _HULLS: Final = re.compile(r"\((?:艦番号)?(?P<hulls>(?:「\d+」(?:及び|、|,|・)?)+)\)")
@@ -209,7 +256,30 @@ _OWN_FORCES: Final = re.compile(r"^(?:防衛省・自衛隊は|これに対し|�
 _SAME_AS_BEFORE: Final = re.compile(r"同一である|同一のもの|ものと同一")
 _ANAPHORA: Final = re.compile(
     r"当該艦艇|これらの艦艇|当該艦|当該機|これらの航空機|同艦|同機|その後"
+    r"|当該の?[^、。]{0,16}?(?:機|艦|艇|船)|これらの[^、。]{0,16}?(?:機|艦|艇|船)"
 )
+_REFERRING: Final = re.compile(r"当該|これら|同機|同艦|前記|上記|その後")
+"""Words before a platform that point back at one already reported."""
+_LISTED: Final = re.compile(r"以下のとおり|次のとおり|下記のとおり")
+_CIRCLED: Final = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+_ENUMERATED: Final = re.compile(f"[{_CIRCLED}]")
+_LIST_END: Final = re.compile(r"防衛省・自衛隊は|これに対し|統合幕僚監部")
+_HEADING_TO: Final = re.compile(
+    "(?P<sea>"
+    + "|".join(map(re.escape, SEA_AREAS))
+    + r")(?:上空)?(?:へ向けて|へ|に向けて|に向かって|に抜け)"
+)
+_CORRECTION: Final = re.compile(r"訂正")
+_TITLE_MARKED: Final = re.compile(r"について\s*[（(【\[][^）)】\]]{1,10}[）)】\]]$")
+_CORRECTION_WORDS: Final = re.compile(r"[（(【\[]?(?:の?一部)?訂正(?:版|について)?[）)】\]]?")
+_RELEASE_DATE_LOOSE: Final = re.compile(
+    r"(?:(?P<era>令和|平成)(?P<eyear>\d{1,2}|元)年|(?P<year>(?:19|20)\d\d)年)?(?P<month>\d{1,2})月"
+    r"(?P<day>\d{1,2})日"
+)
+_CORRECTED_RELEASE: Final = re.compile(r"「(?P<title>[^「」]{2,80}?について)」")
+_WRONG: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)(?:誤|訂正前)(?:\)|】|\]|〕|>|〉)|(?:誤|訂正前):")
+_RIGHT: Final = re.compile(r"(?:\(|【|\[|〔|<|〈)(?:正|訂正後)(?:\)|】|\]|〕|>|〉)|(?:正|訂正後):")
+"""The passages a correction quotes: as it was (誤, 訂正前) and as it should be (正, 訂正後)."""
 _STATISTICS: Final = re.compile(r"緊急発進")
 _FOREIGN_TITLE: Final = re.compile(r"(?:中国|ロシア).*(?:動向|飛行|通過|航行|活動)")
 
@@ -229,6 +299,10 @@ class _Text:
         origin: list[int] = []
         for index, char in enumerate(raw):
             if char.isspace():
+                continue
+            if char in _CIRCLED:  # NFKC would make ① a plain 1; the numbering is kept
+                chars.append(char)
+                origin.append(index)
                 continue
             for folded in unicodedata.normalize("NFKC", char):
                 if not folded.isspace():
@@ -256,10 +330,21 @@ class _Item:
     counted: bool = False
     """The release gave a number (×1機, 2隻), rather than the count being implied."""
     presumed: bool = False
+    at: int = -1
+    """Where the label starts in the normalised text."""
+    loose: bool = False
+    """Named without a nation before it (a table row, ``偵察／攻撃型無人機（ＴＢ－００１）``)."""
 
     @property
     def key(self) -> str:
         return self.entry.code if self.entry else self.label
+
+    def narrowed(self, hulls: Sequence[str]) -> _Item:
+        """The item for only the ships of the given hull numbers among its own."""
+        kept = tuple(h for h in self.hulls if h in hulls)
+        if not kept or kept == self.hulls:
+            return self
+        return replace(self, hulls=kept, count=len(kept))
 
 
 @dataclass
@@ -279,6 +364,7 @@ class _Episode:
     directions: list[str] = field(default_factory=list)
     areas: list[str] = field(default_factory=list)
     position: PressPosition | None = None
+    transits: list[PressTransit] = field(default_factory=list)
 
     def follow(self, sentence: str, spans: Sequence[_Span]) -> None:
         for span in spans:
@@ -288,6 +374,8 @@ class _Episode:
         _extend_unique(self.straits, straits_in(sentence))
         _extend_unique(self.areas, (m.group() for m in _SEA.finditer(sentence)))
         self.directions.extend(m.group() for m in _DIRECTION.finditer(sentence))
+        known = {transit.gate for transit in self.transits}
+        self.transits.extend(t for t in transits_in(sentence) if t.gate not in known)
 
 
 @dataclass
@@ -379,18 +467,44 @@ def _extend_unique(target: list[str], values: Iterable[str]) -> None:
 # --- public ---------------------------------------------------------------------------------
 
 
-def straits_in(text: str) -> list[str]:
-    """Gate ids of the straits a (normalised) sentence names, in order of appearance."""
-    found: list[tuple[int, str]] = []
+def _strait_places(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, gate id) of every strait a (normalised) sentence names, in order."""
+    found: list[tuple[int, int, str]] = []
     for match in _NAMED_STRAIT.finditer(text):
-        found.append((match.start(), STRAIT_NAMES[match.group()]))
+        found.append((match.start(), match.end(), STRAIT_NAMES[match.group()]))
     for match in _PAIR.finditer(text):
         gate = _PAIR_GATES.get(frozenset({match.group(1), match.group(2)}))
         if gate is not None:
-            found.append((match.start(), gate))
+            found.append((match.start(), match.end(), gate))
+    return sorted(found)
+
+
+def straits_in(text: str) -> list[str]:
+    """Gate ids of the straits a (normalised) sentence names, in order of appearance."""
     ordered: list[str] = []
-    _extend_unique(ordered, (gate for _, gate in sorted(found)))
+    _extend_unique(ordered, (gate for _, _, gate in _strait_places(text)))
     return ordered
+
+
+def transits_in(text: str) -> list[PressTransit]:
+    """Each strait a (normalised) sentence names, with the movement word after it and the sea
+    it headed for, read up to the next strait named."""
+    places = _strait_places(text)
+    transits: list[PressTransit] = []
+    for number, (_, end, gate) in enumerate(places):
+        limit = places[number + 1][0] if number + 1 < len(places) else len(text)
+        heading = _DIRECTION.search(text, end, limit)
+        toward = _HEADING_TO.search(text, end, limit)
+        if any(transit.gate == gate for transit in transits):
+            continue
+        transits.append(
+            PressTransit(
+                gate=gate,
+                heading=heading.group() if heading and heading.group().endswith("進") else None,
+                toward=toward["sea"] if toward else None,
+            )
+        )
+    return transits
 
 
 def parse_press_release(
@@ -399,18 +513,20 @@ def parse_press_release(
     """The foreign military activity one JSO release reports.
 
     Never raises on odd text: what cannot be read is left out, and labels the catalogue does
-    not know are listed in ``unknown_labels`` with their activities' ``platform`` None.
+    not know are listed in ``unknown_labels`` with their activities' ``platform`` None. A
+    correction (訂正) gives no activity of its own: its reading is in ``correction``.
     """
     catalogue = catalogue or Catalogue.load()
     body = _Text.of(text)
     title = _title(text)
     released = _release_date(body.norm, source_name)
     statistics = bool(_STATISTICS.search(title or "")) or bool(_STATISTICS.search(body.norm[:40]))
+    folded_title = unicodedata.normalize("NFKC", title or "")
     kind: ReleaseKind = (
         "scramble_statistics"
         if statistics
         else "foreign_activity"
-        if title and _FOREIGN_TITLE.search(unicodedata.normalize("NFKC", title))
+        if title and _FOREIGN_TITLE.search(folded_title)
         else "other"
     )
     if statistics:
@@ -424,22 +540,116 @@ def parse_press_release(
             reports_foreign_activity=True,
         )
     unknown = UnknownLabels()
-    reader = _Reader(body, _Calendar(released), catalogue, unknown, source_name)
-    reader.read()
+    nation = _ANCHOR.search(folded_title)
+    reader = _Reader(
+        body,
+        _Calendar(released),
+        catalogue,
+        unknown,
+        source_name,
+        nationality=_NATION[nation["nation"]] if nation else None,
+    )
+    correction = _correction(body, folded_title, reader) if _is_correction(body, title) else None
+    if correction is None:
+        reader.read()
     activities = tuple(a for episode in reader.episodes for a in _activities(episode))
     earlier = tuple(reader.earlier)
     if activities and kind == "other":
         kind = "foreign_activity"
+    seas: list[str] = []
+    _extend_unique(seas, (m.group() for m in _SEA.finditer(folded_title + body.norm)))
     return PressRelease(
         source_name=source_name,
         release_date=released,
         title=title,
         kind=kind,
-        reports_foreign_activity=bool(activities) or kind == "foreign_activity",
+        reports_foreign_activity=bool(activities or correction) or kind == "foreign_activity",
         activities=activities,
         previously_reported=earlier,
         unknown_labels=unknown.labels,
+        correction=correction,
+        areas=tuple(seas),
     )
+
+
+# --- corrections ------------------------------------------------------------------------------
+
+
+def _is_correction(body: _Text, title: str | None) -> bool:
+    return bool(_CORRECTION.search(title or "") or _CORRECTION.search(body.norm[:300]))
+
+
+def _correction(body: _Text, title: str, reader: _Reader) -> PressCorrection:
+    """What a correction corrects and its corrected reading. A notice quoting the wrong (誤)
+    and the right (正) passages is read passage by passage; else the release is given again
+    whole and read as one."""
+    norm = body.norm
+    named = _CORRECTED_RELEASE.search(norm)
+    corrected_title = named["title"] if named else _without_correction_words(title) or None
+    corrected_date = None
+    if named is not None:
+        before = list(_RELEASE_DATE_LOOSE.finditer(norm, max(0, named.start() - 60), named.start()))
+        after = _RELEASE_DATE_LOOSE.search(norm, named.end(), named.end() + 40)
+        found = before[-1] if before else after
+        if found is not None:
+            corrected_date = _loose_date(found, reader.calendar)
+    reader.default_date = corrected_date or reader.calendar.released
+    wrong_marks = [m for m in _WRONG.finditer(norm) if _marks_passage(body, m)]
+    right_marks = [m for m in _RIGHT.finditer(norm) if _marks_passage(body, m)]
+    if not right_marks:
+        reader.read()
+        activities = tuple(a for episode in reader.episodes for a in _activities(episode))
+        corrected = PressCorrection(
+            release_date=corrected_date,
+            title=corrected_title,
+            activities=activities,
+            previously_reported=tuple(reader.earlier),
+            reissued=True,
+        )
+        reader.episodes.clear()
+        reader.earlier.clear()
+        return corrected
+    marks = sorted([*wrong_marks, *right_marks], key=lambda m: m.start())
+    wrong: list[PressActivity] = []
+    right: list[PressActivity] = []
+    for number, mark in enumerate(marks):
+        end = marks[number + 1].start() if number + 1 < len(marks) else len(norm)
+        closing = _LIST_END.search(norm, mark.end(), end)
+        passage = _Reader(
+            body,
+            _Calendar(reader.calendar.released),
+            reader.catalogue,
+            UnknownLabels() if mark in wrong_marks else reader.unknown,
+            reader.source_name,
+            nationality=reader.nationality,
+        )
+        passage.default_date = reader.default_date
+        passage.read(mark.end(), closing.start() if closing else end)
+        read_out = [a for episode in passage.episodes for a in _activities(episode)]
+        (wrong if mark in wrong_marks else right).extend(read_out)
+    return PressCorrection(
+        release_date=corrected_date,
+        title=corrected_title,
+        activities=tuple(right),
+        wrong=tuple(wrong),
+    )
+
+
+def _marks_passage(body: _Text, mark: re.Match[str]) -> bool:
+    """A bracketed mark (（誤）) anywhere; one with a colon (誤：) only where a line starts."""
+    if not mark.group().endswith(":"):
+        return True
+    before = body.raw[: body.origin[mark.start()]]
+    return not before.rsplit("\n", 1)[-1].strip()
+
+
+def _without_correction_words(title: str) -> str:
+    return _CORRECTION_WORDS.sub("", title).strip(" 　()（）【】[]")
+
+
+def _loose_date(found: re.Match[str], calendar: _Calendar) -> dt.date | None:
+    year = _era_year(found["era"], found["eyear"], found["year"])
+    return calendar.resolve(year, int(found["month"]), int(found["day"]), None)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -450,6 +660,9 @@ def _title(text: str) -> str | None:
     for line in lines[:40]:
         if line.endswith("について") or line.endswith("について】"):
             return line
+    for line in lines[:40]:
+        if _TITLE_MARKED.search(line):
+            return line  # 中国機の動向について（訂正）
     first = next((line for line in lines if line), None)
     return first
 
@@ -480,52 +693,84 @@ class _Reader:
         catalogue: Catalogue,
         unknown: UnknownLabels,
         source_name: str,
+        nationality: str | None = None,
     ) -> None:
         self.body = body
         self.calendar = calendar
         self.catalogue = catalogue
         self.unknown = unknown
         self.source_name = source_name
+        self.nationality = nationality
+        """The nation the release is about, for types named without one (a table row)."""
         self.episodes: list[_Episode] = []
         self.earlier: list[PressActivity] = []
+        self.earlier_list: list[_Item] | None = None
+        """The ships an announced list of earlier sightings (①…) is about, while it is read."""
+        self.table_follows = False
+        """The last sentence announced a table of the sighting's days (以下のとおり)."""
+        self.default_date: dt.date | None = None
+        """The date of a sighting whose sentence gives none and follows no other (a corrected
+        passage quoted alone)."""
 
-    def read(self) -> None:
+    def read(self, start: int | None = None, end: int | None = None) -> None:
         norm = self.body.norm
-        # Captions and the map legend follow the last full stop; the narrative ends there. It
-        # starts after the heading (date, office, title), whose date is the release's own.
-        end = norm.rfind("。")
-        first_stop = max(norm.find("。"), 0)
-        heading = norm.find("について", 0, first_stop)
-        dated = _RELEASE_DATE.search(norm, 0, first_stop)
-        start = 0
-        if heading >= 0:
-            start = heading + len("について")
-        elif dated is not None and _DATE_SPAN.search(norm, dated.end(), first_stop):
-            # No title line, but the heading's date is followed by the first sighting's date.
-            start = dated.end()
+        passage = False
+        if start is None:
+            # Captions and the map legend follow the last full stop; the narrative ends there.
+            # It starts after the heading (date, office, title), whose date is the release's.
+            end = norm.rfind("。")
+            first_stop = max(norm.find("。"), 0)
+            heading = norm.find("について", 0, first_stop)
+            dated = _RELEASE_DATE.search(norm, 0, first_stop)
+            start = 0
+            if heading >= 0:
+                start = heading + len("について")
+            elif dated is not None and _DATE_SPAN.search(norm, dated.end(), first_stop):
+                # No title line, but the heading's date is followed by the first sighting's.
+                start = dated.end()
+        else:
+            end = len(norm) if end is None else end
+            passage = True  # a passage read on its own ends where it is told to
         while 0 <= start < end:
-            stop = norm.find("。", start)
+            stop = norm.find("。", start, end if passage else end + 1)
             if stop < 0:
-                break
+                if self.earlier_list is None and not passage:
+                    break
+                stop = end  # a list of earlier sightings may end without a full stop
             self._sentence(start, stop)
             start = stop + 1
+        if self.earlier_list is not None and not passage and end < len(norm):
+            # The list announced by the last sentence, after the last full stop.
+            self._sentence(end + 1, len(norm))
 
     def _sentence(self, start: int, stop: int) -> None:
         sentence = self.body.norm[start:stop]
         if not sentence or _OWN_FORCES.search(sentence):
+            self.earlier_list = None
             return
         self.calendar.new_sentence()
-        spans = self._dates(sentence)
-        items = self._items(start, stop)
+        if self.earlier_list is not None:
+            if _ENUMERATED.search(sentence):
+                self._listed_earlier(start, stop)
+                return
+            self.earlier_list = None
         current = self.episodes[-1] if self.episodes else None
         if _SAME_AS_BEFORE.search(sentence):
             if current is not None:
-                self._earlier(sentence, spans, current)
+                self._same_as_before(start, stop, current)
             return
-        if items and not (
-            current is not None and sentence.startswith("その後") and _within(items, current)
-        ):
-            first = spans[0].start if spans else (current.date if current else None)
+        table, self.table_follows = self.table_follows, bool(_LISTED.search(sentence))
+        spans = self._dates(sentence)
+        items = self._items(start, stop)
+        if table and current is not None:
+            current.items.extend(items)
+            current.follow(sentence, spans)
+            return
+        if items and current is not None and self._refers_back(sentence, start, items, current):
+            current.follow(sentence, spans)
+            return
+        if items:
+            first = spans[0].start if spans else (current.date if current else self.default_date)
             if first is None:
                 return
             episode = _Episode(items=items, date=first)
@@ -535,8 +780,21 @@ class _Reader:
             episode.follow(sentence, spans)
             self.episodes.append(episode)
             return
-        if current is not None and (items or _ANAPHORA.search(sentence)):
+        if current is not None and _ANAPHORA.search(sentence):
             current.follow(sentence, spans)
+
+    def _refers_back(
+        self, sentence: str, start: int, items: Sequence[_Item], current: _Episode
+    ) -> bool:
+        """The sentence speaks again of the sighting being followed, not of a new one: it
+        continues it (その後) and names only what it has, or it names them again without a
+        number or a new hull, after 当該/これらの or without a nation (空母「遼寧」から…)."""
+        if sentence.startswith("その後") and _within(items, current):
+            return True
+        if any(item.counted for item in items) or not _within(items, current):
+            return False
+        lead = sentence[: min(item.at for item in items) - start]
+        return all(item.loose for item in items) or bool(_REFERRING.search(lead))
 
     def _dates(self, sentence: str) -> list[_Span]:
         spans: list[_Span] = []
@@ -563,15 +821,20 @@ class _Reader:
         return spans
 
     def _items(self, start: int, stop: int) -> list[_Item]:
+        """The platforms a stretch of text names: after a nation (中国海軍…、…及び…), and
+        types the catalogue knows named without one (table rows, a drone in a second sentence)."""
         norm = self.body.norm
         items: list[_Item] = []
+        taken: list[tuple[int, int]] = []
         position = start
         while position < stop:
             anchor = _ANCHOR.search(norm, position, stop)
             if anchor is None:
                 break
             nationality = _NATION[anchor["nation"]]
+            self.nationality = nationality
             presumed = anchor["presumed"] is not None
+            nation_word = (anchor["presumed"] or "") + anchor["nation"]
             cursor = anchor.end()
             listed: list[_Item] = []
             while cursor < stop:
@@ -579,8 +842,9 @@ class _Reader:
                 if switch is not None and listed:
                     nationality = _NATION[switch["nation"]]
                     presumed = switch["presumed"] is not None
+                    nation_word = (switch["presumed"] or "") + switch["nation"]
                     cursor = switch.end()
-                item, cursor_after = self._item(cursor, stop, nationality, presumed)
+                item, cursor_after = self._item(cursor, stop, nationality, presumed, nation_word)
                 if item is None:
                     break
                 listed.append(item)
@@ -590,21 +854,67 @@ class _Reader:
                     break
                 cursor = separator.end()
             items.extend(listed)
+            taken.append((anchor.start(), cursor))
             position = max(cursor, anchor.end())
+        items.extend(self._loose_items(start, stop, taken))
+        items.sort(key=lambda item: item.at)
         return [item for item in items if not _is_reference(item)]
 
+    def _loose_items(self, start: int, stop: int, taken: Sequence[tuple[int, int]]) -> list[_Item]:
+        """Types the catalogue knows, named without a nation before them."""
+        nationality = self.nationality
+        if nationality is None:
+            return []
+        found: list[_Item] = []
+        norm = self.body.norm
+        cursor = start
+        while cursor < stop:
+            inside = next((end for begin, end in taken if begin <= cursor < end), None)
+            if inside is not None:
+                cursor = inside
+                continue
+            if _LABEL.match(norm, cursor, stop) is None:
+                cursor += 1
+                continue
+            unknown = UnknownLabels()  # a stretch that names nothing is not an unknown type
+            item, after = self._item(cursor, stop, nationality, False, None, unknown=unknown)
+            if (
+                item is not None
+                and item.entry is not None
+                and (item.entry.precision != "class" or item.counted)
+            ):
+                found.append(replace(item, loose=True))
+                cursor = after
+            else:
+                cursor += 1
+        return found
+
     def _item(
-        self, cursor: int, stop: int, nationality: str, presumed: bool
+        self,
+        cursor: int,
+        stop: int,
+        nationality: str,
+        presumed: bool,
+        nation_word: str | None,
+        *,
+        unknown: UnknownLabels | None = None,
     ) -> tuple[_Item | None, int]:
         norm = self.body.norm
+        begin = cursor
         match = _LABEL.match(norm, cursor, stop)
-        if match is None:
+        if match is not None:
+            label = match["label"] + (match["designation"] or "")
+            written = self.body.written(match.start(), match.end())
+            cursor = match.end()
+            air = match["label"].endswith(_AIR_NOUNS)
+        elif nation_word is not None and (bare := _BARE_AIRCRAFT.match(norm, cursor, stop)):
+            # 推定ロシア機×２機: aircraft told only by whose they are (presumed to be).
+            label = written = nation_word + "機"
+            cursor = bare.end()
+            air = True
+        else:
             return None, cursor
-        label = match["label"] + (match["designation"] or "")
-        written = self.body.written(match.start(), match.end())
-        cursor = match.end()
         count: int | None = None
-        air = match["label"].endswith(_AIR_NOUNS)
         # （推定） may stand before or after the count: 無人機（推定）×1機, 無人機×1機（推定）.
         if marker := _PRESUMED.match(norm, cursor, stop):
             cursor, presumed = marker.end(), True
@@ -619,6 +929,12 @@ class _Reader:
         while (group := _HULLS.match(norm, cursor, stop)) is not None:
             hulls.extend(_HULL.findall(group["hulls"]))
             cursor = group.end()
+        if match is not None and match["designation"] and not hulls and not air:
+            # A table writes the hull number in plain brackets: レンハイ級ミサイル駆逐艦（１０４）.
+            table_hull = _TABLE_HULL.fullmatch(norm, match.end("label"), match.end())
+            if table_hull is not None:
+                hulls.append(table_hull["hull"])
+                label = match["label"]
         entry = self.catalogue.lookup(label, nationality=nationality)
         if entry is not None:
             air = entry.domain == "air"
@@ -629,40 +945,121 @@ class _Reader:
             # A ship named without a number is one ship; aircraft are always counted (×N機).
             count = 1
         item = _Item(
-            label, written, nationality, count, tuple(hulls), entry, air, explicit, presumed
+            label, written, nationality, count, tuple(hulls), entry, air, explicit, presumed, begin
         )
         if entry is None and not _is_reference(item):
-            self.unknown.record(written or label, self.source_name)
+            (self.unknown if unknown is None else unknown).record(
+                written or label, self.source_name
+            )
         return item, cursor
 
-    def _earlier(self, sentence: str, spans: Sequence[_Span], episode: _Episode) -> None:
+    # --- earlier sightings ------------------------------------------------------------------
+
+    def _same_as_before(self, start: int, stop: int, episode: _Episode) -> None:
+        """なお、…同一である: the earlier sightings of the same ships, in the sentence itself
+        or in a list (①…) that follows it."""
+        sentence = self.body.norm[start:stop]
+        listed = _ENUMERATED.search(sentence)
+        lead_end = listed.start() if listed else len(sentence)
+        subject = self._earlier(sentence[:lead_end], episode)
+        if _LISTED.search(sentence[:lead_end]) or listed:
+            self.earlier_list = subject
+            if listed is not None:
+                self._listed_earlier(start + lead_end, stop)
+
+    def _earlier(self, sentence: str, episode: _Episode) -> list[_Item]:
         """Earlier sightings of the same ships: each date in the sentence opens a clause whose
-        straits belong to it; a hull number named before a date narrows the subject."""
-        by_hull = {hull: item for item in episode.items for hull in item.hulls}
+        straits belong to it; hull numbers named before a date narrow the subject to those
+        ships. Returns the subject as the sentence leaves it."""
+        spans = self._dates(sentence)
         subject = list(episode.items)
-        seen = {(a.date, a.platform, a.strait) for a in self.earlier}
+        lead = sentence[: spans[0].position] if spans else sentence
+        subject = _named_by_hull(lead, episode.items) or subject
         for index, span in enumerate(spans):
-            lead = sentence[spans[index - 1].position if index else 0 : span.position]
-            named = [by_hull[h] for h in _HULL.findall(lead) if h in by_hull]
-            if named:
-                subject = list({id(item): item for item in named}.values())
+            if index:
+                lead = sentence[spans[index - 1].position : span.position]
+                subject = _named_by_hull(lead, episode.items) or subject
             end = spans[index + 1].position if index + 1 < len(spans) else len(sentence)
-            clause = sentence[span.position : end]
-            straits = straits_in(clause)
-            for item in subject:
-                activity = _activity(
-                    item,
-                    date=span.start,
-                    end=span.end,
-                    straits=straits,
-                    directions=[m.group() for m in _DIRECTION.finditer(clause)],
-                    areas=[m.group() for m in _SEA.finditer(clause)],
-                    previously=True,
+            self._earlier_clause(sentence[span.position : end], span, subject)
+        return subject
+
+    def _listed_earlier(self, start: int, stop: int) -> None:
+        """Items ①…⑳ of a list of earlier sightings, each with its own date, and the type,
+        count and hulls it names (else those of the ships the list is about)."""
+        norm = self.body.norm
+        subject = self.earlier_list or []
+        marks = [m.start() for m in _ENUMERATED.finditer(norm, start, stop)]
+        for number, mark in enumerate(marks):
+            end = marks[number + 1] if number + 1 < len(marks) else stop
+            closing = _LIST_END.search(norm, mark, end)
+            if closing is not None:
+                end = closing.start()
+                self.earlier_list = None
+            self.calendar.new_sentence()
+            text = norm[mark + 1 : end]
+            spans = self._dates(text)
+            named = self._items(mark + 1, end)
+            who = _listed_subject(named, subject) if named else subject
+            for index, span in enumerate(spans):
+                until = spans[index + 1].position if index + 1 < len(spans) else len(text)
+                self._earlier_clause(text[span.position : until], span, who)
+            if closing is not None:
+                break
+
+    def _earlier_clause(self, clause: str, span: _Span, subject: Sequence[_Item]) -> None:
+        straits = straits_in(clause)
+        for item in subject:
+            activity = _activity(
+                item,
+                date=span.start,
+                end=span.end,
+                straits=straits,
+                directions=[m.group() for m in _DIRECTION.finditer(clause)],
+                areas=[m.group() for m in _SEA.finditer(clause)],
+                previously=True,
+            )
+            self._add_earlier(activity)
+
+    def _add_earlier(self, activity: PressActivity) -> None:
+        """One earlier sighting per type, date and gate; ships named apart (by hull) join."""
+        key = (activity.date, activity.platform, activity.strait)
+        for index, known in enumerate(self.earlier):
+            if (known.date, known.platform, known.strait) != key:
+                continue
+            more = [h for h in activity.hull_numbers if h not in known.hull_numbers]
+            if known.hull_numbers and more:
+                self.earlier[index] = msgspec.structs.replace(
+                    known,
+                    hull_numbers=(*known.hull_numbers, *more),
+                    count=(known.count or 0) + len(more),
                 )
-                key = (activity.date, activity.platform, activity.strait)
-                if key not in seen:
-                    seen.add(key)
-                    self.earlier.append(activity)
+            return
+        self.earlier.append(activity)
+
+
+def _named_by_hull(lead: str, items: Sequence[_Item]) -> list[_Item]:
+    """The items whose hull numbers a stretch of text names, each narrowed to those ships."""
+    named = set(_HULL.findall(lead))
+    if not named:
+        return []
+    found = [item.narrowed(tuple(named)) for item in items if named & set(item.hulls)]
+    return list({id(item): item for item in found}.values())
+
+
+def _listed_subject(named: Sequence[_Item], subject: Sequence[_Item]) -> list[_Item]:
+    """What one listed earlier sighting is about: the ships it names, as the list's subject
+    has them when it names them by hull or without a number, else as it names them."""
+    chosen: list[_Item] = []
+    for item in named:
+        by_hull = [s.narrowed(item.hulls) for s in subject if set(item.hulls) & set(s.hulls)]
+        same_type = [s for s in subject if s.key == item.key]
+        if by_hull:
+            chosen.extend(by_hull)
+        elif same_type and not item.counted:
+            chosen.extend(same_type)
+        else:
+            chosen.append(item)
+    return chosen
 
 
 def _is_reference(item: _Item) -> bool:
@@ -710,6 +1107,7 @@ def _activity(
     previously: bool,
     time_of_day: str | None = None,
     position: PressPosition | None = None,
+    transits: Sequence[PressTransit] = (),
 ) -> PressActivity:
     return PressActivity(
         date=date,
@@ -727,6 +1125,7 @@ def _activity(
         areas=tuple(areas),
         position=position,
         previously_reported=previously,
+        transits=tuple(transits),
     )
 
 
@@ -736,16 +1135,18 @@ def _activities(episode: _Episode) -> list[PressActivity]:
         key = (item.key, item.nationality)
         if key in merged:
             known = merged[key]
-            merged[key] = _Item(
-                known.label,
-                known.written,
-                known.nationality,
-                (known.count or 0) + (item.count or 0) or None,
-                tuple(dict.fromkeys(known.hulls + item.hulls)),
-                known.entry,
-                known.air,
-                known.counted or item.counted,
-                known.presumed or item.presumed,
+            more = [hull for hull in item.hulls if hull not in known.hulls]
+            if known.hulls and item.hulls:
+                # Ships told by hull number are counted once however often they are named.
+                count = (known.count or 0) + len(more)
+            else:
+                count = (known.count or 0) + (item.count or 0)
+            merged[key] = replace(
+                known,
+                count=count or None,
+                hulls=(*known.hulls, *more),
+                counted=known.counted or item.counted,
+                presumed=known.presumed or item.presumed,
             )
         else:
             merged[key] = item
@@ -760,6 +1161,7 @@ def _activities(episode: _Episode) -> list[PressActivity]:
             previously=False,
             time_of_day=episode.time_of_day,
             position=episode.position,
+            transits=episode.transits,
         )
         for item in merged.values()
     ]

@@ -2,6 +2,8 @@
 
 Both published schemas (2022-08..2023-09 with ROC-calendar dates and mojibake type strings, and
 2023-09..2024-01 with ISO dates) become ``air`` observations of origin TWN. It stores nothing.
+A file of the maps MND has drawn since 2024-01-16 (areas of activity, balloons, closest
+approaches) is recognised and read by :mod:`kuroshio.ingest.mnd_areas`.
 
 Time: the maps are daily and give no time of day, so each track spans its whole local day in
 Taiwan (UTC+8): ``observed_at`` is 00:00+08:00 of the map date and ``until`` the last instant of
@@ -18,7 +20,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
+
 from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.ingest.mnd_areas import is_area_map, read_area_map
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
     MAX_RECORDS,
@@ -34,7 +39,7 @@ from kuroshio.ingest.source_files import (
     track_geometry,
     validated,
 )
-from kuroshio.model import Observation, Provenance, Source
+from kuroshio.model import Observation, Platform, Provenance, Source
 
 IMPORTER: Final = "mnd-tracks"
 TYPE_TABLE: Final = "aircraft_zh_type.csv"
@@ -42,6 +47,11 @@ TYPE_TABLE: Final = "aircraft_zh_type.csv"
 TRACK_UNCERTAINTY_M: Final = 20_000.0
 MAX_AIRCRAFT_PER_TRACK: Final = 500
 ROC_EPOCH: Final = 1911
+LEGACY_CLASSES: Final = {"balloon": "other_aircraft"}
+"""Classes the catalogue has gained since these maps were first read. Their tracks keep the class
+they were stored with, so that importing the same maps again matches the stored records (the
+same id and version with other content would be refused); the type (Balloon) still says what
+they are."""
 
 _DATE = re.compile(r"(\d{2,4})-(\d{1,2})-(\d{1,2})")
 _RETRACE = re.compile(r"(.*\S)\s*\((\d{1,2})\)")
@@ -175,7 +185,7 @@ def track_observation(
             observed_at=start,
             until=end,
             geometry=shape,
-            platform=platform(identify, labels, count=count, nationality="CHN"),
+            platform=_as_first_stored(platform(identify, labels, count=count, nationality="CHN")),
             source=Source(
                 sensor="digitised_map", confidence=0.6, uncertainty_m=TRACK_UNCERTAINTY_M
             ),
@@ -184,6 +194,11 @@ def track_observation(
             provenance=Provenance(importer=IMPORTER, record=record),
         )
     )
+
+
+def _as_first_stored(found: Platform) -> Platform:
+    legacy = LEGACY_CLASSES.get(found.platform_class or "")
+    return found if legacy is None else msgspec.structs.replace(found, platform_class=legacy)
 
 
 def _features(path: Path, document: Any, max_records: int) -> list[Any]:
@@ -209,6 +224,8 @@ def read_mnd_tracks(
     :class:`ImportFileError` and yields nothing.
     """
     features = _features(path, read_json(path), max_records)
+    if is_area_map(features):
+        return read_area_map(path, features, identify=identify)
     table = load_type_table(path.parent / TYPE_TABLE)
     per_day: Counter[dt.date] = Counter()
     records: list[Record] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from kuroshio.ingest.daily_counts import (
     read_daily_counts,
     store_daily_counts,
 )
-from kuroshio.ingest.jso_press import read_jso_press
+from kuroshio.ingest.jso_press import read_jso_press, read_jso_press_reported
 from kuroshio.ingest.jso_tracks import read_jso_tracks
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.mnd_tracks import read_mnd_tracks
@@ -110,11 +110,18 @@ def read_source(source: SourceName, path: Path, *, party: str) -> list[Record]:
     raise ValueError(f"{source} has no observation records")
 
 
-def derive_and_store_events(node: Intake, observations: Sequence[Observation]) -> tuple[int, int]:
-    """Events of the observations, stored (idempotent on event id): (derived, new)."""
+def derive_and_store_events(
+    node: Intake,
+    observations: Sequence[Observation],
+    reported: Mapping[tuple[str, int], Sequence[Event]] | None = None,
+) -> tuple[int, int]:
+    """Events of the observations, with those their source states (``reported``, by the
+    observation they rest on), stored (idempotent on event id): (derived, new)."""
     events: dict[str, Event] = {}
     for observation in observations:
         for event in derive_events(observation):
+            events[event.id] = event
+        for event in (reported or {}).get(observation.key, ()):
             events[event.id] = event
     new = node.store.put_events(list(events.values())) if events else 0
     return len(events), new
@@ -138,8 +145,13 @@ def run_import(
     if source is SourceName.daily_counts:
         return _import_daily_counts(node, paths, started)
     records: list[Record] = []
-    for path in paths:
-        records.extend(read_source(source, path, party=node.party))
+    reported: dict[tuple[str, int], list[Event]] = {}
+    if source is SourceName.jso_press:
+        # Read together: a correction applies to the release it names in any of the files.
+        records, reported = read_jso_press_reported(paths)
+    else:
+        for path in paths:
+            records.extend(read_source(source, path, party=node.party))
     unknown: Counter[str] = Counter()
     valid = [(location, item) for location, item in records if isinstance(item, Observation)]
     for _, observation in valid:
@@ -157,7 +169,7 @@ def run_import(
         # A record the store refused (a conflicting duplicate) is not what the store holds.
         refused = {e.location for e in report.summary.rejected}
         kept = [observation for location, observation in valid if location not in refused]
-        report.events_derived, report.events_new = derive_and_store_events(node, kept)
+        report.events_derived, report.events_new = derive_and_store_events(node, kept, reported)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -25,6 +25,7 @@ from kuroshio.model import (
     Observation,
     OriginatorControl,
     Platform,
+    Polygon,
 )
 
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
@@ -280,3 +281,23 @@ def track_geometry(geometry: Any) -> tuple[LineString | MultiLineString, int]:
     if len(kept) == 1:
         return LineString(coordinates=kept[0]), dropped
     return MultiLineString(coordinates=tuple(kept)), dropped
+
+
+def area_geometry(geometry: Any) -> Polygon:
+    """A GeoJSON Polygon as an area; rings left open are closed, rings of fewer than three
+    distinct positions refused (ValueError)."""
+    if not isinstance(geometry, dict) or geometry.get("type") != "Polygon":
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
+        raise ValueError(f"geometry type {str(kind)[:40]!r} is not a Polygon")
+    rings = geometry.get("coordinates")
+    if not isinstance(rings, list | tuple) or not rings:
+        raise ValueError("a polygon without rings")
+    closed: list[tuple[tuple[float, float], ...]] = []
+    for raw in rings:
+        ring = list(_track_part(raw))
+        if len(ring) > 1 and ring[0] == ring[-1]:
+            ring.pop()
+        if len(set(ring)) < 3:
+            raise ValueError("a polygon ring has fewer than three distinct positions")
+        closed.append((*ring, ring[0]))
+    return Polygon(coordinates=tuple(closed))

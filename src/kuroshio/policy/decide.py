@@ -579,12 +579,22 @@ def coarsen(observation: Observation, grid_km: float) -> Observation:
     earlier = provenance.released_grid_km
     if earlier is None or earlier < grid_km:
         provenance = msgspec.structs.replace(provenance, grid_km=float(grid_km))
-    return msgspec.structs.replace(
+    coarse = msgspec.structs.replace(
         observation,
         geometry=coarsen_geometry(observation.geometry, grid_km),
         source=source,
         provenance=provenance,
     )
+    if isinstance(observation.approaches, tuple):
+        # The line of a closest approach ends at the target: it is as precise as its position.
+        approaches = tuple(
+            msgspec.structs.replace(a, line=coarsen_geometry(a.line, grid_km))
+            if a.line is not None
+            else a
+            for a in observation.approaches
+        )
+        coarse = msgspec.structs.replace(coarse, approaches=approaches)
+    return coarse
 
 
 def _set_marking(observation: Observation, transform: Transforms) -> Marking:
