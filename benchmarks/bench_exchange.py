@@ -91,14 +91,19 @@ class BenchNode(msgspec.Struct, kw_only=True):
         return self.directory / "store.sqlite"
 
 
-def make_nodes(root: Path) -> dict[str, BenchNode]:
-    """TWN and JPN node directories, each pinning the other."""
+def make_nodes(root: Path, store: dict[str, dict[str, str]] | None = None) -> dict[str, BenchNode]:
+    """TWN and JPN node directories, each pinning the other (``store``: each party's ``[store]``
+    section; default the embedded file)."""
     ports = _ports(4)
     nodes: dict[str, BenchNode] = {}
     for index, party in enumerate(("TWN", "JPN")):
         directory = root / party.lower()
         with init_node(
-            directory, party, port=ports[2 * index], api_port=ports[2 * index + 1]
+            directory,
+            party,
+            port=ports[2 * index],
+            api_port=ports[2 * index + 1],
+            store=(store or {}).get(party),
         ) as node:
             nodes[party] = BenchNode(
                 party=party,
@@ -170,10 +175,10 @@ def install_agreement(nodes: dict[str, BenchNode], root: Path) -> str:
     return f"{AGREEMENT_ID} v1: TWN → JPN air, coarsen_km = {COARSEN_KM}, drop remarks"
 
 
-def serve(node: BenchNode, log: Path) -> subprocess.Popen[bytes]:
+def serve(node: BenchNode, log: Path, *options: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [*KUROSHIO, "serve", "--node", str(node.directory)],
+            [*KUROSHIO, "serve", "--node", str(node.directory), *options],
             stdout=subprocess.DEVNULL,
             stderr=out,
         )
@@ -246,13 +251,21 @@ class RssSampler(threading.Thread):
             self.wait_share[name] = (runnable_wait_s(process.pid) - self._waited[name]) / wall
 
 
-def cpu_s(pid: int) -> float:
-    """User and system CPU seconds of a process so far (0 once it is gone)."""
+def cpu_s(pid: int, *, children: bool = False) -> float:
+    """User and system CPU seconds of a process so far (0 once it is gone); with ``children``,
+    those of its running child processes too (a supervisor's workers)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        try:
+            kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        total += sum(cpu_s(int(kid), children=True) for kid in kids)
+    return total
 
 
 def runnable_wait_s(pid: int) -> float:

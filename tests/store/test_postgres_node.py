@@ -18,6 +18,7 @@ from kuroshio.exchange.batch import GENESIS_HASH, read_header
 from kuroshio.model import Marking
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.pki import create_identity
+from kuroshio.store import Outcome
 from kuroshio.store.postgres import PostgresStore
 from observations import observation
 from pinning import pin
@@ -133,3 +134,31 @@ def test_processes_sealing_one_link_keep_its_batches_numbered_and_chained(
             batch = outbox.sealed_batch(tx, "JPN", header.seq)
             assert batch is not None
             previous = batch.hash
+
+
+def test_processes_appending_the_same_reports_store_each_once(
+    postgres_dsn: str, schema: str
+) -> None:
+    items = [observation(n) for n in range(300)]
+    outcomes: list[list[Outcome]] = []
+    failures: list[BaseException] = []
+
+    def append() -> None:
+        with PostgresStore(postgres_dsn, schema=schema) as store:
+            try:
+                outcomes.append(store.append(items).outcomes)
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=append) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    # Each report is new to exactly one of the three, and the same to the others.
+    for position in range(len(items)):
+        seen = sorted(o[position].value for o in outcomes)
+        assert seen == ["inserted", "unchanged", "unchanged"]
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        assert store.count_versions() == len(items)

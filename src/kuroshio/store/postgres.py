@@ -57,6 +57,7 @@ _STEPS: Final = "migrations"
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
+_CONFLICT: Final = "a different record with this id and version is already stored"
 _UPSERT_CURRENT = (
     f"INSERT INTO current ({', '.join(CURRENT_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(CURRENT_COLUMNS))})"
@@ -99,48 +100,83 @@ class PgObservationTable:
     def append(
         self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
     ) -> AppendResult:
-        """Append each observation (history row, then the current row when it is the highest
-        version), with the same outcomes as the embedded store."""
-        conn = self._conn
+        """Append inside the caller's transaction, with the same outcomes as the embedded store.
+
+        Set-based: the call's ids are locked (processes appending the same id queue, in one
+        order, so none deadlocks), their stored versions and current rows read once, history
+        rows get their seq from the table's sequence in one call, and each table is written with
+        one pipelined statement.
+        """
         result = AppendResult()
+        if not observations:
+            return result
         if prepared is None:
             prepared = prepare(observations)
         elif len(prepared) != len(observations):
             raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
+        conn = self._conn
+        ids = list({observation.id: None for observation in observations})
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(current_schema()"
+            " || '.' || i) AS h FROM unnest(%s::text[]) AS i ORDER BY h) AS ids",
+            (ids,),
+        )
+        digests: dict[tuple[str, int], bytes] = {
+            (str(obs_id), int(version)): bytes(digest)
+            for obs_id, version, digest in conn.execute(
+                "SELECT id, version, digest FROM observation_versions WHERE id = ANY(%s)", (ids,)
+            )
+        }
+        currents: dict[str, int] = {
+            str(obs_id): int(version)
+            for obs_id, version in conn.execute(
+                "SELECT id, version FROM current WHERE id = ANY(%s)",
+                (ids,),
+            )
+        }
+        fresh = [
+            (observation, row)
+            for observation, row in zip(observations, prepared, strict=True)
+            if (observation.id, observation.version) not in digests
+        ]
+        seqs = iter(
+            int(seq)
+            for (seq,) in conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('observation_versions', 'seq'))"
+                " FROM generate_series(1, %s)",
+                (len(fresh),),
+            )
+        )
         stored_at = micros(dt.datetime.now(dt.UTC))
+        versions: list[tuple[Any, ...]] = []
+        indexed: dict[str, tuple[Any, ...]] = {}
         for observation, (body, digest, index) in zip(observations, prepared, strict=True):
-            row = conn.execute(
-                "INSERT INTO observation_versions (id, version, digest, body, stored_at)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id, version) DO NOTHING RETURNING seq",
-                (observation.id, observation.version, digest, body, stored_at),
-            ).fetchone()
-            if row is None:
-                existing = conn.execute(
-                    "SELECT digest FROM observation_versions WHERE id = %s AND version = %s",
-                    observation.key,
-                ).fetchone()
-                if existing is not None and bytes(existing[0]) == digest:
+            key = (observation.id, observation.version)
+            known = digests.get(key)
+            if known is not None:
+                if known == digest:
                     result.record(Outcome.UNCHANGED)
                 else:
                     result.outcomes.append(Outcome.CONFLICT)
-                    result.conflicts.append(
-                        (
-                            observation.id,
-                            observation.version,
-                            "a different record with this id and version is already stored",
-                        )
-                    )
+                    result.conflicts.append((*key, _CONFLICT))
                 continue
-            current = conn.execute(
-                "SELECT version FROM current WHERE id = %s FOR UPDATE", (observation.id,)
-            ).fetchone()
-            if current is not None and int(current[0]) > observation.version:
+            digests[key] = digest
+            seq = next(seqs)
+            versions.append((seq, observation.id, observation.version, digest, body, stored_at))
+            current = currents.get(observation.id)
+            if current is not None and current > observation.version:
                 result.record(Outcome.STALE)
                 continue
-            conn.execute(
-                _UPSERT_CURRENT, (observation.id, observation.version, int(row[0]), *index[3:])
-            )
+            currents[observation.id] = observation.version
+            indexed[observation.id] = (observation.id, observation.version, seq, *index[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                versions,
+            )
+            cursor.executemany(_UPSERT_CURRENT, list(indexed.values()))
         return result
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:
