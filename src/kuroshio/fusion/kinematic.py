@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import shapely
@@ -52,6 +52,28 @@ ACCELERATION_NOISE: Final = {"air": 5e-6, "sea": 2e-8}
 START_SPEED_KMS: Final = {"air": 0.3, "sea": 0.015}
 
 
+class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
+    """The constant-velocity model with its matrices kept per time step: plots of one radar
+    come at a few steps, and building the block matrix again for each is most of a prediction.
+    The arrays kept are read-only, so no caller can change them in place."""
+
+    def _kept(self, kind: str, compute: Any, kwargs: dict[str, Any]) -> Any:
+        cache: dict[tuple[str, Any], Any] = self.__dict__.setdefault("_kept_arrays", {})
+        key = (kind, kwargs.get("time_interval"))
+        found = cache.get(key)
+        if found is None:
+            found = compute(**kwargs)
+            found.setflags(write=False)
+            cache[key] = found
+        return found
+
+    def matrix(self, **kwargs: Any) -> Any:
+        return self._kept("matrix", super().matrix, kwargs)
+
+    def covar(self, **kwargs: Any) -> Any:
+        return self._kept("covar", super().covar, kwargs)
+
+
 def _naive(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
@@ -59,9 +81,7 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 class _Filter:
     def __init__(self, kind: str) -> None:
         q = ACCELERATION_NOISE.get(kind, ACCELERATION_NOISE["sea"])
-        self.transition = CombinedLinearGaussianTransitionModel(
-            [ConstantVelocity(q), ConstantVelocity(q)]
-        )
+        self.transition = _Transition([ConstantVelocity(q), ConstantVelocity(q)])
         self.predictor = KalmanPredictor(self.transition)
         self.updater = KalmanUpdater(measurement_model=None)
         self.associator = GNNWith2DAssignment(

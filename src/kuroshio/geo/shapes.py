@@ -9,6 +9,7 @@ what a distance means.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Final
 
@@ -74,13 +75,24 @@ def destination(lon: float, lat: float, azimuth_deg: float, km: float) -> tuple[
     return float(lon2), float(lat2)
 
 
+@functools.lru_cache(maxsize=64)
+def _plane_transformers(lon: int, lat: int) -> tuple[Transformer, Transformer]:
+    # Making a transformer costs milliseconds; planes around the same point share theirs.
+    crs = f"+proj=aeqd +lat_0={lat} +lon_0={lon} +units=km +ellps=WGS84"
+    return (
+        Transformer.from_crs("EPSG:4326", crs, always_xy=True),
+        Transformer.from_crs(crs, "EPSG:4326", always_xy=True),
+    )
+
+
 class LocalPlane:
-    """An azimuthal equidistant plane (km) around one point: where filters do their sums."""
+    """An azimuthal equidistant plane (km) around one point: where filters do their sums.
+
+    The point is taken to the whole degree: within a few hundred km of it the plane's distances
+    are true to a fraction of a per cent, and planes around nearby points are made once."""
 
     def __init__(self, lon: float, lat: float) -> None:
-        crs = f"+proj=aeqd +lat_0={lat:.4f} +lon_0={lon:.4f} +units=km +ellps=WGS84"
-        self._forward = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
-        self._inverse = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        self._forward, self._inverse = _plane_transformers(round(lon), round(lat))
 
     def to_km(self, lon: float, lat: float) -> tuple[float, float]:
         x, y = self._forward.transform(lon, lat)
