@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, LineString, Platform, Point
-from kuroshio.store import EventFilter, ObservationFilter, Outcome, Store
+from kuroshio.store import EventFilter, ObservationFilter, Outcome
+from kuroshio.store.backend import NodeStore, Reader
 from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
@@ -52,7 +53,12 @@ def store(make_store: Callable[[], AnyStore]) -> AnyStore:
 
 
 def test_store_satisfies_the_store_protocol(store: AnyStore) -> None:
-    assert isinstance(store, Store)
+    assert isinstance(store, NodeStore)
+    reader = store.reader()
+    try:
+        assert isinstance(reader, Reader) and not isinstance(reader, NodeStore)
+    finally:
+        reader.close()
 
 
 def test_sqlite_file_uses_write_ahead_logging(tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
-"""The Store protocol: where a node keeps observations (every version) and derived events.
+"""The store of a node: where it keeps observations (every version), derived events and every
+other table (links, ledger, audit, daily counts).
 
-Implementations: :mod:`kuroshio.store.sqlite` (embedded default, one file per node). This module
-holds only the protocol and the value types shared by every implementation; it does no I/O.
+This module holds the value types every backend shares (filters, pages, append outcomes); the
+protocols are :mod:`kuroshio.store.backend`'s (``NodeStore``, ``Reader``), the backends
+:mod:`kuroshio.store.sqlite` (the embedded default, one file per node) and
+:mod:`kuroshio.store.postgres`. It does no I/O.
 """
 
 from __future__ import annotations
@@ -9,13 +12,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
-from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
 
 import msgspec
 
 from kuroshio.errors import StoreError
-from kuroshio.model import Event, Observation
+from kuroshio.model import Observation
 
 
 class Outcome(enum.Enum):
@@ -111,51 +112,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return at, obs_id
 
 
-@runtime_checkable
-class Store(Protocol):
-    """What every store does. Appends are idempotent and keep full history."""
-
-    def append(self, observations: Sequence[Observation]) -> AppendResult:
-        """Append in one transaction; on return the batch is durable (survives kill -9)."""
-        ...
-
-    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
-        """The current version (or the given one) of an observation, retracted or not."""
-        ...
-
-    def history(self, obs_id: str) -> list[Observation]:
-        """Every stored version of an observation, oldest first."""
-        ...
-
-    def query(
-        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
-    ) -> Page:
-        """Current observations ordered by (observed_at, id), one page at a time."""
-        ...
-
-    def iter_query(
-        self, selection: ObservationFilter, *, page_size: int = 1000
-    ) -> Iterator[Observation]:
-        """All current observations matching, fetched page by page (bounded memory)."""
-        ...
-
-    def count(self, selection: ObservationFilter) -> int: ...
-
-    def put_events(self, events: Sequence[Event]) -> int:
-        """Store derived events (idempotent on event id); returns how many were new."""
-        ...
-
-    def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]: ...
-
-    def close(self) -> None: ...
-
-
 __all__ = [
     "AppendResult",
     "EventFilter",
     "ObservationFilter",
     "Outcome",
     "Page",
-    "Store",
     "StoreError",
 ]

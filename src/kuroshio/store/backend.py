@@ -12,7 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation
@@ -24,6 +24,7 @@ from kuroshio.store.transaction import Transaction
 T = TypeVar("T")
 
 
+@runtime_checkable
 class Reader(Protocol):
     """A reading connection of its own: queries, consistent snapshots of every table, the
     change feed. Nothing read through it can write."""
@@ -76,6 +77,7 @@ class Reader(Protocol):
         ...
 
 
+@runtime_checkable
 class NodeStore(Reader, Protocol):
     """A node's store: everything a :class:`Reader` does, plus the unit of work every write goes
     through."""

@@ -48,9 +48,10 @@ def prepare(observations: Sequence[Observation]) -> list[PreparedRow]:
 
 class ObservationTable:
     """Observations (every version, the current one indexed) and derived events, on one
-    connection."""
+    connection taking ``?`` placeholders. Reads serve both backends; :meth:`append` and
+    :meth:`put_events` are SQLite's (PostgreSQL's are in :mod:`kuroshio.store.postgres`)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: Any) -> None:
         self._conn = conn
 
     def append(
@@ -157,7 +158,7 @@ class ObservationTable:
             " VALUES (?, ?, ?, ?, ?, ?)",
             [event_row(e, canonical_bytes(e)) for e in events],
         )
-        return conn.total_changes - before
+        return int(conn.total_changes - before)
 
 
 def _known(

@@ -17,37 +17,26 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias
 
-import msgspec
 import psycopg
 
 from kuroshio.errors import StoreError, StoreUnavailable
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import (
     AppendResult,
-    EventFilter,
-    ObservationFilter,
     Outcome,
-    Page,
-    decode_cursor,
-    encode_cursor,
 )
 from kuroshio.store import schema as schema_steps
-from kuroshio.store.observations import PreparedRow, prepare
+from kuroshio.store.observations import ObservationTable, PreparedRow, prepare
+from kuroshio.store.reads import Reads
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
-    Extent,
     event_row,
-    event_where,
     micros,
-    observation_where,
-    utc_time,
-    where_clause,
 )
 from kuroshio.store.transaction import Transaction
 
-T = TypeVar("T")
 WATCH_POLL_S: Final = 0.5
 """How often a watching thread looks up from its wait to see whether it should stop."""
 WATCH_RETRY_S: Final = 1.0
@@ -55,8 +44,6 @@ _STEPS: Final = "migrations"
 """The ``meta`` key counting the migrations taken."""
 
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
-_observation_decoder = msgspec.json.Decoder(Observation)
-_event_decoder = msgspec.json.Decoder(Event)
 _CONFLICT: Final = "a different record with this id and version is already stored"
 _UPSERT_CURRENT = (
     f"INSERT INTO current ({', '.join(CURRENT_COLUMNS)})"
@@ -90,12 +77,14 @@ class QmarkConnection:
         return cursor
 
 
-class PgObservationTable:
+class PgObservationTable(ObservationTable):
     """Observations (every version, the current one indexed) and events on a PostgreSQL
-    connection, inside the caller's transaction."""
+    connection, inside the caller's transaction: the reads are the embedded store's, appends
+    and events are written the server's way."""
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+        super().__init__(QmarkConnection(conn))
+        self._pg = conn
 
     def append(
         self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
@@ -114,7 +103,7 @@ class PgObservationTable:
             prepared = prepare(observations)
         elif len(prepared) != len(observations):
             raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
-        conn = self._conn
+        conn = self._pg
         ids = list({observation.id: None for observation in observations})
         conn.execute(
             "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(current_schema()"
@@ -179,35 +168,10 @@ class PgObservationTable:
             cursor.executemany(_UPSERT_CURRENT, list(indexed.values()))
         return result
 
-    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
-        if version is None:
-            row = self._conn.execute(
-                "SELECT v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-                " WHERE c.id = %s",
-                (obs_id,),
-            ).fetchone()
-        else:
-            row = self._conn.execute(
-                "SELECT body FROM observation_versions WHERE id = %s AND version = %s",
-                (obs_id, version),
-            ).fetchone()
-        return None if row is None else _observation_decoder.decode(row[0])
-
-    def current_of_origin(
-        self, origin: str, start_us: int, end_us: int, limit: int
-    ) -> list[tuple[int, Observation]]:
-        rows = self._conn.execute(
-            "SELECT c.t0, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            " WHERE c.origin = %s AND c.retracted = 0 AND c.t1 >= %s AND c.t0 <= %s"
-            " ORDER BY c.t0 LIMIT %s",
-            (origin, start_us, end_us, limit),
-        ).fetchall()
-        return [(int(t0), _observation_decoder.decode(body)) for t0, body in rows]
-
     def put_events(self, events: Sequence[Event]) -> int:
         added = 0
         for event in events:
-            cursor = self._conn.execute(
+            cursor = self._pg.execute(
                 "INSERT INTO events (id, kind, at, zone, origin, body)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 event_row(event, canonical_bytes(event)),
@@ -234,106 +198,19 @@ def _connect(dsn: str, schema: str, *, create: bool = False) -> Connection:
     return conn
 
 
-class _PgReads:
-    """Queries over observations, events and the change feed on ``_conn`` under ``_lock``
-    (shared by the store and its readers)."""
+class _PgReads(Reads):
+    """The shared queries on a PostgreSQL connection (``_conn`` under ``_lock``), connected
+    again when the last one was lost."""
 
     _conn: Connection
     _lock: threading.Lock | threading.RLock
     _dsn: str
     _schema: str
 
-    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+    @contextlib.contextmanager
+    def _qmark(self) -> Iterator[QmarkConnection]:
         with self._session() as conn:
-            return PgObservationTable(conn).get(obs_id, version)
-
-    def history(self, obs_id: str) -> list[Observation]:
-        with self._session() as conn:
-            rows = conn.execute(
-                "SELECT body FROM observation_versions WHERE id = %s ORDER BY version", (obs_id,)
-            ).fetchall()
-        return [_observation_decoder.decode(row[0]) for row in rows]
-
-    def query(
-        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
-    ) -> Page:
-        if not 1 <= limit <= 100_000:
-            raise StoreError(f"limit must be between 1 and 100000, not {limit}")
-        where, params = observation_where(selection, "%s")
-        if cursor is not None:
-            after_t0, after_id = decode_cursor(cursor)
-            where.append("(c.t0 > %s OR (c.t0 = %s AND c.id > %s))")
-            params.extend([after_t0, after_t0, after_id])
-        sql = (
-            "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            + where_clause(where)
-            + " ORDER BY c.t0, c.id LIMIT %s"
-        )
-        params.append(limit + 1)
-        with self._session() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [_observation_decoder.decode(row[2]) for row in rows]
-        next_cursor = encode_cursor(int(rows[-1][0]), str(rows[-1][1])) if more and rows else None
-        return Page(items=items, next_cursor=next_cursor)
-
-    def iter_query(
-        self, selection: ObservationFilter, *, page_size: int = 1000
-    ) -> Iterator[Observation]:
-        cursor: str | None = None
-        while True:
-            page = self.query(selection, limit=page_size, cursor=cursor)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
-
-    def count(self, selection: ObservationFilter) -> int:
-        where, params = observation_where(selection, "%s")
-        with self._session() as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM current c" + where_clause(where), params
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def count_versions(self) -> int:
-        with self._session() as conn:
-            row = conn.execute("SELECT count(*) FROM observation_versions").fetchone()
-        return int(row[0]) if row else 0
-
-    def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
-        where, params = event_where(selection, "%s")
-        sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT %s"
-        params.append(limit)
-        with self._session() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [_event_decoder.decode(row[0]) for row in rows]
-
-    def extent(self) -> Extent:
-        with self._session() as conn:
-            row = conn.execute(
-                "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
-            ).fetchone()
-        first, last, count = row if row is not None else (None, None, 0)
-        return Extent(
-            earliest=None if first is None else utc_time(int(first)),
-            latest=None if last is None else utc_time(int(last)),
-            observations=int(count),
-        )
-
-    def change_head(self) -> int:
-        with self._session() as conn:
-            row = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
-        return int(row[0] or 0) if row is not None else 0
-
-    def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
-        with self._session() as conn:
-            rows = conn.execute(
-                "SELECT seq, body FROM observation_versions WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after, limit),
-            ).fetchall()
-        return [(int(seq), bytes(body)) for seq, body in rows]
+            yield QmarkConnection(conn)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Transaction]:
@@ -341,10 +218,6 @@ class _PgReads:
         with self._session() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield self._transaction(conn)
-
-    def read(self, query: Callable[[Transaction], T]) -> T:
-        with self.snapshot() as tx:
-            return query(tx)
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[Connection]:

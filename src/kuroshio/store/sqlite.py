@@ -14,137 +14,26 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
-
-import msgspec
 
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation
-from kuroshio.store import (
-    AppendResult,
-    EventFilter,
-    ObservationFilter,
-    Page,
-    decode_cursor,
-    encode_cursor,
-    schema,
-)
-from kuroshio.store.observations import ObservationTable
-from kuroshio.store.sql import (
-    Extent,
-    event_where,
-    observation_where,
-    utc_time,
-    where_clause,
-)
+from kuroshio.store import AppendResult, schema
+from kuroshio.store.reads import Reads
 from kuroshio.store.transaction import Transaction
 
 CACHE_KIB = 32 * 1024
-T = TypeVar("T")
-
-_observation_decoder = msgspec.json.Decoder(Observation)
-_event_decoder = msgspec.json.Decoder(Event)
 
 
-class _Reads:
-    """Queries over the observations and events, on ``_conn`` under ``_lock`` (shared by the
-    store and its readers)."""
+class _SQLiteReads(Reads):
+    """The shared queries on this backend's connection (``_conn`` under ``_lock``)."""
 
     _conn: sqlite3.Connection
     _lock: threading.Lock | threading.RLock
 
-    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+    @contextlib.contextmanager
+    def _qmark(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            return ObservationTable(self._conn).get(obs_id, version)
-
-    def history(self, obs_id: str) -> list[Observation]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT body FROM observation_versions WHERE id = ? ORDER BY version", (obs_id,)
-            ).fetchall()
-        return [_observation_decoder.decode(row[0]) for row in rows]
-
-    def query(
-        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
-    ) -> Page:
-        if not 1 <= limit <= 100_000:
-            raise StoreError(f"limit must be between 1 and 100000, not {limit}")
-        where, params = observation_where(selection, "?")
-        if cursor is not None:
-            after_t0, after_id = decode_cursor(cursor)
-            where.append("(c.t0 > ? OR (c.t0 = ? AND c.id > ?))")
-            params.extend([after_t0, after_t0, after_id])
-        sql = (
-            "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            + where_clause(where)
-            + " ORDER BY c.t0, c.id LIMIT ?"
-        )
-        params.append(limit + 1)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = [_observation_decoder.decode(row[2]) for row in rows]
-        next_cursor = encode_cursor(rows[-1][0], rows[-1][1]) if more and rows else None
-        return Page(items=items, next_cursor=next_cursor)
-
-    def iter_query(
-        self, selection: ObservationFilter, *, page_size: int = 1000
-    ) -> Iterator[Observation]:
-        cursor: str | None = None
-        while True:
-            page = self.query(selection, limit=page_size, cursor=cursor)
-            yield from page.items
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
-
-    def count(self, selection: ObservationFilter) -> int:
-        where, params = observation_where(selection, "?")
-        sql = "SELECT count(*) FROM current c" + where_clause(where)
-        with self._lock:
-            row = self._conn.execute(sql, params).fetchone()
-        return int(row[0])
-
-    def count_versions(self) -> int:
-        """Every stored version (history included)."""
-        with self._lock:
-            row = self._conn.execute("SELECT count(*) FROM observation_versions").fetchone()
-        return int(row[0])
-
-    def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
-        where, params = event_where(selection, "?")
-        sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT ?"
-        params.append(limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [_event_decoder.decode(row[0]) for row in rows]
-
-    @staticmethod
-    def extent_in(conn: sqlite3.Connection) -> Extent:
-        first, last, count = conn.execute(
-            "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
-        ).fetchone()
-        return Extent(
-            earliest=None if first is None else utc_time(first),
-            latest=None if last is None else utc_time(last),
-            observations=int(count),
-        )
-
-    @staticmethod
-    def changes_in(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, bytes]]:
-        return [
-            (int(seq), bytes(body))
-            for seq, body in conn.execute(
-                "SELECT seq, body FROM observation_versions WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, limit),
-            )
-        ]
-
-    @staticmethod
-    def change_head_in(conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
-        return int(row[0] or 0)
+            yield self._conn
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Transaction]:
@@ -156,29 +45,8 @@ class _Reads:
             finally:
                 self._conn.execute("COMMIT")
 
-    def read(self, query: Callable[[Transaction], T]) -> T:
-        """``query`` run on one snapshot."""
-        with self.snapshot() as tx:
-            return query(tx)
 
-    def extent(self) -> Extent:
-        """The period the current observations cover, and how many there are."""
-        with self._lock:
-            return self.extent_in(self._conn)
-
-    def change_head(self) -> int:
-        """The ``seq`` of the newest stored observation version (0: none)."""
-        with self._lock:
-            return self.change_head_in(self._conn)
-
-    def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
-        """(seq, canonical body) of observation versions stored after ``after``, in the order
-        they were stored (by any process), at most ``limit``."""
-        with self._lock:
-            return self.changes_in(self._conn, after, limit)
-
-
-class SQLiteStore(_Reads):
+class SQLiteStore(_SQLiteReads):
     """The embedded :class:`~kuroshio.store.Store` on one SQLite file.
 
     Safe to share between threads (one connection, serialised by a lock); a second process may
@@ -284,7 +152,7 @@ class SQLiteStore(_Reads):
         self.close()
 
 
-class StoreReader(_Reads):
+class StoreReader(_SQLiteReads):
     """A read-only connection of its own on a store file, shared between threads (one at a
     time). Each :meth:`snapshot` sees one consistent state of the file, committed by any
     process; nothing read through it can write."""

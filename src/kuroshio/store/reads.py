@@ -1,0 +1,146 @@
+"""The queries every store and reader answers the same way, on either backend: observations by
+filter and cursor, one observation and its history, events, the extent of what is held and the
+change feed.
+
+A backend supplies :meth:`Reads._qmark`, its connection (under its lock) taking ``?``
+placeholders, and its own :meth:`snapshot`; the statements are written once, here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import msgspec
+
+from kuroshio.errors import StoreError
+from kuroshio.model import Event, Observation
+from kuroshio.store import EventFilter, ObservationFilter, Page, decode_cursor, encode_cursor
+from kuroshio.store.observations import ObservationTable
+from kuroshio.store.sql import Extent, event_where, observation_where, utc_time, where_clause
+from kuroshio.store.transaction import Transaction
+
+T = TypeVar("T")
+_observation_decoder = msgspec.json.Decoder(Observation)
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+class Reads:
+    """Queries over observations and events; see the module docstring."""
+
+    def _qmark(self) -> contextlib.AbstractContextManager[Any]:
+        """The backend's connection, held for one statement or a few (``?`` placeholders)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Transaction]:
+        """Every table as of one moment (a read transaction)."""
+        raise NotImplementedError
+
+    def read(self, query: Callable[[Transaction], T]) -> T:
+        """``query`` run on one snapshot."""
+        with self.snapshot() as tx:
+            return query(tx)
+
+    def get(self, obs_id: str, version: int | None = None) -> Observation | None:
+        """The current version (or the given one) of an observation, retracted or not."""
+        with self._qmark() as conn:
+            return ObservationTable(conn).get(obs_id, version)
+
+    def history(self, obs_id: str) -> list[Observation]:
+        """Every stored version of an observation, oldest first."""
+        with self._qmark() as conn:
+            rows = conn.execute(
+                "SELECT body FROM observation_versions WHERE id = ? ORDER BY version", (obs_id,)
+            ).fetchall()
+        return [_observation_decoder.decode(row[0]) for row in rows]
+
+    def query(
+        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
+    ) -> Page:
+        """Current observations ordered by (observed_at, id), one page at a time."""
+        if not 1 <= limit <= 100_000:
+            raise StoreError(f"limit must be between 1 and 100000, not {limit}")
+        where, params = observation_where(selection, "?")
+        if cursor is not None:
+            after_t0, after_id = decode_cursor(cursor)
+            where.append("(c.t0 > ? OR (c.t0 = ? AND c.id > ?))")
+            params.extend([after_t0, after_t0, after_id])
+        sql = (
+            "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+            + where_clause(where)
+            + " ORDER BY c.t0, c.id LIMIT ?"
+        )
+        params.append(limit + 1)
+        with self._qmark() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = [_observation_decoder.decode(row[2]) for row in rows]
+        next_cursor = encode_cursor(int(rows[-1][0]), str(rows[-1][1])) if more and rows else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def iter_query(
+        self, selection: ObservationFilter, *, page_size: int = 1000
+    ) -> Iterator[Observation]:
+        """All current observations matching, fetched page by page (bounded memory)."""
+        cursor: str | None = None
+        while True:
+            page = self.query(selection, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def count(self, selection: ObservationFilter) -> int:
+        where, params = observation_where(selection, "?")
+        with self._qmark() as conn:
+            row = conn.execute("SELECT count(*) FROM current c" + where_clause(where), params)
+            found = row.fetchone()
+        return int(found[0]) if found else 0
+
+    def count_versions(self) -> int:
+        """Every stored version (history included)."""
+        with self._qmark() as conn:
+            found = conn.execute("SELECT count(*) FROM observation_versions").fetchone()
+        return int(found[0]) if found else 0
+
+    def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
+        where, params = event_where(selection, "?")
+        sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT ?"
+        params.append(limit)
+        with self._qmark() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_event_decoder.decode(row[0]) for row in rows]
+
+    def extent(self) -> Extent:
+        """The period the current observations cover, and how many there are."""
+        with self._qmark() as conn:
+            found = conn.execute(
+                "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
+            ).fetchone()
+        first, last, count = found if found is not None else (None, None, 0)
+        return Extent(
+            earliest=None if first is None else utc_time(int(first)),
+            latest=None if last is None else utc_time(int(last)),
+            observations=int(count),
+        )
+
+    def change_head(self) -> int:
+        """The ``seq`` of the newest stored observation version (0: none)."""
+        with self._qmark() as conn:
+            found = conn.execute("SELECT max(seq) FROM observation_versions").fetchone()
+        return int(found[0] or 0) if found is not None else 0
+
+    def changes(self, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, canonical body) of observation versions stored after ``after``, in the order
+        they were stored (by any process), at most ``limit``."""
+        with self._qmark() as conn:
+            rows = conn.execute(
+                "SELECT seq, body FROM observation_versions WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [(int(seq), bytes(body)) for seq, body in rows]
+
+
+__all__ = ["Reads"]
