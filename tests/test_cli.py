@@ -152,3 +152,24 @@ def test_errors_are_one_clear_line_with_non_zero_exit(tmp_path: Path, node: Path
 def test_schema_prints_json_schema_of_public_records() -> None:
     schema = json.loads(run("schema", check=True).stdout)
     assert schema["$defs"]["Observation"]["properties"]["origin"]["pattern"] == "^[A-Z]{3}$"
+
+
+def test_a_node_on_an_unreachable_database_is_refused_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "twn"
+    monkeypatch.setenv("KUROSHIO_STORE_DSN", "host=127.0.0.1 port=1 user=kuroshio password=hunter2")
+    result = run("init", "--party", "TWN", directory, "--store", "postgres")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot open PostgreSQL store")
+    assert "hunter2" not in result.stderr  # the password is never printed
+    assert not (directory / "kuroshio.toml").exists()  # run init again once the server is up
+    monkeypatch.delenv("KUROSHIO_STORE_DSN")
+    result = run("init", "--party", "TWN", directory, "--store", "postgres")
+    assert "[store]" in result.stderr or "store.dsn" in result.stderr  # says what to set
+
+
+def test_an_error_naming_a_toml_section_prints_it_as_written(node: Path) -> None:
+    result = run("serve", "--node", node, "--workers", "2")
+    assert result.returncode == 2
+    assert '[store] backend = "postgres"' in result.stderr

@@ -519,16 +519,18 @@ def init_node(
     except msgspec.ValidationError as error:
         raise ConfigError(f"{config_path}: {_toml_path(str(error))}") from None
     directory.mkdir(parents=True, exist_ok=True)
+    node = Node(directory, config)
+    # The store first: a server that cannot be reached leaves no half-made node behind.
+    node.store  # noqa: B018 - creates (and migrates) the store now
     names = list(hostnames)
     if host not in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::"):
         names.append(host)
     try:
         create_identity(directory, party, name, names)
     except IdentityError as error:
+        node.close()
         raise ConfigError(f"cannot create the node identity: {error}") from None
     save_config(directory, config)
-    node = Node(directory, config)
-    node.store  # noqa: B018 - creates the store file now, so a new node is complete on disk
     return node
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kuroshio import inputs
@@ -37,11 +38,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a ta
 
 def print_error(error: BaseException) -> None:
     """One line on stderr: ``error: <message>``."""
-    err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    # The message is the user's text (file names, TOML sections): never read as markup.
+    err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 def print_warning(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @contextlib.contextmanager
