@@ -8,8 +8,10 @@ from kuroshio.catalogue.labels import label_key, normalise_label, repair_mojibak
 from kuroshio.catalogue.platforms import (
     CLASS_SYMBOLS,
     PLATFORM_CLASSES,
+    UNSPECIFIED_ENTITY,
     Catalogue,
     CatalogueError,
+    Context,
     Domain,
     PlatformClass,
     PlatformType,
@@ -17,14 +19,18 @@ from kuroshio.catalogue.platforms import (
     StandardIdentity,
     UnknownLabels,
     UnknownPlatformLabel,
+    class_symbol_code,
     lookup,
+    symbol_code,
 )
 
 __all__ = [
     "CLASS_SYMBOLS",
     "PLATFORM_CLASSES",
+    "UNSPECIFIED_ENTITY",
     "Catalogue",
     "CatalogueError",
+    "Context",
     "Domain",
     "PlatformClass",
     "PlatformType",
@@ -32,8 +38,10 @@ __all__ = [
     "StandardIdentity",
     "UnknownLabels",
     "UnknownPlatformLabel",
+    "class_symbol_code",
     "label_key",
     "lookup",
     "normalise_label",
     "repair_mojibake",
+    "symbol_code",
 ]
