@@ -1,0 +1,13 @@
+"""Live feeds: air-defence radar (ASTERIX), AIS, ADS-B and TAK clients (CoT), as tracks.
+
+A feed listens (UDP, multicast, TCP, TLS with client certificates) or connects to its source,
+decodes each frame into track updates carrying the source's own track identity, keeps them at a
+configured rate per track and turns them into observations of the node's own party, handed in
+batches to a sink (``Node.ingest``). :class:`FeedSupervisor` restarts a failing feed with
+back-off; :func:`replay` runs a capture file through a feed. Starting feeds with ``kuroshio
+serve`` and their commands and API are not here: they sit above, and call these.
+"""
+
+from kuroshio.feeds.base import Decoder, Framer, MalformedFrame, TrackUpdate, track_id
+
+__all__ = ["Decoder", "Framer", "MalformedFrame", "TrackUpdate", "track_id"]
