@@ -9,5 +9,17 @@ serve`` and their commands and API are not here: they sit above, and call these.
 """
 
 from kuroshio.feeds.base import Decoder, Framer, MalformedFrame, TrackUpdate, track_id
+from kuroshio.feeds.observations import ObservationMapper, observation_id
+from kuroshio.feeds.tracks import Thinning, TrackThinner
 
-__all__ = ["Decoder", "Framer", "MalformedFrame", "TrackUpdate", "track_id"]
+__all__ = [
+    "Decoder",
+    "Framer",
+    "MalformedFrame",
+    "ObservationMapper",
+    "Thinning",
+    "TrackThinner",
+    "TrackUpdate",
+    "observation_id",
+    "track_id",
+]
