@@ -9,17 +9,60 @@ serve`` and their commands and API are not here: they sit above, and call these.
 """
 
 from kuroshio.feeds.base import Decoder, Framer, MalformedFrame, TrackUpdate, track_id
+from kuroshio.feeds.capture import CaptureError, ReplaySummary, read_capture, replay
+from kuroshio.feeds.config import (
+    FEED_KINDS,
+    AisFeed,
+    AsterixFeed,
+    BeastFeed,
+    CotFeed,
+    Endpoint,
+    FeedConfig,
+    FeedConfigError,
+    RadarSite,
+    SbsFeed,
+    TlsFiles,
+    parse_endpoint,
+    parse_feeds,
+)
+from kuroshio.feeds.feed import Feed, FeedStatus, MalformedSample, Sink
 from kuroshio.feeds.observations import ObservationMapper, observation_id
+from kuroshio.feeds.receivers import FeedSocketError
+from kuroshio.feeds.supervisor import FeedSupervisor, restart_delay
 from kuroshio.feeds.tracks import Thinning, TrackThinner
 
 __all__ = [
+    "FEED_KINDS",
+    "AisFeed",
+    "AsterixFeed",
+    "BeastFeed",
+    "CaptureError",
+    "CotFeed",
     "Decoder",
+    "Endpoint",
+    "Feed",
+    "FeedConfig",
+    "FeedConfigError",
+    "FeedSocketError",
+    "FeedStatus",
+    "FeedSupervisor",
     "Framer",
     "MalformedFrame",
+    "MalformedSample",
     "ObservationMapper",
+    "RadarSite",
+    "ReplaySummary",
+    "SbsFeed",
+    "Sink",
     "Thinning",
+    "TlsFiles",
     "TrackThinner",
     "TrackUpdate",
     "observation_id",
+    "parse_endpoint",
+    "parse_feeds",
+    "read_capture",
+    "replay",
+    "restart_delay",
     "track_id",
 ]
