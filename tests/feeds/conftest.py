@@ -20,6 +20,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kuroshio.feeds import Feed, FeedConfig
 from kuroshio.model import Observation
 
+SAMPLE_RADARS = [
+    {"sac": 25, "sic": sic, "lat": 45.0 + sic / 200, "lon": 15.0 + sic / 100}
+    for sic in (11, 12, 13, 14, 201, 204, 205)
+]
+"""Sites for the radars of asterix-decoder's CAT048 capture (``[[feeds.NAME.radars]]``). Where
+they really stand is not published with it; these stand-ins place its plots."""
 WAIT_S = 20.0
 """Longest a test waits for something that should come at once (it guards against a hang)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 import asterix
 import pytest
 
+from conftest import SAMPLE_RADARS
 from kuroshio.feeds.asterix import (
     FOOT_M,
     NAUTICAL_MILE_M,
@@ -25,12 +26,8 @@ from kuroshio.feeds.base import MalformedFrame, TrackUpdate
 from kuroshio.feeds.capture import read_capture
 from kuroshio.geo.polar import polar_position
 
-# Sites for the radars of the CAT048 capture; where they really stand is not published with it,
-# so these are stand-ins (the codec's values are what is checked, through the same projection).
-SITES = {
-    (25, sic): RadarSite(15.0 + sic / 100, 45.0 + sic / 200, 100.0 + sic)
-    for sic in (11, 12, 13, 14, 201, 204, 205)
-}
+# the codec's values are what is checked, through the same projection
+SITES = {(r["sac"], r["sic"]): RadarSite(r["lon"], r["lat"], 150.0) for r in SAMPLE_RADARS}
 
 
 def sample(name: str) -> Path:

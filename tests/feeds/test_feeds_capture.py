@@ -9,14 +9,11 @@ import asterix
 import pyais
 import pytest
 
-from conftest import Collector, in_loop, make_feed
+from conftest import SAMPLE_RADARS, Collector, in_loop, make_feed
 from kuroshio.feeds.capture import CaptureError, read_capture, replay
 
 CAT048 = Path(asterix.get_sample_file("cat_034_048.pcap"))
-RADARS = [
-    {"sac": 25, "sic": sic, "lat": 45.0 + sic / 200, "lon": 15.0 + sic / 100}
-    for sic in (11, 12, 13, 14, 201, 204, 205)
-]
+RADARS = SAMPLE_RADARS
 
 
 class FakeTime:

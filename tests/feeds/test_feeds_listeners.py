@@ -15,7 +15,7 @@ import asterix
 import pyais
 import pytest
 
-from conftest import Collector, eventually, in_loop, make_feed
+from conftest import SAMPLE_RADARS, Collector, eventually, in_loop, make_feed
 from kuroshio.feeds import Feed
 from kuroshio.feeds.capture import read_capture
 from kuroshio.model import Observation
@@ -25,10 +25,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Disabled TLS:UserWarning",
     "ignore:ssl.OP_NO_SSL:DeprecationWarning",
 )
-RADARS = [
-    {"sac": 25, "sic": sic, "lat": 45.0 + sic / 200, "lon": 15.0 + sic / 100}
-    for sic in (11, 12, 13, 14, 201, 204, 205)
-]
+RADARS = SAMPLE_RADARS
 
 
 @contextlib.asynccontextmanager

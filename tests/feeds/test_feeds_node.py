@@ -9,17 +9,14 @@ from pathlib import Path
 
 import asterix
 
-from conftest import feed_config, in_loop
+from conftest import SAMPLE_RADARS, feed_config, in_loop
 from kuroshio.feeds import Feed, replay
 from kuroshio.model import Observation
 from kuroshio.node import init_node
 from kuroshio.store import AppendResult
 
 CAT048 = Path(asterix.get_sample_file("cat_034_048.pcap"))
-RADARS = [
-    {"sac": 25, "sic": sic, "lat": 45.0 + sic / 200, "lon": 15.0 + sic / 100}
-    for sic in (11, 12, 13, 14, 201, 204, 205)
-]
+RADARS = SAMPLE_RADARS
 
 
 @in_loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import msgspec
+import pytest
 
 from kuroshio.feeds.base import TrackUpdate, track_id
 from kuroshio.feeds.observations import ObservationMapper, observation_id
@@ -91,3 +92,11 @@ def test_any_uid_a_tak_client_sends_gives_a_valid_id() -> None:
     long = track_id("cot", "x" * 500)
     assert long.startswith("cot:sha256+") and len(long) < 60
     assert msgspec.json.decode(canonical_bytes(mapper()(update(track=long))))["track"] == long
+
+
+def test_an_update_off_the_globe_or_without_a_scheme_is_refused() -> None:
+    # a damaged CAT062 I105 can say 500° of latitude; built records are not schema-checked
+    with pytest.raises(ValueError, match="not on the globe"):
+        mapper()(update(lat=500.0))
+    with pytest.raises(ValueError, match="is not <scheme>:<identity>"):
+        mapper()(update(track="4980"))

@@ -228,6 +228,11 @@ class Feed:
             except MalformedFrame as error:
                 stats.bad_frame(self.name, source.peer, error, received_at)
                 continue
+            except Exception as error:  # a decoding library tripped on it: still one bad frame
+                log.debug("feed %s: decoder failed on a frame", self.name, exc_info=True)
+                reason = f"decoder failed: {type(error).__name__}: {error}"
+                stats.bad_frame(self.name, source.peer, MalformedFrame(reason, frame), received_at)
+                continue
             for update in updates:
                 stats.updates += 1
                 if not self.thinner.admit(update):

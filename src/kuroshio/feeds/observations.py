@@ -13,10 +13,13 @@ sortie counts group by. This module does no I/O and keeps no state.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Final
 
 from kuroshio.feeds.base import TrackUpdate
 from kuroshio.model import (
+    MAX_ID,
+    MAX_TEXT,
     Kinematics,
     Marking,
     Observation,
@@ -30,6 +33,7 @@ from kuroshio.model import (
 MAX_ALTITUDE_M: Final = 100_000.0
 MIN_ALTITUDE_M: Final = -12_000.0
 MAX_SPEED_MPS: Final = 3_000.0
+_TRACK: Final = re.compile(r"[a-z0-9]+:[A-Za-z0-9._:/@+-]+")
 
 
 def observation_id(origin: str, feed: str, track: str, at: dt.datetime) -> str:
@@ -86,9 +90,21 @@ class ObservationMapper:
         self._prefix = f"{origin}:{feed}:"
 
     def __call__(self, update: TrackUpdate) -> Observation:
+        """The observation of one update; ValueError for an update no observation can hold.
+
+        Built records are not validated against the schema's bounds (only decoded ones are),
+        so what a damaged frame could put out of bounds is checked here.
+        """
+        if not (-180.0 <= update.lon <= 180.0 and -90.0 <= update.lat <= 90.0):
+            raise ValueError(f"position {update.lat}, {update.lon} is not on the globe")
+        if len(update.track) > 200 or _TRACK.fullmatch(update.track) is None:
+            raise ValueError(f"track {update.track[:80]!r} is not <scheme>:<identity>")
         at = _millisecond(update.at)
+        identifier = f"{self._prefix}{update.track}@{_stamp(at)}"
+        if len(identifier) > MAX_ID:
+            raise ValueError(f"id {identifier[:80]!r}… is longer than {MAX_ID} characters")
         return Observation(
-            id=f"{self._prefix}{update.track}@{_stamp(at)}",
+            id=identifier,
             origin=self.origin,
             kind=update.kind,
             observed_at=at,
@@ -97,7 +113,7 @@ class ObservationMapper:
             kinematics=self._kinematics(update),
             source=self._source(update),
             marking=self.marking,
-            remarks=update.name,
+            remarks=update.name[:MAX_TEXT] if update.name else None,
             provenance=self._provenance,
             track=update.track,
         )

@@ -163,14 +163,17 @@ async def _read(feed: Feed, reader: asyncio.StreamReader, peer: str) -> None:
 async def serve(feed: Feed, endpoint: Endpoint, files: TlsFiles | None) -> None:
     """Listen on TCP (TLS with client certificates for ``tls://``) until cancelled."""
     context = server_tls(files) if endpoint.scheme == "tls" and files is not None else None
+    clients: set[asyncio.StreamWriter] = set()
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = _peer(writer)
+        clients.add(writer)
         try:
             await _read(feed, reader, peer)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError) as error:
             feed.stats.failed(ConnectionError(f"{peer}: {error}"))
         finally:
+            clients.discard(writer)
             writer.close()
 
     try:
@@ -181,8 +184,13 @@ async def serve(feed: Feed, endpoint: Endpoint, files: TlsFiles | None) -> None:
         raise FeedSocketError(f"{endpoint}: {error.strerror or error}") from None
     feed.bound = server.sockets[0].getsockname()[:2]
     feed.stats.enter("up")
-    async with server:
-        await server.serve_forever()
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        # a stopped listener lets its clients go too, so that they connect to the next one
+        for writer in list(clients):
+            writer.close()
 
 
 async def connect(feed: Feed, endpoint: Endpoint, files: TlsFiles | None) -> None:
