@@ -6,6 +6,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 from collections import Counter
 
+import pytak
 import pytest
 import takproto
 
@@ -13,7 +14,6 @@ from kuroshio.catalogue import class_symbol_code
 from kuroshio.feeds.base import MalformedFrame, TrackUpdate
 from kuroshio.feeds.cot import CotDecoder, CotFramer, cot_platform
 
-pytestmark = pytest.mark.filterwarnings("ignore:The 'aiohttp' package:UserWarning")
 RECEIVED = dt.datetime(2024, 8, 5, 2, 0, tzinfo=dt.UTC).timestamp()
 
 
@@ -143,7 +143,6 @@ def test_bytes_between_events_are_given_back_and_the_events_kept() -> None:
 
 
 def test_pytak_events_decode() -> None:
-    pytak = pytest.importorskip("pytak")
     built = ET.tostring(
         pytak.gen_cot_xml(lat=24.5, lon=122.0, uid="TAK-1", cot_type="a-f-S-X-L", ce=20, hae=0)
     )

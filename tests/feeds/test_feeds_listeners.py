@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Sequence
 from configparser import ConfigParser
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import asterix
 import pyais
+import pytak
 import pytest
 
 from conftest import SAMPLE_RADARS, Collector, eventually, in_loop, make_feed
@@ -21,7 +23,6 @@ from kuroshio.feeds.capture import read_capture
 from kuroshio.model import Observation
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:The 'aiohttp' package:UserWarning",
     "ignore:Disabled TLS:UserWarning",
     "ignore:ssl.OP_NO_SSL:DeprecationWarning",
 )
@@ -184,7 +185,6 @@ def tak_client(url: str, **settings: str) -> Any:
 
 async def send_with_pytak(config: Any, events: Sequence[bytes]) -> asyncio.StreamReader:
     """Connect as pytak does and send the events through its TXWorker."""
-    pytak = pytest.importorskip("pytak")
     reader, writer = await pytak.protocol_factory(config)
     sender = pytak.TXWorker(asyncio.Queue(), config, writer)
     for event in events:
@@ -193,9 +193,6 @@ async def send_with_pytak(config: Any, events: Sequence[bytes]) -> asyncio.Strea
 
 
 def cot_event(uid: str, cot_type: str = "a-h-A-M-F-F") -> bytes:
-    pytak = pytest.importorskip("pytak")
-    import xml.etree.ElementTree as ET
-
     return ET.tostring(  # type: ignore[no-any-return]
         pytak.gen_cot_xml(lat=24.2, lon=119.8, uid=uid, cot_type=cot_type, hae=7_000, ce=100)
     )
@@ -204,7 +201,6 @@ def cot_event(uid: str, cot_type: str = "a-h-A-M-F-F") -> bytes:
 @pytest.mark.parametrize("tak_proto", ["0", "1"], ids=["xml", "protobuf"])
 @in_loop
 async def test_pytak_sends_cot_over_tcp(tak_proto: str) -> None:
-    pytak = pytest.importorskip("pytak")
     sink = Collector()
     feed = make_feed(sink, "tak", kind="cot", listen="tcp://127.0.0.1:0")
     async with running(feed) as (host, port):
