@@ -87,3 +87,11 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
             yield "postgres"
         finally:
             drop_postgres_schemas(dsn)
+
+
+@pytest.fixture(scope="session")
+def tak_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TAK certificates for the feed tests (:func:`feed_support.make_tak_pki`)."""
+    from feed_support import make_tak_pki
+
+    return make_tak_pki(tmp_path_factory.mktemp("tak-pki"))

@@ -23,6 +23,7 @@ FLOORS: dict[str, int] = {
     "fusion": 4,
     "exchange": 4,
     "ingest": 4,
+    "feeds": 4,
     "node": 5,
     "federation": 6,
     "api": 6,

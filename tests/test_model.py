@@ -62,7 +62,7 @@ def test_whole_numbers_built_in_python_sign_the_same_as_after_a_round_trip() -> 
         assert canonical_bytes(again) == canonical_bytes(built)
 
 
-LATER_FIELDS = {"crossed_median_line", "approaches"}
+LATER_FIELDS = {"crossed_median_line", "approaches", "track"}
 """Optional fields added after the first records were signed: left out while unset, so that
 those records keep their bytes."""
 
@@ -71,6 +71,9 @@ def test_canonical_bytes_sort_keys_and_carry_every_field() -> None:
     encoded = json.loads(canonical_bytes(observation()))
     assert list(encoded) == sorted(encoded)
     assert set(encoded) == set(Observation.__struct_fields__) - LATER_FIELDS
+    tracked = json.loads(canonical_bytes(observation(track="ais:416123456")))
+    assert set(tracked) == set(Observation.__struct_fields__) - (LATER_FIELDS - {"track"})
+    assert list(tracked) == sorted(tracked)
 
 
 def test_later_fields_are_kept_when_set_and_round_trip() -> None:
@@ -94,6 +97,28 @@ def test_later_fields_are_kept_when_set_and_round_trip() -> None:
     # Unset, they change nothing: the bytes are those of the record without them.
     without = {k: v for k, v in encoded.items() if k not in LATER_FIELDS}
     assert json.loads(canonical_bytes(plain)) == without
+
+
+def test_a_record_without_a_track_keeps_the_bytes_it_had_before_tracks_existed() -> None:
+    # The canonical bytes of this record as written before Observation.track was added.
+    before = (
+        b'{"geometry":{"coordinates":[121.0,25.0],"type":"Point"},"id":"TWN:x:1","kind":"air",'
+        b'"kinematics":null,"marking":{"control":{"max_hops":0,"rerelease":false,"to":[]},'
+        b'"releasable_to":[],"tlp":"AMBER"},"observed_at":"2024-01-01T00:00:00Z","origin":"TWN",'
+        b'"platform":null,"provenance":{"batch":null,"hops":0,"importer":null,"partner":null,'
+        b'"record":null,"transforms":[]},"remarks":null,"retracted":false,"source":'
+        b'{"confidence":0.5,"sensor":"other","uncertainty_m":0.0},"until":null,"version":1}'
+    )
+    decoded = decode_observation(before)
+    assert decoded.track is msgspec.UNSET
+    assert canonical_bytes(decoded) == before
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(decoded), type=Observation) == decoded
+
+
+def test_a_track_round_trips_and_a_bad_one_is_refused_with_its_path() -> None:
+    tracked = observation(track="cat062:25/100:4980")
+    assert decode_observation(canonical_bytes(tracked)).track == "cat062:25/100:4980"
+    assert "$.track" in _error(dict(GOOD, track="no scheme"))
 
 
 def _error(record: dict[str, object]) -> str:

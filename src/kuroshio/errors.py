@@ -195,12 +195,27 @@ class InclusionError(KuroshioError):
         self.index = index
 
 
+class FeedConfigError(ConfigError, ValueError):
+    """A ``[feeds.NAME]`` table that cannot be used; the message names the file and the field."""
+
+
+class CaptureError(InputError):
+    """A capture file that cannot be read; the message names the file, the record and why."""
+
+
+class FeedSocketError(KuroshioError, OSError):
+    """A feed's socket could not be opened; the message names the endpoint and the reason."""
+
+
 __all__ = [
     "AgreementError",
     "AuditError",
+    "CaptureError",
     "CatalogueError",
     "ChannelClosed",
     "ConfigError",
+    "FeedConfigError",
+    "FeedSocketError",
     "GeographyError",
     "IdentityError",
     "ImportFileError",

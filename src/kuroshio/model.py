@@ -8,10 +8,10 @@ Canonical encoding
 ``canonical_bytes(record)`` is UTF-8 JSON produced by msgspec with struct fields and mapping keys
 sorted by name, no insignificant white space, every field present (defaults included) except the
 optional fields added after the first release (``provenance.grid_km`` of an item never coarsened,
-``approaches``, ``crossed_median_line``, an event's ``interval``…), which are left out while
-unset (``msgspec.UNSET``) so older records keep their bytes, timestamps as RFC 3339 UTC with a
-``Z`` suffix, coordinates rounded to 7 decimal places (about 1 cm) and ``-0.0`` written as
-``0.0``. Equal records therefore give equal bytes on every platform.
+``approaches``, ``crossed_median_line``, ``track``, an event's ``interval``…), which are left
+out while unset (``msgspec.UNSET``) so older records keep their bytes, timestamps as RFC 3339
+UTC with a ``Z`` suffix, coordinates rounded to 7 decimal places (about 1 cm) and ``-0.0``
+written as ``0.0``. Equal records therefore give equal bytes on every platform.
 ``docs/canonical-vectors.json`` holds records and their exact bytes and SHA-256.
 """
 
@@ -238,6 +238,20 @@ ObservationId = Annotated[
         examples=["TWN:mnd-tracks:2022-08-05:H-6K:1"],
     ),
 ]
+TrackId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=200,
+        pattern=r"^[a-z0-9]+:[A-Za-z0-9._:/@+-]+$",
+        description=(
+            "the source's own identity of the track an observation belongs to: "
+            "'<scheme>:<identity>' (MMSI, ICAO 24-bit address, ASTERIX SAC/SIC and track "
+            "number, CoT uid)"
+        ),
+        examples=["ais:416123456", "icao:8991A1", "cat062:25/100:4980"],
+    ),
+]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
@@ -386,6 +400,9 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         Annotated[tuple[ClosestApproach, ...], msgspec.Meta(max_length=50)] | msgspec.UnsetType
     ) = msgspec.UNSET
     """Closest approaches to places that the source gives for this observation."""
+    track: TrackId | msgspec.UnsetType = msgspec.UNSET
+    """The source track this observation is one update of (a live feed's track identity).
+    Unset, the field is left out of every encoding, so records without it keep their bytes."""
 
     def __post_init__(self) -> None:
         _check_party(self.origin, "origin")

@@ -15,10 +15,13 @@ import pytest
 from kuroshio.catalogue import (
     CLASS_SYMBOLS,
     PLATFORM_CLASSES,
+    UNSPECIFIED_ENTITY,
     Catalogue,
     UnknownLabels,
+    class_symbol_code,
     lookup,
     repair_mojibake,
+    symbol_code,
 )
 from kuroshio.errors import CatalogueError, UnknownPlatformLabel
 
@@ -62,6 +65,15 @@ def test_sidc_encodes_identity_set_and_entity() -> None:
     assert submarine is not None and submarine.sidc.startswith("100635")
     coast_guard = CATALOGUE.get("CCG cutter")
     assert coast_guard is not None and coast_guard.symbol_entity == "140300"
+
+
+def test_a_bare_class_and_an_exercise_track_have_their_own_codes() -> None:
+    assert class_symbol_code("bomber") == "10060100001101030000"
+    assert class_symbol_code("helicopter", "friend") == "10030100001102000000"
+    # a joker: a suspect played in an exercise
+    assert symbol_code("01", UNSPECIFIED_ENTITY, "suspect", context="exercise") == (
+        "10150100000000000000"
+    )
 
 
 def test_get_by_code() -> None:

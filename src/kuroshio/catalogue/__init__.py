@@ -8,22 +8,28 @@ from kuroshio.catalogue.labels import label_key, normalise_label, repair_mojibak
 from kuroshio.catalogue.platforms import (
     CLASS_SYMBOLS,
     PLATFORM_CLASSES,
+    UNSPECIFIED_ENTITY,
     Catalogue,
+    Context,
     Domain,
     PlatformClass,
     PlatformType,
     Precision,
     StandardIdentity,
     UnknownLabels,
+    class_symbol_code,
     lookup,
+    symbol_code,
 )
 from kuroshio.errors import CatalogueError, UnknownPlatformLabel
 
 __all__ = [
     "CLASS_SYMBOLS",
     "PLATFORM_CLASSES",
+    "UNSPECIFIED_ENTITY",
     "Catalogue",
     "CatalogueError",
+    "Context",
     "Domain",
     "PlatformClass",
     "PlatformType",
@@ -31,8 +37,10 @@ __all__ = [
     "StandardIdentity",
     "UnknownLabels",
     "UnknownPlatformLabel",
+    "class_symbol_code",
     "label_key",
     "lookup",
     "normalise_label",
     "repair_mojibake",
+    "symbol_code",
 ]

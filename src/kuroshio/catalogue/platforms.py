@@ -142,11 +142,43 @@ class PlatformType(msgspec.Struct, frozen=True, kw_only=True):
 
         Version 10, reality context, status present, no HQ/task-force/echelon amplifiers.
         """
-        version, context, status, headquarters, echelon = "10", "0", "0", "0", "00"
-        return (
-            f"{version}{context}{_IDENTITY_DIGIT[identity]}{self.symbol_set}{status}"
-            f"{headquarters}{echelon}{self.symbol_entity}{self.modifier_1}{self.modifier_2}"
+        return symbol_code(
+            self.symbol_set, self.symbol_entity, identity, self.modifier_1, self.modifier_2
         )
+
+
+Context = Literal["reality", "exercise", "simulation"]
+_CONTEXT_DIGIT: Final[dict[str, str]] = {"reality": "0", "exercise": "1", "simulation": "2"}
+UNSPECIFIED_ENTITY: Final = "000000"
+"""A symbol set's frame without an entity icon: what is known is the domain, not the type."""
+
+
+def symbol_code(
+    symbol_set: str,
+    entity: str,
+    identity: StandardIdentity = "hostile",
+    modifier_1: str = "00",
+    modifier_2: str = "00",
+    *,
+    context: Context = "reality",
+) -> str:
+    """A 20-digit MIL-STD-2525D SIDC: version 10, status present, no HQ/task-force/echelon.
+
+    ``symbol_set`` is two digits (01 air, 30 sea surface, 35 sea subsurface), ``entity`` six.
+    """
+    version, status, headquarters, echelon = "10", "0", "0", "00"
+    return (
+        f"{version}{_CONTEXT_DIGIT[context]}{_IDENTITY_DIGIT[identity]}{symbol_set}{status}"
+        f"{headquarters}{echelon}{entity}{modifier_1}{modifier_2}"
+    )
+
+
+def class_symbol_code(
+    platform_class: str, identity: StandardIdentity = "hostile", *, context: Context = "reality"
+) -> str:
+    """The SIDC of a bare class (its default entity, :data:`CLASS_SYMBOLS`)."""
+    _, symbol_set, entity = CLASS_SYMBOLS[platform_class]
+    return symbol_code(symbol_set, entity, identity, context=context)
 
 
 class UnknownLabels:
