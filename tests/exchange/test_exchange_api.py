@@ -120,3 +120,16 @@ def test_withheld_reports_never_reach_an_outbox_through_the_api(
     with sqlite3.connect(node.store.path) as conn:
         rows = conn.execute("SELECT count(*) FROM outbox").fetchone()
     assert rows[0] == 0
+
+
+def test_the_api_adds_only_the_nodes_own_observations(client: httpx.Client, node: Node) -> None:
+    body = b"\n".join(
+        msgspec.json.encode(item)
+        for item in (observation(1), observation(2, origin="JPN"), observation(3))
+    )
+    added = client.post("/api/observations", content=body).json()
+    assert added["inserted"] == 2
+    [refused] = added["rejected"]
+    assert refused["location"] == "line 2"
+    assert refused["reason"].startswith("origin JPN: this node adds only TWN's own observations")
+    assert node.store.get("JPN:test:2") is None

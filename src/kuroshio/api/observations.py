@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from kuroshio import inputs
 from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import Record, decode_record
+from kuroshio.ingest.records import Record, decode_record, own_only
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.sqlite import StoreReader
@@ -168,13 +168,13 @@ def _records(body: bytes, max_record_bytes: int) -> Iterator[Record]:
 
 @router.post(
     "/observations",
-    summary="Add observations (a JSON object, a JSON array, or NDJSON)",
+    summary="Add this node's own observations (a JSON object, a JSON array, or NDJSON)",
     responses={413: {"description": "body too large"}},
 )
 async def add_observations(request: Request) -> Response:
     node = _node(request)
     body = await _read_body(request, node.config.api.max_body_bytes)
-    records = list(_records(body, node.config.limits.max_record_bytes))
+    records = list(own_only(_records(body, node.config.limits.max_record_bytes), node.party))
     summary: LoadSummary = await run_in_threadpool(
         store_records, functools.partial(node.ingest, via="api"), records
     )

@@ -147,7 +147,8 @@ def open_batch(
     """Check a received batch against the sender's pinned key; raise :class:`LinkRefused` why not.
 
     Checks, in order: item count, header, signature, link, count, Merkle root, then every item
-    (decodes and validates as an Observation, is canonical, originates from the sender).
+    (decodes and validates as an Observation, is canonical, is not the receiver's own, and
+    originates from the sender or is passed on as its originator's marking allows).
     """
     if len(frame.items) > max_items:
         raise LinkRefused("too_many_items", f"{len(frame.items)} items, the limit is {max_items}")
@@ -190,6 +191,14 @@ def _open_item(item: bytes, index: int, sender: str, receiver: str, seq: int) ->
     if canonical_bytes(observation) != item:
         raise LinkRefused(
             "non_canonical_item", f"item {index} ({observation.id}) is not canonical", seq=seq
+        )
+    # This node's own items never come back from anyone else: one claiming to is a forgery.
+    if receiver in (observation.origin, observation.provenance.relayed_origin):
+        raise LinkRefused(
+            "own_origin",
+            f"item {index} ({observation.id}) claims {receiver} as its origin; {receiver}'s "
+            f"own items are never taken from {sender}",
+            seq=seq,
         )
     # An item from another origin is a re-release: only as that originator's marking allows.
     relayed = relay_refusal(observation, sender, receiver)

@@ -130,7 +130,10 @@ class ProofFinder:
 
     def origin_proof(self, observation: Observation) -> ItemProof | None:
         """The proof signed by ``observation.origin``: from the batch it came in when the origin
-        sent it here, else the one a relay carried with it; None when this node holds neither."""
+        sent it here, else the one a relay carried with it; None when this node holds neither,
+        or the item is kept on a relay's word (its batch shows the item under another id)."""
+        if observation.provenance.relayed_id is not msgspec.UNSET:
+            return None
         return self.batch_proof(observation, observation.origin) or self.kept_proof(observation)
 
     def kept_proof(self, observation: Observation) -> ItemProof | None:
@@ -148,15 +151,25 @@ class ProofFinder:
         tree = self._trees.get(key)
         if tree is None:
             tree = self._trees[key] = leaf_tree(leaves)
-        as_sent = msgspec.structs.replace(
-            observation, provenance=_provenance_decoder.decode(sent_provenance)
-        )
+        as_sent = sent_form(observation, _provenance_decoder.decode(sent_provenance))
         return ItemProof(
             item=canonical_bytes(as_sent),
             header=header,
             signature=signature,
             proof=tree.inclusion_proof(position),
         )
+
+
+def sent_form(kept: Observation, sent_provenance: Provenance) -> Observation:
+    """A received item as its sender signed it: with the provenance it was sent with, and, for
+    an item kept on a relay's word (``provenance.relayed_id``), the id and origin it was sent
+    under."""
+    relayed_id = kept.provenance.relayed_id
+    if relayed_id is msgspec.UNSET:
+        return msgspec.structs.replace(kept, provenance=sent_provenance)
+    return msgspec.structs.replace(
+        kept, id=relayed_id, origin=relayed_id[:3], provenance=sent_provenance
+    )
 
 
 def leaf_tree(leaves: bytes) -> MerkleTree:
@@ -174,6 +187,7 @@ __all__ = [
     "decode_proof",
     "encode_proof",
     "leaf_tree",
+    "sent_form",
     "verify_batch_proof",
     "verify_item_proof",
 ]

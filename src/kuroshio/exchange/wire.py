@@ -38,6 +38,7 @@ RefusalCode = Literal[
     "chain_broken",  # prev_hash does not name the last batch received
     "diverged",  # the two sides disagree about the link's history
     "bad_origin_proof",  # a relayed item's origin proof does not check out
+    "own_origin",  # an item that claims the receiver as its origin
 ]
 
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]

@@ -65,16 +65,16 @@ class Inbox:
             sender_key=partner.signing_key,
             max_items=self.node.config.exchange.batch_items,
         )
-        origin_proofs = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
+        proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
         label = batch_label(partner.party, self.node.party, opened.header.seq)
-        received = as_received(opened.observations, partner.party, label)
+        received = as_received(opened.observations, partner.party, label, frozenset(proven))
         return CheckedBatch(
             frame=frame,
             opened=opened,
-            origin_proofs=origin_proofs,
+            origin_proofs=list(proven.values()),
             received=received,
             prepared=prepare(received),
-            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations),
+            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations, received),
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:

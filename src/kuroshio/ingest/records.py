@@ -1,14 +1,16 @@
 """Reading observation records from JSON documents: NDJSON, a JSON array, or one JSON object.
 
 Each record comes back with its location (``file:line`` for NDJSON, ``file[index]`` for an
-array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused.
-It stores nothing; see :mod:`kuroshio.ingest.load`.
+array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused;
+:func:`own_only` refuses the records of any party but the node's own (what an operator adds is
+the node's own word; a partner's items come only over links). It stores nothing; see
+:mod:`kuroshio.ingest.load`.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +38,18 @@ def decode_record(location: str, data: bytes) -> Record:
         return location, _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return location, ImportRecordError(location, _reason(exc))
+
+
+def own_only(records: Iterable[Record], party: str) -> Iterator[Record]:
+    """``records`` with every observation of another origin than ``party`` refused."""
+    for location, item in records:
+        if isinstance(item, Observation) and item.origin != party:
+            item = ImportRecordError(
+                location,
+                f"origin {item.origin}: this node adds only {party}'s own observations "
+                f"(a partner's come over its link) - at $.origin",
+            )
+        yield location, item
 
 
 def read_observations(
