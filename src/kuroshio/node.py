@@ -22,7 +22,8 @@ import tomli_w
 
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
-from kuroshio.exchange.release import ReleaseSummary, release_in
+from kuroshio.exchange import outbox
+from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, load_partners
@@ -421,6 +422,57 @@ class Node:
             tx, "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
         return result, released
+
+    def enforce_at_send(self, tx: Transaction, partner: str, now: dt.datetime) -> int:
+        """Before a batch to ``partner`` is sealed, in its transaction: withdraw every due item
+        released under an agreement no longer in force (expired, superseded) and decide it again
+        under the one in force now, if any; audited as a ``decision``. How many were withdrawn.
+        """
+        enforced = self.agreement_for(partner, now)
+        lapsed = outbox.withdraw_lapsed(
+            tx, partner, None if enforced is None else enforced.digest, now
+        )
+        if not lapsed:
+            return 0
+        released = ReleaseSummary()
+        if enforced is not None:
+            originals = [
+                found
+                for item in lapsed
+                if (found := tx.observations.get(item.id, item.version)) is not None
+            ]
+            status = self.reciprocity_in(tx, partner, enforced, now)
+            released = release_in(
+                tx,
+                originals,
+                [partner],
+                agreement_for=lambda _: enforced,
+                reciprocity={} if status is None else {partner: status},
+                own_party=self.party,
+                now=now,
+            )
+        in_force = None if enforced is None else f"{enforced.id} v{enforced.version}"
+        again = released.released.get(partner, 0)
+        details: dict[str, Any] = {
+            "partner": partner,
+            "withdrawn": len(lapsed),
+            "released_under": sorted({item.agreement or "unrecorded" for item in lapsed}),
+            "in_force": in_force,
+            "released_again": again,
+            "items": [f"{item.id} v{item.version}" for item in lapsed[:MAX_LISTED_ITEMS]],
+        }
+        if released.partners:
+            details["decision"] = released.audit_details()["partners"]
+        self.audit.append(
+            tx,
+            "decision",
+            (
+                f"withheld at send to {partner}: {len(lapsed)} released under an agreement no "
+                f"longer in force ({again} released again under {in_force or 'none'})"
+            )[:500],
+            details,
+        )
+        return len(lapsed)
 
     def close(self) -> None:
         if self._store is not None:

@@ -41,16 +41,36 @@ TABLES = (
 )
 
 
-def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table the first release kept, read without kuroshio."""
+def _rows(
+    path: Path, columns: dict[str, list[str]] | None = None
+) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table the first release kept, read without kuroshio: all columns, or
+    the ``columns`` named per table (a later migration may add columns)."""
     conn = sqlite3.connect(path)
     try:
         present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         return {
-            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            table: sorted(
+                conn.execute(
+                    f"SELECT {', '.join(columns[table]) if columns else '*'} FROM {table}"
+                ).fetchall(),
+                key=repr,
+            )
             for table in TABLES
-            if table in present
+            if table in present and (not columns or columns.get(table))
         }
+    finally:
+        conn.close()
+
+
+def _columns(path: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        found = {
+            table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            for table in TABLES
+        }
+        return {table: names for table, names in found.items() if names}
     finally:
         conn.close()
 
@@ -67,6 +87,7 @@ def _open(root: Path) -> tuple[Node, Node]:
 
 
 def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: Path) -> None:
+    columns = {party: _columns(old_nodes / party / "store.sqlite") for party in ("twn", "jpn")}
     before = {party: _rows(old_nodes / party / "store.sqlite") for party in ("twn", "jpn")}
     assert (
         before["twn"]["ledger"] and before["twn"]["daily_counts"] and before["jpn"]["inbox_items"]
@@ -76,7 +97,7 @@ def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: 
         assert node.store.schema_version == schema.SCHEMA_VERSION
     twn.close(), jpn.close()
     for party in ("twn", "jpn"):
-        after = _rows(old_nodes / party / "store.sqlite")
+        after = _rows(old_nodes / party / "store.sqlite", columns[party])
         for table, rows in before[party].items():
             assert after[table] == rows, f"{party}: {table} changed"
     # Opening again takes no step twice.

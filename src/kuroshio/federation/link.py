@@ -241,7 +241,10 @@ class Link:
 
     def _seal(self) -> SealedBatch | None:
         party = self.partner.party
+        now = dt.datetime.now(dt.UTC)
         with self.node.store.transaction() as tx:
+            # The agreement is checked at the moment of sending, whatever waited in the outbox.
+            self.node.enforce_at_send(tx, party, now)
             sealed = outbox.seal_next(
                 tx,
                 party,
@@ -249,7 +252,7 @@ class Link:
                 sender=self.node.party,
                 max_items=self.batch_items,
                 max_bytes=self.max_batch_bytes,
-                now=dt.datetime.now(dt.UTC),
+                now=now,
             )
             if sealed is not None:
                 self.node.audit.append(

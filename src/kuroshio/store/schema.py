@@ -239,10 +239,16 @@ def _audit_guards(conn: Connection, dialect: str) -> None:
         conn.execute(statement)
 
 
+_OUTBOX_AGREEMENT: Final = (
+    # The digest of the agreement each item was released under; NULL for items queued before.
+    "ALTER TABLE outbox ADD COLUMN agreement TEXT",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
     Migration("0003_audit_append_only", run=_audit_guards),
+    Migration("0004_outbox_agreement", _OUTBOX_AGREEMENT),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
