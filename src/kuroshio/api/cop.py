@@ -32,6 +32,8 @@ from kuroshio.store.sqlite import StoreReader
 WEB_DIST: Final = Path(__file__).resolve().parent.parent / "web" / "dist"
 """The built front end (``make`` builds it from ``web/``; git ignores it)."""
 MAX_SORTIE_DAYS: Final = 366
+MAX_VERSION: Final = 2**31 - 1
+"""The largest observation version the schema allows."""
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; "
     "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
@@ -373,7 +375,7 @@ def _detail(request: Request, obs_id: str, version: int | None) -> ObservationDe
 async def observation_detail(
     request: Request,
     obs_id: Annotated[str, Query(alias="id", max_length=256)],
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     return _encoded(await run_in_threadpool(_detail, request, obs_id, version))
 

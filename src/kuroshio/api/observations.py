@@ -22,19 +22,20 @@ from starlette.concurrency import run_in_threadpool
 from kuroshio import inputs
 from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import Record, decode_record, own_only
+from kuroshio.ingest.records import Record, decode_record, own_only, record_list
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.sqlite import StoreReader
 
 STREAM_BATCH: Final = 500
 POLL_S: Final = 1.0
+MAX_EVENT_ID: Final = 2**63 - 1
+"""The largest stream event id (a store row number)."""
 RETRY_MS: Final = 2_000
 """How long a browser waits before it reconnects a dropped stream."""
 
 router = APIRouter(prefix="/api", tags=["observations"])
 _json = msgspec.json.Encoder()
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _kind_origin = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -150,7 +151,7 @@ def _records(body: bytes, max_record_bytes: int) -> Iterator[Record]:
     text = body.lstrip(b" \t\r\n\xef\xbb\xbf")
     if text.startswith(b"["):
         try:
-            elements = _raw_list.decode(text)
+            elements = record_list(text)
         except msgspec.DecodeError as error:
             raise HTTPException(400, f"body is not a JSON array: {error}") from None
         for index, element in enumerate(elements):
@@ -206,7 +207,9 @@ def _matches(body: bytes, kinds: tuple[str, ...], origins: tuple[str, ...]) -> b
 )
 async def stream(
     request: Request,
-    after: Annotated[int | None, Query(ge=0, description="Start after this event id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Start after this event id")
+    ] = None,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
     origin: Annotated[list[str], Query()] = [],  # noqa: B006
     last_event_id: Annotated[str | None, Header()] = None,
@@ -215,8 +218,13 @@ async def stream(
     signal: ChangeSignal = request.app.state.changes
     kinds = _split(kind)
     origins = tuple(o.upper() for o in _split(origin))
-    if after is None and last_event_id is not None and last_event_id.isdigit():
-        after = int(last_event_id)
+    if (
+        after is None
+        and last_event_id is not None
+        and last_event_id.isdigit()
+        and len(last_event_id) <= len(str(MAX_EVENT_ID))
+    ):
+        after = min(int(last_event_id), MAX_EVENT_ID)
     cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
     yield ServerSentEvent(retry=RETRY_MS)
     while True:

@@ -127,7 +127,11 @@ def add(
             task = progress.add_task("adding", total=None)
             for path in files:
                 records = own_only(
-                    read_observations(path, max_record_bytes=node.config.limits.max_record_bytes),
+                    read_observations(
+                        path,
+                        max_record_bytes=node.config.limits.max_record_bytes,
+                        max_file_bytes=node.config.limits.max_file_bytes,
+                    ),
                     node.party,
                 )
                 part = store_records(
