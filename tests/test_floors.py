@@ -19,6 +19,7 @@ FLOORS: dict[str, int] = {
     "partners": 3,
     "store": 2,
     "audit": 3,
+    "access": 3,
     "policy": 4,
     "fusion": 4,
     "exchange": 4,

@@ -27,6 +27,8 @@ Hierarchy::
     ├── ChannelClosed          a link's channel closed, with the code and reason given
     ├── MerkleError            a tree asked for what it does not hold (also ValueError)
     ├── InclusionError         an inclusion proof that does not bind its item to the root
+    ├── NotAuthenticated       no operator could be authenticated for a request (HTTP 401)
+    ├── NotPermitted           the operator's role does not allow it (HTTP 403)
     └── LinkRefused            a batch, receipt or hello refused (kuroshio.exchange.wire)
 """
 
@@ -186,6 +188,19 @@ class InclusionError(KuroshioError):
         self.index = index
 
 
+class NotAuthenticated(KuroshioError):
+    """No operator could be authenticated (no credentials, or ones that do not check out)."""
+
+    http_status: ClassVar[int] = 401
+
+
+class NotPermitted(KuroshioError):
+    """An authenticated operator whose role does not allow what was asked, or a request from a
+    page or host this node does not serve."""
+
+    http_status: ClassVar[int] = 403
+
+
 __all__ = [
     "AgreementError",
     "AuditError",
@@ -201,6 +216,8 @@ __all__ = [
     "KuroshioError",
     "LocatedError",
     "MerkleError",
+    "NotAuthenticated",
+    "NotPermitted",
     "PartnerError",
     "StoreError",
     "TransportError",

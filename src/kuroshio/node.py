@@ -8,6 +8,7 @@ creates and reads that directory and is the one door for everything a node learn
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import ipaddress
 import os
 import re
@@ -20,6 +21,8 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 import tomli_w
 
+from kuroshio.access.local import add_operator, issue_token
+from kuroshio.access.oidc import OidcSettings
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
 from kuroshio.exchange import outbox
@@ -47,6 +50,11 @@ CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
 DEFAULT_API_PORT: Final = 8080
 _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
+ADMIN: Final = "admin"
+"""The operator ``kuroshio init`` makes, with a bearer token in :data:`ADMIN_TOKEN`."""
+ADMIN_TOKEN: Final = "keys/admin.token"
+PRIVATE_DIR: Final = 0o700
+PRIVATE_FILE: Final = 0o600
 RECIPROCITY_REFRESH_S: Final = 10.0
 """How long a judged reciprocity standing is reused before the ledger is read again."""
 
@@ -94,6 +102,14 @@ class ApiSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    public_hosts: tuple[str, ...] = ()
+    """Further host names the API and picture are reached by (a request naming any other host
+    is refused, which defeats DNS rebinding); loopback names and ``host`` always count."""
+    session_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 12
+    """How long a browser session lasts after logging in."""
+    oidc: OidcSettings | None = None
+    """An organisation's OpenID Connect identity provider whose tokens are accepted."""
 
     def url(self) -> str:
         scheme = "https" if self.certfile else "http"
@@ -157,6 +173,9 @@ class Node:
         self.agreement_problems: list[InstallProblem] = []
         """Stored agreement files that did not install when the book was last loaded."""
         self._reciprocity: dict[str, tuple[float, str, ReciprocityStatus]] = {}
+        self.operator = f"local:{_local_user()}"
+        """Who works this node object, named in the audit entries of its writes: the local
+        account for the command line; the API names the authenticated operator per request."""
 
     @property
     def party(self) -> str:
@@ -246,7 +265,7 @@ class Node:
         return self.agreements.in_force(partner, now)
 
     def install_agreement(
-        self, path: Path, *, now: dt.datetime | None = None
+        self, path: Path, *, now: dt.datetime | None = None, operator: str | None = None
     ) -> tuple[EnforcedAgreement, bool]:
         """Install a signed agreement file and audit it; True when it was not installed before.
 
@@ -264,7 +283,11 @@ class Node:
                     tx,
                     "agreement_change",
                     f"refused {path.name}"[:500],
-                    {"file": str(path), "refused": error.reason[:1000]},
+                    {
+                        "file": str(path),
+                        "refused": error.reason[:1000],
+                        "operator": operator or self.operator,
+                    },
                 )
             raise
         if previous == enforced.version:
@@ -274,7 +297,7 @@ class Node:
                 tx,
                 "agreement_change",
                 f"installed {enforced.id} v{enforced.version}",
-                enforced.audit_details(),
+                {**enforced.audit_details(), "operator": operator or self.operator},
             )
         return enforced, True
 
@@ -332,6 +355,67 @@ class Node:
         self._reciprocity[partner] = (time.monotonic(), agreement.digest, status)
         return status
 
+    # --- operators ---------------------------------------------------------------------------
+
+    def add_operator(self, name: str, role: str, password: str | None) -> None:
+        """Add a local operator of the operator API (or change its role and password); audited."""
+        with self.store.transaction() as tx:
+            checked = add_operator(tx, name, role, password, dt.datetime.now(dt.UTC))
+            self.audit.append(
+                tx,
+                "access",
+                f"operator {name} is {checked}",
+                {
+                    "name": name,
+                    "role": checked,
+                    "can_log_in": password is not None,
+                    "operator": self.operator,
+                },
+            )
+
+    def remove_operator(self, name: str) -> bool:
+        """Disable an operator and end its tokens and sessions; audited. False: none such."""
+        with self.store.transaction() as tx:
+            removed = tx.operators.disable(name)
+            if removed:
+                self.audit.append(
+                    tx,
+                    "access",
+                    f"operator {name} removed",
+                    {"name": name, "operator": self.operator},
+                )
+        return removed
+
+    def issue_token(self, operator: str, label: str, valid_for: dt.timedelta | None) -> str:
+        """A new bearer token acting as ``operator`` (shown once); audited without the secret."""
+        with self.store.transaction() as tx:
+            secret = issue_token(tx, operator, label, dt.datetime.now(dt.UTC), valid_for=valid_for)
+            self.audit.append(
+                tx,
+                "access",
+                f"bearer {label} issued to {operator}",
+                {
+                    "name": operator,
+                    "label": label,
+                    "days": None if valid_for is None else valid_for.days,
+                    "operator": self.operator,
+                },
+            )
+        return secret
+
+    def revoke_token(self, operator: str, label: str) -> bool:
+        """Revoke a bearer token at once; audited. False: no such token."""
+        with self.store.transaction() as tx:
+            revoked = tx.operators.revoke_token(operator, label)
+            if revoked:
+                self.audit.append(
+                    tx,
+                    "access",
+                    f"bearer {label} of {operator} revoked",
+                    {"name": operator, "label": label, "operator": self.operator},
+                )
+        return revoked
+
     # --- listeners -----------------------------------------------------------------------------
 
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -350,22 +434,25 @@ class Node:
         for listener in listeners:
             listener()
 
-    def ingest(self, observations: Sequence[Observation], *, via: str = "local") -> AppendResult:
+    def ingest(
+        self,
+        observations: Sequence[Observation],
+        *,
+        via: str = "local",
+        operator: str | None = None,
+    ) -> AppendResult:
         """Store own or imported observations; the single door for everything this node learns.
 
         In one transaction: the store append, the release of each new version to each partner's
-        outbox, and the ``ingest`` audit entry.
+        outbox, and the ``ingest`` audit entry, naming ``operator`` (default: :attr:`operator`).
         """
         partners = self.partners
         audit = self.audit
         with self.store.transaction() as tx:
             result, released = self.store_in(tx, observations, partners)
-            audit.append(
-                tx,
-                "ingest",
-                f"{len(observations)} observations via {via}",
-                ingest_details(result, released),
-            )
+            details = ingest_details(result, released)
+            details["operator"] = operator or self.operator
+            audit.append(tx, "ingest", f"{len(observations)} observations via {via}", details)
         if result.stored:
             self.notify_stored()
         return result
@@ -502,6 +589,13 @@ def ingest_details(result: AppendResult, released: ReleaseSummary) -> dict[str, 
     return details
 
 
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
 def default_name(party: str) -> str:
     return f"{party.lower()}-1"
 
@@ -536,7 +630,8 @@ def init_node(
         )
     except msgspec.ValidationError as error:
         raise ConfigError(f"{config_path}: {_toml_path(str(error))}") from None
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    os.chmod(directory, PRIVATE_DIR)
     names = list(hostnames)
     if host not in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::"):
         names.append(host)
@@ -546,16 +641,33 @@ def init_node(
         raise ConfigError(f"cannot create the node identity: {error}") from None
     save_config(directory, config)
     node = Node(directory, config)
-    node.store  # noqa: B018 - creates the store file now, so a new node is complete on disk
+    with node.store.transaction() as tx:
+        now = dt.datetime.now(dt.UTC)
+        add_operator(tx, ADMIN, "admin", None, now)
+        token = issue_token(tx, ADMIN, "init", now)
+        node.audit.append(
+            tx, "access", f"operator {ADMIN} added", {"operator": ADMIN, "role": "admin"}
+        )
+    write_private(directory / ADMIN_TOKEN, (token + "\n").encode("ascii"))
     return node
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (``0600``), replacing any file there."""
+    staging = path.with_name(path.name + ".new")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(staging, path)
 
 
 def save_config(directory: Path, config: NodeConfig) -> None:
     """Write the config atomically (comments in an edited file are not kept)."""
-    path = directory / CONFIG_NAME
-    staging = path.with_suffix(".toml.new")
-    staging.write_text(_render(config), encoding="utf-8")
-    os.replace(staging, path)
+    write_private(directory / CONFIG_NAME, _render(config).encode("utf-8"))
 
 
 def _render(config: NodeConfig) -> str:

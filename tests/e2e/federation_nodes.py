@@ -58,6 +58,12 @@ class ServedNode:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
+    def headers(self) -> dict[str, str]:
+        """Credentials of the node's admin (the token ``kuroshio init`` made) for its API."""
+        token = (self.directory / "keys" / "admin.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    @property
     def store_path(self) -> Path:
         return self.directory / "store.sqlite"
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from kuroshio.api.access import needs, picture_or_login
 from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange.inbox import verify_received
@@ -231,7 +231,10 @@ picture's files are missing from <code>{dist}</code>.</p>
 
 
 @page_router.get("/")
-def picture_page() -> Response:
+def picture_page(request: Request) -> Response:
+    viewer = picture_or_login(request)
+    if isinstance(viewer, Response):
+        return viewer
     index = WEB_DIST / "index.html"
     if not index.is_file():
         return HTMLResponse(_NOT_BUILT.format(dist=WEB_DIST), status_code=503)
@@ -242,10 +245,14 @@ def picture_page() -> Response:
     )
 
 
-def mount_assets(app: FastAPI) -> None:
-    """Serve the built assets under ``/assets`` when they exist (``/`` explains when not)."""
-    assets = WEB_DIST / "assets"
-    app.mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets")
+@page_router.get("/assets/{name:path}", dependencies=[Depends(needs("viewer"))])
+def asset(name: str) -> Response:
+    """A built asset of the picture (``/`` explains when there are none)."""
+    assets = (WEB_DIST / "assets").resolve()
+    path = (assets / name).resolve()
+    if not path.is_relative_to(assets) or not path.is_file():
+        raise HTTPException(404, f"no asset {name[:100]!r}")
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 # --- routes ---------------------------------------------------------------------------------------
@@ -459,4 +466,4 @@ async def audit(request: Request) -> Response:
     return _encoded(await run_in_threadpool(_audit, request))
 
 
-__all__ = ["WEB_DIST", "document_schemas", "mount_assets", "page_router", "router"]
+__all__ = ["WEB_DIST", "document_schemas", "page_router", "router"]

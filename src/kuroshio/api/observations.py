@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Final
 
 import msgspec
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from kuroshio import inputs
+from kuroshio.access import Principal
+from kuroshio.api.access import needs
 from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import Record, decode_record, own_only, record_list
@@ -35,6 +37,7 @@ RETRY_MS: Final = 2_000
 """How long a browser waits before it reconnects a dropped stream."""
 
 router = APIRouter(prefix="/api", tags=["observations"])
+VIEWER: Final = [Depends(needs("viewer"))]
 _json = msgspec.json.Encoder()
 _kind_origin = msgspec.json.Decoder(dict[str, Any])
 
@@ -71,7 +74,7 @@ def _json_response(value: Any, status: int = 200) -> Response:
     return Response(_json.encode(value), status_code=status, media_type="application/json")
 
 
-@router.get("/health", summary="Is the node up, and who is it")
+@router.get("/health", summary="Is the node up, and who is it (no authentication)")
 def health(request: Request) -> Response:
     node = _node(request)
     return _json_response(
@@ -85,7 +88,11 @@ def health(request: Request) -> Response:
     )
 
 
-@router.get("/observations", summary="Current observations, filtered, one page at a time")
+@router.get(
+    "/observations",
+    summary="Current observations, filtered, one page at a time",
+    dependencies=VIEWER,
+)
 def list_observations(
     request: Request,
     start: str | None = None,
@@ -113,7 +120,9 @@ def list_observations(
     return _json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/events", summary="Derived events (ADIZ entries, crossings, transits)")
+@router.get(
+    "/events", summary="Derived events (ADIZ entries, crossings, transits)", dependencies=VIEWER
+)
 def list_events(
     request: Request,
     start: str | None = None,
@@ -172,12 +181,16 @@ def _records(body: bytes, max_record_bytes: int) -> Iterator[Record]:
     summary="Add this node's own observations (a JSON object, a JSON array, or NDJSON)",
     responses={413: {"description": "body too large"}},
 )
-async def add_observations(request: Request) -> Response:
+async def add_observations(
+    request: Request, principal: Annotated[Principal, Depends(needs("operator"))]
+) -> Response:
     node = _node(request)
     body = await _read_body(request, node.config.api.max_body_bytes)
     records = list(own_only(_records(body, node.config.limits.max_record_bytes), node.party))
     summary: LoadSummary = await run_in_threadpool(
-        store_records, functools.partial(node.ingest, via="api"), records
+        store_records,
+        functools.partial(node.ingest, via="api", operator=principal.label),
+        records,
     )
     return _json_response(
         {
@@ -204,6 +217,7 @@ def _matches(body: bytes, kinds: tuple[str, ...], origins: tuple[str, ...]) -> b
     "/stream",
     summary="Newly stored observations as Server-Sent Events (event: observation, id: seq)",
     response_class=EventSourceResponse,
+    dependencies=VIEWER,
 )
 async def stream(
     request: Request,

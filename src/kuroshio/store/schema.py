@@ -244,11 +244,38 @@ _OUTBOX_AGREEMENT: Final = (
     "ALTER TABLE outbox ADD COLUMN agreement TEXT",
 )
 
+_OPERATORS: Final = (
+    # Who may use the operator API: local operators, their bearer tokens and browser sessions
+    # (tokens and sessions as the SHA-256 of the secret only).
+    """CREATE TABLE IF NOT EXISTS operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        created_at INTEGER NOT NULL,
+        disabled INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS operator_tokens (
+        digest BLOB PRIMARY KEY,
+        label TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        UNIQUE (operator, label)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS operator_sessions (
+        digest BLOB PRIMARY KEY,
+        operator TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
     Migration("0003_audit_append_only", run=_audit_guards),
     Migration("0004_outbox_agreement", _OUTBOX_AGREEMENT),
+    Migration("0005_operators", _OPERATORS),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

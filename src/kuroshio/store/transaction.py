@@ -16,6 +16,7 @@ from kuroshio.store.daily_counts import DailyCountTable
 from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
 from kuroshio.store.observations import ObservationTable
+from kuroshio.store.operators import OperatorTable
 from kuroshio.store.outbox import OutboxTable
 
 
@@ -48,6 +49,10 @@ class Transaction:
     @functools.cached_property
     def daily_counts(self) -> DailyCountTable:
         return DailyCountTable(self._conn)
+
+    @functools.cached_property
+    def operators(self) -> OperatorTable:
+        return OperatorTable(self._conn)
 
 
 __all__ = ["Transaction"]
