@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "kuroshio"
 FLOORS: dict[str, int] = {
     "errors": 0,
     "model": 1,
+    "merkle": 1,
     "inputs": 1,
     "catalogue": 2,
     "geo": 2,

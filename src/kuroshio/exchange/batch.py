@@ -16,8 +16,8 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from kuroshio.errors import VerificationError
-from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
+from kuroshio.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.model import Observation, PartyCode, canonical_bytes
 from kuroshio.pki import Signer, verify
 from kuroshio.policy.decide import relay_refusal

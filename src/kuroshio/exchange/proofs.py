@@ -15,8 +15,8 @@ import msgspec
 
 from kuroshio.errors import InclusionError, VerificationError
 from kuroshio.exchange.batch import SIGNATURE_CONTEXT, BatchHeader, read_header
-from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.exchange.wire import ItemProof, LinkRefused
+from kuroshio.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.model import Observation, Provenance, canonical_bytes
 from kuroshio.pki import verify
 from kuroshio.store.inbox import KeptProof

@@ -13,7 +13,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from kuroshio.errors import KuroshioError
-from kuroshio.exchange.merkle import InclusionProof
+from kuroshio.merkle import InclusionProof
 from kuroshio.model import PartyCode
 
 PROTOCOL: Final = "kuroshio-link/1"
