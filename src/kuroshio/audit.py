@@ -18,6 +18,16 @@ of the caller's mapping and is stored as exactly those bytes. ``prev_hash`` is t
 entry's hash (32 zero bytes before entry 1). ``signature`` is Ed25519 over
 ``b"kuroshio audit entry v1\\x00" + hash``; the prefix keeps an audit signature from ever
 passing for a signature on a batch or receipt made with the same node key.
+
+Merkle tree and witnessed heads
+-------------------------------
+The entries are also the leaves of an RFC 6962 Merkle tree (leaf data: the entry's hash), kept
+as its complete subtrees, so that the head of the log (size, root) proves every entry up to it.
+Each receipt a node gives carries its head then and a consistency proof from the head it gave
+that partner before (:meth:`AuditLog.witness`): the partner keeps them, and whoever later cuts
+or rewrites the log cannot show a log consistent with heads already signed. The node keeps the
+heads it signed too: :func:`verify_log` reports a log shorter than, or different from, any of
+them.
 """
 
 from __future__ import annotations
@@ -32,6 +42,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kuroshio.errors import AuditError
+from kuroshio.merkle import (
+    appended_nodes,
+    consistency_proof,
+    frontier,
+    leaf_hash,
+    node_hash,
+    root_of_frontier,
+    subtree_root,
+)
 from kuroshio.model import canonical_bytes, is_party
 from kuroshio.pki import Signer, public_key_bytes_of
 from kuroshio.store.audit import AuditTable
@@ -61,6 +80,23 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Key names that suggest a secret; a detail called e.g. ``api_token`` is refused outright.
 SECRET_KEY_WORDS: Final = ("password", "passphrase", "secret", "private_key", "token", "api_key")
 _MAX_REORDER_SEARCHES: Final = 64
+
+
+class TreeHead(NamedTuple):
+    """The Merkle head of the log: how many entries, and the root over them."""
+
+    size: int
+    root: bytes
+
+
+class WitnessedHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The head a receipt carries, with the proof that it extends the one given before."""
+
+    size: int
+    root: bytes
+    since: int | None
+    """The size of the head given to the same partner before (None: the first)."""
+    proof: list[bytes]
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -289,7 +325,21 @@ class AuditLog:
             )
             prev_hash = digest
         tx.audit.append(rows)
+        known = tx.audit.tree_nodes(frontier(head.seq))
+        tx.audit.add_tree_nodes(appended_nodes(head.seq, [row[7] for row in rows], known))
         return entries
+
+    def witness(self, tx: Transaction, partner: str, now: dt.datetime) -> WitnessedHead:
+        """The head of the log now, for a receipt to ``partner``, with the consistency proof from
+        the head given to ``partner`` before; kept as signed for ``partner``."""
+        head = tree_head(tx.audit)
+        before = tx.audit.last_head(partner)
+        since, proof = None, []
+        if before is not None and 0 < before[0] <= head.size:
+            since = before[0]
+            proof = consistency_proof(since, head.size, _subtrees(tx.audit))
+        tx.audit.keep_head(partner, head.size, head.root, int(now.timestamp() * 1_000_000))
+        return WitnessedHead(size=head.size, root=head.root, since=since, proof=proof)
 
     def head(self) -> AuditHead:
         """The last committed entry's (seq, hash)."""
@@ -327,6 +377,27 @@ def _signer_public_key(signer: Signer) -> bytes:
     if isinstance(key, bytes):
         return key
     raise AuditError("public key", "give the public key to verify with")
+
+
+def _subtrees(table: AuditTable) -> Callable[[int, int], bytes]:
+    def node(level: int, index: int) -> bytes:
+        found = table.tree_nodes([(level, index)]).get((level, index))
+        if found is None:
+            raise AuditError("audit tree", f"no subtree ({level}, {index}) is kept")
+        return found
+
+    return lambda start, size: subtree_root(start, size, node)
+
+
+def tree_head(table: AuditTable, size: int | None = None) -> TreeHead:
+    """The Merkle head of the first ``size`` entries (default: all) from the kept tree."""
+    if size is None:
+        size = log_head(table).seq
+    keys = frontier(size)
+    found = table.tree_nodes(keys)
+    if len(found) != len(keys):
+        raise AuditError("audit tree", f"the tree of the first {size} entries is incomplete")
+    return TreeHead(size, root_of_frontier([found[key] for key in keys]))
 
 
 def log_head(table: AuditTable) -> AuditHead:
@@ -436,6 +507,10 @@ def verify_log(
     """
     key = _public_key(public_key)
     head_seq, head_hash = known_head if known_head is not None else (0, GENESIS_HASH)
+    signed: dict[int, list[tuple[str, bytes]]] = {}
+    for partner, size, root in table.heads():
+        signed.setdefault(size, []).append((partner, root))
+    stack: list[tuple[int, bytes]] = []  # the tree's frontier as the walk goes
     problems: list[AuditProblem] = []
     expected_seq = 1
     previous_hash = GENESIS_HASH
@@ -484,12 +559,32 @@ def verify_log(
 
         if seq == head_seq and row.hash != head_hash:
             report(seq, "head_mismatch", "differs from the head remembered for this seq")
+        stack.append((1, leaf_hash(row.hash)))
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (width, left), (_, right) = stack[-2], stack[-1]
+            stack[-2:] = [(2 * width, node_hash(left, right))]
+        for partner, root in signed.get(checked, ()):
+            if root_of_frontier([digest for _, digest in stack]) != root:
+                report(
+                    seq,
+                    "head_mismatch",
+                    f"the first {checked} entries are not those of the head signed for {partner}",
+                )
         expected_seq = seq + 1
         previous_hash = row.hash
         previous_damaged = damaged
         last = AuditHead(seq, row.hash)
 
-    if head_seq > last.seq:
+    if signed and max(signed) > checked:
+        size = max(signed)
+        who = ", ".join(sorted({partner for partner, _ in signed[size]}))
+        report(
+            checked + 1,
+            "truncated",
+            f"the log holds {checked} entries, but a head of {size} was signed for {who}: "
+            "the tail is gone",
+        )
+    elif head_seq > last.seq:
         report(
             last.seq + 1,
             "truncated",

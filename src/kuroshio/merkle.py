@@ -205,6 +205,65 @@ def check_inclusion(item: bytes, proof: InclusionProof, root: bytes) -> None:
         raise InclusionError("proof leads to a different root", index=proof.index)
 
 
+# --- a tree kept as its complete subtrees (the audit log's) --------------------------------------
+#
+# A growing tree is kept as the hash of every complete subtree: (level, index) covers the leaves
+# [index * 2**level, (index + 1) * 2**level). Appending a leaf adds it and each subtree it
+# completes; any root or proof is then a few look-ups.
+
+
+def frontier(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees that together hold the first ``size`` leaves, left to right."""
+    return [
+        (level, (size >> level) - 1)
+        for level in range(size.bit_length() - 1, -1, -1)
+        if size >> level & 1
+    ]
+
+
+def appended_nodes(
+    size: int, items: Sequence[bytes], known: dict[tuple[int, int], bytes]
+) -> list[tuple[int, int, bytes]]:
+    """The (level, index, hash) of the complete subtrees that appending ``items`` (as leaves) to
+    a tree of ``size`` leaves adds. ``known`` must hold the :func:`frontier` of ``size``; it gets
+    the new subtrees too."""
+    rows: list[tuple[int, int, bytes]] = []
+    for offset, item in enumerate(items):
+        index, level = size + offset, 0
+        digest = leaf_hash(item)
+        known[(0, index)] = digest
+        rows.append((0, index, digest))
+        while index & 1:
+            digest = node_hash(known[(level, index - 1)], digest)
+            level, index = level + 1, index >> 1
+            known[(level, index)] = digest
+            rows.append((level, index, digest))
+    return rows
+
+
+def root_of_frontier(hashes: Sequence[bytes]) -> bytes:
+    """The root of a tree from the hashes of its :func:`frontier`, left to right."""
+    if not hashes:
+        return EMPTY_ROOT
+    root = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
+def subtree_root(start: int, size: int, node: Callable[[int, int], bytes]) -> bytes:
+    """The root of the leaves ``[start, start + size)`` (``start`` a multiple of the largest
+    power of two not above ``size``, as every range of a proof is) from ``node(level, index)``,
+    the hash of a complete subtree."""
+    if size & (size - 1) == 0:
+        level = size.bit_length() - 1
+        return node(level, start >> level)
+    split = largest_power_below(size)
+    return node_hash(
+        subtree_root(start, split, node), subtree_root(start + split, size - split, node)
+    )
+
+
 def largest_power_below(size: int) -> int:
     """The largest power of two strictly below ``size`` (``size`` > 1): where RFC 6962 splits."""
     return 1 << ((size - 1).bit_length() - 1)

@@ -25,8 +25,11 @@ from kuroshio.access.local import add_operator, issue_token
 from kuroshio.access.oidc import OidcSettings
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
-from kuroshio.exchange import outbox
+from kuroshio.exchange import outbox, witness
+from kuroshio.exchange.batch import batch_label
+from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
+from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, load_partners
@@ -560,6 +563,44 @@ class Node:
             details,
         )
         return len(lapsed)
+
+    def take_receipt(self, partner: str, receipt: Receipt, signed: SignedReceipt) -> bool:
+        """Keep a verified receipt of ``partner`` (its batch acked, its items given) and the head
+        of ``partner``'s audit log it carries, in one transaction, audited; a head that does not
+        extend the one ``partner`` signed before is audited as a ``verify_failure``. False for a
+        receipt already kept."""
+        now = dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            if not outbox.record_receipt(tx, partner, receipt, signed, now=now):
+                return False
+            details: dict[str, object] = {
+                "partner": partner,
+                "seq": receipt.seq,
+                "count": receipt.count,
+                "stored": receipt.stored,
+                "hash": receipt.batch_hash.hex(),
+            }
+            extends = witness.keep_head(tx, partner, receipt, signed, now)
+            if extends is not None:
+                details["audit_size"] = receipt.audit_size
+            label = f"batch {batch_label(self.party, partner, receipt.seq)}"
+            self.audit.append(tx, "receipt", label, details)
+            if extends is False:
+                self.audit.append(
+                    tx,
+                    "verify_failure",
+                    f"audit head of {partner}",
+                    {
+                        "partner": partner,
+                        "code": "audit_rewritten",
+                        "seq": receipt.seq,
+                        "reason": (
+                            f"the head of {receipt.audit_size} entries does not extend the head "
+                            f"{partner} signed before: its log was cut or rewritten"
+                        ),
+                    },
+                )
+        return True
 
     def close(self) -> None:
         if self._store is not None:

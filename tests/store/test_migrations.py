@@ -13,11 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kuroshio.audit import tree_head
 from kuroshio.errors import StoreError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.inbox import verify_received
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
+from kuroshio.merkle import merkle_root
 from kuroshio.node import Node, open_node
 from kuroshio.store import schema
 from kuroshio.store.postgres import PostgresStore
@@ -113,6 +115,13 @@ def test_audit_chains_receipts_and_proofs_of_the_first_release_still_verify(
         for node in (twn, jpn):
             report = node.audit.verify()
             assert report.ok and report.checked > 5
+            # The log's Merkle tree was built from the entries already there.
+            with sqlite3.connect(node.store.path) as conn:
+                leaves = [
+                    bytes(r[0]) for r in conn.execute("SELECT hash FROM audit_log ORDER BY seq")
+                ]
+            with node.store.transaction() as tx:
+                assert tree_head(tx.audit) == (len(leaves), merkle_root(leaves))
         with twn.store.transaction() as tx:
             receipts = outbox.receipts(tx, "JPN")
         assert receipts and all(row.receipt is not None for row in receipts)

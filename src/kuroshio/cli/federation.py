@@ -17,7 +17,7 @@ from rich.table import Table
 
 from kuroshio.cli.common import AsJson, NodeDir, console, err_console
 from kuroshio.errors import ConfigError, PartnerError
-from kuroshio.exchange import outbox
+from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.receipt import read_receipt
 from kuroshio.exchange.status import link_reports
 from kuroshio.node import open_node, save_config
@@ -151,8 +151,20 @@ def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
 
 
 @audit_app.command("verify")
-def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
-    """Check the audit chain: exit 0 when intact, 1 with each broken seq and reason otherwise."""
+def audit_verify(
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+    partner: Annotated[
+        str | None,
+        typer.Option(help="Check the heads of PARTNER's log it signed for this node instead."),
+    ] = None,
+) -> None:
+    """Check the audit chain and its Merkle tree against every head this node signed: exit 0
+    when intact, 1 with each broken seq and reason otherwise. With --partner, check that the
+    heads PARTNER signed in its receipts form one growing log."""
+    if partner is not None:
+        _verify_partner(node_dir, partner.upper(), as_json)
+        return
     with open_node(node_dir) as node:
         report = node.audit.verify(node.identity.public_key_bytes)
     if as_json:
@@ -173,6 +185,36 @@ def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
         for problem in report.problems:
             err_console.print(
                 f"seq {problem.seq}: {problem.reason}: {problem.detail}", highlight=False
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _verify_partner(node_dir: Path, party: str, as_json: bool) -> None:
+    with open_node(node_dir) as node:
+        pinned = node.partners.get(party)
+        if pinned is None:
+            raise ConfigError(f"{party} is not a pinned partner of {node.party}")
+        with node.store.transaction() as tx:
+            report = witness.check_heads(tx, party, pinned.signing_key)
+    if as_json:
+        sys.stdout.write(
+            msgspec.json.encode({**msgspec.to_builtins(report), "ok": report.ok}).decode() + "\n"
+        )
+    elif report.heads == 0:
+        console.print(f"{party} has signed no head of its audit log for this node yet")
+    elif report.ok:
+        console.print(
+            f"{party}'s audit log as it signed for this node: {report.heads} heads, from "
+            f"{report.first_size} to {report.last_size} entries, each extending the one before",
+            highlight=False,
+        )
+    else:
+        for problem in report.problems:
+            err_console.print(
+                f"{party} head of {problem.size} (batch {problem.seq}): {problem.reason}: "
+                f"{problem.detail}",
+                highlight=False,
             )
     if not report.ok:
         raise typer.Exit(1)

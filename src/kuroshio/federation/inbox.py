@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
+
 from kuroshio.exchange.batch import batch_label, open_batch
 from kuroshio.exchange.inbox import (
     MAX_CONFLICTS_LISTED,
@@ -106,26 +108,6 @@ class Inbox:
             result, _ = self.node.store_in(
                 tx, checked.received, received_from=partner.party, prepared=checked.prepared
             )
-            receipt_record = Receipt(
-                sender=partner.party,
-                receiver=me,
-                seq=header.seq,
-                batch_hash=opened.hash,
-                count=header.count,
-                stored=result.stored,
-                unchanged=result.unchanged,
-                conflicts=len(result.conflicts),
-                received_at=now,
-            )
-            signed = sign_receipt(self.node.identity, receipt_record)
-            tx.inbox.give_receipt(
-                partner.party,
-                header.seq,
-                opened.hash,
-                signed.receipt,
-                signed.signature,
-                micros(now),
-            )
             details: dict[str, object] = {
                 "partner": partner.party,
                 "seq": header.seq,
@@ -142,6 +124,32 @@ class Inbox:
             if origin_proofs:
                 details["origin_proofs"] = len(origin_proofs)
             self.node.audit.append(tx, "receive", f"batch {label}", details)
+            # The receipt carries the log's head with this entry in it.
+            head = self.node.audit.witness(tx, partner.party, now)
+            receipt_record = Receipt(
+                sender=partner.party,
+                receiver=me,
+                seq=header.seq,
+                batch_hash=opened.hash,
+                count=header.count,
+                stored=result.stored,
+                unchanged=result.unchanged,
+                conflicts=len(result.conflicts),
+                received_at=now,
+                audit_size=head.size,
+                audit_root=head.root,
+                audit_since=msgspec.UNSET if head.since is None else head.since,
+                audit_proof=msgspec.UNSET if head.since is None else head.proof,
+            )
+            signed = sign_receipt(self.node.identity, receipt_record)
+            tx.inbox.give_receipt(
+                partner.party,
+                header.seq,
+                opened.hash,
+                signed.receipt,
+                signed.signature,
+                micros(now),
+            )
         if result.stored:
             self.node.notify_stored()
         return signed

@@ -295,21 +295,7 @@ class Link:
         return receipt
 
     def _store_receipt(self, receipt: Receipt, signed: SignedReceipt) -> None:
-        party = self.partner.party
-        with self.node.store.transaction() as tx:
-            if outbox.record_receipt(tx, party, receipt, signed, now=dt.datetime.now(dt.UTC)):
-                self.node.audit.append(
-                    tx,
-                    "receipt",
-                    f"batch {batch_label(self.node.party, party, receipt.seq)}",
-                    {
-                        "partner": party,
-                        "seq": receipt.seq,
-                        "count": receipt.count,
-                        "stored": receipt.stored,
-                        "hash": receipt.batch_hash.hex(),
-                    },
-                )
+        self.node.take_receipt(self.partner.party, receipt, signed)
 
 
 def _jittered(seconds: float) -> float:

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
+from kuroshio.merkle import appended_nodes
+
 
 class Connection(Protocol):
     """What a migration step needs of a DB-API connection (sqlite3 or psycopg)."""
@@ -270,12 +272,53 @@ _OPERATORS: Final = (
     ) WITHOUT ROWID""",
 )
 
+_AUDIT_TREE: Final = (
+    # The audit log's Merkle tree: every complete subtree's hash (level 0: the leaves).
+    """CREATE TABLE IF NOT EXISTS audit_tree (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID""",
+    # The heads of its own log this node signed (in receipts it gave), and to whom.
+    """CREATE TABLE IF NOT EXISTS audit_heads (
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        partner TEXT NOT NULL,
+        signed_at INTEGER NOT NULL,
+        PRIMARY KEY (partner, size)
+    ) WITHOUT ROWID""",
+    # The heads of their logs partners signed for this node (in their receipts), as received.
+    """CREATE TABLE IF NOT EXISTS partner_heads (
+        partner TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        receipt BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        consistent INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (partner, size)
+    ) WITHOUT ROWID""",
+)
+
+
+def _audit_tree(conn: Connection, dialect: str) -> None:
+    """The Merkle tree of the entries already in the log (leaf: the entry's hash)."""
+    hashes = [bytes(row[0]) for row in conn.execute("SELECT hash FROM audit_log ORDER BY seq")]
+    rows = appended_nodes(0, hashes, {})
+    marks = "?, ?, ?" if dialect == "sqlite" else "%s, %s, %s"
+    for row in rows:
+        conn.execute(f"INSERT INTO audit_tree (level, idx, hash) VALUES ({marks})", row)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
     Migration("0003_audit_append_only", run=_audit_guards),
     Migration("0004_outbox_agreement", _OUTBOX_AGREEMENT),
     Migration("0005_operators", _OPERATORS),
+    Migration("0006_audit_tree", _AUDIT_TREE, run=_audit_tree),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
@@ -316,4 +359,11 @@ def apply(conn: Connection, step: Migration, dialect: str) -> None:
         step.run(conn, dialect)
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "apply", "for_postgres", "pending"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "apply",
+    "for_postgres",
+    "pending",
+]
