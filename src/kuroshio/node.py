@@ -56,6 +56,8 @@ _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
 ADMIN: Final = "admin"
 """The operator ``kuroshio init`` makes, with a bearer token in :data:`ADMIN_TOKEN`."""
 ADMIN_TOKEN: Final = "keys/admin.token"
+HELLO_NONCE_KEEP_S: Final = 600.0
+"""Hello nonces are kept longer than any hello's time may be off (two minutes)."""
 PRIVATE_DIR: Final = 0o700
 PRIVATE_FILE: Final = 0o600
 RECIPROCITY_REFRESH_S: Final = 10.0
@@ -563,6 +565,14 @@ class Node:
             details,
         )
         return len(lapsed)
+
+    def first_hello(self, nonce: str, now: float) -> bool:
+        """Keep a link hello's nonce in the store (for :data:`HELLO_NONCE_KEEP_S`, so a restart
+        forgets none); False when it was seen before, a replay."""
+        with self.store.transaction() as tx:
+            return tx.nonces.take(
+                nonce, int(now * 1_000_000), int((now - HELLO_NONCE_KEEP_S) * 1_000_000)
+            )
 
     def take_receipt(self, partner: str, receipt: Receipt, signed: SignedReceipt) -> bool:
         """Keep a verified receipt of ``partner`` (its batch acked, its items given) and the head

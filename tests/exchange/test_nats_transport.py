@@ -36,6 +36,7 @@ from kuroshio.federation.transports.nats import (
 )
 from kuroshio.partners import Partner
 from kuroshio.pki import NodeIdentity, create_identity, verify
+from kuroshio.store.sqlite import SQLiteStore
 
 NATS_URL = os.environ.get("KUROSHIO_NATS_URL", "nats://127.0.0.1:4222")
 MiB = 1024 * 1024
@@ -88,6 +89,7 @@ class Bus:
         *,
         max_frame_bytes: int = 8 * MiB,
         heartbeat_s: float = 5.0,
+        remember: Callable[[str, float], bool] | None = None,
     ) -> NatsTransport:
         return NatsTransport(
             identity,
@@ -97,6 +99,7 @@ class Bus:
             namespace=self.namespace,
             stream=self.stream,
             heartbeat_s=heartbeat_s,
+            remember=remember,
         )
 
     async def consumers(self) -> list[str]:
@@ -259,6 +262,43 @@ def test_a_replayed_or_stale_hello_is_refused(
             assert receiving.channels.empty()
 
     run(bus, scenario)
+
+
+def test_a_hello_replayed_after_the_receiver_restarts_is_refused(
+    nats_url: str, identities: dict[str, NodeIdentity], tmp_path: Path
+) -> None:
+    bus = Bus(nats_url)
+    twn, jpn = identities["twn"], identities["jpn"]
+    subject = hello_subject(bus.namespace, "JPN", jpn.public_key_bytes)
+    store = SQLiteStore(tmp_path / "jpn.sqlite")  # JPN's node store, kept across the restart
+
+    def remember(nonce: str, now: float) -> bool:
+        with store.transaction() as tx:
+            return tx.nonces.take(nonce, int(now * 1e6), int((now - 600) * 1e6))
+
+    async def scenario() -> None:
+        payload, headers = signed_hello(twn, "TWN", "JPN", secrets.token_hex(8))
+        nc = await nats.connect(nats_url)
+        try:
+            for attempt in ("first", "after restart"):
+                # A new transport each time: the receiving node started afresh.
+                async with listening(bus.transport(jpn, [twn], remember=remember)) as receiving:
+                    msg = await nc.request(subject, payload, timeout=10, headers=headers)
+                    answer = msgspec.json.decode(msg.data, type=Answer)
+                    if attempt == "first":
+                        assert answer.accepted
+                        await (await receiving.channels.get()).close()
+                    else:
+                        assert not answer.accepted
+                        assert "seen before this node restarted" in answer.reason
+                        assert receiving.channels.empty()
+        finally:
+            await nc.close()
+
+    try:
+        run(bus, scenario)
+    finally:
+        store.close()
 
 
 def test_a_welcome_not_signed_by_the_pinned_key_is_not_taken(

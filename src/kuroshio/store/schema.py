@@ -312,6 +312,15 @@ def _audit_tree(conn: Connection, dialect: str) -> None:
         conn.execute(f"INSERT INTO audit_tree (level, idx, hash) VALUES ({marks})", row)
 
 
+_HELLO_NONCES: Final = (
+    # Link hellos' nonces seen lately, so that a restart does not open the door to a replay.
+    """CREATE TABLE IF NOT EXISTS hello_nonces (
+        nonce TEXT PRIMARY KEY,
+        seen_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS hello_nonces_by_time ON hello_nonces (seen_at)",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -319,6 +328,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0004_outbox_agreement", _OUTBOX_AGREEMENT),
     Migration("0005_operators", _OPERATORS),
     Migration("0006_audit_tree", _AUDIT_TREE, run=_audit_tree),
+    Migration("0007_hello_nonces", _HELLO_NONCES),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

@@ -15,6 +15,7 @@ from kuroshio.store.audit import AuditTable
 from kuroshio.store.daily_counts import DailyCountTable
 from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
+from kuroshio.store.nonces import NonceTable
 from kuroshio.store.observations import ObservationTable
 from kuroshio.store.operators import OperatorTable
 from kuroshio.store.outbox import OutboxTable
@@ -53,6 +54,10 @@ class Transaction:
     @functools.cached_property
     def operators(self) -> OperatorTable:
         return OperatorTable(self._conn)
+
+    @functools.cached_property
+    def nonces(self) -> NonceTable:
+        return NonceTable(self._conn)
 
 
 __all__ = ["Transaction"]

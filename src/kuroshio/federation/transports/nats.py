@@ -469,7 +469,10 @@ class NatsTransport:
         heartbeat_s: float = HEARTBEAT_S,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        remember: Callable[[str, float], bool] | None = None,
     ) -> None:
+        """``remember(nonce, now)`` keeps a hello nonce where a restart does not lose it (the
+        node's store) and says whether it is new; without it nonces are held in memory only."""
         parts = urlsplit(url)
         if parts.scheme not in URL_SCHEMES or not parts.hostname:
             raise TransportError(url, "a NATS URL is nats://host:port or tls://host:port")
@@ -487,6 +490,7 @@ class NatsTransport:
         self._tls = tls if tls is not None or parts.scheme != "tls" else _bus_tls(identity)
         self._clock = clock
         self._nonces = _Nonces(2 * HELLO_SKEW_S, NONCES_REMEMBERED)
+        self._remember = remember
         self._bus: _Bus | None = None
         self._connecting = asyncio.Lock()
 
@@ -788,6 +792,8 @@ class NatsTransport:
             self._nonces.take(hello.nonce, now)
         except _Refused as refused:
             raise _Refused(refused.reason, hello) from None
+        if self._remember is not None and not self._remember(hello.nonce, now):
+            raise _Refused("replayed hello (its nonce was seen before this node restarted)", hello)
         return hello
 
     async def _answer(
