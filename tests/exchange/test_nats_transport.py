@@ -30,8 +30,10 @@ from kuroshio.errors import ChannelClosed, TransportError
 from kuroshio.federation.transports import Channel
 from kuroshio.federation.transports.nats import (
     Answer,
+    NatsChannel,
     NatsTransport,
     hello_subject,
+    link_subject,
     signed_hello,
 )
 from kuroshio.partners import Partner
@@ -186,6 +188,51 @@ def test_frames_cross_both_ways_including_ones_larger_than_a_nats_message(
             finally:
                 await sending.close()
         assert receiving.refusals == []
+
+    run(bus, scenario)
+
+
+def test_messages_injected_on_a_session_subject_are_dropped(
+    nats_url: str, identities: dict[str, NodeIdentity]
+) -> None:
+    """Someone who may publish on the NATS system puts frames, a close and a copy of a real frame
+    on an open session's subject: none is taken; the session goes on."""
+    bus = Bus(nats_url)
+    twn, jpn = identities["twn"], identities["jpn"]
+
+    async def scenario() -> None:
+        sending = bus.transport(twn, [jpn])
+        async with listening(bus.transport(jpn, [twn])) as receiving:
+            nc = await nats.connect(nats_url)
+            try:
+                sender = await sending.connect(partner(jpn))
+                receiver = await receiving.channels.get()
+                session = sender.peer.rsplit(" ", 1)[-1]
+                up = link_subject(bus.namespace, "TWN", "JPN", session, "up")
+                js = nc.jetstream()
+                watching = await nc.subscribe(up)  # sees what the sender publishes, as anyone may
+                await sender.send(b"first")
+                assert await receiver.receive() == b"first"
+                copied = await watching.next_msg(timeout=10)
+                forged = {"Kuroshio-Kind": "frame", "Kuroshio-Size": "6", "Kuroshio-Part": "1/1"}
+                await js.publish(up, b"forged", headers=forged, stream=bus.stream)
+                await js.publish(
+                    up,
+                    b"forged",
+                    headers={**forged, "Kuroshio-Count": "99", "Kuroshio-Tag": "AAAA"},
+                    stream=bus.stream,
+                )
+                await js.publish(up, copied.data, headers=copied.headers, stream=bus.stream)
+                await js.publish(
+                    up, b'{"code":1000}', headers={"Kuroshio-Kind": "close"}, stream=bus.stream
+                )
+                await sender.send(b"second")
+                assert await receiver.receive() == b"second"
+                assert isinstance(receiver, NatsChannel) and receiver.dropped == 4
+                await sender.close()
+            finally:
+                await nc.close()
+                await sending.close()
 
     run(bus, scenario)
 
