@@ -7,6 +7,7 @@ creates and reads that directory and is the one door for everything a node learn
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import ipaddress
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import tomli_w
+from cryptography import x509
 
 from kuroshio.access.local import add_operator, issue_token
 from kuroshio.access.oidc import OidcSettings
@@ -33,7 +35,13 @@ from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, load_partners
-from kuroshio.pki import NodeIdentity, create_identity, load_identity
+from kuroshio.pki import (
+    EXPIRY_WARNING,
+    NodeIdentity,
+    create_identity,
+    expiring,
+    load_identity,
+)
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
@@ -359,6 +367,21 @@ class Node:
             )
         self._reciprocity[partner] = (time.monotonic(), agreement.digest, status)
         return status
+
+    def certificate_warnings(self, now: dt.datetime | None = None) -> list[str]:
+        """This node's certificates and its partners' CAs that expired or expire within
+        :data:`~kuroshio.pki.EXPIRY_WARNING`."""
+        identity = self.identity
+        certificates = [
+            ("this node's TLS certificate", identity.node_certificate),
+            (f"{self.party}'s CA certificate", identity.ca_certificate),
+        ]
+        for party, partner in sorted(self.partners.items()):
+            with contextlib.suppress(ValueError):
+                certificates.append(
+                    (f"{party}'s pinned CA", x509.load_pem_x509_certificate(partner.ca_pem))
+                )
+        return expiring(certificates, now or dt.datetime.now(dt.UTC), EXPIRY_WARNING)
 
     # --- operators ---------------------------------------------------------------------------
 

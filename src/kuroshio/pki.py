@@ -51,6 +51,12 @@ NODE_VALID_DAYS: Final = 825
 CLOCK_SKEW: Final = dt.timedelta(hours=1)
 """Certificates start this long before their creation, so a partner's slow clock accepts them."""
 
+PASSPHRASE_ENV: Final = "KUROSHIO_KEY_PASSPHRASE"
+PASSPHRASE_FILE_ENV: Final = "KUROSHIO_KEY_PASSPHRASE_FILE"
+MIN_PASSPHRASE: Final = 12
+ENCRYPTED_PEM: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+EXPIRY_WARNING: Final = dt.timedelta(days=30)
+"""Certificates that end sooner than this are warned of (``serve``, ``keys status``)."""
 _PRIVATE_MODE: Final = 0o600
 _PUBLIC_MODE: Final = 0o644
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -453,11 +459,78 @@ def _read_private(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _load_private_key(path: Path) -> object:
+def passphrase() -> bytes | None:
+    """The signing key's passphrase from :data:`PASSPHRASE_ENV`, or the first line of the file
+    :data:`PASSPHRASE_FILE_ENV` names; None when neither is set."""
+    given = os.environ.get(PASSPHRASE_ENV)
+    if given:
+        return given.encode("utf-8")
+    named = os.environ.get(PASSPHRASE_FILE_ENV)
+    if not named:
+        return None
     try:
-        return serialization.load_pem_private_key(_read_private(path), password=None)
+        lines = Path(named).read_text("utf-8").splitlines()
+    except OSError as error:
+        raise IdentityError(named, f"cannot read the passphrase file: {error.strerror}") from None
+    return lines[0].encode("utf-8") if lines else b""
+
+
+def _load_private_key(path: Path) -> object:
+    data = _read_private(path)
+    secret = None
+    if ENCRYPTED_PEM in data:
+        secret = passphrase()
+        if secret is None:
+            raise IdentityError(
+                str(path),
+                f"encrypted: give its passphrase in {PASSPHRASE_ENV} or a file named by "
+                f"{PASSPHRASE_FILE_ENV}",
+            )
+    try:
+        return serialization.load_pem_private_key(data, password=secret)
     except (ValueError, TypeError) as error:
+        if secret is not None:
+            raise IdentityError(str(path), "the passphrase does not open it") from None
         raise IdentityError(str(path), f"not a readable private key: {error}") from None
+
+
+def protect_signing_key(directory: Path, secret: bytes) -> None:
+    """Keep the node's signing key encrypted with ``secret`` (PKCS#8, the best encryption the
+    cryptography library offers); from then on the node opens only with the passphrase."""
+    if len(secret) < MIN_PASSPHRASE:
+        raise IdentityError("passphrase", f"at least {MIN_PASSPHRASE} characters")
+    path = directory / KEYS_DIR / SIGNING_KEY_FILE
+    key = _load_private_key(path)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise IdentityError(str(path), "not an Ed25519 key")
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(secret),
+    )
+    staging = path.with_name(path.name + ".new")
+    staging.unlink(missing_ok=True)
+    _write_new(staging, data, _PRIVATE_MODE)
+    os.replace(staging, path)
+
+
+def is_protected(directory: Path) -> bool:
+    """Whether the signing key file is encrypted."""
+    return ENCRYPTED_PEM in (directory / KEYS_DIR / SIGNING_KEY_FILE).read_bytes()
+
+
+def expiring(
+    certificates: Sequence[tuple[str, x509.Certificate]], now: dt.datetime, within: dt.timedelta
+) -> list[str]:
+    """A warning for each certificate that expired or expires within ``within`` of ``now``."""
+    warnings = []
+    for what, certificate in certificates:
+        ends = certificate.not_valid_after_utc
+        if ends <= now:
+            warnings.append(f"{what} expired on {ends:%Y-%m-%d}")
+        elif ends - now <= within:
+            warnings.append(f"{what} expires on {ends:%Y-%m-%d}, in {(ends - now).days} days")
+    return warnings
 
 
 def _load_certificate(pem: bytes, location: str) -> x509.Certificate:

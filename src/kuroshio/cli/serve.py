@@ -40,6 +40,8 @@ def _serve(node: Node, *, as_json: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    for warning in node.certificate_warnings():
+        logging.getLogger("kuroshio.keys").warning("%s: renew it (kuroshio keys status)", warning)
 
     def ready(info: ServeInfo) -> None:
         if as_json:
