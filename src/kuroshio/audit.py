@@ -1,9 +1,9 @@
 """The node's audit log: append-only, hash-chained, Ed25519-signed entries in the node's store.
 
 It records what the node did (ingest, decision, send, receive, receipt, verify failure, agreement
-change, access: operators, tokens and logins) and proves later that no entry was edited, removed
-or moved. It is not a data store: ``details`` is a small JSON object of identifiers and counts,
-never observations or secrets.
+change, access: operators, tokens and logins; partner changes) and proves later that no entry was
+edited, removed or moved. It is not a data store: ``details`` is a small JSON object of
+identifiers and counts, never observations or secrets.
 
 Entry hash and signature
 ------------------------
@@ -66,6 +66,7 @@ AuditKind: TypeAlias = Literal[
     "verify_failure",
     "agreement_change",
     "access",
+    "partner_change",
 ]
 AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
 GENESIS_HASH: Final = bytes(32)

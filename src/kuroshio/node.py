@@ -34,12 +34,13 @@ from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_
 from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
-from kuroshio.partners import Partner, PartnerConfig, load_partners
+from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
 from kuroshio.pki import (
     EXPIRY_WARNING,
     NodeIdentity,
     create_identity,
     expiring,
+    key_fingerprint,
     load_identity,
 )
 from kuroshio.policy import reciprocity
@@ -54,6 +55,7 @@ from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
 from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.observations import PreparedRow
+from kuroshio.store.revocations import ANY_KEY
 from kuroshio.store.sqlite import SQLiteStore
 from kuroshio.store.transaction import Transaction
 
@@ -588,6 +590,46 @@ class Node:
             details,
         )
         return len(lapsed)
+
+    def revoke_partner(self, party: str, reason: str, key: str | None = None) -> None:
+        """Revoke ``party``'s signing key ``key`` (a fingerprint; None: every key of the party),
+        with the reason, audited. It takes effect at the next transaction of any process on this
+        store, a serving node's too: its batches are refused and nothing more is sent to it.
+        Revoking every key also unpins the party (its card is kept under ``partners/revoked``)."""
+        party = party.upper()
+        if not reason.strip():
+            raise PartnerError(party, "a revocation needs a reason")
+        pinned = self.partners.get(party)
+        if pinned is None and key is None:
+            raise PartnerError(party, f"{party} is not pinned on this node")
+        with self.store.transaction() as tx:
+            tx.revocations.revoke(
+                party, key or ANY_KEY, reason.strip()[:500], int(time.time() * 1_000_000)
+            )
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"revoked {party}" + (f" key {key}" if key else ""),
+                {
+                    "partner": party,
+                    "key": key or "every key",
+                    "reason": reason.strip()[:500],
+                    "operator": self.operator,
+                },
+            )
+        if key is None and party in self.config.partners:
+            card = card_path(self.directory, party)
+            if card.exists():
+                kept = self.directory / PARTNERS_DIR / "revoked"
+                kept.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+                os.replace(card, kept / f"{party}-{int(time.time())}.json")
+            del self.config.partners[party]
+            save_config(self.directory, self.config)
+            self._partners = None
+
+    def revocation(self, tx: Transaction, party: str, key: bytes) -> str | None:
+        """Why ``party``'s key ``key`` may no longer be used (None: it may), as of ``tx``."""
+        return tx.revocations.reason(party, key_fingerprint(key))
 
     def first_hello(self, nonce: str, now: float) -> bool:
         """Keep a link hello's nonce in the store (for :data:`HELLO_NONCE_KEEP_S`, so a restart

@@ -110,6 +110,23 @@ def partner_add(
     )
 
 
+@partner_app.command("revoke")
+def partner_revoke(
+    party: Annotated[str, typer.Argument(help="The partner's party code, e.g. JPN.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    node_dir: NodeDir = Path("."),
+    key: Annotated[
+        str | None,
+        typer.Option(help="Revoke only this signing key (its fingerprint); default: every key."),
+    ] = None,
+) -> None:
+    """Revoke a partner's key at once, a serving node's too: its batches are refused and nothing
+    more is sent to it. Revoking every key also unpins the partner."""
+    with open_node(node_dir) as node:
+        node.revoke_partner(party, reason, key)
+    console.print(f"revoked {party.upper()}" + (f" key {key}" if key else "") + f": {reason}")
+
+
 @partner_app.command("list")
 def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     """Pinned partners: URL, key fingerprint, the agreement that governs what they receive."""

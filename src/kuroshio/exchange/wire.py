@@ -39,6 +39,7 @@ RefusalCode = Literal[
     "diverged",  # the two sides disagree about the link's history
     "bad_origin_proof",  # a relayed item's origin proof does not check out
     "own_origin",  # an item that claims the receiver as its origin
+    "revoked",  # the sender's key was revoked on this node
 ]
 
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]

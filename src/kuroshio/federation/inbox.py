@@ -34,6 +34,7 @@ from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.store.observations import prepare
 from kuroshio.store.sql import micros
+from kuroshio.store.transaction import Transaction
 
 
 class Inbox:
@@ -45,9 +46,17 @@ class Inbox:
     def welcome(self, partner: Partner, acked_seq: int) -> tuple[InboxState, list[SignedReceipt]]:
         """The link's state and the receipts issued after the sender's last stored one."""
         with self.node.store.transaction() as tx:
+            self._not_revoked(tx, partner)
             state = link_state(tx, partner.party)
             receipts = issued_receipts(tx, partner.party, after_seq=acked_seq)
         return state, receipts
+
+    def _not_revoked(self, tx: Transaction, partner: Partner, seq: int | None = None) -> None:
+        reason = self.node.revocation(tx, partner.party, partner.signing_key)
+        if reason is not None:
+            raise LinkRefused(
+                "revoked", f"{partner.party}'s key is revoked on this node: {reason}", seq=seq
+            )
 
     def accept(self, partner: Partner, frame: BatchFrame) -> SignedReceipt:
         """Verify and take in one batch; the receipt to send back.
@@ -88,6 +97,8 @@ class Inbox:
         header = opened.header
         label = batch_label(partner.party, me, header.seq)
         with self.node.store.transaction() as tx:
+            # A revocation made by any process takes effect here, at the next batch.
+            self._not_revoked(tx, partner, header.seq)
             if check_sequence(link_state(tx, partner.party), opened):
                 receipt, signature = tx.inbox.receipt(partner.party, header.seq)
                 return SignedReceipt(receipt=receipt, signature=signature)

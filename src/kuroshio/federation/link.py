@@ -243,6 +243,10 @@ class Link:
         party = self.partner.party
         now = dt.datetime.now(dt.UTC)
         with self.node.store.transaction() as tx:
+            revoked = self.node.revocation(tx, party, self.partner.signing_key)
+            if revoked is not None:
+                # Revoked by any process: nothing more leaves; the link retries with back-off.
+                raise LinkRefused("revoked", f"{party}'s key is revoked here: {revoked}")
             # The agreement is checked at the moment of sending, whatever waited in the outbox.
             self.node.enforce_at_send(tx, party, now)
             sealed = outbox.seal_next(

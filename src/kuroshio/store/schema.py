@@ -321,6 +321,17 @@ _HELLO_NONCES: Final = (
     "CREATE INDEX IF NOT EXISTS hello_nonces_by_time ON hello_nonces (seen_at)",
 )
 
+_REVOCATIONS: Final = (
+    # Partner keys revoked (key: a fingerprint, or * for every key of the party), and why.
+    """CREATE TABLE IF NOT EXISTS revocations (
+        party TEXT NOT NULL,
+        key TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        PRIMARY KEY (party, key)
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -329,6 +340,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0005_operators", _OPERATORS),
     Migration("0006_audit_tree", _AUDIT_TREE, run=_audit_tree),
     Migration("0007_hello_nonces", _HELLO_NONCES),
+    Migration("0008_revocations", _REVOCATIONS),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

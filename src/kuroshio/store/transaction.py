@@ -19,6 +19,7 @@ from kuroshio.store.nonces import NonceTable
 from kuroshio.store.observations import ObservationTable
 from kuroshio.store.operators import OperatorTable
 from kuroshio.store.outbox import OutboxTable
+from kuroshio.store.revocations import RevocationTable
 
 
 class Transaction:
@@ -58,6 +59,10 @@ class Transaction:
     @functools.cached_property
     def nonces(self) -> NonceTable:
         return NonceTable(self._conn)
+
+    @functools.cached_property
+    def revocations(self) -> RevocationTable:
+        return RevocationTable(self._conn)
 
 
 __all__ = ["Transaction"]
