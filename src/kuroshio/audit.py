@@ -222,21 +222,30 @@ def entry_hash(
     return hashlib.sha256(canonical_bytes(record)).digest()
 
 
-def _public_key(key: bytes | ed25519.Ed25519PublicKey) -> ed25519.Ed25519PublicKey:
+def _public_keys(
+    key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey,
+) -> list[ed25519.Ed25519PublicKey]:
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
+        return [key]
     try:
-        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+        return [
+            ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            for raw in ((key,) if isinstance(key, bytes) else key)
+        ]
     except ValueError as error:
         raise AuditError("public key", f"not an Ed25519 public key: {error}") from None
 
 
-def _signature_ok(key: ed25519.Ed25519PublicKey, entry_hash_: bytes, signature: bytes) -> bool:
-    try:
-        key.verify(signature, SIGNATURE_CONTEXT + entry_hash_)
-    except InvalidSignature:
-        return False
-    return True
+def _signature_ok(
+    keys: list[ed25519.Ed25519PublicKey], entry_hash_: bytes, signature: bytes
+) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, SIGNATURE_CONTEXT + entry_hash_)
+        except InvalidSignature:
+            continue
+        return True
+    return False
 
 
 class AuditLog:
@@ -360,7 +369,7 @@ class AuditLog:
 
     def verify(
         self,
-        public_key: bytes | ed25519.Ed25519PublicKey | None = None,
+        public_key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey | None = None,
         *,
         known_head: AuditHead | tuple[int, bytes] | None = None,
     ) -> AuditReport:
@@ -495,7 +504,7 @@ def _original_seq(table: AuditTable, row: _Row) -> int | None:
 
 def verify_log(
     table: AuditTable,
-    public_key: bytes | ed25519.Ed25519PublicKey,
+    public_key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey,
     *,
     known_head: AuditHead | tuple[int, bytes] | None = None,
 ) -> AuditReport:
@@ -506,7 +515,7 @@ def verify_log(
     short at the end looks whole by itself: pass the ``known_head`` remembered earlier (or held
     by a partner) to detect that. One problem is reported per place, at the first seq affected.
     """
-    key = _public_key(public_key)
+    key = _public_keys(public_key)
     head_seq, head_hash = known_head if known_head is not None else (0, GENESIS_HASH)
     signed: dict[int, list[tuple[str, bytes]]] = {}
     for partner, size, root in table.heads():

@@ -37,11 +37,14 @@ from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
 from kuroshio.pki import (
     EXPIRY_WARNING,
+    KeyEndorsement,
+    Keys,
     NodeIdentity,
     create_identity,
     expiring,
     key_fingerprint,
     load_identity,
+    rotate_keys,
 )
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
@@ -237,10 +240,12 @@ class Node:
 
     # --- agreements ----------------------------------------------------------------------------
 
-    def pinned_keys(self) -> dict[str, bytes]:
+    def pinned_keys(self) -> dict[str, Keys]:
         """The Ed25519 keys this node trusts for agreement signatures: its own and its partners'."""
-        keys = {party: partner.signing_key for party, partner in self.partners.items()}
-        keys[self.party] = self.identity.public_key_bytes
+        keys: dict[str, Keys] = {
+            party: partner.signing_keys for party, partner in self.partners.items()
+        }
+        keys[self.party] = self.identity.all_public_keys
         return keys
 
     @property
@@ -626,6 +631,34 @@ class Node:
             del self.config.partners[party]
             save_config(self.directory, self.config)
             self._partners = None
+
+    def rotate_keys(self) -> KeyEndorsement:
+        """A new signing key endorsed by the old one, and a new TLS certificate from the same CA
+        (:func:`~kuroshio.pki.rotate_keys`); audited, the entry signed with the old key. Give
+        partners the new card (``partner card``): they take it on the old key's word."""
+        old = self.identity.fingerprint
+        with self.store.transaction() as tx:
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"signing key {old} rotated",
+                {"retired": old, "operator": self.operator},
+            )
+            endorsement = rotate_keys(self.directory)
+        self._identity = None
+        self.close()  # the audit log signs with the new key from now on
+        return endorsement
+
+    def note_rotation(self, party: str, key: str) -> None:
+        """Audit a partner's new key taken on its old key's endorsement."""
+        with self.store.transaction() as tx:
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"{party} rotated its signing key",
+                {"partner": party, "key": key, "operator": self.operator},
+            )
+        self._partners = None
 
     def revocation(self, tx: Transaction, party: str, key: bytes) -> str | None:
         """Why ``party``'s key ``key`` may no longer be used (None: it may), as of ``tx``."""

@@ -446,8 +446,8 @@ async def sorties(
 
 def _audit(request: Request) -> AuditView:
     node = _node(request)
-    key = node.identity.public_key_bytes
-    report = _reader(request).read(lambda tx: verify_log(tx.audit, key))
+    keys = node.identity.all_public_keys
+    report = _reader(request).read(lambda tx: verify_log(tx.audit, keys))
     return AuditView(
         ok=report.ok,
         checked=report.checked,

@@ -23,6 +23,7 @@ from kuroshio.exchange.status import link_reports
 from kuroshio.node import open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
+    check_successor,
     check_url,
     encode_card,
     make_card,
@@ -62,6 +63,7 @@ def partner_card(
             node.config.federation.url(),
             identity.ca_certificate_pem,
             identity.public_key_b64,
+            identity.endorsements,
         )
         data = encode_card(card)
         if out is None:
@@ -91,7 +93,11 @@ def partner_add(
     with open_node(node_dir) as node:
         if card.party == node.party:
             raise PartnerError(location, f"the card is this node's own party {card.party}")
+        pinned = node.partners.get(card.party)
+        rotated = pinned is not None and check_successor(card, pinned, location)
         store_card(node.directory, card)
+        if rotated:
+            node.note_rotation(card.party, card.key_fingerprint)
         node.config.partners[card.party] = PartnerConfig(url=check_url(url or card.url, "--url"))
         save_config(node.directory, node.config)
         governing = node.agreement_for(card.party, dt.datetime.now(dt.UTC))
@@ -100,6 +106,12 @@ def partner_add(
         if governing is not None
         else "nothing until a signed agreement is installed (default deny)"
     )
+    if rotated:
+        console.print(
+            f"{card.party}'s new signing key {card.key_fingerprint} is endorsed by the key "
+            "pinned before; its older signatures stay valid.",
+            highlight=False,
+        )
     console.print(
         f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
         f"  CA fingerprint  {card.ca_fingerprint}\n"
@@ -183,7 +195,7 @@ def audit_verify(
         _verify_partner(node_dir, partner.upper(), as_json)
         return
     with open_node(node_dir) as node:
-        report = node.audit.verify(node.identity.public_key_bytes)
+        report = node.audit.verify(node.identity.all_public_keys)
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
@@ -213,7 +225,7 @@ def _verify_partner(node_dir: Path, party: str, as_json: bool) -> None:
         if pinned is None:
             raise ConfigError(f"{party} is not a pinned partner of {node.party}")
         with node.store.transaction() as tx:
-            report = witness.check_heads(tx, party, pinned.signing_key)
+            report = witness.check_heads(tx, party, pinned.signing_keys)
     if as_json:
         sys.stdout.write(
             msgspec.json.encode({**msgspec.to_builtins(report), "ok": report.ok}).decode() + "\n"

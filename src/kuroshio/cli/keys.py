@@ -17,7 +17,14 @@ import typer
 from kuroshio.cli.common import AsJson, NodeDir, console, print_warning
 from kuroshio.errors import InputError
 from kuroshio.node import open_node
-from kuroshio.pki import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, is_protected, protect_signing_key
+from kuroshio.pki import (
+    PASSPHRASE_ENV,
+    PASSPHRASE_FILE_ENV,
+    is_protected,
+    key_fingerprint,
+    protect_signing_key,
+    public_key_from_b64,
+)
 
 app = typer.Typer()
 keys_app = typer.Typer(help="This node's keys and certificates.")
@@ -50,6 +57,22 @@ def status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     )
     for warning in warnings:
         print_warning(warning)
+
+
+@keys_app.command("rotate")
+def rotate(node_dir: NodeDir = Path(".")) -> None:
+    """A new signing key, endorsed by the old one, and a new TLS certificate from the same CA.
+    Give partners the new card ('kuroshio partner card'): they take it on the old key's word,
+    and signatures made with the old key stay valid. Restart 'kuroshio serve' to use it."""
+    with open_node(node_dir) as node:
+        old = node.identity.fingerprint
+        endorsement = node.rotate_keys()
+    new = key_fingerprint(public_key_from_b64(endorsement.successor))
+    console.print(
+        f"signing key {old} retired, {new} in use (and a new TLS certificate); send partners "
+        "the new card: kuroshio partner card",
+        highlight=False,
+    )
 
 
 @keys_app.command("protect")

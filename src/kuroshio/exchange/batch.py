@@ -19,7 +19,7 @@ from kuroshio.errors import VerificationError
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
 from kuroshio.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.model import Observation, PartyCode, canonical_bytes
-from kuroshio.pki import Signer, verify
+from kuroshio.pki import Keys, Signer, verify
 from kuroshio.policy.decide import relay_refusal
 
 BATCH_FORMAT: Final = "kuroshio-batch/1"
@@ -128,7 +128,7 @@ def read_header(header_bytes: bytes) -> BatchHeader:
         raise LinkRefused("malformed", f"batch header: {error}") from None
 
 
-def check_signature(header_bytes: bytes, signature: bytes, sender_key: bytes) -> None:
+def check_signature(header_bytes: bytes, signature: bytes, sender_key: Keys) -> None:
     """Raise :class:`LinkRefused` (``bad_signature``) unless the origin signed this header."""
     try:
         verify(sender_key, signature, SIGNATURE_CONTEXT + header_bytes)
@@ -141,7 +141,7 @@ def open_batch(
     *,
     sender: str,
     receiver: str,
-    sender_key: bytes,
+    sender_key: Keys,
     max_items: int = MAX_BATCH_ITEMS,
 ) -> OpenedBatch:
     """Check a received batch against the sender's pinned key; raise :class:`LinkRefused` why not.

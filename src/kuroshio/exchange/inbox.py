@@ -37,7 +37,7 @@ from kuroshio.exchange.wire import (
     SignedReceipt,
 )
 from kuroshio.model import MAX_ID, Observation, Provenance, canonical_bytes
-from kuroshio.pki import key_fingerprint
+from kuroshio.pki import Keys, key_fingerprint, key_list
 from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.sql import utc_time
@@ -191,7 +191,7 @@ class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_origin_proofs(
-    frame: BatchFrame, opened: OpenedBatch, partner: str, keys: Mapping[str, bytes]
+    frame: BatchFrame, opened: OpenedBatch, partner: str, keys: Mapping[str, Keys]
 ) -> dict[int, KeptProof]:
     """Check the origin proofs carried with a batch; the rows to keep by the item's position,
     one for each item whose
@@ -254,7 +254,7 @@ def item_proof(tx: Transaction, obs_id: str, version: int) -> ItemProof | None:
 
 
 def verify_received(
-    tx: Transaction, keys: Mapping[str, bytes], observation: Observation
+    tx: Transaction, keys: Mapping[str, Keys], observation: Observation
 ) -> ReceivedCheck:
     """Check a received item against the signatures this node holds for it: its origin's when
     the origin sent it or a relay passed the origin's proof on, else the relay's batch."""
@@ -311,13 +311,13 @@ def verify_received(
         status="verified",
         detail=(
             f"{origin}'s signature over the batch and this item's Merkle inclusion proof checked "
-            f"with the pinned key {key_fingerprint(origin_key)}{relayed}"
+            f"with the pinned key {key_fingerprint(key_list(origin_key)[0])}{relayed}"
         ),
     )
 
 
 def _on_relay_word(
-    batch: ItemProof, sender: str, sender_key: bytes, kept: Observation, relayed_id: str
+    batch: ItemProof, sender: str, sender_key: Keys, kept: Observation, relayed_id: str
 ) -> ReceivedCheck:
     """An item kept on its relay's word alone: checked against the relay's batch only."""
     named = relayed_id[:3]
@@ -337,7 +337,8 @@ def _on_relay_word(
         status="relayed",
         detail=(
             f"{sender}'s word: passed on by {sender} as {named}'s {relayed_id}, {how}; kept as "
-            f"{sender}'s, its batch checked with the pinned key {key_fingerprint(sender_key)}"
+            f"{sender}'s, its batch checked with the pinned key "
+            f"{key_fingerprint(key_list(sender_key)[0])}"
         ),
     )
 

@@ -18,7 +18,7 @@ from kuroshio.exchange.batch import SIGNATURE_CONTEXT, BatchHeader, read_header
 from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.model import Observation, Provenance, canonical_bytes
-from kuroshio.pki import verify
+from kuroshio.pki import Keys, verify
 from kuroshio.store.inbox import KeptProof
 from kuroshio.store.transaction import Transaction
 
@@ -43,7 +43,7 @@ def content_bytes(observation: Observation) -> bytes:
     return canonical_bytes(msgspec.structs.replace(observation, provenance=_NO_PROVENANCE))
 
 
-def verify_batch_proof(proof: ItemProof, signer_key: bytes) -> tuple[BatchHeader, Observation]:
+def verify_batch_proof(proof: ItemProof, signer_key: Keys) -> tuple[BatchHeader, Observation]:
     """Check an item against the signature of the batch it came in (the origin's or a relay's);
     the header and the item as signed.
 
@@ -57,7 +57,7 @@ def verify_batch_proof(proof: ItemProof, signer_key: bytes) -> tuple[BatchHeader
     return header, observation
 
 
-def verify_item_proof(proof: ItemProof, origin_key: bytes) -> Observation:
+def verify_item_proof(proof: ItemProof, origin_key: Keys) -> Observation:
     """Check an item against its origin's signature; the item as the origin sent it.
 
     Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out, including
@@ -93,7 +93,7 @@ def _proven_item(proof: ItemProof) -> tuple[BatchHeader, Observation]:
     return header, observation
 
 
-def check_relayed(proof: ItemProof, relayed: Observation, origin_key: bytes | None) -> bool:
+def check_relayed(proof: ItemProof, relayed: Observation, origin_key: Keys | None) -> bool:
     """Check a proof carried with ``relayed``: bound to the origin's signed root, the same item
     (origin, id, version and content; the provenance aside) and, when ``origin_key`` is known,
     signed by the origin. True when the signature was checked, False when no key was at hand.

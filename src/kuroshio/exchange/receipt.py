@@ -18,7 +18,7 @@ import msgspec
 from kuroshio.errors import VerificationError
 from kuroshio.exchange.wire import Digest, LinkRefused, SignedReceipt
 from kuroshio.model import PartyCode
-from kuroshio.pki import Signer, verify
+from kuroshio.pki import Keys, Signer, verify
 
 RECEIPT_FORMAT: Final = "kuroshio-receipt/1"
 MAX_PROOF: Final = 2 * 64
@@ -68,7 +68,7 @@ def read_receipt(signed: SignedReceipt) -> Receipt:
     return _decoder.decode(signed.receipt)
 
 
-def open_receipt(signed: SignedReceipt, receiver_key: bytes) -> Receipt:
+def open_receipt(signed: SignedReceipt, receiver_key: Keys) -> Receipt:
     """Verify a receipt with the receiver's pinned key; raises :class:`LinkRefused` why not."""
     try:
         verify(receiver_key, signed.signature, SIGNATURE_CONTEXT + signed.receipt)

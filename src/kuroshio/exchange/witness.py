@@ -18,6 +18,7 @@ import msgspec
 from kuroshio.exchange.receipt import Receipt, open_receipt
 from kuroshio.exchange.wire import LinkRefused, SignedReceipt
 from kuroshio.merkle import consistent
+from kuroshio.pki import Keys
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
 
@@ -77,7 +78,7 @@ def keep_head(
     return ok
 
 
-def check_heads(tx: Transaction, partner: str, partner_key: bytes) -> HeadsReport:
+def check_heads(tx: Transaction, partner: str, partner_key: Keys) -> HeadsReport:
     """Every head ``partner`` signed for this node, checked again: each receipt's signature with
     the pinned key, the head the one it carries, each extending the one before."""
     rows = tx.audit.partner_heads(partner)

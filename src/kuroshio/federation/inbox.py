@@ -73,7 +73,7 @@ class Inbox:
             frame,
             sender=partner.party,
             receiver=self.node.party,
-            sender_key=partner.signing_key,
+            sender_key=partner.signing_keys,
             max_items=self.node.config.exchange.batch_items,
         )
         proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())

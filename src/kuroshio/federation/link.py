@@ -288,7 +288,7 @@ class Link:
             self.status.acked_seq = max(self.status.acked_seq, receipt.seq)
 
     async def _take_receipt(self, signed: SignedReceipt) -> Receipt:
-        receipt = open_receipt(signed, self.partner.signing_key)
+        receipt = open_receipt(signed, self.partner.signing_keys)
         if receipt.sender != self.node.party or receipt.receiver != self.partner.party:
             raise LinkRefused(
                 "wrong_link",
