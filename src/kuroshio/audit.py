@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal, NamedTuple, TypeAlias, get_args
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias, get_args
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -485,7 +485,94 @@ def _typed_row(raw: tuple[Any, ...]) -> _Row | None:
     )
 
 
-def _original_seq(table: AuditTable, row: _Row) -> int | None:
+class LogRows(Protocol):
+    """What :func:`verify_log` reads: the store's audit table, or a log exported by a partner."""
+
+    def rows(self) -> Iterable[tuple[Any, ...]]: ...
+
+    def heads(self) -> list[tuple[str, int, bytes]]: ...
+
+    def neighbours(self, prev_hash: bytes, digest: bytes) -> list[tuple[int, bool, bool]]: ...
+
+
+class ExportedLog:
+    """A log as ``kuroshio audit export`` wrote it (NDJSON, one entry a line), with the heads
+    its party signed for this node (``heads``: size → root), for :func:`verify_log`."""
+
+    def __init__(self, lines: Iterable[bytes], heads: Iterable[tuple[str, int, bytes]]) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = msgspec.json.decode(line, type=ExportedEntry)
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                raise AuditError(
+                    f"line {number}", f"not an exported audit entry: {error}"
+                ) from None
+            self._rows.append(
+                (
+                    entry.seq,
+                    entry.at,
+                    entry.party,
+                    entry.kind,
+                    entry.subject,
+                    msgspec.json.encode(entry.details).decode("utf-8"),
+                    bytes.fromhex(entry.prev_hash),
+                    bytes.fromhex(entry.hash),
+                    bytes.fromhex(entry.signature),
+                )
+            )
+        self._heads = list(heads)
+
+    def rows(self) -> Iterable[tuple[Any, ...]]:
+        return iter(self._rows)
+
+    def heads(self) -> list[tuple[str, int, bytes]]:
+        return self._heads
+
+    def neighbours(self, prev_hash: bytes, digest: bytes) -> list[tuple[int, bool, bool]]:
+        return [
+            (row[0], row[7] == prev_hash, row[6] == digest)
+            for row in self._rows
+            if row[7] == prev_hash or row[6] == digest
+        ]
+
+
+class ExportedEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One line of ``kuroshio audit export``: an entry as stored, hashes and signature in hex."""
+
+    seq: int
+    at: str
+    party: str
+    kind: str
+    subject: str
+    details: msgspec.Raw
+    prev_hash: str
+    hash: str
+    signature: str
+
+
+def export_lines(table: AuditTable) -> Iterator[bytes]:
+    """The log as NDJSON lines (:class:`ExportedEntry`), for a partner to check it against the
+    heads this node signed for it."""
+    for seq, at, party, kind, subject, details, prev_hash, digest, signature in table.rows():
+        yield msgspec.json.encode(
+            ExportedEntry(
+                seq=seq,
+                at=at,
+                party=party,
+                kind=kind,
+                subject=subject,
+                details=msgspec.Raw(details.encode("utf-8")),
+                prev_hash=bytes(prev_hash).hex(),
+                hash=bytes(digest).hex(),
+                signature=bytes(signature).hex(),
+            )
+        )
+
+
+def _original_seq(table: LogRows, row: _Row) -> int | None:
     # An entry moved from seq t keeps a prev_hash naming entry t-1 and a hash named by entry
     # t+1; whichever neighbour is still in place tells us t, and the hash confirms it.
     candidates: set[int] = set()
@@ -503,7 +590,7 @@ def _original_seq(table: AuditTable, row: _Row) -> int | None:
 
 
 def verify_log(
-    table: AuditTable,
+    table: LogRows,
     public_key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey,
     *,
     known_head: AuditHead | tuple[int, bytes] | None = None,

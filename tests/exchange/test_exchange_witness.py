@@ -136,3 +136,23 @@ def test_a_forged_head_in_the_store_is_found_by_its_signature(pair: tuple[Node, 
     with twn.store.transaction() as tx:
         [problem] = witness.check_heads(tx, "JPN", jpn.identity.public_key_bytes).problems
     assert problem.reason == "not_the_receipts" and problem.seq == 1
+
+
+def test_a_partners_exported_log_is_checked_against_the_heads_it_signed(
+    pair: tuple[Node, Node], tmp_path: Path
+) -> None:
+    twn, jpn = pair
+    for start in (0, 3):
+        _send(twn, jpn, range(start, start + 3))
+    log = tmp_path / "jpn-audit.ndjson"
+    run("audit", "export", "-n", jpn.directory, "--out", log, check=True)
+    held = run("audit", "verify", "-n", twn.directory, "--partner", "JPN", "--log", log)
+    assert held.returncode == 0, held.stderr
+    assert "holding every one of the 2 heads JPN signed" in held.stdout
+
+    # JPN shows a log it cut and grew again: shorter, or different where a head was signed.
+    lines = log.read_bytes().splitlines()
+    cut = tmp_path / "cut.ndjson"
+    cut.write_bytes(b"\n".join(lines[:-3]) + b"\n")
+    shown = run("audit", "verify", "-n", twn.directory, "--partner", "JPN", "--log", cut)
+    assert shown.returncode == 1 and "truncated" in shown.stderr

@@ -15,6 +15,7 @@ import msgspec
 import typer
 from rich.table import Table
 
+from kuroshio.audit import ExportedLog, export_lines, verify_log
 from kuroshio.cli.common import AsJson, NodeDir, console, err_console
 from kuroshio.errors import ConfigError, PartnerError
 from kuroshio.exchange import outbox, witness
@@ -30,6 +31,7 @@ from kuroshio.partners import (
     read_card,
     store_card,
 )
+from kuroshio.pki import Keys
 
 app = typer.Typer()
 partner_app = typer.Typer(help="Partner cards: export this node's, pin a partner's.")
@@ -187,12 +189,16 @@ def audit_verify(
         str | None,
         typer.Option(help="Check the heads of PARTNER's log it signed for this node instead."),
     ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="With --partner: PARTNER's log ('kuroshio audit export'), checked too."),
+    ] = None,
 ) -> None:
     """Check the audit chain and its Merkle tree against every head this node signed: exit 0
     when intact, 1 with each broken seq and reason otherwise. With --partner, check that the
     heads PARTNER signed in its receipts form one growing log."""
     if partner is not None:
-        _verify_partner(node_dir, partner.upper(), as_json)
+        _verify_partner(node_dir, partner.upper(), as_json, log)
         return
     with open_node(node_dir) as node:
         report = node.audit.verify(node.identity.all_public_keys)
@@ -219,13 +225,16 @@ def audit_verify(
         raise typer.Exit(1)
 
 
-def _verify_partner(node_dir: Path, party: str, as_json: bool) -> None:
+def _verify_partner(node_dir: Path, party: str, as_json: bool, log: Path | None) -> None:
     with open_node(node_dir) as node:
         pinned = node.partners.get(party)
         if pinned is None:
             raise ConfigError(f"{party} is not a pinned partner of {node.party}")
         with node.store.transaction() as tx:
             report = witness.check_heads(tx, party, pinned.signing_keys)
+            heads = [(node.party, size, root) for size, root, *_ in tx.audit.partner_heads(party)]
+    if log is not None:
+        _verify_partner_log(party, log, heads, pinned.signing_keys, as_json)
     if as_json:
         sys.stdout.write(
             msgspec.json.encode({**msgspec.to_builtins(report), "ok": report.ok}).decode() + "\n"
@@ -247,6 +256,50 @@ def _verify_partner(node_dir: Path, party: str, as_json: bool) -> None:
             )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _verify_partner_log(
+    party: str, log: Path, heads: list[tuple[str, int, bytes]], keys: Keys, as_json: bool
+) -> None:
+    try:
+        with log.open("rb") as lines:
+            exported = ExportedLog(lines, heads)
+    except OSError as error:
+        raise ConfigError(f"{log}: cannot read: {error.strerror}") from None
+    checked = verify_log(exported, keys)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(checked).decode() + "\n")
+    elif checked.ok:
+        console.print(
+            f"{party}'s log in {log}: {checked.checked} entries, its chain intact and holding "
+            f"every one of the {len(heads)} heads {party} signed for this node",
+            highlight=False,
+        )
+    else:
+        for problem in checked.problems:
+            err_console.print(
+                f"{party} log seq {problem.seq}: {problem.reason}: {problem.detail}",
+                highlight=False,
+            )
+    if not checked.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    node_dir: NodeDir = Path("."),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Default: stdout.")] = None,
+) -> None:
+    """Write the audit log as NDJSON, for a partner to check against the heads this node signed
+    for it ('kuroshio audit verify --partner PARTY --log FILE')."""
+    with open_node(node_dir) as node, node.store.transaction() as tx:
+        target = sys.stdout.buffer if out is None else out.open("wb")
+        try:
+            for line in export_lines(tx.audit):
+                target.write(line + b"\n")
+        finally:
+            if out is not None:
+                target.close()
 
 
 @audit_app.command("receipts")
