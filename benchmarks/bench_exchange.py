@@ -38,7 +38,7 @@ import httpx
 import msgspec
 
 from kuroshio.model import Marking, Observation, Platform, Point, Source
-from kuroshio.node import init_node, open_node, save_config
+from kuroshio.node import ADMIN_TOKEN, init_node, open_node, save_config
 from kuroshio.partners import PartnerCard, PartnerConfig, make_card, store_card
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -360,14 +360,18 @@ class CommitWatcher(threading.Thread):
             conn.close()
 
 
-def offer(api: str, rate: int, seconds: int, tag: str) -> tuple[dict[str, float], float]:
-    """POST observations to the node's API at ``rate`` per second; when each was handed over."""
+def offer(
+    api: str, rate: int, seconds: int, tag: str, token: str
+) -> tuple[dict[str, float], float]:
+    """POST observations to the node's API at ``rate`` per second (as the node's admin, with
+    ``token``); when each was handed over."""
     per_post = max(1, rate // POSTS_PER_S)
     posts = rate * seconds // per_post
     sent: dict[str, float] = {}
     encoder = msgspec.json.Encoder()
     began = time.perf_counter()
-    with httpx.Client(base_url=api, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=api, timeout=30, headers=headers) as client:
         for post in range(posts):
             pause = began + post / POSTS_PER_S - time.perf_counter()
             if pause > 0:
@@ -386,7 +390,8 @@ def latency(nodes: dict[str, BenchNode], rate: int) -> dict[str, float]:
     watcher = CommitWatcher(nodes["JPN"].store)
     watcher.start()
     try:
-        sent, achieved = offer(nodes["TWN"].api, rate, OFFER_SECONDS, f"live{rate}")
+        token = (nodes["TWN"].directory / ADMIN_TOKEN).read_text().strip()
+        sent, achieved = offer(nodes["TWN"].api, rate, OFFER_SECONDS, f"live{rate}", token)
         deadline = time.monotonic() + 120
         while len(watcher.seen.keys() & sent.keys()) < len(sent):
             if time.monotonic() > deadline:

@@ -16,6 +16,7 @@ def pin(node: Node, other: Node) -> None:
         other.config.federation.url(),
         other.identity.ca_certificate_pem,
         other.identity.public_key_b64,
+        other.identity.endorsements,
     )
     store_card(node.directory, card)
     node.config.partners[other.party] = PartnerConfig(url=card.url)

@@ -98,6 +98,7 @@ def test_bad_records_are_reported_with_file_line_and_reason_and_the_rest_stored(
         b'{"id":"XYZ:a:1","origin":"XYZ","kind":"air",'
         b'"observed_at":"2022-08-05T00:00:00Z","geometry":{"type":"Point","coordinates":[1,2]}}',
         conflicting,
+        msgspec.json.encode(observation(7, origin="JPN")),  # a partner's: only over links
     ]
     bad_file = tmp_path / "mixed.ndjson"
     bad_file.write_bytes(b"\n".join(lines) + b"\n")
@@ -109,6 +110,7 @@ def test_bad_records_are_reported_with_file_line_and_reason_and_the_rest_stored(
     assert f"{bad_file}:4: Expected `float` <= 180.0 - at `$.geometry.coordinates[0]`" in err
     assert f"{bad_file}:5: unknown party code 'XYZ'" in err
     assert f"{bad_file}:6: conflicts with a stored record" in err
+    assert f"{bad_file}:7: origin JPN: this node adds only TWN's own observations" in err
     stored = {json.loads(x)["id"] for x in run("query", "-n", node, "-f", "ndjson").stdout.split()}
     assert stored == {"TWN:test:0", "TWN:test:1"}
     kept = json.loads(
@@ -141,7 +143,7 @@ def test_errors_are_one_clear_line_with_non_zero_exit(tmp_path: Path, node: Path
     bad_bbox = run("query", "-n", node, "--bbox", "1,2,3")
     assert bad_bbox.returncode == 2 and "--bbox" in bad_bbox.stderr
     no_file = run("add", "-n", node, tmp_path / "absent.ndjson")
-    assert no_file.returncode == 2 and "absent.ndjson: cannot open" in no_file.stderr
+    assert no_file.returncode == 1 and "absent.ndjson: cannot open" in no_file.stderr
     config = node / "kuroshio.toml"
     config.write_text(config.read_text().replace("port = 8443", 'port = "x"'))
     bad_config = run("query", "-n", node)

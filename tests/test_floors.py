@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "kuroshio"
 FLOORS: dict[str, int] = {
     "errors": 0,
     "model": 1,
+    "merkle": 1,
     "inputs": 1,
     "catalogue": 2,
     "geo": 2,
@@ -19,6 +20,7 @@ FLOORS: dict[str, int] = {
     "partners": 3,
     "store": 2,
     "audit": 3,
+    "access": 3,
     "policy": 4,
     "fusion": 4,
     "exchange": 4,

@@ -1,8 +1,9 @@
 """The node's audit log: append-only, hash-chained, Ed25519-signed entries in the node's store.
 
 It records what the node did (ingest, decision, send, receive, receipt, verify failure, agreement
-change) and proves later that no entry was edited, removed or moved. It is not a data store:
-``details`` is a small JSON object of identifiers and counts, never observations or secrets.
+change, access: operators, tokens and logins; partner changes) and proves later that no entry was
+edited, removed or moved. It is not a data store: ``details`` is a small JSON object of
+identifiers and counts, never observations or secrets.
 
 Entry hash and signature
 ------------------------
@@ -17,6 +18,16 @@ of the caller's mapping and is stored as exactly those bytes. ``prev_hash`` is t
 entry's hash (32 zero bytes before entry 1). ``signature`` is Ed25519 over
 ``b"kuroshio audit entry v1\\x00" + hash``; the prefix keeps an audit signature from ever
 passing for a signature on a batch or receipt made with the same node key.
+
+Merkle tree and witnessed heads
+-------------------------------
+The entries are also the leaves of an RFC 6962 Merkle tree (leaf data: the entry's hash), kept
+as its complete subtrees, so that the head of the log (size, root) proves every entry up to it.
+Each receipt a node gives carries its head then and a consistency proof from the head it gave
+that partner before (:meth:`AuditLog.witness`): the partner keeps them, and whoever later cuts
+or rewrites the log cannot show a log consistent with heads already signed. The node keeps the
+heads it signed too: :func:`verify_log` reports a log shorter than, or different from, any of
+them.
 """
 
 from __future__ import annotations
@@ -24,13 +35,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal, NamedTuple, TypeAlias, get_args
+from typing import Any, Final, Literal, NamedTuple, Protocol, TypeAlias, get_args
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kuroshio.errors import AuditError
+from kuroshio.merkle import (
+    appended_nodes,
+    consistency_proof,
+    frontier,
+    leaf_hash,
+    node_hash,
+    root_of_frontier,
+    subtree_root,
+)
 from kuroshio.model import canonical_bytes, is_party
 from kuroshio.pki import Signer, public_key_bytes_of
 from kuroshio.store.audit import AuditTable
@@ -38,7 +58,15 @@ from kuroshio.store.backend import NodeStore
 from kuroshio.store.transaction import Transaction
 
 AuditKind: TypeAlias = Literal[
-    "ingest", "decision", "send", "receive", "receipt", "verify_failure", "agreement_change"
+    "ingest",
+    "decision",
+    "send",
+    "receive",
+    "receipt",
+    "verify_failure",
+    "agreement_change",
+    "access",
+    "partner_change",
 ]
 AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
 GENESIS_HASH: Final = bytes(32)
@@ -53,6 +81,23 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Key names that suggest a secret; a detail called e.g. ``api_token`` is refused outright.
 SECRET_KEY_WORDS: Final = ("password", "passphrase", "secret", "private_key", "token", "api_key")
 _MAX_REORDER_SEARCHES: Final = 64
+
+
+class TreeHead(NamedTuple):
+    """The Merkle head of the log: how many entries, and the root over them."""
+
+    size: int
+    root: bytes
+
+
+class WitnessedHead(msgspec.Struct, frozen=True, kw_only=True):
+    """The head a receipt carries, with the proof that it extends the one given before."""
+
+    size: int
+    root: bytes
+    since: int | None
+    """The size of the head given to the same partner before (None: the first)."""
+    proof: list[bytes]
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -177,21 +222,30 @@ def entry_hash(
     return hashlib.sha256(canonical_bytes(record)).digest()
 
 
-def _public_key(key: bytes | ed25519.Ed25519PublicKey) -> ed25519.Ed25519PublicKey:
+def _public_keys(
+    key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey,
+) -> list[ed25519.Ed25519PublicKey]:
     if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
+        return [key]
     try:
-        return ed25519.Ed25519PublicKey.from_public_bytes(key)
+        return [
+            ed25519.Ed25519PublicKey.from_public_bytes(raw)
+            for raw in ((key,) if isinstance(key, bytes) else key)
+        ]
     except ValueError as error:
         raise AuditError("public key", f"not an Ed25519 public key: {error}") from None
 
 
-def _signature_ok(key: ed25519.Ed25519PublicKey, entry_hash_: bytes, signature: bytes) -> bool:
-    try:
-        key.verify(signature, SIGNATURE_CONTEXT + entry_hash_)
-    except InvalidSignature:
-        return False
-    return True
+def _signature_ok(
+    keys: list[ed25519.Ed25519PublicKey], entry_hash_: bytes, signature: bytes
+) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, SIGNATURE_CONTEXT + entry_hash_)
+        except InvalidSignature:
+            continue
+        return True
+    return False
 
 
 class AuditLog:
@@ -248,6 +302,7 @@ class AuditLog:
 
         claimed = tx.audit.claim_head()
         seq, prev_hash = claimed if claimed is not None else (0, GENESIS_HASH)
+        size_before = seq
         rows: list[tuple[int, str, str, str, str, str, bytes, bytes, bytes]] = []
         entries: list[AuditEntry] = []
         for kind, subject, details_json in prepared:
@@ -281,7 +336,21 @@ class AuditLog:
             )
             prev_hash = digest
         tx.audit.append(rows)
+        known = tx.audit.tree_nodes(frontier(size_before))
+        tx.audit.add_tree_nodes(appended_nodes(size_before, [row[7] for row in rows], known))
         return entries
+
+    def witness(self, tx: Transaction, partner: str, now: dt.datetime) -> WitnessedHead:
+        """The head of the log now, for a receipt to ``partner``, with the consistency proof from
+        the head given to ``partner`` before; kept as signed for ``partner``."""
+        head = tree_head(tx.audit)
+        before = tx.audit.last_head(partner)
+        since, proof = None, []
+        if before is not None and 0 < before[0] <= head.size:
+            since = before[0]
+            proof = consistency_proof(since, head.size, _subtrees(tx.audit))
+        tx.audit.keep_head(partner, head.size, head.root, int(now.timestamp() * 1_000_000))
+        return WitnessedHead(size=head.size, root=head.root, since=since, proof=proof)
 
     def head(self) -> AuditHead:
         """The last committed entry's (seq, hash)."""
@@ -301,7 +370,7 @@ class AuditLog:
 
     def verify(
         self,
-        public_key: bytes | ed25519.Ed25519PublicKey | None = None,
+        public_key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey | None = None,
         *,
         known_head: AuditHead | tuple[int, bytes] | None = None,
     ) -> AuditReport:
@@ -319,6 +388,27 @@ def _signer_public_key(signer: Signer) -> bytes:
     if isinstance(key, bytes):
         return key
     raise AuditError("public key", "give the public key to verify with")
+
+
+def _subtrees(table: AuditTable) -> Callable[[int, int], bytes]:
+    def node(level: int, index: int) -> bytes:
+        found = table.tree_nodes([(level, index)]).get((level, index))
+        if found is None:
+            raise AuditError("audit tree", f"no subtree ({level}, {index}) is kept")
+        return found
+
+    return lambda start, size: subtree_root(start, size, node)
+
+
+def tree_head(table: AuditTable, size: int | None = None) -> TreeHead:
+    """The Merkle head of the first ``size`` entries (default: all) from the kept tree."""
+    if size is None:
+        size = log_head(table).seq
+    keys = frontier(size)
+    found = table.tree_nodes(keys)
+    if len(found) != len(keys):
+        raise AuditError("audit tree", f"the tree of the first {size} entries is incomplete")
+    return TreeHead(size, root_of_frontier([found[key] for key in keys]))
 
 
 def log_head(table: AuditTable) -> AuditHead:
@@ -396,7 +486,94 @@ def _typed_row(raw: tuple[Any, ...]) -> _Row | None:
     )
 
 
-def _original_seq(table: AuditTable, row: _Row) -> int | None:
+class LogRows(Protocol):
+    """What :func:`verify_log` reads: the store's audit table, or a log exported by a partner."""
+
+    def rows(self) -> Iterable[tuple[Any, ...]]: ...
+
+    def heads(self) -> list[tuple[str, int, bytes]]: ...
+
+    def neighbours(self, prev_hash: bytes, digest: bytes) -> list[tuple[int, bool, bool]]: ...
+
+
+class ExportedLog:
+    """A log as ``kuroshio audit export`` wrote it (NDJSON, one entry a line), with the heads
+    its party signed for this node (``heads``: size → root), for :func:`verify_log`."""
+
+    def __init__(self, lines: Iterable[bytes], heads: Iterable[tuple[str, int, bytes]]) -> None:
+        self._rows: list[tuple[Any, ...]] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                entry = msgspec.json.decode(line, type=ExportedEntry)
+            except (msgspec.ValidationError, msgspec.DecodeError) as error:
+                raise AuditError(
+                    f"line {number}", f"not an exported audit entry: {error}"
+                ) from None
+            self._rows.append(
+                (
+                    entry.seq,
+                    entry.at,
+                    entry.party,
+                    entry.kind,
+                    entry.subject,
+                    msgspec.json.encode(entry.details).decode("utf-8"),
+                    bytes.fromhex(entry.prev_hash),
+                    bytes.fromhex(entry.hash),
+                    bytes.fromhex(entry.signature),
+                )
+            )
+        self._heads = list(heads)
+
+    def rows(self) -> Iterable[tuple[Any, ...]]:
+        return iter(self._rows)
+
+    def heads(self) -> list[tuple[str, int, bytes]]:
+        return self._heads
+
+    def neighbours(self, prev_hash: bytes, digest: bytes) -> list[tuple[int, bool, bool]]:
+        return [
+            (row[0], row[7] == prev_hash, row[6] == digest)
+            for row in self._rows
+            if row[7] == prev_hash or row[6] == digest
+        ]
+
+
+class ExportedEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One line of ``kuroshio audit export``: an entry as stored, hashes and signature in hex."""
+
+    seq: int
+    at: str
+    party: str
+    kind: str
+    subject: str
+    details: msgspec.Raw
+    prev_hash: str
+    hash: str
+    signature: str
+
+
+def export_lines(table: AuditTable) -> Iterator[bytes]:
+    """The log as NDJSON lines (:class:`ExportedEntry`), for a partner to check it against the
+    heads this node signed for it."""
+    for seq, at, party, kind, subject, details, prev_hash, digest, signature in table.rows():
+        yield msgspec.json.encode(
+            ExportedEntry(
+                seq=seq,
+                at=at,
+                party=party,
+                kind=kind,
+                subject=subject,
+                details=msgspec.Raw(details.encode("utf-8")),
+                prev_hash=bytes(prev_hash).hex(),
+                hash=bytes(digest).hex(),
+                signature=bytes(signature).hex(),
+            )
+        )
+
+
+def _original_seq(table: LogRows, row: _Row) -> int | None:
     # An entry moved from seq t keeps a prev_hash naming entry t-1 and a hash named by entry
     # t+1; whichever neighbour is still in place tells us t, and the hash confirms it.
     candidates: set[int] = set()
@@ -414,8 +591,8 @@ def _original_seq(table: AuditTable, row: _Row) -> int | None:
 
 
 def verify_log(
-    table: AuditTable,
-    public_key: bytes | ed25519.Ed25519PublicKey,
+    table: LogRows,
+    public_key: bytes | tuple[bytes, ...] | ed25519.Ed25519PublicKey,
     *,
     known_head: AuditHead | tuple[int, bytes] | None = None,
 ) -> AuditReport:
@@ -426,8 +603,12 @@ def verify_log(
     short at the end looks whole by itself: pass the ``known_head`` remembered earlier (or held
     by a partner) to detect that. One problem is reported per place, at the first seq affected.
     """
-    key = _public_key(public_key)
+    key = _public_keys(public_key)
     head_seq, head_hash = known_head if known_head is not None else (0, GENESIS_HASH)
+    signed: dict[int, list[tuple[str, bytes]]] = {}
+    for partner, size, root in table.heads():
+        signed.setdefault(size, []).append((partner, root))
+    stack: list[tuple[int, bytes]] = []  # the tree's frontier as the walk goes
     problems: list[AuditProblem] = []
     expected_seq = 1
     previous_hash = GENESIS_HASH
@@ -476,12 +657,32 @@ def verify_log(
 
         if seq == head_seq and row.hash != head_hash:
             report(seq, "head_mismatch", "differs from the head remembered for this seq")
+        stack.append((1, leaf_hash(row.hash)))
+        while len(stack) > 1 and stack[-1][0] == stack[-2][0]:
+            (width, left), (_, right) = stack[-2], stack[-1]
+            stack[-2:] = [(2 * width, node_hash(left, right))]
+        for partner, root in signed.get(checked, ()):
+            if root_of_frontier([digest for _, digest in stack]) != root:
+                report(
+                    seq,
+                    "head_mismatch",
+                    f"the first {checked} entries are not those of the head signed for {partner}",
+                )
         expected_seq = seq + 1
         previous_hash = row.hash
         previous_damaged = damaged
         last = AuditHead(seq, row.hash)
 
-    if head_seq > last.seq:
+    if signed and max(signed) > checked:
+        size = max(signed)
+        who = ", ".join(sorted({partner for partner, _ in signed[size]}))
+        report(
+            checked + 1,
+            "truncated",
+            f"the log holds {checked} entries, but a head of {size} was signed for {who}: "
+            "the tail is gone",
+        )
+    elif head_seq > last.seq:
         report(
             last.seq + 1,
             "truncated",

@@ -28,6 +28,8 @@ Hierarchy::
     ├── ChannelClosed          a link's channel closed, with the code and reason given
     ├── MerkleError            a tree asked for what it does not hold (also ValueError)
     ├── InclusionError         an inclusion proof that does not bind its item to the root
+    ├── NotAuthenticated       no operator could be authenticated for a request (HTTP 401)
+    ├── NotPermitted           the operator's role does not allow it (HTTP 403)
     └── LinkRefused            a batch, receipt or hello refused (kuroshio.exchange.wire)
 """
 
@@ -121,7 +123,10 @@ class AuditError(LocatedError):
 
 
 class ImportFileError(KuroshioError):
-    """A whole input file is unusable (missing, unreadable, wrong encoding, too large)."""
+    """A whole input file is unusable (missing, unreadable, wrong encoding, too large, cut
+    short): bad input, exit status 1 like a refused record; nothing of it is stored."""
+
+    exit_code: ClassVar[int] = 1
 
 
 class ImportRecordError(LocatedError):
@@ -207,6 +212,19 @@ class FeedSocketError(KuroshioError, OSError):
     """A feed's socket could not be opened; the message names the endpoint and the reason."""
 
 
+class NotAuthenticated(KuroshioError):
+    """No operator could be authenticated (no credentials, or ones that do not check out)."""
+
+    http_status: ClassVar[int] = 401
+
+
+class NotPermitted(KuroshioError):
+    """An authenticated operator whose role does not allow what was asked, or a request from a
+    page or host this node does not serve."""
+
+    http_status: ClassVar[int] = 403
+
+
 __all__ = [
     "AgreementError",
     "AuditError",
@@ -225,6 +243,8 @@ __all__ = [
     "KuroshioError",
     "LocatedError",
     "MerkleError",
+    "NotAuthenticated",
+    "NotPermitted",
     "PartnerError",
     "StoreError",
     "StoreUnavailable",

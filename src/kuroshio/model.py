@@ -347,6 +347,12 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """The coarsest position grid any hop released the item on, in km; unset (and then left
     out of the canonical bytes) while the position is as observed."""
 
+    relayed_id: ObservationId | msgspec.UnsetType = msgspec.UNSET
+    """Set on an item a relay passed on without its origin's proof checked here: the id the relay
+    sent it under (in the origin's space). The item is kept under the relay's own id
+    (``<RELAY>:via:<id>``) with the relay as its origin, because it rests on the relay's word
+    alone; unset (and left out of the canonical bytes) on every other item."""
+
     def __post_init__(self) -> None:
         if type(self.grid_km) is int:
             msgspec.structs.force_setattr(self, "grid_km", float(self.grid_km))
@@ -355,6 +361,12 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     def released_grid_km(self) -> float | None:
         """:attr:`grid_km`, or None while the position is as observed."""
         return None if self.grid_km is msgspec.UNSET else self.grid_km
+
+    @property
+    def relayed_origin(self) -> str | None:
+        """The party a relay named as the origin of an item kept on the relay's word (see
+        :attr:`relayed_id`); None for every other item."""
+        return None if self.relayed_id is msgspec.UNSET else self.relayed_id[:3]
 
 
 class ClosestApproach(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

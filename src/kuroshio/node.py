@@ -7,7 +7,9 @@ creates and reads that directory and is the one door for everything a node learn
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import getpass
 import ipaddress
 import os
 import re
@@ -19,14 +21,31 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import tomli_w
+from cryptography import x509
 
+from kuroshio.access.local import add_operator, issue_token
+from kuroshio.access.oidc import OidcSettings
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
-from kuroshio.exchange.release import ReleaseSummary, release_in
+from kuroshio.exchange import outbox, witness
+from kuroshio.exchange.batch import batch_label
+from kuroshio.exchange.receipt import Receipt
+from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
+from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
-from kuroshio.partners import Partner, PartnerConfig, load_partners
-from kuroshio.pki import NodeIdentity, create_identity, load_identity
+from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
+from kuroshio.pki import (
+    EXPIRY_WARNING,
+    KeyEndorsement,
+    Keys,
+    NodeIdentity,
+    create_identity,
+    expiring,
+    key_fingerprint,
+    load_identity,
+    rotate_keys,
+)
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
@@ -40,12 +59,20 @@ from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore, open_store
 from kuroshio.store.observations import PreparedRow
+from kuroshio.store.revocations import ANY_KEY
 from kuroshio.store.transaction import Transaction
 
 CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
 DEFAULT_API_PORT: Final = 8080
 _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
+ADMIN: Final = "admin"
+"""The operator ``kuroshio init`` makes, with a bearer token in :data:`ADMIN_TOKEN`."""
+ADMIN_TOKEN: Final = "keys/admin.token"
+HELLO_NONCE_KEEP_S: Final = 600.0
+"""Hello nonces are kept longer than any hello's time may be off (two minutes)."""
+PRIVATE_DIR: Final = 0o700
+PRIVATE_FILE: Final = 0o600
 RECIPROCITY_REFRESH_S: Final = 10.0
 """How long a judged reciprocity standing is reused before the ledger is read again."""
 
@@ -93,6 +120,14 @@ class ApiSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    public_hosts: tuple[str, ...] = ()
+    """Further host names the API and picture are reached by (a request naming any other host
+    is refused, which defeats DNS rebinding); loopback names and ``host`` always count."""
+    session_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 12
+    """How long a browser session lasts after logging in."""
+    oidc: OidcSettings | None = None
+    """An organisation's OpenID Connect identity provider whose tokens are accepted."""
 
     def url(self) -> str:
         scheme = "https" if self.certfile else "http"
@@ -169,6 +204,9 @@ class Node:
         self.agreement_problems: list[InstallProblem] = []
         """Stored agreement files that did not install when the book was last loaded."""
         self._reciprocity: dict[str, tuple[float, str, ReciprocityStatus]] = {}
+        self.operator = f"local:{_local_user()}"
+        """Who works this node object, named in the audit entries of its writes: the local
+        account for the command line; the API names the authenticated operator per request."""
 
     @property
     def party(self) -> str:
@@ -223,10 +261,12 @@ class Node:
 
     # --- agreements ----------------------------------------------------------------------------
 
-    def pinned_keys(self) -> dict[str, bytes]:
+    def pinned_keys(self) -> dict[str, Keys]:
         """The Ed25519 keys this node trusts for agreement signatures: its own and its partners'."""
-        keys = {party: partner.signing_key for party, partner in self.partners.items()}
-        keys[self.party] = self.identity.public_key_bytes
+        keys: dict[str, Keys] = {
+            party: partner.signing_keys for party, partner in self.partners.items()
+        }
+        keys[self.party] = self.identity.all_public_keys
         return keys
 
     @property
@@ -266,7 +306,7 @@ class Node:
         return self.agreements.in_force(partner, now)
 
     def install_agreement(
-        self, path: Path, *, now: dt.datetime | None = None
+        self, path: Path, *, now: dt.datetime | None = None, operator: str | None = None
     ) -> tuple[EnforcedAgreement, bool]:
         """Install a signed agreement file and audit it; True when it was not installed before.
 
@@ -284,7 +324,11 @@ class Node:
                     tx,
                     "agreement_change",
                     f"refused {path.name}"[:500],
-                    {"file": str(path), "refused": error.reason[:1000]},
+                    {
+                        "file": str(path),
+                        "refused": error.reason[:1000],
+                        "operator": operator or self.operator,
+                    },
                 )
             raise
         if previous == enforced.version:
@@ -294,7 +338,7 @@ class Node:
                 tx,
                 "agreement_change",
                 f"installed {enforced.id} v{enforced.version}",
-                enforced.audit_details(),
+                {**enforced.audit_details(), "operator": operator or self.operator},
             )
         return enforced, True
 
@@ -352,6 +396,82 @@ class Node:
         self._reciprocity[partner] = (time.monotonic(), agreement.digest, status)
         return status
 
+    def certificate_warnings(self, now: dt.datetime | None = None) -> list[str]:
+        """This node's certificates and its partners' CAs that expired or expire within
+        :data:`~kuroshio.pki.EXPIRY_WARNING`."""
+        identity = self.identity
+        certificates = [
+            ("this node's TLS certificate", identity.node_certificate),
+            (f"{self.party}'s CA certificate", identity.ca_certificate),
+        ]
+        for party, partner in sorted(self.partners.items()):
+            with contextlib.suppress(ValueError):
+                certificates.append(
+                    (f"{party}'s pinned CA", x509.load_pem_x509_certificate(partner.ca_pem))
+                )
+        return expiring(certificates, now or dt.datetime.now(dt.UTC), EXPIRY_WARNING)
+
+    # --- operators ---------------------------------------------------------------------------
+
+    def add_operator(self, name: str, role: str, password: str | None) -> None:
+        """Add a local operator of the operator API (or change its role and password); audited."""
+        with self.store.transaction() as tx:
+            checked = add_operator(tx, name, role, password, dt.datetime.now(dt.UTC))
+            self.audit.append(
+                tx,
+                "access",
+                f"operator {name} is {checked}",
+                {
+                    "name": name,
+                    "role": checked,
+                    "can_log_in": password is not None,
+                    "operator": self.operator,
+                },
+            )
+
+    def remove_operator(self, name: str) -> bool:
+        """Disable an operator and end its tokens and sessions; audited. False: none such."""
+        with self.store.transaction() as tx:
+            removed = tx.operators.disable(name)
+            if removed:
+                self.audit.append(
+                    tx,
+                    "access",
+                    f"operator {name} removed",
+                    {"name": name, "operator": self.operator},
+                )
+        return removed
+
+    def issue_token(self, operator: str, label: str, valid_for: dt.timedelta | None) -> str:
+        """A new bearer token acting as ``operator`` (shown once); audited without the secret."""
+        with self.store.transaction() as tx:
+            secret = issue_token(tx, operator, label, dt.datetime.now(dt.UTC), valid_for=valid_for)
+            self.audit.append(
+                tx,
+                "access",
+                f"bearer {label} issued to {operator}",
+                {
+                    "name": operator,
+                    "label": label,
+                    "days": None if valid_for is None else valid_for.days,
+                    "operator": self.operator,
+                },
+            )
+        return secret
+
+    def revoke_token(self, operator: str, label: str) -> bool:
+        """Revoke a bearer token at once; audited. False: no such token."""
+        with self.store.transaction() as tx:
+            revoked = tx.operators.revoke_token(operator, label)
+            if revoked:
+                self.audit.append(
+                    tx,
+                    "access",
+                    f"bearer {label} of {operator} revoked",
+                    {"name": operator, "label": label, "operator": self.operator},
+                )
+        return revoked
+
     # --- listeners -----------------------------------------------------------------------------
 
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -380,22 +500,25 @@ class Node:
         for listener in listeners:
             listener()
 
-    def ingest(self, observations: Sequence[Observation], *, via: str = "local") -> AppendResult:
+    def ingest(
+        self,
+        observations: Sequence[Observation],
+        *,
+        via: str = "local",
+        operator: str | None = None,
+    ) -> AppendResult:
         """Store own or imported observations; the single door for everything this node learns.
 
         In one transaction: the store append, the release of each new version to each partner's
-        outbox, and the ``ingest`` audit entry.
+        outbox, and the ``ingest`` audit entry, naming ``operator`` (default: :attr:`operator`).
         """
         partners = self.partners
         audit = self.audit
         with self.store.transaction() as tx:
             result, released = self.store_in(tx, observations, partners)
-            audit.append(
-                tx,
-                "ingest",
-                f"{len(observations)} observations via {via}",
-                ingest_details(result, released),
-            )
+            details = ingest_details(result, released)
+            details["operator"] = operator or self.operator
+            audit.append(tx, "ingest", f"{len(observations)} observations via {via}", details)
         if result.stored:
             self.notify_stored()
         return result
@@ -453,6 +576,171 @@ class Node:
         )
         return result, released
 
+    def enforce_at_send(self, tx: Transaction, partner: str, now: dt.datetime) -> int:
+        """Before a batch to ``partner`` is sealed, in its transaction: withdraw every due item
+        released under an agreement no longer in force (expired, superseded) and decide it again
+        under the one in force now, if any; audited as a ``decision``. How many were withdrawn.
+        """
+        enforced = self.agreement_for(partner, now)
+        lapsed = outbox.withdraw_lapsed(
+            tx, partner, None if enforced is None else enforced.digest, now
+        )
+        if not lapsed:
+            return 0
+        released = ReleaseSummary()
+        if enforced is not None:
+            originals = [
+                found
+                for item in lapsed
+                if (found := tx.observations.get(item.id, item.version)) is not None
+            ]
+            status = self.reciprocity_in(tx, partner, enforced, now)
+            released = release_in(
+                tx,
+                originals,
+                [partner],
+                agreement_for=lambda _: enforced,
+                reciprocity={} if status is None else {partner: status},
+                own_party=self.party,
+                now=now,
+            )
+        in_force = None if enforced is None else f"{enforced.id} v{enforced.version}"
+        again = released.released.get(partner, 0)
+        details: dict[str, Any] = {
+            "partner": partner,
+            "withdrawn": len(lapsed),
+            "released_under": sorted({item.agreement or "unrecorded" for item in lapsed}),
+            "in_force": in_force,
+            "released_again": again,
+            "items": [f"{item.id} v{item.version}" for item in lapsed[:MAX_LISTED_ITEMS]],
+        }
+        if released.partners:
+            details["decision"] = released.audit_details()["partners"]
+        self.audit.append(
+            tx,
+            "decision",
+            (
+                f"withheld at send to {partner}: {len(lapsed)} released under an agreement no "
+                f"longer in force ({again} released again under {in_force or 'none'})"
+            )[:500],
+            details,
+        )
+        return len(lapsed)
+
+    def revoke_partner(self, party: str, reason: str, key: str | None = None) -> None:
+        """Revoke ``party``'s signing key ``key`` (a fingerprint; None: every key of the party),
+        with the reason, audited. It takes effect at the next transaction of any process on this
+        store, a serving node's too: its batches are refused and nothing more is sent to it.
+        Revoking every key also unpins the party (its card is kept under ``partners/revoked``)."""
+        party = party.upper()
+        if not reason.strip():
+            raise PartnerError(party, "a revocation needs a reason")
+        pinned = self.partners.get(party)
+        if pinned is None and key is None:
+            raise PartnerError(party, f"{party} is not pinned on this node")
+        with self.store.transaction() as tx:
+            tx.revocations.revoke(
+                party, key or ANY_KEY, reason.strip()[:500], int(time.time() * 1_000_000)
+            )
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"revoked {party}" + (f" key {key}" if key else ""),
+                {
+                    "partner": party,
+                    "key": key or "every key",
+                    "reason": reason.strip()[:500],
+                    "operator": self.operator,
+                },
+            )
+        if key is None and party in self.config.partners:
+            card = card_path(self.directory, party)
+            if card.exists():
+                kept = self.directory / PARTNERS_DIR / "revoked"
+                kept.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+                os.replace(card, kept / f"{party}-{int(time.time())}.json")
+            del self.config.partners[party]
+            save_config(self.directory, self.config)
+            self._partners = None
+
+    def rotate_keys(self) -> KeyEndorsement:
+        """A new signing key endorsed by the old one, and a new TLS certificate from the same CA
+        (:func:`~kuroshio.pki.rotate_keys`); audited, the entry signed with the old key. Give
+        partners the new card (``partner card``): they take it on the old key's word."""
+        old = self.identity.fingerprint
+        with self.store.transaction() as tx:
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"signing key {old} rotated",
+                {"retired": old, "operator": self.operator},
+            )
+            endorsement = rotate_keys(self.directory)
+        self._identity = None
+        self.close()  # the audit log signs with the new key from now on
+        return endorsement
+
+    def note_rotation(self, party: str, key: str) -> None:
+        """Audit a partner's new key taken on its old key's endorsement."""
+        with self.store.transaction() as tx:
+            self.audit.append(
+                tx,
+                "partner_change",
+                f"{party} rotated its signing key",
+                {"partner": party, "key": key, "operator": self.operator},
+            )
+        self._partners = None
+
+    def revocation(self, tx: Transaction, party: str, key: bytes) -> str | None:
+        """Why ``party``'s key ``key`` may no longer be used (None: it may), as of ``tx``."""
+        return tx.revocations.reason(party, key_fingerprint(key))
+
+    def first_hello(self, nonce: str, now: float) -> bool:
+        """Keep a link hello's nonce in the store (for :data:`HELLO_NONCE_KEEP_S`, so a restart
+        forgets none); False when it was seen before, a replay."""
+        with self.store.transaction() as tx:
+            return tx.nonces.take(
+                nonce, int(now * 1_000_000), int((now - HELLO_NONCE_KEEP_S) * 1_000_000)
+            )
+
+    def take_receipt(self, partner: str, receipt: Receipt, signed: SignedReceipt) -> bool:
+        """Keep a verified receipt of ``partner`` (its batch acked, its items given) and the head
+        of ``partner``'s audit log it carries, in one transaction, audited; a head that does not
+        extend the one ``partner`` signed before is audited as a ``verify_failure``. False for a
+        receipt already kept."""
+        now = dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            if not outbox.record_receipt(tx, partner, receipt, signed, now=now):
+                return False
+            details: dict[str, object] = {
+                "partner": partner,
+                "seq": receipt.seq,
+                "count": receipt.count,
+                "stored": receipt.stored,
+                "hash": receipt.batch_hash.hex(),
+            }
+            extends = witness.keep_head(tx, partner, receipt, signed, now)
+            if extends is not None:
+                details["audit_size"] = receipt.audit_size
+            label = f"batch {batch_label(self.party, partner, receipt.seq)}"
+            self.audit.append(tx, "receipt", label, details)
+            if extends is False:
+                self.audit.append(
+                    tx,
+                    "verify_failure",
+                    f"audit head of {partner}",
+                    {
+                        "partner": partner,
+                        "code": "audit_rewritten",
+                        "seq": receipt.seq,
+                        "reason": (
+                            f"the head of {receipt.audit_size} entries does not extend the head "
+                            f"{partner} signed before: its log was cut or rewritten"
+                        ),
+                    },
+                )
+        return True
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -479,6 +767,13 @@ def ingest_details(result: AppendResult, released: ReleaseSummary) -> dict[str, 
     if released.withheld:
         details["withheld"] = released.withheld
     return details
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
 
 
 def default_name(party: str) -> str:
@@ -518,7 +813,8 @@ def init_node(
         )
     except msgspec.ValidationError as error:
         raise ConfigError(f"{config_path}: {_toml_path(str(error))}") from None
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    os.chmod(directory, PRIVATE_DIR)
     node = Node(directory, config)
     # The store first: a server that cannot be reached leaves no half-made node behind.
     node.store  # noqa: B018 - creates (and migrates) the store now
@@ -531,15 +827,33 @@ def init_node(
         node.close()
         raise ConfigError(f"cannot create the node identity: {error}") from None
     save_config(directory, config)
+    with node.store.transaction() as tx:
+        now = dt.datetime.now(dt.UTC)
+        add_operator(tx, ADMIN, "admin", None, now)
+        token = issue_token(tx, ADMIN, "init", now)
+        node.audit.append(
+            tx, "access", f"operator {ADMIN} added", {"operator": ADMIN, "role": "admin"}
+        )
+    write_private(directory / ADMIN_TOKEN, (token + "\n").encode("ascii"))
     return node
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner may read (``0600``), replacing any file there."""
+    staging = path.with_name(path.name + ".new")
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    try:
+        os.fchmod(descriptor, PRIVATE_FILE)
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(staging, path)
 
 
 def save_config(directory: Path, config: NodeConfig) -> None:
     """Write the config atomically (comments in an edited file are not kept)."""
-    path = directory / CONFIG_NAME
-    staging = path.with_suffix(".toml.new")
-    staging.write_text(_render(config), encoding="utf-8")
-    os.replace(staging, path)
+    write_private(directory / CONFIG_NAME, _render(config).encode("utf-8"))
 
 
 def _render(config: NodeConfig) -> str:

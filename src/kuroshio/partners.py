@@ -10,7 +10,7 @@ see :mod:`kuroshio.policy` and :mod:`kuroshio.exchange.release`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
@@ -18,9 +18,15 @@ import msgspec
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from kuroshio.errors import PartnerError, VerificationError
+from kuroshio.errors import IdentityError, PartnerError, VerificationError
 from kuroshio.model import PartyCode, is_party
-from kuroshio.pki import certificate_fingerprint, key_fingerprint, public_key_from_b64
+from kuroshio.pki import (
+    KeyEndorsement,
+    certificate_fingerprint,
+    follow_endorsements,
+    key_fingerprint,
+    public_key_from_b64,
+)
 
 CARD_FORMAT: Final = "kuroshio-partner-card/1"
 PARTNERS_DIR: Final = "partners"
@@ -48,6 +54,9 @@ class PartnerCard(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """The node's Ed25519 public key, base64."""
     ca_fingerprint: str = ""
     """SHA-256 of the CA certificate, for reading out over the telephone."""
+    previous_keys: Annotated[tuple[KeyEndorsement, ...], msgspec.Meta(max_length=100)] = ()
+    """The party's earlier signing keys, each endorsing its successor (oldest first): a partner
+    that pinned an earlier key takes this card's key on that word."""
     key_fingerprint: str = ""
 
 
@@ -59,10 +68,17 @@ class Partner(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     ca_pem: bytes
     signing_key: bytes
+    previous_keys: tuple[bytes, ...] = ()
+    """Earlier signing keys of the partner, newest first (its older signatures stay valid)."""
 
     @property
     def key_fingerprint(self) -> str:
         return key_fingerprint(self.signing_key)
+
+    @property
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The current key, then the earlier ones: what its signatures are checked with."""
+        return (self.signing_key, *self.previous_keys)
 
 
 _card_decoder = msgspec.json.Decoder(PartnerCard)
@@ -93,8 +109,15 @@ def _ca_party(pem: str, location: str) -> str:
     return value
 
 
-def make_card(party: str, node: str, url: str, ca_pem: bytes, signing_key_b64: str) -> PartnerCard:
-    """This node's card, with fingerprints filled in."""
+def make_card(
+    party: str,
+    node: str,
+    url: str,
+    ca_pem: bytes,
+    signing_key_b64: str,
+    previous_keys: Sequence[KeyEndorsement] = (),
+) -> PartnerCard:
+    """This node's card, with fingerprints filled in (and its earlier keys' endorsements)."""
     return PartnerCard(
         party=party,
         node=node,
@@ -103,7 +126,30 @@ def make_card(party: str, node: str, url: str, ca_pem: bytes, signing_key_b64: s
         signing_key=signing_key_b64,
         ca_fingerprint=certificate_fingerprint(ca_pem),
         key_fingerprint=key_fingerprint(public_key_from_b64(signing_key_b64)),
+        previous_keys=tuple(previous_keys),
     )
+
+
+def check_successor(card: PartnerCard, pinned: Partner, location: str) -> bool:
+    """Whether ``card`` is for the key pinned for its party or for a successor that key endorsed
+    (then True: a rotation); raises :class:`PartnerError` for another key, or another CA."""
+    key = public_key_from_b64(card.signing_key)
+    if key == pinned.signing_key:
+        return False
+    if card.ca_certificate.encode("ascii") != pinned.ca_pem:
+        raise PartnerError(location, f"{card.party}'s CA changed: meet {card.party} again")
+    try:
+        reached = follow_endorsements(card.party, card.previous_keys, pinned.signing_key, location)
+    except IdentityError as error:
+        raise PartnerError(location, error.reason) from None
+    if reached != key:
+        raise PartnerError(
+            location,
+            f"{card.party}'s signing key changed from {key_fingerprint(pinned.signing_key)} to "
+            f"{key_fingerprint(key)} without an endorsement by the pinned key; check with "
+            f"{card.party}, then revoke the pin and pin the new card",
+        )
+    return True
 
 
 def encode_card(card: PartnerCard) -> bytes:
@@ -129,6 +175,14 @@ def check_card(card: PartnerCard, location: str) -> PartnerCard:
         raise PartnerError(location, "ca_fingerprint does not match the CA certificate")
     if card.key_fingerprint and card.key_fingerprint != key_fingerprint(key):
         raise PartnerError(location, "key_fingerprint does not match the signing key")
+    if card.previous_keys:
+        try:
+            first = public_key_from_b64(card.previous_keys[0].key)
+            reached = follow_endorsements(card.party, card.previous_keys, first, location)
+        except (IdentityError, VerificationError) as error:
+            raise PartnerError(location, f"previous_keys: {error}") from None
+        if reached != key:
+            raise PartnerError(location, "previous_keys do not lead to the signing key")
     return card
 
 
@@ -172,6 +226,7 @@ def load_partner(directory: Path, party: str, config: PartnerConfig) -> Partner:
         url=check_url(config.url, f"partners.{party}.url"),
         ca_pem=card.ca_certificate.encode("ascii"),
         signing_key=public_key_from_b64(card.signing_key),
+        previous_keys=tuple(public_key_from_b64(e.key) for e in reversed(card.previous_keys)),
     )
 
 
@@ -187,6 +242,7 @@ __all__ = [
     "PartnerError",
     "card_path",
     "check_card",
+    "check_successor",
     "encode_card",
     "load_partners",
     "make_card",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import hashlib
 import ipaddress
@@ -26,8 +27,9 @@ import ssl
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, NoReturn, Protocol
+from typing import Annotated, Final, NoReturn, Protocol, TypeAlias
 
+import msgspec
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -51,6 +53,12 @@ NODE_VALID_DAYS: Final = 825
 CLOCK_SKEW: Final = dt.timedelta(hours=1)
 """Certificates start this long before their creation, so a partner's slow clock accepts them."""
 
+PASSPHRASE_ENV: Final = "KUROSHIO_KEY_PASSPHRASE"
+PASSPHRASE_FILE_ENV: Final = "KUROSHIO_KEY_PASSPHRASE_FILE"
+MIN_PASSPHRASE: Final = 12
+ENCRYPTED_PEM: Final = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+EXPIRY_WARNING: Final = dt.timedelta(days=30)
+"""Certificates that end sooner than this are warned of (``serve``, ``keys status``)."""
 _PRIVATE_MODE: Final = 0o600
 _PUBLIC_MODE: Final = 0o644
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -110,8 +118,31 @@ def public_key_bytes_of(key: ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKe
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def verify(public_key_bytes: bytes, signature: bytes, data: bytes) -> None:
-    """Check an Ed25519 signature; raise :class:`VerificationError` saying why it fails."""
+Keys: TypeAlias = bytes | tuple[bytes, ...]
+"""One raw public key, or a party's keys: the current one first, then earlier ones it endorsed
+its successors with (signatures made before a rotation stay verifiable)."""
+
+
+def key_list(keys: Keys) -> tuple[bytes, ...]:
+    """``keys`` as a tuple, the current key first."""
+    return (keys,) if isinstance(keys, bytes) else keys
+
+
+def verify(public_key_bytes: Keys, signature: bytes, data: bytes) -> None:
+    """Check an Ed25519 signature by the key (or any of the keys); raise
+    :class:`VerificationError` saying why it fails (with the current key)."""
+    keys = key_list(public_key_bytes)
+    try:
+        _verify_one(keys[0] if keys else b"", signature, data)
+    except VerificationError:
+        for earlier in keys[1:]:
+            with contextlib.suppress(VerificationError):
+                _verify_one(earlier, signature, data)
+                return
+        raise
+
+
+def _verify_one(public_key_bytes: bytes, signature: bytes, data: bytes) -> None:
     _check_public_key_size(public_key_bytes)
     if len(signature) != SIGNATURE_SIZE:
         raise VerificationError(f"signature has {len(signature)} bytes, not {SIGNATURE_SIZE}")
@@ -141,6 +172,7 @@ class NodeIdentity:
         "_signing_key",
         "ca_certificate",
         "directory",
+        "endorsements",
         "node_certificate",
         "node_name",
         "party",
@@ -155,7 +187,10 @@ class NodeIdentity:
         signing_key: ed25519.Ed25519PrivateKey,
         ca_certificate: x509.Certificate,
         node_certificate: x509.Certificate,
+        endorsements: Sequence[KeyEndorsement] = (),
     ) -> None:
+        self.endorsements = tuple(endorsements)
+        """Each earlier signing key's endorsement of its successor, oldest first."""
         self.directory = directory
         self.party = party
         self.node_name = node_name
@@ -171,6 +206,13 @@ class NodeIdentity:
     def public_key_bytes(self) -> bytes:
         """The raw 32-byte Ed25519 public key."""
         return public_key_bytes_of(self._signing_key)
+
+    @property
+    def all_public_keys(self) -> tuple[bytes, ...]:
+        """The current public key, then every earlier one, newest first: what this node's own
+        older signatures (audit entries, agreements) are checked with."""
+        earlier = [public_key_from_b64(e.key) for e in reversed(self.endorsements)]
+        return (self.public_key_bytes, *earlier)
 
     @property
     def public_key_b64(self) -> str:
@@ -453,11 +495,78 @@ def _read_private(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _load_private_key(path: Path) -> object:
+def passphrase() -> bytes | None:
+    """The signing key's passphrase from :data:`PASSPHRASE_ENV`, or the first line of the file
+    :data:`PASSPHRASE_FILE_ENV` names; None when neither is set."""
+    given = os.environ.get(PASSPHRASE_ENV)
+    if given:
+        return given.encode("utf-8")
+    named = os.environ.get(PASSPHRASE_FILE_ENV)
+    if not named:
+        return None
     try:
-        return serialization.load_pem_private_key(_read_private(path), password=None)
+        lines = Path(named).read_text("utf-8").splitlines()
+    except OSError as error:
+        raise IdentityError(named, f"cannot read the passphrase file: {error.strerror}") from None
+    return lines[0].encode("utf-8") if lines else b""
+
+
+def _load_private_key(path: Path) -> object:
+    data = _read_private(path)
+    secret = None
+    if ENCRYPTED_PEM in data:
+        secret = passphrase()
+        if secret is None:
+            raise IdentityError(
+                str(path),
+                f"encrypted: give its passphrase in {PASSPHRASE_ENV} or a file named by "
+                f"{PASSPHRASE_FILE_ENV}",
+            )
+    try:
+        return serialization.load_pem_private_key(data, password=secret)
     except (ValueError, TypeError) as error:
+        if secret is not None:
+            raise IdentityError(str(path), "the passphrase does not open it") from None
         raise IdentityError(str(path), f"not a readable private key: {error}") from None
+
+
+def protect_signing_key(directory: Path, secret: bytes) -> None:
+    """Keep the node's signing key encrypted with ``secret`` (PKCS#8, the best encryption the
+    cryptography library offers); from then on the node opens only with the passphrase."""
+    if len(secret) < MIN_PASSPHRASE:
+        raise IdentityError("passphrase", f"at least {MIN_PASSPHRASE} characters")
+    path = directory / KEYS_DIR / SIGNING_KEY_FILE
+    key = _load_private_key(path)
+    if not isinstance(key, ed25519.Ed25519PrivateKey):
+        raise IdentityError(str(path), "not an Ed25519 key")
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(secret),
+    )
+    staging = path.with_name(path.name + ".new")
+    staging.unlink(missing_ok=True)
+    _write_new(staging, data, _PRIVATE_MODE)
+    os.replace(staging, path)
+
+
+def is_protected(directory: Path) -> bool:
+    """Whether the signing key file is encrypted."""
+    return ENCRYPTED_PEM in (directory / KEYS_DIR / SIGNING_KEY_FILE).read_bytes()
+
+
+def expiring(
+    certificates: Sequence[tuple[str, x509.Certificate]], now: dt.datetime, within: dt.timedelta
+) -> list[str]:
+    """A warning for each certificate that expired or expires within ``within`` of ``now``."""
+    warnings = []
+    for what, certificate in certificates:
+        ends = certificate.not_valid_after_utc
+        if ends <= now:
+            warnings.append(f"{what} expired on {ends:%Y-%m-%d}")
+        elif ends - now <= within:
+            warnings.append(f"{what} expires on {ends:%Y-%m-%d}, in {(ends - now).days} days")
+    return warnings
 
 
 def _load_certificate(pem: bytes, location: str) -> x509.Certificate:
@@ -526,7 +635,120 @@ def load_identity(directory: Path) -> NodeIdentity:
         signing_key=signing_key,
         ca_certificate=ca_certificate,
         node_certificate=node_certificate,
+        endorsements=read_endorsements(directory),
     )
+
+
+# --- rotation -----------------------------------------------------------------------------
+
+ROTATION_CONTEXT: Final = b"kuroshio key rotation v1\x00"
+ENDORSEMENTS_FILE: Final = "previous-keys.json"
+
+
+class KeyEndorsement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A retired signing key's signature over the key that replaced it: partners who pinned the
+    old key take the new one on its word, without meeting again."""
+
+    key: Annotated[str, msgspec.Meta(max_length=100)]
+    """The retired key (base64)."""
+    successor: Annotated[str, msgspec.Meta(max_length=100)]
+    """The key that replaced it (base64)."""
+    signature: Annotated[str, msgspec.Meta(max_length=200)]
+    """By ``key``, over :data:`ROTATION_CONTEXT`, the party and the successor's raw bytes."""
+    retired_at: dt.datetime
+
+
+def endorsed_bytes(party: str, successor: bytes) -> bytes:
+    return ROTATION_CONTEXT + party.encode("ascii") + b"\x00" + successor
+
+
+def follow_endorsements(
+    party: str, endorsements: Sequence[KeyEndorsement], start: bytes, location: str
+) -> bytes:
+    """The key ``start`` leads to through ``endorsements`` (each signed by the key before it);
+    raises :class:`IdentityError` at the first that does not check out."""
+    key = start
+    for index, endorsement in enumerate(endorsements):
+        where = f"{location}: previous_keys[{index}]"
+        try:
+            retired = public_key_from_b64(endorsement.key)
+            successor = public_key_from_b64(endorsement.successor)
+            signature = base64.b64decode(endorsement.signature, validate=True)
+        except (VerificationError, binascii.Error, ValueError) as error:
+            raise IdentityError(where, f"unreadable: {error}") from None
+        if retired != key:
+            continue  # an endorsement from before the key this chain starts at
+        try:
+            verify(retired, signature, endorsed_bytes(party, successor))
+        except VerificationError as error:
+            raise IdentityError(where, f"endorsement does not check out: {error.reason}") from None
+        key = successor
+    return key
+
+
+def read_endorsements(directory: Path) -> list[KeyEndorsement]:
+    """The endorsements of this node's earlier signing keys, oldest first."""
+    path = directory / KEYS_DIR / ENDORSEMENTS_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    try:
+        return msgspec.json.decode(data, type=list[KeyEndorsement])
+    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raise IdentityError(str(path), f"unreadable: {error}") from None
+
+
+def _certificate_names(certificate: x509.Certificate) -> list[str]:
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    dns = names.value.get_values_for_type(x509.DNSName)
+    ips = [str(ip) for ip in names.value.get_values_for_type(x509.IPAddress)]
+    return [name for name in [*dns, *ips] if name not in _DEFAULT_HOSTS]
+
+
+def rotate_keys(directory: Path, now: dt.datetime | None = None) -> KeyEndorsement:
+    """A new signing key, endorsed by the old one (kept in :data:`ENDORSEMENTS_FILE` for the
+    partner card), and a new TLS key and certificate from the same CA for the same names. The
+    old private key is gone; a passphrase-protected key stays protected with the same one."""
+    current = load_identity(directory)
+    keys = directory / KEYS_DIR
+    now = now or dt.datetime.now(dt.UTC)
+    new_key = ed25519.Ed25519PrivateKey.generate()
+    successor = public_key_bytes_of(new_key)
+    endorsement = KeyEndorsement(
+        key=current.public_key_b64,
+        successor=public_key_to_b64(successor),
+        signature=base64.b64encode(current.sign(endorsed_bytes(current.party, successor))).decode(
+            "ascii"
+        ),
+        retired_at=now,
+    )
+    chain = [*current.endorsements, endorsement]
+    secret = passphrase() if is_protected(directory) else None
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(secret)
+        if secret is not None
+        else serialization.NoEncryption()
+    )
+    for name, data, mode in (
+        (ENDORSEMENTS_FILE, msgspec.json.encode(chain), _PUBLIC_MODE),
+        (
+            SIGNING_KEY_FILE,
+            new_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            ),
+            _PRIVATE_MODE,
+        ),
+    ):
+        staging = keys / (name + ".new")
+        staging.unlink(missing_ok=True)
+        _write_new(staging, data, mode)
+        os.replace(staging, keys / name)
+    reissue_node_certificate(directory, _certificate_names(current.node_certificate))
+    return endorsement
 
 
 # --- TLS -----------------------------------------------------------------------------------

@@ -84,6 +84,12 @@ class ServedNode:
             return query_postgres(self.schema, sql, parameters)
         return query(self.directory / "store.sqlite", sql, parameters)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Credentials of the node's admin (the token ``kuroshio init`` made) for its API."""
+        token = (self.directory / "keys" / "admin.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
     def card(self) -> Path:
         path = self.directory.parent / f"{self.party.lower()}.card.json"
         run("partner", "card", "--node", self.directory, "--out", path, check=True)

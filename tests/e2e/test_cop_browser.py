@@ -23,6 +23,7 @@ from conftest import require_data, require_services
 from kuroshio.api.cop import WEB_DIST
 from kuroshio.catalogue import Catalogue
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
+from kuroshio.node import open_node
 from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 
@@ -34,6 +35,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "cop"
 TAIPEI = dt.timezone(dt.timedelta(hours=8))
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
+WATCH = "watch"
+PASSWORD = "a watch officer's password"
 LOAD_TIMEOUT_MS = 60_000
 """A guard against a hung page, not a speed target."""
 
@@ -53,6 +56,18 @@ def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Itera
     node = ServedNode(tmp_path_factory.mktemp("cop"), "TWN")
     imported = run("import", "mnd-tracks", "--node", node.directory, shared_data / MND_TRACKS)
     assert imported.returncode == 1, imported.stderr  # one track without a count is refused
+    run(
+        "user",
+        "add",
+        WATCH,
+        "--role",
+        "viewer",
+        "--password-stdin",
+        "-n",
+        node.directory,
+        stdin=f"{PASSWORD}\n".encode(),
+        check=True,
+    )
     node.start()
     try:
         yield node
@@ -80,17 +95,28 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, served: ServedNode) -> Iterator[Any]:
     # The test's own probes run as evaluated script, which the page's CSP rightly forbids.
     context = browser.new_context(viewport={"width": 1400, "height": 850}, bypass_csp=True)
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    _log_in(opened, served)
     try:
         yield opened
     finally:
         context.close()
     assert errors == [], f"the page threw: {errors}"
+
+
+def _log_in(page: Any, node: ServedNode) -> None:
+    """Log in as the watch officer would: the picture sends a stranger to its login form."""
+    page.goto(f"{node.api_url}/")
+    assert page.url == f"{node.api_url}/login"
+    page.fill("input[name=name]", WATCH)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{node.api_url}/")
 
 
 def _count(node: ServedNode, start: dt.datetime, end: dt.datetime, **fields: Any) -> int:
@@ -218,10 +244,10 @@ def test_a_live_observation_appears_and_its_release_transforms_are_shown(
         marking=Marking(tlp="AMBER", releasable_to=("TWN",)),
         provenance=Provenance(partner="JPN", batch="7", hops=1, transforms=transforms),
     )
-    added = httpx.post(
-        f"{served.api_url}/api/observations", content=msgspec.json.encode(report), timeout=30
-    ).json()
-    assert added["inserted"] == 1, added
+    # A partner's report comes over its link (the API takes only the node's own): stored by
+    # another process, as the node's inbox would, and streamed to the page.
+    with open_node(served.directory) as node:
+        assert node.ingest([report], via="link").inserted == 1
 
     _wait_shown(page, before + 1, timeout=2_000)
 
@@ -273,7 +299,10 @@ def test_ten_thousand_features_load_and_the_page_still_answers(
     page: Any, served: ServedNode
 ) -> None:
     added = httpx.post(
-        f"{served.api_url}/api/observations", content=_load_reports(10_000), timeout=120
+        f"{served.api_url}/api/observations",
+        content=_load_reports(10_000),
+        headers=served.headers,
+        timeout=120,
     ).json()
     assert added["inserted"] == 10_000, added["rejected"][:3]
     start, end = _taipei_day(2022, 9, 25), _taipei_day(2022, 9, 26)

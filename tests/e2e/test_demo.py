@@ -31,6 +31,7 @@ def test_the_demo_exchanges_both_ways_under_its_agreement_and_stops(tmp_path: Pa
     assert "TWN → JPN" in out and "coarsen 10 km" in out
     for party in ("TWN", "JPN"):
         assert re.search(rf"{party}\s+picture and API http://127\.0\.0\.1:\d+/", out), out
+        assert re.search(rf"{party}\s+.*log in as watch / \S+", out), out
     held = _holdings(out, ["TWN", "JPN"])
     assert set(held) == {"TWN", "JPN"}, out
     # Everything each side saw reached the other: both nodes hold the same picture.

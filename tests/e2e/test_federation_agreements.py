@@ -30,7 +30,7 @@ def _post(node: ServedNode, observations: Iterable[Observation]) -> dict[str, An
     response = httpx.post(
         f"{node.api_url}/api/observations",
         content=body,
-        headers={"content-type": "application/x-ndjson"},
+        headers={"content-type": "application/x-ndjson", **node.headers},
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -119,11 +119,13 @@ def test_a_new_version_governs_the_next_release_of_a_running_node(
 
     # The ledger, live: TWN has given what JPN signed for; JPN shows it through its API.
     wait_until(lambda: _ledger_given(twn) == 3, "TWN's ledger records what JPN signed for")
-    api = httpx.get(f"{jpn.api_url}/api/ledger", params={"days": 2}, timeout=30).json()
+    api = httpx.get(
+        f"{jpn.api_url}/api/ledger", params={"days": 2}, headers=jpn.headers, timeout=30
+    ).json()
     [from_twn] = api["partners"]
     assert from_twn["partner"] == "TWN" and from_twn["agreement"] == "test-exchange v2"
     assert sum(day["received"]["items"] for day in from_twn["days"]) == 3
-    spec = httpx.get(f"{jpn.api_url}/openapi.json", timeout=30).json()
+    spec = httpx.get(f"{jpn.api_url}/openapi.json", headers=jpn.headers, timeout=30).json()
     schema = spec["paths"]["/api/ledger"]["get"]["responses"]["200"]["content"]
     assert schema["application/json"]["schema"]["$ref"].endswith("/LedgerModel")
 
@@ -205,7 +207,10 @@ def test_three_nodes_re_release_only_as_the_originator_allowed(
         assert relayed["marking"]["control"] == json.loads(msgspec.json.encode(onward))
         # JPN passed it on unchanged with TWN's proof: USA checks it against TWN's own signature.
         detail = httpx.get(
-            f"{usa.api_url}/api/cop/observation", params={"id": may_pass.id}, timeout=30
+            f"{usa.api_url}/api/cop/observation",
+            params={"id": may_pass.id},
+            headers=usa.headers,
+            timeout=30,
         ).json()
         assert detail["verification"]["status"] == "verified", detail["verification"]
         assert "relayed by JPN" in detail["verification"]["detail"]

@@ -23,9 +23,10 @@ START = dt.datetime(2026, 5, 20, 1, 0, tzinfo=dt.UTC)
 class StreamReader(threading.Thread):
     """A browser's view: the live stream of one node, collecting (id, version) as they come."""
 
-    def __init__(self, url: str, expected: int) -> None:
+    def __init__(self, url: str, expected: int, headers: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.url = url
+        self.headers = headers
         self.expected = expected
         self.seen: list[tuple[str, int]] = []
         self.connected = threading.Event()
@@ -34,7 +35,9 @@ class StreamReader(threading.Thread):
     def run(self) -> None:
         try:
             with (
-                httpx.Client(timeout=httpx.Timeout(10.0, read=120.0)) as client,
+                httpx.Client(
+                    timeout=httpx.Timeout(10.0, read=120.0), headers=self.headers
+                ) as client,
                 client.stream("GET", self.url) as response,
             ):
                 response.raise_for_status()
@@ -77,7 +80,9 @@ def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path, back
     try:
         assert {r["party"] for r in ready} == {"TWN", "JPN"}
         assert ready[1]["federation_url"] == f"https://127.0.0.1:{jpn.federation_port}"
-        browser = StreamReader(f"{jpn.api_url}/api/stream?origin=TWN", expected=len(from_twn) + 2)
+        browser = StreamReader(
+            f"{jpn.api_url}/api/stream?origin=TWN", expected=len(from_twn) + 2, headers=jpn.headers
+        )
         browser.start()
         assert browser.connected.wait(30) and browser.error is None
 
@@ -86,7 +91,7 @@ def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path, back
         posted = httpx.post(
             f"{jpn.api_url}/api/observations",
             content=body,
-            headers={"content-type": "application/x-ndjson"},
+            headers={"content-type": "application/x-ndjson", **jpn.headers},
             timeout=60,
         )
         assert posted.status_code == 200 and posted.json()["inserted"] == len(from_jpn)
@@ -97,11 +102,14 @@ def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path, back
         assert twn.versions("JPN:") == _keys(from_jpn)
 
         fixes = b"\n".join(msgspec.json.encode(o) for o in (corrected, retracted))
-        httpx.post(f"{twn.api_url}/api/observations", content=fixes, timeout=60)
+        httpx.post(
+            f"{twn.api_url}/api/observations", content=fixes, headers=twn.headers, timeout=60
+        )
         wait_until(lambda: jpn.count("TWN:") == len(from_twn) + 2, "later versions at JPN")
         page = httpx.get(
             f"{jpn.api_url}/api/observations",
             params={"origin": "TWN", "retracted": "true", "limit": 10_000},
+            headers=jpn.headers,
         ).json()
         current = {item["id"]: item for item in page["items"]}
         assert current[corrected.id]["version"] == 2

@@ -56,7 +56,7 @@ def test_two_nodes_exchange_observations_over_nats(tmp_path: Path) -> None:
             posted = httpx.post(
                 f"{node.api_url}/api/observations",
                 content=b"\n".join(msgspec.json.encode(o) for o in observations),
-                headers={"content-type": "application/x-ndjson"},
+                headers={"content-type": "application/x-ndjson", **node.headers},
                 timeout=60,
             )
             assert posted.status_code == 200, posted.text

@@ -51,7 +51,9 @@ def _cut_connections(dsn: str, schema: str) -> int:
     return len(rows)
 
 
-def _post(client: httpx.Client, url: str, items: list[Observation]) -> None:
+def _post(
+    client: httpx.Client, url: str, items: list[Observation], headers: dict[str, str]
+) -> None:
     """Post, and post again after a worker died under the request: taking the same reports twice
     changes nothing."""
     body = b"\n".join(msgspec.json.encode(item) for item in items)
@@ -60,7 +62,7 @@ def _post(client: httpx.Client, url: str, items: list[Observation]) -> None:
             response = client.post(
                 f"{url}/api/observations",
                 content=body,
-                headers={"content-type": "application/x-ndjson"},
+                headers={**headers, "content-type": "application/x-ndjson"},
             )
         except httpx.TransportError:
             continue
@@ -100,7 +102,8 @@ def test_workers_killed_and_connections_cut_lose_and_double_nothing(
     sent = [observation(n, marking=to_japan, kind="air") for n in range(BATCHES * PER_BATCH)]
     with httpx.Client(timeout=30.0) as client:
         for number in range(BATCHES):
-            _post(client, ready["api_url"], sent[number * PER_BATCH : (number + 1) * PER_BATCH])
+            batch = sent[number * PER_BATCH : (number + 1) * PER_BATCH]
+            _post(client, ready["api_url"], batch, twn.headers)
             if number == BATCHES // 3:
                 api = next(pid for pid, role in before.items() if role == "api")
                 os.kill(api, signal.SIGKILL)

@@ -120,3 +120,29 @@ def test_withheld_reports_never_reach_an_outbox_through_the_api(
     with sqlite3.connect(node.store.path) as conn:
         rows = conn.execute("SELECT count(*) FROM outbox").fetchone()
     assert rows[0] == 0
+
+
+def test_the_api_adds_only_the_nodes_own_observations(client: httpx.Client, node: Node) -> None:
+    body = b"\n".join(
+        msgspec.json.encode(item)
+        for item in (observation(1), observation(2, origin="JPN"), observation(3))
+    )
+    added = client.post("/api/observations", content=body).json()
+    assert added["inserted"] == 2
+    [refused] = added["rejected"]
+    assert refused["location"] == "line 2"
+    assert refused["reason"].startswith("origin JPN: this node adds only TWN's own observations")
+    assert node.store.get("JPN:test:2") is None
+
+
+def test_hostile_requests_get_a_4xx_naming_what_is_wrong(client: httpx.Client, node: Node) -> None:
+    deep = client.post("/api/observations", content=b"[" * 10_000 + b"]" * 10_000)
+    assert deep.status_code == 400 and "nested deeper" in deep.json()["detail"]
+    line = b'{"id": "TWN:deep:1", "remarks": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    added = client.post("/api/observations", content=line)
+    assert added.status_code == 200 and added.json()["rejected"][0]["location"] == "line 1"
+    huge = client.get("/api/cop/observation", params={"id": "TWN:test:1", "version": 10**35})
+    assert huge.status_code == 422 and "version" in huge.text
+    after = client.get("/api/stream", params={"after": 10**35})
+    assert after.status_code == 422 and "after" in after.text
+    assert node.store.count_versions() == 0

@@ -140,7 +140,13 @@ def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
     assert inbox.accept(jpn.partners["TWN"], frame) == signed
     assert jpn.store.count_versions() == 3
     # Installing the agreement, deciding (TWN's items go back to no one), taking in: once each.
-    assert [e.kind for e in jpn.audit.entries()] == ["agreement_change", "decision", "receive"]
+    # (After the access entry of the admin operator init made.)
+    assert [e.kind for e in jpn.audit.entries()] == [
+        "access",
+        "agreement_change",
+        "decision",
+        "receive",
+    ]
     with jpn.store.transaction() as tx:
         received = reciprocity.entries(tx, partner="TWN")
     assert {(e.flow, e.item, e.novel) for e in received} == {
@@ -254,7 +260,7 @@ def test_a_refused_batch_leaves_no_trace_but_the_audit_entry(pair: tuple[Node, N
     assert jpn.store.count_versions() == 0
     with sqlite3.connect(jpn.store.path) as conn:
         assert conn.execute("SELECT count(*) FROM inbox_items").fetchone()[0] == 0
-    [entry] = [e for e in jpn.audit.entries() if e.kind != "agreement_change"]
+    [entry] = [e for e in jpn.audit.entries() if e.kind not in ("agreement_change", "access")]
     assert entry.kind == "verify_failure" and entry.details["code"] == "bad_signature"
     assert jpn.audit.verify().ok
 

@@ -15,13 +15,13 @@ import pytest
 from agreements import RELEASE_AIR_SEA, agreement_text, install, sign
 from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
-from kuroshio.exchange.batch import SealedBatch
-from kuroshio.exchange.inbox import ReceivedCheck, item_proof, verify_received
+from kuroshio.exchange.batch import SealedBatch, seal
+from kuroshio.exchange.inbox import ReceivedCheck, item_proof, link_state, verify_received
 from kuroshio.exchange.proofs import verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused, encode
 from kuroshio.federation.inbox import Inbox
-from kuroshio.model import Marking, Observation, OriginatorControl
+from kuroshio.model import Marking, Observation, OriginatorControl, Provenance, canonical_bytes
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
 from pinning import pin_all
@@ -132,15 +132,18 @@ def test_a_relayed_item_verifies_to_its_origin_and_its_proof_travels_on(
     status, detail = _check(usa, "TWN:test:1")
     assert status == "verified" and "TWN" in detail and "relayed by JPN" in detail
 
-    # USA passes it on: AUS gets TWN's own proof, kept although AUS cannot check it yet.
-    _take(usa, aus, _seal(usa, aus).frame())
-    at_aus = _item_proof(aus, "TWN:test:1", 1)
-    assert at_aus == proof
-    assert verify_item_proof(at_aus, twn.identity.public_key_bytes) == as_signed
-    assert _check(aus, "TWN:test:1") == (
-        "relayed",
-        "origin TWN not pinned here; batch verified to USA",
-    )
+    # USA passes it on with TWN's proof, but AUS has not pinned TWN and cannot check it: the
+    # item rests on USA's word, so AUS keeps it as USA's, never under TWN's id.
+    sealed = _seal(usa, aus)
+    assert [p.proof for p in sealed.origin_proofs][:1] == [proof]
+    _take(usa, aus, sealed.frame())
+    assert aus.store.get("TWN:test:1") is None
+    kept = aus.store.get("USA:via:TWN:test:1")
+    assert kept is not None and kept.origin == "USA"
+    assert kept.provenance.relayed_id == "TWN:test:1" and kept.provenance.relayed_origin == "TWN"
+    status, detail = _check(aus, "USA:via:TWN:test:1")
+    assert status == "relayed"
+    assert detail.startswith("USA's word: passed on by USA as TWN's TWN:test:1")
 
 
 def test_a_relay_that_transforms_an_item_sends_no_origin_proof(tmp_path: Path) -> None:
@@ -156,14 +159,25 @@ def test_a_relay_that_transforms_an_item_sends_no_origin_proof(tmp_path: Path) -
         sealed = _seal(jpn, usa)
         assert sealed.origin_proofs == []  # TWN's proof would show the finer position
         _take(jpn, usa, sealed.frame())
-        at_usa = usa.store.get("TWN:test:1")
+        # The changed item is JPN's word, kept in JPN's id space and not under TWN's id.
+        assert usa.store.get("TWN:test:1") is None
+        at_usa = usa.store.get("JPN:via:TWN:test:1")
         at_jpn = jpn.store.get("TWN:test:1")
         assert at_usa is not None and at_jpn is not None
+        assert at_usa.origin == "JPN" and at_usa.provenance.relayed_id == "TWN:test:1"
         assert at_usa.geometry != at_jpn.geometry
-        assert _item_proof(usa, "TWN:test:1", 1) is None
-        status, detail = _check(usa, "TWN:test:1")
+        assert _item_proof(usa, "JPN:via:TWN:test:1", 1) is None
+        status, detail = _check(usa, "JPN:via:TWN:test:1")
         assert status == "relayed"
-        assert "relayed by JPN with transforms" in detail and "verified to JPN" in detail
+        assert detail.startswith("JPN's word: passed on by JPN as TWN's TWN:test:1, changed by it")
+
+        # TWN's own item, sent by TWN itself, is taken in beside it: nothing stands in its way.
+        _agree([twn, usa], tmp_path, {("TWN", "USA"): RELEASE_AIR_SEA}, "twn-usa")
+        twn.ingest([observation(1, version=2, marking=ONWARD, lon=121.2345, lat=22.3456)])
+        _take(twn, usa, _seal(twn, usa).frame())
+        own = usa.store.get("TWN:test:1")
+        assert own is not None and own.version == 2 and own.origin == "TWN"
+        assert _check(usa, "TWN:test:1")[0] == "verified"
     finally:
         _close(nodes)
 
@@ -216,5 +230,84 @@ def test_a_tampered_origin_proof_refuses_the_whole_batch(tmp_path: Path, part: s
         # The untouched batch is still taken in.
         inbox.accept(usa.partners["JPN"], frame)
         assert usa.store.count_versions() == 2
+    finally:
+        _close(nodes)
+
+
+def _forged_batch(
+    relay: Node, receiver: Node, items: Sequence[Observation], seq: int = 1
+) -> BatchFrame:
+    """A batch ``relay`` signs validly, holding items of other origins as a relay would send
+    them (re-release allowed, two hops, no origin proof)."""
+    relayed = [
+        msgspec.structs.replace(
+            item,
+            provenance=Provenance(
+                partner=relay.party, hops=2, transforms=(f"{relay.party}: changed",)
+            ),
+        )
+        for item in items
+    ]
+    with receiver.store.transaction() as tx:
+        prev = link_state(tx, relay.party).last_hash
+    return seal(
+        relay.identity,
+        sender=relay.party,
+        receiver=receiver.party,
+        seq=seq,
+        prev_hash=prev,
+        items=[canonical_bytes(item) for item in relayed],
+        sealed_at=dt.datetime.now(dt.UTC),
+    ).frame()
+
+
+ANYONE = Marking(tlp="GREEN", control=OriginatorControl(rerelease=True, max_hops=4))
+
+
+def test_a_partner_cannot_forge_the_receivers_own_items(tmp_path: Path) -> None:
+    nodes = _network(tmp_path, ("TWN", "JPN"))
+    twn, jpn = nodes.values()
+    try:
+        forged = observation(1, origin="TWN", marking=ANYONE, id="TWN:pre:1")
+        inbox = Inbox(twn)
+        with pytest.raises(LinkRefused) as refused:
+            inbox.accept(twn.partners["JPN"], _forged_batch(jpn, twn, [forged]))
+        assert refused.value.code == "own_origin"
+        assert "TWN:pre:1" in refused.value.reason
+        assert twn.store.count_versions() == 0
+        # The genuine item is TWN's own and is stored as ever.
+        twn.ingest([observation(1, origin="TWN", id="TWN:pre:1")])
+        assert twn.store.get("TWN:pre:1") is not None
+    finally:
+        _close(nodes)
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["origin-pinned", "origin-unpinned"])
+def test_a_partner_cannot_take_a_third_partys_id_space(tmp_path: Path, pinned: bool) -> None:
+    unpinned = frozenset() if pinned else frozenset({("TWN", "USA")})
+    nodes = _network(tmp_path, ("TWN", "JPN", "USA"), unpinned=unpinned)
+    twn, jpn, usa = nodes.values()
+    try:
+        forged = observation(1, origin="USA", marking=ANYONE, id="USA:pre:1", lon=140.0)
+        Inbox(twn).accept(twn.partners["JPN"], _forged_batch(jpn, twn, [forged]))
+        # Kept on JPN's word, in JPN's id space; the picture says whose word it is.
+        assert twn.store.get("USA:pre:1") is None
+        kept = twn.store.get("JPN:via:USA:pre:1")
+        assert kept is not None and kept.origin == "JPN"
+        assert kept.provenance.relayed_id == "USA:pre:1"
+        status, detail = _check(twn, "JPN:via:USA:pre:1")
+        assert status == "relayed" and detail.startswith("JPN's word:")
+
+        # USA's genuine item, through USA's own batch, is stored under its id: no conflict.
+        if not pinned:
+            return
+        _agree([usa, twn], tmp_path, {("USA", "TWN"): RELEASE_AIR_SEA}, "usa-twn")
+        usa.ingest([observation(1, origin="USA", id="USA:pre:1", lon=121.0)])
+        _take(usa, twn, _seal(usa, twn).frame())
+        genuine = twn.store.get("USA:pre:1")
+        assert genuine is not None and genuine.geometry.coordinates == (121.0, 22.0)
+        assert _check(twn, "USA:pre:1")[0] == "verified"
+        [receive] = [e for e in twn.audit.entries("receive") if e.details["partner"] == "USA"]
+        assert "conflicts" not in receive.details
     finally:
         _close(nodes)

@@ -1,14 +1,25 @@
-"""Partner cards through the CLI: export, pin, list; cards that do not hang together are refused."""
+"""Partner cards through the CLI: export, pin, list, revoke; cards that do not hang together are
+refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 from pathlib import Path
 
 import pytest
 
+from agreements import agree
 from cli_run import run
+from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import SealedBatch
+from kuroshio.exchange.wire import LinkRefused
+from kuroshio.federation.inbox import Inbox
+from kuroshio.model import Marking
+from kuroshio.node import Node, init_node, open_node
+from observations import observation
+from pinning import pin_all
 
 
 @pytest.fixture
@@ -114,3 +125,57 @@ def test_audit_verify_reports_where_the_chain_breaks(nodes: tuple[Path, Path]) -
     broken = run("audit", "verify", "--node", twn)
     assert broken.returncode == 1
     assert "seq 2: edited" in broken.stderr
+
+
+def test_a_revoked_partner_is_refused_at_once_by_a_serving_node(tmp_path: Path) -> None:
+    """The node keeps serving (its objects loaded before); the revocation is made by another
+    process (the command line) and takes effect at the next batch, both ways."""
+    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
+    pin_all(made)
+    for node in made:
+        node.close()
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    try:
+        agree([twn, jpn], tmp_path / "agreements")
+        serving = Inbox(jpn)
+        twn_at_jpn = jpn.partners["TWN"]  # loaded before the revocation, as a serving node has it
+        twn.ingest([observation(1, marking=Marking(releasable_to=("JPN",)))])
+        serving.accept(twn_at_jpn, _sealed(twn, "JPN").frame())
+
+        revoked = run(
+            "partner", "revoke", "TWN", "--reason", "key compromised", "-n", jpn.directory
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        twn.ingest([observation(2, marking=Marking(releasable_to=("JPN",)))])
+        with pytest.raises(LinkRefused) as refused:
+            serving.accept(twn_at_jpn, _sealed(twn, "JPN").frame())
+        assert refused.value.code == "revoked" and "key compromised" in refused.value.reason
+        assert jpn.store.get("TWN:test:2") is None
+        with pytest.raises(LinkRefused):
+            serving.welcome(twn_at_jpn, 0)
+        [change] = jpn.audit.entries("partner_change")
+        assert change.details["reason"] == "key compromised"
+        assert change.details["operator"].startswith("local:")
+        listed = json.loads(
+            run("partner", "list", "-n", jpn.directory, "--json", check=True).stdout
+        )
+        assert listed == []  # unpinned; its card kept under partners/revoked
+        assert list((jpn.directory / "partners" / "revoked").glob("TWN-*.json"))
+    finally:
+        twn.close()
+        jpn.close()
+
+
+def _sealed(sender: Node, partner: str) -> SealedBatch:
+    with sender.store.transaction() as tx:
+        sealed = outbox.seal_next(
+            tx,
+            partner,
+            signer=sender.identity,
+            sender=sender.party,
+            max_items=1000,
+            max_bytes=8 * 1024 * 1024,
+            now=dt.datetime.now(dt.UTC),
+        )
+    assert sealed is not None
+    return sealed

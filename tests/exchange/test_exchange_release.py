@@ -353,3 +353,69 @@ def test_an_outbox_from_before_delays_keeps_its_sealed_batches(tmp_path: Path) -
     with SQLiteStore(tmp_path / "old.sqlite") as store, store.transaction() as tx:
         assert outbox.pending_count(tx, "JPN", limit=10) == 2
         assert [item for item, _ in tx.outbox.batch_items("JPN", 1)] == [b"{}"] * 3
+
+
+HELD = 'action = "release"\nmatch = { kind = ["air"] }\ntransform = { delay_s = 7200 }\n'
+"""Air reports, held two hours after they were observed."""
+
+
+def _send_at(sender: Node, receiver: Node, at: dt.datetime) -> int:
+    """What a link sealing at ``at`` sends (the agreement checked at that moment)."""
+    with sender.store.transaction() as tx:
+        sender.enforce_at_send(tx, receiver.party, at)
+    return _deliver(sender, receiver, now=at)
+
+
+def test_items_held_past_the_agreements_end_never_leave(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    text = agreement_text(
+        ["TWN", "JPN"], {("TWN", "JPN"): HELD}, valid_until=now + dt.timedelta(hours=1)
+    )
+    install(sign(text, [twn, jpn]), [twn, jpn], tmp_path / "agreements")
+    twn.ingest([observation(n, marking=TO_ALL, at=now) for n in range(5)])
+    assert len(_outbox(twn, "JPN")) == 5  # held until two hours after they were seen
+
+    after = now + dt.timedelta(hours=3)  # the delay is over, and so is the agreement
+    assert _send_at(twn, jpn, after) == 0
+    assert _outbox(twn, "JPN") == [] and jpn.store.count_versions() == 0
+    [withheld] = [e for e in twn.audit.entries("decision") if "withheld at send" in e.subject]
+    assert withheld.details["partner"] == "JPN" and withheld.details["withdrawn"] == 5
+    assert withheld.details["in_force"] is None and withheld.details["released_again"] == 0
+    assert withheld.details["items"][0] == "TWN:test:0 v1"
+    assert twn.audit.verify().ok
+
+
+def test_items_held_when_a_narrower_version_takes_over_are_decided_again(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    first = agreement_text(["TWN", "JPN"], {("TWN", "JPN"): HELD})
+    install(sign(first, [twn, jpn]), [twn, jpn], tmp_path / "v1")
+    fighter = observation(
+        1,
+        marking=TO_ALL,
+        at=now,
+        platform=msgspec.structs.replace(
+            observation(0).platform, type="J-16", platform_class="fighter"
+        ),
+    )
+    twn.ingest([observation(0, marking=TO_ALL, at=now), fighter])
+    assert len(_outbox(twn, "JPN")) == 2
+
+    narrower = [
+        'action = "withhold"\nmatch = { platform_class = ["bomber"] }\nreason = "not bombers"',
+        HELD,
+    ]
+    second = agreement_text(["TWN", "JPN"], {("TWN", "JPN"): narrower}, version=2)
+    install(sign(second, [twn, jpn]), [twn, jpn], tmp_path / "v2")
+
+    assert _send_at(twn, jpn, now + dt.timedelta(hours=3)) == 1
+    assert jpn.store.get("TWN:test:0") is None  # the bomber: withheld under v2
+    assert jpn.store.get("TWN:test:1") is not None
+    [withheld] = [e for e in twn.audit.entries("decision") if "withheld at send" in e.subject]
+    assert withheld.details["withdrawn"] == 2 and withheld.details["released_again"] == 1
+    assert withheld.details["in_force"] == "test-exchange v2"

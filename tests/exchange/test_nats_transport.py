@@ -30,12 +30,15 @@ from kuroshio.errors import ChannelClosed, TransportError
 from kuroshio.federation.transports import Channel
 from kuroshio.federation.transports.nats import (
     Answer,
+    NatsChannel,
     NatsTransport,
     hello_subject,
+    link_subject,
     signed_hello,
 )
 from kuroshio.partners import Partner
 from kuroshio.pki import NodeIdentity, create_identity, verify
+from kuroshio.store.sqlite import SQLiteStore
 
 NATS_URL = os.environ.get("KUROSHIO_NATS_URL", "nats://127.0.0.1:4222")
 MiB = 1024 * 1024
@@ -88,6 +91,7 @@ class Bus:
         *,
         max_frame_bytes: int = 8 * MiB,
         heartbeat_s: float = 5.0,
+        remember: Callable[[str, float], bool] | None = None,
     ) -> NatsTransport:
         return NatsTransport(
             identity,
@@ -97,6 +101,7 @@ class Bus:
             namespace=self.namespace,
             stream=self.stream,
             heartbeat_s=heartbeat_s,
+            remember=remember,
         )
 
     async def consumers(self) -> list[str]:
@@ -187,6 +192,51 @@ def test_frames_cross_both_ways_including_ones_larger_than_a_nats_message(
     run(bus, scenario)
 
 
+def test_messages_injected_on_a_session_subject_are_dropped(
+    nats_url: str, identities: dict[str, NodeIdentity]
+) -> None:
+    """Someone who may publish on the NATS system puts frames, a close and a copy of a real frame
+    on an open session's subject: none is taken; the session goes on."""
+    bus = Bus(nats_url)
+    twn, jpn = identities["twn"], identities["jpn"]
+
+    async def scenario() -> None:
+        sending = bus.transport(twn, [jpn])
+        async with listening(bus.transport(jpn, [twn])) as receiving:
+            nc = await nats.connect(nats_url)
+            try:
+                sender = await sending.connect(partner(jpn))
+                receiver = await receiving.channels.get()
+                session = sender.peer.rsplit(" ", 1)[-1]
+                up = link_subject(bus.namespace, "TWN", "JPN", session, "up")
+                js = nc.jetstream()
+                watching = await nc.subscribe(up)  # sees what the sender publishes, as anyone may
+                await sender.send(b"first")
+                assert await receiver.receive() == b"first"
+                copied = await watching.next_msg(timeout=10)
+                forged = {"Kuroshio-Kind": "frame", "Kuroshio-Size": "6", "Kuroshio-Part": "1/1"}
+                await js.publish(up, b"forged", headers=forged, stream=bus.stream)
+                await js.publish(
+                    up,
+                    b"forged",
+                    headers={**forged, "Kuroshio-Count": "99", "Kuroshio-Tag": "AAAA"},
+                    stream=bus.stream,
+                )
+                await js.publish(up, copied.data, headers=copied.headers, stream=bus.stream)
+                await js.publish(
+                    up, b'{"code":1000}', headers={"Kuroshio-Kind": "close"}, stream=bus.stream
+                )
+                await sender.send(b"second")
+                assert await receiver.receive() == b"second"
+                assert isinstance(receiver, NatsChannel) and receiver.dropped == 4
+                await sender.close()
+            finally:
+                await nc.close()
+                await sending.close()
+
+    run(bus, scenario)
+
+
 def test_unpinned_and_forged_hellos_are_refused_with_the_reason_and_nothing_opens(
     nats_url: str, identities: dict[str, NodeIdentity]
 ) -> None:
@@ -259,6 +309,43 @@ def test_a_replayed_or_stale_hello_is_refused(
             assert receiving.channels.empty()
 
     run(bus, scenario)
+
+
+def test_a_hello_replayed_after_the_receiver_restarts_is_refused(
+    nats_url: str, identities: dict[str, NodeIdentity], tmp_path: Path
+) -> None:
+    bus = Bus(nats_url)
+    twn, jpn = identities["twn"], identities["jpn"]
+    subject = hello_subject(bus.namespace, "JPN", jpn.public_key_bytes)
+    store = SQLiteStore(tmp_path / "jpn.sqlite")  # JPN's node store, kept across the restart
+
+    def remember(nonce: str, now: float) -> bool:
+        with store.transaction() as tx:
+            return tx.nonces.take(nonce, int(now * 1e6), int((now - 600) * 1e6))
+
+    async def scenario() -> None:
+        payload, headers = signed_hello(twn, "TWN", "JPN", secrets.token_hex(8))
+        nc = await nats.connect(nats_url)
+        try:
+            for attempt in ("first", "after restart"):
+                # A new transport each time: the receiving node started afresh.
+                async with listening(bus.transport(jpn, [twn], remember=remember)) as receiving:
+                    msg = await nc.request(subject, payload, timeout=10, headers=headers)
+                    answer = msgspec.json.decode(msg.data, type=Answer)
+                    if attempt == "first":
+                        assert answer.accepted
+                        await (await receiving.channels.get()).close()
+                    else:
+                        assert not answer.accepted
+                        assert "seen before this node restarted" in answer.reason
+                        assert receiving.channels.empty()
+        finally:
+            await nc.close()
+
+    try:
+        run(bus, scenario)
+    finally:
+        store.close()
 
 
 def test_a_welcome_not_signed_by_the_pinned_key_is_not_taken(

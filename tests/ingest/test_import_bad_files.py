@@ -67,7 +67,7 @@ def test_cli_stores_nothing_when_one_of_the_files_is_bad(
     node = tmp_path / "twn"
     run("init", "--party", "TWN", node, check=True)
     failed = run("import", "mnd-tracks", shared_data / MND, truncated, "--node", node)
-    assert failed.returncode == 2
+    assert failed.returncode == 1
     assert "cut.geojson" in failed.stderr and "truncated JSON" in failed.stderr
     assert "Traceback" not in failed.stderr
     listed = run("query", "--node", node, "--format", "ndjson", check=True)
@@ -76,7 +76,7 @@ def test_cli_stores_nothing_when_one_of_the_files_is_bad(
     missing = tmp_path / "counts.csv"
     missing.write_text("date,year\n2022/8/5,2022\n", encoding="utf-8")
     refused = run("import", "daily-counts", missing, "--node", node, "--json")
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert "missing required column(s) pla_aircraft_sorties" in refused.stderr
     report = run("report", "daily", "--node", node, "--json", check=True)
     assert json.loads(report.stdout)["days"] == []

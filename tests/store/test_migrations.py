@@ -13,11 +13,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kuroshio.audit import tree_head
 from kuroshio.errors import StoreError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.inbox import verify_received
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
+from kuroshio.merkle import merkle_root
 from kuroshio.node import Node, open_node
 from kuroshio.store import schema
 from kuroshio.store.postgres import PostgresStore
@@ -41,16 +43,36 @@ TABLES = (
 )
 
 
-def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
-    """Every row of every table the first release kept, read without kuroshio."""
+def _rows(
+    path: Path, columns: dict[str, list[str]] | None = None
+) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table the first release kept, read without kuroshio: all columns, or
+    the ``columns`` named per table (a later migration may add columns)."""
     conn = sqlite3.connect(path)
     try:
         present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         return {
-            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            table: sorted(
+                conn.execute(
+                    f"SELECT {', '.join(columns[table]) if columns else '*'} FROM {table}"
+                ).fetchall(),
+                key=repr,
+            )
             for table in TABLES
-            if table in present
+            if table in present and (not columns or columns.get(table))
         }
+    finally:
+        conn.close()
+
+
+def _columns(path: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        found = {
+            table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            for table in TABLES
+        }
+        return {table: names for table, names in found.items() if names}
     finally:
         conn.close()
 
@@ -67,6 +89,7 @@ def _open(root: Path) -> tuple[Node, Node]:
 
 
 def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: Path) -> None:
+    columns = {party: _columns(old_nodes / party / "store.sqlite") for party in ("twn", "jpn")}
     before = {party: _rows(old_nodes / party / "store.sqlite") for party in ("twn", "jpn")}
     assert (
         before["twn"]["ledger"] and before["twn"]["daily_counts"] and before["jpn"]["inbox_items"]
@@ -76,7 +99,7 @@ def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: 
         assert node.store.schema_version == schema.SCHEMA_VERSION
     twn.close(), jpn.close()
     for party in ("twn", "jpn"):
-        after = _rows(old_nodes / party / "store.sqlite")
+        after = _rows(old_nodes / party / "store.sqlite", columns[party])
         for table, rows in before[party].items():
             assert after[table] == rows, f"{party}: {table} changed"
     # Opening again takes no step twice.
@@ -92,6 +115,13 @@ def test_audit_chains_receipts_and_proofs_of_the_first_release_still_verify(
         for node in (twn, jpn):
             report = node.audit.verify()
             assert report.ok and report.checked > 5
+            # The log's Merkle tree was built from the entries already there.
+            with sqlite3.connect(node.store.path) as conn:
+                leaves = [
+                    bytes(r[0]) for r in conn.execute("SELECT hash FROM audit_log ORDER BY seq")
+                ]
+            with node.store.transaction() as tx:
+                assert tree_head(tx.audit) == (len(leaves), merkle_root(leaves))
         with twn.store.transaction() as tx:
             receipts = outbox.receipts(tx, "JPN")
         assert receipts and all(row.receipt is not None for row in receipts)

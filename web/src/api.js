@@ -7,8 +7,14 @@ export class ApiError extends Error {
   }
 }
 
+/** The session ended (expired, logged out elsewhere): back to the login form. */
+function toLogin() {
+  window.location.assign("/login");
+}
+
 async function getJson(url) {
   const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (response.status === 401) toLogin();
   if (!response.ok) {
     let detail = response.statusText;
     try {
@@ -39,12 +45,20 @@ export const api = {
   detail: (id, version) => getJson(`/api/cop/observation?${query({ id, version })}`),
   sorties: (start, end, utcOffset) =>
     getJson(`/api/cop/sorties?${query({ start, end, utc_offset: utcOffset })}`),
-  /** The reciprocity ledger (GET /api/ledger); null when this node does not keep one. */
+  /** The reciprocity ledger (GET /api/ledger); null when this node does not keep one,
+   * { denied } when the operator's role may not see it. */
   ledger: (days) =>
     getJson(`/api/ledger?${query({ days })}`).catch((error) => {
       if (error.status === 404) return null;
+      if (error.status === 403) return { denied: error.message };
       throw error;
     }),
+  whoami: () => getJson("/api/whoami"),
+  /** End the browser session (its CSRF token in the header), then show the login form. */
+  async logout(csrf) {
+    await fetch("/api/logout", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+    toLogin();
+  },
   audit: () => getJson("/api/cop/audit"),
   events: (start, end) =>
     getJson(`/api/events?${query({ start, end, limit: 10000 })}`).then((page) => page.items),

@@ -518,12 +518,16 @@ function wireControls() {
 }
 
 async function start() {
-  const [status, catalogue, zones, basemap] = await Promise.all([
+  const [status, catalogue, zones, basemap, me] = await Promise.all([
     api.status(),
     api.catalogue(),
     api.zones(),
     api.basemap(),
+    api.whoami(),
   ]);
+  $("operator").textContent = `${me.name} (${me.role})`;
+  $("logout").hidden = me.via !== "session";
+  $("logout").addEventListener("click", () => api.logout(me.csrf).catch(showError));
   state.status = status;
   state.symbols = new Symbols(catalogue, [status.party, ...status.partners]);
   state.palette = new Palette(status.party, status.partners);

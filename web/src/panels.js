@@ -288,6 +288,10 @@ export function renderLedger(container, view) {
     fill(container, el("p", { class: "hint", text: "This node keeps no reciprocity ledger." }));
     return;
   }
+  if (view.denied) {
+    fill(container, el("p", { class: "hint", text: "The reciprocity ledger needs the liaison role." }));
+    return;
+  }
   const children = [el("h3", { text: `Reciprocity ledger of ${view.party}` })];
   if (!view.partners.length) {
     children.push(el("p", { text: "No partner pinned and nothing exchanged yet." }));

@@ -2,9 +2,10 @@
 
 :func:`create_app` assembles the routers; :mod:`kuroshio.federation.serve` runs the app on the
 operator port beside the federation listener. It does not serve partners: they use the
-federation port. A :class:`~kuroshio.errors.KuroshioError` from any route is answered with its
-HTTP status and one line saying what and where. The routes read through a store reader of their
-own and write only through the node; no SQL runs here.
+federation port. Every route but ``/api/health`` needs an authenticated operator whose role
+allows it (:mod:`kuroshio.api.access`). A :class:`~kuroshio.errors.KuroshioError` from any route
+is answered with its HTTP status and one line saying what and where. The routes read through a
+store reader of their own and write only through the node; no SQL runs here.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kuroshio import __version__
-from kuroshio.api import cop, fused, ledger, observations
+from kuroshio.api import access, cop, fused, ledger, observations
 from kuroshio.api import links as link_routes
+from kuroshio.api.access import Gate, SameSiteOnly, needs
 from kuroshio.api.observations import ChangeSignal
-from kuroshio.errors import KuroshioError
+from kuroshio.errors import KuroshioError, NotAuthenticated
 from kuroshio.exchange.status import LinkStatus
 from kuroshio.node import Node
 
@@ -53,26 +55,33 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
         # The interactive pages load their scripts from a CDN; nodes fetch nothing at run time.
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served below, to authenticated operators only
     )
     app.state.node = node
     app.state.links = dict(links or {})
+    gate = app.state.gate = Gate(node)
+    app.add_middleware(SameSiteOnly, gate=gate)
     app.add_exception_handler(KuroshioError, _refused)  # type: ignore[arg-type]
-    for router in (
-        observations.router,
-        link_routes.router,
-        ledger.router,
-        cop.router,
-        cop.page_router,
-        fused.router,
-    ):
-        app.include_router(router)
-    cop.mount_assets(app)
+    viewer, liaison = [Depends(needs("viewer"))], [Depends(needs("liaison"))]
+    app.include_router(access.router)
+    app.include_router(observations.router)  # each route says its role; health needs none
+    app.include_router(cop.router, dependencies=viewer)
+    app.include_router(fused.router, dependencies=viewer)
+    app.include_router(cop.page_router)
+    app.include_router(link_routes.router, dependencies=liaison)
+    app.include_router(ledger.router, dependencies=liaison)
     cop.document_schemas(app)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=viewer)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     return app
 
 
 async def _refused(request: Request, error: KuroshioError) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=error.http_status)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthenticated) else None
+    return JSONResponse({"detail": str(error)}, status_code=error.http_status, headers=headers)
 
 
 __all__ = ["create_app"]

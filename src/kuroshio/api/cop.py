@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from kuroshio.api.access import needs, picture_or_login
 from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange.inbox import verify_received
@@ -32,6 +32,8 @@ from kuroshio.store.backend import Reader
 WEB_DIST: Final = Path(__file__).resolve().parent.parent / "web" / "dist"
 """The built front end (``make`` builds it from ``web/``; git ignores it)."""
 MAX_SORTIE_DAYS: Final = 366
+MAX_VERSION: Final = 2**31 - 1
+"""The largest observation version the schema allows."""
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; worker-src 'self' blob:; child-src 'self' blob:; "
     "img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; connect-src 'self'; "
@@ -229,7 +231,10 @@ picture's files are missing from <code>{dist}</code>.</p>
 
 
 @page_router.get("/")
-def picture_page() -> Response:
+def picture_page(request: Request) -> Response:
+    viewer = picture_or_login(request)
+    if isinstance(viewer, Response):
+        return viewer
     index = WEB_DIST / "index.html"
     if not index.is_file():
         return HTMLResponse(_NOT_BUILT.format(dist=WEB_DIST), status_code=503)
@@ -240,10 +245,14 @@ def picture_page() -> Response:
     )
 
 
-def mount_assets(app: FastAPI) -> None:
-    """Serve the built assets under ``/assets`` when they exist (``/`` explains when not)."""
-    assets = WEB_DIST / "assets"
-    app.mount("/assets", StaticFiles(directory=assets, check_dir=False), name="assets")
+@page_router.get("/assets/{name:path}", dependencies=[Depends(needs("viewer"))])
+def asset(name: str) -> Response:
+    """A built asset of the picture (``/`` explains when there are none)."""
+    assets = (WEB_DIST / "assets").resolve()
+    path = (assets / name).resolve()
+    if not path.is_relative_to(assets) or not path.is_file():
+        raise HTTPException(404, f"no asset {name[:100]!r}")
+    return FileResponse(path, headers={"Cache-Control": "no-cache"})
 
 
 # --- routes ---------------------------------------------------------------------------------------
@@ -373,7 +382,7 @@ def _detail(request: Request, obs_id: str, version: int | None) -> ObservationDe
 async def observation_detail(
     request: Request,
     obs_id: Annotated[str, Query(alias="id", max_length=256)],
-    version: Annotated[int | None, Query(ge=1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     return _encoded(await run_in_threadpool(_detail, request, obs_id, version))
 
@@ -437,8 +446,8 @@ async def sorties(
 
 def _audit(request: Request) -> AuditView:
     node = _node(request)
-    key = node.identity.public_key_bytes
-    report = _reader(request).read(lambda tx: verify_log(tx.audit, key))
+    keys = node.identity.all_public_keys
+    report = _reader(request).read(lambda tx: verify_log(tx.audit, keys))
     return AuditView(
         ok=report.ok,
         checked=report.checked,
@@ -457,4 +466,4 @@ async def audit(request: Request) -> Response:
     return _encoded(await run_in_threadpool(_audit, request))
 
 
-__all__ = ["WEB_DIST", "document_schemas", "mount_assets", "page_router", "router"]
+__all__ = ["WEB_DIST", "document_schemas", "page_router", "router"]

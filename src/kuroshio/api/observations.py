@@ -15,26 +15,30 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Final
 
 import msgspec
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from kuroshio import inputs
+from kuroshio.access import Principal
+from kuroshio.api.access import needs
 from kuroshio.errors import ImportRecordError
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import Record, decode_record
+from kuroshio.ingest.records import Record, decode_record, own_only, record_list
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.backend import Reader
 
 STREAM_BATCH: Final = 500
 POLL_S: Final = 1.0
+MAX_EVENT_ID: Final = 2**63 - 1
+"""The largest stream event id (a store row number)."""
 RETRY_MS: Final = 2_000
 """How long a browser waits before it reconnects a dropped stream."""
 
 router = APIRouter(prefix="/api", tags=["observations"])
+VIEWER: Final = [Depends(needs("viewer"))]
 _json = msgspec.json.Encoder()
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 _kind_origin = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -70,7 +74,7 @@ def _json_response(value: Any, status: int = 200) -> Response:
     return Response(_json.encode(value), status_code=status, media_type="application/json")
 
 
-@router.get("/health", summary="Is the node up, and who is it")
+@router.get("/health", summary="Is the node up, and who is it (no authentication)")
 def health(request: Request) -> Response:
     node = _node(request)
     return _json_response(
@@ -84,7 +88,11 @@ def health(request: Request) -> Response:
     )
 
 
-@router.get("/observations", summary="Current observations, filtered, one page at a time")
+@router.get(
+    "/observations",
+    summary="Current observations, filtered, one page at a time",
+    dependencies=VIEWER,
+)
 def list_observations(
     request: Request,
     start: str | None = None,
@@ -112,7 +120,9 @@ def list_observations(
     return _json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
-@router.get("/events", summary="Derived events (ADIZ entries, crossings, transits)")
+@router.get(
+    "/events", summary="Derived events (ADIZ entries, crossings, transits)", dependencies=VIEWER
+)
 def list_events(
     request: Request,
     start: str | None = None,
@@ -150,7 +160,7 @@ def _records(body: bytes, max_record_bytes: int) -> Iterator[Record]:
     text = body.lstrip(b" \t\r\n\xef\xbb\xbf")
     if text.startswith(b"["):
         try:
-            elements = _raw_list.decode(text)
+            elements = record_list(text)
         except msgspec.DecodeError as error:
             raise HTTPException(400, f"body is not a JSON array: {error}") from None
         for index, element in enumerate(elements):
@@ -168,15 +178,19 @@ def _records(body: bytes, max_record_bytes: int) -> Iterator[Record]:
 
 @router.post(
     "/observations",
-    summary="Add observations (a JSON object, a JSON array, or NDJSON)",
+    summary="Add this node's own observations (a JSON object, a JSON array, or NDJSON)",
     responses={413: {"description": "body too large"}},
 )
-async def add_observations(request: Request) -> Response:
+async def add_observations(
+    request: Request, principal: Annotated[Principal, Depends(needs("operator"))]
+) -> Response:
     node = _node(request)
     body = await _read_body(request, node.config.api.max_body_bytes)
-    records = list(_records(body, node.config.limits.max_record_bytes))
+    records = list(own_only(_records(body, node.config.limits.max_record_bytes), node.party))
     summary: LoadSummary = await run_in_threadpool(
-        store_records, functools.partial(node.ingest, via="api"), records
+        store_records,
+        functools.partial(node.ingest, via="api", operator=principal.label),
+        records,
     )
     return _json_response(
         {
@@ -203,10 +217,13 @@ def _matches(body: bytes, kinds: tuple[str, ...], origins: tuple[str, ...]) -> b
     "/stream",
     summary="Newly stored observations as Server-Sent Events (event: observation, id: seq)",
     response_class=EventSourceResponse,
+    dependencies=VIEWER,
 )
 async def stream(
     request: Request,
-    after: Annotated[int | None, Query(ge=0, description="Start after this event id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Start after this event id")
+    ] = None,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
     origin: Annotated[list[str], Query()] = [],  # noqa: B006
     last_event_id: Annotated[str | None, Header()] = None,
@@ -215,8 +232,13 @@ async def stream(
     signal: ChangeSignal = request.app.state.changes
     kinds = _split(kind)
     origins = tuple(o.upper() for o in _split(origin))
-    if after is None and last_event_id is not None and last_event_id.isdigit():
-        after = int(last_event_id)
+    if (
+        after is None
+        and last_event_id is not None
+        and last_event_id.isdigit()
+        and len(last_event_id) <= len(str(MAX_EVENT_ID))
+    ):
+        after = min(int(last_event_id), MAX_EVENT_ID)
     cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
     yield ServerSentEvent(retry=RETRY_MS)
     while True:

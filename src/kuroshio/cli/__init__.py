@@ -2,7 +2,7 @@
 
 This package is the top floor: it alone imports typer and rich, and nothing in kuroshio imports
 it. :data:`app` gathers one module per command group (node, ingest, federation, agreements,
-fusion, and the two that start servers: serve and demo); a failure the user can act on
+fusion, users, keys, and the two that start servers: serve and demo); a failure the user can act on
 (:class:`~kuroshio.errors.KuroshioError`) becomes one line on stderr and its exit status,
 anything else keeps its traceback. ``serve`` and ``demo`` are loaded when they run (click's lazy
 subcommands), so the other commands start without the web server and HTTP client.
@@ -17,7 +17,7 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from kuroshio.cli import agreements, federation, fusion, ingest, node
+from kuroshio.cli import agreements, federation, fusion, ingest, keys, node, users
 from kuroshio.cli.common import print_error
 from kuroshio.errors import KuroshioError
 
@@ -55,7 +55,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-for group in (node, ingest, federation, agreements, fusion):
+for group in (node, ingest, federation, agreements, fusion, users, keys):
     app.add_typer(group.app)
 
 

@@ -21,6 +21,7 @@ from kuroshio.cli.common import AsJson, NodeDir, console, print_warning
 from kuroshio.errors import AgreementError, InputError
 from kuroshio.model import is_party
 from kuroshio.node import Node, open_node
+from kuroshio.pki import Keys
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
@@ -189,7 +190,7 @@ def agreement_verify(
     """Check an agreement: it parses, its rules hold together, and every party signed it with the
     key this node pinned for it. Exit status 0 only when a node would enforce it."""
     parsed = read_agreement(file)
-    keys: dict[str, bytes] = {}
+    keys: dict[str, Keys] = {}
     if node_dir is not None:
         with open_node(node_dir) as node:
             keys = node.pinned_keys()

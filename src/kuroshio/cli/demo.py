@@ -28,6 +28,7 @@ from kuroshio.demo.nodes import (
     PAIR,
     PROGRESS_S,
     TICK_S,
+    WATCH,
     DemoNode,
     agree,
     corrections,
@@ -166,6 +167,7 @@ def run_demo(
                 # One line each and never wrapped: the addresses are there to be copied.
                 console.print(
                     f"  {demo_node.party}  picture and API {demo_node.api_url}/  "
+                    f"log in as {WATCH} / {demo_node.password}  "
                     f"federation (mTLS) {demo_node.federation_url}  "
                     f"log {demo_node.directory / 'serve.log'}",
                     highlight=False,

@@ -15,20 +15,23 @@ import msgspec
 import typer
 from rich.table import Table
 
+from kuroshio.audit import ExportedLog, export_lines, verify_log
 from kuroshio.cli.common import AsJson, NodeDir, console, err_console
 from kuroshio.errors import ConfigError, PartnerError
-from kuroshio.exchange import outbox
+from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.receipt import read_receipt
 from kuroshio.exchange.status import link_reports
 from kuroshio.node import open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
+    check_successor,
     check_url,
     encode_card,
     make_card,
     read_card,
     store_card,
 )
+from kuroshio.pki import Keys
 
 app = typer.Typer()
 partner_app = typer.Typer(help="Partner cards: export this node's, pin a partner's.")
@@ -62,6 +65,7 @@ def partner_card(
             node.config.federation.url(),
             identity.ca_certificate_pem,
             identity.public_key_b64,
+            identity.endorsements,
         )
         data = encode_card(card)
         if out is None:
@@ -91,7 +95,11 @@ def partner_add(
     with open_node(node_dir) as node:
         if card.party == node.party:
             raise PartnerError(location, f"the card is this node's own party {card.party}")
+        pinned = node.partners.get(card.party)
+        rotated = pinned is not None and check_successor(card, pinned, location)
         store_card(node.directory, card)
+        if rotated:
+            node.note_rotation(card.party, card.key_fingerprint)
         node.config.partners[card.party] = PartnerConfig(url=check_url(url or card.url, "--url"))
         save_config(node.directory, node.config)
         governing = node.agreement_for(card.party, dt.datetime.now(dt.UTC))
@@ -100,6 +108,12 @@ def partner_add(
         if governing is not None
         else "nothing until a signed agreement is installed (default deny)"
     )
+    if rotated:
+        console.print(
+            f"{card.party}'s new signing key {card.key_fingerprint} is endorsed by the key "
+            "pinned before; its older signatures stay valid.",
+            highlight=False,
+        )
     console.print(
         f"Pinned [bold]{card.party}[/] ({card.node}) at {url or card.url}.\n"
         f"  CA fingerprint  {card.ca_fingerprint}\n"
@@ -108,6 +122,23 @@ def partner_add(
         "Restart 'kuroshio serve' to apply.",
         highlight=False,
     )
+
+
+@partner_app.command("revoke")
+def partner_revoke(
+    party: Annotated[str, typer.Argument(help="The partner's party code, e.g. JPN.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")],
+    node_dir: NodeDir = Path("."),
+    key: Annotated[
+        str | None,
+        typer.Option(help="Revoke only this signing key (its fingerprint); default: every key."),
+    ] = None,
+) -> None:
+    """Revoke a partner's key at once, a serving node's too: its batches are refused and nothing
+    more is sent to it. Revoking every key also unpins the partner."""
+    with open_node(node_dir) as node:
+        node.revoke_partner(party, reason, key)
+    console.print(f"revoked {party.upper()}" + (f" key {key}" if key else "") + f": {reason}")
 
 
 @partner_app.command("list")
@@ -151,10 +182,26 @@ def partner_list(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
 
 
 @audit_app.command("verify")
-def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
-    """Check the audit chain: exit 0 when intact, 1 with each broken seq and reason otherwise."""
+def audit_verify(
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+    partner: Annotated[
+        str | None,
+        typer.Option(help="Check the heads of PARTNER's log it signed for this node instead."),
+    ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option(help="With --partner: PARTNER's log ('kuroshio audit export'), checked too."),
+    ] = None,
+) -> None:
+    """Check the audit chain and its Merkle tree against every head this node signed: exit 0
+    when intact, 1 with each broken seq and reason otherwise. With --partner, check that the
+    heads PARTNER signed in its receipts form one growing log."""
+    if partner is not None:
+        _verify_partner(node_dir, partner.upper(), as_json, log)
+        return
     with open_node(node_dir) as node:
-        report = node.audit.verify(node.identity.public_key_bytes)
+        report = node.audit.verify(node.identity.all_public_keys)
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
@@ -176,6 +223,83 @@ def audit_verify(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None
             )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _verify_partner(node_dir: Path, party: str, as_json: bool, log: Path | None) -> None:
+    with open_node(node_dir) as node:
+        pinned = node.partners.get(party)
+        if pinned is None:
+            raise ConfigError(f"{party} is not a pinned partner of {node.party}")
+        with node.store.transaction() as tx:
+            report = witness.check_heads(tx, party, pinned.signing_keys)
+            heads = [(node.party, size, root) for size, root, *_ in tx.audit.partner_heads(party)]
+    if log is not None:
+        _verify_partner_log(party, log, heads, pinned.signing_keys, as_json)
+    if as_json:
+        sys.stdout.write(
+            msgspec.json.encode({**msgspec.to_builtins(report), "ok": report.ok}).decode() + "\n"
+        )
+    elif report.heads == 0:
+        console.print(f"{party} has signed no head of its audit log for this node yet")
+    elif report.ok:
+        console.print(
+            f"{party}'s audit log as it signed for this node: {report.heads} heads, from "
+            f"{report.first_size} to {report.last_size} entries, each extending the one before",
+            highlight=False,
+        )
+    else:
+        for problem in report.problems:
+            err_console.print(
+                f"{party} head of {problem.size} (batch {problem.seq}): {problem.reason}: "
+                f"{problem.detail}",
+                highlight=False,
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _verify_partner_log(
+    party: str, log: Path, heads: list[tuple[str, int, bytes]], keys: Keys, as_json: bool
+) -> None:
+    try:
+        with log.open("rb") as lines:
+            exported = ExportedLog(lines, heads)
+    except OSError as error:
+        raise ConfigError(f"{log}: cannot read: {error.strerror}") from None
+    checked = verify_log(exported, keys)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(checked).decode() + "\n")
+    elif checked.ok:
+        console.print(
+            f"{party}'s log in {log}: {checked.checked} entries, its chain intact and holding "
+            f"every one of the {len(heads)} heads {party} signed for this node",
+            highlight=False,
+        )
+    else:
+        for problem in checked.problems:
+            err_console.print(
+                f"{party} log seq {problem.seq}: {problem.reason}: {problem.detail}",
+                highlight=False,
+            )
+    if not checked.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    node_dir: NodeDir = Path("."),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Default: stdout.")] = None,
+) -> None:
+    """Write the audit log as NDJSON, for a partner to check against the heads this node signed
+    for it ('kuroshio audit verify --partner PARTY --log FILE')."""
+    with open_node(node_dir) as node, node.store.transaction() as tx:
+        target = sys.stdout.buffer if out is None else out.open("wb")
+        try:
+            for line in export_lines(tx.audit):
+                target.write(line + b"\n")
+        finally:
+            if out is not None:
+                target.close()
 
 
 @audit_app.command("receipts")

@@ -127,6 +127,7 @@ def import_command(
             paths,
             events=events,
             on_progress=lambda done: progress.update(task, completed=done),
+            max_file_bytes=node.config.limits.max_file_bytes,
         )
         progress.stop()
         print_import_report(report, as_json=as_json, party=node.party)

@@ -30,7 +30,7 @@ from kuroshio.cli.common import (
     split_values,
 )
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.records import read_observations
+from kuroshio.ingest.records import own_only, read_observations
 from kuroshio.model import Observation, json_schema
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.store import ObservationFilter
@@ -139,14 +139,20 @@ def add(
     node_dir: NodeDir = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Add observations from JSON/NDJSON files; bad records are reported and skipped."""
+    """Add this node's own observations from JSON/NDJSON files; bad records (and records of
+    another origin) are reported and skipped."""
     with open_node(node_dir) as node:
         summary = LoadSummary()
         with progress_bar(as_json) as progress:
             task = progress.add_task("adding", total=None)
             for path in files:
-                records = read_observations(
-                    path, max_record_bytes=node.config.limits.max_record_bytes
+                records = own_only(
+                    read_observations(
+                        path,
+                        max_record_bytes=node.config.limits.max_record_bytes,
+                        max_file_bytes=node.config.limits.max_file_bytes,
+                    ),
+                    node.party,
                 )
                 part = store_records(
                     node.ingest,

@@ -54,6 +54,11 @@ def serve_command(
     process under this one, which restarts any that dies."""
     _logging()
     with open_node(node_dir) as node:
+        if role is ServeRole.all:  # once per node, not again in each worker
+            for warning in node.certificate_warnings():
+                logging.getLogger("kuroshio.keys").warning(
+                    "%s: renew it (kuroshio keys status)", warning
+                )
         ready = functools.partial(_print_ready, as_json=as_json)
         if workers:
             supervise(node, workers, on_ready=ready)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -34,7 +35,7 @@ from kuroshio.model import (
     Provenance,
     Source,
 )
-from kuroshio.node import init_node, open_node, save_config
+from kuroshio.node import ADMIN_TOKEN, init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.store import ObservationFilter
@@ -44,6 +45,8 @@ TICK_S: Final = 0.25
 PROGRESS_S: Final = 3.0
 DRAIN_TIMEOUT_S: Final = 60.0
 START_TIMEOUT_S: Final = 30.0
+WATCH: Final = "watch"
+"""The operator the demo makes on each node for logging in to the picture."""
 
 
 class DemoNode(msgspec.Struct, kw_only=True):
@@ -52,6 +55,14 @@ class DemoNode(msgspec.Struct, kw_only=True):
     federation_port: int
     api_port: int
     process: subprocess.Popen[bytes] | None = None
+    password: str = ""
+    """The password of the demo's ``watch`` operator (role operator) for the picture."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Credentials of the node's admin (the token ``kuroshio init`` made) for its API."""
+        token = (self.directory / ADMIN_TOKEN).read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def api_url(self) -> str:
@@ -94,6 +105,8 @@ def make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
             port=demo_node.federation_port,
             api_port=demo_node.api_port,
         ) as node:
+            demo_node.password = secrets.token_urlsafe(12)
+            node.add_operator(WATCH, "operator", demo_node.password)
             identity = node.identity
             cards[demo_node.party] = make_card(
                 node.party,
@@ -309,14 +322,14 @@ def post(client: httpx.Client, demo_node: DemoNode, observations: Sequence[Obser
     response = client.post(
         f"{demo_node.api_url}/api/observations",
         content=body,
-        headers={"content-type": "application/x-ndjson"},
+        headers={"content-type": "application/x-ndjson", **demo_node.headers},
     )
     response.raise_for_status()
 
 
 def links_of(client: httpx.Client, demo_node: DemoNode) -> list[dict[str, Any]]:
     try:
-        response = client.get(f"{demo_node.api_url}/api/links")
+        response = client.get(f"{demo_node.api_url}/api/links", headers=demo_node.headers)
         response.raise_for_status()
     except httpx.HTTPError:
         return []

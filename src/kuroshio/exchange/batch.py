@@ -16,10 +16,10 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from kuroshio.errors import VerificationError
-from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
+from kuroshio.merkle import HASH_SIZE, MerkleTree, leaf_hash
 from kuroshio.model import Observation, PartyCode, canonical_bytes
-from kuroshio.pki import Signer, verify
+from kuroshio.pki import Keys, Signer, verify
 from kuroshio.policy.decide import relay_refusal
 
 BATCH_FORMAT: Final = "kuroshio-batch/1"
@@ -128,7 +128,7 @@ def read_header(header_bytes: bytes) -> BatchHeader:
         raise LinkRefused("malformed", f"batch header: {error}") from None
 
 
-def check_signature(header_bytes: bytes, signature: bytes, sender_key: bytes) -> None:
+def check_signature(header_bytes: bytes, signature: bytes, sender_key: Keys) -> None:
     """Raise :class:`LinkRefused` (``bad_signature``) unless the origin signed this header."""
     try:
         verify(sender_key, signature, SIGNATURE_CONTEXT + header_bytes)
@@ -141,13 +141,14 @@ def open_batch(
     *,
     sender: str,
     receiver: str,
-    sender_key: bytes,
+    sender_key: Keys,
     max_items: int = MAX_BATCH_ITEMS,
 ) -> OpenedBatch:
     """Check a received batch against the sender's pinned key; raise :class:`LinkRefused` why not.
 
     Checks, in order: item count, header, signature, link, count, Merkle root, then every item
-    (decodes and validates as an Observation, is canonical, originates from the sender).
+    (decodes and validates as an Observation, is canonical, is not the receiver's own, and
+    originates from the sender or is passed on as its originator's marking allows).
     """
     if len(frame.items) > max_items:
         raise LinkRefused("too_many_items", f"{len(frame.items)} items, the limit is {max_items}")
@@ -190,6 +191,14 @@ def _open_item(item: bytes, index: int, sender: str, receiver: str, seq: int) ->
     if canonical_bytes(observation) != item:
         raise LinkRefused(
             "non_canonical_item", f"item {index} ({observation.id}) is not canonical", seq=seq
+        )
+    # This node's own items never come back from anyone else: one claiming to is a forgery.
+    if receiver in (observation.origin, observation.provenance.relayed_origin):
+        raise LinkRefused(
+            "own_origin",
+            f"item {index} ({observation.id}) claims {receiver} as its origin; {receiver}'s "
+            f"own items are never taken from {sender}",
+            seq=seq,
         )
     # An item from another origin is a re-release: only as that originator's marking allows.
     relayed = relay_refusal(observation, sender, receiver)

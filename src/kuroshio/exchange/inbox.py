@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 from collections.abc import Mapping
 from typing import Final, Literal
 
@@ -35,8 +36,8 @@ from kuroshio.exchange.wire import (
     LinkRefused,
     SignedReceipt,
 )
-from kuroshio.model import Observation, Provenance, canonical_bytes
-from kuroshio.pki import key_fingerprint
+from kuroshio.model import MAX_ID, Observation, Provenance, canonical_bytes
+from kuroshio.pki import Keys, key_fingerprint, key_list
 from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.sql import utc_time
@@ -108,13 +109,31 @@ def check_sequence(state: InboxState, opened: OpenedBatch) -> bool:
     return False
 
 
-def as_received(observations: list[Observation], partner: str, label: str) -> list[Observation]:
-    """The batch's items with their provenance as this node keeps it: partner and batch, and
-    the hops as the sender counted them (an item relayed from another origin has made at least
-    two). Items alike in provenance share one record; each item is a copy, not re-validated."""
+def relay_id(relay: str, obs_id: str) -> str:
+    """The id under which an item passed on by ``relay`` without its origin's proof is kept:
+    ``<RELAY>:via:<id>``, in the relay's own id space (the id's SHA-256 when that would be too
+    long)."""
+    kept = f"{relay}:via:{obs_id}"
+    if len(kept) <= MAX_ID:
+        return kept
+    return f"{relay}:via:sha256:{hashlib.sha256(obs_id.encode('utf-8')).hexdigest()}"
+
+
+def as_received(
+    observations: list[Observation], partner: str, label: str, verified: frozenset[int]
+) -> list[Observation]:
+    """The batch's items as this node keeps them: provenance partner and batch, and the hops as
+    the sender counted them (an item relayed from another origin has made at least two).
+
+    An item of another origin is kept under that origin only when its position is in
+    ``verified`` (its origin's proof came with it and checked out with the origin's pinned key).
+    Any other item of another origin rests on ``partner``'s word alone: it is kept under
+    ``partner``'s own id space (:func:`relay_id`, ``provenance.relayed_id`` naming the id it was
+    sent under), so it never takes the origin's id nor stands in the way of the origin's own
+    item. Items alike in provenance share one record; each item is a copy, not re-validated."""
     shared: dict[tuple[int, tuple[str, ...], object, bool], Provenance] = {}
     received: list[Observation] = []
-    for observation in observations:
+    for position, observation in enumerate(observations):
         sent = observation.provenance
         relayed = observation.origin != partner
         key = (sent.hops, sent.transforms, sent.grid_km, relayed)
@@ -127,23 +146,34 @@ def as_received(observations: list[Observation], partner: str, label: str) -> li
                 transforms=sent.transforms,
                 grid_km=sent.grid_km,
             )
-        taken = copy.copy(observation)
-        msgspec.structs.force_setattr(taken, "provenance", provenance)
+        if relayed and position not in verified:
+            taken = msgspec.structs.replace(
+                observation,
+                id=relay_id(partner, observation.id),
+                origin=partner,
+                provenance=msgspec.structs.replace(provenance, relayed_id=observation.id),
+            )
+        else:
+            taken = copy.copy(observation)
+            msgspec.structs.force_setattr(taken, "provenance", provenance)
         received.append(taken)
     return received
 
 
-def inbox_rows(partner: str, seq: int, observations: list[Observation]) -> list[InboxRow]:
-    """One ``inbox_items`` row per item: where it was in the batch, and its provenance as sent
-    (to rebuild the signed bytes later). Equal provenances are encoded once."""
+def inbox_rows(
+    partner: str, seq: int, sent: list[Observation], received: list[Observation]
+) -> list[InboxRow]:
+    """One ``inbox_items`` row per item: where it was in the batch, the id and version it is
+    kept under, and its provenance as sent (to rebuild the signed bytes later). Equal
+    provenances are encoded once."""
     encoded: dict[Provenance, bytes] = {}
     rows = []
-    for position, observation in enumerate(observations):
-        sent = observation.provenance
-        as_sent = encoded.get(sent)
+    for position, (observation, kept) in enumerate(zip(sent, received, strict=True)):
+        provenance = observation.provenance
+        as_sent = encoded.get(provenance)
         if as_sent is None:
-            as_sent = encoded[sent] = canonical_bytes(sent)
-        rows.append((partner, seq, position, observation.id, observation.version, as_sent))
+            as_sent = encoded[provenance] = canonical_bytes(provenance)
+        rows.append((partner, seq, position, kept.id, kept.version, as_sent))
     return rows
 
 
@@ -161,15 +191,18 @@ class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_origin_proofs(
-    frame: BatchFrame, opened: OpenedBatch, partner: str, keys: Mapping[str, bytes]
-) -> list[KeptProof]:
-    """Check the origin proofs carried with a batch; the rows to keep. Raises
-    :class:`LinkRefused` (``bad_origin_proof``) for the first that does not check out."""
+    frame: BatchFrame, opened: OpenedBatch, partner: str, keys: Mapping[str, Keys]
+) -> dict[int, KeptProof]:
+    """Check the origin proofs carried with a batch; the rows to keep by the item's position,
+    one for each item whose
+    proof checked out with its origin's pinned key (a proof from an origin not pinned here
+    cannot vouch for its item, and is not kept). Raises :class:`LinkRefused`
+    (``bad_origin_proof``) for the first that does not check out."""
     if not frame.origin_proofs:
-        return []
+        return {}
     seq = opened.header.seq
     seen: set[int] = set()
-    rows: list[KeptProof] = []
+    rows: dict[int, KeptProof] = {}
     for carried in frame.origin_proofs:
         position = carried.position
         if position >= len(opened.observations) or position in seen:
@@ -196,8 +229,8 @@ def check_origin_proofs(
                 f"{where}: the proof from its origin {relayed.origin} does not check out: {error}",
                 seq=seq,
             ) from None
-        rows.append(
-            (
+        if verified:
+            rows[position] = (
                 relayed.id,
                 relayed.version,
                 relayed.origin,
@@ -206,7 +239,6 @@ def check_origin_proofs(
                 partner,
                 seq,
             )
-        )
     return rows
 
 
@@ -222,7 +254,7 @@ def item_proof(tx: Transaction, obs_id: str, version: int) -> ItemProof | None:
 
 
 def verify_received(
-    tx: Transaction, keys: Mapping[str, bytes], observation: Observation
+    tx: Transaction, keys: Mapping[str, Keys], observation: Observation
 ) -> ReceivedCheck:
     """Check a received item against the signatures this node holds for it: its origin's when
     the origin sent it or a relay passed the origin's proof on, else the relay's batch."""
@@ -240,6 +272,9 @@ def verify_received(
             status="unverified", detail=f"received from {sender}, which is not pinned here"
         )
     proof = batch
+    relayed_id = observation.provenance.relayed_id
+    if relayed_id is not msgspec.UNSET:
+        return _on_relay_word(batch, sender, sender_key, observation, relayed_id)
     if sender != origin:
         try:
             verify_batch_proof(batch, sender_key)
@@ -276,7 +311,34 @@ def verify_received(
         status="verified",
         detail=(
             f"{origin}'s signature over the batch and this item's Merkle inclusion proof checked "
-            f"with the pinned key {key_fingerprint(origin_key)}{relayed}"
+            f"with the pinned key {key_fingerprint(key_list(origin_key)[0])}{relayed}"
+        ),
+    )
+
+
+def _on_relay_word(
+    batch: ItemProof, sender: str, sender_key: Keys, kept: Observation, relayed_id: str
+) -> ReceivedCheck:
+    """An item kept on its relay's word alone: checked against the relay's batch only."""
+    named = relayed_id[:3]
+    try:
+        _, as_signed = verify_batch_proof(batch, sender_key)
+    except VerificationError as error:
+        return ReceivedCheck(
+            status="failed", detail=f"{sender}'s batch does not check out: {error}"
+        )
+    if as_signed.id != relayed_id or content_bytes(as_signed) != content_bytes(
+        msgspec.structs.replace(kept, id=as_signed.id, origin=as_signed.origin)
+    ):
+        return ReceivedCheck(status="failed", detail=f"differs from the item {sender} signed")
+    changed = any(word.startswith(f"{sender}: ") for word in kept.provenance.transforms)
+    how = "changed by it" if changed else f"without {named}'s proof"
+    return ReceivedCheck(
+        status="relayed",
+        detail=(
+            f"{sender}'s word: passed on by {sender} as {named}'s {relayed_id}, {how}; kept as "
+            f"{sender}'s, its batch checked with the pinned key "
+            f"{key_fingerprint(key_list(sender_key)[0])}"
         ),
     )
 
@@ -292,5 +354,6 @@ __all__ = [
     "issued_receipts",
     "item_proof",
     "link_state",
+    "relay_id",
     "verify_received",
 ]

@@ -80,6 +80,32 @@ def pending_count(
     return tx.outbox.due_count(partner, micros(now or dt.datetime.now(dt.UTC)), limit)
 
 
+class Lapsed(msgspec.Struct, frozen=True, kw_only=True):
+    """An item that waited in the outbox past the agreement it was released under."""
+
+    row: int
+    id: str
+    version: int
+    agreement: str | None
+    """Digest of the agreement it was released under (None: queued before they were kept)."""
+
+
+def withdraw_lapsed(
+    tx: Transaction, partner: str, in_force: str | None, now: dt.datetime
+) -> list[Lapsed]:
+    """Take out of ``partner``'s outbox every item due at ``now`` that was released under
+    another agreement than the one in force (``in_force``, its digest; None: none is); the items
+    taken out. Nothing leaves under an agreement that expired or was superseded while the item
+    waited (a delay, a partner unreachable)."""
+    rows = tx.outbox.lapsed(partner, micros(now), in_force)
+    if rows:
+        tx.outbox.withdraw([row for row, _, _, _ in rows])
+    return [
+        Lapsed(row=row, id=obs_id, version=version, agreement=agreement)
+        for row, obs_id, version, agreement in rows
+    ]
+
+
 def seal_next(
     tx: Transaction,
     partner: str,
@@ -237,6 +263,7 @@ def state(tx: Transaction, partner: str, *, now: dt.datetime | None = None) -> O
 
 
 __all__ = [
+    "Lapsed",
     "OutboxState",
     "QueuedItem",
     "ReceiptRow",
@@ -249,4 +276,5 @@ __all__ = [
     "sealed_seq",
     "state",
     "wire_bytes",
+    "withdraw_lapsed",
 ]

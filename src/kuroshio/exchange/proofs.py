@@ -15,10 +15,10 @@ import msgspec
 
 from kuroshio.errors import InclusionError, VerificationError
 from kuroshio.exchange.batch import SIGNATURE_CONTEXT, BatchHeader, read_header
-from kuroshio.exchange.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.exchange.wire import ItemProof, LinkRefused
+from kuroshio.merkle import HASH_SIZE, MerkleTree, check_inclusion
 from kuroshio.model import Observation, Provenance, canonical_bytes
-from kuroshio.pki import verify
+from kuroshio.pki import Keys, verify
 from kuroshio.store.inbox import KeptProof
 from kuroshio.store.transaction import Transaction
 
@@ -43,7 +43,7 @@ def content_bytes(observation: Observation) -> bytes:
     return canonical_bytes(msgspec.structs.replace(observation, provenance=_NO_PROVENANCE))
 
 
-def verify_batch_proof(proof: ItemProof, signer_key: bytes) -> tuple[BatchHeader, Observation]:
+def verify_batch_proof(proof: ItemProof, signer_key: Keys) -> tuple[BatchHeader, Observation]:
     """Check an item against the signature of the batch it came in (the origin's or a relay's);
     the header and the item as signed.
 
@@ -57,7 +57,7 @@ def verify_batch_proof(proof: ItemProof, signer_key: bytes) -> tuple[BatchHeader
     return header, observation
 
 
-def verify_item_proof(proof: ItemProof, origin_key: bytes) -> Observation:
+def verify_item_proof(proof: ItemProof, origin_key: Keys) -> Observation:
     """Check an item against its origin's signature; the item as the origin sent it.
 
     Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out, including
@@ -93,7 +93,7 @@ def _proven_item(proof: ItemProof) -> tuple[BatchHeader, Observation]:
     return header, observation
 
 
-def check_relayed(proof: ItemProof, relayed: Observation, origin_key: bytes | None) -> bool:
+def check_relayed(proof: ItemProof, relayed: Observation, origin_key: Keys | None) -> bool:
     """Check a proof carried with ``relayed``: bound to the origin's signed root, the same item
     (origin, id, version and content; the provenance aside) and, when ``origin_key`` is known,
     signed by the origin. True when the signature was checked, False when no key was at hand.
@@ -130,7 +130,10 @@ class ProofFinder:
 
     def origin_proof(self, observation: Observation) -> ItemProof | None:
         """The proof signed by ``observation.origin``: from the batch it came in when the origin
-        sent it here, else the one a relay carried with it; None when this node holds neither."""
+        sent it here, else the one a relay carried with it; None when this node holds neither,
+        or the item is kept on a relay's word (its batch shows the item under another id)."""
+        if observation.provenance.relayed_id is not msgspec.UNSET:
+            return None
         return self.batch_proof(observation, observation.origin) or self.kept_proof(observation)
 
     def kept_proof(self, observation: Observation) -> ItemProof | None:
@@ -148,15 +151,25 @@ class ProofFinder:
         tree = self._trees.get(key)
         if tree is None:
             tree = self._trees[key] = leaf_tree(leaves)
-        as_sent = msgspec.structs.replace(
-            observation, provenance=_provenance_decoder.decode(sent_provenance)
-        )
+        as_sent = sent_form(observation, _provenance_decoder.decode(sent_provenance))
         return ItemProof(
             item=canonical_bytes(as_sent),
             header=header,
             signature=signature,
             proof=tree.inclusion_proof(position),
         )
+
+
+def sent_form(kept: Observation, sent_provenance: Provenance) -> Observation:
+    """A received item as its sender signed it: with the provenance it was sent with, and, for
+    an item kept on a relay's word (``provenance.relayed_id``), the id and origin it was sent
+    under."""
+    relayed_id = kept.provenance.relayed_id
+    if relayed_id is msgspec.UNSET:
+        return msgspec.structs.replace(kept, provenance=sent_provenance)
+    return msgspec.structs.replace(
+        kept, id=relayed_id, origin=relayed_id[:3], provenance=sent_provenance
+    )
 
 
 def leaf_tree(leaves: bytes) -> MerkleTree:
@@ -174,6 +187,7 @@ __all__ = [
     "decode_proof",
     "encode_proof",
     "leaf_tree",
+    "sent_form",
     "verify_batch_proof",
     "verify_item_proof",
 ]

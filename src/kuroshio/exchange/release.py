@@ -205,6 +205,7 @@ def release_in(
                     item,
                     None if not_before is None or not_before <= now else micros(not_before),
                     relayed.proof_for(observation, item),
+                    None if agreement is None else agreement.digest,
                 )
             )
     tx.outbox.queue(queued)

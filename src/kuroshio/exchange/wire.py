@@ -13,7 +13,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from kuroshio.errors import KuroshioError
-from kuroshio.exchange.merkle import InclusionProof
+from kuroshio.merkle import InclusionProof
 from kuroshio.model import PartyCode
 
 PROTOCOL: Final = "kuroshio-link/1"
@@ -38,6 +38,8 @@ RefusalCode = Literal[
     "chain_broken",  # prev_hash does not name the last batch received
     "diverged",  # the two sides disagree about the link's history
     "bad_origin_proof",  # a relayed item's origin proof does not check out
+    "own_origin",  # an item that claims the receiver as its origin
+    "revoked",  # the sender's key was revoked on this node
 ]
 
 Digest = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
+
 from kuroshio.exchange.batch import batch_label, open_batch
 from kuroshio.exchange.inbox import (
     MAX_CONFLICTS_LISTED,
@@ -32,6 +34,7 @@ from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.store.observations import prepare
 from kuroshio.store.sql import micros
+from kuroshio.store.transaction import Transaction
 
 
 class Inbox:
@@ -43,9 +46,17 @@ class Inbox:
     def welcome(self, partner: Partner, acked_seq: int) -> tuple[InboxState, list[SignedReceipt]]:
         """The link's state and the receipts issued after the sender's last stored one."""
         with self.node.store.transaction() as tx:
+            self._not_revoked(tx, partner)
             state = link_state(tx, partner.party)
             receipts = issued_receipts(tx, partner.party, after_seq=acked_seq)
         return state, receipts
+
+    def _not_revoked(self, tx: Transaction, partner: Partner, seq: int | None = None) -> None:
+        reason = self.node.revocation(tx, partner.party, partner.signing_key)
+        if reason is not None:
+            raise LinkRefused(
+                "revoked", f"{partner.party}'s key is revoked on this node: {reason}", seq=seq
+            )
 
     def accept(self, partner: Partner, frame: BatchFrame) -> SignedReceipt:
         """Verify and take in one batch; the receipt to send back.
@@ -62,19 +73,19 @@ class Inbox:
             frame,
             sender=partner.party,
             receiver=self.node.party,
-            sender_key=partner.signing_key,
+            sender_key=partner.signing_keys,
             max_items=self.node.config.exchange.batch_items,
         )
-        origin_proofs = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
+        proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
         label = batch_label(partner.party, self.node.party, opened.header.seq)
-        received = as_received(opened.observations, partner.party, label)
+        received = as_received(opened.observations, partner.party, label, frozenset(proven))
         return CheckedBatch(
             frame=frame,
             opened=opened,
-            origin_proofs=origin_proofs,
+            origin_proofs=list(proven.values()),
             received=received,
             prepared=prepare(received),
-            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations),
+            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations, received),
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:
@@ -86,6 +97,8 @@ class Inbox:
         header = opened.header
         label = batch_label(partner.party, me, header.seq)
         with self.node.store.transaction() as tx:
+            # A revocation made by any process takes effect here, at the next batch.
+            self._not_revoked(tx, partner, header.seq)
             if check_sequence(link_state(tx, partner.party), opened):
                 receipt, signature = tx.inbox.receipt(partner.party, header.seq)
                 return SignedReceipt(receipt=receipt, signature=signature)
@@ -106,26 +119,6 @@ class Inbox:
             result, _ = self.node.store_in(
                 tx, checked.received, received_from=partner.party, prepared=checked.prepared
             )
-            receipt_record = Receipt(
-                sender=partner.party,
-                receiver=me,
-                seq=header.seq,
-                batch_hash=opened.hash,
-                count=header.count,
-                stored=result.stored,
-                unchanged=result.unchanged,
-                conflicts=len(result.conflicts),
-                received_at=now,
-            )
-            signed = sign_receipt(self.node.identity, receipt_record)
-            tx.inbox.give_receipt(
-                partner.party,
-                header.seq,
-                opened.hash,
-                signed.receipt,
-                signed.signature,
-                micros(now),
-            )
             details: dict[str, object] = {
                 "partner": partner.party,
                 "seq": header.seq,
@@ -142,6 +135,32 @@ class Inbox:
             if origin_proofs:
                 details["origin_proofs"] = len(origin_proofs)
             self.node.audit.append(tx, "receive", f"batch {label}", details)
+            # The receipt carries the log's head with this entry in it.
+            head = self.node.audit.witness(tx, partner.party, now)
+            receipt_record = Receipt(
+                sender=partner.party,
+                receiver=me,
+                seq=header.seq,
+                batch_hash=opened.hash,
+                count=header.count,
+                stored=result.stored,
+                unchanged=result.unchanged,
+                conflicts=len(result.conflicts),
+                received_at=now,
+                audit_size=head.size,
+                audit_root=head.root,
+                audit_since=msgspec.UNSET if head.since is None else head.since,
+                audit_proof=msgspec.UNSET if head.since is None else head.proof,
+            )
+            signed = sign_receipt(self.node.identity, receipt_record)
+            tx.inbox.give_receipt(
+                partner.party,
+                header.seq,
+                opened.hash,
+                signed.receipt,
+                signed.signature,
+                micros(now),
+            )
         if result.stored:
             self.node.notify_stored()
         return signed

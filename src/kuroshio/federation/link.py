@@ -244,7 +244,14 @@ class Link:
 
     def _seal(self) -> SealedBatch | None:
         party = self.partner.party
+        now = dt.datetime.now(dt.UTC)
         with self.node.store.transaction() as tx:
+            revoked = self.node.revocation(tx, party, self.partner.signing_key)
+            if revoked is not None:
+                # Revoked by any process: nothing more leaves; the link retries with back-off.
+                raise LinkRefused("revoked", f"{party}'s key is revoked here: {revoked}")
+            # The agreement is checked at the moment of sending, whatever waited in the outbox.
+            self.node.enforce_at_send(tx, party, now)
             sealed = outbox.seal_next(
                 tx,
                 party,
@@ -252,7 +259,7 @@ class Link:
                 sender=self.node.party,
                 max_items=self.batch_items,
                 max_bytes=self.max_batch_bytes,
-                now=dt.datetime.now(dt.UTC),
+                now=now,
             )
             if sealed is not None:
                 self.node.audit.append(
@@ -284,7 +291,7 @@ class Link:
             self.status.acked_seq = max(self.status.acked_seq, receipt.seq)
 
     async def _take_receipt(self, signed: SignedReceipt) -> Receipt:
-        receipt = open_receipt(signed, self.partner.signing_key)
+        receipt = open_receipt(signed, self.partner.signing_keys)
         if receipt.sender != self.node.party or receipt.receiver != self.partner.party:
             raise LinkRefused(
                 "wrong_link",
@@ -295,21 +302,7 @@ class Link:
         return receipt
 
     def _store_receipt(self, receipt: Receipt, signed: SignedReceipt) -> None:
-        party = self.partner.party
-        with self.node.store.transaction() as tx:
-            if outbox.record_receipt(tx, party, receipt, signed, now=dt.datetime.now(dt.UTC)):
-                self.node.audit.append(
-                    tx,
-                    "receipt",
-                    f"batch {batch_label(self.node.party, party, receipt.seq)}",
-                    {
-                        "partner": party,
-                        "seq": receipt.seq,
-                        "count": receipt.count,
-                        "stored": receipt.stored,
-                        "hash": receipt.batch_hash.hex(),
-                    },
-                )
+        self.node.take_receipt(self.partner.party, receipt, signed)
 
 
 def _jittered(seconds: float) -> float:

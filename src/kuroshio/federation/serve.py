@@ -103,6 +103,7 @@ def _nats_transport(node: Node) -> NatsTransport | None:
         node.partners,
         url=url,
         max_frame_bytes=node.config.exchange.max_frame_bytes,
+        remember=node.first_hello,
     )
 
 

@@ -30,7 +30,7 @@ import msgspec
 
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.load import LoadSummary
-from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv
+from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv, whole_number
 from kuroshio.store.backend import NodeStore
 from kuroshio.store.daily_counts import FIGURES
 from kuroshio.store.transaction import Transaction
@@ -90,11 +90,12 @@ def parse_day(text: str) -> dt.date:
 
 
 def _count(value: str, _: dt.date | None) -> str | None:
+    shown = value[:30] + ("…" if len(value) > 30 else "")
     if not _NUMBER.fullmatch(value):
-        return f"{value[:30]!r} is not a number"
-    number = float(value)
-    if number != int(number) or not 0 <= number <= MAX_DAILY_COUNT:
-        return f"{value!r} is not a whole count in 0..{MAX_DAILY_COUNT}"
+        return f"{shown!r} is not a number"
+    number = whole_number(value)
+    if number is None or not 0 <= number <= MAX_DAILY_COUNT:
+        return f"{shown!r} is not a whole count in 0..{MAX_DAILY_COUNT}"
     return None
 
 
@@ -124,8 +125,8 @@ def _date_part(index: int) -> Check:
     def check(value: str, day: dt.date | None) -> str | None:
         if not _NUMBER.fullmatch(value):
             return f"{value[:30]!r} is not a number"
-        if day is not None and float(value) != (day.year, day.month, day.day)[index]:
-            return f"{value!r} disagrees with the date {day.isoformat()}"
+        if day is not None and whole_number(value) != (day.year, day.month, day.day)[index]:
+            return f"{value[:30]!r} disagrees with the date {day.isoformat()}"
         return None
 
     return check
@@ -290,7 +291,7 @@ def _figures(schema: Schema, header: Sequence[str], cells: Sequence[str]) -> dic
         if not value:
             figures[name] = None
         elif name in ("aircraft", "vessels"):
-            figures[name] = int(float(value))
+            figures[name] = whole_number(value)
         else:
             figures[name] = _FLAGS[value]
     return figures

@@ -38,6 +38,7 @@ from kuroshio.ingest.source_files import (
     read_json,
     track_geometry,
     validated,
+    whole_number,
 )
 from kuroshio.model import Observation, Platform, Provenance, Source
 
@@ -132,12 +133,10 @@ def _count(properties: dict[str, Any]) -> int:
     text = str(value).strip() if value is not None else ""
     if not text:
         raise ValueError("num (the aircraft count) is empty")
-    try:
-        count = int(float(text))
-    except ValueError:
-        raise ValueError(f"num {text[:20]!r} is not a number") from None
-    if count != float(text) or not 1 <= count <= MAX_AIRCRAFT_PER_TRACK:
-        raise ValueError(f"num {text!r} is not a whole number of aircraft in 1..500")
+    count = whole_number(text)
+    if count is None or not 1 <= count <= MAX_AIRCRAFT_PER_TRACK:
+        shown = text[:20] + ("…" if len(text) > 20 else "")
+        raise ValueError(f"num {shown!r} is not a whole number of aircraft in 1..500")
     return count
 
 

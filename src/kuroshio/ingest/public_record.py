@@ -30,7 +30,7 @@ from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.mnd_tracks import read_mnd_tracks
 from kuroshio.ingest.nav_warnings import read_nav_warnings
 from kuroshio.ingest.records import Record
-from kuroshio.ingest.source_files import SkippedRecord, is_unidentified
+from kuroshio.ingest.source_files import SkippedRecord, check_size, is_unidentified
 from kuroshio.model import Event, Observation
 from kuroshio.store import AppendResult
 from kuroshio.store.backend import NodeStore
@@ -134,14 +134,19 @@ def run_import(
     *,
     events: bool = True,
     on_progress: Callable[[int], None] | None = None,
+    max_file_bytes: int | None = None,
 ) -> ImportReport:
     """Import files of one source into a node.
 
-    Every file is read and validated whole before anything is stored, so a bad file (truncated,
-    mis-encoded, missing columns) raises ImportFileError and stores nothing at all. Records are
-    then stored in durable chunks; re-importing stores nothing new.
+    Every file is read and validated whole before anything is stored, so a bad file (larger
+    than ``max_file_bytes``, truncated, mis-encoded, missing columns) raises ImportFileError and
+    stores nothing at all. Records are then stored in durable chunks; re-importing stores
+    nothing new.
     """
     started = time.perf_counter()
+    if max_file_bytes is not None:
+        for path in paths:
+            check_size(path, max_file_bytes)
     if source is SourceName.daily_counts:
         return _import_daily_counts(node, paths, started)
     records: list[Record] = []

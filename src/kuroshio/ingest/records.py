@@ -1,16 +1,19 @@
 """Reading observation records from JSON documents: NDJSON, a JSON array, or one JSON object.
 
 Each record comes back with its location (``file:line`` for NDJSON, ``file[index]`` for an
-array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused.
-It stores nothing; see :mod:`kuroshio.ingest.load`.
+array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused;
+:func:`own_only` refuses the records of any party but the node's own (what an operator adds is
+the node's own word; a partner's items come only over links). It stores nothing; see
+:mod:`kuroshio.ingest.load`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 import msgspec
 
@@ -31,29 +34,88 @@ def _reason(exc: Exception) -> str:
     return f"malformed JSON ({text.removeprefix('JSON is malformed: ')})"
 
 
+TOO_DEEP: Final = "JSON nested deeper than the decoder allows"
+
+
 def decode_record(location: str, data: bytes) -> Record:
     try:
         return location, _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return location, ImportRecordError(location, _reason(exc))
+    except RecursionError:
+        return location, ImportRecordError(location, TOO_DEEP)
+
+
+def record_list(data: bytes) -> list[msgspec.Raw]:
+    """The elements of a JSON array, each undecoded; raises :class:`msgspec.DecodeError` (also
+    for an array nested deeper than the decoder allows)."""
+    try:
+        return _raw_list.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError(TOO_DEEP) from None
+
+
+def own_only(records: Iterable[Record], party: str) -> Iterator[Record]:
+    """``records`` with every observation of another origin than ``party`` refused."""
+    for location, item in records:
+        if isinstance(item, Observation) and item.origin != party:
+            item = ImportRecordError(
+                location,
+                f"origin {item.origin}: this node adds only {party}'s own observations "
+                f"(a partner's come over its link) - at $.origin",
+            )
+        yield location, item
 
 
 def read_observations(
-    path: Path | None, *, max_record_bytes: int = 1024 * 1024
+    path: Path | None,
+    *,
+    max_record_bytes: int = 1024 * 1024,
+    max_file_bytes: int = 4 * 1024 * 1024 * 1024,
 ) -> Iterator[Record]:
-    """Records of a JSON/NDJSON file, or of standard input when ``path`` is None or ``-``."""
+    """Records of a JSON/NDJSON file, or of standard input when ``path`` is None or ``-``.
+
+    A file larger than ``max_file_bytes`` is refused before anything of it is read; standard
+    input is read up to that many bytes and refused there (records before it are stored)."""
     if path is None or str(path) == "-":
-        yield from _read_stream(sys.stdin.buffer, "<stdin>", max_record_bytes)
+        stream = _Bounded(sys.stdin.buffer, "<stdin>", max_file_bytes)
+        yield from _read_stream(stream, "<stdin>", max_record_bytes)
         return
     try:
         handle = path.open("rb")
+        size = os.fstat(handle.fileno()).st_size
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     with handle:
+        if size > max_file_bytes:
+            raise ImportFileError(
+                f"{path}: {size} bytes, more than limits.max_file_bytes ({max_file_bytes})"
+            )
         yield from _read_stream(handle, str(path), max_record_bytes)
 
 
-def _read_stream(stream: BinaryIO, name: str, max_record_bytes: int) -> Iterator[Record]:
+class _Bounded:
+    """A byte stream that refuses to give more than ``limit`` bytes."""
+
+    def __init__(self, stream: BinaryIO, name: str, limit: int) -> None:
+        self._stream, self._name, self._left, self._limit = stream, name, limit, limit
+
+    def _took(self, data: bytes) -> bytes:
+        self._left -= len(data)
+        if self._left < 0:
+            raise ImportFileError(
+                f"{self._name}: more than limits.max_file_bytes ({self._limit}) bytes"
+            )
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        return self._took(self._stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._took(self._stream.readline(size))
+
+
+def _read_stream(stream: BinaryIO | _Bounded, name: str, max_record_bytes: int) -> Iterator[Record]:
     first = stream.read(1)
     while first in (b" ", b"\t", b"\r", b"\n", b"\xef", b"\xbb", b"\xbf"):
         first = stream.read(1)  # skip leading white space and a UTF-8 byte-order mark
@@ -66,7 +128,7 @@ def _read_stream(stream: BinaryIO, name: str, max_record_bytes: int) -> Iterator
                 f"{name}: JSON array larger than {max_record_bytes * 64} bytes; use NDJSON"
             )
         try:
-            elements = _raw_list.decode(data)
+            elements = record_list(data)
         except msgspec.DecodeError as exc:
             raise ImportFileError(f"{name}: {_reason(exc)}") from exc
         for index, element in enumerate(elements):
@@ -76,7 +138,7 @@ def _read_stream(stream: BinaryIO, name: str, max_record_bytes: int) -> Iterator
 
 
 def _read_lines(
-    first: bytes, stream: BinaryIO, name: str, max_record_bytes: int
+    first: bytes, stream: BinaryIO | _Bounded, name: str, max_record_bytes: int
 ) -> Iterator[Record]:
     number = 0
     pending = first

@@ -1,7 +1,8 @@
 """Reading the public source files safely, and the vocabulary every source importer shares.
 
 Bounded size and record count, strict UTF-8 with a clear word on UTF-16 or Latin-1 files, required
-CSV columns, local calendar days, the public marking and the catalogue lookup. It parses no source.
+CSV columns and whole rows to the end, bounded whole numbers, local calendar days, the public
+marking and the catalogue lookup. It parses no source.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -49,6 +51,18 @@ class SkippedRecord(ImportRecordError):
 
 
 # --- reading files --------------------------------------------------------------------------
+
+
+def check_size(path: Path, max_bytes: int) -> None:
+    """Refuse a missing file, or one larger than the node's ``limits.max_file_bytes``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise ImportFileError(
+            f"{path}: {size} bytes, more than limits.max_file_bytes ({max_bytes})"
+        )
 
 
 def read_bytes(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
@@ -137,7 +151,48 @@ def read_csv(
             start = reader.line_num + 1
     except csv.Error as exc:
         raise ImportFileError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+    _check_complete(path, text, header, rows)
     return CsvTable(path=path, header=header, rows=tuple(rows))
+
+
+def _check_complete(
+    path: Path, text: str, header: tuple[str, ...], rows: list[tuple[int, tuple[str, ...]]]
+) -> None:
+    """Refuse a file cut short: one that ends without a line end inside a quoted cell or in a
+    row with fewer cells than the header (a whole last row without a line end is fine)."""
+    if not rows or text.endswith(("\n", "\r")):
+        return
+    line, last = rows[-1]
+    tail = text[text.rfind("\n") + 1 :]
+    if len(last) < len(header) or tail.count('"') % 2:
+        raise ImportFileError(
+            f"{path}:{line}: truncated CSV (the file ends inside row {line}, "
+            f"{len(last)} of {len(header)} columns); nothing of it is stored"
+        )
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+MAX_NUMBER_CHARS: Final = 32
+"""Longest number text read; a count never needs more (and 5 000 digits is an attack)."""
+
+
+def whole_number(value: object) -> int | None:
+    """``value`` (text or a JSON number) as a finite whole number (``12`` or ``12.0``), or None
+    when it is not one, is not finite, or is written with more than :data:`MAX_NUMBER_CHARS`
+    characters."""
+    if isinstance(value, bool):
+        return None
+    text = value.strip() if isinstance(value, str) else str(value)
+    if not text or len(text) > MAX_NUMBER_CHARS:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number != int(number):
+        return None
+    return int(number)
 
 
 # --- time -----------------------------------------------------------------------------------

@@ -45,7 +45,15 @@ from kuroshio.model import (
     is_party,
     tlp_rank,
 )
-from kuroshio.pki import Signer, key_fingerprint, public_key_from_b64, public_key_to_b64, verify
+from kuroshio.pki import (
+    Keys,
+    Signer,
+    key_fingerprint,
+    key_list,
+    public_key_from_b64,
+    public_key_to_b64,
+    verify,
+)
 
 SIGNATURE_CONTEXT: Final = b"kuroshio agreement v1\x00"
 """Prefix of the signed bytes, so an agreement signature never passes for any other signature."""
@@ -862,7 +870,7 @@ class SignatureCheck(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_signatures(
-    parsed: ParsedAgreement, pinned_keys: Mapping[str, bytes]
+    parsed: ParsedAgreement, pinned_keys: Mapping[str, Keys]
 ) -> tuple[SignatureCheck, ...]:
     """One check per party to the agreement, in party order."""
     by_party = {s.party: s for s in parsed.signatures}
@@ -878,7 +886,7 @@ def check_signatures(
 
 
 def _check_one(
-    signature: AgreementSignature, pinned: bytes | None, message: bytes
+    signature: AgreementSignature, pinned: Keys | None, message: bytes
 ) -> SignatureCheck:
     party = signature.party
     try:
@@ -901,11 +909,11 @@ def _check_one(
         )
     if pinned is None:
         return result("not_pinned", f"no key pinned for {party} (signed by {fingerprint})")
-    if pinned != key:
+    if key not in key_list(pinned):
         return result(
             "wrong_key",
             f"signed by key {fingerprint}, but the key pinned for {party} is "
-            f"{key_fingerprint(pinned)}",
+            f"{key_fingerprint(key_list(pinned)[0])}",
         )
     return result("valid", f"valid, key {fingerprint}")
 
@@ -955,9 +963,7 @@ class EnforcedAgreement:
         }
 
 
-def verify_agreement(
-    parsed: ParsedAgreement, pinned_keys: Mapping[str, bytes]
-) -> EnforcedAgreement:
+def verify_agreement(parsed: ParsedAgreement, pinned_keys: Mapping[str, Keys]) -> EnforcedAgreement:
     """Check every party signed with its pinned key; raises :class:`AgreementError` listing each
     party whose signature is missing or does not verify."""
     checks = check_signatures(parsed, pinned_keys)

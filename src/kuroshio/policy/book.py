@@ -17,6 +17,7 @@ import msgspec
 
 from kuroshio.errors import AgreementError
 from kuroshio.geo.zones import Geography
+from kuroshio.pki import Keys
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
     ParsedAgreement,
@@ -43,7 +44,7 @@ class AgreementBook:
     def __init__(
         self,
         own_party: str,
-        pinned_keys: Mapping[str, bytes],
+        pinned_keys: Mapping[str, Keys],
         *,
         geography: Geography | None = None,
         directory: Path | None = None,

@@ -260,7 +260,7 @@ def _marking_refusal(
     marking = observation.marking
     if marking.tlp == "RED":
         return "tlp_red", "TLP:RED never leaves this node"
-    if partner == observation.origin:
+    if partner in (observation.origin, observation.provenance.relayed_origin):
         return "to_origin", f"{partner} is the item's origin"
     if observation.provenance.partner == partner:
         return "echo", f"the item came from {partner}"

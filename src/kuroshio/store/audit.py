@@ -1,8 +1,10 @@
-"""The rows of the audit log: one per entry, append-only, in ``seq`` order.
+"""The rows of the audit log: one per entry, append-only, in ``seq`` order; the hashes of its
+Merkle tree's complete subtrees; the heads of the log this node signed for partners, and the
+heads of their logs partners signed for it.
 
 Hashing, signing and walking the chain live in :mod:`kuroshio.audit`; this module only reads
 and writes rows, inside the caller's transaction. The schema's triggers refuse any update or
-delete of a row (:mod:`kuroshio.store.schema`).
+delete of a log row (:mod:`kuroshio.store.schema`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from typing import Any, Final, TypeAlias
 AuditRow: TypeAlias = tuple[int, str, str, str, str, str, bytes, bytes, bytes]
 """seq, at, party, kind, subject, details (JSON text), prev_hash, hash, signature."""
 COLUMNS: Final = "seq, at, party, kind, subject, details, prev_hash, hash, signature"
+
+
+PartnerHeadRow: TypeAlias = tuple[int, bytes, int, bytes, bytes, bool, int]
+"""size, root, batch seq, receipt bytes, receipt signature, consistent, received at (µs)."""
 
 
 class AuditTable:
@@ -76,5 +82,92 @@ class AuditTable:
             )
         ]
 
+    # --- the Merkle tree ------------------------------------------------------------------
 
-__all__ = ["COLUMNS", "AuditRow", "AuditTable"]
+    def tree_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """(level, index) → hash of the stored complete subtrees among ``keys``."""
+        found: dict[tuple[int, int], bytes] = {}
+        for level, index in keys:
+            row = self._conn.execute(
+                "SELECT hash FROM audit_tree WHERE level = ? AND idx = ?", (level, index)
+            ).fetchone()
+            if row is not None:
+                found[(level, index)] = bytes(row[0])
+        return found
+
+    def add_tree_nodes(self, rows: Sequence[tuple[int, int, bytes]]) -> None:
+        """Keep subtree hashes; one kept before is replaced (the tree follows the log, even a
+        log someone cut and the node then grew again: the heads signed before tell)."""
+        self._conn.executemany(
+            "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)"
+            " ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash",
+            rows,
+        )
+
+    def entry_hashes(self, after_seq: int, limit: int) -> list[bytes]:
+        """The hashes of the entries after ``after_seq``, in order (for the tree)."""
+        return [
+            bytes(row[0])
+            for row in self._conn.execute(
+                "SELECT hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            )
+        ]
+
+    # --- heads signed --------------------------------------------------------------------
+
+    def keep_head(self, partner: str, size: int, root: bytes, at_us: int) -> None:
+        """A head of this log signed for ``partner`` (in a receipt)."""
+        self._conn.execute(
+            "INSERT INTO audit_heads (partner, size, root, signed_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (partner, size) DO NOTHING",
+            (partner, size, root, at_us),
+        )
+
+    def last_head(self, partner: str) -> tuple[int, bytes] | None:
+        """(size, root) of the last head of this log signed for ``partner``."""
+        row = self._conn.execute(
+            "SELECT size, root FROM audit_heads WHERE partner = ? ORDER BY size DESC LIMIT 1",
+            (partner,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def heads(self) -> list[tuple[str, int, bytes]]:
+        """(partner, size, root) of every head of this log signed, smallest first."""
+        return [
+            (str(partner), int(size), bytes(root))
+            for partner, size, root in self._conn.execute(
+                "SELECT partner, size, root FROM audit_heads ORDER BY size, partner"
+            )
+        ]
+
+    def keep_partner_head(self, partner: str, row: PartnerHeadRow) -> None:
+        """A head of ``partner``'s log it signed for this node, as received."""
+        size, root, seq, receipt, signature, consistent, at_us = row
+        self._conn.execute(
+            "INSERT INTO partner_heads (partner, size, root, seq, receipt, signature, consistent,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (partner, size) DO NOTHING",
+            (partner, size, root, seq, receipt, signature, int(consistent), at_us),
+        )
+
+    def partner_heads(self, partner: str) -> list[PartnerHeadRow]:
+        """The heads of ``partner``'s log it signed for this node, in the order received."""
+        return [
+            (int(size), bytes(root), int(seq), bytes(receipt), bytes(sig), bool(ok), int(at))
+            for size, root, seq, receipt, sig, ok, at in self._conn.execute(
+                "SELECT size, root, seq, receipt, signature, consistent, received_at"
+                " FROM partner_heads WHERE partner = ? ORDER BY received_at, size",
+                (partner,),
+            )
+        ]
+
+    def last_partner_head(self, partner: str) -> tuple[int, bytes] | None:
+        """(size, root) of the last head of ``partner``'s log received."""
+        row = self._conn.execute(
+            "SELECT size, root FROM partner_heads WHERE partner = ?"
+            " ORDER BY received_at DESC, size DESC LIMIT 1",
+            (partner,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+
+__all__ = ["COLUMNS", "AuditRow", "AuditTable", "PartnerHeadRow"]

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
-QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None, bytes | None]
-"""One released item: partner, id, version, bytes as sent, not before (µs since the epoch) and
-the origin's proof for an item relayed as is."""
+QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None, bytes | None, str | None]
+"""One released item: partner, id, version, bytes as sent, not before (µs since the epoch), the
+origin's proof for an item relayed as is, and the digest of the agreement it was released
+under."""
 
 _DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
 
@@ -39,9 +40,35 @@ class OutboxTable:
 
     def queue(self, items: Sequence[QueuedItem]) -> None:
         self._conn.executemany(
-            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof, agreement)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             items,
+        )
+
+    def lapsed(
+        self, partner: str, at_us: int, in_force: str | None
+    ) -> list[tuple[int, str, int, str | None]]:
+        """(row, id, version, agreement) of items due at ``at_us`` released under another
+        agreement than the one ``in_force`` now (its digest; None: none is, so every due item).
+        Items queued before agreements were recorded count as released under the one in force."""
+        parameters: tuple[object, ...]
+        if in_force is None:
+            where, parameters = _DUE, (partner, at_us)
+        else:
+            where = _DUE + " AND agreement IS NOT NULL AND agreement <> ?"
+            parameters = (partner, at_us, in_force)
+        return [
+            (int(row), str(obs_id), int(version), agreement)
+            for row, obs_id, version, agreement in self._conn.execute(
+                f"SELECT row, id, version, agreement FROM outbox WHERE {where} ORDER BY row",
+                parameters,
+            )
+        ]
+
+    def withdraw(self, rows: Sequence[int]) -> None:
+        """Take unsealed items out of the outbox: they will not be sent."""
+        self._conn.executemany(
+            "DELETE FROM outbox WHERE row = ? AND seq IS NULL", [(row,) for row in rows]
         )
 
     def holds(self, partner: str, item: str) -> bool:

@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NamedTuple, Protocol
 
+from kuroshio.merkle import appended_nodes
+
 
 class Connection(Protocol):
     """What a migration step needs of a DB-API connection (sqlite3 or psycopg)."""
@@ -239,10 +241,106 @@ def _audit_guards(conn: Connection, dialect: str) -> None:
         conn.execute(statement)
 
 
+_OUTBOX_AGREEMENT: Final = (
+    # The digest of the agreement each item was released under; NULL for items queued before.
+    "ALTER TABLE outbox ADD COLUMN agreement TEXT",
+)
+
+_OPERATORS: Final = (
+    # Who may use the operator API: local operators, their bearer tokens and browser sessions
+    # (tokens and sessions as the SHA-256 of the secret only).
+    """CREATE TABLE IF NOT EXISTS operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        created_at INTEGER NOT NULL,
+        disabled INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS operator_tokens (
+        digest BLOB PRIMARY KEY,
+        label TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        UNIQUE (operator, label)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS operator_sessions (
+        digest BLOB PRIMARY KEY,
+        operator TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+_AUDIT_TREE: Final = (
+    # The audit log's Merkle tree: every complete subtree's hash (level 0: the leaves).
+    """CREATE TABLE IF NOT EXISTS audit_tree (
+        level INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID""",
+    # The heads of its own log this node signed (in receipts it gave), and to whom.
+    """CREATE TABLE IF NOT EXISTS audit_heads (
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        partner TEXT NOT NULL,
+        signed_at INTEGER NOT NULL,
+        PRIMARY KEY (partner, size)
+    ) WITHOUT ROWID""",
+    # The heads of their logs partners signed for this node (in their receipts), as received.
+    """CREATE TABLE IF NOT EXISTS partner_heads (
+        partner TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        receipt BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        consistent INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (partner, size)
+    ) WITHOUT ROWID""",
+)
+
+
+def _audit_tree(conn: Connection, dialect: str) -> None:
+    """The Merkle tree of the entries already in the log (leaf: the entry's hash)."""
+    hashes = [bytes(row[0]) for row in conn.execute("SELECT hash FROM audit_log ORDER BY seq")]
+    rows = appended_nodes(0, hashes, {})
+    marks = "?, ?, ?" if dialect == "sqlite" else "%s, %s, %s"
+    for row in rows:
+        conn.execute(f"INSERT INTO audit_tree (level, idx, hash) VALUES ({marks})", row)
+
+
+_HELLO_NONCES: Final = (
+    # Link hellos' nonces seen lately, so that a restart does not open the door to a replay.
+    """CREATE TABLE IF NOT EXISTS hello_nonces (
+        nonce TEXT PRIMARY KEY,
+        seen_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS hello_nonces_by_time ON hello_nonces (seen_at)",
+)
+
+_REVOCATIONS: Final = (
+    # Partner keys revoked (key: a fingerprint, or * for every key of the party), and why.
+    """CREATE TABLE IF NOT EXISTS revocations (
+        party TEXT NOT NULL,
+        key TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        PRIMARY KEY (party, key)
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
     Migration("0003_audit_append_only", run=_audit_guards),
+    Migration("0004_outbox_agreement", _OUTBOX_AGREEMENT),
+    Migration("0005_operators", _OPERATORS),
+    Migration("0006_audit_tree", _AUDIT_TREE, run=_audit_tree),
+    Migration("0007_hello_nonces", _HELLO_NONCES),
+    Migration("0008_revocations", _REVOCATIONS),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
@@ -283,4 +381,11 @@ def apply(conn: Connection, step: Migration, dialect: str) -> None:
         step.run(conn, dialect)
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "apply", "for_postgres", "pending"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "apply",
+    "for_postgres",
+    "pending",
+]

@@ -18,8 +18,11 @@ from kuroshio.store.audit import AuditTable
 from kuroshio.store.daily_counts import DailyCountTable
 from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
+from kuroshio.store.nonces import NonceTable
 from kuroshio.store.observations import ObservationTable, PreparedRow
+from kuroshio.store.operators import OperatorTable
 from kuroshio.store.outbox import OutboxTable
+from kuroshio.store.revocations import RevocationTable
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]
 
@@ -89,6 +92,18 @@ class Transaction:
     @functools.cached_property
     def daily_counts(self) -> DailyCountTable:
         return DailyCountTable(self._conn)
+
+    @functools.cached_property
+    def operators(self) -> OperatorTable:
+        return OperatorTable(self._conn)
+
+    @functools.cached_property
+    def nonces(self) -> NonceTable:
+        return NonceTable(self._conn)
+
+    @functools.cached_property
+    def revocations(self) -> RevocationTable:
+        return RevocationTable(self._conn)
 
 
 __all__ = ["Dialect", "ObservationRows", "Transaction"]

@@ -1,10 +1,13 @@
 """NATS JetStream: the scale-out transport of links, for nodes that share a NATS system.
 
 The NATS server moves bytes; it is not trusted to say who is who. A sender proves its party with
-a hello signed by its node key and takes only a welcome signed by the partner's pinned key; then
-frames travel through one JetStream stream on per-link, per-session subjects, each side reading
-its incoming subject through its own durable consumer. Frames only: the link protocol is
-:mod:`kuroshio.exchange.wire`.
+a hello signed by its node key and takes only a welcome signed by the partner's pinned key; the
+two agree a key per direction for the session (X25519 of ephemeral keys carried in the signed
+hello and welcome, then HKDF), and every message after them (frame parts, heartbeats, close)
+carries a count and an HMAC-SHA256 tag: a message anyone else puts on the session's subject, or
+an old one put again, is dropped. Frames travel through one JetStream stream on per-link,
+per-session subjects, each side reading its incoming subject through its own durable consumer.
+Frames only: the link protocol is :mod:`kuroshio.exchange.wire`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import base64
 import binascii
 import collections
 import contextlib
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -24,6 +29,9 @@ from typing import TYPE_CHECKING, Annotated, Final
 from urllib.parse import urlsplit
 
 import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kuroshio.errors import ChannelClosed, TransportError, VerificationError
 from kuroshio.federation.transports import ChannelHandler, RefusalHandler
@@ -70,14 +78,19 @@ KIND: Final = "Kuroshio-Kind"
 SIZE: Final = "Kuroshio-Size"
 PART: Final = "Kuroshio-Part"
 SIGNATURE: Final = "Kuroshio-Signature"
+COUNT: Final = "Kuroshio-Count"
+TAG: Final = "Kuroshio-Tag"
 
 _HELLO_DOMAIN: Final = b"kuroshio nats hello/1\n"
 _ANSWER_DOMAIN: Final = b"kuroshio nats answer/1\n"
+_FRAME_KEYS: Final = b"kuroshio nats frame keys/1\n"
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _STREAM_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 Party = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Token = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{16,64}$")]
+SessionKey = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+"""An X25519 public key (hex) for agreeing the session's frame keys."""
 
 
 class Hello(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -88,6 +101,9 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     session: Token
     time: int
     nonce: Token
+    key: SessionKey
+    """The sender's ephemeral X25519 key: the frame keys of the session are agreed from it and
+    the receiver's (see :func:`frame_keys`), under both nodes' signatures."""
 
 
 class Answer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -100,6 +116,8 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     time: int
     accepted: bool
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    key: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-f]{64})?$")] = ""
+    """The receiver's ephemeral X25519 key (with a welcome)."""
 
 
 class _Close(msgspec.Struct, frozen=True):
@@ -129,16 +147,47 @@ def _consumer_name(sender: str, receiver: str, session: str, direction: str) -> 
     return f"{sender}-{receiver}-{session}-{direction}"
 
 
+def frame_keys(
+    private: x25519.X25519PrivateKey, peer_key: str, hello: Hello
+) -> tuple[bytes, bytes]:
+    """The session's two frame keys, (``up``: sender to receiver, ``down``: back), agreed by
+    X25519 of the two ephemeral keys the signed hello and welcome carry, through HKDF-SHA256
+    bound to the session, the parties and both keys."""
+    ours = private.public_key().public_bytes_raw().hex()
+    keys = sorted((ours, peer_key))
+    shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(bytes.fromhex(peer_key)))
+    bound = f"{hello.sender}>{hello.receiver} {hello.session} {keys[0]} {keys[1]}"
+    material = HKDF(
+        algorithm=hashes.SHA256(), length=64, salt=None, info=_FRAME_KEYS + bound.encode("ascii")
+    ).derive(shared)
+    return material[:32], material[32:]
+
+
+def _tag(key: bytes, count: int, headers: Mapping[str, str], payload: bytes) -> str:
+    what = f"{count}\n{headers.get(KIND, '')}\n{headers.get(SIZE, '')}\n{headers.get(PART, '')}\n"
+    digest = hmac.new(key, what.encode("ascii") + payload, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
 def signed_hello(
-    signer: Signer, sender: str, receiver: str, session: str, *, now: float | None = None
+    signer: Signer,
+    sender: str,
+    receiver: str,
+    session: str,
+    *,
+    now: float | None = None,
+    key: x25519.X25519PrivateKey | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """A fresh hello (payload and headers) from ``sender`` to ``receiver``."""
+    """A fresh hello (payload and headers) from ``sender`` to ``receiver``, offering the public
+    half of ``key`` (a new ephemeral key when None) for the session's frame keys."""
+    offered = key or x25519.X25519PrivateKey.generate()
     hello = Hello(
         sender=sender,
         receiver=receiver,
         session=session,
         time=int(time.time() if now is None else now),
         nonce=secrets.token_hex(16),
+        key=offered.public_key().public_bytes_raw().hex(),
     )
     payload = _encoder.encode(hello)
     signature = signer.sign(_HELLO_DOMAIN + payload)
@@ -206,8 +255,14 @@ class NatsChannel:
         consumer: str,
         max_frame_bytes: int,
         heartbeat_s: float,
+        send_key: bytes,
+        receive_key: bytes,
     ) -> None:
         self._bus = bus
+        self._send_key = send_key
+        self._receive_key = receive_key
+        self._sent = 0
+        self._forged = 0
         self._party = party
         self._peer = peer
         self._outgoing = outgoing
@@ -287,6 +342,11 @@ class NatsChannel:
         ]
 
     async def _publish(self, payload: bytes, headers: dict[str, str]) -> None:
+        # Every message of the session carries a count and the session key's tag over it: a
+        # message anyone else puts on the subject, or an old one put again, is not taken.
+        self._sent += 1
+        headers = {**headers, COUNT: str(self._sent)}
+        headers[TAG] = _tag(self._send_key, self._sent, headers, payload)
         await self._bus.js.publish(
             self._outgoing, payload, headers=headers, stream=self._bus.stream
         )
@@ -323,6 +383,7 @@ class NatsChannel:
         silent_after = self._heartbeat_s * SILENT_BEATS
         heard = time.monotonic()
         last_seq = 0
+        taken = 0  # the count of the last authentic message
         parts: list[bytes] = []
         received = 0
         try:
@@ -337,7 +398,6 @@ class NatsChannel:
                         await asyncio.sleep(min(self._heartbeat_s, 0.5))
                     continue
                 for msg in messages:
-                    heard = time.monotonic()
                     with contextlib.suppress(Exception):
                         await msg.ack()
                     seq = msg.metadata.sequence.stream
@@ -345,6 +405,11 @@ class NatsChannel:
                         continue  # redelivered after a lost ack
                     last_seq = seq
                     headers = msg.headers or {}
+                    count = self._authentic(headers, msg.data, taken)
+                    if count is None:
+                        continue
+                    taken = count
+                    heard = time.monotonic()
                     kind = headers.get(KIND)
                     if kind == "close":
                         self._peer_closed(msg.data)
@@ -386,6 +451,31 @@ class NatsChannel:
                 await subscription.unsubscribe()
             if self._closed is not None:
                 await self._release()
+
+    def _authentic(self, headers: Mapping[str, str], payload: bytes, last: int) -> int | None:
+        """The count of a message tagged with the peer's session key and newer than the last
+        one taken; None (the message is dropped, and counted) for anything else."""
+        try:
+            count = int(headers.get(COUNT, ""))
+        except ValueError:
+            count = 0
+        tag = headers.get(TAG, "")
+        expected = _tag(self._receive_key, count, headers, payload) if count > 0 else ""
+        if count <= last or not tag or not hmac.compare_digest(tag, expected):
+            self._forged += 1
+            if self._forged in (1, 100, 10_000):
+                logger.warning(
+                    "link %s: %d message(s) without the session's tag dropped",
+                    self._peer,
+                    self._forged,
+                )
+            return None
+        return count
+
+    @property
+    def dropped(self) -> int:
+        """Messages on the session's subject that were not the peer's (dropped)."""
+        return self._forged
 
     async def _deliver(self, frame: bytes) -> None:
         while len(self._frames) >= MAX_QUEUED_MESSAGES and self._closed is None:
@@ -469,7 +559,10 @@ class NatsTransport:
         heartbeat_s: float = HEARTBEAT_S,
         tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
+        remember: Callable[[str, float], bool] | None = None,
     ) -> None:
+        """``remember(nonce, now)`` keeps a hello nonce where a restart does not lose it (the
+        node's store) and says whether it is new; without it nonces are held in memory only."""
         parts = urlsplit(url)
         if parts.scheme not in URL_SCHEMES or not parts.hostname:
             raise TransportError(url, "a NATS URL is nats://host:port or tls://host:port")
@@ -487,6 +580,7 @@ class NatsTransport:
         self._tls = tls if tls is not None or parts.scheme != "tls" else _bus_tls(identity)
         self._clock = clock
         self._nonces = _Nonces(2 * HELLO_SKEW_S, NONCES_REMEMBERED)
+        self._remember = remember
         self._bus: _Bus | None = None
         self._connecting = asyncio.Lock()
 
@@ -501,13 +595,15 @@ class NatsTransport:
         consumer = _consumer_name(me, them, session, "down")
         incoming = link_subject(self._namespace, me, them, session, "down")
         subscription = await self._consume(bus, incoming, consumer)
+        private = x25519.X25519PrivateKey.generate()
         try:
-            await self._hello(bus, partner, session)
+            hello, answer = await self._hello(bus, partner, session, private)
         except BaseException:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
                 await bus.js.delete_consumer(self._stream, consumer)
             raise
+        up, down = frame_keys(private, answer.key, hello)
         channel = NatsChannel(
             bus,
             party=them,
@@ -517,6 +613,8 @@ class NatsTransport:
             consumer=consumer,
             max_frame_bytes=self._max_frame_bytes,
             heartbeat_s=self._heartbeat_s,
+            send_key=up,
+            receive_key=down,
         )
         bus.channels.add(channel)
         channel.start(subscription)
@@ -663,15 +761,18 @@ class NatsTransport:
 
     # --- sender side of the handshake -----------------------------------------------------
 
-    async def _hello(self, bus: _Bus, partner: Partner, session: str) -> Answer:
+    async def _hello(
+        self, bus: _Bus, partner: Partner, session: str, private: x25519.X25519PrivateKey
+    ) -> tuple[Hello, Answer]:
         import nats.errors
 
         me = self._identity.party
         subject = hello_subject(self._namespace, partner.party, partner.signing_key)
         payload, headers = signed_hello(
-            self._identity, me, partner.party, session, now=self._clock()
+            self._identity, me, partner.party, session, now=self._clock(), key=private
         )
-        nonce = _hello_decoder.decode(payload).nonce
+        hello = _hello_decoder.decode(payload)
+        nonce = hello.nonce
         where = f"{partner.url} ({subject})"
         try:
             msg = await bus.nc.request(subject, payload, timeout=HANDSHAKE_TIMEOUT, headers=headers)
@@ -699,7 +800,9 @@ class NatsTransport:
             raise TransportError(where, "the answer is not for this hello")
         if not answer.accepted:
             raise TransportError(where, f"{partner.party} refused: {answer.reason}")
-        return answer
+        if not answer.key:
+            raise TransportError(where, f"{partner.party}'s welcome offers no session key")
+        return hello, answer
 
     # --- receiver side of the handshake ---------------------------------------------------
 
@@ -733,6 +836,8 @@ class NatsTransport:
                 bus, msg, hello, accepted=False, reason="this node cannot open the link"
             )
             return
+        private = x25519.X25519PrivateKey.generate()
+        up, down = frame_keys(private, hello.key, hello)
         channel = NatsChannel(
             bus,
             party=them,
@@ -742,11 +847,15 @@ class NatsTransport:
             consumer=consumer,
             max_frame_bytes=self._max_frame_bytes,
             heartbeat_s=self._heartbeat_s,
+            send_key=down,
+            receive_key=up,
         )
         bus.channels.add(channel)
         listener.channels.add(channel)
         channel.start(subscription)
-        await self._answer(bus, msg, hello, accepted=True)
+        await self._answer(
+            bus, msg, hello, accepted=True, key=private.public_key().public_bytes_raw().hex()
+        )
 
         async def serve() -> None:
             try:
@@ -788,10 +897,19 @@ class NatsTransport:
             self._nonces.take(hello.nonce, now)
         except _Refused as refused:
             raise _Refused(refused.reason, hello) from None
+        if self._remember is not None and not self._remember(hello.nonce, now):
+            raise _Refused("replayed hello (its nonce was seen before this node restarted)", hello)
         return hello
 
     async def _answer(
-        self, bus: _Bus, msg: Msg, hello: Hello | None, *, accepted: bool, reason: str = ""
+        self,
+        bus: _Bus,
+        msg: Msg,
+        hello: Hello | None,
+        *,
+        accepted: bool,
+        reason: str = "",
+        key: str = "",
     ) -> None:
         if not msg.reply:
             return
@@ -803,6 +921,7 @@ class NatsTransport:
             time=int(self._clock()),
             accepted=accepted,
             reason=reason[:500],
+            key=key,
         )
         payload = _encoder.encode(answer)
         signature = self._identity.sign(_ANSWER_DOMAIN + payload)

@@ -1,10 +1,13 @@
-"""Merkle trees over the items of a batch, so one item stays provable after re-release.
+"""Merkle trees (RFC 6962): over the items of a batch, so one item stays provable after
+re-release, and over the audit log, so a log can be shown to have only grown.
 
 The hashing is RFC 6962 (Certificate Transparency) exactly: leaf = SHA-256(0x00 || item), node =
 SHA-256(0x01 || left || right), and a tree of n > 1 items splits at the largest power of two below
 n, so an odd node is carried up unchanged rather than paired with itself (which would let two
-different lists share a root). The root of the empty list is SHA-256 of nothing. This module only
-hashes and proves; signing the root belongs to batch signing, items' bytes to the caller.
+different lists share a root). The root of the empty list is SHA-256 of nothing. Consistency
+proofs (RFC 6962 section 2.1.2, checked as RFC 9162 section 2.1.4.2 says) show that a tree of
+``new`` leaves extends one of ``old`` leaves. This module only hashes and proves; signing a root
+belongs to its caller (batches, the audit log), items' bytes too.
 
 As in RFC 6962 the root alone does not fix the number of items (item 0's proof is the same in
 trees of 3 and 4 items), so whoever signs a root signs the tree size with it.
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Final
 
 import msgspec
@@ -200,6 +203,135 @@ def check_inclusion(item: bytes, proof: InclusionProof, root: bytes) -> None:
     computed = root_from_proof(leaf_hash(item), proof)
     if not hmac.compare_digest(computed, root):
         raise InclusionError("proof leads to a different root", index=proof.index)
+
+
+# --- a tree kept as its complete subtrees (the audit log's) --------------------------------------
+#
+# A growing tree is kept as the hash of every complete subtree: (level, index) covers the leaves
+# [index * 2**level, (index + 1) * 2**level). Appending a leaf adds it and each subtree it
+# completes; any root or proof is then a few look-ups.
+
+
+def frontier(size: int) -> list[tuple[int, int]]:
+    """The complete subtrees that together hold the first ``size`` leaves, left to right."""
+    return [
+        (level, (size >> level) - 1)
+        for level in range(size.bit_length() - 1, -1, -1)
+        if size >> level & 1
+    ]
+
+
+def appended_nodes(
+    size: int, items: Sequence[bytes], known: dict[tuple[int, int], bytes]
+) -> list[tuple[int, int, bytes]]:
+    """The (level, index, hash) of the complete subtrees that appending ``items`` (as leaves) to
+    a tree of ``size`` leaves adds. ``known`` must hold the :func:`frontier` of ``size``; it gets
+    the new subtrees too."""
+    rows: list[tuple[int, int, bytes]] = []
+    for offset, item in enumerate(items):
+        index, level = size + offset, 0
+        digest = leaf_hash(item)
+        known[(0, index)] = digest
+        rows.append((0, index, digest))
+        while index & 1:
+            digest = node_hash(known[(level, index - 1)], digest)
+            level, index = level + 1, index >> 1
+            known[(level, index)] = digest
+            rows.append((level, index, digest))
+    return rows
+
+
+def root_of_frontier(hashes: Sequence[bytes]) -> bytes:
+    """The root of a tree from the hashes of its :func:`frontier`, left to right."""
+    if not hashes:
+        return EMPTY_ROOT
+    root = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
+def subtree_root(start: int, size: int, node: Callable[[int, int], bytes]) -> bytes:
+    """The root of the leaves ``[start, start + size)`` (``start`` a multiple of the largest
+    power of two not above ``size``, as every range of a proof is) from ``node(level, index)``,
+    the hash of a complete subtree."""
+    if size & (size - 1) == 0:
+        level = size.bit_length() - 1
+        return node(level, start >> level)
+    split = largest_power_below(size)
+    return node_hash(
+        subtree_root(start, split, node), subtree_root(start + split, size - split, node)
+    )
+
+
+def largest_power_below(size: int) -> int:
+    """The largest power of two strictly below ``size`` (``size`` > 1): where RFC 6962 splits."""
+    return 1 << ((size - 1).bit_length() - 1)
+
+
+def consistency_proof(old: int, new: int, subtree: Callable[[int, int], bytes]) -> list[bytes]:
+    """The RFC 6962 proof that the tree of the first ``old`` leaves is a prefix of the tree of
+    ``new`` leaves; ``subtree(start, size)`` gives the root of the leaves ``[start, start+size)``.
+    """
+    if not 0 < old <= new:
+        raise MerkleError(f"no consistency proof from {old} to {new} leaves")
+    if old == new:
+        return []
+    return _subproof(old, 0, new, True, subtree)
+
+
+def _subproof(
+    old: int, start: int, size: int, whole: bool, subtree: Callable[[int, int], bytes]
+) -> list[bytes]:
+    if old == size:
+        return [] if whole else [subtree(start, size)]
+    split = largest_power_below(size)
+    if old <= split:
+        return [*_subproof(old, start, split, whole, subtree), subtree(start + split, size - split)]
+    return [
+        *_subproof(old - split, start + split, size - split, False, subtree),
+        subtree(start, split),
+    ]
+
+
+def consistent(
+    old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """True when ``proof`` shows the tree of ``old`` leaves (root ``old_root``) to be the first
+    ``old`` leaves of the tree of ``new`` leaves (root ``new_root``)."""
+    if not 0 < old <= new or any(len(step) != HASH_SIZE for step in proof):
+        return False
+    if old == new:
+        return not proof and hmac.compare_digest(old_root, new_root)
+    path = list(proof)
+    if old & (old - 1) == 0:
+        path.insert(0, old_root)
+    if not path:
+        return False
+    first, second = old - 1, new - 1
+    while first & 1:
+        first >>= 1
+        second >>= 1
+    first_root = second_root = path[0]
+    for step in path[1:]:
+        if second == 0:
+            return False
+        if first & 1 or first == second:
+            first_root = node_hash(step, first_root)
+            second_root = node_hash(step, second_root)
+            if not first & 1:
+                while first and not first & 1:
+                    first >>= 1
+                    second >>= 1
+        else:
+            second_root = node_hash(second_root, step)
+        first >>= 1
+        second >>= 1
+    return (
+        second == 0
+        and hmac.compare_digest(first_root, old_root)
+        and hmac.compare_digest(second_root, new_root)
+    )
 
 
 def verify_inclusion(item: bytes, proof: InclusionProof, root: bytes) -> bool:

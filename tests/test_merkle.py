@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kuroshio.errors import InclusionError, MerkleError
-from kuroshio.exchange.merkle import (
+from kuroshio.merkle import (
     EMPTY_ROOT,
     InclusionProof,
     MerkleTree,
     check_inclusion,
+    consistency_proof,
+    consistent,
     inclusion_proof,
     leaf_hash,
     merkle_root,
@@ -213,3 +215,26 @@ def test_a_million_items_build_once_and_prove_any_index() -> None:
         assert len(proof.path) <= 20  # 2**20 > 1_000_000
         assert verify_inclusion(items[index], proof, tree.root)
     assert not verify_inclusion(items[7], tree.inclusion_proof(8), tree.root)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=70), st.data())
+def test_consistency_proofs_show_a_prefix_and_nothing_else(new: int, data: st.DataObject) -> None:
+    old = data.draw(st.integers(min_value=1, max_value=new))
+    items = [f"entry {n}".encode() for n in range(new)]
+    tree = MerkleTree(items)
+
+    def subtree(start: int, size: int) -> bytes:
+        return MerkleTree(items[start : start + size]).root
+
+    proof = consistency_proof(old, new, subtree)
+    old_root = MerkleTree(items[:old]).root
+    assert consistent(old, new, old_root, tree.root, proof)
+    # Another history of the first leaves, a wrong size or a damaged step does not pass.
+    rewritten = MerkleTree([b"rewritten", *items[1:old]]).root
+    assert not consistent(old, new, rewritten, tree.root, proof)
+    if old < new:
+        assert not consistent(old + 1, new, old_root, tree.root, proof)
+        if proof:
+            damaged = [bytes(32), *proof[1:]]
+            assert not consistent(old, new, old_root, tree.root, damaged)
