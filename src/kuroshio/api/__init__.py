@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kuroshio import __version__
-from kuroshio.api import cop, fused, ledger, observations
+from kuroshio.api import cop, feeds, fused, ledger, observations
 from kuroshio.api import links as link_routes
 from kuroshio.api.observations import ChangeSignal
 from kuroshio.errors import KuroshioError
@@ -64,6 +64,7 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
         cop.router,
         cop.page_router,
         fused.router,
+        feeds.router,
     ):
         app.include_router(router)
     cop.mount_assets(app)

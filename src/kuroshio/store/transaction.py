@@ -20,6 +20,7 @@ from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
 from kuroshio.store.observations import ObservationTable, PreparedRow
 from kuroshio.store.outbox import OutboxTable
+from kuroshio.store.tracks import FeedStatusTable, TrackTable
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]
 
@@ -89,6 +90,14 @@ class Transaction:
     @functools.cached_property
     def daily_counts(self) -> DailyCountTable:
         return DailyCountTable(self._conn)
+
+    @functools.cached_property
+    def tracks(self) -> TrackTable:
+        return TrackTable(self._conn)
+
+    @functools.cached_property
+    def feeds(self) -> FeedStatusTable:
+        return FeedStatusTable(self._conn)
 
 
 __all__ = ["Dialect", "ObservationRows", "Transaction"]
