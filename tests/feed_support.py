@@ -6,11 +6,14 @@ import asyncio
 import datetime as dt
 import functools
 import ipaddress
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine, Sequence
+from configparser import ConfigParser
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytak
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -86,6 +89,31 @@ def feed_config(**table: Any) -> FeedConfig:
 
 def make_feed(sink: Collector, name: str = "test", origin: str = "TWN", **table: Any) -> Feed:
     return Feed(name, feed_config(**table), origin=origin, sink=sink)
+
+
+# --- a real TAK client --------------------------------------------------------------------------
+
+
+def tak_client(url: str, **settings: str) -> Any:
+    """pytak's configuration of a TAK client sending to ``url``."""
+    parser = ConfigParser()
+    parser["tak"] = {"COT_URL": url, **settings}
+    return parser["tak"]
+
+
+async def send_with_pytak(config: Any, events: Sequence[bytes]) -> asyncio.StreamReader:
+    """Connect as pytak does and send the events through its TXWorker."""
+    reader, writer = await pytak.protocol_factory(config)
+    sender = pytak.TXWorker(asyncio.Queue(), config, writer)
+    for event in events:
+        await sender.send_data(event)
+    return reader  # type: ignore[no-any-return]
+
+
+def cot_event(uid: str, cot_type: str = "a-h-A-M-F-F") -> bytes:
+    return ET.tostring(  # type: ignore[no-any-return]
+        pytak.gen_cot_xml(lat=24.2, lon=119.8, uid=uid, cot_type=cot_type, hae=7_000, ce=100)
+    )
 
 
 # --- certificates for TLS, as a TAK Server's CA would issue them --------------------------------

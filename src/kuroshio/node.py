@@ -33,7 +33,8 @@ from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
 from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import same_sortie
-from kuroshio.model import Observation, PartyCode, is_party
+from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
+from kuroshio.model import Event, Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
 from kuroshio.pki import (
     EXPIRY_WARNING,
@@ -60,6 +61,7 @@ from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore, open_store
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.revocations import ANY_KEY
+from kuroshio.store.tracks import TrackHead
 from kuroshio.store.transaction import Transaction
 
 CONFIG_NAME: Final = "kuroshio.toml"
@@ -180,6 +182,9 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limits: LimitsSection = msgspec.field(default_factory=LimitsSection)
     exchange: ExchangeSection = msgspec.field(default_factory=ExchangeSection)
     partners: dict[PartyCode, PartnerConfig] = msgspec.field(default_factory=dict)
+    feeds: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """``[feeds.NAME]`` tables, read by :func:`kuroshio.feeds.parse_feeds` when the feeds run
+    (so that a node without feeds needs none of their decoders)."""
 
 
 class Node:
@@ -547,6 +552,8 @@ class Node:
             for observation, outcome in zip(observations, result.outcomes, strict=True)
             if outcome in _NEWLY_STORED
         ]
+        if fresh:
+            follow_tracks(tx, fresh)
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
             novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
@@ -752,6 +759,50 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
+    """Move each track that ``observations`` update on and store the events of each step
+    (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; how many events were
+    new. Observations that are not track updates are left alone."""
+    updates = sorted(
+        (o for o in observations if is_track_update(o)), key=lambda o: (o.observed_at, o.id)
+    )
+    if not updates:
+        return 0
+    heads = tx.tracks.heads((o.origin, str(o.track)) for o in updates)
+    moved: dict[tuple[str, str], TrackHead] = {}
+    events: list[Event] = []
+    for observation in updates:
+        key = (observation.origin, str(observation.track))
+        head = moved.get(key) or heads.get(key)
+        before = (
+            None
+            if head is None
+            else Fix(head.at, head.lon, head.lat, (head.obs_id, head.obs_version))
+        )
+        events.extend(step_events(observation, before))
+        fix = fix_of(observation)
+        if head is None:
+            moved[key] = TrackHead(
+                *key, fix.at, fix.lon, fix.lat, *fix.key, first_at=fix.at, updates=1
+            )
+        elif fix.at > head.at:
+            moved[key] = TrackHead(
+                *key,
+                fix.at,
+                fix.lon,
+                fix.lat,
+                *fix.key,
+                first_at=head.first_at,
+                updates=head.updates + 1,
+            )
+        else:
+            moved[key] = head._replace(
+                first_at=min(head.first_at, fix.at), updates=head.updates + 1
+            )
+    tx.tracks.put(list(moved.values()))
+    return tx.observations.put_events(events) if events else 0
 
 
 def ingest_details(result: AppendResult, released: ReleaseSummary) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the observations cross under the signed agreement; both audit logs verify afterw
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,13 +12,19 @@ import pytest
 from cli_run import run
 
 
-def _holdings(stdout: str, parties: list[str]) -> dict[str, dict[str, int]]:
-    """The closing table: what each node holds, by origin."""
-    held: dict[str, dict[str, int]] = {}
+def _holdings(stdout: str, parties: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """The closing table: what each node holds, by origin: (observations, tracks)."""
+    held: dict[str, dict[str, tuple[int, int]]] = {}
     for line in stdout.splitlines():
         cells = [cell.strip() for cell in re.split(r"[│|]", line) if cell.strip()]
-        if len(cells) == len(parties) + 1 and cells[0] in parties and cells[1].isdigit():
-            held[cells[0]] = dict(zip(parties, map(int, cells[1:]), strict=True))
+        if len(cells) == len(parties) + 2 and cells[0] in parties:
+            found = [re.fullmatch(r"(\d+) in (\d+) tracks", cell) for cell in cells[1:-1]]
+            if all(found):
+                held[cells[0]] = {
+                    party: (int(match[1]), int(match[2]))
+                    for party, match in zip(parties, found, strict=True)
+                    if match
+                }
     return held
 
 
@@ -34,8 +41,16 @@ def test_the_demo_exchanges_both_ways_under_its_agreement_and_stops(tmp_path: Pa
         assert re.search(rf"{party}\s+.*log in as watch / \S+", out), out
     held = _holdings(out, ["TWN", "JPN"])
     assert set(held) == {"TWN", "JPN"}, out
-    # Everything each side saw reached the other: both nodes hold the same picture.
-    assert held["TWN"] == held["JPN"] and held["TWN"]["TWN"] > 0 and held["TWN"]["JPN"] > 0
+    # Everything each side saw reached the other: both nodes hold the same picture, as tracks:
+    # TWN's radar tracks each of seven aircraft and its navy's TAK client two ships, JPN's radar
+    # the two bombers and its coast guard's AIS the two ships.
+    assert held["TWN"] == held["JPN"], out
+    assert held["TWN"]["TWN"][1] == 9 and held["TWN"]["JPN"][1] == 4, out
+    events = json.loads(run("events", "--node", nodes / "twn", "--json").stdout)["events"]
+    kinds = {(e["kind"], e["zone"]) for e in events}
+    assert ("median_line_crossing", "Taiwan Strait median line") in kinds, kinds
+    assert any(kind == "strait_transit" for kind, _ in kinds), kinds
+    assert any(kind == "adiz_entry" for kind, _ in kinds), kinds
     for party in ("twn", "jpn"):
         verified = run("audit", "verify", "--node", nodes / party)
         assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout

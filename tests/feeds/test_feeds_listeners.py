@@ -6,18 +6,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Sequence
-from configparser import ConfigParser
 from pathlib import Path
-from typing import Any
 
 import asterix
 import pyais
 import pytak
 import pytest
 
-from feed_support import SAMPLE_RADARS, Collector, eventually, in_loop, make_feed
+from feed_support import (
+    SAMPLE_RADARS,
+    Collector,
+    cot_event,
+    eventually,
+    in_loop,
+    make_feed,
+    send_with_pytak,
+    tak_client,
+)
 from kuroshio.feeds import Feed
 from kuroshio.feeds.capture import read_capture
 from kuroshio.model import Observation
@@ -174,28 +180,6 @@ async def test_a_full_queue_drops_and_counts_what_does_not_fit() -> None:
     # what was not dropped waits in the queue or in the batch being handed over
     assert status.dropped + status.queued == 10
     assert 0 < len(taken) <= status.queued
-
-
-def tak_client(url: str, **settings: str) -> Any:
-    """pytak's configuration of a TAK client sending to ``url``."""
-    parser = ConfigParser()
-    parser["tak"] = {"COT_URL": url, **settings}
-    return parser["tak"]
-
-
-async def send_with_pytak(config: Any, events: Sequence[bytes]) -> asyncio.StreamReader:
-    """Connect as pytak does and send the events through its TXWorker."""
-    reader, writer = await pytak.protocol_factory(config)
-    sender = pytak.TXWorker(asyncio.Queue(), config, writer)
-    for event in events:
-        await sender.send_data(event)
-    return reader  # type: ignore[no-any-return]
-
-
-def cot_event(uid: str, cot_type: str = "a-h-A-M-F-F") -> bytes:
-    return ET.tostring(  # type: ignore[no-any-return]
-        pytak.gen_cot_xml(lat=24.2, lon=119.8, uid=uid, cot_type=cot_type, hae=7_000, ce=100)
-    )
 
 
 @pytest.mark.parametrize("tak_proto", ["0", "1"], ids=["xml", "protobuf"])

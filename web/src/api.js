@@ -39,6 +39,8 @@ function query(params) {
 
 export const api = {
   status: () => getJson("/api/cop/status"),
+  /** Each configured live feed and its state (GET /api/feeds). */
+  feeds: () => getJson("/api/feeds"),
   catalogue: () => getJson("/api/cop/catalogue"),
   zones: () => getJson("/api/cop/zones"),
   basemap: () => getJson("/assets/basemap.json"),

@@ -555,7 +555,31 @@ async function start() {
   connectStream(status.stream_head);
   await loadPeriod();
   setInterval(() => pollEvents(true).catch(showError), EVENTS_POLL_MS);
+  await showFeeds();
+  setInterval(() => showFeeds().catch(showError), FEEDS_POLL_MS);
   document.body.dataset.ready = "true";
+}
+
+const FEEDS_POLL_MS = 5000;
+
+/** The header says which live feeds are down (failing, being restarted) or not running. */
+async function showFeeds() {
+  const feeds = await api.feeds();
+  const label = $("feeds");
+  const up = feeds.filter((feed) => feed.state === "up");
+  const down = feeds.filter((feed) => feed.state === "down");
+  const idle = feeds.filter((feed) => feed.state !== "up" && feed.state !== "down");
+  label.hidden = feeds.length === 0;
+  label.className = down.length ? "feeds down" : idle.length ? "feeds idle" : "feeds up";
+  const parts = [`feeds ${up.length}/${feeds.length} up`];
+  if (down.length) parts.push(`down: ${down.map((feed) => feed.name).join(", ")}`);
+  if (idle.length) parts.push(`not running: ${idle.map((feed) => feed.name).join(", ")}`);
+  label.textContent = parts.join(" · ");
+  label.title = feeds
+    .map((feed) => `${feed.name} (${feed.kind}, ${feed.endpoint}): ${feed.state}` +
+      (feed.status && feed.status.last_error ? ` — ${feed.status.last_error}` : ""))
+    .join("\n");
+  label.dataset.down = String(down.length);
 }
 
 // For operators' scripts and the browser tests: the map, and what it draws now.

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kuroshio import __version__
-from kuroshio.api import access, cop, fused, ledger, observations
+from kuroshio.api import access, cop, feeds, fused, ledger, observations
 from kuroshio.api import links as link_routes
 from kuroshio.api.access import Gate, SameSiteOnly, needs
 from kuroshio.api.observations import ChangeSignal
@@ -67,6 +67,7 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     app.include_router(observations.router)  # each route says its role; health needs none
     app.include_router(cop.router, dependencies=viewer)
     app.include_router(fused.router, dependencies=viewer)
+    app.include_router(feeds.router, dependencies=viewer)
     app.include_router(cop.page_router)
     app.include_router(link_routes.router, dependencies=liaison)
     app.include_router(ledger.router, dependencies=liaison)

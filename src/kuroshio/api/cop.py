@@ -24,6 +24,7 @@ from kuroshio.api.access import needs, picture_or_login
 from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange.inbox import verify_received
+from kuroshio.feeds.status import FeedReport
 from kuroshio.model import Observation, PartyCode
 from kuroshio.node import Node
 from kuroshio.store import ObservationFilter
@@ -129,7 +130,9 @@ class SortieSeries(msgspec.Struct, frozen=True, kw_only=True):
 class SortieChart(msgspec.Struct, frozen=True, kw_only=True):
     """Daily sorties (aircraft and ships reported) per source and platform class.
 
-    A sortie is counted on the day its observation begins (days in UTC + ``utc_offset``)."""
+    A sortie is counted on the day its observation begins (days in UTC + ``utc_offset``); the
+    updates of one source track (a live feed's) are one sortie, on the day of its first update
+    in the period."""
 
     days: list[dt.date]
     origins: list[PartyCode]
@@ -147,6 +150,7 @@ class AuditView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _DOCUMENTED: Final = (
+    FeedReport,
     PictureStatus,
     CatalogueView,
     ObservationDetail,
@@ -400,7 +404,13 @@ def _sorties(
         origins=origins,
     )
     counts: dict[tuple[str, str], list[int]] = {}
+    tracks: set[tuple[str, str]] = set()
     for observation in _reader(request).iter_query(selection):
+        if isinstance(observation.track, str):
+            # a track's updates are one sortie, counted on the day of its first in the period
+            if (observation.origin, observation.track) in tracks:
+                continue
+            tracks.add((observation.origin, observation.track))
         day = observation.observed_at.astimezone(zone).date()
         if day not in index:
             continue  # began before the period (an interval overlapping its start)

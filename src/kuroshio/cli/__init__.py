@@ -21,7 +21,11 @@ from kuroshio.cli import agreements, federation, fusion, ingest, keys, node, use
 from kuroshio.cli.common import print_error
 from kuroshio.errors import KuroshioError
 
-LAZY_COMMANDS: Final = {"serve": "kuroshio.cli.serve", "demo": "kuroshio.cli.demo"}
+LAZY_COMMANDS: Final = {
+    "serve": "kuroshio.cli.serve",
+    "demo": "kuroshio.cli.demo",
+    "feed": "kuroshio.cli.feeds",
+}
 """Commands whose module is imported when the command is asked for."""
 
 

@@ -30,19 +30,23 @@ from kuroshio.demo.nodes import (
     TICK_S,
     WATCH,
     DemoNode,
+    FeedSender,
     agree,
     corrections,
     drained,
     holdings,
     links_of,
     make_nodes,
+    newest,
     post,
     reports_of,
     start_node,
     stop_nodes,
+    tracks_and_events,
     wait_ready,
 )
 from kuroshio.demo.scenario import scenario
+from kuroshio.demo.sources import FEEDS, Message, messages
 from kuroshio.errors import InputError
 from kuroshio.model import Observation, is_party
 from kuroshio.policy.agreement import EnforcedAgreement
@@ -117,13 +121,28 @@ def _progress(console: Console, client: httpx.Client, nodes: Sequence[DemoNode])
 
 
 def _summary(console: Console, nodes: Sequence[DemoNode], parties: Sequence[str]) -> None:
-    table = Table(title="What each node holds (current observations, by origin)")
+    table = Table(title="What each node holds: observations (track updates) and tracks, by origin")
     table.add_column("node")
     for party in parties:
         table.add_column(f"from {party}", justify="right")
+    table.add_column("events derived", justify="right")
+    tracks = tracks_and_events(nodes, parties)
     for party, counts in holdings(nodes, parties).items():
-        table.add_row(party, *map(str, counts))
+        held, events = tracks[party]
+        cells = [
+            f"{count} in {tracked} tracks" if tracked else str(count)
+            for count, tracked in zip(counts, held, strict=True)
+        ]
+        table.add_row(party, *cells, str(events))
     console.print(table)
+    for demo_node in nodes:
+        console.print(
+            f"Try: kuroshio events --node {demo_node.directory} | "
+            f"kuroshio fuse --daily --node {demo_node.directory} | "
+            f"kuroshio feed status --node {demo_node.directory}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -149,7 +168,8 @@ def run_demo(
     span_end = dt.datetime.now(dt.UTC).replace(microsecond=0)
     sim_span = max(o.observed_at for o in scenario("JPN", span_end)) - span_end
     start = span_end - sim_span
-    reports = {party: reports_of(party, parties, start) for party in parties}
+    sent: list[Message] = [m for party in parties for m in messages(party, start)]
+    posted = {party: reports_of(party, parties, start) for party in parties if party not in FEEDS}
     replay_speed = speed if speed else max(sim_span.total_seconds() / max(duration, 1.0), 1.0)
 
     console.print(f"[bold]kuroshio demo[/] — {', '.join(parties)} nodes in {directory}")
@@ -173,24 +193,19 @@ def run_demo(
                     highlight=False,
                     soft_wrap=True,
                 )
-            total = sum(len(r) for r in reports.values())
+            _describe_feeds(console, nodes)
+            total = len(sent) + sum(len(r) for r in posted.values())
             console.print(
-                f"Replaying {total} sensor reports ({sim_span} of activity) at "
+                f"Replaying {total} sensor messages ({sim_span} of activity) at "
                 f"{replay_speed:.0f}× — about {sim_span.total_seconds() / replay_speed:.0f} s",
                 highlight=False,
             )
-            _replay(console, client, nodes, reports, start, replay_speed)
-            for demo_node in nodes:
-                fixes = corrections(reports[demo_node.party])
-                post(client, demo_node, fixes)
-                if fixes:
-                    what = " and ".join(
-                        "a retraction" if fix.retracted else "a correction" for fix in fixes
-                    )
-                    console.print(
-                        f"  {demo_node.party} issues {what}: later versions travel like any report",
-                        highlight=False,
-                    )
+            sender = FeedSender(nodes)
+            try:
+                _replay(console, client, nodes, sender, sent, posted, start, replay_speed)
+            finally:
+                sender.close()
+            _correct(console, client, nodes)
             deadline = time.monotonic() + DRAIN_TIMEOUT_S
             while not _progress(console, client, nodes) and time.monotonic() < deadline:
                 time.sleep(1.0)
@@ -214,17 +229,58 @@ def run_demo(
         stop_nodes(nodes)
 
 
+def _describe_feeds(console: Console, nodes: Sequence[DemoNode]) -> None:
+    console.print("Sensors send to each node's live feeds (kuroshio feed status -n DIR):")
+    for demo_node in nodes:
+        for feed in FEEDS.get(demo_node.party, ()):
+            console.print(
+                f"  {demo_node.party} {feed.name}: {_FORMAT[feed.kind]} over {feed.scheme.upper()}"
+                f" to 127.0.0.1:{demo_node.feed_ports[feed.name]} ({feed.carries})",
+                highlight=False,
+            )
+
+
+_FORMAT = {
+    "asterix": "ASTERIX CAT062 system tracks",
+    "ais": "AIS NMEA sentences",
+    "cot": "Cursor-on-Target from a TAK client",
+}
+
+
+def _correct(console: Console, client: httpx.Client, nodes: Sequence[DemoNode]) -> None:
+    """A correction and a retraction of a track update: later versions travel too."""
+    for demo_node in nodes:
+        if demo_node.party not in FEEDS:
+            continue
+        chosen = newest(client, demo_node, "bomber") + newest(client, demo_node, "fighter")
+        fixes = corrections(chosen)
+        post(client, demo_node, fixes)
+        if fixes:
+            what = " and ".join(
+                "a retraction" if fix.retracted else "a correction" for fix in fixes
+            )
+            console.print(
+                f"  {demo_node.party} issues {what}: later versions travel like any report",
+                highlight=False,
+            )
+
+
 def _replay(
     console: Console,
     client: httpx.Client,
     nodes: Sequence[DemoNode],
-    reports: dict[str, list[Observation]],
+    sender: FeedSender,
+    sent: list[Message],
+    posted: dict[str, list[Observation]],
     start: dt.datetime,
     speed: float,
 ) -> None:
+    """Send each sensor message to its feed, and post a third party's reports to its API, as
+    the scenario's time reaches them."""
     by_party = {n.party: n for n in nodes}
-    queue = sorted(
-        ((o.observed_at, party, o) for party, items in reports.items() for o in items),
+    queue: list[tuple[dt.datetime, str, Message | Observation]] = sorted(
+        [(m.at, m.party, m) for m in sent]
+        + [(o.observed_at, party, o) for party, items in posted.items() for o in items],
         key=lambda entry: (entry[0], entry[1]),
     )
     began = time.monotonic()
@@ -234,15 +290,18 @@ def _replay(
         now_sim = start + dt.timedelta(seconds=(time.monotonic() - began) * speed)
         due: dict[str, list[Observation]] = {}
         while position < len(queue) and queue[position][0] <= now_sim:
-            _, party, observation = queue[position]
-            due.setdefault(party, []).append(observation)
+            _, party, item = queue[position]
+            if isinstance(item, Message):
+                sender.send(item)
+            else:
+                due.setdefault(party, []).append(item)
             position += 1
         for party, observations in due.items():
             post(client, by_party[party], observations)
         if time.monotonic() - last_progress >= PROGRESS_S:
             last_progress = time.monotonic()
             console.print(
-                f"[dim]{now_sim:%H:%M} UTC scenario time, {position}/{len(queue)} reports[/]",
+                f"[dim]{now_sim:%H:%M} UTC scenario time, {position}/{len(queue)} messages[/]",
                 highlight=False,
             )
             _progress(console, client, nodes)

@@ -25,6 +25,7 @@ import httpx
 import msgspec
 
 from kuroshio.demo.scenario import plots, scenario
+from kuroshio.demo.sources import FEEDS, Message
 from kuroshio.errors import ConfigError
 from kuroshio.model import (
     Kinematics,
@@ -38,7 +39,7 @@ from kuroshio.model import (
 from kuroshio.node import ADMIN_TOKEN, init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 from kuroshio.policy.agreement import EnforcedAgreement
-from kuroshio.store import ObservationFilter
+from kuroshio.store import EventFilter, ObservationFilter
 
 PAIR: Final = ("TWN", "JPN")
 TICK_S: Final = 0.25
@@ -54,6 +55,8 @@ class DemoNode(msgspec.Struct, kw_only=True):
     directory: Path
     federation_port: int
     api_port: int
+    feed_ports: dict[str, int] = msgspec.field(default_factory=dict)
+    """Where each of the node's feeds listens (on loopback)."""
     process: subprocess.Popen[bytes] | None = None
     password: str = ""
     """The password of the demo's ``watch`` operator (role operator) for the picture."""
@@ -84,16 +87,35 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def feed_tables(demo_node: DemoNode, parties: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The ``[feeds]`` of a demo node: each of its sensors on a loopback port, marked for its
+    partners."""
+    partners = [p for p in parties if p != demo_node.party]
+    tables: dict[str, dict[str, Any]] = {}
+    for feed in FEEDS.get(demo_node.party, ()):
+        tables[feed.name] = {
+            "kind": feed.kind,
+            "listen": f"{feed.scheme}://127.0.0.1:{demo_node.feed_ports[feed.name]}",
+            "marking": {"tlp": "AMBER", "releasable_to": partners},
+        }
+        if feed.kind == "asterix":
+            tables[feed.name]["categories"] = [62]
+    return tables
+
+
 def make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
     if directory.exists():
         shutil.rmtree(directory)
-    ports = free_ports(2 * len(parties))
+    feeds = sum(len(FEEDS.get(party, ())) for party in parties)
+    ports = free_ports(2 * len(parties) + feeds)
+    spare = iter(ports[2 * len(parties) :])
     nodes = [
         DemoNode(
             party=party,
             directory=directory / party.lower(),
             federation_port=ports[2 * i],
             api_port=ports[2 * i + 1],
+            feed_ports={feed.name: next(spare) for feed in FEEDS.get(party, ())},
         )
         for i, party in enumerate(parties)
     ]
@@ -122,6 +144,7 @@ def make_nodes(directory: Path, parties: Sequence[str]) -> list[DemoNode]:
                     continue
                 store_card(node.directory, card)
                 node.config.partners[party] = PartnerConfig(url=card.url)
+            node.config.feeds = feed_tables(demo_node, parties)
             save_config(node.directory, node.config)
     return nodes
 
@@ -347,6 +370,71 @@ def drained(links: list[dict[str, Any]]) -> bool:
     return True
 
 
+class FeedSender:
+    """The demo's sensors' sockets: datagrams to the UDP feeds, one TCP connection to each
+    stream feed (made again if the node drops it)."""
+
+    def __init__(self, nodes: Sequence[DemoNode]) -> None:
+        self._targets = {
+            (n.party, feed.name): (feed.scheme, n.feed_ports[feed.name])
+            for n in nodes
+            for feed in FEEDS.get(n.party, ())
+        }
+        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._streams: dict[tuple[str, str], socket.socket] = {}
+
+    def send(self, message: Message) -> None:
+        key = (message.party, message.feed)
+        scheme, port = self._targets[key]
+        if scheme == "udp":
+            self._udp.sendto(message.data, ("127.0.0.1", port))
+            return
+        for attempt in range(2):
+            stream = self._streams.get(key)
+            try:
+                if stream is None:
+                    stream = socket.create_connection(("127.0.0.1", port), timeout=5.0)
+                    self._streams[key] = stream
+                stream.sendall(message.data)
+                return
+            except OSError:
+                self._streams.pop(key, None)
+                if stream is not None:
+                    stream.close()
+                if attempt:
+                    raise
+
+    def close(self) -> None:
+        for stream in self._streams.values():
+            stream.close()
+        self._streams.clear()
+        self._udp.close()
+
+
+def newest(client: httpx.Client, demo_node: DemoNode, platform_class: str) -> list[Observation]:
+    """The first stored observation of the node's own of a platform class (none: empty)."""
+    response = client.get(
+        f"{demo_node.api_url}/api/observations",
+        params={"origin": demo_node.party, "class": platform_class, "limit": 1},
+        headers=demo_node.headers,
+    )
+    response.raise_for_status()
+    return [msgspec.convert(item, Observation) for item in response.json()["items"]]
+
+
+def tracks_and_events(
+    nodes: Sequence[DemoNode], parties: Sequence[str]
+) -> dict[str, tuple[list[int], int]]:
+    """Tracks each node holds by origin (in the order of ``parties``), and events derived."""
+    found: dict[str, tuple[list[int], int]] = {}
+    for demo_node in nodes:
+        with open_node(demo_node.directory) as node:
+            tracks = node.store.read(lambda tx: [tx.tracks.count(p) for p in parties])
+            events = len(node.store.query_events(EventFilter(), limit=1_000_000))
+        found[demo_node.party] = (tracks, events)
+    return found
+
+
 def holdings(nodes: Sequence[DemoNode], parties: Sequence[str]) -> dict[str, list[int]]:
     """Current observations each node holds, by origin (in the order of ``parties``)."""
     counts: dict[str, list[int]] = {}
@@ -360,17 +448,21 @@ def holdings(nodes: Sequence[DemoNode], parties: Sequence[str]) -> dict[str, lis
 
 __all__ = [
     "DemoNode",
+    "FeedSender",
     "agree",
     "corrections",
     "demo_agreement_text",
     "drained",
+    "feed_tables",
     "holdings",
     "links_of",
     "make_nodes",
+    "newest",
     "post",
     "reports_of",
     "start_node",
     "stop_nodes",
     "third_party_reports",
+    "tracks_and_events",
     "wait_ready",
 ]

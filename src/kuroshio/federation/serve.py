@@ -2,7 +2,8 @@
 
 The federation listener (TLS 1.3, client certificates from pinned partner CAs only) takes
 partners' links in; the operator API (FastAPI on uvicorn) serves people and browsers, on loopback
-unless given a certificate. SIGINT/SIGTERM stop everything cleanly. Assembly only: the parts
+unless given a certificate; the node's configured feeds run beside the links
+(:mod:`kuroshio.federation.feeds`). SIGINT/SIGTERM stop everything cleanly. Assembly only: the parts
 live in :mod:`kuroshio.exchange` and :mod:`kuroshio.api`.
 """
 
@@ -24,6 +25,7 @@ import uvicorn
 from kuroshio.api import create_app
 from kuroshio.errors import ConfigError
 from kuroshio.federation.endpoint import FederationEndpoint
+from kuroshio.federation.feeds import NodeFeeds
 from kuroshio.federation.inbox import Inbox
 from kuroshio.federation.link import Link
 from kuroshio.federation.transports import Transport
@@ -160,8 +162,11 @@ async def _serve(
         stack.callback(stop_watching)
     links: dict[str, Link] = {}
     federation_url = ""
+    feeds: NodeFeeds | None = None
     if role != "api":
         federation_url, links = await _exchange(node, stack)
+        # the feeds run where the links do: one process per node, never in each API worker
+        feeds = NodeFeeds(node) if config.feeds else None
     api_server = None
     if role != "exchange":
         api_server = _ApiServer(
@@ -196,6 +201,8 @@ async def _serve(
                     f"{_host_for_url(config.api.host)}:{api_port}"
                 )
             link_tasks = [tasks.create_task(link.run()) for link in links.values()]
+            if feeds is not None:
+                link_tasks.append(tasks.create_task(feeds.run(), name="feeds"))
             if on_ready is not None:
                 on_ready(
                     ServeInfo(

@@ -5,13 +5,17 @@ Types are the schema: a table is a :data:`FeedConfig`, chosen by its ``kind`` (`
 table and field. A feed either ``listen``s (``udp://``, ``tcp://``, ``tls://`` host:port; a
 multicast group as host joins it) or ``connect``s to its source (``tcp://``, ``tls://``). This
 module reads no files and opens no sockets; :meth:`FeedBase.decoder` makes the decoder it needs.
+The decoders that stand on a library of the ``feeds`` extra (pyais, pyModeS, takproto) are
+imported when such a feed starts, so a node without the extra still reads its configuration and
+serves its ASTERIX feeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal, NamedTuple
 from urllib.parse import urlsplit
@@ -19,12 +23,9 @@ from urllib.parse import urlsplit
 import msgspec
 
 from kuroshio.errors import FeedConfigError
-from kuroshio.feeds.adsb import BeastDecoder, SbsDecoder
-from kuroshio.feeds.ais import AisDecoder
 from kuroshio.feeds.asterix import AsterixDecoder
 from kuroshio.feeds.asterix import RadarSite as Site
 from kuroshio.feeds.base import Decoder
-from kuroshio.feeds.cot import CotDecoder
 from kuroshio.feeds.tracks import Thinning
 from kuroshio.model import Marking, SensorClass
 
@@ -190,6 +191,17 @@ class FeedBase(
         raise NotImplementedError
 
 
+@contextlib.contextmanager
+def _needs_extra(kind: str) -> Iterator[None]:
+    """A decoder's library missing becomes an error that says what to install."""
+    try:
+        yield
+    except ImportError as error:
+        raise FeedConfigError(
+            f"{kind} feeds need {error.name}: install the extra with pip install 'kuroshio[feeds]'"
+        ) from None
+
+
 class AsterixFeed(FeedBase, frozen=True, kw_only=True, tag="asterix"):
     """ASTERIX CAT062 and CAT048 (over UDP, often multicast, or TCP)."""
 
@@ -212,6 +224,8 @@ class AisFeed(FeedBase, frozen=True, kw_only=True, tag="ais"):
     streams: ClassVar[tuple[Scheme, ...]] = ("tcp",)
 
     def decoder(self, skipped: Counter[str]) -> Decoder:
+        with _needs_extra("ais"):
+            from kuroshio.feeds.ais import AisDecoder
         return AisDecoder(skipped)
 
 
@@ -222,6 +236,8 @@ class SbsFeed(FeedBase, frozen=True, kw_only=True, tag="sbs"):
     streams: ClassVar[tuple[Scheme, ...]] = ("tcp",)
 
     def decoder(self, skipped: Counter[str]) -> Decoder:
+        with _needs_extra("sbs"):
+            from kuroshio.feeds.adsb import SbsDecoder
         return SbsDecoder(skipped)
 
 
@@ -232,6 +248,8 @@ class BeastFeed(FeedBase, frozen=True, kw_only=True, tag="beast"):
     streams: ClassVar[tuple[Scheme, ...]] = ("tcp",)
 
     def decoder(self, skipped: Counter[str]) -> Decoder:
+        with _needs_extra("beast"):
+            from kuroshio.feeds.adsb import BeastDecoder
         return BeastDecoder(skipped)
 
 
@@ -241,6 +259,8 @@ class CotFeed(FeedBase, frozen=True, kw_only=True, tag="cot"):
     default_sensor: ClassVar[SensorClass] = "report"
 
     def decoder(self, skipped: Counter[str]) -> Decoder:
+        with _needs_extra("cot"):
+            from kuroshio.feeds.cot import CotDecoder
         return CotDecoder(skipped)
 
 

@@ -19,6 +19,7 @@ import msgspec
 from kuroshio.fusion.gating import (
     DEFAULT_GATES,
     MAX_COAST,
+    TRACK_SERIES,
     GateConfig,
     Unit,
     count_compatible,
@@ -167,7 +168,8 @@ class FusionEngine:
                 stale = sorted({self._unit_of[p.id] for p in segment if p.id in self._unit_of})
                 for unit in stale:
                     self._drop_unit(unit)
-                for members, track, plane in track_plots(segment, self.config):
+                follow = key[2].startswith(TRACK_SERIES)
+                for members, track, plane in track_plots(segment, self.config, follow=follow):
                     self._put_unit(track_unit(members, track, plane))
         self._pending.clear()
 

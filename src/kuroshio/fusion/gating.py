@@ -100,8 +100,15 @@ def is_plot(observation: Observation) -> bool:
     )
 
 
+TRACK_SERIES: Final = "track "
+"""How the series of a source track's updates is named (after the channel and kind)."""
+
+
 def series_key(observation: Observation) -> tuple[str, str, str]:
-    """Plots are tracked per party channel, kind and platform class."""
+    """Plots are tracked per party channel, kind and platform class; the updates of a source
+    track (a live feed's) per track, so that one track is one sortie and two are never one."""
+    if isinstance(observation.track, str):
+        return (channel_of(observation), observation.kind, f"{TRACK_SERIES}{observation.track}")
     platform_class = observation.platform.platform_class if observation.platform else None
     return (channel_of(observation), observation.kind, platform_class or "?")
 

@@ -106,11 +106,13 @@ def _detection(observation: Observation, plane: Plane) -> Detection:
 
 
 def track_plots(
-    plots: Sequence[Observation], config: GateConfig = DEFAULT_GATES
+    plots: Sequence[Observation], config: GateConfig = DEFAULT_GATES, *, follow: bool = False
 ) -> list[tuple[tuple[Observation, ...], Track, Plane]]:
     """One series' plots (one channel, kind, class) as tracks: (members, Stone Soup track, plane).
 
-    The result depends on the set of plots only: they are taken in (time, id) order.
+    The result depends on the set of plots only: they are taken in (time, id) order. ``follow``:
+    the plots are the updates of one source track (a live feed's), which its source has already
+    associated: each updates the one track, ungated, so a track is never split by a turn.
     """
     ordered = sorted(plots, key=lambda o: (o.observed_at, o.id))
     if not ordered:
@@ -130,7 +132,14 @@ def track_plots(
         live = {t for t in tracks if timestamp - t.timestamp <= MAX_COAST}
         detections = {_detection(o, plane) for o in scan}
         used: set[str] = set()
-        if live:
+        if follow and tracks:
+            track = tracks[0]
+            for detection in sorted(detections, key=lambda d: d.metadata["id"]):
+                prediction = tracker.predictor.predict(track[-1], timestamp=timestamp)
+                track.append(tracker.updater.update(SingleHypothesis(prediction, detection)))
+                members[id(track)].append(by_id[detection.metadata["id"]])
+                used.add(detection.metadata["id"])
+        elif live:
             hypotheses = tracker.associator.associate(live, detections, timestamp)
             for track in sorted(live, key=lambda t: members[id(t)][0].id):
                 hypothesis = hypotheses[track]

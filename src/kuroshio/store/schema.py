@@ -332,6 +332,28 @@ _REVOCATIONS: Final = (
     ) WITHOUT ROWID""",
 )
 
+_TRACKS_AND_FEEDS: Final = (
+    # --- tracks: the newest update of each source track, for events derived along it --------
+    """CREATE TABLE IF NOT EXISTS track_heads (
+        origin TEXT NOT NULL,
+        track TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        lon REAL NOT NULL,
+        lat REAL NOT NULL,
+        obs_id TEXT NOT NULL,
+        obs_version INTEGER NOT NULL,
+        first_at INTEGER NOT NULL,
+        updates INTEGER NOT NULL,
+        PRIMARY KEY (origin, track)
+    ) WITHOUT ROWID""",
+    # --- feeds: the status the process running them last reported ----------------------------
+    """CREATE TABLE IF NOT EXISTS feed_status (
+        feed TEXT PRIMARY KEY,
+        reported_at INTEGER NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -341,6 +363,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0006_audit_tree", _AUDIT_TREE, run=_audit_tree),
     Migration("0007_hello_nonces", _HELLO_NONCES),
     Migration("0008_revocations", _REVOCATIONS),
+    Migration("0009_tracks_and_feeds", _TRACKS_AND_FEEDS),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

@@ -23,6 +23,7 @@ from kuroshio.store.observations import ObservationTable, PreparedRow
 from kuroshio.store.operators import OperatorTable
 from kuroshio.store.outbox import OutboxTable
 from kuroshio.store.revocations import RevocationTable
+from kuroshio.store.tracks import FeedStatusTable, TrackTable
 
 Dialect: TypeAlias = Literal["sqlite", "postgres"]
 
@@ -104,6 +105,14 @@ class Transaction:
     @functools.cached_property
     def revocations(self) -> RevocationTable:
         return RevocationTable(self._conn)
+
+    @functools.cached_property
+    def tracks(self) -> TrackTable:
+        return TrackTable(self._conn)
+
+    @functools.cached_property
+    def feeds(self) -> FeedStatusTable:
+        return FeedStatusTable(self._conn)
 
 
 __all__ = ["Dialect", "ObservationRows", "Transaction"]
