@@ -23,6 +23,7 @@ import tomli_w
 from kuroshio.audit import AuditLog
 from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
 from kuroshio.exchange.release import ReleaseSummary, release_in
+from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, PartyCode, is_party
 from kuroshio.partners import Partner, PartnerConfig, load_partners
@@ -145,6 +146,10 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limits: LimitsSection = msgspec.field(default_factory=LimitsSection)
     exchange: ExchangeSection = msgspec.field(default_factory=ExchangeSection)
     partners: dict[PartyCode, PartnerConfig] = msgspec.field(default_factory=dict)
+    cot: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")], CotOutput] = (
+        msgspec.field(default_factory=dict)
+    )
+    """Cursor-on-Target outputs to TAK clients and servers (``[cot.NAME]``)."""
 
 
 class Node:
