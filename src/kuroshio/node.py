@@ -570,12 +570,29 @@ def load_config(directory: Path) -> NodeConfig:
         raise ConfigError(
             f"{path} not found: create a node with 'kuroshio init --party TWN {directory}'"
         )
+    text = path.read_bytes()
     try:
-        return msgspec.toml.decode(path.read_bytes(), type=NodeConfig)
+        return msgspec.toml.decode(text, type=NodeConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_toml_path(str(exc))}") from exc
+        raise ConfigError(f"{path}: {_toml_path(_named_table(text, str(exc)))}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _named_table(text: bytes, message: str) -> str:
+    """msgspec says ``$.cot[...]`` for a table of a named collection; name the table."""
+    if "`$.cot[...]" not in message:
+        return message
+    tables = msgspec.toml.decode(text).get("cot", {})
+    for name, table in tables.items() if isinstance(tables, dict) else ():
+        try:
+            msgspec.convert(table, CotOutput)
+        except msgspec.ValidationError as error:
+            reason = str(error)
+            if " - at `$" not in reason:
+                return f"cot.{name}: {reason}"
+            return reason.replace("`$", f"`$.cot.{name}")
+    return message
 
 
 def _toml_path(message: str) -> str:
