@@ -29,10 +29,14 @@ DELIVERY_S = 1.0
 
 
 def _cot_tables(tak_pki: Path) -> str:
+    files = (
+        f'certfile = "{tak_pki / "server.pem"}", keyfile = "{tak_pki / "server.key"}", '
+        f'cafile = "{tak_pki / "ca.pem"}"'
+    )
     return f"""
 [cot.tak]
 listen = "tls://127.0.0.1:0"
-tls = {{ certfile = "{tak_pki / 'server.pem'}", keyfile = "{tak_pki / 'server.key'}", cafile = "{tak_pki / 'ca.pem'}" }}
+tls = {{ {files} }}
 
 [cot.proto]
 listen = "tcp://127.0.0.1:0"
@@ -101,7 +105,9 @@ async def _watch(twn: ServedNode, where: dict[str, str], tak_pki: Path) -> None:
     xml_latency = time.monotonic() - stored
     message = await asyncio.wait_for(_read_proto(proto_reader), 30)
     proto_latency = time.monotonic() - stored
-    assert xml_latency < DELIVERY_S, f"pytak got TWN's track {xml_latency:.2f} s after it was stored"
+    assert xml_latency < DELIVERY_S, (
+        f"pytak got TWN's track {xml_latency:.2f} s after it was stored"
+    )
     assert proto_latency < DELIVERY_S, f"takproto: {proto_latency:.2f} s"
 
     event = ET.fromstring(data.strip())
@@ -115,7 +121,9 @@ async def _watch(twn: ServedNode, where: dict[str, str], tak_pki: Path) -> None:
     assert marking.get("verification") == "verified"  # TWN's batch signature checked at JPN
     cot = message.cotEvent  # type: ignore[attr-defined]
     assert (cot.uid, cot.access) == ("TWN.cat062:25/100:4980", "TLP:AMBER")
-    assert 'origin="TWN"' in cot.detail.xmlDetail and 'verification="verified"' in cot.detail.xmlDetail
+    assert (
+        'origin="TWN"' in cot.detail.xmlDetail and 'verification="verified"' in cot.detail.xmlDetail
+    )
     # marked releasable to JPN only: the screen JPN shares with USA never sees it
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(coalition.read(1), 2.0)

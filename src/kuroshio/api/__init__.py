@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware.gzip import GZipMiddleware
 
 from kuroshio import __version__
 from kuroshio.api import cop, fused, ledger, observations
@@ -57,6 +58,9 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     app.state.node = node
     app.state.links = dict(links or {})
     app.add_exception_handler(KuroshioError, _refused)  # type: ignore[arg-type]
+    # The page, its assets (4.9 MB: script, map worker, basemap) and large answers go out
+    # compressed to a browser that accepts gzip; the live stream (text/event-stream) never is.
+    app.add_middleware(GZipMiddleware, minimum_size=1_024, compresslevel=6)
     for router in (
         observations.router,
         link_routes.router,

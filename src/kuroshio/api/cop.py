@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange.inbox import verify_received
-from kuroshio.model import Observation, PartyCode
+from kuroshio.model import Observation, PartyCode, latest_time
 from kuroshio.node import Node
 from kuroshio.store import ObservationFilter
 from kuroshio.store.backend import Reader
@@ -127,7 +127,8 @@ class SortieSeries(msgspec.Struct, frozen=True, kw_only=True):
 class SortieChart(msgspec.Struct, frozen=True, kw_only=True):
     """Daily sorties (aircraft and ships reported) per source and platform class.
 
-    A sortie is counted on the day its observation begins (days in UTC + ``utc_offset``)."""
+    A sortie is counted on the day (in UTC + ``utc_offset``) of its observation's middle: the
+    moment it was seen, or the middle of the span a report covers."""
 
     days: list[dt.date]
     origins: list[PartyCode]
@@ -392,9 +393,12 @@ def _sorties(
     )
     counts: dict[tuple[str, str], list[int]] = {}
     for observation in _reader(request).iter_query(selection):
-        day = observation.observed_at.astimezone(zone).date()
+        # A report over a span (a whole day in Tokyo time, say) counts on the day its middle
+        # falls on in the chosen zone, so a JST day is not lost to the day before in Taipei.
+        middle = observation.observed_at + (latest_time(observation) - observation.observed_at) / 2
+        day = middle.astimezone(zone).date()
         if day not in index:
-            continue  # began before the period (an interval overlapping its start)
+            continue  # mostly before or after the period
         platform = observation.platform
         platform_class = (platform.platform_class if platform else None) or "unknown"
         sorties = platform.count if platform else 1
