@@ -26,9 +26,11 @@ FLOORS: dict[str, int] = {
     "exchange": 4,
     "ingest": 4,
     "feeds": 4,
+    "export": 4,
     "node": 5,
     "federation": 6,
     "api": 6,
+    "tak": 6,
     "demo": 6,
     "cli": 7,
     "__main__": 8,
@@ -41,6 +43,8 @@ SAME_FLOOR = {
     ("exchange", "policy"),
     ("fusion", "policy"),
     ("federation", "api"),
+    ("federation", "tak"),
+    ("export", "feeds"),
 }
 """Parts that may use another part of their own floor (never the other way round)."""
 

@@ -32,6 +32,7 @@ from kuroshio.exchange.batch import batch_label
 from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
 from kuroshio.exchange.wire import SignedReceipt
+from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
 from kuroshio.model import Event, Observation, PartyCode, is_party
@@ -185,6 +186,10 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     feeds: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     """``[feeds.NAME]`` tables, read by :func:`kuroshio.feeds.parse_feeds` when the feeds run
     (so that a node without feeds needs none of their decoders)."""
+    cot: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")], CotOutput] = (
+        msgspec.field(default_factory=dict)
+    )
+    """Cursor-on-Target outputs to TAK clients and servers (``[cot.NAME]``)."""
 
 
 class Node:
@@ -930,12 +935,29 @@ def load_config(directory: Path) -> NodeConfig:
         raise ConfigError(
             f"{path} not found: create a node with 'kuroshio init --party TWN {directory}'"
         )
+    text = path.read_bytes()
     try:
-        return msgspec.toml.decode(path.read_bytes(), type=NodeConfig)
+        return msgspec.toml.decode(text, type=NodeConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_toml_path(str(exc))}") from exc
+        raise ConfigError(f"{path}: {_toml_path(_named_table(text, str(exc)))}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _named_table(text: bytes, message: str) -> str:
+    """msgspec says ``$.cot[...]`` for a table of a named collection; name the table."""
+    if "`$.cot[...]" not in message:
+        return message
+    tables = msgspec.toml.decode(text).get("cot", {})
+    for name, table in tables.items() if isinstance(tables, dict) else ():
+        try:
+            msgspec.convert(table, CotOutput)
+        except msgspec.ValidationError as error:
+            reason = str(error)
+            if " - at `$" not in reason:
+                return f"cot.{name}: {reason}"
+            return reason.replace("`$", f"`$.cot.{name}")
+    return message
 
 
 def _toml_path(message: str) -> str:

@@ -22,6 +22,7 @@ from cli_run import run
 from conftest import require_data, require_services
 from kuroshio.api.cop import WEB_DIST
 from kuroshio.catalogue import Catalogue
+from kuroshio.demo.scenario import scenario
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
 from kuroshio.node import open_node
 from kuroshio.store import ObservationFilter
@@ -165,13 +166,15 @@ def test_a_day_of_august_2022_shows_every_stored_observation_with_its_symbol(
     _open(page, served, "2022-08-05", "2022-08-05")
 
     assert _shown(page) == expected
-    # Every one is drawn on the map (the view fits the day), not only counted.
-    page.wait_for_function(f"window.cop.renderedCount() === {expected}")
-    icons = page.evaluate(
-        """() => Object.fromEntries(window.cop.map
-            .queryRenderedFeatures({layers: ['obs-symbols']})
-            .map(f => [f.properties.key, f.properties.icon]))"""
-    )
+    # Each MND track is one track: a head symbol at its end (clustered where they crowd at
+    # this zoom), drawn once it is zoomed in on.
+    assert int(page.get_attribute("#shown", "data-tracks")) == expected
+    page.evaluate("() => window.cop.idle()")
+    drawn = page.evaluate("() => window.cop.rendered(['head-symbols', 'clusters'])")
+    heads = {d["key"]: d for d in drawn if d["layer"] == "head-symbols"}
+    clusters = {d["cluster_id"]: d["point_count"] for d in drawn if d["layer"] == "clusters"}
+    assert len(heads) + sum(clusters.values()) == expected  # every track, drawn or counted
+    icons = {d["id"]: d["icon"] for d in heads.values()}
     store = SQLiteStore(served.directory / "store.sqlite")
     try:
         day = list(store.iter_query(ObservationFilter(start=start, end=end)))
@@ -179,6 +182,8 @@ def test_a_day_of_august_2022_shows_every_stored_observation_with_its_symbol(
         store.close()
     catalogue = Catalogue.load()
     for observation in day:
+        if observation.id not in icons:
+            continue
         assert observation.platform is not None and observation.platform.type is not None
         entry = catalogue.get(observation.platform.type)
         assert entry is not None
@@ -255,6 +260,8 @@ def test_a_live_observation_appears_and_its_release_transforms_are_shown(
     panel = page.locator("#tab-detail")
     page.wait_for_selector("#detail-transforms")
     text = panel.inner_text()
+    assert "24°24.00′N 123°06.00′E" in text  # position, and MGRS beside it
+    assert "MGRS 51R" in text
     for words in transforms:
         assert words in text
     entry = Catalogue.load().get("H-6K")
@@ -318,4 +325,112 @@ def test_ten_thousand_features_load_and_the_page_still_answers(
     page.wait_for_function(
         "document.querySelector('#tab-detail').innerText.includes('TWN:cop-load:1 ')"
     )
+    assert page.evaluate("window.cop.selected") == "TWN:cop-load:1"
     page.screenshot(path=ARTIFACTS / "ten-thousand.png")
+
+
+def _scenario_day(served: ServedNode) -> int:
+    """The demo's reports of both parties on 2022-08-21; how many tracks they make."""
+    start = _taipei_day(2022, 8, 21) + 2 * HOUR
+    reports = [*scenario("TWN", start), *scenario("JPN", start)]
+    assert all(start.date() == o.observed_at.astimezone(TAIPEI).date() for o in reports)
+    own = [o for o in reports if o.origin == "TWN"]
+    body = b"\n".join(msgspec.json.encode(o) for o in own)
+    added = httpx.post(
+        f"{served.api_url}/api/observations", content=body, headers=served.headers, timeout=120
+    ).json()
+    assert added["inserted"] == len(own), added["rejected"][:3]
+    with open_node(served.directory) as node:  # Japan's, as its link would store them
+        partners = [o for o in reports if o.origin != "TWN"]
+        assert node.ingest(partners, via="link").inserted == len(partners)
+    day = _count(served, _taipei_day(2022, 8, 21), _taipei_day(2022, 8, 22))
+    # each MND line of the day is a track of its own; the demo's reports are tracks by `track`
+    return len({(o.origin, o.track) for o in reports}) + day - len(reports)
+
+
+def test_tracks_show_heads_with_amplifiers_clusters_a_cursor_readout_and_three_languages(
+    page: Any, served: ServedNode
+) -> None:
+    tracks = _scenario_day(served)
+    _open(page, served, "2022-08-21", "2022-08-21")
+    assert int(page.get_attribute("#shown", "data-tracks")) == tracks  # one per source track
+    assert _shown(page) > 10 * tracks  # many reports, each track drawn once
+
+    # zoomed out, crowded heads are clustered: every track is a symbol or in a cluster's count
+    page.evaluate("() => window.cop.centre(124, 24, 4)")
+    drawn = page.evaluate("() => window.cop.rendered(['head-symbols', 'clusters'])")
+    clustered = {d["cluster_id"]: d["point_count"] for d in drawn if d["layer"] == "clusters"}
+    singles = {d["key"] for d in drawn if d["layer"] == "head-symbols"}
+    assert clustered and len(singles) + sum(clustered.values()) == tracks
+    page.screenshot(path=ARTIFACTS / "tracks-clustered.png")
+
+    # zoomed in, each head carries its 2525 amplifiers: type, count, flight level, time, origin
+    heads = page.evaluate("() => window.cop.rendered(['head-symbols'])")
+    bomber = next(
+        h
+        for h in page.evaluate(
+            "() => window.cop.map.querySourceFeatures('heads').map(f => f.properties)"
+        )
+        if "H-6K" in str(h.get("aicon", ""))
+    )
+    del heads
+    lon, lat = page.evaluate(
+        """(key) => window.cop.map.querySourceFeatures('heads')
+            .find(f => f.properties.key === key).geometry.coordinates""",
+        bomber["key"],
+    )
+    _click_at(page, lon, lat, zoom=8)
+    amplified = page.evaluate("() => window.cop.rendered(['head-symbols'])")
+    names = [a["aicon"] for a in amplified]
+    assert bomber["key"] in {a["key"] for a in amplified}
+    assert page.evaluate("(names) => names.every(n => window.cop.map.hasImage(n))", names)
+    _, _, kind_type, count, level, _, time, origin, _ = bomber["aicon"].split("|")
+    assert (kind_type, count, origin) == ("H-6K", "2", bomber["origin"])
+    assert level.startswith("FL") and time.endswith("H")  # Taipei time, zone letter H
+    # the click selected the track: highlighted, with position, course and speed in the detail
+    assert page.evaluate("window.cop.selected") == bomber["key"]
+    page.wait_for_selector("#detail-speed")
+    assert page.inner_text("#detail-course").endswith("°")
+    assert page.inner_text("#detail-speed").endswith("kt")
+    assert "MGRS" in page.inner_text("#tab-detail")
+
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.move(box["x"] + 200, box["y"] + 150)
+    readout = page.locator("#cursor")
+    assert readout.get_attribute("data-mgrs") not in (None, "", "—")
+    cursor_lat = float(readout.get_attribute("data-lat") or "nan")
+    assert 15 < cursor_lat < 35 and "MGRS 51" in readout.inner_text()
+    page.screenshot(path=ARTIFACTS / "track-amplifiers-en.png")
+
+    # the keyboard: tabs answer arrow keys, the track list answers arrows and Enter
+    page.locator("#tabs [data-tab=detail]").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#tabs [data-tab=tracks]", "aria-selected") == "true"
+    page.locator("#track-list").focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.cop.selected !== null")
+
+    for code, html_lang, word in (
+        ("zh", "zh-Hant", "航跡"),
+        ("ja", "ja", "航跡"),
+        ("en", "en", "Tracks"),
+    ):
+        page.select_option("#lang", code)
+        assert page.evaluate("document.documentElement.lang") == html_lang
+        assert page.inner_text("#tabs [data-tab=tracks]") == word
+        page.screenshot(path=ARTIFACTS / f"language-{code}.png")
+    page.select_option("#lang", "zh")
+    assert "觀測" in page.inner_text("#shown")
+    page.select_option("#lang", "ja")
+    assert "航跡" in page.inner_text("#shown") and page.inner_text("#live") == "● ライブ"
+
+
+def test_the_page_and_its_assets_go_out_compressed(served: ServedNode) -> None:
+    for path in ("/", "/assets/app.js", "/assets/basemap.json"):
+        answer = httpx.get(
+            f"{served.api_url}{path}", headers={**served.headers, "Accept-Encoding": "gzip"}
+        )
+        assert answer.status_code == 200
+        assert answer.headers.get("content-encoding") == "gzip", path
+        assert answer.num_bytes_downloaded < len(answer.content) / 2, path

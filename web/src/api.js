@@ -93,10 +93,10 @@ export const api = {
     }
   },
 
-  /** Sorties seen by two or more parties, fused (GET /api/fused). Single-source items are the
-   * observations themselves and are drawn as such. */
+  /** The fused picture of a period (GET /api/fused): sorties seen by two or more parties are
+   * drawn as such; every item ties the radar plots of one track together. */
   async fused(start, end, signal) {
-    const response = await fetch(`/api/fused?${query({ start, end, joint: true })}`, {
+    const response = await fetch(`/api/fused?${query({ start, end })}`, {
       headers: { Accept: "application/json" },
       signal,
     });

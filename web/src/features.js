@@ -1,6 +1,6 @@
-// Observations as map features: symbols at positions (and at a track's latest position), tracks
-// as lines with direction, areas as polygons. Pure functions of the records; no map here.
-import { iconName } from "./symbols.js";
+// Areas as map features (polygons, with the closest approaches a source draws), fused sorties,
+// the colour of each origin and the extent of a picture. Tracks are in tracks.js. Pure
+// functions of the records; no map here.
 
 export const FUSED = "fused";
 const OWN_COLOUR = "#1565c0";
@@ -23,6 +23,11 @@ export class Palette {
     return this.colours.get(origin);
   }
 
+  /** 0 for the first partner, 1 for the next … (its marker shape). */
+  partnerIndex(origin) {
+    return [...this.colours.keys()].filter((o) => o !== this.own && o !== FUSED).indexOf(origin);
+  }
+
   role(origin) {
     if (origin === this.own) return "own";
     if (origin === FUSED) return "fused";
@@ -40,46 +45,16 @@ function lastPosition(geometry) {
   return null;
 }
 
-/** Map features of one observation (``key`` ties them back to it). */
-export function observationFeatures(observation, symbols, palette, fresh = false) {
+/** Map features of an area observation and of any closest approach it carries. */
+export function areaFeatures(observation, palette) {
   const key = observation.id;
-  const platform = observation.platform || {};
-  const colour = palette.colour(observation.origin);
-  const properties = {
-    key,
-    origin: observation.origin,
-    kind: observation.kind,
-    colour,
-    fresh: fresh ? 1 : 0,
-    label: platform.type || platform.platform_class || observation.kind,
-  };
-  const geometry = observation.geometry;
+  const properties = { key, id: key, origin: observation.origin, kind: observation.kind, colour: palette.colour(observation.origin) };
   const features = [];
-  // Closest approaches the source draws (a place on shore to the target), dashed.
   for (const approach of observation.approaches || []) {
-    if (approach.line) {
-      features.push({
-        type: "Feature",
-        properties: { ...properties, shape: "approach", label: `${approach.distance_nmi} nmi` },
-        geometry: approach.line,
-      });
-    }
+    if (approach.line) features.push({ type: "Feature", properties: { ...properties, shape: "approach" }, geometry: approach.line });
   }
-  if (geometry.type === "Polygon") {
-    features.push({ type: "Feature", properties: { ...properties, shape: "area" }, geometry });
-    return features;
-  }
-  if (geometry.type === "LineString" || geometry.type === "MultiLineString") {
-    features.push({ type: "Feature", properties: { ...properties, shape: "track" }, geometry });
-  }
-  const sidc = symbols.sidc(observation);
-  const at = lastPosition(geometry);
-  if (sidc && at) {
-    features.push({
-      type: "Feature",
-      properties: { ...properties, shape: "symbol", icon: iconName(sidc) },
-      geometry: { type: "Point", coordinates: at },
-    });
+  if (observation.geometry.type === "Polygon") {
+    features.push({ type: "Feature", properties: { ...properties, shape: "area" }, geometry: observation.geometry });
   }
   return features;
 }
@@ -89,14 +64,7 @@ export function fusedFeatures(item, index, palette) {
   const geometry = item.geometry;
   if (!geometry || !geometry.type) return [];
   const key = `fused:${item.id ?? index}`;
-  const properties = {
-    key,
-    origin: FUSED,
-    kind: item.kind || "air",
-    colour: palette.colour(FUSED),
-    fresh: 0,
-    label: "fused",
-  };
+  const properties = { key, origin: FUSED, kind: item.kind || "air", colour: palette.colour(FUSED) };
   if (geometry.type === "Polygon") return [{ type: "Feature", properties: { ...properties, shape: "area" }, geometry }];
   const features = [];
   if (geometry.type !== "Point") {

@@ -2,20 +2,24 @@
 import "maplibre-gl/dist/maplibre-gl.css";
 import "./style.css";
 import { api } from "./api.js";
-import { Palette, FUSED, bounds, endMs, fusedFeatures, observationFeatures, startMs } from "./features.js";
-import { FUSED_LAYERS, OBSERVATION_LAYERS, ZONE_LAYERS, createMap, renderedKeys, setVisibility } from "./map.js";
+import { forward as toMgrs } from "mgrs";
+import { Palette, FUSED, areaFeatures, bounds, endMs, fusedFeatures, startMs } from "./features.js";
+import { CLICKABLE_LAYERS, FUSED_LAYERS, ZONE_LAYERS, createMap, renderedKeys, select, setVisibility } from "./map.js";
+import { LANGUAGES, chooseLanguage, formatTime, t } from "./i18n.js";
+import { buildTracks, fusedIndex, headFeature, originMark, settle, trackKey, trailFeature } from "./tracks.js";
 import {
   el,
   eventTitle,
-  formatTime,
+  formatPosition,
   renderAudit,
   renderDetail,
   renderEvents,
   renderFusedDetail,
   renderLedger,
   renderSorties,
+  renderTrackList,
 } from "./panels.js";
-import { Symbols, symbolSvg } from "./symbols.js";
+import { Symbols, markSvg, symbolSvg } from "./symbols.js";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -23,6 +27,7 @@ const FRESH_MS = 15_000;
 const EVENTS_POLL_MS = 5_000;
 const FUSED_DEBOUNCE_MS = 5_000;
 const FUSE_WITHOUT_ASKING = 2_000;
+const MAX_FUSED_DAYS = 31;
 /** Fusing a larger period is left to the officer's choice: the node works a while on it. */
 const $ = (id) => document.getElementById(id);
 
@@ -52,6 +57,12 @@ const state = {
   unseenEvents: 0,
   tab: "detail",
   shown: 0,
+  tracks: new Map(),
+  fusedOf: new Map(),
+  selected: null,
+  shownHeads: new Set(),
+  shownTrails: new Set(),
+  filterValues: new Set(),
 };
 
 // --- time -------------------------------------------------------------------------------------
@@ -97,34 +108,104 @@ function render() {
   });
 }
 
+function visibleObservations(window) {
+  const visible = [];
+  for (const observation of state.observations.values()) if (isVisible(observation, window)) visible.push(observation);
+  return visible;
+}
+
+function isFresh(track, now) {
+  return (state.fresh.get(track.head.id) || 0) > now;
+}
+
+/** Draw everything again (a new period, filter or replay step); live updates use update(). */
 function draw() {
   const window = replayWindow();
   const now = Date.now();
-  const features = [];
-  let shown = 0;
-  for (const observation of state.observations.values()) {
-    if (!isVisible(observation, window)) continue;
-    shown += 1;
-    const fresh = (state.fresh.get(observation.id) || 0) > now;
-    features.push(...observationFeatures(observation, state.symbols, state.palette, fresh));
+  const visible = visibleObservations(window);
+  state.tracks = buildTracks(visible, state.fusedOf);
+  const heads = [];
+  const trails = [];
+  for (const track of state.tracks.values()) {
+    const head = headFeature(track, state.symbols, state.palette, isFresh(track, now), state.tz);
+    if (head) heads.push(head);
+    const trail = trailFeature(track, state.palette);
+    if (trail) trails.push(trail);
   }
-  state.map.getSource("observations").setData({ type: "FeatureCollection", features });
-  state.shown = shown;
-  const label = $("shown");
-  label.textContent = `${shown} of ${state.observations.size} observations shown`;
-  label.dataset.count = String(shown);
-  label.dataset.loaded = String(state.observations.size);
-  const outside = $("outside");
-  outside.hidden = state.outside === 0;
-  outside.textContent = `${state.outside} new outside the period`;
+  const areas = visible.filter((o) => o.kind === "area").flatMap((o) => areaFeatures(o, state.palette));
+  state.map.getSource("heads").setData({ type: "FeatureCollection", features: heads });
+  state.map.getSource("trails").setData({ type: "FeatureCollection", features: trails });
+  state.map.getSource("areas").setData({ type: "FeatureCollection", features: areas });
+  state.shownHeads = new Set(heads.map((f) => f.id));
+  state.shownTrails = new Set(trails.map((f) => f.id));
+  state.shown = visible.length;
+  drawCounts();
   $("replay-time").textContent = window
     ? `${formatTime(iso(window[0]), state.tz)} → ${formatTime(iso(window[1]), state.tz)}`
-    : "whole period";
+    : t("wholePeriod");
   drawFused();
+  if (state.tab === "tracks") showTracks();
+}
+
+function drawCounts() {
+  const label = $("shown");
+  label.textContent = t("shown", { shown: state.shown, loaded: state.observations.size, tracks: state.tracks.size });
+  label.dataset.count = String(state.shown);
+  label.dataset.loaded = String(state.observations.size);
+  label.dataset.tracks = String(state.tracks.size);
+  const outside = $("outside");
+  outside.hidden = state.outside === 0;
+  outside.textContent = t("outside", { n: state.outside });
+}
+
+/** Apply one stored observation to the map: only its track's head and trail change. */
+function update(observation, previous) {
+  const window = replayWindow();
+  if (observation.kind === "area" || previous?.kind === "area") {
+    render();
+    return;
+  }
+  const key = trackKey(observation, state.fusedOf);
+  const track = state.tracks.get(key);
+  if (track && previous) track.items = track.items.filter((item) => item.id !== previous.id);
+  if (previous && isVisible(previous, window)) state.shown -= 1;
+  const visible = !observation.retracted && isVisible(observation, window);
+  if (visible) {
+    state.shown += 1;
+    if (track) track.items.push(observation);
+    else state.tracks.set(key, { key, origin: observation.origin, kind: observation.kind, items: [observation] });
+  }
+  const changed = state.tracks.get(key);
+  const diff = { heads: { remove: [], add: [] }, trails: { remove: [], add: [] } };
+  if (state.shownHeads.has(key)) diff.heads.remove.push(key);
+  if (state.shownTrails.has(key)) diff.trails.remove.push(key);
+  state.shownHeads.delete(key);
+  state.shownTrails.delete(key);
+  if (changed && changed.items.length) {
+    settle(changed);
+    const head = headFeature(changed, state.symbols, state.palette, isFresh(changed, Date.now()), state.tz);
+    if (head) {
+      diff.heads.add.push(head);
+      state.shownHeads.add(key);
+    }
+    const trail = trailFeature(changed, state.palette);
+    if (trail) {
+      diff.trails.add.push(trail);
+      state.shownTrails.add(key);
+    }
+  } else {
+    state.tracks.delete(key);
+  }
+  state.map.getSource("heads").updateData(diff.heads);
+  state.map.getSource("trails").updateData(diff.trails);
+  drawCounts();
 }
 
 function drawFused() {
-  const items = state.fused || [];
+  const window = replayWindow();
+  const items = (state.fused || []).filter(
+    (item) => !window || (Date.parse(item.end) >= window[0] && Date.parse(item.start) < window[1]),
+  );
   const features = state.hidden.origins.has(FUSED)
     ? []
     : items.flatMap((item, index) => fusedFeatures(item, index, state.palette));
@@ -142,6 +223,7 @@ function checkbox(value, label, checked, onChange, extra = null) {
 function refreshFilters() {
   const origins = new Set([state.status.party, ...state.status.partners]);
   for (const observation of state.observations.values()) origins.add(observation.origin);
+  state.filterValues = new Set(origins);
   if (state.hasFusion) origins.add(FUSED);
   const originBox = $("filter-origin");
   const present = new Set([...originBox.querySelectorAll("input")].map((i) => i.value));
@@ -150,7 +232,7 @@ function refreshFilters() {
     const role = state.palette.role(origin);
     const swatch = el("span", { class: "swatch", style: `background:${state.palette.colour(origin)}` });
     originBox.append(
-      checkbox(origin, origin === FUSED ? "fused (several sources)" : `${origin} (${role})`, !state.hidden.origins.has(origin), (on) => {
+      checkbox(origin, origin === FUSED ? t("fusedSources") : `${origin} (${t(role)})`, !state.hidden.origins.has(origin), (on) => {
         if (on) state.hidden.origins.delete(origin);
         else state.hidden.origins.add(origin);
         render();
@@ -159,6 +241,7 @@ function refreshFilters() {
   }
   const classes = new Set();
   for (const observation of state.observations.values()) classes.add(platformClass(observation));
+  for (const name of classes) state.filterValues.add(name);
   const classBox = $("filter-class");
   const known = new Set([...classBox.querySelectorAll("input")].map((i) => i.value));
   for (const name of [...classes].sort()) {
@@ -174,19 +257,23 @@ function refreshFilters() {
   refreshLegend(origins);
 }
 
+function legendMark(origin) {
+  const holder = el("span", { class: "legend-symbol" });
+  const shape = origin === FUSED ? "square" : originMark(origin, state.palette).slice(5);
+  const template = document.createElement("template");
+  template.innerHTML = markSvg(shape, state.palette.colour(origin));
+  holder.append(template.content.firstElementChild);
+  return holder;
+}
+
 function refreshLegend(origins) {
   const items = [...origins].sort().map((origin) =>
-    el(
-      "li",
-      {},
-      el("span", { class: "swatch", style: `background:${state.palette.colour(origin)}` }),
-      ` ${origin === FUSED ? "fused (several sources)" : `${origin} — ${state.palette.role(origin)}`}`,
-    ),
+    el("li", {}, legendMark(origin), ` ${origin === FUSED ? t("fusedSources") : `${origin} — ${t(state.palette.role(origin))}`}`),
   );
   const examples = [
-    ["10060100001101040000", "hostile fighter"],
-    ["10063000001202030000", "hostile destroyer"],
-    ["10030100001101040000", "friendly fighter"],
+    ["10060100001101040000", t("hostileFighter")],
+    ["10063000001202030000", t("hostileDestroyer")],
+    ["10030100001101040000", t("friendlyFighter")],
   ].map(([sidc, text]) => {
     const holder = el("span", { class: "legend-symbol" });
     const template = document.createElement("template");
@@ -196,7 +283,7 @@ function refreshLegend(origins) {
   });
   $("legend").replaceChildren(
     ...items,
-    el("li", {}, el("span", { class: "legend-line" }), " track (arrows: direction)"),
+    el("li", {}, el("span", { class: "legend-line" }), ` ${t("trackLine")}`),
     ...examples,
   );
 }
@@ -226,19 +313,19 @@ function configureSlider() {
 async function loadPeriod({ fit = true } = {}) {
   readPeriodInputs();
   configureSlider();
-  const search = new URLSearchParams({ start: state.startDay, end: state.endDay, tz: String(state.tz) });
+  const search = new URLSearchParams({ start: state.startDay, end: state.endDay, tz: String(state.tz), lang: $("lang").value });
   history.replaceState(null, "", `?${search}`);
-  $("period-hint").textContent = "loading…";
+  $("period-hint").textContent = t("loading");
   state.buffered = state.buffered || [];
   state.outside = 0;
   const items = await api.observations(iso(state.periodStart), iso(state.periodEnd), (n) => {
-    $("period-hint").textContent = `loading… ${n}`;
+    $("period-hint").textContent = `${t("loading")} ${n}`;
   });
   state.observations = new Map(items.map((o) => [o.id, o]));
   const buffered = state.buffered;
   state.buffered = null;
   for (const observation of buffered) receive(observation);
-  $("period-hint").textContent = `${items.length} observations ${state.startDay} – ${state.endDay}`;
+  $("period-hint").textContent = t("loadedPeriod", { n: items.length, start: state.startDay, end: state.endDay });
   refreshFilters();
   draw();
   if (fit) {
@@ -269,19 +356,18 @@ function receive(observation) {
   if (known && known.version > observation.version) return;
   if (observation.retracted) {
     state.observations.delete(observation.id);
-    render();
+    if (known) update(observation, known);
     return;
   }
   if (!(endMs(observation) >= state.periodStart && startMs(observation) < state.periodEnd)) {
     state.outside += 1;
-    render();
+    drawCounts();
     return;
   }
   state.observations.set(observation.id, observation);
   state.fresh.set(observation.id, Date.now() + FRESH_MS);
-  setTimeout(render, FRESH_MS + 50);
-  refreshFilters();
-  render();
+  if (!state.filterValues.has(observation.origin) || !state.filterValues.has(platformClass(observation))) refreshFilters();
+  update(observation, known);
   scheduleEventPoll();
   scheduleFused();
 }
@@ -291,11 +377,13 @@ function connectStream(after) {
   const source = new EventSource(`/api/stream?after=${after}`);
   source.addEventListener("open", () => {
     live.className = "live on";
-    live.textContent = "● live";
+    live.dataset.i18n = "live";
+    live.textContent = t("live");
   });
   source.addEventListener("error", () => {
     live.className = "live off";
-    live.textContent = "● reconnecting";
+    live.dataset.i18n = "reconnecting";
+    live.textContent = t("reconnecting");
   });
   source.addEventListener("observation", (message) => {
     receive(JSON.parse(message.data));
@@ -362,17 +450,27 @@ async function refreshFused() {
     drawFused();
     return;
   }
+  label.hidden = false;
+  if (state.periodEnd - state.periodStart > MAX_FUSED_DAYS * DAY) {
+    // the node fuses at most 31 days at once: say so, rather than show its refusal
+    state.fused = null;
+    label.textContent = t("fusedTooLong", { days: MAX_FUSED_DAYS });
+    drawFused();
+    return;
+  }
   const fusing = new AbortController();
   state.fusing = fusing;
-  label.hidden = false;
-  label.textContent = "fusing…";
+  label.textContent = t("fusing");
   try {
-    state.fused = await api.fused(iso(state.periodStart), iso(state.periodEnd), fusing.signal);
-    label.textContent = `${state.fused.length} seen by several parties`;
+    const all = await api.fused(iso(state.periodStart), iso(state.periodEnd), fusing.signal);
+    state.fused = (all || []).filter((item) => item.jointly_seen !== false);
+    state.fusedOf = fusedIndex(all);
+    label.textContent = t("fusedCount", { n: state.fused.length });
+    render();
   } catch (error) {
     if (fusing.signal.aborted) return;
     state.fused = null;
-    label.textContent = `fusion: ${error.message}`;
+    label.textContent = t("fusedFailed", { reason: error.status ? `${error.status}` : error.message });
   } finally {
     if (state.fusing === fusing) state.fusing = null;
   }
@@ -385,7 +483,9 @@ async function refreshFused() {
 function selectTab(name) {
   state.tab = name;
   for (const button of document.querySelectorAll("#tabs button")) {
-    button.setAttribute("aria-selected", String(button.dataset.tab === name));
+    const chosen = button.dataset.tab === name;
+    button.setAttribute("aria-selected", String(chosen));
+    button.tabIndex = chosen ? 0 : -1;
   }
   for (const panel of document.querySelectorAll("#side [role=tabpanel]")) {
     panel.hidden = panel.id !== `tab-${name}`;
@@ -394,16 +494,39 @@ function selectTab(name) {
     state.unseenEvents = 0;
     $("events-badge").hidden = true;
   }
-  const loaders = { sorties: showSorties, ledger: showLedger, audit: showAudit };
+  const loaders = { sorties: showSorties, ledger: showLedger, audit: showAudit, tracks: async () => showTracks() };
   if (loaders[name]) loaders[name]().catch(showError);
 }
 
-async function showDetail(id, version) {
+function choose(key) {
+  state.selected = key;
+  select(state.map, key);
+  for (const item of document.querySelectorAll("#track-list [role=option]")) {
+    item.setAttribute("aria-selected", String(item.dataset.key === key));
+  }
+}
+
+async function showDetail(id, version, key = null) {
   const panel = $("tab-detail");
   if (state.tab !== "detail") selectTab("detail");
-  panel.replaceChildren(el("p", { class: "hint", text: "loading…" }));
+  choose(key || trackKeyOf(id));
+  panel.replaceChildren(el("p", { class: "hint", text: t("loading") }));
   const detail = await api.detail(id, version);
-  renderDetail(panel, detail, state);
+  renderDetail(panel, detail, { ...state, track: state.tracks.get(state.selected) });
+}
+
+function trackKeyOf(id) {
+  const observation = state.observations.get(id);
+  return observation ? trackKey(observation, state.fusedOf) : id;
+}
+
+function showTracks() {
+  renderTrackList($("tab-tracks"), [...state.tracks.values()], state, (track) => {
+    const [lon, lat] = track.head.geometry.type === "Point" ? track.head.geometry.coordinates : [null, null];
+    if (lon !== null) state.map.easeTo({ center: [lon, lat], zoom: Math.max(state.map.getZoom(), 7), duration: 0 });
+    choose(track.key);
+    return showDetail(track.head.id, undefined, track.key).then(() => selectTab("tracks"));
+  });
 }
 
 async function showSorties() {
@@ -433,26 +556,31 @@ function showError(error) {
 
 // --- map interaction --------------------------------------------------------------------------
 
-const CLICKABLE = [...OBSERVATION_LAYERS, ...FUSED_LAYERS];
-const SHAPE_ORDER = { symbol: 0, "fused-point": 1, track: 2, area: 3 };
+const CLICKABLE = [...CLICKABLE_LAYERS, ...FUSED_LAYERS];
+const LAYER_ORDER = { "head-symbols": 0, "head-marks": 0, clusters: 1, "fused-points": 2, trails: 3, "fused-tracks": 3, "obs-areas": 4, "fused-areas": 4 };
 
 function onMapClick(event) {
   const { x, y } = event.point;
   const hits = state.map.queryRenderedFeatures(
-    [[x - 5, y - 5], [x + 5, y + 5]],
+    [[x - 6, y - 6], [x + 6, y + 6]],
     { layers: CLICKABLE.filter((id) => state.map.getLayoutProperty(id, "visibility") !== "none") },
   );
-  if (!hits.length) return;
+  if (!hits.length) {
+    choose(null);
+    return;
+  }
   const distance = (feature) => {
     if (feature.geometry.type !== "Point") return 0;
     const at = state.map.project(feature.geometry.coordinates);
     return Math.hypot(at.x - x, at.y - y);
   };
-  hits.sort(
-    (a, b) =>
-      SHAPE_ORDER[a.properties.shape] - SHAPE_ORDER[b.properties.shape] || distance(a) - distance(b),
-  );
-  const key = hits[0].properties.key;
+  hits.sort((a, b) => (LAYER_ORDER[a.layer.id] ?? 9) - (LAYER_ORDER[b.layer.id] ?? 9) || distance(a) - distance(b));
+  const hit = hits[0];
+  if (hit.layer.id === "clusters") {
+    state.map.easeTo({ center: hit.geometry.coordinates, zoom: Math.min(state.map.getZoom() + 2, 9), duration: 0 });
+    return;
+  }
+  const key = hit.properties.key;
   if (key.startsWith("fused:")) {
     const index = (state.fused || []).findIndex((item, n) => `fused:${item.id ?? n}` === key);
     if (index >= 0) {
@@ -463,7 +591,36 @@ function onMapClick(event) {
     }
     return;
   }
-  showDetail(key).catch(showError);
+  showDetail(hit.properties.id || key, undefined, key).catch(showError);
+}
+
+function showCursor(event) {
+  const { lng, lat } = event.lngLat;
+  let grid = "";
+  try {
+    grid = toMgrs([lng, lat], 5).replace(/^(\d+[A-Z])([A-Z]{2})(\d{5})(\d{5})$/, "$1 $2 $3 $4");
+  } catch {
+    grid = "—"; // outside MGRS (the poles)
+  }
+  const out = $("cursor");
+  out.textContent = `${formatPosition(lat, lng)} · MGRS ${grid}`;
+  out.dataset.lat = lat.toFixed(5);
+  out.dataset.lon = lng.toFixed(5);
+  out.dataset.mgrs = grid;
+}
+
+function wireTabKeys() {
+  const tabs = [...document.querySelectorAll("#tabs [role=tab]")];
+  $("tabs").addEventListener("keydown", (event) => {
+    const at = tabs.indexOf(document.activeElement);
+    if (at < 0) return;
+    const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const tab = tabs[(next + tabs.length) % tabs.length];
+    tab.focus();
+    selectTab(tab.dataset.tab);
+  });
 }
 
 // --- start ------------------------------------------------------------------------------------
@@ -485,12 +642,12 @@ function wireControls() {
     if (playing) {
       clearInterval(playing);
       playing = null;
-      button.textContent = "▶ play";
+      button.textContent = t("play");
       return;
     }
     const slider = $("replay-slider");
     if (Number(slider.value) >= Number(slider.max)) slider.value = "0";
-    button.textContent = "❚❚ pause";
+    button.textContent = t("pause");
     playing = setInterval(() => {
       slider.value = String(Number(slider.value) + 1);
       state.sliderHours = Number(slider.value);
@@ -515,6 +672,16 @@ function wireControls() {
   for (const button of document.querySelectorAll("#tabs button")) {
     button.addEventListener("click", () => selectTab(button.dataset.tab));
   }
+  wireTabKeys();
+  $("lang").addEventListener("change", (event) => {
+    chooseLanguage(event.target.value);
+    const search = new URLSearchParams(window.location.search);
+    search.set("lang", event.target.value);
+    history.replaceState(null, "", `?${search}`);
+    refreshLegend(new Set([...$("filter-origin").querySelectorAll("input")].map((i) => i.value)));
+    draw();
+    if (state.tab !== "detail") selectTab(state.tab);
+  });
 }
 
 async function start() {
@@ -535,6 +702,9 @@ async function start() {
   document.title = `kuroshio ${status.party} — common operating picture`;
 
   const params = new URLSearchParams(window.location.search);
+  const lang = chooseLanguage(params.get("lang") || (navigator.language || "en").slice(0, 2));
+  $("lang").replaceChildren(...Object.entries(LANGUAGES).map(([code, name]) => el("option", { value: code, text: name })));
+  $("lang").value = lang;
   const tz = params.get("tz") ?? "0";
   $("period-tz").value = [...$("period-tz").options].some((o) => o.value === tz) ? tz : "0";
   const [first, last] = defaultPeriod(status, Number($("period-tz").value));
@@ -543,8 +713,14 @@ async function start() {
 
   state.hasFusion = await api.hasFusion();
   $("layer-fused").hidden = !state.hasFusion;
-  state.map = createMap($("map"), basemap, zones);
+  const firstPartner = [...status.partners].sort()[0];
+  state.map = createMap($("map"), basemap, zones, {
+    party: status.party,
+    colour: state.palette.colour(status.party),
+    partnerColour: firstPartner ? state.palette.colour(firstPartner) : "#455a64",
+  });
   state.map.on("click", onMapClick);
+  state.map.on("mousemove", showCursor);
   for (const id of CLICKABLE) {
     state.map.on("mouseenter", id, () => (state.map.getCanvas().style.cursor = "pointer"));
     state.map.on("mouseleave", id, () => (state.map.getCanvas().style.cursor = ""));
@@ -588,6 +764,11 @@ window.cop = {
     return state.map;
   },
   renderedCount: () => renderedKeys(state.map).size,
+  /** Heads drawn in view now (symbols and the tracks inside drawn clusters). */
+  rendered: (layers) => state.map.queryRenderedFeatures({ layers }).map((f) => ({ ...f.properties, layer: f.layer.id })),
+  get selected() {
+    return state.selected;
+  },
   /** Resolves once the map has drawn everything it has (at once when it already has). */
   idle: () =>
     new Promise((resolve) => {

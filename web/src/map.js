@@ -1,5 +1,7 @@
-// The map: Natural Earth basemap served by the node, the reference zones, observations and fused
-// sorties. No tiles, fonts or sprites from elsewhere: labels live in the panels, not on the map.
+// The map: Natural Earth basemap served by the node, a graticule, the reference zones, tracks
+// (a symbol at each head, a trail behind it, clustered at low zoom), areas and fused sorties.
+// No tiles, fonts or sprites from elsewhere: symbols, markers and cluster counts are drawn
+// into the sprite by symbols.js; words live in the panels.
 import * as maplibregl from "maplibre-gl";
 import { provideIcons } from "./symbols.js";
 
@@ -8,16 +10,53 @@ maplibregl.setWorkerUrl(new URL("/assets/maplibre-gl-worker.mjs", window.locatio
 const EMPTY = { type: "FeatureCollection", features: [] };
 const SEA = "#dfe9f3";
 const LAND = "#f4f1ea";
+export const CLUSTER_MAX_ZOOM = 6;
+export const AMPLIFIERS_FROM_ZOOM = 7;
 
-export const OBSERVATION_LAYERS = ["obs-areas", "obs-tracks", "obs-halo", "obs-symbols"];
+export const TRACK_LAYERS = ["trails", "trail-direction", "head-marks", "head-symbols", "clusters"];
+export const OBSERVATION_LAYERS = ["obs-areas", "obs-approaches", ...TRACK_LAYERS];
+export const CLICKABLE_LAYERS = ["obs-areas", "trails", "head-symbols", "head-marks", "clusters"];
 export const FUSED_LAYERS = ["fused-areas", "fused-tracks", "fused-points"];
 export const ZONE_LAYERS = {
   adiz: ["zones-adiz-fill", "zones-adiz"],
   median: ["zones-median"],
   gates: ["zones-gates"],
+  grid: ["grid-10", "grid-5", "grid-1", "grid-30m"],
 };
 
-export function createMap(container, basemap, zones) {
+/** Lines of longitude and latitude every ``step`` degrees over the region watched. */
+function graticule() {
+  const features = [];
+  const steps = [[10, "10"], [5, "5"], [1, "1"], [0.5, "30m"]];
+  for (const [step, name] of steps) {
+    for (let lon = 90; lon <= 160; lon += step) {
+      const coarser = steps.find(([s]) => s > step && Number.isInteger(lon / s));
+      if (!coarser) features.push({ type: "Feature", properties: { step: name }, geometry: { type: "LineString", coordinates: [[lon, -10], [lon, 60]] } });
+    }
+    for (let lat = -10; lat <= 60; lat += step) {
+      const coarser = steps.find(([s]) => s > step && Number.isInteger(lat / s));
+      if (!coarser) features.push({ type: "Feature", properties: { step: name }, geometry: { type: "LineString", coordinates: [[90, lat], [160, lat]] } });
+    }
+  }
+  return { type: "FeatureCollection", features };
+}
+
+function gridLayer(name, minzoom, width) {
+  return {
+    id: `grid-${name}`,
+    type: "line",
+    source: "graticule",
+    minzoom,
+    filter: ["==", ["get", "step"], name],
+    paint: { "line-color": "#8da2b5", "line-width": width, "line-opacity": 0.55 },
+  };
+}
+
+export function createMap(container, basemap, zones, own) {
+  const clusterColour = ["case",
+    ["==", ["get", "own"], ["get", "point_count"]], own.colour,
+    ["==", ["get", "own"], 0], own.partnerColour,
+    "#455a64"];
   const map = new maplibregl.Map({
     container,
     center: [122.5, 24.5],
@@ -28,12 +67,28 @@ export function createMap(container, basemap, zones) {
       version: 8,
       sources: {
         basemap: { type: "geojson", data: basemap, attribution: basemap.attribution, maxzoom: 10, tolerance: 0.5 },
+        graticule: { type: "geojson", data: graticule() },
         zones: { type: "geojson", data: zones },
-        observations: { type: "geojson", data: EMPTY },
+        areas: { type: "geojson", data: EMPTY },
+        trails: { type: "geojson", data: EMPTY, promoteId: "key" },
+        heads: {
+          type: "geojson",
+          data: EMPTY,
+          promoteId: "key",
+          cluster: true,
+          clusterMaxZoom: CLUSTER_MAX_ZOOM,
+          clusterRadius: 36,
+          clusterMinPoints: 3,
+          clusterProperties: { own: ["+", ["case", ["==", ["get", "origin"], own.party], 1, 0]] },
+        },
         fused: { type: "geojson", data: EMPTY },
       },
       layers: [
         { id: "sea", type: "background", paint: { "background-color": SEA } },
+        gridLayer("10", 0, 0.8),
+        gridLayer("5", 3, 0.6),
+        gridLayer("1", 5.5, 0.5),
+        gridLayer("30m", 8, 0.4),
         {
           id: "land",
           type: "fill",
@@ -79,39 +134,50 @@ export function createMap(container, basemap, zones) {
         {
           id: "obs-areas",
           type: "fill",
-          source: "observations",
+          source: "areas",
           filter: ["==", ["get", "shape"], "area"],
-          paint: {
-            "fill-color": ["get", "colour"],
-            "fill-opacity": 0.18,
-            "fill-outline-color": ["get", "colour"],
-          },
+          paint: { "fill-color": ["get", "colour"], "fill-opacity": 0.18, "fill-outline-color": ["get", "colour"] },
         },
         {
           id: "obs-approaches",
           type: "line",
-          source: "observations",
+          source: "areas",
           filter: ["==", ["get", "shape"], "approach"],
           paint: { "line-color": ["get", "colour"], "line-width": 1.2, "line-dasharray": [2, 2] },
         },
         {
-          id: "obs-tracks",
+          id: "trail-selected",
           type: "line",
-          source: "observations",
-          filter: ["==", ["get", "shape"], "track"],
+          source: "trails",
+          filter: ["==", ["get", "key"], ""],
           layout: { "line-cap": "round", "line-join": "round" },
-          paint: { "line-color": ["get", "colour"], "line-width": 2.2, "line-opacity": 0.85 },
+          paint: { "line-color": "#ffd600", "line-width": 8, "line-opacity": 0.7 },
         },
         {
-          id: "obs-direction",
+          id: "trails",
+          type: "line",
+          source: "trails",
+          layout: { "line-cap": "round", "line-join": "round" },
+          paint: { "line-color": ["get", "colour"], "line-width": 2, "line-opacity": 0.8 },
+        },
+        {
+          // partners' trails dashed as well as coloured
+          id: "trails-partner",
+          type: "line",
+          source: "trails",
+          filter: ["!=", ["get", "role"], "own"],
+          paint: { "line-color": "#ffffff", "line-width": 1, "line-dasharray": [2, 3] },
+        },
+        {
+          id: "trail-direction",
           type: "symbol",
-          source: "observations",
-          filter: ["==", ["get", "shape"], "track"],
+          source: "trails",
+          minzoom: 5,
           layout: {
             "symbol-placement": "line",
-            "symbol-spacing": 80,
+            "symbol-spacing": 90,
             "icon-image": "arrow",
-            "icon-size": 0.6,
+            "icon-size": 0.55,
             "icon-allow-overlap": true,
             "icon-ignore-placement": true,
             "icon-rotation-alignment": "map",
@@ -119,25 +185,49 @@ export function createMap(container, basemap, zones) {
           paint: { "icon-color": ["get", "colour"] },
         },
         {
-          id: "obs-halo",
+          id: "head-selected",
           type: "circle",
-          source: "observations",
-          filter: ["==", ["get", "shape"], "symbol"],
-          paint: {
-            "circle-radius": ["case", ["==", ["get", "fresh"], 1], 20, 14],
-            "circle-color": ["get", "colour"],
-            "circle-opacity": 0.25,
-            "circle-stroke-color": ["get", "colour"],
-            "circle-stroke-width": ["case", ["==", ["get", "fresh"], 1], 3, 1.5],
+          source: "heads",
+          filter: ["==", ["get", "key"], ""],
+          paint: { "circle-radius": 22, "circle-color": "rgba(255,214,0,0.35)", "circle-stroke-color": "#ffab00", "circle-stroke-width": 3 },
+        },
+        {
+          id: "head-fresh",
+          type: "circle",
+          source: "heads",
+          filter: ["all", ["!", ["has", "point_count"]], ["==", ["get", "fresh"], 1]],
+          paint: { "circle-radius": 20, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": ["get", "colour"], "circle-stroke-width": 2.5 },
+        },
+        {
+          id: "head-marks",
+          type: "symbol",
+          source: "heads",
+          filter: ["!", ["has", "point_count"]],
+          layout: {
+            "icon-image": ["concat", ["get", "mark"], "-", ["get", "colour"]],
+            "icon-allow-overlap": true,
+            "icon-ignore-placement": true,
           },
         },
         {
-          id: "obs-symbols",
+          id: "head-symbols",
           type: "symbol",
-          source: "observations",
-          filter: ["==", ["get", "shape"], "symbol"],
+          source: "heads",
+          filter: ["!", ["has", "point_count"]],
           layout: {
-            "icon-image": ["get", "icon"],
+            "icon-image": ["step", ["zoom"], ["get", "icon"], AMPLIFIERS_FROM_ZOOM, ["get", "aicon"]],
+            "icon-allow-overlap": true,
+            "icon-ignore-placement": true,
+            "symbol-sort-key": ["get", "updates"],
+          },
+        },
+        {
+          id: "clusters",
+          type: "symbol",
+          source: "heads",
+          filter: ["has", "point_count"],
+          layout: {
+            "icon-image": ["concat", "cluster|", ["to-string", ["get", "point_count"]], "|", clusterColour],
             "icon-allow-overlap": true,
             "icon-ignore-placement": true,
           },
@@ -161,12 +251,7 @@ export function createMap(container, basemap, zones) {
           type: "circle",
           source: "fused",
           filter: ["==", ["get", "shape"], "fused-point"],
-          paint: {
-            "circle-radius": 9,
-            "circle-color": "rgba(0,0,0,0)",
-            "circle-stroke-color": ["get", "colour"],
-            "circle-stroke-width": 3,
-          },
+          paint: { "circle-radius": 12, "circle-color": "rgba(0,0,0,0)", "circle-stroke-color": ["get", "colour"], "circle-stroke-width": 3 },
         },
       ],
     },
@@ -179,11 +264,17 @@ export function createMap(container, basemap, zones) {
 }
 
 export function setVisibility(map, layers, visible) {
-  for (const id of layers) map.setLayoutProperty(id, "visibility", visible ? "visible" : "none");
+  for (const id of layers) if (map.getLayer(id)) map.setLayoutProperty(id, "visibility", visible ? "visible" : "none");
+}
+
+/** Highlight one track or area (``key``), or none. */
+export function select(map, key) {
+  map.setFilter("head-selected", ["all", ["!", ["has", "point_count"]], ["==", ["get", "key"], key || ""]]);
+  map.setFilter("trail-selected", ["==", ["get", "key"], key || ""]);
 }
 
 /** Distinct observation keys drawn in the viewport now (what the watch officer can see). */
-export function renderedKeys(map, layers = OBSERVATION_LAYERS) {
+export function renderedKeys(map, layers = ["obs-areas", "head-symbols"]) {
   const keys = new Set();
   for (const feature of map.queryRenderedFeatures({ layers })) keys.add(feature.properties.key);
   return keys;

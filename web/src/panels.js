@@ -1,6 +1,11 @@
 // The side panels: one observation's detail, the events feed, daily sorties, the reciprocity
 // ledger and the audit chain. Each renders what the node's API returns; none computes policy.
+import { forward as toMgrs } from "mgrs";
+import { formatTime, t } from "./i18n.js";
+import { motion } from "./tracks.js";
 import { symbolSvg } from "./symbols.js";
+
+export { formatTime };
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -30,14 +35,23 @@ function svgNode(markup) {
   return template.content.firstElementChild;
 }
 
-export function formatTime(iso, tzMinutes) {
-  if (!iso) return "—";
-  const at = new Date(Date.parse(iso) + tzMinutes * 60_000);
-  const text = at.toISOString().slice(0, 16).replace("T", " ");
-  if (!tzMinutes) return `${text} Z`;
-  const sign = tzMinutes > 0 ? "+" : "-";
-  const hours = String(Math.floor(Math.abs(tzMinutes) / 60)).padStart(2, "0");
-  return `${text} UTC${sign}${hours}`;
+function degreesMinutes(value, positive, negative) {
+  const whole = Math.floor(Math.abs(value));
+  const minutes = (Math.abs(value) - whole) * 60;
+  return `${whole}°${minutes.toFixed(2).padStart(5, "0")}′${value >= 0 ? positive : negative}`;
+}
+
+/** 24°31.20′N 121°05.40′E */
+export function formatPosition(lat, lon) {
+  return `${degreesMinutes(lat, "N", "S")} ${degreesMinutes(lon, "E", "W")}`;
+}
+
+function mgrsOf(lat, lon) {
+  try {
+    return toMgrs([lon, lat], 5).replace(/^(\d+[A-Z])([A-Z]{2})(\d{5})(\d{5})$/, "$1 $2 $3 $4");
+  } catch {
+    return "—";
+  }
 }
 
 /** An event's time: as observed, or, when it is an estimate, the span it lies in (marked ~). */
@@ -52,6 +66,37 @@ export function formatEventTime(event, tzMinutes) {
 
 function row(name, ...value) {
   return el("tr", {}, el("th", { scope: "row", text: name }), el("td", {}, ...value));
+}
+
+function headPosition(geometry) {
+  if (geometry.type === "Point") return geometry.coordinates;
+  if (geometry.type === "LineString") return geometry.coordinates.at(-1);
+  if (geometry.type === "MultiLineString") return geometry.coordinates.at(-1).at(-1);
+  return null;
+}
+
+/** Position, course, speed and altitude rows of an observation (of its track when it has one). */
+function motionRows(observation, track) {
+  const at = headPosition(observation.geometry);
+  const moving = track && track.head.id === observation.id ? motion(track) : {
+    course: observation.kinematics?.course_deg ?? null,
+    speed: observation.kinematics?.speed_mps ?? null,
+    altitude: observation.kinematics?.altitude_m ?? null,
+  };
+  const rows = [];
+  if (at) {
+    const [lon, lat] = at;
+    rows.push(row(t("position"), el("span", { id: "detail-position", text: formatPosition(lat, lon) }), el("br"), el("small", { text: `MGRS ${mgrsOf(lat, lon)}` })));
+  }
+  if (moving.course !== null) rows.push(row(t("course"), el("span", { id: "detail-course", text: `${String(Math.round(moving.course)).padStart(3, "0")}°` })));
+  if (moving.speed !== null) {
+    rows.push(row(t("speed"), el("span", { id: "detail-speed", text: `${Math.round(moving.speed * 1.943844)} kt` }), ` (${Math.round(moving.speed * 3.6)} km/h)`));
+  }
+  if (moving.altitude !== null) {
+    rows.push(row(t("altitude"), `${Math.round(moving.altitude * 3.28084).toLocaleString()} ft (${Math.round(moving.altitude)} m)`));
+  }
+  if (track && track.items.length > 1) rows.push(row(t("updates"), String(track.items.length)));
+  return rows;
 }
 
 // --- detail -----------------------------------------------------------------------------------
@@ -88,7 +133,7 @@ export function renderDetail(container, detail, context) {
       ? el(
           "div",
           { class: "transforms", id: "detail-transforms" },
-          el("strong", { text: "Released with transforms" }),
+          el("strong", { text: t("transforms") }),
           el("ul", {}, transforms.map((text) => el("li", { text }))),
         )
       : null,
@@ -100,35 +145,35 @@ export function renderDetail(container, detail, context) {
         {},
         row("Id", el("code", { text: observation.id }), ` v${observation.version}`,
           versions.length > 1 ? ` (versions ${versions.join(", ")})` : ""),
-        row("Platform", [kind.type, kind.platform_class].filter(Boolean).join(" · ") || "—",
+        ...motionRows(observation, context.track),
+        row(t("platform"), [kind.type, kind.platform_class].filter(Boolean).join(" · ") || "—",
           kind.label && kind.label !== kind.type ? ` (source: ${kind.label})` : ""),
-        row("Count", String(kind.count ?? 1),
+        row(t("count"), String(kind.count ?? 1),
           observation.crossed_median_line != null ? ` (${observation.crossed_median_line} crossed the median line)` : ""),
         kind.classes?.length ? row("Classes", kind.classes.join(", ")) : null,
-        row("Nationality", [kind.nationality, kind.service].filter(Boolean).join(" · ") || "—"),
-        row("Observed", formatTime(observation.observed_at, tz)),
-        row("Until", formatTime(observation.until, tz)),
-        row("Origin", el("span", { class: "swatch", style: `background:${context.palette.colour(observation.origin)}` }), ` ${observation.origin}`),
-        row("Marking", `TLP:${marking.tlp}`,
+        row(t("nationality"), [kind.nationality, kind.service].filter(Boolean).join(" · ") || "—"),
+        row(t("observed"), formatTime(observation.observed_at, tz)),
+        row(t("until"), formatTime(observation.until, tz)),
+        row(t("origin"), el("span", { class: "swatch", style: `background:${context.palette.colour(observation.origin)}` }), ` ${observation.origin}`),
+        row(t("marking"), `TLP:${marking.tlp}`,
           marking.releasable_to.length ? ` · releasable to ${marking.releasable_to.join(", ")}` : "",
           marking.control.rerelease
             ? ` · re-release ${marking.control.to.length ? `to ${marking.control.to.join(", ")}` : "allowed"}, ${marking.control.max_hops} hops`
             : " · no re-release"),
-        row("Sensor", `${observation.source.sensor}, confidence ${observation.source.confidence}`,
+        row(t("sensor"), `${observation.source.sensor}, confidence ${observation.source.confidence}`,
           observation.source.uncertainty_m ? `, ±${Math.round(observation.source.uncertainty_m)} m` : ""),
-        row("Provenance",
+        row(t("provenance"),
           provenance.partner ? `from ${provenance.partner}, batch ${provenance.batch ?? "—"}, ${provenance.hops} hop(s)` : "",
           provenance.importer ? `${provenance.importer} ${provenance.record ? `(${provenance.record})` : ""}` : "",
           !provenance.partner && !provenance.importer ? "entered on this node" : ""),
-        row("Verification",
+        row(t("verification"),
           el("span", { class: `verification ${verification.status}`, id: "detail-verification", text: verification.status }),
           ` ${verification.detail}`),
         observation.approaches?.length
           ? row("Closest approach", el("ul", { id: "detail-approaches" },
               observation.approaches.map((a) => el("li", { text: `about ${a.distance_nmi} nmi from ${a.place}` }))))
           : null,
-        observation.kinematics?.altitude_m != null ? row("Altitude", `${Math.round(observation.kinematics.altitude_m)} m`) : null,
-        observation.remarks ? row("Remarks", observation.remarks) : null,
+        observation.remarks ? row(t("remarks"), observation.remarks) : null,
       ),
     ),
   );
@@ -301,7 +346,7 @@ export function renderLedger(container, view) {
     children.push(
       el("h4", { text: `${view.party} ⇄ ${partner.partner} (${partner.agreement || "no agreement in force"})` }),
       status ? el("p", { class: status.shortfall ? "warning" : "ok", text: status.message }) : null,
-      el(
+      el("div", { class: "table-scroll" }, el(
         "table",
         { class: "ledger" },
         el("thead", {}, el("tr", {}, ["day", "given", "sorties", "received", "sorties", "novel", "delay", "grid km"].map((h) => el("th", { text: h })))),
@@ -323,7 +368,7 @@ export function renderLedger(container, view) {
             ),
           ),
         ),
-      ),
+      )),
     );
   }
   fill(container, ...children);
@@ -346,4 +391,48 @@ export function renderAudit(container, view, onRefresh) {
       : null,
     el("button", { type: "button", onclick: onRefresh, text: "Verify again" }),
   );
+}
+
+// --- tracks list (the map's items, for the keyboard) -------------------------------------------
+
+const LIST_MAX = 500;
+
+export function renderTrackList(container, tracks, context, onPick) {
+  const sorted = [...tracks].sort((a, b) => Date.parse(b.head.until || b.head.observed_at) - Date.parse(a.head.until || a.head.observed_at));
+  const shown = sorted.slice(0, LIST_MAX);
+  const list = el("ul", { id: "track-list", role: "listbox", "aria-label": t("tracksTab"), tabindex: "0" });
+  for (const track of shown) {
+    const head = track.head;
+    const platform = head.platform || {};
+    const what = `${platform.type || platform.platform_class || head.kind}${platform.count > 1 ? ` ×${platform.count}` : ""}`;
+    const item = el(
+      "li",
+      { role: "option", id: `track-${CSS.escape(track.key)}`, "data-key": track.key, "aria-selected": String(track.key === context.selected) },
+      el("span", { class: "swatch", style: `background:${context.palette.colour(head.origin)}` }),
+      ` ${head.origin} · ${what} · ${formatTime(head.until || head.observed_at, context.tz)}`,
+    );
+    item.addEventListener("click", () => onPick(track));
+    list.append(item);
+  }
+  let at = Math.max(0, shown.findIndex((track) => track.key === context.selected));
+  const focus = () => {
+    const item = list.children[at];
+    if (!item) return;
+    list.setAttribute("aria-activedescendant", item.id);
+    for (const other of list.children) other.classList.toggle("active", other === item);
+    item.scrollIntoView({ block: "nearest" });
+  };
+  list.addEventListener("keydown", (event) => {
+    const moves = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: shown.length - 1, PageDown: at + 10, PageUp: at - 10 };
+    if (event.key in moves) {
+      event.preventDefault();
+      at = Math.max(0, Math.min(shown.length - 1, moves[event.key]));
+      focus();
+    } else if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      if (shown[at]) onPick(shown[at]);
+    }
+  });
+  fill(container, el("p", { class: "hint", text: t("tracksHint", { n: tracks.length }) }), list);
+  focus();
 }

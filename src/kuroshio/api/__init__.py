@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.middleware.gzip import GZipMiddleware
 
 from kuroshio import __version__
 from kuroshio.api import access, cop, feeds, fused, ledger, observations
@@ -62,6 +63,9 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     gate = app.state.gate = Gate(node)
     app.add_middleware(SameSiteOnly, gate=gate)
     app.add_exception_handler(KuroshioError, _refused)  # type: ignore[arg-type]
+    # The page, its assets (4.9 MB: script, map worker, basemap) and large answers go out
+    # compressed to a browser that accepts gzip; the live stream (text/event-stream) never is.
+    app.add_middleware(GZipMiddleware, minimum_size=1_024, compresslevel=6)
     viewer, liaison = [Depends(needs("viewer"))], [Depends(needs("liaison"))]
     app.include_router(access.router)
     app.include_router(observations.router)  # each route says its role; health needs none

@@ -25,7 +25,7 @@ from kuroshio.audit import AuditProblem, verify_log
 from kuroshio.catalogue import CLASS_SYMBOLS, PLATFORM_CLASSES, Catalogue
 from kuroshio.exchange.inbox import verify_received
 from kuroshio.feeds.status import FeedReport
-from kuroshio.model import Observation, PartyCode
+from kuroshio.model import Observation, PartyCode, latest_time
 from kuroshio.node import Node
 from kuroshio.store import ObservationFilter
 from kuroshio.store.backend import Reader
@@ -130,9 +130,9 @@ class SortieSeries(msgspec.Struct, frozen=True, kw_only=True):
 class SortieChart(msgspec.Struct, frozen=True, kw_only=True):
     """Daily sorties (aircraft and ships reported) per source and platform class.
 
-    A sortie is counted on the day its observation begins (days in UTC + ``utc_offset``); the
-    updates of one source track (a live feed's) are one sortie, on the day of its first update
-    in the period."""
+    A sortie is counted on the day (in UTC + ``utc_offset``) of its observation's middle: the
+    moment it was seen, or the middle of the span a report covers. The updates of one source
+    track (a live feed's) are one sortie, on the day of its first update in the period."""
 
     days: list[dt.date]
     origins: list[PartyCode]
@@ -411,9 +411,12 @@ def _sorties(
             if (observation.origin, observation.track) in tracks:
                 continue
             tracks.add((observation.origin, observation.track))
-        day = observation.observed_at.astimezone(zone).date()
+        # A report over a span (a whole day in Tokyo time, say) counts on the day its middle
+        # falls on in the chosen zone, so a JST day is not lost to the day before in Taipei.
+        middle = observation.observed_at + (latest_time(observation) - observation.observed_at) / 2
+        day = middle.astimezone(zone).date()
         if day not in index:
-            continue  # began before the period (an interval overlapping its start)
+            continue  # mostly before or after the period
         platform = observation.platform
         platform_class = (platform.platform_class if platform else None) or "unknown"
         sorties = platform.count if platform else 1

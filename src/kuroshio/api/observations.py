@@ -1,4 +1,5 @@
-"""Operator and browser routes: health, observations (query, add), events, and the live stream.
+"""Operator and browser routes: health, observations (query, add, export), events, and the live
+stream.
 
 Queries page with the store's cursor; ``POST /api/observations`` takes JSON or NDJSON through
 the node's one door (:meth:`~kuroshio.node.Node.ingest`); ``GET /api/stream`` sends every newly
@@ -23,8 +24,18 @@ from kuroshio import inputs
 from kuroshio.access import Principal
 from kuroshio.api.access import needs
 from kuroshio.errors import ImportRecordError
+from kuroshio.export.geojson import MEDIA_TYPE as GEOJSON_MEDIA_TYPE
+from kuroshio.export.geojson import feature_collection
+from kuroshio.export.kml import (
+    KML_MEDIA_TYPE,
+    KMZ_MEDIA_TYPE,
+    MAX_KML_ITEMS,
+    kml_bytes,
+    kmz_bytes,
+)
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import Record, decode_record, own_only, record_list
+from kuroshio.model import Observation
 from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.backend import Reader
@@ -118,6 +129,121 @@ def list_observations(
     )
     page = _reader(request).query(selection, limit=limit, cursor=cursor)
     return _json_response({"items": page.items, "next_cursor": page.next_cursor})
+
+
+def _selection(
+    start: str | None,
+    end: str | None,
+    bbox: str | None,
+    kind: list[str],
+    origin: list[str],
+    platform_class: list[str],
+) -> ObservationFilter:
+    return ObservationFilter(
+        start=inputs.utc_time(start, "start"),
+        end=inputs.utc_time(end, "end"),
+        bbox=inputs.bbox(bbox, "bbox"),
+        kinds=_split(kind),
+        origins=tuple(o.upper() for o in _split(origin)),
+        platform_classes=_split(platform_class),
+    )
+
+
+def _chosen(request: Request, selection: ObservationFilter) -> list[Observation]:
+    chosen = []
+    for observation in _reader(request).iter_query(selection):
+        chosen.append(observation)
+        if len(chosen) > MAX_KML_ITEMS:
+            raise HTTPException(
+                413, f"more than {MAX_KML_ITEMS} observations for one export; narrow the query"
+            )
+    return chosen
+
+
+def _kml(request: Request, selection: ObservationFilter, kmz: bool) -> bytes:
+    node = _node(request)
+    chosen = _chosen(request, selection)
+    write = kmz_bytes if kmz else kml_bytes
+    return write(
+        chosen,
+        own_party=node.party,
+        partners=sorted(node.partners),
+        name=f"kuroshio {node.party}: {len(chosen)} observations",
+    )
+
+
+_EXPORT_QUERY: Final = "start, end (ISO 8601), bbox, kind, origin, class: as /api/observations"
+
+
+@router.get(
+    "/export.kml",
+    summary="Current observations as KML for Google Earth (styled by origin, with time spans)",
+    description=_EXPORT_QUERY,
+    responses={200: {"content": {KML_MEDIA_TYPE: {}}}, 413: {"description": "too many"}},
+    dependencies=VIEWER,
+)
+async def export_kml(
+    request: Request,
+    start: str | None = None,
+    end: str | None = None,
+    bbox: str | None = None,
+    kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    origin: Annotated[list[str], Query()] = [],  # noqa: B006
+    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
+) -> Response:
+    selection = _selection(start, end, bbox, kind, origin, platform_class)
+    body = await run_in_threadpool(_kml, request, selection, False)
+    return Response(
+        body,
+        media_type=KML_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="kuroshio.kml"'},
+    )
+
+
+@router.get(
+    "/export.kmz",
+    summary="The same as /api/export.kml, zipped with its symbol icons (KMZ)",
+    description=_EXPORT_QUERY,
+    responses={200: {"content": {KMZ_MEDIA_TYPE: {}}}, 413: {"description": "too many"}},
+    dependencies=VIEWER,
+)
+async def export_kmz(
+    request: Request,
+    start: str | None = None,
+    end: str | None = None,
+    bbox: str | None = None,
+    kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    origin: Annotated[list[str], Query()] = [],  # noqa: B006
+    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
+) -> Response:
+    selection = _selection(start, end, bbox, kind, origin, platform_class)
+    body = await run_in_threadpool(_kml, request, selection, True)
+    return Response(
+        body,
+        media_type=KMZ_MEDIA_TYPE,
+        headers={"Content-Disposition": 'attachment; filename="kuroshio.kmz"'},
+    )
+
+
+@router.get(
+    "/export.geojson",
+    summary="Current observations as RFC 7946 GeoJSON with flat properties, for GIS",
+    description=_EXPORT_QUERY,
+    responses={200: {"content": {GEOJSON_MEDIA_TYPE: {}}}},
+    dependencies=VIEWER,
+)
+def export_geojson(
+    request: Request,
+    start: str | None = None,
+    end: str | None = None,
+    bbox: str | None = None,
+    kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    origin: Annotated[list[str], Query()] = [],  # noqa: B006
+    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
+) -> Response:
+    selection = _selection(start, end, bbox, kind, origin, platform_class)
+    body = b"".join(feature_collection(_chosen(request, selection)))
+    return Response(body, media_type=GEOJSON_MEDIA_TYPE)
 
 
 @router.get(

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import typer
@@ -29,6 +29,9 @@ from kuroshio.cli.common import (
     progress_bar,
     split_values,
 )
+from kuroshio.errors import InputError
+from kuroshio.export.geojson import feature_collection
+from kuroshio.export.kml import MAX_KML_ITEMS, kml_bytes, kmz_bytes
 from kuroshio.ingest.load import LoadSummary, store_records
 from kuroshio.ingest.records import own_only, read_observations
 from kuroshio.model import Observation, json_schema
@@ -182,6 +185,8 @@ class OutputFormat(StrEnum):
     ndjson = "ndjson"
     geojson = "geojson"
     csv = "csv"
+    kml = "kml"
+    kmz = "kmz"
 
 
 @app.command()
@@ -206,7 +211,8 @@ def query(
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
 ) -> None:
-    """Query current observations: rich table, or NDJSON / GeoJSON / CSV for other tools."""
+    """Query current observations: rich table, or NDJSON / GeoJSON / CSV / KML / KMZ for other
+    tools (KML and KMZ hold at most 50 000 observations; narrow the query beyond that)."""
     selection = ObservationFilter(
         start=parse_time(start, "--start"),
         end=parse_time(end, "--end"),
@@ -226,6 +232,9 @@ def query(
         items = node.store.iter_query(selection)
         if limit is not None:
             items = _take(items, limit)
+        if output in (OutputFormat.kml, OutputFormat.kmz):
+            _write_kml(node, items, kmz=output is OutputFormat.kmz)
+            return
         WRITERS[output](items)
 
 
@@ -275,21 +284,10 @@ def _write_ndjson(items: Iterator[Observation]) -> None:
     out.flush()
 
 
-def feature(observation: Observation) -> dict[str, Any]:
-    """An observation as a GeoJSON Feature (properties: every field but the geometry)."""
-    properties = msgspec.to_builtins(observation)
-    geometry = properties.pop("geometry")
-    return {"type": "Feature", "id": observation.id, "geometry": geometry, "properties": properties}
-
-
 def _write_geojson(items: Iterator[Observation]) -> None:
     out = sys.stdout.buffer
-    out.write(b'{"type":"FeatureCollection","features":[')
-    for number, item in enumerate(items):
-        if number:
-            out.write(b",")
-        out.write(b"\n" + _json.encode(feature(item)))
-    out.write(b"\n]}\n")
+    for piece in feature_collection(items):
+        out.write(piece)
     out.flush()
 
 
@@ -337,6 +335,24 @@ def _write_csv(items: Iterator[Observation]) -> None:
                 int(obs.retracted),
             )
         )
+
+
+def _write_kml(node: Node, items: Iterator[Observation], *, kmz: bool) -> None:
+    chosen = list(_take(items, MAX_KML_ITEMS + 1))
+    if len(chosen) > MAX_KML_ITEMS:
+        raise InputError(
+            f"more than {MAX_KML_ITEMS} observations for one KML file: narrow --start/--end, "
+            "--bbox or the filters, or use --format geojson"
+        )
+    write = kmz_bytes if kmz else kml_bytes
+    body = write(
+        chosen,
+        own_party=node.party,
+        partners=sorted(node.partners),
+        name=f"kuroshio {node.party}: {len(chosen)} observations",
+    )
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
 
 
 WRITERS: dict[OutputFormat, Callable[[Iterator[Observation]], None]] = {

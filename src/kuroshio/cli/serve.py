@@ -89,5 +89,6 @@ def _print_ready(info: ServeInfo, *, as_json: bool) -> None:
             f"kuroshio {info.party} node {info.node} serving (pid {info.pid})\n"
             f"  federation  {info.federation_url}\n"
             f"  operator    {info.api_url}\n"
+            + "".join(f"  cot {name:<7} {where}\n" for name, where in info.cot.items())
         )
     sys.stdout.flush()

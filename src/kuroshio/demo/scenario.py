@@ -180,6 +180,7 @@ def observe(
         source=Source(sensor="radar", confidence=0.9, uncertainty_m=error_m),
         marking=Marking(tlp="AMBER", releasable_to=tuple(releasable_to)),
         provenance=Provenance(importer="demo", record=sortie.name),
+        track=f"demo:{sortie.name}",
     )
 
 

@@ -32,6 +32,7 @@ from kuroshio.federation.transports import Transport
 from kuroshio.federation.transports.wss import WssTransport
 from kuroshio.node import Node
 from kuroshio.partners import Partner
+from kuroshio.tak import CotService
 
 if TYPE_CHECKING:
     from kuroshio.federation.transports.nats import NatsTransport
@@ -48,6 +49,8 @@ class ServeInfo(msgspec.Struct, frozen=True, kw_only=True):
     federation_url: str
     api_url: str
     pid: int
+    cot: dict[str, str] = {}
+    """Cursor-on-Target outputs by name: where each listens (as bound) or pushes to."""
 
 
 class _ApiServer(uvicorn.Server):
@@ -203,6 +206,13 @@ async def _serve(
             link_tasks = [tasks.create_task(link.run()) for link in links.values()]
             if feeds is not None:
                 link_tasks.append(tasks.create_task(feeds.run(), name="feeds"))
+            cot_where: dict[str, str] = {}
+            if role != "api" and config.cot:
+                cot = CotService(node)
+                cot_task = tasks.create_task(cot.run())
+                link_tasks.append(cot_task)
+                ending.append(cot_task)
+                cot_where = await _cot_started(cot, cot_task)
             if on_ready is not None:
                 on_ready(
                     ServeInfo(
@@ -211,6 +221,7 @@ async def _serve(
                         federation_url=federation_url,
                         api_url=api_url,
                         pid=os.getpid(),
+                        cot=cot_where,
                     )
                 )
             await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
@@ -271,6 +282,17 @@ async def _api_started(server: uvicorn.Server, task: asyncio.Task[None], url: st
             raise ConfigError(f"the operator API could not listen on {url}")
         await asyncio.sleep(0.02)
     return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+async def _cot_started(cot: CotService, task: asyncio.Task[None]) -> dict[str, str]:
+    """Where the Cursor-on-Target outputs listen, once they do (or why they could not)."""
+    ready = asyncio.ensure_future(cot.ready())
+    await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.done():
+        ready.cancel()
+        task.result()
+        raise ConfigError("the Cursor-on-Target outputs stopped before they listened")
+    return ready.result()
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:

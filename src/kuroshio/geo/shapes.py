@@ -10,6 +10,7 @@ what a distance means.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from typing import Any, Final
 
@@ -18,7 +19,7 @@ from pyproj import Geod, Transformer
 from shapely.ops import nearest_points
 
 from kuroshio.geo.grid import KM_PER_DEGREE
-from kuroshio.model import Geometry, LineString, MultiLineString, Point
+from kuroshio.model import Geometry, LineString, MultiLineString, Point, Position
 
 GEOD: Final = Geod(ellps="WGS84")
 """The ellipsoid kuroshio measures on."""
@@ -111,3 +112,22 @@ __all__ = [
     "geodesic_km",
     "shape_of",
 ]
+
+
+def right_hand_rings(rings: tuple[tuple[Position, ...], ...]) -> list[list[list[float]]]:
+    """A polygon's rings as RFC 7946 wants them: the exterior counterclockwise, holes clockwise
+    (the right-hand rule), each ring still closed."""
+    out: list[list[list[float]]] = []
+    for number, ring in enumerate(rings):
+        counterclockwise = _signed_area(ring) > 0
+        wanted = number == 0
+        ordered = ring if counterclockwise == wanted else tuple(reversed(ring))
+        out.append([[lon, lat] for lon, lat in ordered])
+    return out
+
+
+def _signed_area(ring: tuple[Position, ...]) -> float:
+    # The shoelace sum: positive for a counterclockwise ring in lon/lat.
+    return sum(
+        (lon1 * lat2 - lon2 * lat1) for (lon1, lat1), (lon2, lat2) in itertools.pairwise(ring)
+    )
