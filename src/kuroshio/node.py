@@ -769,7 +769,8 @@ class Node:
 def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
     """Move each track that ``observations`` update on and store the events of each step
     (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; how many events were
-    new. Observations that are not track updates are left alone."""
+    new. Observations that are not track updates are left alone; coarsened updates move their
+    track but derive no events."""
     updates = sorted(
         (o for o in observations if is_track_update(o)), key=lambda o: (o.observed_at, o.id)
     )
@@ -786,7 +787,10 @@ def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
             if head is None
             else Fix(head.at, head.lon, head.lat, (head.obs_id, head.obs_version))
         )
-        events.extend(step_events(observation, before))
+        if observation.provenance.released_grid_km is None:
+            # A position a release moved onto a grid could step across a line the track never
+            # crossed: the track moves on, but only positions as observed derive events.
+            events.extend(step_events(observation, before))
         fix = fix_of(observation)
         if head is None:
             moved[key] = TrackHead(

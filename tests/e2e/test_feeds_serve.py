@@ -170,6 +170,8 @@ def test_cat062_tracks_cross_the_median_line_once_each_and_jpn_receives_them_coa
     # coarsened: the two tracks 2 km apart fall into one 10 km cell at every update
     cells = {(o["track"][-1], tuple(o["geometry"]["coordinates"])) for o in received}
     assert {cell for _, cell in cells} == {cell for track, cell in cells if track == "0"}
+    # and a grid can step across a line the aircraft never crossed: JPN derives no event from them
+    assert not [e for e in _events(jpn) if "cat062:25/100:498" in (e["remarks"] or "")]
     # the picture's sortie panel counts two sorties, not 24 plots
     with httpx.Client(headers=twn.headers) as client:
         chart = client.get(

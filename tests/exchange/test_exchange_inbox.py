@@ -25,6 +25,7 @@ from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Observation, Platform, Source
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.policy import reciprocity
+from kuroshio.policy.ledger import ledger_days
 from kuroshio.store import ObservationFilter
 from observations import T0, observation
 from pinning import pin
@@ -162,6 +163,28 @@ def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
     assert {(e.flow, e.item, e.at) for e in given} == {
         ("given", f"TWN:test:{n}", receipt.received_at) for n in range(3)
     }
+
+
+def test_both_ledgers_count_the_updates_of_a_track_as_one_sortie(pair: tuple[Node, Node]) -> None:
+    twn, jpn = pair
+    track = "cat062:25/100:4980"
+    updates = [
+        observation(n, marking=TO_JAPAN, at=T0 + n * FIVE_MINUTES, lon=121.0 + n / 10, track=track)
+        for n in range(3)
+    ]
+    twn.ingest(updates)
+    signed = Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    receipt = open_receipt(signed, jpn.identity.public_key_bytes)
+    with twn.store.transaction() as tx:
+        assert outbox.record_receipt(tx, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
+    day = receipt.received_at.date()
+    for node, partner, flow in ((twn, "JPN", "given"), (jpn, "TWN", "received")):
+        with node.store.transaction() as tx:
+            kept = reciprocity.entries(tx, partner=partner)
+        assert {e.track for e in kept} == {track}
+        [today] = ledger_days(kept, partner, day, day)
+        summary = today.given if flow == "given" else today.received
+        assert (summary.items, summary.sorties) == (3, 2)  # a pair of aircraft, not six
 
 
 def test_replays_gaps_and_broken_chains_are_refused_and_nothing_is_stored(

@@ -40,6 +40,27 @@ def entry(flow: str, item: str, at: dt.datetime, **fields: object) -> LedgerEntr
     return msgspec.convert(values, LedgerEntry)
 
 
+def test_the_updates_of_a_track_are_one_sortie_counted_on_the_update_that_began_it() -> None:
+    start = dt.datetime(2024, 6, 1, 23, 50, tzinfo=dt.UTC)
+    track = "cat062:25/100:4980"
+    updates = [
+        entry("given", f"TWN:radar:{track}@{n}", start + n * dt.timedelta(minutes=5), track=track)
+        for n in range(4)  # two before midnight, two after
+    ]
+    other_origin = entry("given", f"USA:radar:{track}@0", start, track=track, sorties=1)
+    plain = entry("given", "TWN:report:1", start + DAY, sorties=3)
+    first, second = ledger_days(
+        [*updates, other_origin, plain], "JPN", start.date(), (start + DAY).date()
+    )
+    # Every update is an item given; the track's two aircraft count once, on its first day.
+    assert (first.given.items, first.given.sorties) == (3, 2 + 1)
+    assert (second.given.items, second.given.sorties) == (3, 3)
+    # As the entries are made from observations, and kept by the store with their track.
+    made = given_entry(observation(1, track=track), "JPN", start)
+    assert made.track == track
+    assert given_entry(observation(2), "JPN", start).track is None
+
+
 def test_days_count_items_sorties_timeliness_and_precision() -> None:
     start = dt.datetime(2024, 6, 1, 1, 0, tzinfo=dt.UTC)
     entries = [

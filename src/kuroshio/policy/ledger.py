@@ -44,6 +44,9 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     retracted: bool = False
     novel: bool | None = None
     """Received items: not already held from the receiver's own sources (None: not judged)."""
+    track: str | None = None
+    """The source track the item is one update of (a live feed's): the updates of one track are
+    one sortie, counted on the update that began it."""
 
 
 _entry_decoder = msgspec.json.Decoder(LedgerEntry)
@@ -73,6 +76,11 @@ def sorties_of(observation: Observation) -> int:
     return observation.platform.count if observation.platform is not None else 1
 
 
+def track_of(observation: Observation) -> str | None:
+    """The source track an item is an update of, or None."""
+    return observation.track if isinstance(observation.track, str) else None
+
+
 def given_entry(released: Observation, partner: str, sent_at: dt.datetime) -> LedgerEntry:
     """The ledger entry for an item as released to ``partner``, once it has been sent."""
     observation = released
@@ -87,6 +95,7 @@ def given_entry(released: Observation, partner: str, sent_at: dt.datetime) -> Le
         sorties=sorties_of(observation),
         grid_km=observation.provenance.released_grid_km,
         retracted=observation.retracted,
+        track=track_of(observation),
     )
 
 
@@ -118,6 +127,7 @@ def received_entry(
         grid_km=observation.provenance.released_grid_km,
         retracted=observation.retracted,
         novel=novel,
+        track=track_of(observation),
     )
 
 
@@ -156,12 +166,22 @@ def _items(
         known = latest.get(entry.item)
         if known is None or (entry.version, entry.at) > (known.version, known.at):
             latest[entry.item] = entry
+    # A track's updates are one sortie: only the update that began it (the first to arrive)
+    # carries the track's count.
+    beginning: dict[tuple[str, str], str] = {}
+    for item, entry in sorted(latest.items(), key=lambda pair: (first[pair[0]].at, pair[0])):
+        if entry.track is not None:
+            beginning.setdefault((item.split(":", 1)[0], entry.track), item)
     # Timeliness is how fast the first version arrived; the rest is as the latest version says.
     return {
         item: _Item(
             first_at=first[item].at,
             observed_at=first[item].observed_at,
-            sorties=entry.sorties,
+            sorties=(
+                entry.sorties
+                if entry.track is None or beginning[(item.split(":", 1)[0], entry.track)] == item
+                else 0
+            ),
             grid_km=entry.grid_km,
             retracted=entry.retracted,
             novel=entry.novel,

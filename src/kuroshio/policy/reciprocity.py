@@ -52,6 +52,7 @@ def _row(e: LedgerEntry) -> LedgerRow:
         e.grid_km,
         int(e.retracted),
         None if e.novel is None else int(e.novel),
+        e.track,
     )
 
 
@@ -78,6 +79,7 @@ def entries(
             grid_km=grid_km,
             retracted=bool(retracted),
             novel=None if novel is None else bool(novel),
+            track=track,
         )
         for (
             flow,
@@ -91,6 +93,7 @@ def entries(
             grid_km,
             retracted,
             novel,
+            track,
         ) in tx.ledger.rows(partner=partner, since=since)
     ]
 
@@ -114,6 +117,7 @@ class _GivenItem(msgspec.Struct):
     platform: _Count | None = None
     provenance: _Released = msgspec.field(default_factory=_Released)
     retracted: bool = False
+    track: str | None = None
 
 
 _given_decoder = msgspec.json.Decoder(_GivenItem)
@@ -141,6 +145,7 @@ def given_entries(
                 sorties=sorties,
                 grid_km=given.provenance.grid_km,
                 retracted=given.retracted,
+                track=given.track,
             )
         )
     return entries

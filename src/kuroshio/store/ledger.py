@@ -13,10 +13,14 @@ from typing import Any, TypeAlias
 
 from kuroshio.store.sql import micros
 
-LedgerRow: TypeAlias = tuple[str, str, str, int, str, int, int, int, float | None, int, int | None]
+LedgerRow: TypeAlias = tuple[
+    str, str, str, int, str, int, int, int, float | None, int, int | None, str | None
+]
 """flow, partner, item, version, kind, observed at (µs), at (µs), sorties, grid km, retracted,
-novel (None: not judged)."""
-_COLUMNS = "flow, partner, item, version, kind, observed_at, at, sorties, grid_km, retracted, novel"
+novel (None: not judged), source track (None: none)."""
+_COLUMNS = (
+    "flow, partner, item, version, kind, observed_at, at, sorties, grid_km, retracted, novel, track"
+)
 
 
 class LedgerTable:
@@ -29,7 +33,7 @@ class LedgerTable:
         """Write rows; an item version already recorded for that partner and flow is kept as
         first recorded."""
         self._conn.executemany(
-            f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",
             rows,
         )

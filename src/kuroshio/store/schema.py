@@ -354,6 +354,11 @@ _TRACKS_AND_FEEDS: Final = (
     ) WITHOUT ROWID""",
 )
 
+_LEDGER_TRACK: Final = (
+    # The source track a ledger item is an update of: a track's updates are one sortie.
+    "ALTER TABLE ledger ADD COLUMN track TEXT",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -364,6 +369,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0007_hello_nonces", _HELLO_NONCES),
     Migration("0008_revocations", _REVOCATIONS),
     Migration("0009_tracks_and_feeds", _TRACKS_AND_FEEDS),
+    Migration("0010_ledger_track", _LEDGER_TRACK),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
