@@ -275,6 +275,46 @@ def test_a_live_observation_appears_and_its_release_transforms_are_shown(
     page.screenshot(path=ARTIFACTS / "live-detail.png")
 
 
+def test_a_burst_of_live_track_updates_moves_every_track_to_its_newest_position(
+    page: Any, served: ServedNode
+) -> None:
+    _open(page, served, "2022-08-23", "2022-08-23")
+    page.wait_for_selector(".live.on")
+    before = int(page.get_attribute("#shown", "data-tracks"))
+    at = dt.datetime(2022, 8, 23, 9, 0, tzinfo=TAIPEI)
+    tracks, steps = 100, 3
+    updates = [
+        Observation(
+            id=f"TWN:cop-burst:{track}:{step}",
+            origin="TWN",
+            kind="air",
+            observed_at=at + dt.timedelta(seconds=5 * step),
+            geometry=Point(coordinates=(121.0 + track * 0.02 + step * 0.01, 25.5)),
+            platform=Platform(type="J-16", platform_class="fighter", nationality="CHN"),
+            track=f"cat062:25/100:{track}",
+        )
+        for step in range(steps)
+        for track in range(tracks)
+    ]
+    # Stored at once by another process, as a dense feed would: the page takes them between two
+    # frames and must still draw each track once, at its newest update.
+    with open_node(served.directory) as node:
+        assert node.ingest(updates, via="feed").inserted == tracks * steps
+    page.wait_for_function(
+        f"document.querySelector('#shown').dataset.tracks === '{before + tracks}'",
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    page.evaluate("() => window.cop.centre(122.0, 25.5, 8)")
+    # Every head the map holds (the drawn ones declutter) is the track's newest update, once.
+    held = page.evaluate(
+        "() => window.cop.map.querySourceFeatures('heads').map((f) => f.properties.id)"
+    )
+    heads = {head for head in held if head.startswith("TWN:cop-burst:")}
+    assert heads == {f"TWN:cop-burst:{track}:{steps - 1}" for track in range(tracks)}
+    drawn = page.evaluate("() => window.cop.rendered(['head-symbols'])")
+    assert any(str(head.get("id")).startswith("TWN:cop-burst:") for head in drawn)
+
+
 def _load_reports(count: int) -> bytes:
     encoder = msgspec.json.Encoder()
     at = dt.datetime(2022, 9, 25, 0, 0, tzinfo=TAIPEI)

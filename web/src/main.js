@@ -62,6 +62,8 @@ const state = {
   selected: null,
   shownHeads: new Set(),
   shownTrails: new Set(),
+  changedTracks: new Set(),
+  changesQueued: false,
   filterValues: new Set(),
 };
 
@@ -124,6 +126,7 @@ function draw() {
   const now = Date.now();
   const visible = visibleObservations(window);
   state.tracks = buildTracks(visible, state.fusedOf);
+  state.changedTracks.clear();
   const heads = [];
   const trails = [];
   for (const track of state.tracks.values()) {
@@ -175,15 +178,31 @@ function update(observation, previous) {
     if (track) track.items.push(observation);
     else state.tracks.set(key, { key, origin: observation.origin, kind: observation.kind, items: [observation] });
   }
-  const changed = state.tracks.get(key);
+  // Many updates can arrive between two frames (a dense feed): the map takes them as one change.
+  state.changedTracks.add(key);
+  if (!state.changesQueued) {
+    state.changesQueued = true;
+    requestAnimationFrame(applyChanges);
+  }
+}
+
+/** Redraw the tracks that live updates changed since the last frame, and only those. */
+function applyChanges() {
+  state.changesQueued = false;
   const diff = { heads: { remove: [], add: [] }, trails: { remove: [], add: [] } };
-  if (state.shownHeads.has(key)) diff.heads.remove.push(key);
-  if (state.shownTrails.has(key)) diff.trails.remove.push(key);
-  state.shownHeads.delete(key);
-  state.shownTrails.delete(key);
-  if (changed && changed.items.length) {
+  const now = Date.now();
+  for (const key of state.changedTracks) {
+    if (state.shownHeads.has(key)) diff.heads.remove.push(key);
+    if (state.shownTrails.has(key)) diff.trails.remove.push(key);
+    state.shownHeads.delete(key);
+    state.shownTrails.delete(key);
+    const changed = state.tracks.get(key);
+    if (!changed || !changed.items.length) {
+      state.tracks.delete(key);
+      continue;
+    }
     settle(changed);
-    const head = headFeature(changed, state.symbols, state.palette, isFresh(changed, Date.now()), state.tz);
+    const head = headFeature(changed, state.symbols, state.palette, isFresh(changed, now), state.tz);
     if (head) {
       diff.heads.add.push(head);
       state.shownHeads.add(key);
@@ -193,9 +212,8 @@ function update(observation, previous) {
       diff.trails.add.push(trail);
       state.shownTrails.add(key);
     }
-  } else {
-    state.tracks.delete(key);
   }
+  state.changedTracks.clear();
   state.map.getSource("heads").updateData(diff.heads);
   state.map.getSource("trails").updateData(diff.trails);
   drawCounts();
