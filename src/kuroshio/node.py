@@ -98,6 +98,10 @@ class FederationSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     nats_url: Annotated[str, msgspec.Meta(pattern=r"^(nats|tls)://[^\s/]+/?$")] | None = None
     """A NATS JetStream server (``nats://host:4222`` or ``tls://``): links also run over it, to
     and from partners whose URL is ``nats://``."""
+    nats_cafile: str | None = None
+    """For a ``tls://`` NATS server: a PEM file of the CAs that sign its certificate (default:
+    the system's trusted CAs); a relative path is taken from the node's directory. The node
+    shows the server its own certificate, for servers that verify clients."""
 
     def url(self) -> str:
         if self.public_url:

@@ -101,13 +101,18 @@ def _nats_transport(node: Node) -> NatsTransport | None:
                     "set federation.nats_url"
                 )
         return None
-    from kuroshio.federation.transports.nats import NatsTransport
+    from kuroshio.federation.transports.nats import NatsTransport, bus_tls
 
+    cafile = node.config.federation.nats_cafile
+    tls = None
+    if url.startswith("tls://"):
+        tls = bus_tls(node.identity, None if cafile is None else node.directory / cafile)
     return NatsTransport(
         node.identity,
         node.partners,
         url=url,
         max_frame_bytes=node.config.exchange.max_frame_bytes,
+        tls=tls,
         remember=node.first_hello,
     )
 

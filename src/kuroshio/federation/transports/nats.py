@@ -25,6 +25,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 from urllib.parse import urlsplit
 
@@ -577,7 +578,7 @@ class NatsTransport:
         self._namespace = namespace
         self._stream = stream
         self._heartbeat_s = heartbeat_s
-        self._tls = tls if tls is not None or parts.scheme != "tls" else _bus_tls(identity)
+        self._tls = tls if tls is not None or parts.scheme != "tls" else bus_tls(identity)
         self._clock = clock
         self._nonces = _Nonces(2 * HELLO_SKEW_S, NONCES_REMEMBERED)
         self._remember = remember
@@ -930,10 +931,13 @@ class NatsTransport:
             await bus.nc.publish(msg.reply, payload, headers=headers)
 
 
-def _bus_tls(identity: NodeIdentity) -> ssl.SSLContext:
-    """TLS to a NATS server: the system's trusted CAs, this node's certificate as the client's
-    (for NATS servers that ask for one)."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+def bus_tls(identity: NodeIdentity, cafile: Path | None = None) -> ssl.SSLContext:
+    """TLS to a NATS server: the CAs of ``cafile`` (default: the system's trusted CAs), this
+    node's certificate as the client's (for NATS servers that ask for one)."""
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    except (OSError, ssl.SSLError) as error:
+        raise TransportError(str(cafile), f"cannot read the NATS server's CAs: {error}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     with contextlib.suppress(OSError, ssl.SSLError):
         context.load_cert_chain(identity.node_certificate_path, identity.node_key_path)
