@@ -175,6 +175,21 @@ def _kml(request: Request, selection: ObservationFilter, kmz: bool) -> bytes:
 _EXPORT_QUERY: Final = "start, end (ISO 8601), bbox, kind, origin, class: as /api/observations"
 
 
+def _export_selection(
+    start: str | None = None,
+    end: str | None = None,
+    bbox: str | None = None,
+    kind: Annotated[list[str], Query()] = [],  # noqa: B006
+    origin: Annotated[list[str], Query()] = [],  # noqa: B006
+    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
+) -> ObservationFilter:
+    """The query of every export route: which observations go out."""
+    return _selection(start, end, bbox, kind, origin, platform_class)
+
+
+ExportSelection = Annotated[ObservationFilter, Depends(_export_selection)]
+
+
 @router.get(
     "/export.kml",
     summary="Current observations as KML for Google Earth (styled by origin, with time spans)",
@@ -182,16 +197,7 @@ _EXPORT_QUERY: Final = "start, end (ISO 8601), bbox, kind, origin, class: as /ap
     responses={200: {"content": {KML_MEDIA_TYPE: {}}}, 413: {"description": "too many"}},
     dependencies=VIEWER,
 )
-async def export_kml(
-    request: Request,
-    start: str | None = None,
-    end: str | None = None,
-    bbox: str | None = None,
-    kind: Annotated[list[str], Query()] = [],  # noqa: B006
-    origin: Annotated[list[str], Query()] = [],  # noqa: B006
-    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
-) -> Response:
-    selection = _selection(start, end, bbox, kind, origin, platform_class)
+async def export_kml(request: Request, selection: ExportSelection) -> Response:
     body = await run_in_threadpool(_kml, request, selection, False)
     return Response(
         body,
@@ -207,16 +213,7 @@ async def export_kml(
     responses={200: {"content": {KMZ_MEDIA_TYPE: {}}}, 413: {"description": "too many"}},
     dependencies=VIEWER,
 )
-async def export_kmz(
-    request: Request,
-    start: str | None = None,
-    end: str | None = None,
-    bbox: str | None = None,
-    kind: Annotated[list[str], Query()] = [],  # noqa: B006
-    origin: Annotated[list[str], Query()] = [],  # noqa: B006
-    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
-) -> Response:
-    selection = _selection(start, end, bbox, kind, origin, platform_class)
+async def export_kmz(request: Request, selection: ExportSelection) -> Response:
     body = await run_in_threadpool(_kml, request, selection, True)
     return Response(
         body,
@@ -232,16 +229,7 @@ async def export_kmz(
     responses={200: {"content": {GEOJSON_MEDIA_TYPE: {}}}},
     dependencies=VIEWER,
 )
-def export_geojson(
-    request: Request,
-    start: str | None = None,
-    end: str | None = None,
-    bbox: str | None = None,
-    kind: Annotated[list[str], Query()] = [],  # noqa: B006
-    origin: Annotated[list[str], Query()] = [],  # noqa: B006
-    platform_class: Annotated[list[str], Query(alias="class")] = [],  # noqa: B006
-) -> Response:
-    selection = _selection(start, end, bbox, kind, origin, platform_class)
+def export_geojson(request: Request, selection: ExportSelection) -> Response:
     body = b"".join(feature_collection(_chosen(request, selection)))
     return Response(body, media_type=GEOJSON_MEDIA_TYPE)
 
