@@ -46,27 +46,25 @@ def _free_udp_port() -> int:
 
 
 def _send(port: int) -> int:
-    """5 000 tracks at 1 Hz for SECONDS, each second's blocks spread over the second."""
+    """5 000 tracks at 1 Hz for SECONDS, each second's blocks spread over the second; each
+    block's time of track is the moment it is sent (what the latency is measured from)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     began = time.monotonic()
+    blocks_a_second = TRACKS // PER_BLOCK
     sent = 0
     for second in range(SECONDS):
         tick = began + second
-        at = dt.datetime.now(dt.UTC)
-        blocks = []
-        for first in range(0, TRACKS, PER_BLOCK):
+        for index, first in enumerate(range(0, TRACKS, PER_BLOCK)):
+            wait = tick + index / blocks_a_second - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            at = dt.datetime.now(dt.UTC)
             tracks = [
                 SystemTrack(n, at, 118.0 + (n % 100) * 0.05,
                             20.0 + (n // 100) * 0.15 + second * 0.002, 0.0, 250.0, 7_000.0)
                 for n in range(first, first + PER_BLOCK)
             ]  # fmt: skip
-            blocks.append(cat062_block(25, 100, tracks))
-        for index, block in enumerate(blocks):
-            due = tick + index / len(blocks)
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            sock.sendto(block, ("127.0.0.1", port))
+            sock.sendto(cat062_block(25, 100, tracks), ("127.0.0.1", port))
             sent += PER_BLOCK
     sock.close()
     return sent
