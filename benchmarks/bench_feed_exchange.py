@@ -4,8 +4,9 @@ under a coarsening agreement (the demo's 10 km grid, without its 20 s delay, whi
 the latency measured).
 
 Measures what TWN's feed dropped, the latency from the moment an update is sent to the moment it
-is committed in JPN's store (p50, p99), and the peak RSS of each node. Prints one JSON object
-(see ``benchmarks/__main__.py``). ``KUROSHIO_BENCH_QUICK=1`` runs 20 s instead of 60 s.
+is committed in JPN's store and to the moment it reaches a TAK client (XML over TCP) on JPN's
+Cursor-on-Target output (p50, p99), and the peak RSS of each node. Prints one JSON object (see
+``benchmarks/__main__.py``). ``KUROSHIO_BENCH_QUICK=1`` runs 20 s instead of 60 s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import socket
 import sqlite3
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from benchmarks.bench_exchange import (
     KUROSHIO,
     RssSampler,
+    _ports,
     install_agreement,
     make_nodes,
     serve,
     stop,
     wait_http,
 )
+from kuroshio.export.config import CotOutput
 from kuroshio.feeds.writers import SystemTrack, cat062_block
 from kuroshio.node import open_node, save_config
 
@@ -37,6 +42,7 @@ QUICK = os.environ.get("KUROSHIO_BENCH_QUICK", "") not in ("", "0")
 TRACKS = 5_000
 SECONDS = 20 if QUICK else 60
 PER_BLOCK = 25
+_START = re.compile(rb'start="([^"]+)"')
 
 
 def _free_udp_port() -> int:
@@ -70,6 +76,37 @@ def _send(port: int) -> int:
     return sent
 
 
+class TakClient(threading.Thread):
+    """A TAK client on JPN's Cursor-on-Target output: for each event, the seconds from its
+    ``start`` (the time of track, i.e. when TWN's radar sent it) to its arrival here."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.delays: list[float] = []
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=None) as sock:
+            self.connected.set()
+            pending = b""
+            while data := sock.recv(1 << 16):
+                now = time.time()
+                pending += data
+                *events, pending = pending.split(b"</event>")
+                for event in events:
+                    if found := _START.search(event):
+                        at = dt.datetime.fromisoformat(found.group(1).decode())
+                        self.delays.append(now - at.timestamp())
+
+
+def _quantiles(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    ordered = sorted(values)
+    return round(statistics.median(ordered), 3), round(ordered[int(0.99 * (len(ordered) - 1))], 3)
+
+
 def _latencies(store: Path) -> list[float]:
     """Seconds from each TWN update's time (when it was sent) to its commit in JPN's store."""
     with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as conn:
@@ -95,13 +132,23 @@ def main() -> None:
                       "queue": 100_000, "marking": {"tlp": "AMBER", "releasable_to": ["JPN"]}}
         }  # fmt: skip
         save_config(node.directory, node.config)
+    (cot_port,) = _ports(1)
+    with open_node(nodes["JPN"].directory) as node:
+        node.config.cot = {
+            "bench": CotOutput(listen=f"tcp://127.0.0.1:{cot_port}", history_s=0, fused=False)
+        }
+        save_config(node.directory, node.config)
     jpn = serve(nodes["JPN"], root / "jpn.log")
     twn = serve(nodes["TWN"], root / "twn.log")
     sampler = RssSampler({"TWN": twn, "JPN": jpn})
     try:
         for party in ("TWN", "JPN"):
             wait_http(f"{nodes[party].api}/api/health")
-        time.sleep(3.0)  # the feed listens once serve is up
+        time.sleep(3.0)  # the feed and the CoT output listen once serve is up
+        tak = TakClient(cot_port)
+        tak.start()
+        if not tak.connected.wait(30):
+            raise SystemExit("no TAK client could connect to JPN's Cursor-on-Target output")
         with sampler:
             sent = _send(port)
         time.sleep(8.0)  # the last batches through the store, the link and JPN's store
@@ -114,8 +161,9 @@ def main() -> None:
     finally:
         stop(twn)
         stop(jpn)
-    latencies = sorted(_latencies(nodes["JPN"].store))
-    p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan")
+    latencies = _latencies(nodes["JPN"].store)
+    store_p50, store_p99 = _quantiles(latencies)
+    tak_p50, tak_p99 = _quantiles(tak.delays)
     metrics = {
         "updates sent": sent,
         "updates decoded by TWN's feed": status["updates"],
@@ -123,9 +171,11 @@ def main() -> None:
         "dropped by TWN's feed": status["dropped"],
         "malformed": status["malformed"],
         "updates received by JPN": len(latencies),
-        "feed-to-JPN-store latency p50 (s)": round(statistics.median(latencies), 3)
-        if latencies else float("nan"),
-        "feed-to-JPN-store latency p99 (s)": round(p99, 3),
+        "feed-to-JPN-store latency p50 (s)": store_p50,
+        "feed-to-JPN-store latency p99 (s)": store_p99,
+        "updates on JPN's TAK client": len(tak.delays),
+        "feed-to-JPN-TAK-client latency p50 (s)": tak_p50,
+        "feed-to-JPN-TAK-client latency p99 (s)": tak_p99,
         "TWN peak RSS (MB)": round(sampler.peak_mb["TWN"], 1),
         "JPN peak RSS (MB)": round(sampler.peak_mb["JPN"], 1),
     }  # fmt: skip
@@ -137,6 +187,7 @@ def main() -> None:
                 "targets": {
                     "dropped by TWN's feed": "== 0",
                     "feed-to-JPN-store latency p99 (s)": "<= 1",
+                    "feed-to-JPN-TAK-client latency p99 (s)": "<= 1",
                     "TWN peak RSS (MB)": "<= 300",
                     "JPN peak RSS (MB)": "<= 300",
                 },

@@ -10,6 +10,7 @@ the API reads credentials from requests (:mod:`kuroshio.api.access`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import re
@@ -31,7 +32,16 @@ MAX_PASSWORD: Final = 1_024
 SESSION_HOURS: Final = 12
 
 _hasher = argon2.PasswordHasher()
-_UNUSABLE: Final = _hasher.hash(secrets.token_urlsafe(32))
+
+
+@functools.cache
+def _unusable() -> str:
+    """A hash of a random password nobody knows: an unknown operator's password is checked
+    against it, so that answering takes as long as for a known one. Made once, when first
+    needed (hashing is slow by design; a command that checks no password does not pay it)."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
 """Checked against when the operator does not exist, so that the answer takes as long."""
 
 
@@ -69,7 +79,7 @@ def check_password(tx: Transaction, name: str, password: str) -> Principal | Non
     found = tx.operators.get(name) if NAME_PATTERN.fullmatch(name) else None
     stored = found.password_hash if found is not None and not found.disabled else None
     try:
-        _hasher.verify(stored or _UNUSABLE, password[:MAX_PASSWORD])
+        _hasher.verify(stored or _unusable(), password[:MAX_PASSWORD])
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return None
     if found is None or stored is None:

@@ -144,6 +144,7 @@ Layout = int | Format
 """A fixed length as an int, any other format as a (code, argument) pair."""
 
 
+@functools.cache
 def _layout(fmt: Format) -> Layout:
     code, arg = fmt
     if code == _FIXED:
