@@ -17,7 +17,7 @@ from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, seal
 from kuroshio.exchange.inbox import ReceivedCheck, item_proof, link_state, verify_received
-from kuroshio.exchange.proofs import verify_item_proof
+from kuroshio.exchange.proofs import ProofFinder, verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused, encode
 from kuroshio.federation.inbox import Inbox
@@ -311,3 +311,24 @@ def test_a_partner_cannot_take_a_third_partys_id_space(tmp_path: Path, pinned: b
         assert "conflicts" not in receive.details
     finally:
         _close(nodes)
+
+
+def test_items_of_one_batch_checked_together_each_check_out_and_only_with_the_signers_key(
+    chain: dict[str, Node],
+) -> None:
+    """A node checking many received items at once (the TAK outputs do) checks each batch
+    signature once; a signature found good for one key is never taken as good for another."""
+    twn, jpn, _, _ = chain.values()
+    twn.ingest([observation(1), observation(2, lon=121.5)])
+    _take(twn, jpn, _seal(twn, jpn).frame())
+    received = [jpn.store.get("TWN:test:1"), jpn.store.get("TWN:test:2")]
+    assert all(item is not None for item in received)
+    pinned = jpn.pinned_keys()
+    forged = {**pinned, "TWN": jpn.identity.public_key_bytes}  # the wrong key for TWN
+    with jpn.store.transaction() as tx:
+        finder = ProofFinder(tx)
+        good = [verify_received(tx, pinned, item, finder).status for item in received if item]
+        bad = [verify_received(tx, forged, item, finder).status for item in received if item]
+    assert good == ["verified", "verified"]
+    assert len(finder.checked) == 1  # one batch, its signature checked once
+    assert bad == ["failed", "failed"]

@@ -254,13 +254,19 @@ def item_proof(tx: Transaction, obs_id: str, version: int) -> ItemProof | None:
 
 
 def verify_received(
-    tx: Transaction, keys: Mapping[str, Keys], observation: Observation
+    tx: Transaction,
+    keys: Mapping[str, Keys],
+    observation: Observation,
+    finder: ProofFinder | None = None,
 ) -> ReceivedCheck:
     """Check a received item against the signatures this node holds for it: its origin's when
-    the origin sent it or a relay passed the origin's proof on, else the relay's batch."""
+    the origin sent it or a relay passed the origin's proof on, else the relay's batch.
+
+    Checking many items in one transaction, hand in one ``finder`` (``ProofFinder(tx)``) for
+    all: each batch's Merkle tree is then built once."""
     sender = observation.provenance.partner
     origin = observation.origin
-    finder = ProofFinder(tx)
+    finder = ProofFinder(tx) if finder is None else finder
     batch = finder.batch_proof(observation, sender) if sender is not None else None
     if sender is None or batch is None:
         return ReceivedCheck(
@@ -277,7 +283,7 @@ def verify_received(
         return _on_relay_word(batch, sender, sender_key, observation, relayed_id)
     if sender != origin:
         try:
-            verify_batch_proof(batch, sender_key)
+            verify_batch_proof(batch, sender_key, finder.checked)
         except VerificationError as error:
             return ReceivedCheck(
                 status="failed", detail=f"{sender}'s batch does not check out: {error}"
@@ -301,7 +307,7 @@ def verify_received(
     else:
         origin_key = sender_key
     try:
-        as_signed = verify_item_proof(proof, origin_key)
+        as_signed = verify_item_proof(proof, origin_key, finder.checked)
     except VerificationError as error:
         return ReceivedCheck(status="failed", detail=f"does not check out: {error}")
     if content_bytes(as_signed) != content_bytes(observation):

@@ -43,27 +43,41 @@ def content_bytes(observation: Observation) -> bytes:
     return canonical_bytes(msgspec.structs.replace(observation, provenance=_NO_PROVENANCE))
 
 
-def verify_batch_proof(proof: ItemProof, signer_key: Keys) -> tuple[BatchHeader, Observation]:
+Checked = set[tuple[Keys, bytes, bytes]]
+"""Batch signatures found good (key, signature, header): a batch's many items need its
+signature checked once."""
+
+
+def verify_batch_proof(
+    proof: ItemProof, signer_key: Keys, checked: Checked | None = None
+) -> tuple[BatchHeader, Observation]:
     """Check an item against the signature of the batch it came in (the origin's or a relay's);
-    the header and the item as signed.
+    the header and the item as signed. A signature in ``checked`` is not checked again; one
+    found good is added to it.
 
     Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out.
     """
-    try:
-        verify(signer_key, proof.signature, SIGNATURE_CONTEXT + proof.header)
-    except VerificationError as error:
-        raise VerificationError(error.reason, "batch signature") from None
+    signed = (signer_key, proof.signature, proof.header)
+    if checked is None or signed not in checked:
+        try:
+            verify(signer_key, proof.signature, SIGNATURE_CONTEXT + proof.header)
+        except VerificationError as error:
+            raise VerificationError(error.reason, "batch signature") from None
+        if checked is not None:
+            checked.add(signed)
     header, observation = _proven_item(proof)
     return header, observation
 
 
-def verify_item_proof(proof: ItemProof, origin_key: Keys) -> Observation:
+def verify_item_proof(
+    proof: ItemProof, origin_key: Keys, checked: Checked | None = None
+) -> Observation:
     """Check an item against its origin's signature; the item as the origin sent it.
 
     Raises :class:`~kuroshio.pki.VerificationError` saying why it does not check out, including
     a proof signed by a relay rather than by the item's origin.
     """
-    header, observation = verify_batch_proof(proof, origin_key)
+    header, observation = verify_batch_proof(proof, origin_key, checked)
     if observation.origin != header.sender:
         raise VerificationError(f"item from {observation.origin}, batch from {header.sender}")
     return observation
@@ -122,11 +136,13 @@ def check_relayed(proof: ItemProof, relayed: Observation, origin_key: Keys | Non
 
 class ProofFinder:
     """Finds the origin's proof for items this node holds from elsewhere, inside one
-    transaction; a batch's Merkle tree is built once however many of its items are asked for."""
+    transaction; a batch's Merkle tree is built once however many of its items are asked for,
+    and the batch signatures checked with it (``checked``) are checked once."""
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
         self._trees: dict[tuple[str, int], MerkleTree] = {}
+        self.checked: Checked = set()
 
     def origin_proof(self, observation: Observation) -> ItemProof | None:
         """The proof signed by ``observation.origin``: from the batch it came in when the origin

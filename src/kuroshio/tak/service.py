@@ -21,6 +21,7 @@ from typing import Final
 import msgspec
 
 from kuroshio.exchange.inbox import verify_received
+from kuroshio.exchange.proofs import ProofFinder
 from kuroshio.export.config import CotOutput
 from kuroshio.export.cot import CotEvent, CotMarking, callsign, caveat, circular_error, cot_type
 from kuroshio.export.cot import observation_event as cot_of
@@ -33,6 +34,7 @@ from kuroshio.node import Node
 from kuroshio.pki import Keys
 from kuroshio.store import ObservationFilter
 from kuroshio.store.backend import Reader
+from kuroshio.store.transaction import Transaction
 from kuroshio.tak.output import CotOutputRunner, Welcome
 
 CHANGES_BATCH: Final = 2_000
@@ -118,10 +120,10 @@ class CotService:
         if not active:
             return
         now = dt.datetime.now(dt.UTC)
+        chosen = {runner.name: self._choose(runner, observations) for runner in active}
+        await self._verify([item for items in chosen.values() for item in items])
         for runner in active:
-            chosen = self._choose(runner, observations)
-            events = [await self._event(observation, runner, now) for observation in chosen]
-            runner.deliver(events)
+            runner.deliver([self._event(item, runner, now) for item in chosen[runner.name]])
 
     def _choose(self, runner: CotOutputRunner, items: Sequence[Observation]) -> list[Observation]:
         config = runner.config
@@ -137,37 +139,51 @@ class CotService:
             chosen.append(observation)
         return chosen
 
-    async def _event(
+    def _event(
         self, observation: Observation, runner: CotOutputRunner, now: dt.datetime
     ) -> CotEvent:
         return cot_of(
             observation,
             friendly=self.friendly,
-            verification=await self._verification(observation),
+            verification=self._verification(observation),
             now=now,
             stale_s=runner.config.stale_s,
         )
 
-    async def _verification(self, observation: Observation) -> str:
-        provenance = observation.provenance
-        if provenance.partner is None:
+    def _verification(self, observation: Observation) -> str:
+        """Whose signature ``observation`` checks against; received items are looked up in what
+        :meth:`_verify` found."""
+        if observation.provenance.partner is None:
             if observation.origin != self.node.party:
                 return "unverified"
-            return "imported" if provenance.importer else "own"
-        key = observation.key
-        known = self._verified.get(key)
-        if known is None:
-            if self._keys is None:
-                self._keys = self.node.pinned_keys()
-            keys = self._keys
-            check = await asyncio.to_thread(
-                self.reader.read, lambda tx: verify_received(tx, keys, observation)
-            )
-            known = check.status
-            self._verified[key] = known
-            if len(self._verified) > VERIFIED_CACHE:
-                self._verified.popitem(last=False)
-        return known
+            return "imported" if observation.provenance.importer else "own"
+        return self._verified.get(observation.key, "unverified")
+
+    async def _verify(self, observations: Sequence[Observation]) -> None:
+        """Check every received item not checked yet against the signatures this node holds,
+        all in one read of the store (a dense feed brings hundreds a second)."""
+        unchecked = list(
+            {
+                item.key: item
+                for item in observations
+                if item.provenance.partner is not None and item.key not in self._verified
+            }.values()
+        )
+        if not unchecked:
+            return
+        if self._keys is None:
+            self._keys = self.node.pinned_keys()
+        keys = self._keys
+
+        def check(tx: Transaction) -> list[str]:
+            finder = ProofFinder(tx)
+            return [verify_received(tx, keys, item, finder).status for item in unchecked]
+
+        statuses = await asyncio.to_thread(self.reader.read, check)
+        for item, status in zip(unchecked, statuses, strict=True):
+            self._verified[item.key] = status
+        while len(self._verified) > VERIFIED_CACHE:
+            self._verified.popitem(last=False)
 
     # --- a new client ----------------------------------------------------------------------
 
@@ -177,7 +193,8 @@ class CotService:
             now = dt.datetime.now(dt.UTC)
             recent = await asyncio.to_thread(self._recent, runner.config, now)
             chosen = self._choose(runner, recent)
-            return [await self._event(observation, runner, now) for observation in chosen]
+            await self._verify(chosen)
+            return [self._event(observation, runner, now) for observation in chosen]
 
         return welcome
 
