@@ -254,7 +254,7 @@ def test_a_live_observation_appears_and_its_release_transforms_are_shown(
     with open_node(served.directory) as node:
         assert node.ingest([report], via="link").inserted == 1
 
-    _wait_shown(page, before + 1, timeout=2_000)
+    _wait_shown(page, before + 1, timeout=LOAD_TIMEOUT_MS)
 
     _click_at(page, 123.1, 24.4, zoom=7)
     panel = page.locator("#tab-detail")

@@ -25,7 +25,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const FRESH_MS = 15_000;
 const EVENTS_POLL_MS = 5_000;
-const FUSED_DEBOUNCE_MS = 5_000;
+const FUSED_EVERY_MS = 5_000; // live updates ask for the fused layer again at most this often
 const FUSE_WITHOUT_ASKING = 2_000;
 const MAX_FUSED_DAYS = 31;
 /** Fusing a larger period is left to the officer's choice: the node works a while on it. */
@@ -411,10 +411,16 @@ function connectStream(after) {
 
 // --- events feed with alerts ------------------------------------------------------------------
 
+// Asked for by each live update, done at most every EVENT_ALERT_MS: a steady feed must not keep
+// putting the events (and their alerts) off.
+const EVENT_ALERT_MS = 500;
 let eventTimer = null;
 function scheduleEventPoll() {
-  clearTimeout(eventTimer);
-  eventTimer = setTimeout(() => pollEvents(true).catch(showError), 500);
+  if (eventTimer !== null) return;
+  eventTimer = setTimeout(() => {
+    eventTimer = null;
+    pollEvents(true).catch(showError);
+  }, EVENT_ALERT_MS);
 }
 
 async function pollEvents(alert) {
@@ -453,8 +459,11 @@ function fusedWanted() {
 
 let fusedTimer = null;
 function scheduleFused() {
-  clearTimeout(fusedTimer);
-  if (fusedWanted()) fusedTimer = setTimeout(refreshFused, FUSED_DEBOUNCE_MS);
+  if (fusedTimer !== null || !fusedWanted()) return;
+  fusedTimer = setTimeout(() => {
+    fusedTimer = null;
+    refreshFused();
+  }, FUSED_EVERY_MS);
 }
 
 /** Ask the node to fuse the period, one request at a time (a newer period cancels it). */
