@@ -4,12 +4,16 @@ the observations cross under the signed agreement; both audit logs verify afterw
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from cli_run import run
+from cli_run import kuroshio_command, run
 
 
 def _holdings(stdout: str, parties: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
@@ -54,6 +58,44 @@ def test_the_demo_exchanges_both_ways_under_its_agreement_and_stops(tmp_path: Pa
     for party in ("twn", "jpn"):
         verified = run("audit", "verify", "--node", nodes / party)
         assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout
+    # The nodes stopped with the demo: a second run can take the same directory.
+    again = run("demo", "--once", "--duration", "2", "--dir", nodes, timeout=240)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.e2e
+def test_ctrl_c_twice_stops_the_serving_demo_and_its_nodes_cleanly(tmp_path: Path) -> None:
+    """A user who presses Ctrl-C again while the nodes stop gets a clean stop, not a traceback
+    with the nodes left running."""
+    nodes = tmp_path / "demo-nodes"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    demo = subprocess.Popen(
+        [*kuroshio_command(), "demo", "--duration", "2", "--dir", str(nodes)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:
+            seen.append(line)
+            if "Nodes keep serving" in line:
+                break
+        else:
+            raise AssertionError("the demo ended before serving:\n" + "".join(seen))
+        demo.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        demo.send_signal(signal.SIGINT)
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "stopping nodes" in out
     # The nodes stopped with the demo: a second run can take the same directory.
     again = run("demo", "--once", "--duration", "2", "--dir", nodes, timeout=240)
     assert again.returncode == 0, again.stdout + again.stderr

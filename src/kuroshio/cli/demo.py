@@ -223,10 +223,17 @@ def run_demo(
                 time.sleep(0.5)
             console.print("[red]a node stopped[/]; see its serve.log")
     except (KeyboardInterrupt, _Stop):
-        console.print("\nstopping nodes …")
+        # A second Ctrl-C or SIGTERM while the nodes stop must not cut their stopping short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            console.print("\nstopping nodes …")
+            stop_nodes(nodes)
+        finally:
+            signal.signal(signal.SIGINT, previous_int)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         stop_nodes(nodes)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _describe_feeds(console: Console, nodes: Sequence[DemoNode]) -> None:
