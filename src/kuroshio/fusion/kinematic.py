@@ -229,7 +229,7 @@ def track_unit(
             summary.add(member)
     first = members[0]
     positions = summary.positions
-    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.LineString(positions)
+    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(positions)
     platform = first.platform
     counts = summary.counts
     return Unit(
@@ -352,6 +352,8 @@ def follow_plots(
     tracks = [FollowedTrack(o, plane) for o in ordered if o.observed_at == first]
     for plot in ordered[len(tracks) :]:
         tracks[0].extend(plot)
+    if len(tracks) == 1:
+        tracks[0].degrees = tracks[0].plane_with(())  # the plane is its plots' mean
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
 
 
