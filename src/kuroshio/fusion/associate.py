@@ -419,6 +419,12 @@ def _agreed_time(units: list[Unit]) -> dt.datetime:
 def _geometry(units: list[Unit]) -> Geometry:
     if len(units) == 1 and not units[0].kinematic:
         return units[0].members[0].geometry
+    followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
+    line = followed.line_of(units[0]) if followed is not None else None
+    if line is not None:  # a source track's line, kept as it grew
+        if len(line) == 1:
+            return Point(coordinates=line[0])
+        return LineString(coordinates=tuple(line))
     positions: list[tuple[float, float]] = []
     for unit in sorted(units, key=lambda u: (u.start, u.key)):
         for member in unit.members:

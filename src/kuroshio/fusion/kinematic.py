@@ -203,13 +203,18 @@ class _Summary:
 
     def __init__(self) -> None:
         self.positions: list[tuple[float, float]] = []
+        self.line: list[tuple[float, float]] = []
+        """The positions without repeats in a row (the fused item's line)."""
         self.sigmas: list[float] = []
         self.counts: list[int] = []
         self.types: set[str] = set()
         self.hulls: set[str] = set()
 
     def add(self, member: Observation) -> None:
-        self.positions.append(member.geometry.positions()[0])
+        position = member.geometry.positions()[0]
+        if not self.positions or self.line[-1] != position:
+            self.line.append(position)
+        self.positions.append(position)
         bisect.insort(self.sigmas, sigma_km(member))
         platform = member.platform
         bisect.insort(self.counts, platform.count if platform else 1)
@@ -281,6 +286,12 @@ class FollowedTrack:
     @property
     def end(self) -> dt.datetime:
         return self.members[-1].observed_at
+
+    def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
+        """The unit's positions without repeats in a row, when the unit is this track now."""
+        if len(unit.members) != len(self.members) or unit.members[-1] is not self.members[-1]:
+            return None
+        return self.summary.line
 
     def plane_with(self, plots: Sequence[Observation]) -> tuple[int, int]:
         """The whole-degree point of the plane the track would have with ``plots`` added."""
