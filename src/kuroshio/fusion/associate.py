@@ -437,6 +437,13 @@ def _geometry(units: list[Unit]) -> Geometry:
 
 
 def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
+    if len(units) == 1:  # what the ranking below gives for one unit
+        (unit,) = units
+        return FusedPlatform(
+            type=unit.type_code or None,
+            platform_class=unit.platform_class or None,
+            count=unit.count,
+        )
     types = Counter(u.type_code for u in units if u.type_code)
     precise = [t for t in types if precision_of(t) == "type"]
     ranked = sorted(precise or types, key=lambda t: (-types[t], t))
@@ -448,6 +455,17 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
         platform_class=class_ranked[0] if class_ranked else None,
         count=max(counts.values()) if counts else 0,
     )
+
+
+def _sources(units: list[Unit], members: tuple[Observation, ...]) -> tuple[Source, ...]:
+    followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
+    kept = followed.sources_of(units[0]) if followed is not None else None
+    if kept is None:
+        return tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members)
+    # A source track's sources, kept as it grew: only the new updates' are made.
+    for member in members[len(kept) :]:
+        kept.append(Source(id=member.id, origin=member.origin, version=member.version))
+    return tuple(kept)
 
 
 def fuse_units(units: list[Unit]) -> FusedItem:
@@ -484,5 +502,5 @@ def fuse_units(units: list[Unit]) -> FusedItem:
         origins=origins,
         counts={origin: counts[origin] for origin in origins},
         jointly_seen=len(origins) > 1,
-        sources=tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members),
+        sources=_sources(units, members),
     )

@@ -272,6 +272,7 @@ class FollowedTrack:
         """Per plot: time, predicted mean and covariance, updated mean and covariance."""
         self._lon_sum = 0.0
         self._lat_sum = 0.0
+        self._sources: list[Any] = []
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -287,11 +288,17 @@ class FollowedTrack:
     def end(self) -> dt.datetime:
         return self.members[-1].observed_at
 
+    def _current(self, unit: Unit) -> bool:
+        return len(unit.members) == len(self.members) and unit.members[-1] is self.members[-1]
+
     def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
         """The unit's positions without repeats in a row, when the unit is this track now."""
-        if len(unit.members) != len(self.members) or unit.members[-1] is not self.members[-1]:
-            return None
-        return self.summary.line
+        return self.summary.line if self._current(unit) else None
+
+    def sources_of(self, unit: Unit) -> list[Any] | None:
+        """The fused item's sources made so far (its first plots'), for the fused item to add
+        the new ones to, when the unit is this track now."""
+        return self._sources if self._current(unit) else None
 
     def plane_with(self, plots: Sequence[Observation]) -> tuple[int, int]:
         """The whole-degree point of the plane the track would have with ``plots`` added."""
