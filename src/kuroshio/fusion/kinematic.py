@@ -167,9 +167,13 @@ def track_plots(
 
 
 def _plane_of(ordered: Sequence[Observation]) -> Plane:
-    lons = [o.geometry.positions()[0][0] for o in ordered]
-    lats = [o.geometry.positions()[0][1] for o in ordered]
-    return Plane(round(sum(lons) / len(lons), 2), round(sum(lats) / len(lats), 2))
+    # Summed one by one, in order, as FollowedTrack sums a growing track's positions.
+    lons = lats = 0.0
+    for observation in ordered:
+        lon, lat = observation.geometry.positions()[0]
+        lons += lon
+        lats += lat
+    return Plane(round(lons / len(ordered), 2), round(lats / len(ordered), 2))
 
 
 class TrackStates:
