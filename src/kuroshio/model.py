@@ -88,7 +88,11 @@ def _clean(value: float) -> float:
 
 
 def _clean_positions(positions: Iterable[Position]) -> tuple[Position, ...]:
-    return tuple((_clean(lon), _clean(lat)) for lon, lat in positions)
+    # _clean inlined: a long track's line passes here whole.
+    return tuple(
+        (round(lon, COORDINATE_DECIMALS) + 0.0, round(lat, COORDINATE_DECIMALS) + 0.0)
+        for lon, lat in positions
+    )
 
 
 class Point(msgspec.Struct, frozen=True, tag="Point", tag_field="type", forbid_unknown_fields=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -33,6 +33,9 @@ from kuroshio.fusion.gating import (
 )
 from kuroshio.geo.shapes import shape_of
 from kuroshio.model import Geometry, LineString, Observation, PartyCode, Point
+
+if TYPE_CHECKING:
+    from kuroshio.fusion.kinematic import FollowedTrack
 
 NEIGHBOURHOOD: Final = dt.timedelta(days=4)
 """Units further apart in time than this are never compared (beyond every gate's reach)."""
@@ -101,12 +104,18 @@ class FusionEngine:
         self._units: dict[str, Unit] = {}
         self._unit_of: dict[str, str] = {}
         self._edges: dict[str, dict[str, float]] = {}
-        self._by_day: dict[dt.date, set[str]] = {}
+        self._by_day: dict[dt.date, dict[tuple[str, bool], set[str]]] = {}
+        """Units by day, channel and whether kinematic (one channel's tracks are never
+        compared: its tracker has decided)."""
         self._cluster_of: dict[str, str] = {}
         self._items: dict[str, FusedItem] = {}
         self._item_units: dict[str, list[str]] = {}
         self._dirty: set[str] = set()
         self._pending: dict[tuple[str, str, str], list[dt.datetime]] = {}
+        self._arrived: dict[tuple[str, str, str], list[Observation]] = {}
+        """New plots of each series since the picture was last made."""
+        self._followed: dict[tuple[str, str, str], FollowedTrack] = {}
+        """The last track of each source track's series, to extend with later updates."""
 
     # --- reports in ------------------------------------------------------------------------
 
@@ -125,7 +134,9 @@ class FusionEngine:
         if observation.retracted:
             return True
         if is_plot(observation):
-            self._plots.setdefault(series_key(observation), {})[observation.id] = observation
+            key = series_key(observation)
+            self._plots.setdefault(key, {})[observation.id] = observation
+            self._arrived.setdefault(key, []).append(observation)
             self._retrack(observation)
         else:
             self._put_unit(report_unit(observation))
@@ -148,11 +159,15 @@ class FusionEngine:
             self._drop_unit(unit)
 
     def _track_pending(self) -> None:
-        """Track again every segment of plots (gaps ≤ MAX_COAST) a new or gone plot touched."""
-        from kuroshio.fusion.kinematic import track_plots, track_unit
+        """Track again every segment of plots (gaps ≤ MAX_COAST) a new or gone plot touched;
+        a source track's later updates only extend its track."""
+        from kuroshio.fusion.kinematic import TrackStates, track_plots, track_unit
 
         for key in sorted(self._pending):
             moments = sorted(self._pending[key])
+            arrived = self._arrived.get(key, [])
+            if self._extend(key, moments, arrived):
+                continue
             series = self._plots.get(key, {})
             segments: list[list[Observation]] = []
             for plot in sorted(series.values(), key=lambda o: (o.observed_at, o.id)):
@@ -160,7 +175,7 @@ class FusionEngine:
                     segments[-1].append(plot)
                 else:
                     segments.append([plot])
-            for segment in segments:
+            for number, segment in enumerate(segments):
                 low = segment[0].observed_at - MAX_COAST
                 high = segment[-1].observed_at + MAX_COAST
                 if not any(low <= moment <= high for moment in moments):
@@ -169,9 +184,47 @@ class FusionEngine:
                 for unit in stale:
                     self._drop_unit(unit)
                 follow = key[2].startswith(TRACK_SERIES)
-                for members, track, plane in track_plots(segment, self.config, follow=follow):
-                    self._put_unit(track_unit(members, track, plane))
+                tracks = track_plots(segment, self.config, follow=follow)
+                for members, states in tracks:
+                    self._put_unit(track_unit(members, states))
+                if number == len(segments) - 1:
+                    self._followed.pop(key, None)
+                    last = tracks[0][1] if len(tracks) == 1 else None
+                    if isinstance(last, TrackStates) and last.followed is not None:
+                        self._followed[key] = last.followed
+            if not series:
+                self._followed.pop(key, None)
         self._pending.clear()
+        self._arrived.clear()
+
+    def _extend(
+        self, key: tuple[str, str, str], moments: list[dt.datetime], arrived: list[Observation]
+    ) -> bool:
+        """Extend a source track with updates later than its last (what tracking its segment
+        again gives); False when the track must be tracked again."""
+        from kuroshio.fusion.kinematic import TrackStates, track_unit
+
+        followed = self._followed.get(key)
+        if followed is None or len(arrived) != len(moments):
+            return False  # a report gone or replaced
+        unit_key = f"track:{followed.members[0].id}"
+        unit = self._units.get(unit_key)
+        if unit is None or unit.members[-1] is not followed.members[-1]:
+            return False
+        plots = sorted(arrived, key=lambda o: (o.observed_at, o.id))
+        previous = followed.end
+        for plot in plots:
+            if plot.observed_at <= followed.end or plot.observed_at - previous > MAX_COAST:
+                return False
+            previous = plot.observed_at
+        if followed.plane_with(plots) != followed.degrees:
+            return False
+        self._drop_unit(unit_key)
+        for plot in plots:
+            followed.extend(plot)
+        states = TrackStates(followed.plane, followed=followed)
+        self._put_unit(track_unit(tuple(followed.members), states, followed.summary))
+        return True
 
     def _days(self, unit: Unit) -> list[dt.date]:
         day = unit.start.astimezone(dt.UTC).date()
@@ -186,15 +239,19 @@ class FusionEngine:
         neighbours: set[str] = set()
         first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
         last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
+        own = (unit.channel, True) if unit.kinematic else None
         day = first
         while day <= last:
-            neighbours |= self._by_day.get(day, set())
+            for bucket, keys in self._by_day.get(day, {}).items():
+                if bucket != own:
+                    neighbours |= keys
             day += dt.timedelta(days=1)
         self._units[unit.key] = unit
         for member in unit.members:
             self._unit_of[member.id] = unit.key
+        bucket = (unit.channel, unit.kinematic)
         for day in self._days(unit):
-            self._by_day.setdefault(day, set()).add(unit.key)
+            self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
         edges = self._edges.setdefault(unit.key, {})
         for other_key in sorted(neighbours):
             cost = self._cost(unit, self._units[other_key])
@@ -222,8 +279,9 @@ class FusionEngine:
         for member in unit.members:
             if self._unit_of.get(member.id) == key:
                 del self._unit_of[member.id]
+        bucket = (unit.channel, unit.kinematic)
         for day in self._days(unit):
-            self._by_day.get(day, set()).discard(key)
+            self._by_day.get(day, {}).get(bucket, set()).discard(key)
         for other in self._edges.pop(key, {}):
             self._edges[other].pop(key, None)
             self._dirty.add(other)
@@ -361,6 +419,12 @@ def _agreed_time(units: list[Unit]) -> dt.datetime:
 def _geometry(units: list[Unit]) -> Geometry:
     if len(units) == 1 and not units[0].kinematic:
         return units[0].members[0].geometry
+    followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
+    line = followed.line_of(units[0]) if followed is not None else None
+    if line is not None:  # a source track's line, kept as it grew
+        if len(line) == 1:
+            return Point(coordinates=line[0])
+        return LineString(coordinates=tuple(line))
     positions: list[tuple[float, float]] = []
     for unit in sorted(units, key=lambda u: (u.start, u.key)):
         for member in unit.members:
@@ -373,6 +437,13 @@ def _geometry(units: list[Unit]) -> Geometry:
 
 
 def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
+    if len(units) == 1:  # what the ranking below gives for one unit
+        (unit,) = units
+        return FusedPlatform(
+            type=unit.type_code or None,
+            platform_class=unit.platform_class or None,
+            count=unit.count,
+        )
     types = Counter(u.type_code for u in units if u.type_code)
     precise = [t for t in types if precision_of(t) == "type"]
     ranked = sorted(precise or types, key=lambda t: (-types[t], t))
@@ -386,11 +457,28 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
     )
 
 
+def _sources(units: list[Unit], members: tuple[Observation, ...]) -> tuple[Source, ...]:
+    followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
+    kept = followed.sources_of(units[0]) if followed is not None else None
+    if kept is None:
+        return tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members)
+    # A source track's sources, kept as it grew: only the new updates' are made.
+    for member in members[len(kept) :]:
+        kept.append(Source(id=member.id, origin=member.origin, version=member.version))
+    return tuple(kept)
+
+
 def fuse_units(units: list[Unit]) -> FusedItem:
     """One fused item from associated units (all from one cluster)."""
-    members = sorted(
-        (m for u in units for m in u.members), key=lambda m: (m.observed_at, m.id, m.version)
-    )
+    if len(units) == 1 and units[0].kinematic:
+        members = units[0].members  # a track's plots are in (time, id) order already
+    else:
+        members = tuple(
+            sorted(
+                (m for u in units for m in u.members),
+                key=lambda m: (m.observed_at, m.id, m.version),
+            )
+        )
     counts: dict[str, int] = {}
     sigma: dict[str, list[float]] = {}
     for unit in units:
@@ -399,7 +487,8 @@ def fuse_units(units: list[Unit]) -> FusedItem:
     best = min(sigma, key=lambda origin: (min(sigma[origin]), origin))
     best_units = [u for u in units if u.origin == best]
     geometry = _geometry(best_units)
-    shape_of(geometry)  # a geometry the rest of the system can read
+    if not isinstance(geometry, Point | LineString):  # points and lines always make one
+        shape_of(geometry)  # a geometry the rest of the system can read
     origins = tuple(sorted(counts))
     return FusedItem(
         id=f"fused:{members[0].id}",
@@ -413,5 +502,5 @@ def fuse_units(units: list[Unit]) -> FusedItem:
         origins=origins,
         counts={origin: counts[origin] for origin in origins},
         jointly_seen=len(origins) > 1,
-        sources=tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members),
+        sources=_sources(units, members),
     )

@@ -8,6 +8,7 @@ does not gate daily or area reports: :mod:`kuroshio.fusion.gating` does.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from stonesoup.types.hypothesis import SingleHypothesis
 from stonesoup.types.prediction import GaussianStatePrediction
 from stonesoup.types.state import GaussianState
 from stonesoup.types.track import Track
+from stonesoup.types.update import GaussianStateUpdate
 from stonesoup.updater.kalman import KalmanUpdater
 
 from kuroshio.fusion.gating import (
@@ -107,8 +109,8 @@ def _detection(observation: Observation, plane: Plane) -> Detection:
 
 def track_plots(
     plots: Sequence[Observation], config: GateConfig = DEFAULT_GATES, *, follow: bool = False
-) -> list[tuple[tuple[Observation, ...], Track, Plane]]:
-    """One series' plots (one channel, kind, class) as tracks: (members, Stone Soup track, plane).
+) -> list[tuple[tuple[Observation, ...], TrackStates]]:
+    """One series' plots (one channel, kind, class) as tracks: (members, filtered states).
 
     The result depends on the set of plots only: they are taken in (time, id) order. ``follow``:
     the plots are the updates of one source track (a live feed's), which its source has already
@@ -117,9 +119,9 @@ def track_plots(
     ordered = sorted(plots, key=lambda o: (o.observed_at, o.id))
     if not ordered:
         return []
-    lons = [o.geometry.positions()[0][0] for o in ordered]
-    lats = [o.geometry.positions()[0][1] for o in ordered]
-    plane = Plane(round(sum(lons) / len(lons), 2), round(sum(lats) / len(lats), 2))
+    if follow:
+        return follow_plots(ordered)
+    plane = _plane_of(ordered)
     tracker = _Filter(ordered[0].kind)
     by_id = {o.id: o for o in ordered}
     tracks: list[Track] = []
@@ -132,14 +134,7 @@ def track_plots(
         live = {t for t in tracks if timestamp - t.timestamp <= MAX_COAST}
         detections = {_detection(o, plane) for o in scan}
         used: set[str] = set()
-        if follow and tracks:
-            track = tracks[0]
-            for detection in sorted(detections, key=lambda d: d.metadata["id"]):
-                prediction = tracker.predictor.predict(track[-1], timestamp=timestamp)
-                track.append(tracker.updater.update(SingleHypothesis(prediction, detection)))
-                members[id(track)].append(by_id[detection.metadata["id"]])
-                used.add(detection.metadata["id"])
-        elif live:
+        if live:
             hypotheses = tracker.associator.associate(live, detections, timestamp)
             for track in sorted(live, key=lambda t: members[id(t)][0].id):
                 hypothesis = hypotheses[track]
@@ -166,16 +161,86 @@ def track_plots(
             tracks.append(track)
             members[id(track)] = [by_id[detection.metadata["id"]]]
     smoother = KalmanSmoother(tracker.transition)
-    return [(tuple(members[id(t)]), smoother.smooth(t), plane) for t in tracks]
+    return [
+        (tuple(members[id(t)]), TrackStates(plane, smoothed=smoother.smooth(t))) for t in tracks
+    ]
 
 
-def track_unit(members: tuple[Observation, ...], track: Track, plane: Plane) -> Unit:
+def _plane_of(ordered: Sequence[Observation]) -> Plane:
+    # Summed one by one, in order, as FollowedTrack sums a growing track's positions.
+    lons = lats = 0.0
+    for observation in ordered:
+        lon, lat = observation.geometry.positions()[0]
+        lons += lon
+        lats += lat
+    return Plane(round(lons / len(ordered), 2), round(lats / len(ordered), 2))
+
+
+class TrackStates:
+    """A kinematic track's states in its plane; the smoothed Stone Soup track is made when
+    track-to-track association first asks for it."""
+
+    def __init__(
+        self, plane: Plane, *, smoothed: Track | None = None, followed: FollowedTrack | None = None
+    ) -> None:
+        self.plane = plane
+        self._smoothed = smoothed
+        self.followed = followed
+
+    @property
+    def track(self) -> Track:
+        if self._smoothed is None:
+            assert self.followed is not None
+            self._smoothed = self.followed.smoothed()
+        return self._smoothed
+
+
+def _median(ordered: Sequence[float]) -> float:
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
+
+
+class _Summary:
+    """What a kinematic unit says of its plots, kept as plots are added one by one."""
+
+    def __init__(self) -> None:
+        self.positions: list[tuple[float, float]] = []
+        self.line: list[tuple[float, float]] = []
+        """The positions without repeats in a row (the fused item's line)."""
+        self.sigmas: list[float] = []
+        self.counts: list[int] = []
+        self.types: set[str] = set()
+        self.hulls: set[str] = set()
+
+    def add(self, member: Observation) -> None:
+        position = member.geometry.positions()[0]
+        if not self.positions or self.line[-1] != position:
+            self.line.append(position)
+        self.positions.append(position)
+        bisect.insort(self.sigmas, sigma_km(member))
+        platform = member.platform
+        bisect.insort(self.counts, platform.count if platform else 1)
+        if platform is not None:
+            if platform.type:
+                self.types.add(platform.type)
+            self.hulls.update(platform.hull_numbers)
+
+
+def track_unit(
+    members: tuple[Observation, ...], states: TrackStates, summary: _Summary | None = None
+) -> Unit:
     """A kinematic track as a unit for association (keyed by its first plot)."""
+    if summary is None:
+        summary = _Summary()
+        for member in members:
+            summary.add(member)
     first = members[0]
-    positions = [m.geometry.positions()[0] for m in members]
-    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.LineString(positions)
+    positions = summary.positions
+    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(positions)
     platform = first.platform
-    counts = [m.platform.count if m.platform else 1 for m in members]
+    counts = summary.counts
     return Unit(
         key=f"track:{first.id}",
         origin=first.origin,
@@ -184,20 +249,134 @@ def track_unit(members: tuple[Observation, ...], track: Track, plane: Plane) -> 
         start=members[0].observed_at,
         end=members[-1].observed_at,
         shape=shape,
-        sigma_km=float(np.median([sigma_km(m) for m in members])),
+        sigma_km=_median(summary.sigmas),
         platform_class=platform.platform_class if platform else None,
-        type_code=_common_type(members),
-        count=sorted(counts)[(len(counts) - 1) // 2],  # the median: one plot may miscount
-        hulls=frozenset(h for m in members if m.platform for h in m.platform.hull_numbers),
+        type_code=next(iter(summary.types)) if len(summary.types) == 1 else None,
+        count=counts[(len(counts) - 1) // 2],  # the median: one plot may miscount
+        hulls=frozenset(summary.hulls),
         members=members,
         kinematic=True,
-        states=(track, plane),
+        states=states,
     )
 
 
-def _common_type(members: Sequence[Observation]) -> str | None:
-    types = sorted({m.platform.type for m in members if m.platform and m.platform.type})
-    return types[0] if len(types) == 1 else None
+class FollowedTrack:
+    """The updates of one source track (a live feed's) filtered one after another: its source
+    has already associated them, so each updates the track ungated (a constant-velocity Kalman
+    filter, the same model as :func:`track_plots`, in plain numpy), and a later update extends
+    the track without filtering it again."""
+
+    def __init__(self, first: Observation, plane: Plane) -> None:
+        self.plane = plane
+        self.kind = first.kind
+        self._filter = _Filter(first.kind)
+        self.members: list[Observation] = []
+        self.summary = _Summary()
+        self._steps: list[tuple[dt.datetime, Any, Any, Any, Any]] = []
+        """Per plot: time, predicted mean and covariance, updated mean and covariance."""
+        self._lon_sum = 0.0
+        self._lat_sum = 0.0
+        self._sources: list[Any] = []
+        x, y = plane.to_km(*first.geometry.positions()[0])
+        sigma = sigma_km(first)
+        speed = self._filter.start_speed
+        # A wide prior at the first plot, updated by it (as track_plots does).
+        self._mean = np.array([[x], [0.0], [y], [0.0]])
+        self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
+        self._time = _naive(first.observed_at)
+        self._add(first, self._mean, self._covar)
+        self.degrees = self.plane_with(())
+        """The whole-degree point of the plane (what the plane depends on)."""
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.members[-1].observed_at
+
+    def _current(self, unit: Unit) -> bool:
+        return len(unit.members) == len(self.members) and unit.members[-1] is self.members[-1]
+
+    def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
+        """The unit's positions without repeats in a row, when the unit is this track now."""
+        return self.summary.line if self._current(unit) else None
+
+    def sources_of(self, unit: Unit) -> list[Any] | None:
+        """The fused item's sources made so far (its first plots'), for the fused item to add
+        the new ones to, when the unit is this track now."""
+        return self._sources if self._current(unit) else None
+
+    def plane_with(self, plots: Sequence[Observation]) -> tuple[int, int]:
+        """The whole-degree point of the plane the track would have with ``plots`` added."""
+        lons, lats, count = self._lon_sum, self._lat_sum, len(self.members)
+        for plot in plots:
+            lon, lat = plot.geometry.positions()[0]
+            lons += lon
+            lats += lat
+            count += 1
+        return round(round(lons / count, 2)), round(round(lats / count, 2))
+
+    def extend(self, plot: Observation) -> None:
+        """Add a plot no earlier than the last one."""
+        timestamp = _naive(plot.observed_at)
+        interval = timestamp - self._time
+        transition = self._filter.transition
+        matrix = transition.matrix(time_interval=interval)
+        mean = matrix @ self._mean
+        covar = matrix @ self._covar @ matrix.T + transition.covar(time_interval=interval)
+        self._time = timestamp
+        self._add(plot, mean, covar)
+
+    def _add(self, plot: Observation, mean: Any, covar: Any) -> None:
+        lon, lat = plot.geometry.positions()[0]
+        x, y = self.plane.to_km(lon, lat)
+        noise = sigma_km(plot) ** 2
+        # The measurement picks x and y (state rows 0 and 2): a 2×2 innovation covariance.
+        cross = covar[:, 0::2]
+        (a, b), (c, d) = cross[0::2].tolist()
+        a += noise
+        d += noise
+        det = a * d - b * c
+        gain = cross @ np.array([[d / det, -b / det], [-c / det, a / det]])
+        residual = np.array([[x - float(mean[0, 0])], [y - float(mean[2, 0])]])
+        self._mean = mean + gain @ residual
+        self._covar = covar - gain @ cross.T
+        self._steps.append((self._time, mean, covar, self._mean, self._covar))
+        self.members.append(plot)
+        self.summary.add(plot)
+        self._lon_sum += lon
+        self._lat_sum += lat
+
+    def smoothed(self) -> Track:
+        """The track smoothed (Stone Soup's Kalman smoother over the filtered states)."""
+        states = []
+        for (moment, mean, covar, updated, posterior), plot in zip(
+            self._steps, self.members, strict=True
+        ):
+            prediction = GaussianStatePrediction(mean, covar, timestamp=moment)
+            detection = _detection(plot, self.plane)
+            states.append(
+                GaussianStateUpdate(
+                    updated,
+                    posterior,
+                    hypothesis=SingleHypothesis(prediction, detection),
+                    timestamp=moment,
+                )
+            )
+        return KalmanSmoother(self._filter.transition).smooth(Track(states))
+
+
+def follow_plots(
+    ordered: Sequence[Observation],
+) -> list[tuple[tuple[Observation, ...], TrackStates]]:
+    """The updates of one source track, in (time, id) order, as one track (or, for plots at
+    the very first moment, one each: as track_plots has always done)."""
+    plane = _plane_of(ordered)
+    first = ordered[0].observed_at
+    tracks = [FollowedTrack(o, plane) for o in ordered if o.observed_at == first]
+    for plot in ordered[len(tracks) :]:
+        tracks[0].extend(plot)
+    if len(tracks) == 1:
+        tracks[0].degrees = tracks[0].plane_with(())  # the plane is its plots' mean
+    return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
 
 
 def _state_at(track: Track, plane: Plane, moment: dt.datetime, kind: str) -> GaussianState:
@@ -220,8 +399,8 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
     start, end = max(a.start, b.start), min(a.end, b.end)
     if end < start:
         return None
-    track_a, plane_a = a.states
-    track_b, plane_b = b.states
+    track_a, plane_a = a.states.track, a.states.plane
+    track_b, plane_b = b.states.track, b.states.plane
     grid: list[dt.datetime] = []
     moment = _naive(start)
     while moment <= _naive(end):
@@ -272,7 +451,7 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     early, late = sorted((a, b), key=lambda unit: (unit.start, unit.key))
     if late.start - early.end > MAX_COAST:
         return None
-    track, plane = early.states
+    track, plane = early.states.track, early.states.plane
     worst = 0.0
     checked = 0
     for member in late.members[:3]:

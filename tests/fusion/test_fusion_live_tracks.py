@@ -1,0 +1,131 @@
+"""Live feeds' source tracks in the fused picture: each update extends its track, and the picture
+is still what fusing the same reports all at once gives, whatever arrives late or corrected."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import msgspec
+
+from kuroshio.feeds.base import TrackUpdate
+from kuroshio.feeds.observations import ObservationMapper
+from kuroshio.fusion import FusionEngine, fuse
+from kuroshio.fusion.gating import MAX_COAST
+from kuroshio.fusion.synthetic import START, radar_feed, score
+from kuroshio.geo.shapes import destination
+from kuroshio.model import Marking, Observation
+
+MARKING = Marking(tlp="AMBER", releasable_to=("JPN", "TWN"))
+
+
+def _mapper(origin: str) -> ObservationMapper:
+    return ObservationMapper(
+        origin=origin, feed="radar", sensor="radar", marking=MARKING, uncertainty_m=300.0
+    )
+
+
+def _flight(
+    origin: str, track: str, lon: float, lat: float, seconds: range, *, course: float = 45.0
+) -> list[Observation]:
+    """One aircraft at 200 m/s, an update a second at the given seconds after START."""
+    mapper = _mapper(origin)
+    updates = []
+    for second in seconds:
+        position = destination(lon, lat, course, 0.2 * second)
+        updates.append(
+            mapper(
+                TrackUpdate(
+                    track=track,
+                    kind="air",
+                    at=START + dt.timedelta(seconds=second),
+                    lon=position[0],
+                    lat=position[1],
+                    platform_class="fighter",
+                    platform_type="J-16",
+                )
+            )
+        )
+    return updates
+
+
+def _encoded(items: object) -> bytes:
+    return msgspec.json.encode(items)
+
+
+def test_updates_added_one_by_one_give_the_batch_picture() -> None:
+    feed = radar_feed(5, tracks=20, seconds=40)
+    engine = FusionEngine()
+    last = None
+    for observation in feed.observations:
+        if observation.observed_at != last:
+            engine.picture()  # as a display reads it: once a scan
+        last = observation.observed_at
+        engine.add(observation)
+    picture = engine.picture()
+    assert _encoded(picture) == _encoded(fuse(feed.observations))
+    # Each source track is one item holding every one of its updates.
+    assert len(picture) == 20
+    scores = score([[s.id for s in item.sources] for item in picture], feed.truth)
+    assert (scores.precision, scores.recall) == (1.0, 1.0)
+
+
+def test_late_corrected_and_retracted_updates_give_the_batch_picture() -> None:
+    flight = _flight("TWN", "cat062:1/2:7", 121.0, 24.0, range(0, 120, 2))
+    late = _flight("TWN", "cat062:1/2:7", 121.0, 24.0, range(61, 62))[0]
+    last = flight[-1]
+    moved = msgspec.structs.replace(
+        last, version=2, geometry=msgspec.structs.replace(last.geometry, coordinates=(121.9, 24.9))
+    )
+    middle = msgspec.structs.replace(flight[30], version=2, retracted=True)
+    engine = FusionEngine()
+    added: list[Observation] = []
+    for observation in [*flight, late, moved, middle]:
+        engine.add(observation)
+        added.append(observation)
+        mixed = added[:]
+        random.Random(len(added)).shuffle(mixed)
+        assert _encoded(engine.picture()) == _encoded(fuse(mixed))
+    (item,) = engine.picture()
+    sources = {source.id: source.version for source in item.sources}
+    assert late.id in sources and moved.id in sources and sources[moved.id] == 2
+    assert middle.id not in sources
+
+
+def test_an_update_after_the_coasting_time_starts_a_new_track() -> None:
+    gap = int(MAX_COAST.total_seconds())
+    flight = _flight("TWN", "cat062:1/2:9", 121.0, 24.0, range(0, 30))
+    later = _flight("TWN", "cat062:1/2:9", 121.0, 24.0, range(30 + gap, 40 + gap))
+    engine = FusionEngine()
+    for observation in flight:
+        engine.add(observation)
+        engine.picture()
+    for observation in later:
+        engine.add(observation)
+        engine.picture()
+    first, second = engine.picture()
+    assert [s.id for s in first.sources] == [o.id for o in flight]
+    assert [s.id for s in second.sources] == [o.id for o in later]
+
+
+def test_another_partys_track_joins_and_one_feeds_tracks_never_do() -> None:
+    seconds = range(0, 600, 4)
+    ours = _flight("TWN", "cat062:1/2:1", 121.0, 24.0, seconds)
+    # A second aircraft of the same feed flying alongside, 2 km off: never the same sortie.
+    wingman = _flight("TWN", "cat062:1/2:2", 121.02, 24.0, seconds)
+    # Japan's radar sees the first aircraft too, and an aircraft far away.
+    theirs = _flight("JPN", "cat062:9/9:5", 121.0, 24.0, range(2, 600, 4))
+    far = _flight("JPN", "cat062:9/9:6", 124.0, 27.0, range(2, 600, 4))
+    engine = FusionEngine()
+    for observations in zip(ours, wingman, theirs, far, strict=True):
+        for observation in observations:
+            engine.add(observation)
+        engine.picture()
+    picture = engine.picture()
+    assert _encoded(picture) == _encoded(fuse([*ours, *wingman, *theirs, *far]))
+    groups = sorted(sorted({s.id.split("@")[0] for s in item.sources}) for item in picture)
+    assert groups == [
+        ["JPN:radar:cat062:9/9:5", "TWN:radar:cat062:1/2:1"],
+        ["JPN:radar:cat062:9/9:6"],
+        ["TWN:radar:cat062:1/2:2"],
+    ]
