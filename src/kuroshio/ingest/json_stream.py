@@ -71,9 +71,11 @@ class _Guard:
         )
         self._carry = b""
         self._depth = 0
+        self.chunk = min(READ_BYTES, max_record_bytes)
         self._read = 0
-        self._given = 0
-        self._record_start = 0
+        self._handed = 0
+        self._spanned = 0
+        self._records_at_read = -1
         self._lines = 0
         self._too_deep_at: int | None = None
         """The line of a bracket too deep: the parser was given what came before it."""
@@ -87,11 +89,10 @@ class _Guard:
 
     def record_done(self) -> None:
         self.records += 1
-        self._record_start = self._given
 
     def where(self) -> str:
         """The record being parsed, as errors name it (``maps.geojson#12``)."""
-        return self.name.rsplit("/", 1)[-1] + self._place.format(self.records)
+        return self._place.format(self.records)
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:
@@ -101,8 +102,14 @@ class _Guard:
                 f"{self.name}: JSON nested deeper than {self._max_depth} levels, in record "
                 f"{self.where()} (line {self._too_deep_at}); nothing of the file is stored"
             )
+        # The record being parsed spans at least every chunk handed on since a record ended.
+        if self._records_at_read == self.records:
+            self._spanned += self._handed
+        else:
+            self._spanned = 0
+        self._records_at_read = self.records
         while True:
-            raw = self._stream.read(max(READ_BYTES, len(self._carry)))
+            raw = self._stream.read(max(self.chunk, len(self._carry)))
             if not self._read and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark
                 self._read += 3
@@ -124,16 +131,13 @@ class _Guard:
                 tail = len(found[0]) if found else 0
             cut = len(data) - tail
             self._carry = data[cut:]
-            self._check_record(len(self._carry))
+            if self._spanned + len(self._carry) > self._max_record:
+                raise ImportFileError(
+                    f"{self.name}: record {self.where()} is larger than the limit of "
+                    f"{self._max_record} bytes; nothing of the file is stored"
+                )
             if cut:
                 return self._hand_on(data[:cut], stripped[: len(stripped) - tail])
-
-    def _check_record(self, waiting: int) -> None:
-        if self._given + waiting - self._record_start > self._max_record:
-            raise ImportFileError(
-                f"{self.name}: record {self.where()} is larger than the limit of "
-                f"{self._max_record} bytes; nothing of the file is stored"
-            )
 
     def _hand_on(self, data: bytes, outside_strings: bytes) -> bytes:
         """``data`` for the parser, cut short before a bracket too deep (the error is raised at
@@ -150,9 +154,8 @@ class _Guard:
                 self._depth = int(depths[-1])
         if b"NaN" in outside_strings or b"Infinity" in outside_strings:
             data = _STRING_OR_CONSTANT.sub(_constant_as_null, data)
-        self._given += len(data)
+        self._handed = len(data)
         self._lines += data.count(b"\n")
-        self._check_record(0)
         return data
 
     @staticmethod
@@ -174,15 +177,15 @@ def json_records(
     name: str,
     *,
     prefix: str = "item",
-    place: str = "#{}",
+    place: str,
     max_record_bytes: int,
     max_file_bytes: int,
     max_records: int | None = None,
     max_depth: int = MAX_DEPTH,
 ) -> Iterator[Any]:
     """Each element at ``prefix`` of the JSON document in ``stream``, parsed (numbers as int or
-    float, ``NaN`` as None). In errors a record is the file's name and ``place`` filled with its
-    index (``maps.geojson#12``, ``obs.json[12]``)."""
+    float, ``NaN`` as None). Errors name the file ``name`` and the record ``place`` filled with
+    its index (``"maps.geojson#{}"`` → ``maps.geojson#12``)."""
     guard = _Guard(
         stream,
         name,
@@ -192,7 +195,7 @@ def json_records(
         place=place,
     )
     try:
-        for element in ijson.items(guard, prefix, use_float=True, buf_size=READ_BYTES):
+        for element in ijson.items(guard, prefix, use_float=True, buf_size=guard.chunk):
             guard.record_done()
             if max_records is not None and guard.records > max_records:
                 raise ImportFileError(

@@ -251,6 +251,7 @@ def _features(path: Path, max_records: int, max_record_bytes: int) -> Iterator[A
             handle,
             str(path),
             prefix="features.item",
+            place=f"{path.name}#{{}}",
             max_records=max_records,
             max_record_bytes=max_record_bytes,
             max_file_bytes=MAX_FILE_BYTES,

@@ -58,10 +58,14 @@ def record_list(data: bytes) -> list[msgspec.Raw]:
         raise msgspec.DecodeError(TOO_DEEP) from None
 
 
-def _record_of(location: str, element: Any) -> Record:
+def _record_of(location: str, element: Any, max_record_bytes: int) -> Record:
     """An array element as parsed (numbers as int or float) checked as an observation."""
     try:
-        return location, _decoder.decode(_encoder.encode(element))
+        data = _encoder.encode(element)
+        if len(data) > max_record_bytes:
+            message = f"record longer than the limit of {max_record_bytes} bytes"
+            return location, ImportRecordError(location, message)
+        return location, _decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError, msgspec.EncodeError) as exc:
         return location, ImportRecordError(location, _reason(exc))
 
@@ -155,12 +159,12 @@ def _read_stream(stream: BinaryIO | _Bounded, name: str, max_record_bytes: int) 
         elements = json_records(
             _Prepended(first, stream),
             name,
-            place="[{}]",
+            place=f"{Path(name).name}[{{}}]",
             max_record_bytes=max_record_bytes,
             max_file_bytes=sys.maxsize,  # the file's size is bounded where it is opened
         )
         for index, element in enumerate(elements):
-            yield _record_of(f"{name}[{index}]", element)
+            yield _record_of(f"{name}[{index}]", element, max_record_bytes)
         return
     yield from _read_lines(first, stream, name, max_record_bytes)
 
