@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import msgspec
 import pytest
 
 from cli_run import run
+from conftest import POSTGRES_SCHEMAS
 from kuroshio.errors import ImportFileError
 from kuroshio.ingest.json_stream import json_records
 from kuroshio.ingest.mnd_tracks import read_mnd_tracks, stream_mnd_tracks
@@ -216,3 +218,25 @@ def test_a_csv_cut_off_inside_its_last_row_stores_nothing(
     last = text.count("\n") + 1
     _refused(run("import", "daily-counts", source, "-n", node), f"cut.csv:{last}", "truncated CSV")
     assert _count(node, "daily_counts") == 0
+
+
+def test_a_file_bad_at_its_end_stores_nothing_on_either_store(
+    backend: str, large: Path, tmp_path: Path
+) -> None:
+    node = tmp_path / "node"
+    store = ["--store", backend]
+    if backend == "postgres":
+        schema = f"kuroshio_stream_{uuid.uuid4().hex[:12]}"
+        POSTGRES_SCHEMAS.append(schema)
+        store += ["--store-schema", schema]
+    run("init", "--party", "TWN", node, *store, check=True)
+    good = large.read_bytes()
+    large.write_bytes(good[: len(good) - 300])
+    _refused(run("import", "mnd-tracks", large, "-n", node), "truncated JSON")
+    assert run("query", "-n", node, "--format", "ndjson", check=True).stdout == ""
+
+    large.write_bytes(good)
+    result = run("import", "mnd-tracks", large, "-n", node, "--json", "--no-events")
+    inserted = json.loads(result.stdout)["inserted"]
+    listed = run("query", "-n", node, "--format", "ndjson", "--limit", "100000", check=True)
+    assert inserted > 5_000 and len(listed.stdout.splitlines()) == inserted
