@@ -28,7 +28,8 @@ READ_BYTES: Final = 64 * 1024
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _STRING_OR_CONSTANT = re.compile(rb'("[^"\\]*(?:\\.[^"\\]*)*")|-?Infinity|NaN', re.DOTALL)
-_OPEN_TOKEN_TAIL = re.compile(rb'[^\s\[\]{},:"]*\Z')
+_TOKEN_BYTES: Final = bytes(b for b in range(256) if b not in b' \t\r\n[]{},:"')
+"""Bytes of a number or a literal (``true``, ``NaN``), which a read may cut in two."""
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP: Final = np.zeros(256, dtype=np.int64)
 _STEP[[ord("["), ord("{")]] = 1
@@ -127,8 +128,7 @@ class _Guard:
             if open_string >= 0:
                 tail = len(stripped) - open_string
             else:
-                found = _OPEN_TOKEN_TAIL.search(stripped)
-                tail = len(found[0]) if found else 0
+                tail = len(stripped) - len(stripped.rstrip(_TOKEN_BYTES))
             cut = len(data) - tail
             self._carry = data[cut:]
             if self._spanned + len(self._carry) > self._max_record:
