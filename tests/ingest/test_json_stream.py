@@ -83,6 +83,14 @@ def test_depth_beyond_the_bound_names_the_record() -> None:
         _records(data, 4096)
 
 
+def test_depth_beyond_the_bound_at_the_start_of_a_read_is_named_so() -> None:
+    data = b"[" * 64 + b"]" * 64
+    with pytest.raises(
+        ImportFileError, match=r"nested deeper than 63 levels, in record t\.json\[0\]"
+    ):
+        _records(data, 63, max_depth=63)
+
+
 def test_a_record_over_the_bound_is_refused_before_it_is_held() -> None:
     data = b'[1, {"a": "' + b"x" * 300_000 + b'"}, 3]'
     with pytest.raises(ImportFileError, match=r"record t\.json\[1\] is larger than the limit"):

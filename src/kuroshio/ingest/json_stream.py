@@ -95,14 +95,21 @@ class _Guard:
         """The record being parsed, as errors name it (``maps.geojson#12``)."""
         return self._place.format(self.records)
 
+    def too_deep(self) -> ImportFileError | None:
+        """The error for a bracket too deep, once the parser has been given what came before."""
+        if self._too_deep_at is None:
+            return None
+        return ImportFileError(
+            f"{self.name}: JSON nested deeper than {self._max_depth} levels, in record "
+            f"{self.where()} (line {self._too_deep_at}); nothing of the file is stored"
+        )
+
     def read(self, size: int = -1) -> bytes:
         if size == 0:
             return b""  # the parser asks for nothing to learn that the file gives bytes
-        if self._too_deep_at is not None:
-            raise ImportFileError(
-                f"{self.name}: JSON nested deeper than {self._max_depth} levels, in record "
-                f"{self.where()} (line {self._too_deep_at}); nothing of the file is stored"
-            )
+        error = self.too_deep()
+        if error is not None:
+            raise error
         # The record being parsed spans at least every chunk handed on since a record ended.
         if self._records_at_read == self.records:
             self._spanned += self._handed
@@ -203,6 +210,10 @@ def json_records(
                 )
             yield element
     except ijson.JSONError as exc:
+        # Nothing handed on before a bracket too deep reads as the end of the file.
+        error = guard.too_deep()
+        if error is not None:
+            raise error from None
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed"
         raise ImportFileError(
             f"{name}:{guard.line}: malformed or truncated JSON ({what[:80]}), in record "
