@@ -42,6 +42,7 @@ SAME_FLOOR = {
     ("audit", "store"),
     ("exchange", "policy"),
     ("fusion", "policy"),
+    ("fusion", "feeds"),
     ("federation", "api"),
     ("federation", "tak"),
     ("export", "feeds"),

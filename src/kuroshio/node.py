@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -537,6 +537,21 @@ class Node:
             self.notify_stored()
         return result
 
+    @contextlib.contextmanager
+    def intake(
+        self, *, via: str = "local", operator: str | None = None
+    ) -> Iterator[IntakeTransaction]:
+        """One transaction for a whole import: each :meth:`IntakeTransaction.ingest` stores a
+        chunk as :meth:`ingest` does (append, release, audit), and nothing of it is committed
+        before the block ends; an error (a bad record at the end of a file, an interruption)
+        rolls back every chunk."""
+        partners = self.partners
+        with self.store.transaction() as tx:
+            session = IntakeTransaction(self, tx, partners, via=via, operator=operator)
+            yield session
+        if session.stored:
+            self.notify_stored()
+
     def store_in(
         self,
         tx: Transaction,
@@ -816,6 +831,39 @@ def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
             )
     tx.tracks.put(list(moved.values()))
     return tx.observations.put_events(events) if events else 0
+
+
+class IntakeTransaction:
+    """The chunks of one import stored in one transaction (:meth:`Node.intake`)."""
+
+    def __init__(
+        self,
+        node: Node,
+        tx: Transaction,
+        partners: dict[str, Partner],
+        *,
+        via: str,
+        operator: str | None,
+    ) -> None:
+        self._node, self._tx, self._partners = node, tx, partners
+        self._via, self._operator = via, operator or node.operator
+        self.stored = 0
+        """Observation versions written so far."""
+
+    def ingest(self, observations: Sequence[Observation]) -> AppendResult:
+        """Store one chunk as :meth:`Node.ingest` does, in the import's transaction."""
+        result, released = self._node.store_in(self._tx, observations, self._partners)
+        details = ingest_details(result, released)
+        details["operator"] = self._operator
+        self._node.audit.append(
+            self._tx, "ingest", f"{len(observations)} observations via {self._via}", details
+        )
+        self.stored += result.stored
+        return result
+
+    def put_events(self, events: Sequence[Event]) -> int:
+        """Store derived events in the import's transaction; how many were new."""
+        return self._tx.observations.put_events(events)
 
 
 def ingest_details(result: AppendResult, released: ReleaseSummary) -> dict[str, Any]:

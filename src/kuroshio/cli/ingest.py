@@ -115,8 +115,9 @@ def import_command(
 ) -> None:
     """Import public records (MND / JSO tracks, JSO press texts, daily counts, MSA warnings).
 
-    Every file is checked whole first: a bad file stores nothing. Re-importing stores nothing
-    new. Refused records are listed with where and why.
+    Files are read record by record into one transaction: a bad file (even one found bad at its
+    end) stores nothing, nor does an import cut short. Re-importing stores nothing new. Refused
+    records are listed with where and why.
     """
 
     with open_node(node_dir) as node, progress_bar(as_json) as progress:

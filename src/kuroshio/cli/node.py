@@ -143,10 +143,11 @@ def add(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Add this node's own observations from JSON/NDJSON files; bad records (and records of
-    another origin) are reported and skipped."""
+    another origin) are reported and skipped. Files are read record by record into one
+    transaction: a file that turns out malformed or truncated, even at its end, stores nothing."""
     with open_node(node_dir) as node:
         summary = LoadSummary()
-        with progress_bar(as_json) as progress:
+        with progress_bar(as_json) as progress, node.intake() as session:
             task = progress.add_task("adding", total=None)
             for path in files:
                 records = own_only(
@@ -158,7 +159,7 @@ def add(
                     node.party,
                 )
                 part = store_records(
-                    node.ingest,
+                    session.ingest,
                     records,
                     on_chunk=lambda s: progress.update(task, completed=summary.read + s.read),
                 )

@@ -15,6 +15,8 @@ from typing import Final
 
 import msgspec
 
+from kuroshio.feeds.base import TrackUpdate
+from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.geo.shapes import destination
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
 from kuroshio.policy.decide import COARSENED_WORDS, coarsen
@@ -265,9 +267,6 @@ def radar_feed(
 ) -> RadarFeed:
     """``tracks`` aircraft flying straight over the Taiwan Strait, each reported once a second for
     ``seconds`` by one radar feed (CAT062-like source tracks, ``noise_km`` of position noise)."""
-    from kuroshio.feeds.base import TrackUpdate
-    from kuroshio.feeds.observations import ObservationMapper
-
     rng = random.Random(seed)
     mapper = ObservationMapper(
         origin="TWN",

@@ -7,7 +7,8 @@ count) into the ``daily_counts`` table of the node's store file. It is not an ob
 Representation: a daily figure has no position, time of day or platform, so it is not an
 Observation (which needs a geometry) and is not exchanged with partners. It is reference data
 for reports: one row per (dataset, local date) in a table this module creates through
-``store.transaction()``. A file is validated whole and written in one transaction; re-importing
+``store.transaction()``. A file is read row by row and written in one transaction (a file found
+bad at its end stores nothing); re-importing
 the same file changes nothing, and a corrected figure replaces the old one (counted as corrected).
 
 Validation: each value is checked against what its column holds (a date, a count in 0..1000, a
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,7 +31,7 @@ import msgspec
 
 from kuroshio.errors import ImportFileError, ImportRecordError
 from kuroshio.ingest.load import LoadSummary
-from kuroshio.ingest.source_files import MAX_RECORDS, SkippedRecord, read_csv, whole_number
+from kuroshio.ingest.source_files import MAX_RECORDS, CsvStream, SkippedRecord, whole_number
 from kuroshio.store.backend import NodeStore
 from kuroshio.store.daily_counts import FIGURES
 from kuroshio.store.transaction import Transaction
@@ -336,18 +337,26 @@ def _fit(
 def read_daily_counts(path: Path, *, max_records: int = MAX_RECORDS) -> list[DailyRecord]:
     """Every row of a daily-counts CSV: a validated day, a skipped duplicate, or a refusal.
 
-    The whole file is read and checked first; a mis-encoded file or one missing required
-    columns raises :class:`ImportFileError`.
+    The whole file is read; a mis-encoded or truncated file, or one missing required columns,
+    raises :class:`ImportFileError`.
     """
-    table = read_csv(path, ("date", "pla_aircraft_sorties"), max_records=max_records)
+    return list(stream_daily_counts(path, max_records=max_records))
+
+
+def stream_daily_counts(path: Path, *, max_records: int = MAX_RECORDS) -> Iterator[DailyRecord]:
+    """The rows of a daily-counts CSV as they are read: a validated day, a skipped duplicate, or
+    a refusal. A file missing required columns raises :class:`ImportFileError` at once; a
+    mis-encoded or truncated one where it shows (store the rows in one transaction, as
+    :func:`store_daily_counts` does). Memory holds one row and one entry per day.
+    """
+    table = CsvStream(path, ("date", "pla_aircraft_sorties"), max_records=max_records)
     schema = schema_for(table.header)
     missing = [name for name in schema.required if name not in table.header]
     if missing:
         raise ImportFileError(f"{path}: missing required column(s) {', '.join(missing)}")
     header = table.header
-    records: list[DailyRecord] = []
-    by_day: dict[dt.date, DailyCount] = {}
-    for line, cells in table.rows:
+    by_day: dict[dt.date, tuple[tuple[int | None, ...], str]] = {}
+    for line, cells in table.rows():
         location = table.location(line)
         try:
             fitted, note = _fit(schema, header, cells)
@@ -360,19 +369,18 @@ def read_daily_counts(path: Path, *, max_records: int = MAX_RECORDS) -> list[Dai
                 **_figures(schema, header, fitted),
             )
         except ValueError as exc:
-            records.append((location, ImportRecordError(location, str(exc))))
+            yield location, ImportRecordError(location, str(exc))
             continue
         first = by_day.get(day)
         if first is None:
-            by_day[day] = count
-            records.append((location, count))
-        elif first.figures() == count.figures():
-            reason = f"repeated row: the figures of {day.isoformat()} again, as on {first.record}"
-            records.append((location, SkippedRecord(location, reason)))
+            by_day[day] = (count.figures(), location)
+            yield location, count
+        elif first[0] == count.figures():
+            reason = f"repeated row: the figures of {day.isoformat()} again, as on {first[1]}"
+            yield location, SkippedRecord(location, reason)
         else:
-            reason = f"conflicting rows: figures of {day.isoformat()} differ from {first.record}"
-            records.append((location, ImportRecordError(location, reason)))
-    return records
+            reason = f"conflicting rows: figures of {day.isoformat()} differ from {first[1]}"
+            yield location, ImportRecordError(location, reason)
 
 
 # --- the table ------------------------------------------------------------------------------

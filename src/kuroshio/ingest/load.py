@@ -1,7 +1,9 @@
-"""Storing validated records in chunks, so an interrupted import leaves whole, committed chunks.
+"""Storing validated records in chunks, as they are read: memory holds one chunk.
 
 Every importer and ``kuroshio add`` go through :func:`store_records`; it keeps the location of each
-record so a refusal by the store (a conflicting duplicate) is reported like a parse error.
+record so a refusal by the store (a conflicting duplicate) is reported like a parse error. Whether
+a chunk is committed on its own or with the rest of the import is the caller's ``append``'s to
+say (the importers store every chunk in one transaction, :meth:`kuroshio.node.Node.intake`).
 """
 
 from __future__ import annotations
@@ -56,10 +58,11 @@ def store_records(
     on_chunk: Callable[[LoadSummary], None] | None = None,
     on_stored: Callable[[list[Observation]], None] | None = None,
 ) -> LoadSummary:
-    """Validate-and-store loop: each chunk of valid records is one durable transaction.
+    """Validate-and-store loop: each chunk of valid records goes to ``append``.
 
-    ``append`` is normally :meth:`kuroshio.node.Node.ingest`, which stores a chunk together with
-    everything that must happen in the same transaction (release to partners, audit).
+    ``append`` is :meth:`kuroshio.node.IntakeTransaction.ingest` (every chunk in the import's
+    one transaction) or :meth:`kuroshio.node.Node.ingest` (each chunk its own); either stores a
+    chunk together with everything that must happen with it (release to partners, audit).
     """
     summary = LoadSummary()
     batch: list[Observation] = []

@@ -10,22 +10,32 @@ Taiwan (UTC+8): ``observed_at`` is 00:00+08:00 of the map date and ``until`` the
 that day. Positions were traced by hand from map images (tens of km off), hence the large
 ``source.uncertainty_m``. Ids are ``TWN:mnd:<date>:<n>``, n counting the features of that date in
 file order, so a re-import gives the same ids and stores nothing new.
+
+Files are read one feature at a time (:mod:`kuroshio.ingest.json_stream`), so memory holds one
+feature and never the file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import itertools
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+import ijson
 import msgspec
 
 from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.ingest.json_stream import json_records
 from kuroshio.ingest.mnd_areas import is_area_map, read_area_map
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import (
+    MAX_FILE_BYTES,
+    MAX_RECORD_BYTES,
     MAX_RECORDS,
     PUBLIC_MARKING,
     TAIWAN,
@@ -35,7 +45,6 @@ from kuroshio.ingest.source_files import (
     local_day,
     platform,
     read_csv,
-    read_json,
     track_geometry,
     validated,
     whole_number,
@@ -48,6 +57,10 @@ TYPE_TABLE: Final = "aircraft_zh_type.csv"
 TRACK_UNCERTAINTY_M: Final = 20_000.0
 MAX_AIRCRAFT_PER_TRACK: Final = 500
 ROC_EPOCH: Final = 1911
+HEAD_BYTES: Final = 64 * 1024
+"""How much of a file is looked at to tell a FeatureCollection."""
+AREA_MAP_PROBE: Final = 50
+"""Features looked at to tell a file of area maps (:func:`mnd_areas.is_area_map`)."""
 LEGACY_CLASSES: Final = {"balloon": "other_aircraft"}
 """Classes the catalogue has gained since these maps were first read. Their tracks keep the class
 they were stored with, so that importing the same maps again matches the stored records (the
@@ -200,15 +213,49 @@ def _as_first_stored(found: Platform) -> Platform:
     return found if legacy is None else msgspec.structs.replace(found, platform_class=legacy)
 
 
-def _features(path: Path, document: Any, max_records: int) -> list[Any]:
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+def _collection_head(path: Path) -> None:
+    """Refuse a file that is not a FeatureCollection, judged from its first bytes (the members
+    before ``features``: GeoJSON writers put ``type`` first)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportFileError(f"{path}: the file is UTF-16 text; save it as UTF-8 and import again")
+    if not head.lstrip().startswith(b"{"):
         raise ImportFileError(f"{path}: not a GeoJSON FeatureCollection")
-    features = document.get("features")
-    if not isinstance(features, list):
-        raise ImportFileError(f"{path}: 'features' is not a list")
-    if len(features) > max_records:
-        raise ImportFileError(f"{path}: {len(features)} features, more than {max_records}")
-    return features
+    try:
+        for prefix, event, value in ijson.parse(io.BytesIO(head)):
+            if prefix == "type" and event == "string" and value != "FeatureCollection":
+                break
+            if prefix == "features":
+                if event == "start_array":
+                    return
+                raise ImportFileError(f"{path}: 'features' is not a list")
+    except ijson.JSONError:
+        return  # the head ends mid-document, or the file is malformed: the full read says where
+    raise ImportFileError(f"{path}: not a GeoJSON FeatureCollection")
+
+
+def _features(path: Path, max_records: int, max_record_bytes: int) -> Iterator[Any]:
+    _collection_head(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+    with handle:
+        yield from json_records(
+            handle,
+            str(path),
+            prefix="features.item",
+            place=f"{path.name}#{{}}",
+            max_records=max_records,
+            max_record_bytes=max_record_bytes,
+            max_file_bytes=MAX_FILE_BYTES,
+        )
 
 
 def read_mnd_tracks(
@@ -219,16 +266,35 @@ def read_mnd_tracks(
 ) -> list[Record]:
     """Every feature of one MND track file, each an observation or the reason it was refused.
 
-    The whole file is read and checked first: a truncated or mis-encoded file raises
-    :class:`ImportFileError` and yields nothing.
+    The whole file is read first: a truncated or mis-encoded file raises
+    :class:`ImportFileError`.
     """
-    features = _features(path, read_json(path), max_records)
-    if is_area_map(features):
-        return read_area_map(path, features, identify=identify)
+    return list(stream_mnd_tracks(path, identify=identify, max_records=max_records))
+
+
+def stream_mnd_tracks(
+    path: Path,
+    *,
+    identify: Identify = catalogue_identify,
+    max_records: int = MAX_RECORDS,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> Iterator[Record]:
+    """The features of one MND track file, each as soon as it is read: an observation or the
+    reason it was refused.
+
+    A bad file (truncated, malformed, a feature too large or nested too deep) raises
+    :class:`ImportFileError` where it shows, possibly after records were yielded: store them
+    in one transaction, so that the error leaves nothing of the file. A file of area maps is
+    held whole (a day's map is made of features from anywhere in the file).
+    """
+    features = _features(path, max_records, max_record_bytes)
+    first = list(itertools.islice(features, AREA_MAP_PROBE))
+    if is_area_map(first):
+        yield from read_area_map(path, [*first, *features], identify=identify)
+        return
     table = load_type_table(path.parent / TYPE_TABLE)
     per_day: Counter[dt.date] = Counter()
-    records: list[Record] = []
-    for index, feature in enumerate(features):
+    for index, feature in enumerate(itertools.chain(first, features)):
         location = f"{path.name}#{index}"
         try:
             if not isinstance(feature, dict) or not isinstance(feature.get("properties"), dict):
@@ -240,7 +306,7 @@ def read_mnd_tracks(
                     f"a map traced again: trace ({trace}) of the map of {day.isoformat()} "
                     "repeats a track already traced from it; the first trace is kept"
                 )
-                records.append((location, SkippedRecord(location, reason)))
+                yield location, SkippedRecord(location, reason)
                 continue
             per_day[day] += 1
             observation = track_observation(
@@ -253,7 +319,6 @@ def read_mnd_tracks(
                 identify=identify,
             )
         except ValueError as exc:
-            records.append((location, ImportRecordError(location, str(exc))))
+            yield location, ImportRecordError(location, str(exc))
             continue
-        records.append((location, observation))
-    return records
+        yield location, observation

@@ -1,5 +1,5 @@
-"""Importing the public record: one call per source reads every file whole, stores its records
-through the node and derives their events.
+"""Importing the public record: one call per source reads its files record by record, stores
+them through the node in one transaction and derives their events.
 
 :func:`run_import` is shared by ``kuroshio import`` and the benchmark; the readers themselves live
 in one module per source beside this one. It prints nothing.
@@ -7,9 +7,11 @@ in one module per source beside this one. It prints nothing.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,24 +23,32 @@ from kuroshio.geo import derive_events
 from kuroshio.ingest.daily_counts import (
     DailyCount,
     DailyRecord,
-    read_daily_counts,
     store_daily_counts,
+    stream_daily_counts,
 )
 from kuroshio.ingest.jso_press import read_jso_press, read_jso_press_reported
 from kuroshio.ingest.jso_tracks import read_jso_tracks
 from kuroshio.ingest.load import LoadSummary, store_records
-from kuroshio.ingest.mnd_tracks import read_mnd_tracks
+from kuroshio.ingest.mnd_tracks import stream_mnd_tracks
 from kuroshio.ingest.nav_warnings import read_nav_warnings
 from kuroshio.ingest.records import Record
 from kuroshio.ingest.source_files import SkippedRecord, check_size, is_unidentified
 from kuroshio.model import Event, Observation
-from kuroshio.store import AppendResult
+from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore
 
 
+class ImportSession(Protocol):
+    """One import's transaction on a node (:meth:`kuroshio.node.Node.intake`)."""
+
+    def ingest(self, observations: Sequence[Observation]) -> AppendResult: ...
+
+    def put_events(self, events: Sequence[Event]) -> int: ...
+
+
 class Intake(Protocol):
-    """What an import needs of a node: its party, its one door and its store (for events and
-    the daily counts, which are not observations)."""
+    """What an import needs of a node: its party, its store (for the daily counts, which are
+    not observations) and one transaction for the whole import."""
 
     @property
     def party(self) -> str: ...
@@ -46,7 +56,7 @@ class Intake(Protocol):
     @property
     def store(self) -> NodeStore: ...
 
-    def ingest(self, observations: Sequence[Observation], *, via: str = ...) -> AppendResult: ...
+    def intake(self) -> AbstractContextManager[ImportSession]: ...
 
 
 class SourceName(StrEnum):
@@ -97,10 +107,11 @@ class ImportReport(msgspec.Struct, kw_only=True):
         }
 
 
-def read_source(source: SourceName, path: Path, *, party: str) -> list[Record]:
-    """Every record of one file of a source, read and checked whole (ImportFileError if bad)."""
+def read_source(source: SourceName, path: Path, *, party: str) -> Iterable[Record]:
+    """The records of one file of a source, as they are read; a bad file raises
+    ImportFileError, possibly after records were given (see :func:`run_import`)."""
     if source is SourceName.mnd_tracks:
-        return read_mnd_tracks(path)
+        return stream_mnd_tracks(path)
     if source is SourceName.jso_tracks:
         return read_jso_tracks(path)
     if source is SourceName.jso_press:
@@ -111,7 +122,7 @@ def read_source(source: SourceName, path: Path, *, party: str) -> list[Record]:
 
 
 def derive_and_store_events(
-    node: Intake,
+    put_events: Callable[[Sequence[Event]], int],
     observations: Sequence[Observation],
     reported: Mapping[tuple[str, int], Sequence[Event]] | None = None,
 ) -> tuple[int, int]:
@@ -123,7 +134,7 @@ def derive_and_store_events(
             events[event.id] = event
         for event in (reported or {}).get(observation.key, ()):
             events[event.id] = event
-    new = node.store.put_events(list(events.values())) if events else 0
+    new = put_events(list(events.values())) if events else 0
     return len(events), new
 
 
@@ -138,10 +149,11 @@ def run_import(
 ) -> ImportReport:
     """Import files of one source into a node.
 
-    Every file is read and validated whole before anything is stored, so a bad file (larger
-    than ``max_file_bytes``, truncated, mis-encoded, missing columns) raises ImportFileError and
-    stores nothing at all. Records are then stored in durable chunks; re-importing stores
-    nothing new.
+    Files are read record by record and stored in chunks (events derived chunk by chunk), so
+    memory holds a chunk and never a file; every chunk of every file goes into one transaction,
+    so a bad file (larger than ``max_file_bytes``, truncated or malformed even at its very end,
+    mis-encoded, missing columns) raises ImportFileError and stores nothing at all, and neither
+    does an import interrupted midway. Re-importing stores nothing new.
     """
     started = time.perf_counter()
     if max_file_bytes is not None:
@@ -149,32 +161,46 @@ def run_import(
             check_size(path, max_file_bytes)
     if source is SourceName.daily_counts:
         return _import_daily_counts(node, paths, started)
-    records: list[Record] = []
+    records: Iterable[Record]
     reported: dict[tuple[str, int], list[Event]] = {}
     if source is SourceName.jso_press:
         # Read together: a correction applies to the release it names in any of the files.
         records, reported = read_jso_press_reported(paths)
     else:
-        for path in paths:
-            records.extend(read_source(source, path, party=node.party))
+        records = itertools.chain.from_iterable(
+            read_source(source, path, party=node.party) for path in paths
+        )
     unknown: Counter[str] = Counter()
-    valid = [(location, item) for location, item in records if isinstance(item, Observation)]
-    for _, observation in valid:
-        platform = observation.platform
-        if is_unidentified(platform) and platform is not None and platform.label:
-            unknown[platform.label] += 1
-    summary = store_records(
-        node.ingest,
-        records,
-        on_chunk=(lambda s: on_progress(s.read)) if on_progress else None,
-    )
+    derived = new = 0
+
+    with node.intake() as session:
+
+        def store_chunk(chunk: Sequence[Observation]) -> AppendResult:
+            nonlocal derived, new
+            result = session.ingest(chunk)
+            for observation in chunk:
+                platform = observation.platform
+                if is_unidentified(platform) and platform is not None and platform.label:
+                    unknown[platform.label] += 1
+            if events:
+                # A record the store refused (a conflicting duplicate) is not what it holds.
+                kept = [
+                    observation
+                    for observation, outcome in zip(chunk, result.outcomes, strict=True)
+                    if outcome is not Outcome.CONFLICT
+                ]
+                found, fresh = derive_and_store_events(session.put_events, kept, reported)
+                derived, new = derived + found, new + fresh
+            return result
+
+        summary = store_records(
+            store_chunk,
+            records,
+            on_chunk=(lambda s: on_progress(s.read)) if on_progress else None,
+        )
     report = _report(source, paths, summary)
     report.unknown_labels = dict(unknown.most_common())
-    if events:
-        # A record the store refused (a conflicting duplicate) is not what the store holds.
-        refused = {e.location for e in report.summary.rejected}
-        kept = [observation for location, observation in valid if location not in refused]
-        report.events_derived, report.events_new = derive_and_store_events(node, kept, reported)
+    report.events_derived, report.events_new = derived, new
     report.seconds = time.perf_counter() - started
     return report
 
@@ -188,15 +214,17 @@ def _report(source: SourceName, paths: Sequence[Path], summary: LoadSummary) -> 
 
 
 def _import_daily_counts(node: Intake, paths: Sequence[Path], started: float) -> ImportReport:
-    records: list[DailyRecord] = []
-    for path in paths:
-        records.extend(read_daily_counts(path))
-    summary = store_daily_counts(node.store, records)
+    notes: list[str] = []
+
+    def noted(records: Iterable[DailyRecord]) -> Iterator[DailyRecord]:
+        for location, item in records:
+            if isinstance(item, DailyCount) and item.note:
+                notes.append(f"{item.record}: {item.note}")
+            yield location, item
+
+    records = itertools.chain.from_iterable(stream_daily_counts(path) for path in paths)
+    summary = store_daily_counts(node.store, noted(records))
     report = _report(SourceName.daily_counts, paths, summary)
-    report.notes = [
-        f"{item.record}: {item.note}"
-        for _, item in records
-        if isinstance(item, DailyCount) and item.note
-    ]
+    report.notes = notes
     report.seconds = time.perf_counter() - started
     return report

@@ -1,7 +1,8 @@
 """Reading observation records from JSON documents: NDJSON, a JSON array, or one JSON object.
 
 Each record comes back with its location (``file:line`` for NDJSON, ``file[index]`` for an
-array) and either a validated :class:`~kuroshio.model.Observation` or the reason it was refused;
+array, read element by element in bounded memory) and either a validated
+:class:`~kuroshio.model.Observation` or the reason it was refused;
 :func:`own_only` refuses the records of any party but the node's own (what an operator adds is
 the node's own word; a partner's items come only over links). It stores nothing; see
 :mod:`kuroshio.ingest.load`.
@@ -13,14 +14,16 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 import msgspec
 
 from kuroshio.errors import ImportFileError, ImportRecordError
+from kuroshio.ingest.json_stream import json_records
 from kuroshio.model import Observation
 
 _decoder = msgspec.json.Decoder(Observation)
+_encoder = msgspec.json.Encoder()
 _raw_list = msgspec.json.Decoder(list[msgspec.Raw])
 
 
@@ -47,12 +50,41 @@ def decode_record(location: str, data: bytes) -> Record:
 
 
 def record_list(data: bytes) -> list[msgspec.Raw]:
-    """The elements of a JSON array, each undecoded; raises :class:`msgspec.DecodeError` (also
-    for an array nested deeper than the decoder allows)."""
+    """The elements of a JSON array held in memory (a request body), each undecoded; raises
+    :class:`msgspec.DecodeError` (also for an array nested deeper than the decoder allows)."""
     try:
         return _raw_list.decode(data)
     except RecursionError:
         raise msgspec.DecodeError(TOO_DEEP) from None
+
+
+def _record_of(location: str, element: Any, max_record_bytes: int) -> Record:
+    """An array element as parsed (numbers as int or float) checked as an observation."""
+    try:
+        data = _encoder.encode(element)
+        if len(data) > max_record_bytes:
+            message = f"record longer than the limit of {max_record_bytes} bytes"
+            return location, ImportRecordError(location, message)
+        return location, _decoder.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, msgspec.EncodeError) as exc:
+        return location, ImportRecordError(location, _reason(exc))
+
+
+class _Prepended:
+    """A byte stream with the bytes already taken from it put back in front."""
+
+    def __init__(self, head: bytes, stream: BinaryIO | _Bounded) -> None:
+        self._head, self._stream = head, stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        head, self._head = self._head, b""
+        return (
+            head + self._stream.read(max(size - len(head), 0))
+            if size >= 0
+            else head + self._stream.read()
+        )
 
 
 def own_only(records: Iterable[Record], party: str) -> Iterator[Record]:
@@ -76,7 +108,9 @@ def read_observations(
     """Records of a JSON/NDJSON file, or of standard input when ``path`` is None or ``-``.
 
     A file larger than ``max_file_bytes`` is refused before anything of it is read; standard
-    input is read up to that many bytes and refused there (records before it are stored)."""
+    input is read up to that many bytes and refused there. A malformed or truncated array
+    raises ImportFileError where it shows, after the records before it: store them in one
+    transaction (:meth:`kuroshio.node.Node.intake`)."""
     if path is None or str(path) == "-":
         stream = _Bounded(sys.stdin.buffer, "<stdin>", max_file_bytes)
         yield from _read_stream(stream, "<stdin>", max_record_bytes)
@@ -122,17 +156,15 @@ def _read_stream(stream: BinaryIO | _Bounded, name: str, max_record_bytes: int) 
     if not first:
         return
     if first == b"[":
-        data = first + stream.read(max_record_bytes * 64 + 1)
-        if len(data) > max_record_bytes * 64:
-            raise ImportFileError(
-                f"{name}: JSON array larger than {max_record_bytes * 64} bytes; use NDJSON"
-            )
-        try:
-            elements = record_list(data)
-        except msgspec.DecodeError as exc:
-            raise ImportFileError(f"{name}: {_reason(exc)}") from exc
+        elements = json_records(
+            _Prepended(first, stream),
+            name,
+            place=f"{Path(name).name}[{{}}]",
+            max_record_bytes=max_record_bytes,
+            max_file_bytes=sys.maxsize,  # the file's size is bounded where it is opened
+        )
         for index, element in enumerate(elements):
-            yield decode_record(f"{name}[{index}]", bytes(element))
+            yield _record_of(f"{name}[{index}]", element, max_record_bytes)
         return
     yield from _read_lines(first, stream, name, max_record_bytes)
 

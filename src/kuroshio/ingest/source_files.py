@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import msgspec
 
@@ -31,7 +30,9 @@ from kuroshio.model import (
 )
 
 MAX_FILE_BYTES: Final = 256 * 1024 * 1024
-"""Largest source file read (they are parsed whole, so that a bad file stores nothing)."""
+"""Largest source file read (besides the node's own ``limits.max_file_bytes``)."""
+MAX_RECORD_BYTES: Final = 16 * 1024 * 1024
+"""Largest record (a GeoJSON feature) of a file read record by record."""
 MAX_RECORDS: Final = 200_000
 """Most records (rows, features, releases) taken from one file."""
 
@@ -65,14 +66,18 @@ def check_size(path: Path, max_bytes: int) -> None:
         )
 
 
-def read_bytes(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The whole file, refused when missing or larger than ``max_bytes``."""
+def _refuse_larger(path: Path, max_bytes: int) -> None:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     if size > max_bytes:
         raise ImportFileError(f"{path}: {size} bytes, more than the limit of {max_bytes}")
+
+
+def read_bytes(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The whole file, refused when missing or larger than ``max_bytes``."""
+    _refuse_larger(path, max_bytes)
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -129,46 +134,123 @@ def read_csv(
     max_records: int = MAX_RECORDS,
 ) -> CsvTable:
     """A UTF-8 CSV file with a header holding every ``required`` column, read whole."""
-    text = read_text(path, max_bytes=max_bytes)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, tuple[str, ...]]] = []
-    try:
-        header = tuple(name.strip() for name in next(reader, ()))
-        if not header:
+    stream = CsvStream(path, required, max_bytes=max_bytes, max_records=max_records)
+    return CsvTable(path=path, header=stream.header, rows=tuple(stream.rows()))
+
+
+class CsvStream:
+    """A UTF-8 CSV file with a header holding every ``required`` column, read row by row.
+
+    The header is read at once; :meth:`rows` gives each row with the line it starts on as it is
+    read, and raises :class:`ImportFileError` where the file turns out bad (a byte that is not
+    UTF-8, a malformed row, a file cut off inside its last row), possibly after rows were given.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        required: Sequence[str],
+        *,
+        max_bytes: int = MAX_FILE_BYTES,
+        max_records: int = MAX_RECORDS,
+    ) -> None:
+        self.path, self._max_bytes, self._max_records = path, max_bytes, max_records
+        _refuse_larger(path, max_bytes)
+        with self._open() as handle:
+            first = next(csv.reader(_text_lines(path, handle, max_bytes)), [])
+        self.header = tuple(name.strip() for name in first)
+        if not self.header:
             raise ImportFileError(f"{path}: empty file (a CSV header is expected)")
-        missing = [name for name in required if name not in header]
+        missing = [name for name in required if name not in self.header]
         if missing:
+            header = self.header
             raise ImportFileError(
                 f"{path}: missing required column(s) {', '.join(missing)} "
                 f"(the header has {', '.join(header[:12])}{' …' if len(header) > 12 else ''})"
             )
-        start = reader.line_num + 1
-        for row in reader:
-            if len(rows) >= max_records:
-                raise ImportFileError(f"{path}: more than {max_records} rows")
-            if any(cell.strip() for cell in row):
-                rows.append((start, tuple(row)))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise ImportFileError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
-    _check_complete(path, text, header, rows)
-    return CsvTable(path=path, header=header, rows=tuple(rows))
+
+    def location(self, line: int) -> str:
+        return f"{self.path.name}:{line}"
+
+    def _open(self) -> BinaryIO:
+        try:
+            return self.path.open("rb")
+        except OSError as exc:
+            raise ImportFileError(f"{self.path}: cannot open: {exc.strerror or exc}") from exc
+
+    def rows(self) -> Iterator[tuple[int, tuple[str, ...]]]:
+        """Each row that is not empty, with the line it starts on."""
+        path, header = self.path, self.header
+        with self._open() as handle:
+            lines = _Lines(_text_lines(path, handle, self._max_bytes))
+            reader = csv.reader(lines)
+            last: tuple[int, tuple[str, ...]] | None = None
+            count = 0
+            try:
+                next(reader, None)
+                start = reader.line_num + 1
+                for row in reader:
+                    if any(cell.strip() for cell in row):
+                        count += 1
+                        if count > self._max_records:
+                            raise ImportFileError(f"{path}: more than {self._max_records} rows")
+                        last = (start, tuple(row))
+                        yield last
+                    start = reader.line_num + 1
+            except csv.Error as exc:
+                raise ImportFileError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+        if last is not None and not lines.ended_line:
+            line, cells = last
+            if len(cells) < len(header) or lines.last.count('"') % 2:
+                raise ImportFileError(
+                    f"{path}:{line}: truncated CSV (the file ends inside row {line}, "
+                    f"{len(cells)} of {len(header)} columns); nothing of it is stored"
+                )
 
 
-def _check_complete(
-    path: Path, text: str, header: tuple[str, ...], rows: list[tuple[int, tuple[str, ...]]]
-) -> None:
-    """Refuse a file cut short: one that ends without a line end inside a quoted cell or in a
-    row with fewer cells than the header (a whole last row without a line end is fine)."""
-    if not rows or text.endswith(("\n", "\r")):
-        return
-    line, last = rows[-1]
-    tail = text[text.rfind("\n") + 1 :]
-    if len(last) < len(header) or tail.count('"') % 2:
-        raise ImportFileError(
-            f"{path}:{line}: truncated CSV (the file ends inside row {line}, "
-            f"{len(last)} of {len(header)} columns); nothing of it is stored"
-        )
+class _Lines:
+    """Text lines, remembering the last one (to tell a file cut off inside a row)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.last = ""
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+    @property
+    def ended_line(self) -> bool:
+        """Whether the last line ends with a line end (a whole last row needs none)."""
+        return self.last.endswith(("\n", "\r"))
+
+
+def _text_lines(path: Path, handle: BinaryIO, max_bytes: int) -> Iterator[str]:
+    """The lines of a UTF-8 file (a byte-order mark is allowed), each with its line end;
+    anything else is refused, naming the line."""
+    offset = 0
+    for number, raw in enumerate(handle, start=1):
+        if number == 1:
+            if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or raw[:200].count(b"\x00") > 10:
+                raise ImportFileError(
+                    f"{path}: the file is UTF-16 text; save it as UTF-8 and import again"
+                )
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw, offset = raw[3:], 3
+        if offset + len(raw) > max_bytes:
+            raise ImportFileError(f"{path}: more than the limit of {max_bytes} bytes")
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                f"{offset + exc.start}; Latin-1, Big5 or Shift-JIS?); save it as UTF-8 and "
+                "import again"
+            ) from None
+        offset += len(raw)
 
 
 # --- numbers ---------------------------------------------------------------------------------
