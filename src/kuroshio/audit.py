@@ -67,6 +67,7 @@ AuditKind: TypeAlias = Literal[
     "agreement_change",
     "access",
     "partner_change",
+    "message",
 ]
 AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
 GENESIS_HASH: Final = bytes(32)

@@ -35,6 +35,8 @@ from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
+from kuroshio.messages import dialogue
+from kuroshio.messages.thread import Message
 from kuroshio.model import Event, Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
 from kuroshio.pki import (
@@ -487,6 +489,54 @@ class Node:
         return revoked
 
     # --- listeners -----------------------------------------------------------------------------
+
+    # --- the dialogue channel --------------------------------------------------------------
+
+    def send_message(self, message: Message, now: dt.datetime | None = None) -> Message:
+        """Release ``message`` under the agreement in force with its recipient and queue it on
+        that link, audited; the message as it leaves (see :mod:`kuroshio.messages.dialogue`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            sent = dialogue.send(
+                tx,
+                message,
+                self.agreement_for(message.recipient, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+            )
+        self.notify_stored()
+        return sent
+
+    def mark_message(
+        self, message_id: str, state: str, now: dt.datetime | None = None
+    ) -> dialogue.Kept:
+        """Mark a received message ``read`` or ``acked``; the state travels back to its sender."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            row = dialogue.show(tx, message_id)
+            marked = dialogue.mark(
+                tx,
+                message_id,
+                state,
+                self.agreement_for(row.partner, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+            )
+        self.notify_stored()
+        return marked
+
+    def escalate_messages(self, now: dt.datetime | None = None) -> list[dialogue.Kept]:
+        """Escalate (mark, re-send, audit) every message sent from here past its deadline."""
+        at = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            escalated = dialogue.escalate_overdue(
+                tx, at, lambda partner: self.agreement_for(partner, at), audit=self.audit
+            )
+        if escalated:
+            self.notify_stored()
+        return escalated
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that stored observations."""

@@ -22,6 +22,8 @@ from kuroshio.exchange.batch import GENESIS_HASH, SealedBatch, read_header, seal
 from kuroshio.exchange.proofs import decode_proof
 from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.wire import LinkRefused, OriginProof, SignedReceipt
+from kuroshio.messages import dialogue
+from kuroshio.messages.thread import is_dialogue
 from kuroshio.model import Observation, canonical_bytes
 from kuroshio.pki import Signer
 from kuroshio.policy import reciprocity
@@ -126,7 +128,11 @@ def seal_next(
         return None
     items: list[bytes] = []
     size = 0
+    # A batch carries observations or dialogue items, never both: it ends where the kind changes.
+    dialogue = is_dialogue(rows[0][1])
     for _, item, proof in rows:
+        if is_dialogue(item) != dialogue:
+            break
         # An origin proof rides in the same frame, so it counts against the same bound.
         length = len(item) + (len(proof) if proof is not None else 0)
         if items and size + length > max_bytes:
@@ -220,7 +226,10 @@ def record_receipt(
     if row[2]:
         return False
     items = [item for item, _ in tx.outbox.batch_items(partner, receipt.seq)]
-    reciprocity.record(tx, reciprocity.given_entries(items, partner, receipt.received_at))
+    if items and is_dialogue(items[0]):
+        dialogue.delivered(tx, items, now)
+    else:
+        reciprocity.record(tx, reciprocity.given_entries(items, partner, receipt.received_at))
     tx.outbox.acknowledge(partner, receipt.seq, signed.receipt, signed.signature, micros(now))
     return True
 

@@ -1,0 +1,305 @@
+"""The dialogue channel's unit of work: send a message (released under the agreement, kept,
+queued on the partner's link, audited), take in what a partner sent, mark a message read or
+acknowledged (the state travels back to its sender), and escalate what is overdue.
+
+Every function works inside the caller's transaction; the rows are :mod:`kuroshio.store`'s and
+the messages travel in the link's own batches (see :mod:`kuroshio.exchange.outbox`). Nothing here
+opens a socket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+import msgspec
+
+from kuroshio.audit import AuditLog
+from kuroshio.errors import MessageError
+from kuroshio.messages.release import release_message
+from kuroshio.messages.thread import (
+    ACK_WITHIN,
+    Message,
+    StateChange,
+    decode_item,
+    decode_message,
+    item_bytes,
+    later_state,
+    message_bytes,
+)
+from kuroshio.policy.agreement import EnforcedAgreement
+from kuroshio.store.messages import MessageRow
+from kuroshio.store.sql import micros, utc_time
+from kuroshio.store.transaction import Transaction
+
+AgreementFor = Callable[[str], EnforcedAgreement | None]
+"""The agreement in force with a partner now (None: none is)."""
+MAX_ESCALATIONS_PER_PASS: Final = 1_000
+
+
+class Kept(msgspec.Struct, frozen=True, kw_only=True):
+    """A message as this node keeps it, and where it stands."""
+
+    message: Message
+    direction: str
+    partner: str
+    state: str
+    deadline: dt.datetime | None
+    escalations: int
+    updated_at: dt.datetime
+
+
+def new_id(party: str) -> str:
+    """A fresh message id in ``party``'s id space."""
+    return f"{party}:msg:{uuid.uuid4().hex}"
+
+
+def kept(row: MessageRow) -> Kept:
+    return Kept(
+        message=decode_message(row.body),
+        direction=row.direction,
+        partner=row.partner,
+        state=row.state,
+        deadline=None if row.deadline is None else utc_time(row.deadline),
+        escalations=row.escalations,
+        updated_at=utc_time(row.updated_at),
+    )
+
+
+def _queue(tx: Transaction, partner: str, key: str, item: bytes, agreement: str) -> None:
+    tx.outbox.queue([(partner, key, 1, item, None, None, agreement)])
+
+
+def send(
+    tx: Transaction,
+    message: Message,
+    agreement: EnforcedAgreement | None,
+    now: dt.datetime,
+    *,
+    own_party: str,
+    audit: AuditLog,
+) -> Message:
+    """Release ``message`` under ``agreement`` (the one in force with its recipient), keep it,
+    queue it on the recipient's link and audit it; the message as it left. Raises
+    :class:`MessageError` (nothing kept) when it may not leave or its id is taken."""
+    released = release_message(message, agreement, now, own_party=own_party)
+    assert agreement is not None  # release_message refuses without one
+    if message.in_reply_to is not None and tx.messages.get(message.in_reply_to) is None:
+        raise MessageError(f"message {message.id}", f"no message {message.in_reply_to} here")
+    deadline = micros(released.ack_deadline) if released.wants_ack else None
+    row = MessageRow(
+        id=released.id,
+        direction="out",
+        partner=released.recipient,
+        thread=released.thread,
+        kind=released.kind,
+        precedence=released.precedence,
+        sent_at=micros(released.sent_at),
+        deadline=deadline,
+        state="queued",
+        escalations=0,
+        updated_at=micros(now),
+        body=message_bytes(released),
+    )
+    if not tx.messages.put(row):
+        raise MessageError(f"message {message.id}", "a message with this id is kept already")
+    _queue(tx, released.recipient, released.id, item_bytes(released), agreement.digest)
+    if released.in_reply_to is not None:
+        _answered(tx, released, now)
+    audit.append(
+        tx,
+        "message",
+        f"send {released.id}",
+        {
+            "partner": released.recipient,
+            "thread": released.thread,
+            "kind": released.kind,
+            "precedence": released.precedence,
+            "tlp": released.tlp,
+            "agreement": agreement.id,
+            "agreement_version": agreement.version,
+            "attachments": released.attachments.refs(),
+        },
+    )
+    return released
+
+
+def _answered(tx: Transaction, answer: Message, now: dt.datetime) -> None:
+    """A reply or acknowledgement from here acknowledges the message it answers."""
+    asked = tx.messages.get(answer.in_reply_to or "")
+    if asked is not None and asked.direction == "in" and answer.kind in ("reply", "ack"):
+        tx.messages.set_state(asked.id, later_state(asked.state, "acked"), micros(now))
+
+
+def delivered(tx: Transaction, items: Iterable[bytes], now: dt.datetime) -> None:
+    """The partner signed for a batch holding ``items``: its messages are delivered."""
+    for item in items:
+        record = decode_item(item)
+        if isinstance(record, Message):
+            row = tx.messages.get(record.id)
+            if row is not None and row.direction == "out":
+                tx.messages.set_state(row.id, later_state(row.state, "delivered"), micros(now))
+
+
+def take_in(
+    tx: Transaction,
+    records: Sequence[Message | StateChange],
+    partner: str,
+    now: dt.datetime,
+    *,
+    audit: AuditLog,
+    batch: str,
+) -> tuple[int, int]:
+    """Keep what ``partner`` sent in one dialogue batch (checked by the batch layer: each
+    record is the partner's own and, for a message, addressed here); (new, already kept)."""
+    new = unchanged = 0
+    details: list[str] = []
+    for record in records:
+        if isinstance(record, StateChange):
+            changed = _state_from_partner(tx, record, partner)
+            new, unchanged = (new + 1, unchanged) if changed else (new, unchanged + 1)
+            details.append(f"{record.state} {record.message}")
+            continue
+        row = MessageRow(
+            id=record.id,
+            direction="in",
+            partner=partner,
+            thread=record.thread,
+            kind=record.kind,
+            precedence=record.precedence,
+            sent_at=micros(record.sent_at),
+            deadline=micros(record.ack_deadline) if record.wants_ack else None,
+            state="delivered",
+            escalations=0,
+            updated_at=micros(now),
+            body=message_bytes(record),
+        )
+        if tx.messages.put(row):
+            new += 1
+            details.append(f"{record.kind} {record.id}")
+            if record.in_reply_to is not None and record.kind in ("reply", "ack"):
+                asked = tx.messages.get(record.in_reply_to)
+                if asked is not None and asked.direction == "out" and asked.partner == partner:
+                    tx.messages.set_state(asked.id, later_state(asked.state, "acked"), micros(now))
+        else:
+            unchanged += 1
+    if details:
+        audit.append(
+            tx, "message", f"receive {batch}", {"partner": partner, "records": details[:100]}
+        )
+    return new, unchanged
+
+
+def _state_from_partner(tx: Transaction, change: StateChange, partner: str) -> bool:
+    row = tx.messages.get(change.message)
+    if row is None or row.direction != "out" or row.partner != partner:
+        return False
+    state = later_state(row.state, change.state)
+    if state == row.state:
+        return False
+    tx.messages.set_state(row.id, state, micros(change.at))
+    return True
+
+
+def mark(
+    tx: Transaction,
+    message_id: str,
+    state: str,
+    agreement: EnforcedAgreement | None,
+    now: dt.datetime,
+    *,
+    own_party: str,
+    audit: AuditLog,
+) -> Kept:
+    """Mark a received message ``read`` or ``acked`` here and tell its sender (on the link,
+    under the agreement in force with it); the message as kept now."""
+    row = tx.messages.get(message_id)
+    if row is None or row.direction != "in":
+        raise MessageError(f"message {message_id}", "no message received with this id")
+    if agreement is None:
+        raise MessageError(
+            f"message {message_id}", f"no agreement with {row.partner} is in force to answer"
+        )
+    new_state = later_state(row.state, state)
+    if new_state != row.state:
+        tx.messages.set_state(row.id, new_state, micros(now))
+        change = StateChange(
+            message=row.id, state="acked" if state == "acked" else "read", by=own_party, at=now
+        )
+        _queue(tx, row.partner, f"{row.id}#{change.state}", item_bytes(change), agreement.digest)
+        audit.append(
+            tx, "message", f"{change.state} {row.id}", {"partner": row.partner, "state": new_state}
+        )
+    updated = tx.messages.get(message_id)
+    assert updated is not None
+    return kept(updated)
+
+
+def escalate_overdue(
+    tx: Transaction, now: dt.datetime, agreement_for: AgreementFor, *, audit: AuditLog
+) -> list[Kept]:
+    """Escalate every message sent from here that is past its acknowledgement deadline: marked
+    ``escalated``, given a new deadline, sent again (the partner keeps it once) and audited."""
+    escalated = []
+    for row in tx.messages.overdue(micros(now), MAX_ESCALATIONS_PER_PASS):
+        message = decode_message(row.body)
+        deadline = now + ACK_WITHIN[message.precedence]
+        tx.messages.escalate(row.id, micros(deadline), micros(now))
+        agreement = agreement_for(row.partner)
+        resent = agreement is not None
+        if agreement is not None:
+            _queue(tx, row.partner, row.id, item_bytes(message), agreement.digest)
+        audit.append(
+            tx,
+            "message",
+            f"escalate {row.id}",
+            {
+                "partner": row.partner,
+                "precedence": message.precedence,
+                "deadline_was": utc_time(row.deadline or 0).isoformat(),
+                "escalations": row.escalations + 1,
+                "resent": resent,
+            },
+        )
+        updated = tx.messages.get(row.id)
+        assert updated is not None
+        escalated.append(kept(updated))
+    return escalated
+
+
+def listing(
+    tx: Transaction,
+    *,
+    partner: str | None = None,
+    thread: str | None = None,
+    state: str | None = None,
+    limit: int = 1_000,
+) -> list[Kept]:
+    return [
+        kept(row)
+        for row in tx.messages.listing(partner=partner, thread=thread, state=state, limit=limit)
+    ]
+
+
+def show(tx: Transaction, message_id: str) -> Kept:
+    row = tx.messages.get(message_id)
+    if row is None:
+        raise MessageError(f"message {message_id}", "no such message here")
+    return kept(row)
+
+
+__all__ = [
+    "AgreementFor",
+    "Kept",
+    "delivered",
+    "escalate_overdue",
+    "kept",
+    "listing",
+    "mark",
+    "new_id",
+    "send",
+    "show",
+    "take_in",
+]
