@@ -508,6 +508,14 @@ class Node:
         self.notify_stored()
         return sent
 
+    def send_draft(self, draft: dialogue.Draft, now: dt.datetime | None = None) -> Message:
+        """Compose a message from ``draft`` (see :func:`~kuroshio.messages.dialogue.compose`)
+        and send it as :meth:`send_message` does."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            message = dialogue.compose(tx, draft, sender=self.party, now=now)
+        return self.send_message(message, now)
+
     def mark_message(
         self, message_id: str, state: str, now: dt.datetime | None = None
     ) -> dialogue.Kept:

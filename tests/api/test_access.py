@@ -58,6 +58,10 @@ MATRIX: dict[tuple[str, str], str | None] = {
     ("GET", "/api/links"): "liaison",
     ("GET", "/api/ledger"): "liaison",
     ("GET", "/api/operators"): "admin",
+    ("GET", "/api/messages"): "viewer",
+    ("GET", "/api/messages/{message_id}"): "viewer",
+    ("POST", "/api/messages"): "liaison",
+    ("POST", "/api/messages/{message_id}/ack"): "liaison",
 }
 PARAMS = {
     "/api/cop/observation": {"id": "TWN:none:1"},

@@ -7,9 +7,8 @@ for machines). The rules live in :mod:`kuroshio.messages`.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 import typer
@@ -18,9 +17,8 @@ from rich.table import Table
 from kuroshio.cli.common import AsJson, NodeDir, console, split_values
 from kuroshio.errors import InputError
 from kuroshio.messages import dialogue
-from kuroshio.messages.thread import PRECEDENCES, Message
-from kuroshio.model import Observation, Polygon
-from kuroshio.node import Node, open_node
+from kuroshio.messages.thread import PRECEDENCES
+from kuroshio.node import open_node
 
 app = typer.Typer()
 msg_app = typer.Typer(
@@ -30,49 +28,14 @@ msg_app = typer.Typer(
 app.add_typer(msg_app, name="msg")
 
 
-def _area(value: str | None) -> Polygon | None:
-    """``lon,lat;lon,lat;…`` (closed or not) as a polygon."""
+def _area(value: str | None) -> list[list[float]] | None:
+    """``lon,lat;lon,lat;…`` as a ring of positions."""
     if value is None:
         return None
     try:
-        ring = [tuple(float(n) for n in pair.split(",")) for pair in value.split(";") if pair]
+        return [[float(n) for n in pair.split(",")] for pair in value.split(";") if pair]
     except ValueError:
         raise InputError(f"--area {value!r}: expected lon,lat;lon,lat;…") from None
-    if ring and ring[0] != ring[-1]:
-        ring.append(ring[0])
-    try:
-        return msgspec.convert({"type": "Polygon", "coordinates": [ring]}, Polygon)
-    except msgspec.ValidationError as error:
-        raise InputError(f"--area: {error}") from None
-
-
-def _observations(node: Node, refs: tuple[str, ...]) -> tuple[Observation, ...]:
-    """``ID`` or ``ID@VERSION`` of items kept here (the current version when none is named)."""
-    found = []
-    for ref in refs:
-        obs_id, _, version = ref.partition("@")
-        try:
-            number = int(version) if version else None
-        except ValueError:
-            raise InputError(f"--observation {ref!r}: the version is not a number") from None
-        observation = node.store.get(obs_id, number)
-        if observation is None:
-            raise InputError(f"--observation {ref!r}: no such item on this node")
-        found.append(observation)
-    return tuple(found)
-
-
-def kept_json(item: dialogue.Kept) -> dict[str, Any]:
-    """A kept message as JSON builtins (the CLI's and the API's shape)."""
-    return {
-        "message": msgspec.to_builtins(item.message),
-        "direction": item.direction,
-        "partner": item.partner,
-        "state": item.state,
-        "deadline": None if item.deadline is None else item.deadline.isoformat(),
-        "escalations": item.escalations,
-        "updated_at": item.updated_at.isoformat(),
-    }
 
 
 def _print_json(value: object) -> None:
@@ -107,38 +70,21 @@ def send(
     """Send a message to a partner, under the agreement in force with it."""
     if precedence not in PRECEDENCES:
         raise InputError(f"--precedence {precedence!r} is not one of {', '.join(PRECEDENCES)}")
+    draft = dialogue.Draft(
+        recipient=to,
+        subject=subject,
+        kind=kind,
+        body=body,
+        precedence=precedence,
+        tlp=tlp,
+        in_reply_to=reply_to,
+        observations=split_values(observation),
+        events=split_values(event),
+        tracks=split_values(track),
+        area=_area(area),
+    )
     with open_node(node_dir) as node:
-        thread = None
-        if reply_to is not None:
-            with node.store.transaction() as tx:
-                thread = dialogue.show(tx, reply_to).message.thread
-        message_id = dialogue.new_id(node.party)
-        values = {
-            "id": message_id,
-            "thread": thread or message_id,
-            "in_reply_to": reply_to,
-            "sender": node.party,
-            "recipient": to,
-            "kind": kind,
-            "precedence": precedence,
-            "tlp": tlp,
-            "subject": subject,
-            "body": body,
-            "sent_at": dt.datetime.now(dt.UTC).isoformat(),
-            "attachments": {
-                "observations": [
-                    msgspec.to_builtins(o) for o in _observations(node, split_values(observation))
-                ],
-                "events": split_values(event),
-                "tracks": split_values(track),
-                "area": msgspec.to_builtins(_area(area)),
-            },
-        }
-        try:
-            message = msgspec.convert(values, Message)
-        except msgspec.ValidationError as error:
-            raise InputError(f"message: {error}") from None
-        sent = node.send_message(message)
+        sent = node.send_draft(draft)
     if as_json:
         _print_json(msgspec.to_builtins(sent))
         return
@@ -160,7 +106,7 @@ def list_messages(
     with open_node(node_dir) as node, node.store.transaction() as tx:
         found = dialogue.listing(tx, partner=partner, thread=thread, state=state)
     if as_json:
-        _print_json([kept_json(k) for k in found])
+        _print_json([k.as_builtins() for k in found])
         return
     table = Table("sent", "id", "", "partner", "kind", "precedence", "state", "subject")
     for k in found:
@@ -183,7 +129,7 @@ def show(message_id: str, node_dir: NodeDir = Path("."), as_json: AsJson = False
     with open_node(node_dir) as node, node.store.transaction() as tx:
         item = dialogue.show(tx, message_id)
     if as_json:
-        _print_json(kept_json(item))
+        _print_json(item.as_builtins())
         return
     m = item.message
     console.print(f"[bold]{m.subject}[/]  ({m.kind}, {m.precedence}, TLP:{m.tlp})", markup=True)
@@ -208,7 +154,7 @@ def ack(
     with open_node(node_dir) as node:
         item = node.mark_message(message_id, "read" if read_only else "acked")
     if as_json:
-        _print_json(kept_json(item))
+        _print_json(item.as_builtins())
         return
     console.print(f"{message_id} {item.state}; {item.partner} will be told")
 
@@ -220,7 +166,7 @@ def escalate(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
     with open_node(node_dir) as node:
         found = node.escalate_messages()
     if as_json:
-        _print_json([kept_json(k) for k in found])
+        _print_json([k.as_builtins() for k in found])
         return
     for k in found:
         console.print(f"{k.message.id} escalated ({k.escalations}), re-sent to {k.partner}")

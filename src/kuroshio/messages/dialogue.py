@@ -50,6 +50,18 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     escalations: int
     updated_at: dt.datetime
 
+    def as_builtins(self) -> dict[str, object]:
+        """As JSON builtins: the shape of ``kuroshio msg … --json`` and the API."""
+        return {
+            "message": msgspec.to_builtins(self.message),
+            "direction": self.direction,
+            "partner": self.partner,
+            "state": self.state,
+            "deadline": None if self.deadline is None else self.deadline.isoformat(),
+            "escalations": self.escalations,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
 
 def new_id(party: str) -> str:
     """A fresh message id in ``party``'s id space."""
@@ -66,6 +78,76 @@ def kept(row: MessageRow) -> Kept:
         escalations=row.escalations,
         updated_at=utc_time(row.updated_at),
     )
+
+
+class Draft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A message as an operator writes it: attachments named, not yet looked up."""
+
+    recipient: str
+    subject: str
+    kind: str = "rfi"
+    body: str = ""
+    precedence: str = "routine"
+    tlp: str = "AMBER"
+    in_reply_to: str | None = None
+    observations: Sequence[str] = ()
+    """``ID`` or ``ID@VERSION`` of items kept here (the current version when none is named)."""
+    events: Sequence[str] = ()
+    tracks: Sequence[str] = ()
+    area: Sequence[Sequence[float]] | None = None
+    """A ring of ``[lon, lat]`` positions, closed or not."""
+
+
+def _attached(tx: Transaction, refs: Sequence[str]) -> list[object]:
+    found = []
+    for ref in refs:
+        obs_id, _, version = ref.partition("@")
+        if version and not version.isdigit():
+            raise MessageError(f"observation {ref!r}", "the version is not a number")
+        observation = tx.observations.get(obs_id, int(version) if version else None)
+        if observation is None:
+            raise MessageError(f"observation {ref!r}", "no such item on this node")
+        found.append(msgspec.to_builtins(observation))
+    return found
+
+
+def compose(tx: Transaction, draft: Draft, *, sender: str, now: dt.datetime) -> Message:
+    """The message ``draft`` describes, sent by ``sender`` at ``now``: a fresh id, the thread of
+    the message it answers, its attachments looked up here. Raises :class:`MessageError` naming
+    the field that is wrong."""
+    message_id = new_id(sender)
+    thread = message_id
+    if draft.in_reply_to is not None:
+        thread = show(tx, draft.in_reply_to).message.thread
+    area = None
+    if draft.area is not None:
+        ring = [list(position) for position in draft.area]
+        if ring and ring[0] != ring[-1]:
+            ring.append(ring[0])
+        area = {"type": "Polygon", "coordinates": [ring]}
+    values = {
+        "id": message_id,
+        "thread": thread,
+        "in_reply_to": draft.in_reply_to,
+        "sender": sender,
+        "recipient": draft.recipient,
+        "kind": draft.kind,
+        "precedence": draft.precedence,
+        "tlp": draft.tlp,
+        "subject": draft.subject,
+        "body": draft.body,
+        "sent_at": now.isoformat(),
+        "attachments": {
+            "observations": _attached(tx, draft.observations),
+            "events": list(draft.events),
+            "tracks": list(draft.tracks),
+            "area": area,
+        },
+    }
+    try:
+        return msgspec.convert(values, Message)
+    except msgspec.ValidationError as error:
+        raise MessageError("message", str(error)) from None
 
 
 def _queue(tx: Transaction, partner: str, key: str, item: bytes, agreement: str) -> None:
@@ -292,7 +374,9 @@ def show(tx: Transaction, message_id: str) -> Kept:
 
 __all__ = [
     "AgreementFor",
+    "Draft",
     "Kept",
+    "compose",
     "delivered",
     "escalate_overdue",
     "kept",
