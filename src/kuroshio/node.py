@@ -648,6 +648,9 @@ class Node:
         self.audit.append(
             tx, "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
+        dialogue.answer_requests(
+            tx, fresh, now, governing.get, own_party=self.party, audit=self.audit
+        )
         return result, released
 
     def enforce_at_send(self, tx: Transaction, partner: str, now: dt.datetime) -> int:

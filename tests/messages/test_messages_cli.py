@@ -82,3 +82,27 @@ def test_refusals_are_one_line_naming_the_cause(tmp_path: Path) -> None:
     assert bad.returncode != 0 and "--precedence 'urgent' is not one of" in bad.stderr
     missing = run("msg", "ack", "NOPE", "--node", tmp_path / "twn")
     assert missing.stderr == "error: message NOPE: no such message here\n"
+
+
+def test_standing_request_add_list_cancel(tmp_path: Path) -> None:
+    with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
+        pin(twn, jpn)
+        pin(jpn, twn)
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements")
+    asked = _json(
+        "request", "add", "--node", jpn.directory, "--to", "TWN", "--event", "strait_transit",
+        "--zone", "gate-miyako", "--platform-class", "carrier",
+    )  # fmt: skip
+    assert isinstance(asked, dict) and asked["request"]["zone"] == "gate-miyako"
+    _deliver(jpn, twn)
+    [held] = _json("request", "list", "--node", twn.directory)  # type: ignore[misc]
+    assert (held["id"], held["owner"], held["cancelled_at"]) == (asked["id"], "JPN", None)
+    listed = run("request", "list", "--node", jpn.directory, check=True).stdout
+    assert "zone=gate-miyako" in listed and "active" in listed
+    _json("request", "cancel", asked["id"], "--node", jpn.directory)
+    _deliver(jpn, twn)
+    [gone] = _json("request", "list", "--node", twn.directory)  # type: ignore[misc]
+    assert gone["cancelled_at"] is not None
+    bad = run("request", "add", "--node", jpn.directory, "--to", "TWN", "--near", "Yonaguni,x")
+    assert bad.returncode != 0 and "--near 'Yonaguni,x': expected PLACE,LON,LAT,KM" in bad.stderr

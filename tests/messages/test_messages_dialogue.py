@@ -90,6 +90,16 @@ def _deliver(sender: Node, receiver: Node) -> BatchFrame:
     return frame
 
 
+def _deliver_all(sender: Node, receiver: Node) -> None:
+    """Every batch due from ``sender`` to ``receiver`` (observations and messages go in
+    batches of their own)."""
+    while True:
+        with sender.store.transaction() as tx:
+            if not outbox.pending_count(tx, receiver.party, limit=1):
+                return
+        _deliver(sender, receiver)
+
+
 def _state(node: Node, message_id: str) -> str:
     with node.store.transaction() as tx:
         return dialogue.show(tx, message_id).state

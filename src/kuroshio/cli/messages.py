@@ -170,3 +170,108 @@ def escalate(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
         return
     for k in found:
         console.print(f"{k.message.id} escalated ({k.escalations}), re-sent to {k.partner}")
+
+
+request_app = typer.Typer(
+    help="Standing requests: ask a partner to tell you when something happens.",
+    no_args_is_help=True,
+)
+app.add_typer(request_app, name="request")
+
+
+def _near(value: str | None) -> dict[str, object] | None:
+    """``PLACE,LON,LAT,KM`` as the ``near`` criterion."""
+    if value is None:
+        return None
+    parts = value.split(",")
+    try:
+        place, lon, lat, km = parts[0], *map(float, parts[1:])
+    except ValueError:
+        raise InputError(f"--near {value!r}: expected PLACE,LON,LAT,KM") from None
+    return {"place": place, "lon": lon, "lat": lat, "within_km": km}
+
+
+@request_app.command("add")
+def add_request(
+    to: Annotated[str, typer.Option("--to", help="The party asked, e.g. JPN.")],
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="strait_transit, median_line_crossing, adiz_entry…"),
+    ] = None,
+    zone: Annotated[
+        str | None, typer.Option("--zone", help="Zone or gate, e.g. gate-miyako.")
+    ] = None,
+    platform_class: Annotated[
+        list[str] | None, typer.Option("--platform-class", help="e.g. carrier, bomber.")
+    ] = None,
+    near: Annotated[
+        str | None, typer.Option("--near", help="PLACE,LON,LAT,KM e.g. Yonaguni,123.0,24.47,200")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Lapses at (ISO 8601).")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="One line.")] = None,
+    precedence: Annotated[
+        str, typer.Option("--precedence", help="Of the alerts: routine … flash.")
+    ] = "priority",
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Ask a partner: tell me when… (every criterion given must hold)."""
+    criteria: dict[str, object] = {
+        "event": event,
+        "zone": zone,
+        "platform_class": list(split_values(platform_class)),
+        "near": _near(near),
+        "until": until,
+    }
+    words = [w for w in (event, zone, *split_values(platform_class), near) if w]
+    draft = dialogue.Draft(
+        recipient=to,
+        subject=subject or ("Tell me when: " + " ".join(words))[:200],
+        kind="rfi",
+        precedence=precedence,
+        request=criteria,
+    )
+    with open_node(node_dir) as node:
+        sent = node.send_draft(draft)
+    if as_json:
+        _print_json(msgspec.to_builtins(sent))
+        return
+    console.print(f"standing request {sent.id} sent to {sent.recipient}")
+
+
+@request_app.command("list")
+def list_requests(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Standing requests made here and made of this node."""
+    with open_node(node_dir) as node, node.store.transaction() as tx:
+        found = dialogue.requests(tx)
+    if as_json:
+        _print_json(found)
+        return
+    table = Table("id", "asked by", "of", "criteria", "state")
+    for r in found:
+        criteria = r["request"] if isinstance(r["request"], dict) else {}
+        words = ", ".join(f"{k}={v}" for k, v in criteria.items() if v not in (None, []))
+        asked_of = r["partner"] if r["owner"] != r["partner"] else "this node"
+        state = "cancelled" if r["cancelled_at"] else "active"
+        table.add_row(str(r["id"]), str(r["owner"]), str(asked_of), words, state)
+    console.print(table)
+
+
+@request_app.command("cancel")
+def cancel_request(request_id: str, node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Cancel a standing request made here; the partner is told."""
+    with open_node(node_dir) as node:
+        with node.store.transaction() as tx:
+            asked = dialogue.show(tx, request_id)
+        draft = dialogue.Draft(
+            recipient=asked.partner,
+            subject=f"Cancelled: {asked.message.subject}"[:200],
+            kind="note",
+            in_reply_to=request_id,
+            cancels=request_id,
+        )
+        sent = node.send_draft(draft)
+    if as_json:
+        _print_json(msgspec.to_builtins(sent))
+        return
+    console.print(f"standing request {request_id} cancelled; {sent.recipient} is told")

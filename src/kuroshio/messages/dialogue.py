@@ -18,9 +18,12 @@ import msgspec
 
 from kuroshio.audit import AuditLog
 from kuroshio.errors import MessageError
+from kuroshio.geo.events import derive_events
 from kuroshio.messages.release import release_message
+from kuroshio.messages.requests import alert_id, matches
 from kuroshio.messages.thread import (
     ACK_WITHIN,
+    Attachments,
     Message,
     StateChange,
     decode_item,
@@ -29,6 +32,7 @@ from kuroshio.messages.thread import (
     later_state,
     message_bytes,
 )
+from kuroshio.model import Event, Observation
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.store.messages import MessageRow
 from kuroshio.store.sql import micros, utc_time
@@ -96,6 +100,9 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     tracks: Sequence[str] = ()
     area: Sequence[Sequence[float]] | None = None
     """A ring of ``[lon, lat]`` positions, closed or not."""
+    request: dict[str, object] | None = None
+    """A standing request's criteria (see :class:`~kuroshio.messages.thread.StandingRequest`)."""
+    cancels: str | None = None
 
 
 def _attached(tx: Transaction, refs: Sequence[str]) -> list[object]:
@@ -143,6 +150,8 @@ def compose(tx: Transaction, draft: Draft, *, sender: str, now: dt.datetime) -> 
             "tracks": list(draft.tracks),
             "area": area,
         },
+        "request": draft.request,
+        "cancels": draft.cancels,
     }
     try:
         return msgspec.convert(values, Message)
@@ -190,6 +199,10 @@ def send(
     _queue(tx, released.recipient, released.id, item_bytes(released), agreement.digest)
     if released.in_reply_to is not None:
         _answered(tx, released, now)
+    if released.request is not None:
+        tx.requests.put(released.id, own_party, released.recipient, micros(now), row.body)
+    if released.cancels is not None:
+        _cancel(tx, released.cancels, owner=own_party, now=now)
     audit.append(
         tx,
         "message",
@@ -261,6 +274,10 @@ def take_in(
         if tx.messages.put(row):
             new += 1
             details.append(f"{record.kind} {record.id}")
+            if record.request is not None:
+                tx.requests.put(record.id, partner, partner, micros(now), row.body)
+            if record.cancels is not None:
+                _cancel(tx, record.cancels, owner=partner, now=now)
             if record.in_reply_to is not None and record.kind in ("reply", "ack"):
                 asked = tx.messages.get(record.in_reply_to)
                 if asked is not None and asked.direction == "out" and asked.partner == partner:
@@ -272,6 +289,68 @@ def take_in(
             tx, "message", f"receive {batch}", {"partner": partner, "records": details[:100]}
         )
     return new, unchanged
+
+
+def _cancel(tx: Transaction, request_id: str, *, owner: str, now: dt.datetime) -> None:
+    """Cancel a standing request, when ``owner`` is the party that made it."""
+    if any(row[0] == request_id for row in tx.requests.active(owner)):
+        tx.requests.cancel(request_id, micros(now))
+    else:
+        raise MessageError(f"request {request_id}", f"no standing request of {owner} here")
+
+
+def answer_requests(
+    tx: Transaction,
+    observations: Sequence[Observation],
+    now: dt.datetime,
+    agreement_for: AgreementFor,
+    *,
+    own_party: str,
+    audit: AuditLog,
+) -> list[Message]:
+    """Alert each partner whose standing request one of ``observations`` answers, with the item
+    attached as the agreement lets that partner have it (an item the agreement withholds gives
+    no alert). One alert per request and item (or source track); the alerts sent."""
+    asked = [row for row in tx.requests.active() if row[1] != own_party]
+    if not asked or not observations:
+        return []
+    events: dict[int, list[Event]] = {}
+    sent = []
+    for request_id, partner, _, body in asked:
+        question = decode_message(body)
+        agreement = agreement_for(partner)
+        if question.request is None or agreement is None:
+            continue
+        for position, observation in enumerate(observations):
+            if position not in events:
+                events[position] = derive_events(observation)
+            answer = matches(question.request, observation, now, events[position])
+            alert = alert_id(own_party, request_id, observation)
+            if answer is False or tx.messages.get(alert) is not None:
+                continue
+            event = answer if isinstance(answer, Event) else None
+            what = f"{event.kind} {event.zone}" if event is not None else "a match"
+            message = Message(
+                id=alert,
+                thread=question.thread,
+                in_reply_to=request_id,
+                sender=own_party,
+                recipient=partner,
+                kind="alert",
+                precedence=question.precedence,
+                tlp=question.tlp,
+                subject=f"{what}: {observation.id}"[:200],
+                sent_at=now,
+                attachments=Attachments(
+                    observations=(observation,),
+                    events=(event.id,) if event is not None else (),
+                ),
+            )
+            try:
+                sent.append(send(tx, message, agreement, now, own_party=own_party, audit=audit))
+            except MessageError:
+                continue  # the agreement does not let this partner have the item: no alert
+    return sent
 
 
 def _state_from_partner(tx: Transaction, change: StateChange, partner: str) -> bool:
@@ -351,6 +430,21 @@ def escalate_overdue(
     return escalated
 
 
+def requests(tx: Transaction) -> list[dict[str, object]]:
+    """Every standing request kept here (made here or of this node), oldest first."""
+    return [
+        {
+            "id": request_id,
+            "owner": owner,
+            "partner": partner,
+            "created_at": utc_time(created).isoformat(),
+            "cancelled_at": None if cancelled is None else utc_time(cancelled).isoformat(),
+            "request": msgspec.to_builtins(decode_message(body).request),
+        }
+        for request_id, owner, partner, created, cancelled, body in tx.requests.all()
+    ]
+
+
 def listing(
     tx: Transaction,
     *,
@@ -376,6 +470,7 @@ __all__ = [
     "AgreementFor",
     "Draft",
     "Kept",
+    "answer_requests",
     "compose",
     "delivered",
     "escalate_overdue",
@@ -383,6 +478,7 @@ __all__ = [
     "listing",
     "mark",
     "new_id",
+    "requests",
     "send",
     "show",
     "take_in",

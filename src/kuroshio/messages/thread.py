@@ -14,6 +14,9 @@ import msgspec
 from kuroshio.model import (
     MAX_ID,
     TLP,
+    EventKind,
+    Latitude,
+    Longitude,
     Observation,
     PartyCode,
     Polygon,
@@ -63,6 +66,34 @@ class Attachments(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         ]
 
 
+class Near(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Within ``within_km`` of a place (e.g. Yonaguni: 123.0, 24.47)."""
+
+    place: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    lon: Longitude
+    lat: Latitude
+    within_km: Annotated[float, msgspec.Meta(gt=0.0, le=5_000.0)]
+
+
+class StandingRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """ "Tell me when…": what a partner asks to be alerted of. Every criterion given must hold;
+    the releasing side evaluates it against what the agreement lets that partner have."""
+
+    event: EventKind | None = None
+    """A derived event (``strait_transit``, ``median_line_crossing``, ``adiz_entry``…)."""
+    zone: ShortText | None = None
+    """The zone or gate of that event (e.g. ``gate-miyako``, ``median-line``)."""
+    platform_class: Annotated[tuple[ShortText, ...], msgspec.Meta(max_length=20)] = ()
+    """Any of these platform classes (e.g. ``carrier``, ``bomber``)."""
+    near: Near | None = None
+    until: Timestamp | None = None
+    """The request lapses at this time (None: until cancelled)."""
+
+    def __post_init__(self) -> None:
+        if self.event is None and self.zone is None and not self.platform_class and not self.near:
+            raise ValueError("a standing request needs at least one criterion")
+
+
 class Message(
     msgspec.Struct,
     frozen=True,
@@ -86,6 +117,10 @@ class Message(
     body: Text = ""
     sent_at: Timestamp
     attachments: Attachments = msgspec.field(default_factory=Attachments)
+    request: StandingRequest | None = None
+    """Set on a standing request ("tell me when…"), which lasts until cancelled or ``until``."""
+    cancels: MessageId | None = None
+    """The standing request this message cancels."""
 
     @property
     def ack_deadline(self) -> dt.datetime:
@@ -182,7 +217,9 @@ __all__ = [
     "Message",
     "MessageKind",
     "MessageState",
+    "Near",
     "Precedence",
+    "StandingRequest",
     "StateChange",
     "ack_deadline",
     "decode_item",

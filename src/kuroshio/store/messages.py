@@ -104,4 +104,49 @@ class MessageTable:
         ]
 
 
-__all__ = ["MessageRow", "MessageTable"]
+class RequestTable:
+    """Standing requests, on one connection: ``owner`` is the party that asked, ``partner`` the
+    other side (the party asked, on the asking node; the asker, on the node asked)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def put(self, request_id: str, owner: str, partner: str, at_us: int, body: bytes) -> bool:
+        cursor = self._conn.execute(
+            "INSERT INTO standing_requests (id, owner, partner, created_at, body)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (request_id, owner, partner, at_us, body),
+        )
+        return bool(cursor.rowcount == 1)
+
+    def cancel(self, request_id: str, at_us: int) -> bool:
+        cursor = self._conn.execute(
+            "UPDATE standing_requests SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+            (at_us, request_id),
+        )
+        return bool(cursor.rowcount == 1)
+
+    def active(self, owner: str | None = None) -> list[tuple[str, str, str, bytes]]:
+        """(id, owner, partner, body) of requests not cancelled, oldest first."""
+        where, values = ("AND owner = ?", (owner,)) if owner is not None else ("", ())
+        return [
+            (str(i), str(o), str(p), bytes(b))
+            for i, o, p, b in self._conn.execute(
+                "SELECT id, owner, partner, body FROM standing_requests"
+                f" WHERE cancelled_at IS NULL {where} ORDER BY created_at, id",
+                values,
+            )
+        ]
+
+    def all(self) -> list[tuple[str, str, str, int, int | None, bytes]]:
+        """(id, owner, partner, created µs, cancelled µs, body) of every request, oldest first."""
+        return [
+            (str(i), str(o), str(p), int(c), None if x is None else int(x), bytes(b))
+            for i, o, p, c, x, b in self._conn.execute(
+                "SELECT id, owner, partner, created_at, cancelled_at, body"
+                " FROM standing_requests ORDER BY created_at, id"
+            )
+        ]
+
+
+__all__ = ["MessageRow", "MessageTable", "RequestTable"]
