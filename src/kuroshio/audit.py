@@ -68,6 +68,7 @@ AuditKind: TypeAlias = Literal[
     "access",
     "partner_change",
     "message",
+    "incident",
 ]
 AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
 GENESIS_HASH: Final = bytes(32)

@@ -26,7 +26,13 @@ from cryptography import x509
 from kuroshio.access.local import add_operator, issue_token
 from kuroshio.access.oidc import OidcSettings
 from kuroshio.audit import AuditLog
-from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
+from kuroshio.errors import (
+    AgreementError,
+    ConfigError,
+    IdentityError,
+    MessageError,
+    PartnerError,
+)
 from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.batch import batch_label
 from kuroshio.exchange.receipt import Receipt
@@ -36,6 +42,7 @@ from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
 from kuroshio.messages import dialogue
+from kuroshio.messages.incident import Change, Incident, changed
 from kuroshio.messages.thread import Message
 from kuroshio.model import Event, Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
@@ -321,6 +328,10 @@ class Node:
         """The agreement that governs releases to ``partner`` at ``now`` (None: nothing leaves)."""
         return self.agreements.in_force(partner, now)
 
+    def civil_agreement_for(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
+        """The civil agreement with ``partner`` at ``now`` that carries incidents (None: none)."""
+        return self.agreements.in_force(partner, now, civil=True)
+
     def install_agreement(
         self, path: Path, *, now: dt.datetime | None = None, operator: str | None = None
     ) -> tuple[EnforcedAgreement, bool]:
@@ -516,6 +527,35 @@ class Node:
             message = dialogue.compose(tx, draft, sender=self.party, now=now)
         return self.send_message(message, now)
 
+    def share_incident(self, incident: Incident, now: dt.datetime | None = None) -> Incident:
+        """Keep and send a version of an incident made here, under the civil agreement with
+        each party working it (see :func:`~kuroshio.messages.dialogue.share_incident`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            shared = dialogue.share_incident(
+                tx,
+                incident,
+                lambda party: self.civil_agreement_for(party, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+            )
+        self.notify_stored()
+        return shared
+
+    def update_incident(
+        self, incident_id: str, change: Change, now: dt.datetime | None = None
+    ) -> Incident:
+        """The next version of an incident after this party's ``change``, kept and sent."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            current = dialogue.incident(tx, incident_id)
+        try:
+            updated = changed(current, change, self.party, now)
+        except ValueError as error:
+            raise MessageError(f"incident {incident_id}", str(error)) from None
+        return self.share_incident(updated, now)
+
     def mark_message(
         self, message_id: str, state: str, now: dt.datetime | None = None
     ) -> dialogue.Kept:
@@ -659,8 +699,13 @@ class Node:
         under the one in force now, if any; audited as a ``decision``. How many were withdrawn.
         """
         enforced = self.agreement_for(partner, now)
+        civil = self.civil_agreement_for(partner, now)
         lapsed = outbox.withdraw_lapsed(
-            tx, partner, None if enforced is None else enforced.digest, now
+            tx,
+            partner,
+            None if enforced is None else enforced.digest,
+            now,
+            None if civil is None else civil.digest,
         )
         if not lapsed:
             return 0

@@ -18,6 +18,7 @@ import msgspec
 from kuroshio.errors import VerificationError
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
 from kuroshio.merkle import HASH_SIZE, MerkleTree, leaf_hash
+from kuroshio.messages.incident import Incident
 from kuroshio.messages.thread import Message, StateChange, decode_item, is_dialogue, item_bytes
 from kuroshio.model import Observation, PartyCode, canonical_bytes
 from kuroshio.pki import Keys, Signer, verify
@@ -72,7 +73,7 @@ class OpenedBatch(msgspec.Struct, frozen=True, kw_only=True):
     observations: list[Observation]
     leaves: bytes
     """The items' leaf hashes back to back (32 bytes each), kept to prove any item later."""
-    dialogue: list[Message | StateChange] = msgspec.field(default_factory=list)
+    dialogue: list[Message | StateChange | Incident] = msgspec.field(default_factory=list)
     """The items of a dialogue batch (then ``observations`` is empty): a batch carries either
     observations or messages and their state changes, never both."""
 
@@ -204,8 +205,9 @@ def open_batch(
 
 def _open_dialogue(
     item: bytes, index: int, sender: str, receiver: str, seq: int
-) -> Message | StateChange:
-    """One item of a dialogue batch: a message or state change the sender itself made."""
+) -> Message | StateChange | Incident:
+    """One item of a dialogue batch: a message, state change or incident version the sender
+    itself made."""
     if not is_dialogue(item):
         raise LinkRefused(
             "invalid_item", f"item {index}: an observation in a dialogue batch", seq=seq
@@ -216,7 +218,12 @@ def _open_dialogue(
         raise LinkRefused("invalid_item", f"item {index}: {error}", seq=seq) from None
     if item_bytes(record) != item:
         raise LinkRefused("non_canonical_item", f"item {index} is not canonical", seq=seq)
-    author = record.sender if isinstance(record, Message) else record.by
+    if isinstance(record, Message):
+        author = record.sender
+    elif isinstance(record, StateChange):
+        author = record.by
+    else:
+        author = record.updated_by
     if author != sender:
         raise LinkRefused(
             "foreign_origin",

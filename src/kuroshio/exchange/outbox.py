@@ -93,13 +93,18 @@ class Lapsed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def withdraw_lapsed(
-    tx: Transaction, partner: str, in_force: str | None, now: dt.datetime
+    tx: Transaction,
+    partner: str,
+    in_force: str | None,
+    now: dt.datetime,
+    civil: str | None = None,
 ) -> list[Lapsed]:
     """Take out of ``partner``'s outbox every item due at ``now`` that was released under
     another agreement than the one in force (``in_force``, its digest; None: none is); the items
     taken out. Nothing leaves under an agreement that expired or was superseded while the item
-    waited (a delay, a partner unreachable)."""
-    rows = tx.outbox.lapsed(partner, micros(now), in_force)
+    waited (a delay, a partner unreachable). Incidents travel under the ``civil`` agreement
+    in force (its digest), which keeps them as the one in force keeps the rest."""
+    rows = tx.outbox.lapsed(partner, micros(now), in_force, civil)
     if rows:
         tx.outbox.withdraw([row for row, _, _, _ in rows])
     return [

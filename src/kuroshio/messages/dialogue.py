@@ -19,6 +19,7 @@ import msgspec
 from kuroshio.audit import AuditLog
 from kuroshio.errors import MessageError
 from kuroshio.geo.events import derive_events
+from kuroshio.messages.incident import Incident
 from kuroshio.messages.release import release_message
 from kuroshio.messages.requests import alert_id, matches
 from kuroshio.messages.thread import (
@@ -32,7 +33,7 @@ from kuroshio.messages.thread import (
     later_state,
     message_bytes,
 )
-from kuroshio.model import Event, Observation
+from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.policy.agreement import EnforcedAgreement
 from kuroshio.store.messages import MessageRow
 from kuroshio.store.sql import micros, utc_time
@@ -65,6 +66,17 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
             "escalations": self.escalations,
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+_incident_decoder = msgspec.json.Decoder(Incident)
+
+
+def incident_bytes(incident: Incident) -> bytes:
+    return canonical_bytes(incident)
+
+
+def decode_incident(data: bytes) -> Incident:
+    return _incident_decoder.decode(data)
 
 
 def new_id(party: str) -> str:
@@ -238,9 +250,83 @@ def delivered(tx: Transaction, items: Iterable[bytes], now: dt.datetime) -> None
                 tx.messages.set_state(row.id, later_state(row.state, "delivered"), micros(now))
 
 
+def share_incident(
+    tx: Transaction,
+    incident: Incident,
+    civil_for: AgreementFor,
+    now: dt.datetime,
+    *,
+    own_party: str,
+    audit: AuditLog,
+) -> Incident:
+    """Keep a new version of ``incident`` (made here) and send it to every other party working
+    it, each under the civil agreement in force with it; audited. Raises
+    :class:`MessageError` (nothing kept) when a party has no civil agreement with this node or
+    the version is kept already."""
+    where = f"incident {incident.id}"
+    if incident.updated_by != own_party:
+        raise MessageError(where, f"only {own_party}'s own updates leave this node")
+    others = [party for party in incident.parties() if party != own_party]
+    governing = {party: civil_for(party) for party in others}
+    missing = sorted(party for party, agreement in governing.items() if agreement is None)
+    if missing:
+        raise MessageError(where, f"no civil agreement with {', '.join(missing)} is in force")
+    body = incident_bytes(incident)
+    if not tx.incidents.put(
+        incident.id, incident.version, incident.opened_by, incident.status, micros(now), body
+    ):
+        raise MessageError(where, f"version {incident.version} is kept already")
+    item = item_bytes(incident)
+    for party, agreement in governing.items():
+        assert agreement is not None
+        _queue(tx, party, f"{incident.id}#v{incident.version}", item, agreement.digest)
+    audit.append(
+        tx,
+        "incident",
+        f"{'open' if incident.version == 1 else incident.status} {incident.id} v{incident.version}",
+        {
+            "kind": incident.kind,
+            "status": incident.status,
+            "shared_with": others,
+            "agreements": {p: a.id for p, a in governing.items() if a is not None},
+            "sitreps": len(incident.sitreps),
+            "assets": len(incident.assets),
+        },
+    )
+    return incident
+
+
+def incidents(tx: Transaction, limit: int = 1_000) -> list[Incident]:
+    """The newest version of every incident kept here, most recently updated first."""
+    return [decode_incident(body) for body in tx.incidents.current(limit)]
+
+
+def incident(tx: Transaction, incident_id: str) -> Incident:
+    body = tx.incidents.latest(incident_id)
+    if body is None:
+        raise MessageError(f"incident {incident_id}", "no such incident here")
+    return decode_incident(body)
+
+
+def _take_incident(tx: Transaction, record: Incident, partner: str, own_party: str) -> bool:
+    """Keep a version a partner sent, when both it and this node work the incident."""
+    if partner not in record.parties() or own_party not in record.parties():
+        return False
+    return bool(
+        tx.incidents.put(
+            record.id,
+            record.version,
+            record.opened_by,
+            record.status,
+            micros(record.updated_at),
+            incident_bytes(record),
+        )
+    )
+
+
 def take_in(
     tx: Transaction,
-    records: Sequence[Message | StateChange],
+    records: Sequence[Message | StateChange | Incident],
     partner: str,
     now: dt.datetime,
     *,
@@ -252,6 +338,18 @@ def take_in(
     new = unchanged = 0
     details: list[str] = []
     for record in records:
+        if isinstance(record, Incident):
+            if _take_incident(tx, record, partner, audit.party):
+                new += 1
+                audit.append(
+                    tx,
+                    "incident",
+                    f"receive {record.id} v{record.version}",
+                    {"partner": partner, "status": record.status, "batch": batch},
+                )
+            else:
+                unchanged += 1
+            continue
         if isinstance(record, StateChange):
             changed = _state_from_partner(tx, record, partner)
             new, unchanged = (new + 1, unchanged) if changed else (new, unchanged + 1)
@@ -474,12 +572,15 @@ __all__ = [
     "compose",
     "delivered",
     "escalate_overdue",
+    "incident",
+    "incidents",
     "kept",
     "listing",
     "mark",
     "new_id",
     "requests",
     "send",
+    "share_incident",
     "show",
     "take_in",
 ]

@@ -11,6 +11,7 @@ from typing import Annotated, Final, Literal, TypeAlias, get_args
 
 import msgspec
 
+from kuroshio.messages.incident import Incident
 from kuroshio.model import (
     MAX_ID,
     TLP,
@@ -153,7 +154,7 @@ class DialogueItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     :data:`DIALOGUE_PREFIX`, which no observation's do (an observation has no field named
     ``dialogue``), so a receiver tells the two apart before decoding."""
 
-    dialogue: Message | StateChange
+    dialogue: Message | StateChange | Incident
 
 
 DIALOGUE_PREFIX: Final = b'{"dialogue":'
@@ -196,12 +197,12 @@ def decode_message(data: bytes) -> Message:
     return _decoder.decode(data)
 
 
-def item_bytes(record: Message | StateChange) -> bytes:
+def item_bytes(record: Message | StateChange | Incident) -> bytes:
     """The batch item carrying ``record`` (canonical, as signed)."""
     return canonical_bytes(_item_decoder.decode(canonical_bytes(DialogueItem(dialogue=record))))
 
 
-def decode_item(data: bytes) -> Message | StateChange:
+def decode_item(data: bytes) -> Message | StateChange | Incident:
     """A dialogue batch item; raises :class:`msgspec.DecodeError` or
     :class:`msgspec.ValidationError` saying what is wrong."""
     return _item_decoder.decode(data).dialogue

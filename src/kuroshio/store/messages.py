@@ -149,4 +149,49 @@ class RequestTable:
         ]
 
 
-__all__ = ["MessageRow", "MessageTable", "RequestTable"]
+class IncidentTable:
+    """Incidents, every version kept, on one connection."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def put(
+        self, incident_id: str, version: int, opened_by: str, status: str, at_us: int, body: bytes
+    ) -> bool:
+        """Keep one version; False when that version is kept already (nothing changes)."""
+        cursor = self._conn.execute(
+            "INSERT INTO incidents (id, version, opened_by, status, updated_at, body)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id, version) DO NOTHING",
+            (incident_id, version, opened_by, status, at_us, body),
+        )
+        return bool(cursor.rowcount == 1)
+
+    def latest(self, incident_id: str) -> bytes | None:
+        row = self._conn.execute(
+            "SELECT body FROM incidents WHERE id = ? ORDER BY version DESC LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def current(self, limit: int) -> list[bytes]:
+        """The newest version of each incident, most recently updated first."""
+        return [
+            bytes(body)
+            for (body,) in self._conn.execute(
+                "SELECT i.body FROM incidents i WHERE i.version ="
+                " (SELECT MAX(j.version) FROM incidents j WHERE j.id = i.id)"
+                " ORDER BY i.updated_at DESC, i.id LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def history(self, incident_id: str) -> list[bytes]:
+        return [
+            bytes(body)
+            for (body,) in self._conn.execute(
+                "SELECT body FROM incidents WHERE id = ? ORDER BY version", (incident_id,)
+            )
+        ]
+
+
+__all__ = ["IncidentTable", "MessageRow", "MessageTable", "RequestTable"]
