@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from test_messages_dialogue import _frame
+from test_messages_incidents import CIVIL
 
 from agreements import agree
 from cli_run import run
@@ -106,3 +107,38 @@ def test_standing_request_add_list_cancel(tmp_path: Path) -> None:
     assert gone["cancelled_at"] is not None
     bad = run("request", "add", "--node", jpn.directory, "--to", "TWN", "--near", "Yonaguni,x")
     assert bad.returncode != 0 and "--near 'Yonaguni,x': expected PLACE,LON,LAT,KM" in bad.stderr
+
+
+def test_incident_open_update_close_list(tmp_path: Path) -> None:
+    with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
+        pin(twn, jpn)
+        pin(jpn, twn)
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements", CIVIL)
+    opened = _json(
+        "incident", "open", "--node", jpn.directory, "--kind", "person_overboard",
+        "--title", "Crew member overboard NE of Yonaguni", "--datum", "123.2,24.6",
+        "--share-with", "TWN", "--search-area", "123.1,24.5;123.3,24.5;123.3,24.7;123.1,24.7",
+        "--asset", "JCG Yonakuni:patrol vessel", "--involved", "person:crew member:1",
+        "--sitrep", "Reported 0312Z by the master",
+    )  # fmt: skip
+    assert isinstance(opened, dict) and opened["shared_with"] == ["TWN"]
+    _deliver(jpn, twn)
+    updated = _json(
+        "incident", "update", opened["id"], "--node", twn.directory,
+        "--asset", "CGA helicopter:AS365", "--sitrep", "Helicopter on scene",
+    )  # fmt: skip
+    assert isinstance(updated, dict) and updated["version"] == 2
+    _deliver(twn, jpn)
+    closed = _json(
+        "incident", "close", opened["id"], "--node", jpn.directory,
+        "--final-report", "Recovered alive 0455Z",
+    )  # fmt: skip
+    assert isinstance(closed, dict) and closed["status"] == "closed"
+    _deliver(jpn, twn)
+    [seen] = _json("incident", "list", "--node", twn.directory)  # type: ignore[misc]
+    assert (seen["version"], seen["status"], len(seen["assets"])) == (3, "closed", 2)
+    table = run("incident", "list", "--node", twn.directory, check=True).stdout
+    assert "person_overboard" in table and "closed" in table
+    bad = run("incident", "update", opened["id"], "--node", twn.directory, "--status", "done")
+    assert bad.returncode != 0 and "--status 'done'" in bad.stderr

@@ -1,4 +1,5 @@
-"""Command line for the dialogue channel: ``msg send|list|show|ack|escalate``.
+"""Command line for the dialogue channel: ``msg send|list|show|ack|escalate``, standing
+requests (``request add|list|cancel``) and incidents (``incident open|update|close|list``).
 
 Commands build a message from the options, hand it to the node (which releases it under the
 agreement, queues it on the partner's link and audits it) and print (rich tables for people, JSON
@@ -7,6 +8,8 @@ for machines). The rules live in :mod:`kuroshio.messages`.
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -14,10 +17,12 @@ import msgspec
 import typer
 from rich.table import Table
 
-from kuroshio.cli.common import AsJson, NodeDir, console, split_values
+from kuroshio.cli.common import AsJson, NodeDir, console, parse_time, split_values
 from kuroshio.errors import InputError
 from kuroshio.messages import dialogue
+from kuroshio.messages.incident import Asset, Change, Incident, Involved
 from kuroshio.messages.thread import PRECEDENCES
+from kuroshio.model import Point, Polygon
 from kuroshio.node import open_node
 
 app = typer.Typer()
@@ -275,3 +280,195 @@ def cancel_request(request_id: str, node_dir: NodeDir = Path("."), as_json: AsJs
         _print_json(msgspec.to_builtins(sent))
         return
     console.print(f"standing request {request_id} cancelled; {sent.recipient} is told")
+
+
+incident_app = typer.Typer(
+    help="Search-and-rescue and disaster incidents, shared under civil agreements.",
+    no_args_is_help=True,
+)
+app.add_typer(incident_app, name="incident")
+
+
+def _point(value: str, option: str) -> Point:
+    try:
+        lon, lat = (float(n) for n in value.split(","))
+        return Point(coordinates=(lon, lat))
+    except ValueError as error:
+        raise InputError(f"{option} {value!r}: expected LON,LAT ({error})") from None
+
+
+def _polygon(value: str, option: str) -> Polygon:
+    ring = _area(value) or []
+    if ring and ring[0] != ring[-1]:
+        ring.append(ring[0])
+    try:
+        return msgspec.convert({"type": "Polygon", "coordinates": [ring]}, Polygon)
+    except msgspec.ValidationError as error:
+        raise InputError(f"{option} {value!r}: {error}") from None
+
+
+def _assets(values: list[str] | None, party: str) -> tuple[Asset, ...]:
+    """``NAME`` or ``NAME:TYPE``, assigned by this node's party."""
+    found = []
+    for value in values or ():
+        name, _, kind = value.partition(":")
+        found.append(Asset(party=party, name=name, type=kind))
+    return tuple(found)
+
+
+def _involved(values: list[str] | None) -> tuple[Involved, ...]:
+    """``person:NAME[:COUNT]``, ``vessel:NAME`` or ``aircraft:NAME``."""
+    found = []
+    for value in values or ():
+        what, _, rest = value.partition(":")
+        name, _, count = rest.partition(":")
+        try:
+            found.append(
+                msgspec.convert({"what": what, "name": name, "count": int(count or 1)}, Involved)
+            )
+        except (ValueError, msgspec.ValidationError) as error:
+            raise InputError(f"--involved {value!r}: {error}") from None
+    return tuple(found)
+
+
+def _print_incident(incident: Incident, as_json: bool, said: str) -> None:
+    if as_json:
+        _print_json(msgspec.to_builtins(incident))
+        return
+    console.print(f"incident {incident.id} v{incident.version} {said} ({incident.status})")
+
+
+Assets = Annotated[
+    list[str] | None, typer.Option("--asset", help="An asset this party assigns: NAME[:TYPE].")
+]
+Areas = Annotated[
+    list[str] | None, typer.Option("--search-area", help="A search area: lon,lat;lon,lat;…")
+]
+Involvement = Annotated[
+    list[str] | None,
+    typer.Option("--involved", help="person:NAME[:COUNT], vessel:NAME or aircraft:NAME."),
+]
+
+
+@incident_app.command("open")
+def open_incident(
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="person_overboard, vessel_in_distress, aircraft_down, typhoon, earthquake, "
+            "tsunami or other.",
+        ),
+    ],
+    title: Annotated[str, typer.Option("--title", help="One line.")],
+    datum: Annotated[str, typer.Option("--datum", help="Datum position: LON,LAT.")],
+    share_with: Annotated[
+        list[str] | None, typer.Option("--share-with", help="Parties to work it with.")
+    ] = None,
+    datum_at: Annotated[
+        str | None, typer.Option("--datum-at", help="Datum time (ISO 8601); default now.")
+    ] = None,
+    search_area: Areas = None,
+    asset: Assets = None,
+    involved: Involvement = None,
+    sitrep: Annotated[str | None, typer.Option("--sitrep", help="A first report.")] = None,
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Open an incident and share it under the civil agreement with each party named."""
+    now = dt.datetime.now(dt.UTC)
+    with open_node(node_dir) as node:
+        values = {
+            "id": f"{node.party}:sar:{uuid.uuid4().hex[:16]}",
+            "opened_by": node.party,
+            "updated_by": node.party,
+            "updated_at": now.isoformat(),
+            "shared_with": sorted(set(split_values(share_with)) - {node.party}),
+            "kind": kind,
+            "title": title,
+            "datum": msgspec.to_builtins(_point(datum, "--datum")),
+            "datum_at": (parse_time(datum_at, "--datum-at") or now).isoformat(),
+            "search_areas": [
+                msgspec.to_builtins(_polygon(a, "--search-area")) for a in search_area or ()
+            ],
+            "involved": msgspec.to_builtins(_involved(involved)),
+            "assets": msgspec.to_builtins(_assets(asset, node.party)),
+            "sitreps": [{"by": node.party, "at": now.isoformat(), "text": sitrep}]
+            if sitrep
+            else [],
+        }
+        try:
+            incident = msgspec.convert(values, Incident)
+        except msgspec.ValidationError as error:
+            raise InputError(f"incident: {error}") from None
+        shared = node.share_incident(incident, now)
+    _print_incident(shared, as_json, "opened")
+
+
+@incident_app.command("update")
+def update_incident(
+    incident_id: str,
+    sitrep: Annotated[str | None, typer.Option("--sitrep", help="A situation report.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open or suspended.")] = None,
+    search_area: Areas = None,
+    asset: Assets = None,
+    involved: Involvement = None,
+    share_with: Annotated[
+        list[str] | None, typer.Option("--share-with", help="Also work it with these parties.")
+    ] = None,
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Add to an incident (sitrep, assets, search areas, …); every party working it is sent
+    the new version."""
+    if status not in (None, "open", "suspended"):
+        raise InputError(f"--status {status!r}: open or suspended (close with 'incident close')")
+    with open_node(node_dir) as node:
+        change = Change(
+            sitrep=sitrep,
+            status=status,  # type: ignore[arg-type]
+            search_areas=tuple(_polygon(a, "--search-area") for a in search_area or ()),
+            assets=_assets(asset, node.party),
+            involved=_involved(involved),
+            share_with=split_values(share_with),
+        )
+        updated = node.update_incident(incident_id, change)
+    _print_incident(updated, as_json, "updated")
+
+
+@incident_app.command("close")
+def close_incident(
+    incident_id: str,
+    final_report: Annotated[str, typer.Option("--final-report", help="The final report.")],
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Close an incident with its final report."""
+    with open_node(node_dir) as node:
+        closed = node.update_incident(
+            incident_id, Change(status="closed", final_report=final_report)
+        )
+    _print_incident(closed, as_json, "closed")
+
+
+@incident_app.command("list")
+def list_incidents(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
+    """Incidents kept here (the newest version of each)."""
+    with open_node(node_dir) as node, node.store.transaction() as tx:
+        found = dialogue.incidents(tx)
+    if as_json:
+        _print_json([msgspec.to_builtins(i) for i in found])
+        return
+    table = Table("updated", "id", "v", "kind", "status", "parties", "assets", "title")
+    for i in found:
+        table.add_row(
+            f"{i.updated_at:%Y-%m-%d %H:%M:%SZ}",
+            i.id,
+            str(i.version),
+            i.kind,
+            i.status,
+            ", ".join(i.parties()),
+            str(len(i.assets)),
+            i.title,
+        )
+    console.print(table)
