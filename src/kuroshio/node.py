@@ -186,6 +186,18 @@ class ExchangeSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     )
     window: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     """Batches in flight per link before waiting for receipts."""
+    ack_within_s: (
+        dict[
+            Literal["routine", "priority", "immediate", "flash"],
+            Annotated[float, msgspec.Meta(gt=0.0, le=30 * 86_400.0)],
+        ]
+        | None
+    ) = None
+    """This party's acknowledgement deadlines in seconds by precedence, where they differ from
+    the defaults (flash 600, immediate 1 800, priority 14 400, routine 86 400)."""
+
+    def ack_within(self) -> dict[str, dt.timedelta]:
+        return {p: dt.timedelta(seconds=s) for p, s in (self.ack_within_s or {}).items()}
 
 
 class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -515,6 +527,7 @@ class Node:
                 now,
                 own_party=self.party,
                 audit=self.audit,
+                ack_within=self.config.exchange.ack_within(),
             )
         self.notify_stored()
         return sent
@@ -580,7 +593,11 @@ class Node:
         at = now or dt.datetime.now(dt.UTC)
         with self.store.transaction() as tx:
             escalated = dialogue.escalate_overdue(
-                tx, at, lambda partner: self.agreement_for(partner, at), audit=self.audit
+                tx,
+                at,
+                lambda partner: self.agreement_for(partner, at),
+                audit=self.audit,
+                ack_within=self.config.exchange.ack_within(),
             )
         if escalated:
             self.notify_stored()
@@ -689,7 +706,13 @@ class Node:
             tx, "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
         dialogue.answer_requests(
-            tx, fresh, now, governing.get, own_party=self.party, audit=self.audit
+            tx,
+            fresh,
+            now,
+            governing.get,
+            own_party=self.party,
+            audit=self.audit,
+            ack_within=self.config.exchange.ack_within(),
         )
         return result, released
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -183,6 +183,7 @@ def send(
     *,
     own_party: str,
     audit: AuditLog,
+    ack_within: Mapping[str, dt.timedelta] | None = None,
 ) -> Message:
     """Release ``message`` under ``agreement`` (the one in force with its recipient), keep it,
     queue it on the recipient's link and audit it; the message as it left. Raises
@@ -191,7 +192,11 @@ def send(
     assert agreement is not None  # release_message refuses without one
     if message.in_reply_to is not None and tx.messages.get(message.in_reply_to) is None:
         raise MessageError(f"message {message.id}", f"no message {message.in_reply_to} here")
-    deadline = micros(released.ack_deadline) if released.wants_ack else None
+    deadline = (
+        micros(released.sent_at + _window(released.precedence, ack_within))
+        if released.wants_ack
+        else None
+    )
     row = MessageRow(
         id=released.id,
         direction="out",
@@ -231,6 +236,12 @@ def send(
         },
     )
     return released
+
+
+def _window(precedence: str, ack_within: Mapping[str, dt.timedelta] | None) -> dt.timedelta:
+    """How long a message of ``precedence`` waits for its acknowledgement (this party's own
+    setting where it has one)."""
+    return (ack_within or {}).get(precedence, ACK_WITHIN[precedence])
 
 
 def _answered(tx: Transaction, answer: Message, now: dt.datetime) -> None:
@@ -405,6 +416,7 @@ def answer_requests(
     *,
     own_party: str,
     audit: AuditLog,
+    ack_within: Mapping[str, dt.timedelta] | None = None,
 ) -> list[Message]:
     """Alert each partner whose standing request one of ``observations`` answers, with the item
     attached as the agreement lets that partner have it (an item the agreement withholds gives
@@ -445,7 +457,17 @@ def answer_requests(
                 ),
             )
             try:
-                sent.append(send(tx, message, agreement, now, own_party=own_party, audit=audit))
+                sent.append(
+                    send(
+                        tx,
+                        message,
+                        agreement,
+                        now,
+                        own_party=own_party,
+                        audit=audit,
+                        ack_within=ack_within,
+                    )
+                )
             except MessageError:
                 continue  # the agreement does not let this partner have the item: no alert
     return sent
@@ -497,14 +519,19 @@ def mark(
 
 
 def escalate_overdue(
-    tx: Transaction, now: dt.datetime, agreement_for: AgreementFor, *, audit: AuditLog
+    tx: Transaction,
+    now: dt.datetime,
+    agreement_for: AgreementFor,
+    *,
+    audit: AuditLog,
+    ack_within: Mapping[str, dt.timedelta] | None = None,
 ) -> list[Kept]:
     """Escalate every message sent from here that is past its acknowledgement deadline: marked
     ``escalated``, given a new deadline, sent again (the partner keeps it once) and audited."""
     escalated = []
     for row in tx.messages.overdue(micros(now), MAX_ESCALATIONS_PER_PASS):
         message = decode_message(row.body)
-        deadline = now + ACK_WITHIN[message.precedence]
+        deadline = now + _window(message.precedence, ack_within)
         tx.messages.escalate(row.id, micros(deadline), micros(now))
         agreement = agreement_for(row.partner)
         resent = agreement is not None
