@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -42,7 +43,8 @@ from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
 from kuroshio.messages import dialogue
-from kuroshio.messages.incident import Change, Incident, changed
+from kuroshio.messages.incident import Change, Incident, changed, opened
+from kuroshio.messages.incident import Draft as IncidentDraft
 from kuroshio.messages.thread import Message
 from kuroshio.model import Event, Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
@@ -555,6 +557,16 @@ class Node:
             )
         self.notify_stored()
         return shared
+
+    def open_incident(self, draft: IncidentDraft, now: dt.datetime | None = None) -> Incident:
+        """Open the incident ``draft`` describes and share it (see :meth:`share_incident`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        incident_id = f"{self.party}:sar:{uuid.uuid4().hex[:16]}"
+        try:
+            incident = opened(draft, incident_id=incident_id, party=self.party, now=now)
+        except msgspec.ValidationError as error:
+            raise MessageError("incident", str(error)) from None
+        return self.share_incident(incident, now)
 
     def update_incident(
         self, incident_id: str, change: Change, now: dt.datetime | None = None

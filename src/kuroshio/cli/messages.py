@@ -8,8 +8,6 @@ for machines). The rules live in :mod:`kuroshio.messages`.
 
 from __future__ import annotations
 
-import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +19,9 @@ from kuroshio.cli.common import AsJson, NodeDir, console, parse_time, split_valu
 from kuroshio.errors import InputError
 from kuroshio.messages import dialogue
 from kuroshio.messages.incident import Asset, Change, Incident, Involved
+from kuroshio.messages.incident import Draft as IncidentDraft
 from kuroshio.messages.thread import PRECEDENCES
-from kuroshio.model import Point, Polygon
+from kuroshio.model import Polygon
 from kuroshio.node import open_node
 
 app = typer.Typer()
@@ -289,12 +288,18 @@ incident_app = typer.Typer(
 app.add_typer(incident_app, name="incident")
 
 
-def _point(value: str, option: str) -> Point:
+def _point(value: str, option: str) -> list[float]:
     try:
         lon, lat = (float(n) for n in value.split(","))
-        return Point(coordinates=(lon, lat))
     except ValueError as error:
         raise InputError(f"{option} {value!r}: expected LON,LAT ({error})") from None
+    return [lon, lat]
+
+
+def _named(value: str) -> tuple[str, str]:
+    """``NAME`` or ``NAME:TYPE``."""
+    name, _, kind = value.partition(":")
+    return name, kind
 
 
 def _polygon(value: str, option: str) -> Polygon:
@@ -309,11 +314,7 @@ def _polygon(value: str, option: str) -> Polygon:
 
 def _assets(values: list[str] | None, party: str) -> tuple[Asset, ...]:
     """``NAME`` or ``NAME:TYPE``, assigned by this node's party."""
-    found = []
-    for value in values or ():
-        name, _, kind = value.partition(":")
-        found.append(Asset(party=party, name=name, type=kind))
-    return tuple(found)
+    return tuple(Asset(party=party, name=n, type=t) for n, t in map(_named, values or ()))
 
 
 def _involved(values: list[str] | None) -> tuple[Involved, ...]:
@@ -376,32 +377,19 @@ def open_incident(
     as_json: AsJson = False,
 ) -> None:
     """Open an incident and share it under the civil agreement with each party named."""
-    now = dt.datetime.now(dt.UTC)
+    draft = IncidentDraft(
+        kind=kind,
+        title=title,
+        datum=_point(datum, "--datum"),
+        datum_at=parse_time(datum_at, "--datum-at"),
+        share_with=split_values(share_with),
+        search_areas=[_area(a) or [] for a in search_area or ()],
+        involved=_involved(involved),
+        assets=[_named(a) for a in asset or ()],
+        sitrep=sitrep,
+    )
     with open_node(node_dir) as node:
-        values = {
-            "id": f"{node.party}:sar:{uuid.uuid4().hex[:16]}",
-            "opened_by": node.party,
-            "updated_by": node.party,
-            "updated_at": now.isoformat(),
-            "shared_with": sorted(set(split_values(share_with)) - {node.party}),
-            "kind": kind,
-            "title": title,
-            "datum": msgspec.to_builtins(_point(datum, "--datum")),
-            "datum_at": (parse_time(datum_at, "--datum-at") or now).isoformat(),
-            "search_areas": [
-                msgspec.to_builtins(_polygon(a, "--search-area")) for a in search_area or ()
-            ],
-            "involved": msgspec.to_builtins(_involved(involved)),
-            "assets": msgspec.to_builtins(_assets(asset, node.party)),
-            "sitreps": [{"by": node.party, "at": now.isoformat(), "text": sitrep}]
-            if sitrep
-            else [],
-        }
-        try:
-            incident = msgspec.convert(values, Incident)
-        except msgspec.ValidationError as error:
-            raise InputError(f"incident: {error}") from None
-        shared = node.share_incident(incident, now)
+        shared = node.open_incident(draft)
     _print_incident(shared, as_json, "opened")
 
 

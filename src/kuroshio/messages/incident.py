@@ -10,6 +10,7 @@ whole, under the *civil* agreement in force with each party it is shared with (s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Final, Literal, TypeAlias
 
 import msgspec
@@ -102,6 +103,53 @@ class Change(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     share_with: tuple[PartyCode, ...] = ()
 
 
+class Draft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An incident as an officer opens it; positions as ``[lon, lat]``, rings closed or not."""
+
+    kind: str
+    title: str
+    datum: Sequence[float]
+    datum_at: dt.datetime | None = None
+    share_with: Sequence[str] = ()
+    search_areas: Sequence[Sequence[Sequence[float]]] = ()
+    involved: Sequence[Involved] = ()
+    assets: Sequence[tuple[str, str]] = ()
+    """(name, type) of the assets this party assigns."""
+    sitrep: str | None = None
+
+
+def _closed(ring: Sequence[Sequence[float]]) -> list[list[float]]:
+    positions = [list(position) for position in ring]
+    if positions and positions[0] != positions[-1]:
+        positions.append(positions[0])
+    return positions
+
+
+def opened(draft: Draft, *, incident_id: str, party: str, now: dt.datetime) -> Incident:
+    """Version 1 of the incident ``draft`` describes, opened by ``party`` at ``now``. Raises
+    :class:`msgspec.ValidationError` naming the field that is wrong."""
+    values = {
+        "id": incident_id,
+        "opened_by": party,
+        "updated_by": party,
+        "updated_at": now.isoformat(),
+        "shared_with": sorted(set(draft.share_with) - {party}),
+        "kind": draft.kind,
+        "title": draft.title,
+        "datum": {"type": "Point", "coordinates": list(draft.datum)},
+        "datum_at": (draft.datum_at or now).isoformat(),
+        "search_areas": [
+            {"type": "Polygon", "coordinates": [_closed(ring)]} for ring in draft.search_areas
+        ],
+        "involved": msgspec.to_builtins(list(draft.involved)),
+        "assets": [{"party": party, "name": name, "type": kind} for name, kind in draft.assets],
+        "sitreps": (
+            [{"by": party, "at": now.isoformat(), "text": draft.sitrep}] if draft.sitrep else []
+        ),
+    }
+    return msgspec.convert(values, Incident)
+
+
 def changed(incident: Incident, change: Change, by: str, now: dt.datetime) -> Incident:
     """The next version of ``incident`` after ``by``'s ``change`` at ``now``. A closed
     incident stays closed; closing takes a final report."""
@@ -131,10 +179,12 @@ def changed(incident: Incident, change: Change, by: str, now: dt.datetime) -> In
 __all__ = [
     "Asset",
     "Change",
+    "Draft",
     "Incident",
     "IncidentKind",
     "IncidentStatus",
     "Involved",
     "Sitrep",
     "changed",
+    "opened",
 ]
