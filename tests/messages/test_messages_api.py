@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_messages_dialogue import _deliver
+from test_messages_dialogue import _deliver, _deliver_all
+from test_messages_incidents import CIVIL
 
 from agreements import agree
 from api_server import serving
@@ -48,3 +49,56 @@ def test_send_list_show_and_ack_over_http(tmp_path: Path) -> None:
     _deliver(jpn, twn)
     with serving(twn) as http:
         assert http.get(f"/api/messages/{message['id']}").json()["state"] == "acked"
+
+
+def test_requests_and_incidents_over_http(tmp_path: Path) -> None:
+    with init_node(tmp_path / "twn", "TWN") as twn, init_node(tmp_path / "jpn", "JPN") as jpn:
+        pin(twn, jpn)
+        pin(jpn, twn)
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements")
+    agree([twn, jpn], tmp_path / "civil", CIVIL)
+    with serving(jpn) as http:
+        asked = http.post(
+            "/api/requests",
+            json={
+                "recipient": "TWN",
+                "platform_class": ["carrier"],
+                "near": {"place": "Yonaguni", "lon": 123.0, "lat": 24.47, "within_km": 200},
+            },
+        )
+        assert asked.status_code == 200, asked.text
+        assert asked.json()["request"]["near"]["place"] == "Yonaguni"
+        opened = http.post(
+            "/api/incidents",
+            json={
+                "kind": "person_overboard",
+                "title": "Crew member overboard",
+                "datum": [123.2, 24.6],
+                "share_with": ["TWN"],
+                "search_areas": [[[123.1, 24.5], [123.3, 24.5], [123.3, 24.7]]],
+                "assets": [["JCG Yonakuni", "patrol vessel"]],
+            },
+        )
+        assert opened.status_code == 200, opened.text
+        incident = opened.json()
+        assert incident["search_areas"][0]["coordinates"][0][-1] == [123.1, 24.5]
+    _deliver_all(jpn, twn)
+    with serving(twn) as http:
+        [held] = http.get("/api/requests").json()
+        assert held["owner"] == "JPN" and held["cancelled_at"] is None
+        updated = http.post(
+            f"/api/incidents/{incident['id']}",
+            json={"sitrep": "Helicopter on scene", "assets": [["CGA helicopter", "AS365"]]},
+        )
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["version"] == 2
+        refused = http.post(f"/api/incidents/{incident['id']}", json={"status": "closed"})
+        assert refused.status_code == 422
+        assert "closing an incident takes a final report" in refused.json()["detail"]
+    _deliver_all(twn, jpn)
+    with serving(jpn) as http:
+        shown = http.get(f"/api/incidents/{incident['id']}").json()
+        assert [a["party"] for a in shown["assets"]] == ["JPN", "TWN"]
+        cancelled = http.post(f"/api/requests/{asked.json()['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["cancels"] == asked.json()["id"]

@@ -118,7 +118,7 @@ class Draft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     sitrep: str | None = None
 
 
-def _closed(ring: Sequence[Sequence[float]]) -> list[list[float]]:
+def closed_ring(ring: Sequence[Sequence[float]]) -> list[list[float]]:
     positions = [list(position) for position in ring]
     if positions and positions[0] != positions[-1]:
         positions.append(positions[0])
@@ -139,7 +139,7 @@ def opened(draft: Draft, *, incident_id: str, party: str, now: dt.datetime) -> I
         "datum": {"type": "Point", "coordinates": list(draft.datum)},
         "datum_at": (draft.datum_at or now).isoformat(),
         "search_areas": [
-            {"type": "Polygon", "coordinates": [_closed(ring)]} for ring in draft.search_areas
+            {"type": "Polygon", "coordinates": [closed_ring(ring)]} for ring in draft.search_areas
         ],
         "involved": msgspec.to_builtins(list(draft.involved)),
         "assets": [{"party": party, "name": name, "type": kind} for name, kind in draft.assets],
@@ -186,5 +186,6 @@ __all__ = [
     "Involved",
     "Sitrep",
     "changed",
+    "closed_ring",
     "opened",
 ]
