@@ -18,7 +18,7 @@ from kuroshio.messages import dialogue
 from kuroshio.messages.incident import Asset, Change, Incident
 from kuroshio.model import Marking, Platform, Point, Polygon
 from kuroshio.node import Node
-from kuroshio.policy import decide
+from kuroshio.policy import decide, parse_agreement
 from kuroshio.policy.decide import Withheld
 from kuroshio.store import ObservationFilter
 from observations import observation
@@ -120,3 +120,12 @@ def test_the_exchange_agreement_never_carries_incidents(tmp_path: Path, backend:
         twn.share_incident(_incident(twn))
     with twn.store.transaction() as tx:
         assert dialogue.incidents(tx) == []
+
+
+def test_the_guide_s_civil_agreement_reads_as_civil() -> None:
+    guide = Path(__file__).resolve().parents[2] / "docs" / "agreements.md"
+    section = guide.read_text(encoding="utf-8").split("## Civil agreements")[1]
+    example = section.split("```toml\n")[1].split("```")[0]
+    parsed = parse_agreement(example, source="docs/agreements.md")
+    assert parsed.warnings == () and parsed.agreement.is_civil
+    assert parsed.agreement.parties == ("JPN", "TWN")
