@@ -419,7 +419,7 @@ export function renderMessages(container, messages, context) {
           el("strong", { text: m.state }),
           el("span", { text: ` ${m.message.subject}` }),
           m.message.attachments.observations.length || m.message.attachments.tracks.length || m.message.attachments.area
-            ? el("span", { class: "attached", text: ` 📎 ${[
+            ? el("span", { class: "attached", text: ` — attached: ${[
               ...m.message.attachments.observations.map((o) => o.id),
               ...m.message.attachments.tracks,
               ...(m.message.attachments.area ? ["area"] : []),
