@@ -688,8 +688,7 @@ class Node:
             for observation, outcome in zip(observations, result.outcomes, strict=True)
             if outcome in _NEWLY_STORED
         ]
-        if fresh:
-            follow_tracks(tx, fresh)
+        steps = follow_tracks(tx, fresh) if fresh else []
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
             novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
@@ -725,6 +724,7 @@ class Node:
             own_party=self.party,
             audit=self.audit,
             ack_within=self.config.exchange.ack_within(),
+            steps=steps,
         )
         return result, released
 
@@ -911,16 +911,16 @@ class Node:
         self.close()
 
 
-def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
+def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> list[Event]:
     """Move each track that ``observations`` update on and store the events of each step
-    (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; how many events were
-    new. Observations that are not track updates are left alone; coarsened updates move their
+    (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; the steps' events.
+    Observations that are not track updates are left alone; coarsened updates move their
     track but derive no events."""
     updates = sorted(
         (o for o in observations if is_track_update(o)), key=lambda o: (o.observed_at, o.id)
     )
     if not updates:
-        return 0
+        return []
     heads = tx.tracks.heads((o.origin, str(o.track)) for o in updates)
     moved: dict[tuple[str, str], TrackHead] = {}
     events: list[Event] = []
@@ -956,7 +956,9 @@ def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
                 first_at=min(head.first_at, fix.at), updates=head.updates + 1
             )
     tx.tracks.put(list(moved.values()))
-    return tx.observations.put_events(events) if events else 0
+    if events:
+        tx.observations.put_events(events)
+    return events
 
 
 def ingest_details(result: AppendResult, released: ReleaseSummary) -> dict[str, Any]:

@@ -128,3 +128,25 @@ def test_a_request_needs_a_criterion(pair: tuple[Node, Node]) -> None:
     _, jpn = pair
     with pytest.raises(MessageError, match="at least one criterion"):
         _ask(jpn)
+
+
+def test_a_live_track_of_point_updates_through_the_gate_gives_one_alert(
+    pair: tuple[Node, Node],
+) -> None:
+    twn, jpn = pair
+    asked = _ask(jpn, event="strait_transit", zone="gate-miyako")
+    _deliver(jpn, twn)
+    start = observation().observed_at
+    updates = [
+        observation(
+            n, kind="sea", lon=lon, lat=lat, at=start + dt.timedelta(minutes=10 * n),
+            platform=CARRIER, marking=TO_JAPAN, track="ais:412000001",
+        )
+        for n, (lon, lat) in enumerate([(126.0, 26.0), (126.5, 25.2), (127.0, 24.5)])
+    ]  # fmt: skip
+    for update in updates:  # one at a time, as a live feed stores them
+        twn.ingest([update])
+    [sent] = _alerts(twn)
+    assert sent.message.in_reply_to == asked
+    assert sent.message.subject.startswith("strait_transit Miyako Strait")
+    assert len(sent.message.attachments.events) == 1

@@ -417,14 +417,21 @@ def answer_requests(
     own_party: str,
     audit: AuditLog,
     ack_within: Mapping[str, dt.timedelta] | None = None,
+    steps: Sequence[Event] = (),
 ) -> list[Message]:
     """Alert each partner whose standing request one of ``observations`` answers, with the item
     attached as the agreement lets that partner have it (an item the agreement withholds gives
-    no alert). One alert per request and item (or source track); the alerts sent."""
+    no alert). One alert per request and item (or source track); the alerts sent. ``steps``:
+    the events a live track's updates derived step by step (a transit made of point updates),
+    each counted for the update it ends on."""
     asked = [row for row in tx.requests.active() if row[1] != own_party]
     if not asked or not observations:
         return []
     events: dict[int, list[Event]] = {}
+    stepped: dict[tuple[str, int], list[Event]] = {}
+    for step in steps:
+        for key in step.observations[-1:]:
+            stepped.setdefault(key, []).append(step)
     sent = []
     for request_id, partner, _, body in asked:
         question = decode_message(body)
@@ -433,7 +440,9 @@ def answer_requests(
             continue
         for position, observation in enumerate(observations):
             if position not in events:
-                events[position] = derive_events(observation)
+                events[position] = derive_events(observation) + stepped.get(
+                    (observation.id, observation.version), []
+                )
             answer = matches(question.request, observation, now, events[position])
             alert = alert_id(own_party, request_id, observation)
             if answer is False or tx.messages.get(alert) is not None:

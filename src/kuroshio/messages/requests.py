@@ -13,6 +13,7 @@ import hashlib
 
 from kuroshio.geo.events import derive_events
 from kuroshio.geo.shapes import km_from_place
+from kuroshio.geo.zones import load
 from kuroshio.messages.thread import StandingRequest
 from kuroshio.model import Event, Observation
 
@@ -47,12 +48,21 @@ def matches(
             return False
     if request.event is None and request.zone is None:
         return True
+    zones = _zone_names(request.zone)
     for event in derive_events(observation) if events is None else events:
         if (request.event is None or event.kind == request.event) and (
-            request.zone is None or request.zone in (event.zone, event.remarks)
+            not zones or event.zone in zones
         ):
             return event
     return False
+
+
+def _zone_names(zone: str | None) -> frozenset[str]:
+    """The names a zone given by id (``gate-miyako``) or name (``Miyako Strait``) goes by."""
+    if zone is None:
+        return frozenset()
+    geography = load()
+    return frozenset({zone, geography[zone].name} if zone in geography else {zone})
 
 
 def alert_id(party: str, request_id: str, observation: Observation) -> str:
