@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "ingest": 4,
     "feeds": 4,
     "export": 4,
+    "messages": 4,
     "node": 5,
     "federation": 6,
     "api": 6,
@@ -46,6 +47,8 @@ SAME_FLOOR = {
     ("federation", "api"),
     ("federation", "tak"),
     ("export", "feeds"),
+    ("exchange", "messages"),
+    ("messages", "policy"),
 }
 """Parts that may use another part of their own floor (never the other way round)."""
 

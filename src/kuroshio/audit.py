@@ -67,6 +67,8 @@ AuditKind: TypeAlias = Literal[
     "agreement_change",
     "access",
     "partner_change",
+    "message",
+    "incident",
 ]
 AUDIT_KINDS: Final[frozenset[str]] = frozenset(get_args(AuditKind))
 GENESIS_HASH: Final = bytes(32)

@@ -225,6 +225,10 @@ class NotPermitted(KuroshioError):
     http_status: ClassVar[int] = 403
 
 
+class MessageError(LocatedError):
+    """A dialogue message that cannot be sent, released or acknowledged: which and why."""
+
+
 __all__ = [
     "AgreementError",
     "AuditError",
@@ -243,6 +247,7 @@ __all__ = [
     "KuroshioError",
     "LocatedError",
     "MerkleError",
+    "MessageError",
     "NotAuthenticated",
     "NotPermitted",
     "PartnerError",

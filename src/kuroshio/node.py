@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -26,7 +27,13 @@ from cryptography import x509
 from kuroshio.access.local import add_operator, issue_token
 from kuroshio.access.oidc import OidcSettings
 from kuroshio.audit import AuditLog
-from kuroshio.errors import AgreementError, ConfigError, IdentityError, PartnerError
+from kuroshio.errors import (
+    AgreementError,
+    ConfigError,
+    IdentityError,
+    MessageError,
+    PartnerError,
+)
 from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.batch import batch_label
 from kuroshio.exchange.receipt import Receipt
@@ -35,6 +42,10 @@ from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.export.config import CotOutput
 from kuroshio.fusion import same_sortie
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
+from kuroshio.messages import dialogue
+from kuroshio.messages.incident import Change, Incident, changed, opened
+from kuroshio.messages.incident import Draft as IncidentDraft
+from kuroshio.messages.thread import Message
 from kuroshio.model import Event, Observation, PartyCode, is_party
 from kuroshio.partners import PARTNERS_DIR, Partner, PartnerConfig, card_path, load_partners
 from kuroshio.pki import (
@@ -177,6 +188,18 @@ class ExchangeSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     )
     window: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     """Batches in flight per link before waiting for receipts."""
+    ack_within_s: (
+        dict[
+            Literal["routine", "priority", "immediate", "flash"],
+            Annotated[float, msgspec.Meta(gt=0.0, le=30 * 86_400.0)],
+        ]
+        | None
+    ) = None
+    """This party's acknowledgement deadlines in seconds by precedence, where they differ from
+    the defaults (flash 600, immediate 1 800, priority 14 400, routine 86 400)."""
+
+    def ack_within(self) -> dict[str, dt.timedelta]:
+        return {p: dt.timedelta(seconds=s) for p, s in (self.ack_within_s or {}).items()}
 
 
 class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -318,6 +341,10 @@ class Node:
     def agreement_for(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
         """The agreement that governs releases to ``partner`` at ``now`` (None: nothing leaves)."""
         return self.agreements.in_force(partner, now)
+
+    def civil_agreement_for(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
+        """The civil agreement with ``partner`` at ``now`` that carries incidents (None: none)."""
+        return self.agreements.in_force(partner, now, civil=True)
 
     def install_agreement(
         self, path: Path, *, now: dt.datetime | None = None, operator: str | None = None
@@ -488,6 +515,106 @@ class Node:
 
     # --- listeners -----------------------------------------------------------------------------
 
+    # --- the dialogue channel --------------------------------------------------------------
+
+    def send_message(self, message: Message, now: dt.datetime | None = None) -> Message:
+        """Release ``message`` under the agreement in force with its recipient and queue it on
+        that link, audited; the message as it leaves (see :mod:`kuroshio.messages.dialogue`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            sent = dialogue.send(
+                tx,
+                message,
+                self.agreement_for(message.recipient, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+                ack_within=self.config.exchange.ack_within(),
+            )
+        self.notify_stored()
+        return sent
+
+    def send_draft(self, draft: dialogue.Draft, now: dt.datetime | None = None) -> Message:
+        """Compose a message from ``draft`` (see :func:`~kuroshio.messages.dialogue.compose`)
+        and send it as :meth:`send_message` does."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            message = dialogue.compose(tx, draft, sender=self.party, now=now)
+        return self.send_message(message, now)
+
+    def share_incident(self, incident: Incident, now: dt.datetime | None = None) -> Incident:
+        """Keep and send a version of an incident made here, under the civil agreement with
+        each party working it (see :func:`~kuroshio.messages.dialogue.share_incident`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            shared = dialogue.share_incident(
+                tx,
+                incident,
+                lambda party: self.civil_agreement_for(party, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+            )
+        self.notify_stored()
+        return shared
+
+    def open_incident(self, draft: IncidentDraft, now: dt.datetime | None = None) -> Incident:
+        """Open the incident ``draft`` describes and share it (see :meth:`share_incident`)."""
+        now = now or dt.datetime.now(dt.UTC)
+        incident_id = f"{self.party}:sar:{uuid.uuid4().hex[:16]}"
+        try:
+            incident = opened(draft, incident_id=incident_id, party=self.party, now=now)
+        except msgspec.ValidationError as error:
+            raise MessageError("incident", str(error)) from None
+        return self.share_incident(incident, now)
+
+    def update_incident(
+        self, incident_id: str, change: Change, now: dt.datetime | None = None
+    ) -> Incident:
+        """The next version of an incident after this party's ``change``, kept and sent."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            current = dialogue.incident(tx, incident_id)
+        try:
+            updated = changed(current, change, self.party, now)
+        except ValueError as error:
+            raise MessageError(f"incident {incident_id}", str(error)) from None
+        return self.share_incident(updated, now)
+
+    def mark_message(
+        self, message_id: str, state: str, now: dt.datetime | None = None
+    ) -> dialogue.Kept:
+        """Mark a received message ``read`` or ``acked``; the state travels back to its sender."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            row = dialogue.show(tx, message_id)
+            marked = dialogue.mark(
+                tx,
+                message_id,
+                state,
+                self.agreement_for(row.partner, now),
+                now,
+                own_party=self.party,
+                audit=self.audit,
+            )
+        self.notify_stored()
+        return marked
+
+    def escalate_messages(self, now: dt.datetime | None = None) -> list[dialogue.Kept]:
+        """Escalate (mark, re-send, audit) every message sent from here past its deadline."""
+        at = now or dt.datetime.now(dt.UTC)
+        with self.store.transaction() as tx:
+            escalated = dialogue.escalate_overdue(
+                tx,
+                at,
+                lambda partner: self.agreement_for(partner, at),
+                audit=self.audit,
+                ack_within=self.config.exchange.ack_within(),
+            )
+        if escalated:
+            self.notify_stored()
+        return escalated
+
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that stored observations."""
         with self._listeners_lock:
@@ -576,8 +703,7 @@ class Node:
             for observation, outcome in zip(observations, result.outcomes, strict=True)
             if outcome in _NEWLY_STORED
         ]
-        if fresh:
-            follow_tracks(tx, fresh)
+        steps = follow_tracks(tx, fresh) if fresh else []
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
             novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
@@ -605,6 +731,16 @@ class Node:
         self.audit.append(
             tx, "decision", f"released {counts} of {len(fresh)}"[:500], released.audit_details()
         )
+        dialogue.answer_requests(
+            tx,
+            fresh,
+            now,
+            governing.get,
+            own_party=self.party,
+            audit=self.audit,
+            ack_within=self.config.exchange.ack_within(),
+            steps=steps,
+        )
         return result, released
 
     def enforce_at_send(self, tx: Transaction, partner: str, now: dt.datetime) -> int:
@@ -613,8 +749,13 @@ class Node:
         under the one in force now, if any; audited as a ``decision``. How many were withdrawn.
         """
         enforced = self.agreement_for(partner, now)
+        civil = self.civil_agreement_for(partner, now)
         lapsed = outbox.withdraw_lapsed(
-            tx, partner, None if enforced is None else enforced.digest, now
+            tx,
+            partner,
+            None if enforced is None else enforced.digest,
+            now,
+            None if civil is None else civil.digest,
         )
         if not lapsed:
             return 0
@@ -785,16 +926,16 @@ class Node:
         self.close()
 
 
-def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
+def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> list[Event]:
     """Move each track that ``observations`` update on and store the events of each step
-    (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; how many events were
-    new. Observations that are not track updates are left alone; coarsened updates move their
+    (:mod:`kuroshio.geo.track_events`), inside the caller's transaction; the steps' events.
+    Observations that are not track updates are left alone; coarsened updates move their
     track but derive no events."""
     updates = sorted(
         (o for o in observations if is_track_update(o)), key=lambda o: (o.observed_at, o.id)
     )
     if not updates:
-        return 0
+        return []
     heads = tx.tracks.heads((o.origin, str(o.track)) for o in updates)
     moved: dict[tuple[str, str], TrackHead] = {}
     events: list[Event] = []
@@ -830,7 +971,9 @@ def follow_tracks(tx: Transaction, observations: Sequence[Observation]) -> int:
                 first_at=min(head.first_at, fix.at), updates=head.updates + 1
             )
     tx.tracks.put(list(moved.values()))
-    return tx.observations.put_events(events) if events else 0
+    if events:
+        tx.observations.put_events(events)
+    return events
 
 
 class IntakeTransaction:

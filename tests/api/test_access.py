@@ -58,6 +58,17 @@ MATRIX: dict[tuple[str, str], str | None] = {
     ("GET", "/api/links"): "liaison",
     ("GET", "/api/ledger"): "liaison",
     ("GET", "/api/operators"): "admin",
+    ("GET", "/api/messages"): "viewer",
+    ("GET", "/api/messages/{message_id}"): "viewer",
+    ("POST", "/api/messages"): "liaison",
+    ("POST", "/api/messages/{message_id}/ack"): "liaison",
+    ("GET", "/api/requests"): "viewer",
+    ("POST", "/api/requests"): "liaison",
+    ("POST", "/api/requests/{request_id}/cancel"): "liaison",
+    ("GET", "/api/incidents"): "viewer",
+    ("GET", "/api/incidents/{incident_id}"): "viewer",
+    ("POST", "/api/incidents"): "liaison",
+    ("POST", "/api/incidents/{incident_id}"): "liaison",
 }
 PARAMS = {
     "/api/cop/observation": {"id": "TWN:none:1"},

@@ -55,6 +55,16 @@ def test_the_demo_exchanges_both_ways_under_its_agreement_and_stops(tmp_path: Pa
     assert ("median_line_crossing", "Taiwan Strait median line") in kinds, kinds
     assert any(kind == "strait_transit" for kind, _ in kinds), kinds
     assert any(kind == "adiz_entry" for kind, _ in kinds), kinds
+    # The dialogue channel: an RFI about the carrier group, its reply acknowledged; a rescue
+    # near the Sakishima islands worked by both coast guards under their civil agreement.
+    assert "Civil agreement in force: demo-coast-guards v1" in out, out
+    assert "JPN asks TWN: Carrier group east of the Sakishima islands (immediate)" in out, out
+    assert "JPN acknowledges the reply; its request stands acked, the reply acked at TWN" in out
+    assert "JPN coast guard opens JPN:sar:demo" in out and "(v3, audited)" in out, out
+    threads = json.loads(run("msg", "list", "--node", nodes / "twn", "--json").stdout)
+    assert {m["message"]["kind"] for m in threads} == {"rfi", "reply"}, threads
+    [rescue] = json.loads(run("incident", "list", "--node", nodes / "twn", "--json").stdout)
+    assert rescue["status"] == "closed" and len(rescue["assets"]) == 2, rescue
     for party in ("twn", "jpn"):
         verified = run("audit", "verify", "--node", nodes / party)
         assert verified.returncode == 0 and "intact" in verified.stdout, verified.stdout

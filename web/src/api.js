@@ -56,6 +56,8 @@ export const api = {
       throw error;
     }),
   whoami: () => getJson("/api/whoami"),
+  /** Messages sent and received, newest first (GET /api/messages). */
+  messages: () => getJson("/api/messages?limit=500"),
   /** End the browser session (its CSRF token in the header), then show the login form. */
   async logout(csrf) {
     await fetch("/api/logout", { method: "POST", headers: { "X-CSRF-Token": csrf } });

@@ -16,6 +16,8 @@ import {
   renderEvents,
   renderFusedDetail,
   renderLedger,
+  renderMessages,
+  messageCounts,
   renderSorties,
   renderTrackList,
 } from "./panels.js";
@@ -521,7 +523,7 @@ function selectTab(name) {
     state.unseenEvents = 0;
     $("events-badge").hidden = true;
   }
-  const loaders = { sorties: showSorties, ledger: showLedger, audit: showAudit, tracks: async () => showTracks() };
+  const loaders = { sorties: showSorties, ledger: showLedger, audit: showAudit, messages: showMessages, tracks: async () => showTracks() };
   if (loaders[name]) loaders[name]().catch(showError);
 }
 
@@ -560,6 +562,19 @@ async function showSorties() {
   const panel = $("tab-sorties");
   const chart = await api.sorties(state.startDay, state.endDay, state.tz);
   renderSorties(panel, chart, state.palette);
+}
+
+async function showMessages() {
+  const messages = await api.messages();
+  renderMessages($("tab-messages"), messages, state);
+  showMessageBadge(messages);
+}
+
+function showMessageBadge(messages) {
+  const counts = messageCounts(messages);
+  const badge = $("messages-badge");
+  badge.textContent = String(counts.unread + counts.escalated);
+  badge.hidden = counts.unread + counts.escalated === 0;
 }
 
 async function showLedger() {
@@ -760,6 +775,7 @@ async function start() {
   setInterval(() => pollEvents(true).catch(showError), EVENTS_POLL_MS);
   await showFeeds();
   setInterval(() => showFeeds().catch(showError), FEEDS_POLL_MS);
+  api.messages().then(showMessageBadge).catch(() => {}); // a count only: the tab says more
   document.body.dataset.ready = "true";
 }
 

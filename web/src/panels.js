@@ -374,6 +374,64 @@ export function renderLedger(container, view) {
   fill(container, ...children);
 }
 
+// --- messages ---------------------------------------------------------------------------------
+
+const PRECEDENCE_RANK = { routine: 0, priority: 1, immediate: 2, flash: 3 };
+
+/** Counts the watch officer acts on: received and not yet read, sent and not yet acknowledged
+ * (replies and acknowledgements close a question and are never awaited), escalated. */
+export function messageCounts(messages) {
+  const awaited = (m) => m.direction === "out" && !["ack", "reply"].includes(m.message.kind) && m.state !== "acked";
+  return {
+    unread: messages.filter((m) => m.direction === "in" && m.state === "delivered").length,
+    unacknowledged: messages.filter(awaited).length,
+    escalated: messages.filter((m) => m.state === "escalated").length,
+  };
+}
+
+export function renderMessages(container, messages, context) {
+  const counts = messageCounts(messages);
+  const threads = new Map();
+  for (const item of [...messages].reverse()) {
+    const key = item.message.thread;
+    if (!threads.has(key)) threads.set(key, []);
+    threads.get(key).push(item);
+  }
+  const summary = el("p", {
+    id: "messages-counts",
+    "data-unread": counts.unread,
+    "data-unacknowledged": counts.unacknowledged,
+    "data-escalated": counts.escalated,
+    text: `${threads.size} threads · ${counts.unread} unread · ${counts.unacknowledged} awaiting acknowledgement · ${counts.escalated} escalated`,
+  });
+  const list = [...threads.values()].reverse().map((thread) => {
+    const top = thread.reduce((a, b) => (PRECEDENCE_RANK[b.message.precedence] > PRECEDENCE_RANK[a.message.precedence] ? b : a));
+    return el(
+      "section",
+      { class: `thread precedence-${top.message.precedence}`, "data-thread": thread[0].message.thread },
+      el("h4", { text: `${thread[0].message.subject} — ${thread[0].partner} (${top.message.precedence})` }),
+      el("ol", {}, thread.map((m) =>
+        el(
+          "li",
+          { class: `message state-${m.state}`, "data-id": m.message.id },
+          el("span", { class: "when", text: formatTime(m.message.sent_at, context.tz) }),
+          el("span", { text: ` ${m.direction === "out" ? "→" : "←"} ${m.partner} ${m.message.kind} ` }),
+          el("strong", { text: m.state }),
+          el("span", { text: ` ${m.message.subject}` }),
+          m.message.attachments.observations.length || m.message.attachments.tracks.length || m.message.attachments.area
+            ? el("span", { class: "attached", text: ` — attached: ${[
+              ...m.message.attachments.observations.map((o) => o.id),
+              ...m.message.attachments.tracks,
+              ...(m.message.attachments.area ? ["area"] : []),
+            ].join(", ")}` })
+            : null,
+        )),
+      ),
+    );
+  });
+  fill(container, el("h3", { text: "Messages" }), summary, ...(list.length ? list : [el("p", { class: "hint", text: "No messages yet." })]));
+}
+
 // --- audit ------------------------------------------------------------------------------------
 
 export function renderAudit(container, view, onRefresh) {

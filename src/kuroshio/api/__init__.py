@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.gzip import GZipMiddleware
 
 from kuroshio import __version__
-from kuroshio.api import access, cop, feeds, fused, ledger, observations
+from kuroshio.api import access, cop, feeds, fused, ledger, messages, observations
 from kuroshio.api import links as link_routes
 from kuroshio.api.access import Gate, SameSiteOnly, needs
 from kuroshio.api.observations import ChangeSignal
@@ -75,6 +75,7 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     app.include_router(cop.page_router)
     app.include_router(link_routes.router, dependencies=liaison)
     app.include_router(ledger.router, dependencies=liaison)
+    app.include_router(messages.router, dependencies=viewer)  # sending says liaison
     cop.document_schemas(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=viewer)

@@ -17,7 +17,7 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from kuroshio.cli import agreements, federation, fusion, ingest, keys, node, users
+from kuroshio.cli import agreements, federation, fusion, ingest, keys, messages, node, users
 from kuroshio.cli.common import print_error
 from kuroshio.errors import KuroshioError
 
@@ -59,7 +59,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-for group in (node, ingest, federation, agreements, fusion, users, keys):
+for group in (node, ingest, federation, agreements, fusion, users, keys, messages):
     app.add_typer(group.app)
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kuroshio.cli.common import console
+from kuroshio.demo.dialogue import CIVIL_ID, agree_civil, ask_about_the_carrier, work_a_rescue
 from kuroshio.demo.nodes import (
     DRAIN_TIMEOUT_S,
     PAIR,
@@ -175,6 +176,13 @@ def run_demo(
     console.print(f"[bold]kuroshio demo[/] — {', '.join(parties)} nodes in {directory}")
     nodes = make_nodes(directory, parties)
     _describe_agreement(console, agree(nodes, parties))
+    pair = [n for n in nodes if n.party in PAIR]
+    agree_civil(pair)
+    console.print(
+        f"Civil agreement in force: {CIVIL_ID} v1 ({' – '.join(PAIR)} coast guards; incidents "
+        "only, never an observation)",
+        highlight=False,
+    )
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         for demo_node in nodes:
@@ -210,6 +218,7 @@ def run_demo(
             while not _progress(console, client, nodes) and time.monotonic() < deadline:
                 time.sleep(1.0)
             _summary(console, nodes, parties)
+            _talk(console, client, pair)
             for demo_node in nodes:
                 console.print(
                     f"Try: kuroshio audit receipts --node {demo_node.directory} "
@@ -234,6 +243,17 @@ def run_demo(
     finally:
         stop_nodes(nodes)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _talk(console: Console, client: httpx.Client, pair: Sequence[DemoNode]) -> None:
+    """The dialogue channel: an RFI and its acknowledged reply; a rescue worked jointly."""
+    twn, jpn = sorted(pair, key=lambda n: n.party != "TWN")
+    console.print("On the dialogue channel (kuroshio msg list -n DIR):")
+    for line in ask_about_the_carrier(client, jpn, twn):
+        console.print(f"  {line}", highlight=False)
+    console.print("Coast guards (kuroshio incident list -n DIR):")
+    for line in work_a_rescue(jpn, twn):
+        console.print(f"  {line}", highlight=False)
 
 
 def _describe_feeds(console: Console, nodes: Sequence[DemoNode]) -> None:

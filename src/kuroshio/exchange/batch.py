@@ -18,6 +18,8 @@ import msgspec
 from kuroshio.errors import VerificationError
 from kuroshio.exchange.wire import MAX_BATCH_ITEMS, BatchFrame, Digest, LinkRefused, OriginProof
 from kuroshio.merkle import HASH_SIZE, MerkleTree, leaf_hash
+from kuroshio.messages.incident import Incident
+from kuroshio.messages.thread import Message, StateChange, decode_item, is_dialogue, item_bytes
 from kuroshio.model import Observation, PartyCode, canonical_bytes
 from kuroshio.pki import Keys, Signer, verify
 from kuroshio.policy.decide import relay_refusal
@@ -71,6 +73,9 @@ class OpenedBatch(msgspec.Struct, frozen=True, kw_only=True):
     observations: list[Observation]
     leaves: bytes
     """The items' leaf hashes back to back (32 bytes each), kept to prove any item later."""
+    dialogue: list[Message | StateChange | Incident] = msgspec.field(default_factory=list)
+    """The items of a dialogue batch (then ``observations`` is empty): a batch carries either
+    observations or messages and their state changes, never both."""
 
 
 _header_encoder = msgspec.msgpack.Encoder()
@@ -172,6 +177,21 @@ def open_batch(
         raise LinkRefused(
             "bad_merkle_root", "the items do not hash to the signed Merkle root", seq=seq
         )
+    if frame.items and is_dialogue(frame.items[0]):
+        if frame.origin_proofs:
+            raise LinkRefused(
+                "bad_origin_proof", "a dialogue batch takes no origin proofs", seq=seq
+            )
+        return OpenedBatch(
+            header=header,
+            hash=batch_hash(frame.header),
+            observations=[],
+            leaves=b"".join(leaves),
+            dialogue=[
+                _open_dialogue(item, index, sender, receiver, seq)
+                for index, item in enumerate(frame.items)
+            ],
+        )
     observations = [
         _open_item(item, index, sender, receiver, seq) for index, item in enumerate(frame.items)
     ]
@@ -181,6 +201,40 @@ def open_batch(
         observations=observations,
         leaves=b"".join(leaves),
     )
+
+
+def _open_dialogue(
+    item: bytes, index: int, sender: str, receiver: str, seq: int
+) -> Message | StateChange | Incident:
+    """One item of a dialogue batch: a message, state change or incident version the sender
+    itself made."""
+    if not is_dialogue(item):
+        raise LinkRefused(
+            "invalid_item", f"item {index}: an observation in a dialogue batch", seq=seq
+        )
+    try:
+        record = decode_item(item)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        raise LinkRefused("invalid_item", f"item {index}: {error}", seq=seq) from None
+    if item_bytes(record) != item:
+        raise LinkRefused("non_canonical_item", f"item {index} is not canonical", seq=seq)
+    if isinstance(record, Message):
+        author = record.sender
+    elif isinstance(record, StateChange):
+        author = record.by
+    else:
+        author = record.updated_by
+    if author != sender:
+        raise LinkRefused(
+            "foreign_origin",
+            f"item {index} was written by {author}; {sender} sends only its own messages",
+            seq=seq,
+        )
+    if isinstance(record, Message) and record.recipient != receiver:
+        raise LinkRefused(
+            "wrong_link", f"item {index} is a message for {record.recipient}", seq=seq
+        )
+    return record
 
 
 def _open_item(item: bytes, index: int, sender: str, receiver: str, seq: int) -> Observation:

@@ -22,6 +22,8 @@ from kuroshio.exchange.batch import GENESIS_HASH, SealedBatch, read_header, seal
 from kuroshio.exchange.proofs import decode_proof
 from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.wire import LinkRefused, OriginProof, SignedReceipt
+from kuroshio.messages import dialogue
+from kuroshio.messages.thread import is_dialogue
 from kuroshio.model import Observation, canonical_bytes
 from kuroshio.pki import Signer
 from kuroshio.policy import reciprocity
@@ -91,13 +93,18 @@ class Lapsed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def withdraw_lapsed(
-    tx: Transaction, partner: str, in_force: str | None, now: dt.datetime
+    tx: Transaction,
+    partner: str,
+    in_force: str | None,
+    now: dt.datetime,
+    civil: str | None = None,
 ) -> list[Lapsed]:
     """Take out of ``partner``'s outbox every item due at ``now`` that was released under
     another agreement than the one in force (``in_force``, its digest; None: none is); the items
     taken out. Nothing leaves under an agreement that expired or was superseded while the item
-    waited (a delay, a partner unreachable)."""
-    rows = tx.outbox.lapsed(partner, micros(now), in_force)
+    waited (a delay, a partner unreachable). Incidents travel under the ``civil`` agreement
+    in force (its digest), which keeps them as the one in force keeps the rest."""
+    rows = tx.outbox.lapsed(partner, micros(now), in_force, civil)
     if rows:
         tx.outbox.withdraw([row for row, _, _, _ in rows])
     return [
@@ -126,7 +133,11 @@ def seal_next(
         return None
     items: list[bytes] = []
     size = 0
+    # A batch carries observations or dialogue items, never both: it ends where the kind changes.
+    dialogue = is_dialogue(rows[0][1])
     for _, item, proof in rows:
+        if is_dialogue(item) != dialogue:
+            break
         # An origin proof rides in the same frame, so it counts against the same bound.
         length = len(item) + (len(proof) if proof is not None else 0)
         if items and size + length > max_bytes:
@@ -220,7 +231,10 @@ def record_receipt(
     if row[2]:
         return False
     items = [item for item, _ in tx.outbox.batch_items(partner, receipt.seq)]
-    reciprocity.record(tx, reciprocity.given_entries(items, partner, receipt.received_at))
+    if items and is_dialogue(items[0]):
+        dialogue.delivered(tx, items, now)
+    else:
+        reciprocity.record(tx, reciprocity.given_entries(items, partner, receipt.received_at))
     tx.outbox.acknowledge(partner, receipt.seq, signed.receipt, signed.signature, micros(now))
     return True
 

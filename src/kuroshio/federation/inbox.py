@@ -30,8 +30,10 @@ from kuroshio.exchange.inbox import (
 )
 from kuroshio.exchange.receipt import Receipt, sign_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, SignedReceipt
+from kuroshio.messages import dialogue
 from kuroshio.node import Node
 from kuroshio.partners import Partner
+from kuroshio.store import AppendResult
 from kuroshio.store.observations import prepare
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
@@ -116,9 +118,15 @@ class Inbox:
                 received_at_us=micros(now),
             )
             tx.inbox.keep_proofs(origin_proofs)
-            result, _ = self.node.store_in(
-                tx, checked.received, received_from=partner.party, prepared=checked.prepared
-            )
+            if opened.dialogue:
+                taken, kept = dialogue.take_in(
+                    tx, opened.dialogue, partner.party, now, audit=self.node.audit, batch=label
+                )
+                result = AppendResult(inserted=taken, unchanged=kept)
+            else:
+                result, _ = self.node.store_in(
+                    tx, checked.received, received_from=partner.party, prepared=checked.prepared
+                )
             details: dict[str, object] = {
                 "partner": partner.party,
                 "seq": header.seq,

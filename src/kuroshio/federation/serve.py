@@ -23,7 +23,7 @@ import msgspec
 import uvicorn
 
 from kuroshio.api import create_app
-from kuroshio.errors import ConfigError
+from kuroshio.errors import ConfigError, KuroshioError
 from kuroshio.federation.endpoint import FederationEndpoint
 from kuroshio.federation.feeds import NodeFeeds
 from kuroshio.federation.inbox import Inbox
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from kuroshio.federation.transports.nats import NatsTransport
 
 LOCK_FILE: Final = "serve.lock"
+ESCALATION_CHECK_S: Final = 5.0
+"""How often the exchange process looks for messages past their acknowledgement deadline."""
 logger = logging.getLogger("kuroshio.serve")
 
 
@@ -209,6 +211,8 @@ async def _serve(
                     f"{_host_for_url(config.api.host)}:{api_port}"
                 )
             link_tasks = [tasks.create_task(link.run()) for link in links.values()]
+            if role != "api":
+                link_tasks.append(tasks.create_task(_escalate(node), name="escalation"))
             if feeds is not None:
                 link_tasks.append(tasks.create_task(feeds.run(), name="feeds"))
             cot_where: dict[str, str] = {}
@@ -236,6 +240,17 @@ async def _serve(
         finally:
             if api_server is not None:
                 api_server.should_exit = True
+
+
+async def _escalate(node: Node) -> None:
+    """Escalate overdue messages for as long as the node serves (one process does it: the one
+    running the links)."""
+    while True:
+        try:
+            await asyncio.to_thread(node.escalate_messages)
+        except KuroshioError as error:
+            logger.warning("escalating overdue messages failed: %s", error)
+        await asyncio.sleep(ESCALATION_CHECK_S)
 
 
 async def _exchange(node: Node, stack: contextlib.AsyncExitStack) -> tuple[str, dict[str, Link]]:

@@ -70,6 +70,11 @@ def distance_km(first: Any, second: Any) -> float:
     )
 
 
+def km_from_place(geometry: Geometry, lon: float, lat: float) -> float:
+    """Shortest distance from a geometry to the position ``lon``, ``lat``, in km."""
+    return distance_km(shape_of(geometry), shapely.Point(lon, lat))
+
+
 def destination(lon: float, lat: float, azimuth_deg: float, km: float) -> tuple[float, float]:
     """The position ``km`` from (lon, lat) along ``azimuth_deg`` (clockwise from north)."""
     lon2, lat2, _ = GEOD.fwd(lon, lat, azimuth_deg, km * 1000.0)

@@ -219,6 +219,14 @@ class Agreement(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     valid_until: UtcTime
     reciprocity: Reciprocity | None = None
     direction: tuple[Direction, ...] = ()
+    scope: Literal["exchange", "civil"] | msgspec.UnsetType = msgspec.UNSET
+    """``civil``: an agreement between coast guards or civil authorities; it carries
+    search-and-rescue and disaster incidents and never releases an observation. Unset: the
+    observation exchange (and the dialogue channel) it always was."""
+
+    @property
+    def is_civil(self) -> bool:
+        return self.scope == "civil"
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "parties", _sorted_unique(self.parties))

@@ -167,8 +167,12 @@ class AgreementBook:
         newest = max(started, key=lambda e: e.version)
         return newest if newest.in_force(now) else None
 
-    def in_force(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
-        """The agreement that governs what this node releases to ``partner`` at ``now``.
+    def in_force(
+        self, partner: str, now: dt.datetime, *, civil: bool = False
+    ) -> EnforcedAgreement | None:
+        """The agreement that governs what this node releases to ``partner`` at ``now``: the
+        observation exchange, or with ``civil`` the civil agreement that carries incidents
+        (the two never stand in for each other).
 
         Among agreements naming both parties and in force, the one that started most recently
         governs (ties: the larger id), so a new agreement replaces an old one from its start.
@@ -176,7 +180,10 @@ class AgreementBook:
         candidates = [
             enforced
             for enforced in (self.current(aid, now) for aid in self._ids())
-            if enforced is not None and partner in enforced.parties and partner != self.own_party
+            if enforced is not None
+            and partner in enforced.parties
+            and partner != self.own_party
+            and enforced.agreement.is_civil == civil
         ]
         if not candidates:
             return None

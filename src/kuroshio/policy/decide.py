@@ -193,6 +193,12 @@ def _decide(
         )
     if partner == own_party:
         return withhold("not_a_party", f"{partner} is this node's own party")
+    if agreement.is_civil:
+        return withhold(
+            "no_rules",
+            f"agreement {agreement.id} is a civil agreement: it carries incidents, never "
+            "observations",
+        )
     refusal = _marking_refusal(observation, partner, own_party)
     if refusal is not None:
         return withhold(*refusal)

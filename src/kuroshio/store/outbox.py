@@ -46,17 +46,20 @@ class OutboxTable:
         )
 
     def lapsed(
-        self, partner: str, at_us: int, in_force: str | None
+        self, partner: str, at_us: int, in_force: str | None, civil: str | None = None
     ) -> list[tuple[int, str, int, str | None]]:
         """(row, id, version, agreement) of items due at ``at_us`` released under another
-        agreement than the one ``in_force`` now (its digest; None: none is, so every due item).
-        Items queued before agreements were recorded count as released under the one in force."""
+        agreement than the one ``in_force`` now or the ``civil`` one in force (their digests;
+        both None: none is, so every due item). Items queued before agreements were recorded
+        count as released under the one in force."""
         parameters: tuple[object, ...]
-        if in_force is None:
+        kept = tuple(digest for digest in (in_force, civil) if digest is not None)
+        if not kept:
             where, parameters = _DUE, (partner, at_us)
         else:
-            where = _DUE + " AND agreement IS NOT NULL AND agreement <> ?"
-            parameters = (partner, at_us, in_force)
+            marks = ", ".join("?" for _ in kept)
+            where = _DUE + f" AND agreement IS NOT NULL AND agreement NOT IN ({marks})"
+            parameters = (partner, at_us, *kept)
         return [
             (int(row), str(obs_id), int(version), agreement)
             for row, obs_id, version, agreement in self._conn.execute(

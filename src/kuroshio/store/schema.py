@@ -359,6 +359,45 @@ _LEDGER_TRACK: Final = (
     "ALTER TABLE ledger ADD COLUMN track TEXT",
 )
 
+_MESSAGES: Final = (
+    # --- the dialogue channel: every message sent or received, and where it stands ----------
+    """CREATE TABLE IF NOT EXISTS messages (
+        id TEXT PRIMARY KEY,
+        direction TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        thread TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        precedence TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        deadline INTEGER,
+        state TEXT NOT NULL,
+        escalations INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS messages_thread ON messages (thread, sent_at)",
+    "CREATE INDEX IF NOT EXISTS messages_open ON messages (direction, state, deadline)",
+    # --- standing requests a partner made of this node, or this node of a partner -----------
+    """CREATE TABLE IF NOT EXISTS standing_requests (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        cancelled_at INTEGER,
+        body BLOB NOT NULL
+    ) WITHOUT ROWID""",
+    # --- search-and-rescue and disaster incidents, every version kept ------------------------
+    """CREATE TABLE IF NOT EXISTS incidents (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        opened_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        PRIMARY KEY (id, version)
+    ) WITHOUT ROWID""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -370,6 +409,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0008_revocations", _REVOCATIONS),
     Migration("0009_tracks_and_feeds", _TRACKS_AND_FEEDS),
     Migration("0010_ledger_track", _LEDGER_TRACK),
+    Migration("0011_messages", _MESSAGES),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

@@ -18,6 +18,7 @@ from kuroshio.store.audit import AuditTable
 from kuroshio.store.daily_counts import DailyCountTable
 from kuroshio.store.inbox import InboxTable
 from kuroshio.store.ledger import LedgerTable
+from kuroshio.store.messages import IncidentTable, MessageTable, RequestTable
 from kuroshio.store.nonces import NonceTable
 from kuroshio.store.observations import ObservationTable, PreparedRow
 from kuroshio.store.operators import OperatorTable
@@ -113,6 +114,18 @@ class Transaction:
     @functools.cached_property
     def feeds(self) -> FeedStatusTable:
         return FeedStatusTable(self._conn)
+
+    @functools.cached_property
+    def messages(self) -> MessageTable:
+        return MessageTable(self._conn)
+
+    @functools.cached_property
+    def requests(self) -> RequestTable:
+        return RequestTable(self._conn)
+
+    @functools.cached_property
+    def incidents(self) -> IncidentTable:
+        return IncidentTable(self._conn)
 
 
 __all__ = ["Dialect", "ObservationRows", "Transaction"]
