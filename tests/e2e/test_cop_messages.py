@@ -84,3 +84,56 @@ def test_threads_counts_and_attachments_show_in_the_messages_panel(
     finally:
         context.close()
     assert errors == [], f"the page threw: {errors}"
+
+
+def test_alerts_are_announced_attachments_shown_on_the_map_and_incidents_drawn(
+    browser: Any, talking: tuple[ServedNode, ServedNode]
+) -> None:
+    twn, jpn = talking
+    about = _send(twn, "--to", "JPN", "--kind", "note", "--subject", "Look at this box",
+                  "--area", "122.5,23.5;123.5,23.5;123.5,24.5;122.5,24.5")  # fmt: skip
+    opened = json.loads(
+        run("incident", "open", "--node", twn.directory, "--json", "--kind", "vessel_in_distress",
+            "--title", "Fishing boat taking water south of Ishigaki", "--datum", "124.15,24.1",
+            "--search-area", "124.0,24.0;124.3,24.0;124.3,24.2;124.0,24.2",
+            check=True).stdout
+    )  # fmt: skip
+    context = browser.new_context(viewport={"width": 1400, "height": 850}, bypass_csp=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        _log_in(page, twn)
+        page.wait_for_selector("body[data-ready=true]", timeout=LOAD_TIMEOUT_MS)
+
+        # The incidents layer: the datum and the search area, where the incident says.
+        page.evaluate("() => window.cop.map.jumpTo({center: [124.15, 24.1], zoom: 9})")
+        page.evaluate("() => window.cop.idle()")
+        drawn = page.evaluate("() => window.cop.rendered(['incident-datum', 'incident-areas'])")
+        assert {(d["layer"], d["id"]) for d in drawn} == {
+            ("incident-datum", opened["id"]),
+            ("incident-areas", opened["id"]),
+        }, drawn
+
+        # An alert sent while the page is open is announced, naming its sender.
+        alert = _send(jpn, "--to", "TWN", "--kind", "alert", "--precedence", "immediate",
+                      "--subject", "Two destroyers heading for Yonaguni")  # fmt: skip
+        toast = page.wait_for_selector(
+            ".toast.event:has-text('Two destroyers heading for Yonaguni')", timeout=LOAD_TIMEOUT_MS
+        )
+        assert "Alert from JPN" in toast.inner_text()
+        assert alert["id"]
+
+        # A message's attachments are drawn on the map and brought into view.
+        page.evaluate("() => window.cop.map.jumpTo({center: [119.0, 21.0], zoom: 5})")
+        page.click("#tabs [data-tab=messages]")
+        thread = page.locator(f"[data-thread='{about['id']}']")
+        thread.locator("button.show-attached").click()
+        page.evaluate("() => window.cop.idle()")
+        centre = page.evaluate("() => window.cop.map.getCenter().toArray()")
+        assert abs(centre[0] - 123.0) < 0.2 and abs(centre[1] - 24.0) < 0.2, centre
+        assert page.evaluate("() => window.cop.rendered(['attached-areas']).length") > 0
+        page.screenshot(path=str(ARTIFACTS / "messages-attached-and-incident.png"))
+    finally:
+        context.close()
+    assert errors == [], f"the page threw: {errors}"

@@ -58,6 +58,8 @@ export const api = {
   whoami: () => getJson("/api/whoami"),
   /** Messages sent and received, newest first (GET /api/messages). */
   messages: () => getJson("/api/messages?limit=500"),
+  /** Search-and-rescue and disaster incidents kept here, the newest version of each. */
+  incidents: () => getJson("/api/incidents"),
   /** End the browser session (its CSRF token in the header), then show the login form. */
   async logout(csrf) {
     await fetch("/api/logout", { method: "POST", headers: { "X-CSRF-Token": csrf } });

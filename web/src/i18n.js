@@ -24,6 +24,8 @@ const WORDS = {
     transforms: "Released with transforms", cursor: "Cursor", tracksHint: "{n} tracks in view order; arrows move, Enter shows one.",
     cluster: "{n} tracks here: zoom in", language: "Language", hostileFighter: "hostile fighter",
     hostileDestroyer: "hostile destroyer", friendlyFighter: "friendly fighter",
+    incidents: "incidents (search and rescue)", alertFrom: "Alert from {party}: {subject}",
+    messageFrom: "{precedence} message from {party}: {subject}", showOnMap: "show on map",
   },
   zh: {
     connecting: "● 連線中", live: "● 即時", reconnecting: "● 重新連線中",
@@ -48,6 +50,8 @@ const WORDS = {
     transforms: "釋出時經轉換", cursor: "游標", tracksHint: "共 {n} 條航跡；方向鍵移動，Enter 顯示。",
     cluster: "此處 {n} 條航跡：請放大", language: "語言", hostileFighter: "敵對戰鬥機",
     hostileDestroyer: "敵對驅逐艦", friendlyFighter: "友軍戰鬥機",
+    incidents: "事件（搜索救援）", alertFrom: "{party} 警報：{subject}",
+    messageFrom: "{party} 的{precedence}訊息：{subject}", showOnMap: "在地圖上顯示",
   },
   ja: {
     connecting: "● 接続中", live: "● ライブ", reconnecting: "● 再接続中",
@@ -72,6 +76,8 @@ const WORDS = {
     transforms: "提供時の変換", cursor: "カーソル", tracksHint: "航跡 {n} 件。矢印キーで移動、Enter で表示。",
     cluster: "この付近に航跡 {n} 件: 拡大してください", language: "言語", hostileFighter: "敵戦闘機",
     hostileDestroyer: "敵駆逐艦", friendlyFighter: "友軍戦闘機",
+    incidents: "事案（捜索救難）", alertFrom: "{party} からの警報: {subject}",
+    messageFrom: "{party} からの{precedence}メッセージ: {subject}", showOnMap: "地図に表示",
   },
 };
 

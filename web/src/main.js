@@ -66,6 +66,9 @@ const state = {
   shownTrails: new Set(),
   changedTracks: new Set(),
   changesQueued: false,
+  seenMessages: null,
+  attached: [],
+  incidents: [],
   filterValues: new Set(),
 };
 
@@ -566,8 +569,84 @@ async function showSorties() {
 
 async function showMessages() {
   const messages = await api.messages();
-  renderMessages($("tab-messages"), messages, state);
+  renderMessages($("tab-messages"), messages, { tz: state.tz, onAttachments: showAttachments });
   showMessageBadge(messages);
+  announce(messages);
+}
+
+const MESSAGES_POLL_MS = 5_000;
+
+/** Look for new messages now and then: each one that came in is announced, an alert as such. */
+async function pollMessages() {
+  const messages = await api.messages();
+  showMessageBadge(messages);
+  const fresh = announce(messages);
+  if (fresh && state.tab === "messages") {
+    renderMessages($("tab-messages"), messages, { tz: state.tz, onAttachments: showAttachments });
+  }
+}
+
+/** Toast each message received since the last look (none on the first: those are known); how
+ * many there were. */
+function announce(messages) {
+  const first = state.seenMessages === null;
+  state.seenMessages ??= new Set();
+  let fresh = 0;
+  for (const item of [...messages].reverse()) {
+    const id = item.message.id;
+    if (state.seenMessages.has(id)) continue;
+    state.seenMessages.add(id);
+    if (first || item.direction !== "in") continue;
+    fresh += 1;
+    const words = { party: item.partner, subject: item.message.subject, precedence: item.message.precedence };
+    if (item.message.kind === "alert") toast(t("alertFrom", words), "event");
+    else toast(t("messageFrom", words), item.message.precedence === "flash" ? "event" : "info");
+  }
+  return fresh;
+}
+
+/** Draw what a message is about (observations as given, tracks held here, its area) and
+ * bring it into view. */
+function showAttachments(attachments) {
+  const features = [];
+  for (const observation of attachments.observations) {
+    const geometry = observation.geometry;
+    if (geometry.type === "LineString") {
+      features.push({ type: "Feature", properties: { id: observation.id }, geometry: { type: "Point", coordinates: geometry.coordinates.at(-1) } });
+    } else features.push({ type: "Feature", properties: { id: observation.id }, geometry });
+  }
+  const tracks = new Set(attachments.tracks);
+  if (tracks.size) {
+    for (const observation of state.observations.values()) {
+      if (observation.track && tracks.has(observation.track) && observation.geometry.type === "Point") {
+        features.push({ type: "Feature", properties: { id: observation.id }, geometry: observation.geometry });
+      }
+    }
+  }
+  if (attachments.area) features.push({ type: "Feature", properties: { id: "area" }, geometry: attachments.area });
+  state.map.getSource("attached").setData({ type: "FeatureCollection", features });
+  state.attached = features.map((feature) => feature.properties.id);
+  const points = features.flatMap((feature) =>
+    feature.geometry.type === "Point" ? [feature.geometry.coordinates] : feature.geometry.coordinates.flat(1));
+  if (!points.length) return;
+  const lons = points.map((p) => p[0]);
+  const lats = points.map((p) => p[1]);
+  state.map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]], { padding: 120, maxZoom: 8, duration: 0 });
+}
+
+/** The incidents layer: each incident's datum (grey once closed) and its search areas. */
+async function showIncidents() {
+  const incidents = await api.incidents();
+  const features = [];
+  for (const incident of incidents) {
+    const properties = { id: incident.id, title: incident.title, kind: incident.kind, status: incident.status };
+    features.push({ type: "Feature", properties: { ...properties, part: "datum" }, geometry: incident.datum });
+    for (const area of incident.search_areas) {
+      features.push({ type: "Feature", properties: { ...properties, part: "search-area" }, geometry: area });
+    }
+  }
+  state.incidents = incidents;
+  state.map.getSource("incidents").setData({ type: "FeatureCollection", features });
 }
 
 function showMessageBadge(messages) {
@@ -775,7 +854,10 @@ async function start() {
   setInterval(() => pollEvents(true).catch(showError), EVENTS_POLL_MS);
   await showFeeds();
   setInterval(() => showFeeds().catch(showError), FEEDS_POLL_MS);
-  api.messages().then(showMessageBadge).catch(() => {}); // a count only: the tab says more
+  await pollMessages().catch(() => {}); // a node whose operator may not read messages has none
+  setInterval(() => pollMessages().catch(() => {}), MESSAGES_POLL_MS);
+  await showIncidents().catch(() => {});
+  setInterval(() => showIncidents().catch(() => {}), MESSAGES_POLL_MS);
   document.body.dataset.ready = "true";
 }
 

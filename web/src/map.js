@@ -10,6 +10,7 @@ maplibregl.setWorkerUrl(new URL("/assets/maplibre-gl-worker.mjs", window.locatio
 const EMPTY = { type: "FeatureCollection", features: [] };
 const SEA = "#dfe9f3";
 const LAND = "#f4f1ea";
+const INCIDENT = "#d84315"; // search and rescue: datum and search areas
 export const CLUSTER_MAX_ZOOM = 6;
 export const AMPLIFIERS_FROM_ZOOM = 7;
 
@@ -22,7 +23,10 @@ export const ZONE_LAYERS = {
   median: ["zones-median"],
   gates: ["zones-gates"],
   grid: ["grid-10", "grid-5", "grid-1", "grid-30m"],
+  incidents: ["incident-areas", "incident-area-lines", "incident-datum"],
 };
+/** What a message in the Messages tab is about, drawn when the officer asks to see it. */
+export const ATTACHED_LAYERS = ["attached-areas", "attached-points"];
 
 /** Lines of longitude and latitude every ``step`` degrees over the region watched. */
 function graticule() {
@@ -82,6 +86,8 @@ export function createMap(container, basemap, zones, own) {
           clusterProperties: { own: ["+", ["case", ["==", ["get", "origin"], own.party], 1, 0]] },
         },
         fused: { type: "geojson", data: EMPTY },
+        incidents: { type: "geojson", data: EMPTY },
+        attached: { type: "geojson", data: EMPTY },
       },
       layers: [
         { id: "sea", type: "background", paint: { "background-color": SEA } },
@@ -231,6 +237,46 @@ export function createMap(container, basemap, zones, own) {
             "icon-allow-overlap": true,
             "icon-ignore-placement": true,
           },
+        },
+        {
+          id: "incident-areas",
+          type: "fill",
+          source: "incidents",
+          filter: ["==", ["get", "part"], "search-area"],
+          paint: { "fill-color": INCIDENT, "fill-opacity": 0.12 },
+        },
+        {
+          id: "incident-area-lines",
+          type: "line",
+          source: "incidents",
+          filter: ["==", ["get", "part"], "search-area"],
+          paint: { "line-color": INCIDENT, "line-width": 2, "line-dasharray": [4, 2] },
+        },
+        {
+          id: "incident-datum",
+          type: "circle",
+          source: "incidents",
+          filter: ["==", ["get", "part"], "datum"],
+          paint: {
+            "circle-radius": 9,
+            "circle-color": ["case", ["==", ["get", "status"], "closed"], "#9e9e9e", INCIDENT],
+            "circle-stroke-color": "#ffffff",
+            "circle-stroke-width": 3,
+          },
+        },
+        {
+          id: "attached-areas",
+          type: "line",
+          source: "attached",
+          filter: ["==", ["geometry-type"], "Polygon"],
+          paint: { "line-color": "#ffab00", "line-width": 4 },
+        },
+        {
+          id: "attached-points",
+          type: "circle",
+          source: "attached",
+          filter: ["!=", ["geometry-type"], "Polygon"],
+          paint: { "circle-radius": 16, "circle-color": "rgba(255,214,0,0.35)", "circle-stroke-color": "#ffab00", "circle-stroke-width": 3 },
         },
         {
           id: "fused-areas",

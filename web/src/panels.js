@@ -419,11 +419,18 @@ export function renderMessages(container, messages, context) {
           el("strong", { text: m.state }),
           el("span", { text: ` ${m.message.subject}` }),
           m.message.attachments.observations.length || m.message.attachments.tracks.length || m.message.attachments.area
-            ? el("span", { class: "attached", text: ` — attached: ${[
-              ...m.message.attachments.observations.map((o) => o.id),
-              ...m.message.attachments.tracks,
-              ...(m.message.attachments.area ? ["area"] : []),
-            ].join(", ")}` })
+            ? el(
+              "span",
+              { class: "attached" },
+              ` — attached: ${[
+                ...m.message.attachments.observations.map((o) => o.id),
+                ...m.message.attachments.tracks,
+                ...(m.message.attachments.area ? ["area"] : []),
+              ].join(", ")} `,
+              context.onAttachments
+                ? el("button", { type: "button", class: "link show-attached", text: t("showOnMap"), onclick: () => context.onAttachments(m.message.attachments) })
+                : null,
+            )
             : null,
         )),
       ),
