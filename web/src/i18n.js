@@ -26,6 +26,8 @@ const WORDS = {
     hostileDestroyer: "hostile destroyer", friendlyFighter: "friendly fighter",
     incidents: "incidents (search and rescue)", alertFrom: "Alert from {party}: {subject}",
     messageFrom: "{precedence} message from {party}: {subject}", showOnMap: "show on map",
+    messageCounts: "{threads} threads · {unread} unread · {unacknowledged} awaiting acknowledgement · {escalated} escalated",
+    attached: "attached", noMessages: "No messages yet.",
   },
   zh: {
     connecting: "● 連線中", live: "● 即時", reconnecting: "● 重新連線中",
@@ -52,6 +54,8 @@ const WORDS = {
     hostileDestroyer: "敵對驅逐艦", friendlyFighter: "友軍戰鬥機",
     incidents: "事件（搜索救援）", alertFrom: "{party} 警報：{subject}",
     messageFrom: "{party} 的{precedence}訊息：{subject}", showOnMap: "在地圖上顯示",
+    messageCounts: "{threads} 個對話 · {unread} 則未讀 · {unacknowledged} 則待確認 · {escalated} 則已升級",
+    attached: "附件", noMessages: "尚無訊息。",
   },
   ja: {
     connecting: "● 接続中", live: "● ライブ", reconnecting: "● 再接続中",
@@ -78,6 +82,8 @@ const WORDS = {
     hostileDestroyer: "敵駆逐艦", friendlyFighter: "友軍戦闘機",
     incidents: "事案（捜索救難）", alertFrom: "{party} からの警報: {subject}",
     messageFrom: "{party} からの{precedence}メッセージ: {subject}", showOnMap: "地図に表示",
+    messageCounts: "スレッド {threads} 件 · 未読 {unread} 件 · 確認待ち {unacknowledged} 件 · エスカレーション {escalated} 件",
+    attached: "添付", noMessages: "メッセージはまだありません。",
   },
 };
 

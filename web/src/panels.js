@@ -402,7 +402,7 @@ export function renderMessages(container, messages, context) {
     "data-unread": counts.unread,
     "data-unacknowledged": counts.unacknowledged,
     "data-escalated": counts.escalated,
-    text: `${threads.size} threads · ${counts.unread} unread · ${counts.unacknowledged} awaiting acknowledgement · ${counts.escalated} escalated`,
+    text: t("messageCounts", { threads: threads.size, unread: counts.unread, unacknowledged: counts.unacknowledged, escalated: counts.escalated }),
   });
   const list = [...threads.values()].reverse().map((thread) => {
     const top = thread.reduce((a, b) => (PRECEDENCE_RANK[b.message.precedence] > PRECEDENCE_RANK[a.message.precedence] ? b : a));
@@ -422,7 +422,7 @@ export function renderMessages(container, messages, context) {
             ? el(
               "span",
               { class: "attached" },
-              ` — attached: ${[
+              ` — ${t("attached")}: ${[
                 ...m.message.attachments.observations.map((o) => o.id),
                 ...m.message.attachments.tracks,
                 ...(m.message.attachments.area ? ["area"] : []),
@@ -436,7 +436,7 @@ export function renderMessages(container, messages, context) {
       ),
     );
   });
-  fill(container, el("h3", { text: "Messages" }), summary, ...(list.length ? list : [el("p", { class: "hint", text: "No messages yet." })]));
+  fill(container, el("h3", { text: t("messages") }), summary, ...(list.length ? list : [el("p", { class: "hint", text: t("noMessages") })]));
 }
 
 // --- audit ------------------------------------------------------------------------------------
