@@ -1,4 +1,5 @@
-"""kill -9 of the sender, or of the receiver, in the middle of a stream of 100 000 observations.
+"""kill -9 of the sender, or of the receiver, in the middle of a stream of 100 000 observations
+(added 5 000 at a time, as a source sends them).
 
 After restart the receiver holds exactly the (id, version) set the sender released, each item
 taken in once, every batch signed for, and both audit logs verify.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -22,6 +24,7 @@ from observations import observation
 REPORTS = 100_000
 CORRECTIONS = 2_000
 RETRACTIONS = 500
+CHUNK = 5_000
 T0 = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 
@@ -56,14 +59,28 @@ def _pair(root: Path, backend: str) -> tuple[ServedNode, ServedNode]:
     return twn, jpn
 
 
+_ADD_EACH = """
+import subprocess, sys
+split = sys.argv.index("--")
+command, files = sys.argv[1:split], sys.argv[split + 1 :]
+for name in files:
+    code = subprocess.run([*command, name], stdout=subprocess.DEVNULL).returncode
+    if code:
+        sys.exit(code)
+"""
+"""Runs ``kuroshio add`` on each file in turn, stopping at the first that fails."""
+
+
 def _start_adding(twn: ServedNode, observations: list[Observation]) -> subprocess.Popen[bytes]:
-    source = twn.directory.parent / "stream.ndjson"
-    write_ndjson(source, observations)
-    return subprocess.Popen(
-        [*kuroshio_command(), "add", "--node", str(twn.directory), str(source), "--json"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """The stream arrives as a source sends it: ``kuroshio add`` of CHUNK observations at a
+    time, one after the other (each add is one transaction: stored whole or not at all)."""
+    files = []
+    for number, start in enumerate(range(0, len(observations), CHUNK)):
+        source = twn.directory.parent / f"stream-{number:03d}.ndjson"
+        write_ndjson(source, observations[start : start + CHUNK])
+        files.append(str(source))
+    add = [*kuroshio_command(), "add", "--node", str(twn.directory), "--json"]
+    return subprocess.Popen([sys.executable, "-c", _ADD_EACH, *add, "--", *files])
 
 
 def _check_exactly_once(twn: ServedNode, jpn: ServedNode, sent: list[Observation]) -> None:
