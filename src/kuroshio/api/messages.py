@@ -20,7 +20,7 @@ from kuroshio.access import Principal
 from kuroshio.api.access import needs
 from kuroshio.errors import MessageError
 from kuroshio.messages import dialogue
-from kuroshio.messages.incident import Change, closed_ring
+from kuroshio.messages.incident import Change, IncidentKind, closed_ring
 from kuroshio.messages.incident import Draft as IncidentDraft
 from kuroshio.node import Node
 
@@ -143,15 +143,7 @@ class InvolvedModel(BaseModel):
 class IncidentModel(BaseModel):
     """An incident to open and share under the civil agreement with each party named."""
 
-    kind: Literal[
-        "person_overboard",
-        "vessel_in_distress",
-        "aircraft_down",
-        "typhoon",
-        "earthquake",
-        "tsunami",
-        "other",
-    ]
+    kind: IncidentKind
     title: str = Field(min_length=1, max_length=200)
     datum: tuple[float, float] = Field(description="[lon, lat]")
     datum_at: dt.datetime | None = None
