@@ -14,14 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agreements import agree
 from cli_run import run
-from kuroshio.exchange import outbox
-from kuroshio.exchange.batch import SealedBatch
 from kuroshio.exchange.inbox import verify_received
 from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
-from kuroshio.node import Node, init_node, open_node
+from kuroshio.node import init_node, open_node
 from observations import observation
 from pinning import pin, pin_all
+from sealing import sealed_batch
 
 PASSPHRASE = "a passphrase for the watch"
 
@@ -75,21 +74,6 @@ def test_certificates_that_end_soon_are_warned_of(tmp_path: Path) -> None:
         assert any(w.startswith("JPN's pinned CA") for w in later)
 
 
-def _seal(sender: Node, partner: str) -> SealedBatch:
-    with sender.store.transaction() as tx:
-        sealed = outbox.seal_next(
-            tx,
-            partner,
-            signer=sender.identity,
-            sender=sender.party,
-            max_items=1000,
-            max_bytes=8 * 1024 * 1024,
-            now=dt.datetime.now(dt.UTC),
-        )
-    assert sealed is not None
-    return sealed
-
-
 def test_a_rotated_key_is_taken_on_the_old_keys_word_and_old_signatures_stay_valid(
     tmp_path: Path,
 ) -> None:
@@ -101,9 +85,9 @@ def test_a_rotated_key_is_taken_on_the_old_keys_word_and_old_signatures_stay_val
     agree([twn, jpn], tmp_path / "agreements")  # signed with TWN's first key
     to_japan = Marking(releasable_to=("JPN",))
     twn.ingest([observation(1, marking=to_japan)])
-    Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN").frame())
+    Inbox(jpn).accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
     twn.ingest([observation(2, marking=to_japan)])
-    in_flight = _seal(twn, "JPN").frame()  # sealed with the old key, not yet delivered
+    in_flight = sealed_batch(twn, "JPN").frame()  # sealed with the old key, not yet delivered
     old_key = twn.identity.public_key_bytes
     old_certificate = twn.identity.node_certificate
     twn.close()
@@ -131,7 +115,7 @@ def test_a_rotated_key_is_taken_on_the_old_keys_word_and_old_signatures_stay_val
         inbox = Inbox(jpn2)
         inbox.accept(pinned, in_flight)  # the old key's batch, delivered after the rotation
         twn.ingest([observation(3, marking=to_japan)])
-        inbox.accept(pinned, _seal(twn, "JPN").frame())  # the new key's
+        inbox.accept(pinned, sealed_batch(twn, "JPN").frame())  # the new key's
         assert jpn2.store.count_versions() == 3
         with jpn2.store.transaction() as tx:
             first = jpn2.store.get("TWN:test:1")

@@ -20,7 +20,7 @@ from kuroshio.exchange.batch import GENESIS_HASH, seal
 from kuroshio.exchange.inbox import item_proof, link_state
 from kuroshio.exchange.proofs import verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
-from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused
+from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking, Observation, Platform, Source
 from kuroshio.node import Node, init_node, open_node
@@ -29,6 +29,7 @@ from kuroshio.policy.ledger import ledger_days
 from kuroshio.store import ObservationFilter
 from observations import T0, observation
 from pinning import pin
+from sealing import sealed_batch
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 FIVE_MINUTES = dt.timedelta(minutes=5)
@@ -47,21 +48,6 @@ def pair(tmp_path: Path) -> tuple[Node, Node]:
     twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
     agree([twn, jpn], tmp_path / "agreements")  # air and sea up to TLP:AMBER, both ways
     return twn, jpn
-
-
-def _seal(node: Node, party: str) -> BatchFrame:
-    with node.store.transaction() as tx:
-        sealed = outbox.seal_next(
-            tx,
-            party,
-            signer=node.identity,
-            sender=node.party,
-            max_items=1000,
-            max_bytes=8 * 1024 * 1024,
-            now=dt.datetime.now(dt.UTC),
-        )
-    assert sealed is not None
-    return sealed.frame()
 
 
 def _stored_ids(node: Node, origin: str) -> list[str]:
@@ -111,7 +97,7 @@ def test_a_report_of_a_sortie_the_receiver_already_saw_is_not_novel(
         3, marking=TO_JAPAN, platform=Platform(type="J-16", platform_class="fighter", count=4)
     )
     twn.ingest([seen_by_both, elsewhere, fighters])
-    Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    Inbox(jpn).accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
     with jpn.store.transaction() as tx:
         received = reciprocity.entries(tx, partner="TWN")
     assert {e.item: e.novel for e in received} == {
@@ -126,7 +112,7 @@ def test_a_batch_is_taken_in_once_with_provenance_and_a_signed_receipt(
 ) -> None:
     twn, jpn = pair
     twn.ingest([observation(n, marking=TO_JAPAN) for n in range(3)])
-    frame = _seal(twn, "JPN")
+    frame = sealed_batch(twn, "JPN").frame()
     inbox = Inbox(jpn)
     signed = inbox.accept(jpn.partners["TWN"], frame)
     receipt = open_receipt(signed, jpn.identity.public_key_bytes)
@@ -173,7 +159,7 @@ def test_both_ledgers_count_the_updates_of_a_track_as_one_sortie(pair: tuple[Nod
         for n in range(3)
     ]
     twn.ingest(updates)
-    signed = Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    signed = Inbox(jpn).accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
     receipt = open_receipt(signed, jpn.identity.public_key_bytes)
     with twn.store.transaction() as tx:
         assert outbox.record_receipt(tx, "JPN", receipt, signed, now=dt.datetime.now(dt.UTC))
@@ -196,7 +182,7 @@ def test_replays_gaps_and_broken_chains_are_refused_and_nothing_is_stored(
     frames = []
     for batch in range(3):
         twn.ingest([observation(10 * batch + n, marking=TO_JAPAN) for n in range(2)])
-        frames.append(_seal(twn, "JPN"))
+        frames.append(sealed_batch(twn, "JPN").frame())
     inbox.accept(partner, frames[0])
 
     with pytest.raises(LinkRefused) as refused:
@@ -237,12 +223,12 @@ def test_corrections_and_retractions_travel_as_later_versions(pair: tuple[Node, 
     inbox = Inbox(jpn)
     first = observation(1, marking=TO_JAPAN)
     twn.ingest([first])
-    inbox.accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    inbox.accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
     corrected = msgspec.structs.replace(first, version=2, remarks="count corrected")
     retracted = msgspec.structs.replace(first, version=3, retracted=True)
     twn.ingest([corrected])
     twn.ingest([retracted])
-    inbox.accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    inbox.accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
     current = jpn.store.get("TWN:test:1")
     assert current is not None and current.version == 3 and current.retracted
     assert [o.version for o in jpn.store.history("TWN:test:1")] == [1, 2, 3]
@@ -251,7 +237,7 @@ def test_corrections_and_retractions_travel_as_later_versions(pair: tuple[Node, 
 def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -> None:
     twn, jpn = pair
     twn.ingest([observation(n, marking=TO_JAPAN, lon=121 + n / 10) for n in range(7)])
-    Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN"))
+    Inbox(jpn).accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame())
 
     proof = _item_proof(jpn, "TWN:test:5", 1)
     assert proof is not None
@@ -274,7 +260,7 @@ def test_a_received_item_stays_provable_to_its_origin(pair: tuple[Node, Node]) -
 def test_a_refused_batch_leaves_no_trace_but_the_audit_entry(pair: tuple[Node, Node]) -> None:
     twn, jpn = pair
     twn.ingest([observation(n, marking=TO_JAPAN) for n in range(2)])
-    frame = _seal(twn, "JPN")
+    frame = sealed_batch(twn, "JPN").frame()
     forged = msgspec.structs.replace(frame, signature=bytes(64))
     inbox = Inbox(jpn)
     with pytest.raises(LinkRefused) as refused:
@@ -293,6 +279,7 @@ def test_a_report_built_in_code_with_whole_numbers_travels(pair: tuple[Node, Nod
     built = observation(1, marking=TO_JAPAN, source=Source(sensor="radar", uncertainty_m=1000))
     twn.ingest([built])
     receipt = open_receipt(
-        Inbox(jpn).accept(jpn.partners["TWN"], _seal(twn, "JPN")), jpn.identity.public_key_bytes
+        Inbox(jpn).accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame()),
+        jpn.identity.public_key_bytes,
     )
     assert receipt.stored == 1

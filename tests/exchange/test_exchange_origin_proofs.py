@@ -15,7 +15,7 @@ import pytest
 from agreements import RELEASE_AIR_SEA, agreement_text, install, sign
 from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
-from kuroshio.exchange.batch import SealedBatch, seal
+from kuroshio.exchange.batch import seal
 from kuroshio.exchange.inbox import ReceivedCheck, item_proof, link_state, verify_received
 from kuroshio.exchange.proofs import ProofFinder, verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
@@ -25,6 +25,7 @@ from kuroshio.model import Marking, Observation, OriginatorControl, Provenance, 
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
 from pinning import pin_all
+from sealing import sealed_batch
 
 ONWARD = Marking(control=OriginatorControl(rerelease=True, to=("USA", "AUS"), max_hops=2))
 RELAY_TWN = 'action = "release"\nmatch = { origin = ["TWN"] }'
@@ -56,21 +57,6 @@ def _agree(
 ) -> None:
     text = agreement_text([n.party for n in nodes], rules, agreement_id=name)
     install(sign(text, nodes), nodes, folder / name)
-
-
-def _seal(sender: Node, receiver: Node) -> SealedBatch:
-    with sender.store.transaction() as tx:
-        sealed = outbox.seal_next(
-            tx,
-            receiver.party,
-            signer=sender.identity,
-            sender=sender.party,
-            max_items=1000,
-            max_bytes=8 * 1024 * 1024,
-            now=dt.datetime.now(dt.UTC),
-        )
-    assert sealed is not None
-    return sealed
 
 
 def _take(sender: Node, receiver: Node, frame: BatchFrame) -> None:
@@ -109,9 +95,9 @@ def test_a_relayed_item_verifies_to_its_origin_and_its_proof_travels_on(
 ) -> None:
     twn, jpn, usa, aus = chain.values()
     twn.ingest([observation(1, marking=ONWARD), observation(2, marking=ONWARD, lon=121.5)])
-    _take(twn, jpn, _seal(twn, jpn).frame())
+    _take(twn, jpn, sealed_batch(twn, jpn.party).frame())
 
-    sealed = _seal(jpn, usa)
+    sealed = sealed_batch(jpn, usa.party)
     assert sorted(p.position for p in sealed.origin_proofs) == [0, 1]
     # A resend after a restart is the same frame, byte for byte, origin proofs included.
     with jpn.store.transaction() as tx:
@@ -134,7 +120,7 @@ def test_a_relayed_item_verifies_to_its_origin_and_its_proof_travels_on(
 
     # USA passes it on with TWN's proof, but AUS has not pinned TWN and cannot check it: the
     # item rests on USA's word, so AUS keeps it as USA's, never under TWN's id.
-    sealed = _seal(usa, aus)
+    sealed = sealed_batch(usa, aus.party)
     assert [p.proof for p in sealed.origin_proofs][:1] == [proof]
     _take(usa, aus, sealed.frame())
     assert aus.store.get("TWN:test:1") is None
@@ -154,9 +140,9 @@ def test_a_relay_that_transforms_an_item_sends_no_origin_proof(tmp_path: Path) -
         rules = {("TWN", "JPN"): RELEASE_AIR_SEA, ("JPN", "USA"): coarser}
         _agree([twn, jpn, usa], tmp_path, rules, "twn-jpn-usa")
         twn.ingest([observation(1, marking=ONWARD, lon=121.2345, lat=22.3456)])
-        _take(twn, jpn, _seal(twn, jpn).frame())
+        _take(twn, jpn, sealed_batch(twn, jpn.party).frame())
 
-        sealed = _seal(jpn, usa)
+        sealed = sealed_batch(jpn, usa.party)
         assert sealed.origin_proofs == []  # TWN's proof would show the finer position
         _take(jpn, usa, sealed.frame())
         # The changed item is JPN's word, kept in JPN's id space and not under TWN's id.
@@ -174,7 +160,7 @@ def test_a_relay_that_transforms_an_item_sends_no_origin_proof(tmp_path: Path) -
         # TWN's own item, sent by TWN itself, is taken in beside it: nothing stands in its way.
         _agree([twn, usa], tmp_path, {("TWN", "USA"): RELEASE_AIR_SEA}, "twn-usa")
         twn.ingest([observation(1, version=2, marking=ONWARD, lon=121.2345, lat=22.3456)])
-        _take(twn, usa, _seal(twn, usa).frame())
+        _take(twn, usa, sealed_batch(twn, usa.party).frame())
         own = usa.store.get("TWN:test:1")
         assert own is not None and own.version == 2 and own.origin == "TWN"
         assert _check(usa, "TWN:test:1")[0] == "verified"
@@ -195,8 +181,8 @@ def test_a_tampered_origin_proof_refuses_the_whole_batch(tmp_path: Path, part: s
         _agree([twn, jpn, usa], tmp_path, rules, "twn-jpn-usa")
         # Two items, so the inclusion path has a step to tamper with.
         twn.ingest([observation(1, marking=ONWARD), observation(2, marking=ONWARD, lon=121.5)])
-        _take(twn, jpn, _seal(twn, jpn).frame())
-        frame = _seal(jpn, usa).frame()
+        _take(twn, jpn, sealed_batch(twn, jpn.party).frame())
+        frame = sealed_batch(jpn, usa.party).frame()
 
         first, *rest = frame.origin_proofs
         proof = first.proof
@@ -303,7 +289,7 @@ def test_a_partner_cannot_take_a_third_partys_id_space(tmp_path: Path, pinned: b
             return
         _agree([usa, twn], tmp_path, {("USA", "TWN"): RELEASE_AIR_SEA}, "usa-twn")
         usa.ingest([observation(1, origin="USA", id="USA:pre:1", lon=121.0)])
-        _take(usa, twn, _seal(usa, twn).frame())
+        _take(usa, twn, sealed_batch(usa, twn.party).frame())
         genuine = twn.store.get("USA:pre:1")
         assert genuine is not None and genuine.geometry.coordinates == (121.0, 22.0)
         assert _check(twn, "USA:pre:1")[0] == "verified"
@@ -320,7 +306,7 @@ def test_items_of_one_batch_checked_together_each_check_out_and_only_with_the_si
     signature once; a signature found good for one key is never taken as good for another."""
     twn, jpn, _, _ = chain.values()
     twn.ingest([observation(1), observation(2, lon=121.5)])
-    _take(twn, jpn, _seal(twn, jpn).frame())
+    _take(twn, jpn, sealed_batch(twn, jpn.party).frame())
     received = [jpn.store.get("TWN:test:1"), jpn.store.get("TWN:test:2")]
     assert all(item is not None for item in received)
     pinned = jpn.pinned_keys()

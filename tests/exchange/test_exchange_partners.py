@@ -3,7 +3,6 @@ refused."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import stat
 from pathlib import Path
@@ -12,14 +11,13 @@ import pytest
 
 from agreements import agree
 from cli_run import run
-from kuroshio.exchange import outbox
-from kuroshio.exchange.batch import SealedBatch
 from kuroshio.exchange.wire import LinkRefused
 from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
-from kuroshio.node import Node, init_node, open_node
+from kuroshio.node import init_node, open_node
 from observations import observation
 from pinning import pin_all
+from sealing import sealed_batch
 
 
 @pytest.fixture
@@ -140,7 +138,7 @@ def test_a_revoked_partner_is_refused_at_once_by_a_serving_node(tmp_path: Path) 
         serving = Inbox(jpn)
         twn_at_jpn = jpn.partners["TWN"]  # loaded before the revocation, as a serving node has it
         twn.ingest([observation(1, marking=Marking(releasable_to=("JPN",)))])
-        serving.accept(twn_at_jpn, _sealed(twn, "JPN").frame())
+        serving.accept(twn_at_jpn, sealed_batch(twn, "JPN").frame())
 
         revoked = run(
             "partner", "revoke", "TWN", "--reason", "key compromised", "-n", jpn.directory
@@ -148,7 +146,7 @@ def test_a_revoked_partner_is_refused_at_once_by_a_serving_node(tmp_path: Path) 
         assert revoked.returncode == 0, revoked.stderr
         twn.ingest([observation(2, marking=Marking(releasable_to=("JPN",)))])
         with pytest.raises(LinkRefused) as refused:
-            serving.accept(twn_at_jpn, _sealed(twn, "JPN").frame())
+            serving.accept(twn_at_jpn, sealed_batch(twn, "JPN").frame())
         assert refused.value.code == "revoked" and "key compromised" in refused.value.reason
         assert jpn.store.get("TWN:test:2") is None
         with pytest.raises(LinkRefused):
@@ -164,18 +162,3 @@ def test_a_revoked_partner_is_refused_at_once_by_a_serving_node(tmp_path: Path) 
     finally:
         twn.close()
         jpn.close()
-
-
-def _sealed(sender: Node, partner: str) -> SealedBatch:
-    with sender.store.transaction() as tx:
-        sealed = outbox.seal_next(
-            tx,
-            partner,
-            signer=sender.identity,
-            sender=sender.party,
-            max_items=1000,
-            max_bytes=8 * 1024 * 1024,
-            now=dt.datetime.now(dt.UTC),
-        )
-    assert sealed is not None
-    return sealed

@@ -26,6 +26,7 @@ from kuroshio.model import Marking, Observation, Point
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
 from pinning import pin
+from sealing import sealed_batch
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -65,24 +66,9 @@ def _rfi(number: int = 1, **fields: object) -> Message:
     return Message(**values)  # type: ignore[arg-type]
 
 
-def _frame(node: Node, party: str) -> BatchFrame:
-    with node.store.transaction() as tx:
-        sealed = outbox.seal_next(
-            tx,
-            party,
-            signer=node.identity,
-            sender=node.party,
-            max_items=1000,
-            max_bytes=8 * 1024 * 1024,
-            now=dt.datetime.now(dt.UTC),
-        )
-    assert sealed is not None
-    return sealed.frame()
-
-
 def _deliver(sender: Node, receiver: Node) -> BatchFrame:
     """One batch from ``sender`` to ``receiver``, taken in, and its receipt kept by the sender."""
-    frame = _frame(sender, receiver.party)
+    frame = sealed_batch(sender, receiver.party).frame()
     signed = Inbox(receiver).accept(receiver.partners[sender.party], frame)
     sender.take_receipt(
         receiver.party, open_receipt(signed, receiver.identity.public_key_bytes), signed
@@ -160,7 +146,7 @@ def test_explicit_ack_travels_back(pair: tuple[Node, Node]) -> None:
 def test_a_batch_resent_after_a_crash_keeps_one_message(pair: tuple[Node, Node]) -> None:
     twn, jpn = pair
     twn.send_message(_rfi())
-    frame = _frame(twn, "JPN")
+    frame = sealed_batch(twn, "JPN").frame()
     first = Inbox(jpn).accept(jpn.partners["TWN"], frame)
     again = Inbox(jpn).accept(jpn.partners["TWN"], frame)  # the receipt was lost: sent again
     assert first == again
@@ -258,7 +244,7 @@ def test_attached_item_given_coarsened_is_never_revealed_precisely(
 def test_a_message_forged_for_another_sender_is_refused(pair: tuple[Node, Node]) -> None:
     twn, jpn = pair
     twn.send_message(_rfi())
-    frame = _frame(twn, "JPN")
+    frame = sealed_batch(twn, "JPN").frame()
     # JPN pinned TWN only: a batch with the same items claimed on another link is refused.
     forged = msgspec.structs.replace(frame, signature=bytes(64))
     with pytest.raises(LinkRefused, match="bad_signature"):
