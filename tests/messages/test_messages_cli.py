@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from test_messages_dialogue import _frame
 from test_messages_incidents import CIVIL
 
 from agreements import agree
@@ -17,10 +16,13 @@ from kuroshio.model import Marking
 from kuroshio.node import Node, init_node, open_node
 from observations import observation
 from pinning import pin
+from sealing import sealed_batch
 
 
 def _deliver(sender: Node, receiver: Node) -> None:
-    signed = Inbox(receiver).accept(receiver.partners[sender.party], _frame(sender, receiver.party))
+    signed = Inbox(receiver).accept(
+        receiver.partners[sender.party], sealed_batch(sender, receiver.party).frame()
+    )
     sender.take_receipt(
         receiver.party, open_receipt(signed, receiver.identity.public_key_bytes), signed
     )
