@@ -228,3 +228,34 @@ def test_current_is_always_the_highest_version_seen(appends: list[tuple[int, int
             current = s.get(f"TWN:test:{number}")
             assert current is not None and current.version == version
         assert s.count_versions() == len(set(appends))
+
+
+def test_items_due_under_an_agreement_no_longer_in_force_are_found_among_any_others(
+    store: AnyStore,
+) -> None:
+    """Before each batch is sealed the node looks for unsealed items released under another
+    agreement than the one in force (or the civil one): those, and only those, whatever digests
+    sort before, between or after the ones kept."""
+    at_us = 1_000_000
+    released = ["b" * 64, None, "a" * 64, "d" * 64, "c" * 64, "b" * 64, "e" * 64, None]
+    with store.transaction() as tx:
+        tx.outbox.queue(
+            [
+                ("JPN", f"TWN:{n}", 1, b"{}", None, None, agreement)
+                for n, agreement in enumerate(released)
+            ]
+            + [("PHL", "TWN:phl", 1, b"{}", None, None, "a" * 64)]
+            + [("JPN", "TWN:later", 1, b"{}", at_us + 1, None, "a" * 64)]
+        )
+    with store.transaction() as tx:
+        both = tx.outbox.lapsed("JPN", at_us, "b" * 64, "d" * 64)
+        one = tx.outbox.lapsed("JPN", at_us, None, "c" * 64)
+        none = tx.outbox.lapsed("JPN", at_us, None, None)
+    assert [(obs_id, agreement) for _, obs_id, _, agreement in both] == [
+        ("TWN:2", "a" * 64),
+        ("TWN:4", "c" * 64),
+        ("TWN:6", "e" * 64),
+    ]
+    assert [obs_id for _, obs_id, _, _ in one] == ["TWN:0", "TWN:2", "TWN:3", "TWN:5", "TWN:6"]
+    # With no agreement in force, every due item lapses, however it was released.
+    assert [obs_id for _, obs_id, _, _ in none] == [f"TWN:{n}" for n in range(8)]

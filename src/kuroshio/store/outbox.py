@@ -8,6 +8,7 @@ reads and writes rows, inside the caller's transaction.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
@@ -17,6 +18,7 @@ origin's proof for an item relayed as is, and the digest of the agreement it was
 under."""
 
 _DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
+_LAPSED: Final = "SELECT row, id, version, agreement FROM outbox"
 
 
 class OutboxTable:
@@ -52,19 +54,32 @@ class OutboxTable:
         agreement than the one ``in_force`` now or the ``civil`` one in force (their digests;
         both None: none is, so every due item). Items queued before agreements were recorded
         count as released under the one in force."""
-        parameters: tuple[object, ...]
-        kept = tuple(digest for digest in (in_force, civil) if digest is not None)
+        kept = sorted({digest for digest in (in_force, civil) if digest is not None})
+        parameters: list[object]
         if not kept:
-            where, parameters = _DUE, (partner, at_us)
+            statement, parameters = f"{_LAPSED} WHERE {_DUE}", [partner, at_us]
         else:
-            marks = ", ".join("?" for _ in kept)
-            where = _DUE + f" AND agreement IS NOT NULL AND agreement NOT IN ({marks})"
-            parameters = (partner, at_us, *kept)
+            # "Released under another agreement" as ranges between the kept digests, one
+            # statement each, so each is a range of the index on unsealed rows by agreement:
+            # this runs before every batch is sealed, over a backlog of any length.
+            bounds: list[str | None] = [None, *kept, None]
+            parts: list[str] = []
+            parameters = []
+            for low, high in itertools.pairwise(bounds):
+                where = f"{_LAPSED} WHERE {_DUE}"
+                parameters += [partner, at_us]
+                if low is not None:
+                    where += " AND agreement > ?"
+                    parameters.append(low)
+                if high is not None:
+                    where += " AND agreement < ?"
+                    parameters.append(high)
+                parts.append(where)
+            statement = " UNION ALL ".join(parts)
         return [
             (int(row), str(obs_id), int(version), agreement)
             for row, obs_id, version, agreement in self._conn.execute(
-                f"SELECT row, id, version, agreement FROM outbox WHERE {where} ORDER BY row",
-                parameters,
+                f"{statement} ORDER BY row", parameters
             )
         ]
 

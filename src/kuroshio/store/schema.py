@@ -359,6 +359,13 @@ _LEDGER_TRACK: Final = (
     "ALTER TABLE ledger ADD COLUMN track TEXT",
 )
 
+_OUTBOX_BY_AGREEMENT: Final = (
+    # Before each batch is sealed, unsealed items released under an agreement no longer in
+    # force are looked for: a range of this index, not a scan of the whole backlog.
+    "CREATE INDEX IF NOT EXISTS outbox_unsealed_by_agreement ON outbox (partner, agreement)"
+    " WHERE seq IS NULL",
+)
+
 _MESSAGES: Final = (
     # --- the dialogue channel: every message sent or received, and where it stands ----------
     """CREATE TABLE IF NOT EXISTS messages (
@@ -410,6 +417,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0009_tracks_and_feeds", _TRACKS_AND_FEEDS),
     Migration("0010_ledger_track", _LEDGER_TRACK),
     Migration("0011_messages", _MESSAGES),
+    Migration("0012_outbox_by_agreement", _OUTBOX_BY_AGREEMENT),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
