@@ -2,6 +2,8 @@
 
 This module is the contract between nodes: types are the schema, validated once at the door, and
 :func:`canonical_bytes` is the one encoding used for hashing and signatures. It does no I/O.
+Records are frozen and never refer back to themselves, so the garbage collector does not track
+them (``gc=False``): a receiving node decodes tens of thousands a second.
 
 Canonical encoding
 ------------------
@@ -64,7 +66,7 @@ def _check_party(code: str, field: str) -> None:
         raise ValueError(f"unknown party code {code!r} in {field} (ISO 3166-1 alpha-3 expected)")
 
 
-class Party(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Party(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """A party to the exchange: one sovereign node."""
 
     code: PartyCode
@@ -95,7 +97,9 @@ def _clean_positions(positions: Iterable[Position]) -> tuple[Position, ...]:
     )
 
 
-class Point(msgspec.Struct, frozen=True, tag="Point", tag_field="type", forbid_unknown_fields=True):
+class Point(
+    msgspec.Struct, frozen=True, gc=False, tag="Point", tag_field="type", forbid_unknown_fields=True
+):
     """A GeoJSON Point."""
 
     coordinates: Position
@@ -114,7 +118,12 @@ class Point(msgspec.Struct, frozen=True, tag="Point", tag_field="type", forbid_u
 
 
 class LineString(
-    msgspec.Struct, frozen=True, tag="LineString", tag_field="type", forbid_unknown_fields=True
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    tag="LineString",
+    tag_field="type",
+    forbid_unknown_fields=True,
 ):
     """A GeoJSON LineString: a track, two or more positions."""
 
@@ -128,7 +137,12 @@ class LineString(
 
 
 class MultiLineString(
-    msgspec.Struct, frozen=True, tag="MultiLineString", tag_field="type", forbid_unknown_fields=True
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    tag="MultiLineString",
+    tag_field="type",
+    forbid_unknown_fields=True,
 ):
     """A GeoJSON MultiLineString: a track drawn in several legs."""
 
@@ -147,7 +161,12 @@ class MultiLineString(
 
 
 class Polygon(
-    msgspec.Struct, frozen=True, tag="Polygon", tag_field="type", forbid_unknown_fields=True
+    msgspec.Struct,
+    frozen=True,
+    gc=False,
+    tag="Polygon",
+    tag_field="type",
+    forbid_unknown_fields=True,
 ):
     """A GeoJSON Polygon: an area (exercise box, patrol area); closed rings of 4+ positions."""
 
@@ -198,7 +217,9 @@ def tlp_rank(level: str) -> int:
     return TLP_ORDER.index(level)
 
 
-class OriginatorControl(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class OriginatorControl(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True
+):
     """What the originator allows a recipient to do with an item: re-release, to whom, how far."""
 
     rerelease: bool = False
@@ -214,7 +235,7 @@ class OriginatorControl(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
             msgspec.structs.force_setattr(self, "to", tuple(sorted(set(self.to))))
 
 
-class Marking(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Marking(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """Handling marking: TLP 2.0 level, releasable-to parties, originator control."""
 
     tlp: TLP = "AMBER"
@@ -261,7 +282,7 @@ ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 
-class Platform(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Platform(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """What was seen: a catalogue type and class, how many, whose."""
 
     type: ShortText | None = None
@@ -294,7 +315,7 @@ def _floats(record: msgspec.Struct, names: tuple[str, ...]) -> None:
             msgspec.structs.force_setattr(record, name, float(value))
 
 
-class Kinematics(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Kinematics(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """Motion at ``observed_at`` where the sensor gives it."""
 
     course_deg: Annotated[float, msgspec.Meta(ge=0.0, lt=360.0)] | None = None
@@ -319,7 +340,7 @@ SensorClass = Literal[
 ]
 
 
-class Source(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Source(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """How it was seen and how well."""
 
     sensor: SensorClass = "other"
@@ -335,7 +356,7 @@ GridKm = Annotated[float, msgspec.Meta(ge=0.1, le=1_000.0)]
 """A release grid in km (see :mod:`kuroshio.geo.grid`)."""
 
 
-class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Provenance(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """Where an item came from: an importer and record, or a partner and batch."""
 
     importer: ShortText | None = None
@@ -373,7 +394,9 @@ class Provenance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return None if self.relayed_id is msgspec.UNSET else self.relayed_id[:3]
 
 
-class ClosestApproach(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ClosestApproach(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True
+):
     """The closest a target came to a place, as the source gives it (``約43浬`` from 基隆)."""
 
     place: ShortText
@@ -386,7 +409,7 @@ class ClosestApproach(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
         _floats(self, ("distance_nmi",))
 
 
-class Observation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Observation(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """One thing seen by one party at one time (or over one interval).
 
     ``id`` is origin-scoped and stable across versions; a correction is the same id with a higher
@@ -461,7 +484,7 @@ EventKind = Literal[
 ]
 
 
-class Interval(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Interval(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """A span of time: from ``start`` to ``end`` (inclusive), kept in UTC."""
 
     start: Timestamp
@@ -476,7 +499,7 @@ class Interval(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         msgspec.structs.force_setattr(self, "end", end)
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Event(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """A fact derived from observations, e.g. an ADIZ entry or a strait transit.
 
     Derivation is deterministic, so the same observations give the same event ``id``. An event

@@ -55,7 +55,9 @@ COARSENED_WORDS: Final = "coarsened to {km:g} km grid"
 """How a coarsening is written in ``provenance.transforms`` (after ``"<PARTY>: "``)."""
 
 
-class Released(msgspec.Struct, frozen=True, kw_only=True, tag="release", tag_field="decision"):
+class Released(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="release", tag_field="decision"
+):
     """Release ``observation`` (already transformed) to ``partner``, not before ``not_before``."""
 
     observation: Observation
@@ -89,7 +91,9 @@ class Released(msgspec.Struct, frozen=True, kw_only=True, tag="release", tag_fie
         }
 
 
-class Withheld(msgspec.Struct, frozen=True, kw_only=True, tag="withhold", tag_field="decision"):
+class Withheld(
+    msgspec.Struct, frozen=True, gc=False, kw_only=True, tag="withhold", tag_field="decision"
+):
     """Do not release item ``item`` version ``version`` to ``partner``, and why."""
 
     item: str

@@ -25,7 +25,7 @@ SortieMatcher: TypeAlias = Callable[[Observation, Observation], bool]
 fusion gate (:func:`kuroshio.fusion.same_sortie`); the ledger never picks one itself."""
 
 
-class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LedgerEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """One item version sent to (``given``) or received from (``received``) a partner."""
 
     flow: Flow
