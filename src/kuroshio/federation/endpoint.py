@@ -36,6 +36,8 @@ HELLO_TIMEOUT_S: Final = 15.0
 REFUSALS_PER_MINUTE: Final = 60
 """Handshake refusals audited per minute; beyond that they are counted into the next entry, so
 a flood of bad connections cannot flood the audit log."""
+OPENED_AHEAD: Final = 4
+"""Batches of a link opened and waiting to be taken in, at most (a sender's window)."""
 
 
 class FederationEndpoint:
@@ -117,11 +119,11 @@ class FederationEndpoint:
         await channel.send(
             encode(Welcome(last_seq=state.last_seq, last_hash=state.last_hash, receipts=receipts))
         )
-        # Two stages: batch N+1 is opened (signature, Merkle root, every item decoded and
-        # checked: Python work) while batch N is taken in (mostly SQLite, which runs without the
-        # interpreter lock), so a receiver can use a second core. Batches are still taken in one
-        # at a time, in order, and each receipt goes back as soon as its batch is committed.
-        checked: asyncio.Queue[CheckedBatch] = asyncio.Queue(maxsize=1)
+        # Two stages: the next batches are opened (signature, Merkle root, every item decoded
+        # and checked) while the one before is taken in, so the opening never waits for a
+        # commit to reach the disk. Batches are still taken in one at a time, in order, and each
+        # receipt goes back as soon as its batch is committed.
+        checked: asyncio.Queue[CheckedBatch] = asyncio.Queue(maxsize=OPENED_AHEAD)
         take_in = asyncio.get_running_loop().create_task(self._take_in(channel, partner, checked))
         try:
             while True:
