@@ -359,13 +359,6 @@ _LEDGER_TRACK: Final = (
     "ALTER TABLE ledger ADD COLUMN track TEXT",
 )
 
-_OUTBOX_BY_AGREEMENT: Final = (
-    # Before each batch is sealed, unsealed items released under an agreement no longer in
-    # force are looked for: a range of this index, not a scan of the whole backlog.
-    "CREATE INDEX IF NOT EXISTS outbox_unsealed_by_agreement ON outbox (partner, agreement)"
-    " WHERE seq IS NULL",
-)
-
 _MESSAGES: Final = (
     # --- the dialogue channel: every message sent or received, and where it stands ----------
     """CREATE TABLE IF NOT EXISTS messages (
@@ -405,6 +398,31 @@ _MESSAGES: Final = (
     ) WITHOUT ROWID""",
 )
 
+_OUTBOX_BY_AGREEMENT: Final = (
+    # Before each batch is sealed, unsealed items released under an agreement no longer in
+    # force are looked for: a range of this index, not a scan of the whole backlog.
+    "CREATE INDEX IF NOT EXISTS outbox_unsealed_by_agreement ON outbox (partner, agreement)"
+    " WHERE seq IS NULL",
+)
+
+_INBOX_ITEMS_BY_ITEM: Final = (
+    # Where each received item sat, kept in the one order it is looked up in (an item version
+    # and the partner that sent it): one B-tree per row instead of a table and an index.
+    """CREATE TABLE inbox_item_places (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        partner TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        sent_provenance BLOB NOT NULL,
+        PRIMARY KEY (id, version, partner, seq, position)
+    ) WITHOUT ROWID""",
+    "INSERT INTO inbox_item_places (id, version, partner, seq, position, sent_provenance)"
+    " SELECT id, version, partner, seq, position, sent_provenance FROM inbox_items",
+    "DROP TABLE inbox_items",
+    "ALTER TABLE inbox_item_places RENAME TO inbox_items",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -418,6 +436,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0010_ledger_track", _LEDGER_TRACK),
     Migration("0011_messages", _MESSAGES),
     Migration("0012_outbox_by_agreement", _OUTBOX_BY_AGREEMENT),
+    Migration("0013_inbox_items_by_item", _INBOX_ITEMS_BY_ITEM),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
