@@ -4,6 +4,7 @@ without disturbing the shared one on 5432. It runs the server; it knows nothing 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import pwd
 import shlex
@@ -175,11 +176,11 @@ class PostgresCluster:
         connections."""
         self._pg_ctl("restart", "--mode", mode)
 
-    def started_at(self) -> object:
+    def started_at(self) -> dt.datetime:
         """When the server now running started (a restart changes it)."""
         with psycopg.connect(self.dsn, connect_timeout=10) as conn:
             row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
-        assert row is not None
+        assert row is not None and isinstance(row[0], dt.datetime)
         return row[0]
 
     def remove(self) -> None:

@@ -94,7 +94,7 @@ def private_postgres() -> Iterator[PostgresCluster]:
     required, where the machine has no PostgreSQL server programs)."""
     bindir = server_bindir()
     missing = missing_requirement(bindir)
-    if missing is not None or bindir is None:
+    if bindir is None or missing is not None:
         service_unreachable("a private PostgreSQL server", missing or "")
     cluster = PostgresCluster(bindir)
     try:
