@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -41,7 +42,7 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def service_unreachable(name: str, reason: str) -> None:
+def service_unreachable(name: str, reason: str) -> NoReturn:
     """Skip (or fail under KUROSHIO_REQUIRE_SERVICES=1) a test whose server cannot be reached."""
     message = f"{name} unreachable: {reason}"
     if require_services():

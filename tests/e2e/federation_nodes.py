@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 
@@ -24,6 +25,8 @@ from conftest import POSTGRES_SCHEMAS
 from kuroshio.model import Observation
 
 START_TIMEOUT_S = 60.0
+POST_PATIENCE_S = 120.0
+RETRY_PAUSE_S = 0.1
 
 
 def free_port() -> int:
@@ -181,6 +184,32 @@ class ServedNode:
                 (kind,),
             )
         ]
+
+
+def post_reports(
+    client: httpx.Client, url: str, items: Sequence[Observation], headers: dict[str, str]
+) -> int:
+    """POST ``items`` to ``url``'s ``/api/observations`` as a source would: again after a lost
+    connection or a 5xx answer (a worker died, the store is away) until accepted, since taking
+    the same reports twice changes nothing; how many tries failed. A 4xx answer fails at once."""
+    body = b"\n".join(msgspec.json.encode(item) for item in items)
+    headers = {**headers, "content-type": "application/x-ndjson"}
+    deadline = time.monotonic() + POST_PATIENCE_S
+    failed = 0
+    while True:
+        try:
+            response = client.post(f"{url}/api/observations", content=body, headers=headers)
+            why = f"{response.status_code} {response.text}"
+        except httpx.TransportError as error:
+            response, why = None, repr(error)
+        if response is not None and response.status_code == 200:
+            return failed
+        if response is not None and response.status_code < 500:
+            raise AssertionError(f"{url} refused the reports: {why}")
+        failed += 1
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} took no reports in {POST_PATIENCE_S:.0f} s: {why}")
+        time.sleep(RETRY_PAUSE_S)
 
 
 def agree(nodes: Sequence[ServedNode], text: str, name: str = "agreement") -> Path:

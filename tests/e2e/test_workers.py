@@ -1,29 +1,42 @@
 """A node on PostgreSQL served by several processes (``kuroshio serve --workers``): reports posted
-to any API worker reach the partner once, whatever worker is killed and even when every database
-connection of the node is cut, as a server restart cuts them."""
+to any API worker reach the partner once, whatever worker is killed, when every database
+connection of the node is cut, and when the database server itself crashes and restarts (a
+private cluster of the test's own, so the shared server is never restarted)."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import msgspec
 import psycopg
 import pytest
-from federation_nodes import ServedNode, agree, wait_until
+from federation_nodes import ServedNode, agree, post_reports, wait_until
+from postgres_cluster import PostgresCluster, ShutdownMode, missing_requirement, server_bindir
 
 from agreements import agreement_text
 from cli_run import run
-from conftest import drop_postgres_schemas
+from conftest import drop_postgres_schemas, service_unreachable
 from kuroshio.model import Marking, Observation
 from kuroshio.store.postgres import application_name
 from observations import observation
 
 BATCHES = 30
 PER_BATCH = 40
+STEADY_BATCHES = 8
+"""Batches posted before the first restart, between the restarts and after the last."""
+SOURCE_PACE_S = 0.05
+"""The pause between batches while the server restarts (a source posting 500 reports a second)."""
+RESTARTS: tuple[ShutdownMode, ...] = (
+    "immediate",  # a crash: every backend killed, the WAL replayed on start
+    "fast",  # every session cut, then a clean shutdown
+)
 
 
 def _children(pid: int) -> set[int]:
@@ -51,31 +64,13 @@ def _cut_connections(dsn: str, schema: str) -> int:
     return len(rows)
 
 
-def _post(
-    client: httpx.Client, url: str, items: list[Observation], headers: dict[str, str]
-) -> None:
-    """Post, and post again after a worker died under the request: taking the same reports twice
-    changes nothing."""
-    body = b"\n".join(msgspec.json.encode(item) for item in items)
-    for _ in range(50):
-        try:
-            response = client.post(
-                f"{url}/api/observations",
-                content=body,
-                headers={**headers, "content-type": "application/x-ndjson"},
-            )
-        except httpx.TransportError:
-            continue
-        if response.status_code == 200:
-            return
-    raise AssertionError(f"{url} refused the reports: {response.status_code} {response.text}")
-
-
-@pytest.fixture
-def nodes(tmp_path: Path, postgres_dsn: str) -> Iterator[tuple[ServedNode, ServedNode]]:
+@contextlib.contextmanager
+def _pair(root: Path, dsn: str) -> Iterator[tuple[ServedNode, ServedNode]]:
+    """TWN and JPN, each in a schema of the server ``dsn`` names, pinned to each other under an
+    agreement; stopped and their schemas dropped afterwards."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("KUROSHIO_STORE_DSN", postgres_dsn)
-        twn, jpn = ServedNode(tmp_path, "TWN", "postgres"), ServedNode(tmp_path, "JPN", "postgres")
+        patch.setenv("KUROSHIO_STORE_DSN", dsn)
+        twn, jpn = ServedNode(root, "TWN", "postgres"), ServedNode(root, "JPN", "postgres")
         twn.pin(jpn)
         jpn.pin(twn)
         agree([twn, jpn], agreement_text(["TWN", "JPN"]))
@@ -84,7 +79,37 @@ def nodes(tmp_path: Path, postgres_dsn: str) -> Iterator[tuple[ServedNode, Serve
         finally:
             twn.stop()
             jpn.stop()
-            drop_postgres_schemas(postgres_dsn)
+            drop_postgres_schemas(dsn)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, postgres_dsn: str) -> Iterator[tuple[ServedNode, ServedNode]]:
+    with _pair(tmp_path, postgres_dsn) as pair:
+        yield pair
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of this test's own, started (skips, or fails when services are
+    required, where the machine has no PostgreSQL server programs)."""
+    bindir = server_bindir()
+    missing = missing_requirement(bindir)
+    if bindir is None or missing is not None:
+        service_unreachable("a private PostgreSQL server", missing or "")
+    cluster = PostgresCluster(bindir)
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def private_nodes(
+    tmp_path: Path, private_postgres: PostgresCluster
+) -> Iterator[tuple[ServedNode, ServedNode]]:
+    with _pair(tmp_path, private_postgres.dsn) as pair:
+        yield pair
 
 
 @pytest.mark.e2e
@@ -103,7 +128,7 @@ def test_workers_killed_and_connections_cut_lose_and_double_nothing(
     with httpx.Client(timeout=30.0) as client:
         for number in range(BATCHES):
             batch = sent[number * PER_BATCH : (number + 1) * PER_BATCH]
-            _post(client, ready["api_url"], batch, twn.headers)
+            post_reports(client, ready["api_url"], batch, twn.headers)
             if number == BATCHES // 3:
                 api = next(pid for pid, role in before.items() if role == "api")
                 os.kill(api, signal.SIGKILL)
@@ -124,3 +149,63 @@ def test_workers_killed_and_connections_cut_lose_and_double_nothing(
     for node in (twn, jpn):
         verified = run("audit", "verify", "--node", node.directory)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _restart(cluster: PostgresCluster, mode: ShutdownMode) -> tuple[dt.datetime, dt.datetime]:
+    """Restart the server; when it had started before, and when it started again."""
+    before = cluster.started_at()
+    cluster.restart(mode)
+    return before, cluster.started_at()
+
+
+@pytest.mark.e2e
+def test_database_server_restarts_lose_and_double_nothing(
+    private_nodes: tuple[ServedNode, ServedNode], private_postgres: PostgresCluster
+) -> None:
+    """Both nodes keep their stores on one server, which crashes and restarts (``pg_ctl restart
+    -m immediate``), then restarts cleanly (``-m fast``), while reports stream in; the source
+    posts again whatever was refused meanwhile. TWN serves as workers, JPN as one process."""
+    twn, jpn = private_nodes
+    ready = twn.start("--workers", "2")
+    jpn.start()
+    assert twn.process is not None
+    supervisor = twn.process.pid
+    to_japan = Marking(tlp="AMBER", releasable_to=("JPN",))
+    sent: list[Observation] = []
+
+    def post_next(client: httpx.Client) -> None:
+        batch = [observation(len(sent) + n, marking=to_japan, kind="air") for n in range(PER_BATCH)]
+        post_reports(client, ready["api_url"], batch, twn.headers)
+        sent.extend(batch)
+
+    with httpx.Client(timeout=30.0) as client, ThreadPoolExecutor(1) as pg_ctl:
+        for mode in RESTARTS:
+            for _ in range(STEADY_BATCHES):
+                post_next(client)
+            restart = pg_ctl.submit(_restart, private_postgres, mode)
+            # The stream goes on while the server goes down, is down, recovers and is back:
+            # posts land on each of these, and the refused ones are posted again.
+            while not restart.done():
+                post_next(client)
+                time.sleep(SOURCE_PACE_S)
+            before, after = restart.result()
+            assert after > before, private_postgres.server_log()
+        for _ in range(STEADY_BATCHES):
+            post_next(client)
+    count = len(sent)
+    wait_until(lambda: jpn.count("TWN:") >= count, "every report at JPN", 120)
+    wait_until(
+        lambda: twn.query("SELECT count(*) FROM outbox")[0][0] == 0, "every receipt at TWN", 120
+    )
+    # Every report once, as one version, at both ends; nothing more.
+    expected = {(item.id, 1) for item in sent}
+    assert jpn.versions("TWN:") == expected and jpn.count("TWN:") == count
+    assert twn.versions("TWN:") == expected and twn.count("TWN:") == count
+    assert sorted(_roles(supervisor).values()) == ["api", "api", "exchange"]
+    assert twn.stop() == 0 and jpn.stop() == 0
+    for node in (twn, jpn):
+        verified = run("audit", "verify", "--node", node.directory)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        # A restart of the database is routine: warnings, never an unhandled error.
+        log = node.log.read_text()
+        assert "Traceback" not in log, log

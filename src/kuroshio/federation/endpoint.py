@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Coroutine
 from typing import Any, Final, TypeVar
 
-from kuroshio.errors import ChannelClosed
+from kuroshio.errors import ChannelClosed, StoreUnavailable
 from kuroshio.exchange.inbox import CheckedBatch
 from kuroshio.exchange.wire import (
     PROTOCOL,
@@ -25,12 +26,13 @@ from kuroshio.exchange.wire import (
     encode,
 )
 from kuroshio.federation.inbox import Inbox
-from kuroshio.federation.transports import Channel
+from kuroshio.federation.transports import TRY_AGAIN_LATER, Channel
 from kuroshio.federation.transports.wss import MESSAGE_TOO_BIG
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 
 T = TypeVar("T")
+logger = logging.getLogger("kuroshio.endpoint")
 
 HELLO_TIMEOUT_S: Final = 15.0
 REFUSALS_PER_MINUTE: Final = 60
@@ -86,6 +88,12 @@ class FederationEndpoint:
                 await asyncio.to_thread(self.inbox.refuse, party, channel.peer, too_big)
         except TimeoutError:
             await channel.close(1008, "no hello in time")
+        except StoreUnavailable as unavailable:
+            # The store comes back (a database restart). Each batch is taken in by one
+            # transaction, so none is half stored; the sender reconnects and resumes from the
+            # receipts this node holds.
+            logger.warning("link %s>%s: store unavailable: %s", party, self.node.party, unavailable)
+            await channel.close(TRY_AGAIN_LATER, "store unavailable")
         finally:
             if self._sessions.get(party) is channel:
                 del self._sessions[party]

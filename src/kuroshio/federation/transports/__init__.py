@@ -9,9 +9,13 @@ authenticates the peer's party and moves frames, nothing more. What the frames m
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from kuroshio.partners import Partner
+
+TRY_AGAIN_LATER: Final = 1013
+"""The close code (RFC 6455's "try again later") of a channel ended because this node cannot
+serve it for now, its store being unavailable; the peer reconnects and resumes."""
 
 
 class Channel(Protocol):
