@@ -1,7 +1,8 @@
-"""A node on PostgreSQL served by several processes (``kuroshio serve --workers``): reports posted
-to any API worker reach the partner once, whatever worker is killed, when every database
-connection of the node is cut, and when the database server itself crashes and restarts (a
-private cluster of the test's own, so the shared server is never restarted)."""
+"""A node on PostgreSQL served by several processes (``kuroshio serve --workers``, ``--receivers``):
+reports posted to any API worker reach the partner once, whatever worker is killed (a receiving
+process in the middle of the stream included), when every database connection of the node is
+cut, and when the database server itself crashes and restarts (a private cluster of the test's
+own, so the shared server is never restarted)."""
 
 from __future__ import annotations
 
@@ -48,10 +49,38 @@ def _roles(pid: int) -> dict[int, str]:
     """Each child of a supervisor and the role it serves (from its command line)."""
     roles = {}
     for child in _children(pid):
-        with open(f"/proc/{child}/cmdline", "rb") as handle:
-            words = handle.read().split(b"\0")
-        roles[child] = words[words.index(b"--role") + 1].decode()
+        with contextlib.suppress(OSError):  # one that just died and was reaped
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                words = handle.read().split(b"\0")
+            if b"--role" in words:  # not a process that died and awaits its reaping
+                roles[child] = words[words.index(b"--role") + 1].decode()
     return roles
+
+
+def _holding(pids: set[int], port: int) -> set[int]:
+    """Which of ``pids`` hold an established connection on local ``port`` (a partner's link)."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    established.add(f"socket:[{inode}]")
+    holders = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in established:
+                        holders.add(pid)
+    return holders
+
+
+def _link_holders(supervisor: int, port: int) -> set[int]:
+    """The receiving processes of a supervisor that hold a partner's connection now."""
+    receivers = {pid for pid, role in _roles(supervisor).items() if role == "receive"}
+    return _holding(receivers, port)
 
 
 def _cut_connections(dsn: str, schema: str) -> int:
@@ -209,3 +238,49 @@ def test_database_server_restarts_lose_and_double_nothing(
         # A restart of the database is routine: warnings, never an unhandled error.
         log = node.log.read_text()
         assert "Traceback" not in log, log
+
+
+@pytest.mark.e2e
+def test_receiving_processes_killed_mid_stream_lose_and_double_nothing(
+    nodes: tuple[ServedNode, ServedNode],
+) -> None:
+    twn, jpn = nodes
+    ready = twn.start("--workers", "1")
+    jpn_ready = jpn.start("--workers", "1", "--receivers", "2")
+    assert jpn.process is not None
+    supervisor = jpn.process.pid
+    before = _roles(supervisor)
+    assert sorted(before.values()) == ["api", "receive", "receive", "send"]
+    federation_port = int(jpn_ready["federation_url"].rsplit(":", 1)[1])
+    to_japan = Marking(tlp="AMBER", releasable_to=("JPN",))
+    sent = [observation(n, marking=to_japan, kind="air") for n in range(BATCHES * PER_BATCH)]
+    killed: set[int] = set()
+    with httpx.Client(timeout=30.0) as client:
+        for number in range(BATCHES):
+            batch = sent[number * PER_BATCH : (number + 1) * PER_BATCH]
+            post_reports(client, ready["api_url"], batch, twn.headers)
+            if number in (BATCHES // 3, 2 * BATCHES // 3):
+                # The receiving process that holds TWN's link now, while batches stream in.
+                wait_until(
+                    lambda: bool(_link_holders(supervisor, federation_port)), "TWN's link taken in"
+                )
+                holder = min(_link_holders(supervisor, federation_port))
+                os.kill(holder, signal.SIGKILL)
+                killed.add(holder)
+    wait_until(lambda: jpn.count("TWN:") >= len(sent), "every report at JPN", 300)
+    wait_until(
+        lambda: twn.query("SELECT count(*) FROM outbox")[0][0] == 0, "every receipt at TWN", 120
+    )
+    # Every report once, as one version; nothing more.
+    assert jpn.versions("TWN:") == {(item.id, 1) for item in sent}
+    assert len(killed) == 2
+    after = _roles(supervisor)
+    assert sorted(after.values()) == ["api", "receive", "receive", "send"]
+    assert not killed & set(after)  # the killed receivers run again, as new processes
+    # Each batch TWN sealed was taken in once: one receive entry per batch, in sequence.
+    seqs = [entry["seq"] for entry in jpn.audit("receive")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert twn.stop() == 0 and jpn.stop() == 0
+    for node in (twn, jpn):
+        verified = run("audit", "verify", "--node", node.directory)
+        assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -15,6 +15,9 @@ from agreements import agree
 from kuroshio.audit import AuditLog
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, read_header
+from kuroshio.exchange.inbox import link_state
+from kuroshio.exchange.wire import SignedReceipt
+from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.pki import create_identity
@@ -22,6 +25,7 @@ from kuroshio.store import Outcome
 from kuroshio.store.postgres import PostgresStore
 from observations import observation
 from pinning import pin
+from sealing import sealed_batch
 
 WRITERS = 4
 ENTRIES_EACH = 30
@@ -134,6 +138,59 @@ def test_processes_sealing_one_link_keep_its_batches_numbered_and_chained(
             batch = outbox.sealed_batch(tx, "JPN", header.seq)
             assert batch is not None
             previous = batch.hash
+
+
+def test_receiving_processes_given_the_same_batches_take_each_in_once(
+    pair: Node, tmp_path: Path
+) -> None:
+    # Two connections of one partner held by three receiving processes (a sender that
+    # reconnected while its old connection lingers): each batch arrives at all of them at once.
+    twn = pair
+    frames = []
+    for number in range(4):
+        items = range(number * 50, (number + 1) * 50)
+        twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in items])
+        frames.append(sealed_batch(twn, "JPN").frame())
+    receivers = 3
+    receipts: list[list[SignedReceipt]] = [[] for _ in frames]
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    together = threading.Barrier(receivers)
+
+    def receive() -> None:
+        node = open_node(tmp_path / "jpn")  # a process of its own, on the same schema
+        inbox = Inbox(node)
+        try:
+            for number, frame in enumerate(frames):
+                together.wait()
+                receipt = inbox.accept(node.partners["TWN"], frame)
+                with lock:
+                    receipts[number].append(receipt)
+        except BaseException as error:
+            failures.append(error)
+            together.abort()
+        finally:
+            node.close()
+
+    threads = [threading.Thread(target=receive) for _ in range(receivers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []  # no receiver collided with another
+    for given in receipts:
+        assert len(given) == receivers
+        assert len({(receipt.receipt, receipt.signature) for receipt in given}) == 1
+    jpn = open_node(tmp_path / "jpn")
+    try:
+        with jpn.store.transaction() as tx:
+            assert link_state(tx, "TWN").last_seq == len(frames)
+        assert jpn.store.count_versions() == 50 * len(frames)  # every item once
+        assert len(jpn.audit.entries("receive")) == len(frames)  # taken in once each
+        report = jpn.audit.verify()
+        assert report.ok, report.problems
+    finally:
+        jpn.close()
 
 
 def test_processes_appending_the_same_reports_store_each_once(

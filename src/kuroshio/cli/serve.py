@@ -32,6 +32,8 @@ class ServeRole(StrEnum):
     all = "all"
     api = "api"
     exchange = "exchange"
+    receive = "receive"
+    send = "send"
 
 
 @app.command("serve")
@@ -45,13 +47,22 @@ def serve_command(
             " store (0: one process for everything)."
         ),
     ] = 0,
+    receivers: Annotated[
+        int,
+        typer.Option(
+            help="Processes taking partners' links in, sharing the federation port, beside one"
+            " process for the sending links (PostgreSQL store; 0: one exchange process)."
+        ),
+    ] = 0,
     role: Annotated[ServeRole, typer.Option(hidden=True)] = ServeRole.all,
     api_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
+    federation_fd: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Serve the node: federation endpoint (mTLS) and operator API, links to every partner.
 
     With --workers N (a node on PostgreSQL) the node runs as N API processes and one exchange
-    process under this one, which restarts any that dies."""
+    process under this one, which restarts any that dies; with --receivers M too, the exchange
+    runs as M receiving processes and one sending process."""
     _logging()
     with open_node(node_dir) as node:
         if role is ServeRole.all:  # once per node, not again in each worker
@@ -60,13 +71,21 @@ def serve_command(
                     "%s: renew it (kuroshio keys status)", warning
                 )
         ready = functools.partial(_print_ready, as_json=as_json)
-        if workers:
-            supervise(node, workers, on_ready=ready)
+        if role is ServeRole.all and (workers or receivers):
+            supervise(node, max(workers, 1), receivers=receivers, on_ready=ready)
             return
-        api_socket = None
-        if api_fd is not None:
-            api_socket = socket.socket(fileno=api_fd)
-        asyncio.run(serve(node, on_ready=ready, role=role.value, api_socket=api_socket))
+        api_socket = None if api_fd is None else socket.socket(fileno=api_fd)
+        federation_socket = None if federation_fd is None else socket.socket(fileno=federation_fd)
+        asyncio.run(
+            serve(
+                node,
+                on_ready=ready,
+                role=role.value,
+                api_socket=api_socket,
+                federation_socket=federation_socket,
+                receivers=max(receivers, 1),
+            )
+        )
 
 
 def _logging() -> None:

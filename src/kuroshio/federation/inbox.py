@@ -99,6 +99,7 @@ class Inbox:
         header = opened.header
         label = batch_label(partner.party, me, header.seq)
         with self.node.store.transaction() as tx:
+            tx.inbox.claim(partner.party)  # the position read below stays ours until commit
             # A revocation made by any process takes effect here, at the next batch.
             self._not_revoked(tx, partner, header.seq)
             if check_sequence(link_state(tx, partner.party), opened):

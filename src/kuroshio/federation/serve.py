@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
+import math
 import os
 import signal
 import socket
@@ -129,9 +131,15 @@ def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-Role: TypeAlias = Literal["all", "api", "exchange"]
+Role: TypeAlias = Literal["all", "api", "exchange", "receive", "send"]
 """What one serve process does: everything (the embedded default), only the operator API (one
-of several API workers), or only the exchange (federation listener and sending links)."""
+of several API workers), only the exchange (federation listener and sending links), or half of
+it when the node runs several receiving processes: ``receive`` takes partners' links in on a
+federation socket shared with the other receiving processes, ``send`` runs the sending links
+(with the feeds, the escalation of overdue messages, the Cursor-on-Target outputs and the links
+over NATS)."""
+RECEIVES: Final = frozenset({"all", "exchange", "receive"})
+SENDS: Final = frozenset({"all", "exchange", "send"})
 
 
 async def serve(
@@ -140,6 +148,8 @@ async def serve(
     on_ready: Callable[[ServeInfo], None] | None = None,
     role: Role = "all",
     api_socket: socket.socket | None = None,
+    federation_socket: socket.socket | None = None,
+    receivers: int = 1,
 ) -> None:
     """Run the node until SIGINT or SIGTERM (or until the operator API stops).
 
@@ -147,14 +157,18 @@ async def serve(
     serving ends; the API server and the links run in one task group. ``role`` and
     ``api_socket`` (a listening socket handed down by :mod:`kuroshio.federation.workers`) let
     several processes share the work of a node on PostgreSQL; only ``all`` takes the node
-    directory's serve lock.
+    directory's serve lock. A ``receive`` process accepts on ``federation_socket`` (handed down
+    too), beside ``receivers - 1`` others.
     """
-    if role != "exchange":
+    if role in ("all", "api"):
         check_api_binding(node)
+    if role == "receive" and federation_socket is None:
+        raise ConfigError("a receiving process needs the federation socket of its supervisor")
     with exclusive(node) if role == "all" else contextlib.nullcontext():
         try:
             async with contextlib.AsyncExitStack() as stack:
-                await _serve(node, stack, on_ready, role, api_socket)
+                shared = _SharedListener(federation_socket, receivers)
+                await _serve(node, stack, on_ready, role, api_socket, shared)
         except BaseExceptionGroup as group:
             raise _single(group) from None
 
@@ -165,20 +179,23 @@ async def _serve(
     on_ready: Callable[[ServeInfo], None] | None,
     role: Role,
     api_socket: socket.socket | None,
+    shared: _SharedListener,
 ) -> None:
     config = node.config
-    stop_watching = node.watch_other_processes()
-    if stop_watching is not None:
-        stack.callback(stop_watching)
+    if role != "receive":  # a receiving process has nothing to wake: no links, no API
+        stop_watching = node.watch_other_processes()
+        if stop_watching is not None:
+            stack.callback(stop_watching)
     links: dict[str, Link] = {}
     federation_url = ""
     feeds: NodeFeeds | None = None
     if role != "api":
-        federation_url, links = await _exchange(node, stack)
+        federation_url, links = await _exchange(node, stack, role, shared)
+    if role in SENDS:
         # the feeds run where the links do: one process per node, never in each API worker
         feeds = NodeFeeds(node) if config.feeds else None
     api_server = None
-    if role != "exchange":
+    if role in ("all", "api"):
         api_server = _ApiServer(
             uvicorn.Config(
                 create_app(node, links={party: link.status for party, link in links.items()}),
@@ -211,12 +228,12 @@ async def _serve(
                     f"{_host_for_url(config.api.host)}:{api_port}"
                 )
             link_tasks = [tasks.create_task(link.run()) for link in links.values()]
-            if role != "api":
+            if role in SENDS:
                 link_tasks.append(tasks.create_task(_escalate(node), name="escalation"))
             if feeds is not None:
                 link_tasks.append(tasks.create_task(feeds.run(), name="feeds"))
             cot_where: dict[str, str] = {}
-            if role != "api" and config.cot:
+            if role in SENDS and config.cot:
                 cot = CotService(node)
                 cot_task = tasks.create_task(cot.run())
                 link_tasks.append(cot_task)
@@ -253,19 +270,45 @@ async def _escalate(node: Node) -> None:
         await asyncio.sleep(ESCALATION_CHECK_S)
 
 
-async def _exchange(node: Node, stack: contextlib.AsyncExitStack) -> tuple[str, dict[str, Link]]:
-    """The federation listener (partners' links in) and one sending link per partner; where
-    partners reach it, and the links (not yet running)."""
+@dataclasses.dataclass(frozen=True)
+class _SharedListener:
+    """The federation socket a ``receive`` process accepts on, and how many processes do."""
+
+    sock: socket.socket | None
+    receivers: int
+
+    def share(self, node: Node) -> int:
+        """How many partners' connections one receiving process holds before it lets the
+        others take the next one first."""
+        direct = sum(1 for partner in node.partners.values() if not _over_nats(partner))
+        return max(1, math.ceil(direct / max(1, self.receivers)))
+
+
+async def _exchange(
+    node: Node, stack: contextlib.AsyncExitStack, role: Role, shared: _SharedListener
+) -> tuple[str, dict[str, Link]]:
+    """The federation listener (partners' links in) and one sending link per partner, as far as
+    ``role`` runs them; where partners reach the node, and the links (not yet running)."""
     config = node.config
-    endpoint = FederationEndpoint(node, Inbox(node))
-    stack.push_async_callback(endpoint.close)
     wss = WssTransport(
         node.identity, node.partners, max_frame_bytes=config.exchange.max_frame_bytes
     )
-    listener = await wss.listen(
-        config.federation.host, config.federation.port, endpoint.handle, endpoint.on_refused
-    )
-    stack.push_async_callback(listener.close)
+    url = ""
+    endpoint = FederationEndpoint(node, Inbox(node))
+    stack.push_async_callback(endpoint.close)
+    if role in RECEIVES:
+        if shared.sock is not None:
+            listener = await wss.listen_on(
+                shared.sock, endpoint.handle, endpoint.on_refused, share=shared.share(node)
+            )
+        else:
+            listener = await wss.listen(
+                config.federation.host, config.federation.port, endpoint.handle, endpoint.on_refused
+            )
+        stack.push_async_callback(listener.close)
+        url = f"https://{_host_for_url(config.federation.host)}:{listener.port}"
+    if role not in SENDS:
+        return url, {}
     nats = _nats_transport(node)
     if nats is not None:
         stack.push_async_callback(nats.close)
@@ -290,7 +333,6 @@ async def _exchange(node: Node, stack: contextlib.AsyncExitStack) -> tuple[str, 
 
     node.add_listener(wake_links)
     stack.callback(node.remove_listener, wake_links)
-    url = f"https://{_host_for_url(config.federation.host)}:{listener.port}"
     return url, links
 
 

@@ -2,11 +2,15 @@
 
 The supervising process binds the operator API's socket once and starts N API workers that all
 accept on it, and one exchange process (the federation listener, the inbox and the sending
-links). It restarts any worker that dies (a crash, ``kill -9``, a lost database connection) with
-back-off and jitter, and stops them all on SIGINT or SIGTERM. Every worker writes through its own
-transactions, so a worker killed at any moment loses and doubles nothing; the locks of
-:mod:`kuroshio.store.postgres` keep the audit chain and each link's batches in order. It starts
-processes and watches them; the work itself is :func:`kuroshio.federation.serve.serve`'s.
+links). With ``--receivers M`` it binds the federation socket too and splits the exchange: M
+receiving processes accept partners' links on it (a link is taken in by whichever process holds
+its connection; a lock per link in the store keeps its batches in order and taken in once) and
+one sending process runs every sending link. It restarts any worker that dies (a crash,
+``kill -9``, a lost database connection) with back-off and jitter, and stops them all on SIGINT
+or SIGTERM. Every worker writes through its own transactions, so a worker killed at any moment
+loses and doubles nothing; the locks of :mod:`kuroshio.store.postgres` keep the audit chain and
+each link's batches in order. It starts processes and watches them; the work itself is
+:func:`kuroshio.federation.serve.serve`'s.
 """
 
 from __future__ import annotations
@@ -123,48 +127,105 @@ class _Stop(Exception):
 
 def _api_socket(node: Node) -> socket.socket:
     api = node.config.api
-    family = socket.AF_INET6 if ":" in api.host else socket.AF_INET
+    return _listening(api.host, api.port, f"the operator API {api.url()}")
+
+
+def _listening(host: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket the workers inherit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((api.host, api.port))
+        sock.bind((host, port))
     except OSError as error:
         sock.close()
-        raise ConfigError(f"the operator API could not listen on {api.url()}: {error}") from None
+        raise ConfigError(f"{what} could not listen: {error}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-def _command(node: Node, role: Role, api_fd: int | None) -> list[str]:
+def _federation_socket(node: Node) -> socket.socket:
+    """The federation port, bound once here and accepted on by every receiving process (TLS
+    runs in them)."""
+    federation = node.config.federation
+    return _listening(federation.host, federation.port, f"federation {federation.url()}")
+
+
+def _command(
+    node: Node,
+    role: Role,
+    *,
+    api_fd: int | None = None,
+    federation_fd: int | None = None,
+    receivers: int = 0,
+) -> list[str]:
     command = [sys.executable, "-m", "kuroshio", "serve", "--node", str(node.directory)]
     command += ["--role", role, "--json"]
     if api_fd is not None:
         command += ["--api-fd", str(api_fd)]
+    if federation_fd is not None:
+        command += ["--federation-fd", str(federation_fd), "--receivers", str(receivers)]
     return command
 
 
+def _team(
+    node: Node, workers: int, receivers: int, api: int, federation: int | None
+) -> list[Worker]:
+    """The workers of a node: the exchange (or its sending and receiving processes) and the API."""
+    if federation is None:
+        team = [Worker("exchange", "exchange", _command(node, "exchange"), ())]
+    else:
+        team = [Worker("send", "send", _command(node, "send"), ())]
+        team += [
+            Worker(
+                f"receive-{n}",
+                "receive",
+                _command(node, "receive", federation_fd=federation, receivers=receivers),
+                (federation,),
+            )
+            for n in range(1, receivers + 1)
+        ]
+    team += [
+        Worker(f"api-{n}", "api", _command(node, "api", api_fd=api), (api,))
+        for n in range(1, workers + 1)
+    ]
+    return team
+
+
 def supervise(
-    node: Node, workers: int, *, on_ready: Callable[[ServeInfo], None] | None = None
+    node: Node,
+    workers: int,
+    *,
+    receivers: int = 0,
+    on_ready: Callable[[ServeInfo], None] | None = None,
 ) -> None:
-    """Serve ``node`` as ``workers`` API processes and one exchange process until SIGINT or
+    """Serve ``node`` as ``workers`` API processes and one exchange process (or, with
+    ``receivers``, that many receiving processes and one sending process) until SIGINT or
     SIGTERM, restarting any that dies."""
     if node.config.store.backend != "postgres":
         raise ConfigError(
             f"{node.directory}: several processes share a node on PostgreSQL only; set"
             ' [store] backend = "postgres" (kuroshio init --store postgres), or serve without'
-            " --workers"
+            " --workers and --receivers"
         )
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if receivers < 0:
+        raise ConfigError("--receivers must be 0 (one exchange process) or more")
     check_api_binding(node)
-    with exclusive(node):
-        sock = _api_socket(node)
-        team = [Worker("exchange", "exchange", _command(node, "exchange", None), ())]
-        team += [
-            Worker(f"api-{n}", "api", _command(node, "api", sock.fileno()), (sock.fileno(),))
-            for n in range(1, workers + 1)
-        ]
+    with exclusive(node), contextlib.ExitStack() as sockets:
+        sock = sockets.enter_context(_api_socket(node))
+        federation = None
+        if receivers:
+            federation = sockets.enter_context(_federation_socket(node))
+        team = _team(
+            node,
+            workers,
+            receivers,
+            sock.fileno(),
+            None if federation is None else federation.fileno(),
+        )
         previous = {
             signum: signal.signal(signum, _raise_stop) for signum in (signal.SIGINT, signal.SIGTERM)
         }
@@ -178,7 +239,9 @@ def supervise(
                     ServeInfo(
                         party=node.party,
                         node=node.config.node.name,
-                        federation_url=infos["exchange"].federation_url,
+                        federation_url=next(
+                            i.federation_url for i in infos.values() if i.federation_url
+                        ),
                         api_url=infos["api-1"].api_url,
                         pid=os.getpid(),
                     )
@@ -193,7 +256,6 @@ def supervise(
                 worker.stop()
             for worker in team:
                 worker.reap()
-            sock.close()
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:

@@ -22,10 +22,24 @@ BatchProofRow: TypeAlias = tuple[int, int, bytes, bytes, bytes, bytes]
 
 
 class InboxTable:
-    """The receiving side of every link, on one connection."""
+    """The receiving side of every link, on one connection (``dialect``: ``sqlite`` or
+    ``postgres``)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, dialect: str = "sqlite") -> None:
         self._conn = conn
+        self._dialect = dialect
+
+    def claim(self, partner: str) -> None:
+        """Hold ``partner``'s link into this node until the transaction ends, so that one
+        process at a time checks its next batch against the link's position and takes it in:
+        two connections of the same partner in two receiving processes queue here, and the
+        second sees the first's batch committed (a duplicate, answered with the same receipt).
+        On PostgreSQL a lock per link; a SQLite write transaction holds the whole file already."""
+        if self._dialect == "postgres":
+            self._conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.inbox.' || ?))",
+                (partner,),
+            )
 
     def position(self, partner: str) -> tuple[int, bytes, int] | None:
         """(last seq, last hash, updated at µs) of ``partner``'s link into this node."""

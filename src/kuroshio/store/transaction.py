@@ -81,7 +81,7 @@ class Transaction:
 
     @functools.cached_property
     def inbox(self) -> InboxTable:
-        return InboxTable(self._conn)
+        return InboxTable(self._conn, self.dialect)
 
     @functools.cached_property
     def ledger(self) -> LedgerTable:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
+import socket
 import ssl
 from collections.abc import Coroutine, Mapping
 from typing import Final
@@ -37,6 +39,14 @@ MAX_QUEUED_MESSAGES: Final = 2
 MESSAGE_TOO_BIG: Final = 1009
 POLICY_VIOLATION: Final = 1008
 ABNORMAL_CLOSURE: Final = 1006
+ACCEPT_DEFER_S: Final = 0.5
+"""On a listening socket shared by several processes of a node, one that already holds its share
+of connections waits this long before it takes a new one, so a process holding fewer takes it
+first; if none does (a half-dead connection not yet noticed), it is still taken."""
+ACCEPT_RETRY_S: Final = 0.5
+"""Wait after accept fails for want of resources (file descriptors), before trying again."""
+
+logger = logging.getLogger("kuroshio.wss")
 
 
 def link_url(url: str) -> str:
@@ -414,20 +424,35 @@ class _ServerConnection(asyncio.Protocol):
 
 
 class WssListener:
-    """A running federation listener."""
+    """A running federation listener: its own server, or an accepting task on a socket the
+    node's processes share (:meth:`WssTransport.listen_on`)."""
 
-    def __init__(self, server: asyncio.Server, shared: _Listening) -> None:
+    def __init__(
+        self,
+        server: asyncio.Server | None,
+        shared: _Listening,
+        *,
+        sock: socket.socket | None = None,
+        accepting: asyncio.Task[None] | None = None,
+    ) -> None:
         self._server = server
         self._shared = shared
+        self._sock = sock
+        self._accepting = accepting
 
     @property
     def port(self) -> int:
-        for sock in self._server.sockets:
-            return int(sock.getsockname()[1])
+        sockets = self._server.sockets if self._server is not None else [self._sock]
+        for sock in sockets:
+            if sock is not None:
+                return int(sock.getsockname()[1])
         return 0
 
     async def close(self) -> None:
-        self._server.close()
+        if self._server is None:
+            await self._stop_accepting()
+        else:
+            self._server.close()
         await asyncio.gather(
             *(c.close(1001, "node shutting down") for c in list(self._shared.connections)),
             return_exceptions=True,
@@ -435,8 +460,17 @@ class WssListener:
         for task in list(self._shared.tasks):
             task.cancel()
         await asyncio.gather(*self._shared.tasks, return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
+
+    async def _stop_accepting(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        if self._sock is not None:
+            self._sock.close()  # this process's handle; the other processes keep listening
 
 
 class WssTransport:
@@ -482,11 +516,9 @@ class WssTransport:
             raise TransportError(url, f"server speaks for {party}, not {partner.party}")
         return _ClientChannel(connection, party, url)
 
-    async def listen(
-        self, host: str, port: int, handler: ChannelHandler, on_refused: RefusalHandler
-    ) -> WssListener:
+    def _listening(self, handler: ChannelHandler, on_refused: RefusalHandler) -> _Listening:
         trusted = [partner.ca_pem for partner in self._partners.values()]
-        shared = _Listening(
+        return _Listening(
             context=server_ssl_context(self._identity, trusted),
             trusted=trusted,
             parties=frozenset(self._partners),
@@ -494,6 +526,28 @@ class WssTransport:
             on_refused=on_refused,
             max_frame_bytes=self._max_frame_bytes,
         )
+
+    async def listen_on(
+        self,
+        sock: socket.socket,
+        handler: ChannelHandler,
+        on_refused: RefusalHandler,
+        *,
+        share: int,
+    ) -> WssListener:
+        """Accept on a listening socket that other processes of the node accept on too (handed
+        down by the supervisor). Each connection is taken by one process; a process holding
+        ``share`` connections or more lets the others take a new one first, so the partners'
+        links spread over the processes."""
+        shared = self._listening(handler, on_refused)
+        sock.setblocking(False)
+        accepting = asyncio.get_running_loop().create_task(_accept(sock, shared, share))
+        return WssListener(None, shared, sock=sock, accepting=accepting)
+
+    async def listen(
+        self, host: str, port: int, handler: ChannelHandler, on_refused: RefusalHandler
+    ) -> WssListener:
+        shared = self._listening(handler, on_refused)
         loop = asyncio.get_running_loop()
         try:
             server = await loop.create_server(
@@ -502,3 +556,39 @@ class WssTransport:
         except OSError as error:
             raise TransportError(f"{host}:{port}", f"cannot listen: {error.strerror}") from None
         return WssListener(server, shared)
+
+
+async def _accept(sock: socket.socket, shared: _Listening, share: int) -> None:
+    """Take connections from a shared listening socket for as long as the listener runs."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await _readable(loop, sock)
+        if len(shared.connections) >= share:
+            await asyncio.sleep(ACCEPT_DEFER_S)
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            continue  # another process took it
+        except OSError as error:
+            logger.warning("accepting a federation connection failed: %s", error)
+            await asyncio.sleep(ACCEPT_RETRY_S)
+            continue
+        try:
+            await loop.connect_accepted_socket(lambda: _ServerConnection(shared), conn)
+        except OSError:
+            conn.close()
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until a connection waits on ``sock`` (or another process took it first: accept says)."""
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
