@@ -65,11 +65,11 @@ def _ports(count: int) -> list[int]:
     return ports
 
 
-def observation(number: int, tag: str, at: dt.datetime) -> Observation:
-    """One air track point as a TWN radar reports it, releasable to JPN."""
+def observation(number: int, tag: str, at: dt.datetime, origin: str = "TWN") -> Observation:
+    """One air track point as a radar of ``origin`` reports it, releasable to JPN."""
     return Observation(
-        id=f"TWN:{tag}:{number}",
-        origin="TWN",
+        id=f"{origin}:{tag}:{number}",
+        origin=origin,
         kind="air",
         observed_at=at,
         geometry=Point(coordinates=(118 + (number % 500) / 100, 20 + (number % 700) / 100)),
@@ -91,12 +91,16 @@ class BenchNode(msgspec.Struct, kw_only=True):
         return self.directory / "store.sqlite"
 
 
-def make_nodes(root: Path, store: dict[str, dict[str, str]] | None = None) -> dict[str, BenchNode]:
-    """TWN and JPN node directories, each pinning the other (``store``: each party's ``[store]``
-    section; default the embedded file)."""
-    ports = _ports(4)
+def make_nodes(
+    root: Path,
+    store: dict[str, dict[str, str]] | None = None,
+    parties: tuple[str, ...] = ("TWN", "JPN"),
+) -> dict[str, BenchNode]:
+    """Node directories of ``parties`` (TWN and JPN), each pinning every other (``store``: each
+    party's ``[store]`` section; default the embedded file)."""
+    ports = _ports(2 * len(parties))
     nodes: dict[str, BenchNode] = {}
-    for index, party in enumerate(("TWN", "JPN")):
+    for index, party in enumerate(parties):
         directory = root / party.lower()
         with init_node(
             directory,
@@ -117,11 +121,13 @@ def make_nodes(root: Path, store: dict[str, dict[str, str]] | None = None) -> di
                     node.identity.public_key_b64,
                 ),
             )
-    for party, other in (("TWN", "JPN"), ("JPN", "TWN")):
+    for party in parties:
         with open_node(nodes[party].directory) as node:
-            card = nodes[other].card
-            store_card(node.directory, card)
-            node.config.partners[other] = PartnerConfig(url=card.url)
+            for other in parties:
+                if other != party:
+                    card = nodes[other].card
+                    store_card(node.directory, card)
+                    node.config.partners[other] = PartnerConfig(url=card.url)
             save_config(node.directory, node.config)
     return nodes
 
@@ -130,16 +136,16 @@ AGREEMENT = """\
 id = "{id}"
 version = 1
 title = "Benchmark exchange"
-parties = ["JPN", "TWN"]
+parties = ["JPN", "{sender}"]
 valid_from = {valid_from}
 valid_until = {valid_until}
 
 [[direction]]
-from = "TWN"
+from = "{sender}"
 to = ["JPN"]
 
 [[direction.rule]]
-id = "twn-jpn-air"
+id = "{sender_id}-jpn-air"
 action = "release"
 [direction.rule.match]
 kind = ["air"]
@@ -150,15 +156,18 @@ drop = ["remarks"]
 """
 
 
-def install_agreement(nodes: dict[str, BenchNode], root: Path) -> str:
+def install_agreement(nodes: dict[str, BenchNode], root: Path, sender: str = "TWN") -> str:
     """Write the release agreement, have both parties sign it and install it on both nodes,
-    through the ``kuroshio agreement`` commands. TWN releases air tracks to JPN, coarsened.
-    Without it nothing leaves TWN (default deny)."""
+    through the ``kuroshio agreement`` commands. ``sender`` (TWN) releases air tracks to JPN,
+    coarsened. Without it nothing leaves the sender (default deny)."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    path = root / f"{AGREEMENT_ID}.toml"
+    agreement_id = AGREEMENT_ID.replace("twn", sender.lower())
+    path = root / f"{agreement_id}.toml"
     path.write_text(
         AGREEMENT.format(
-            id=AGREEMENT_ID,
+            id=agreement_id,
+            sender=sender,
+            sender_id=sender.lower(),
             valid_from=(now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             valid_until=(now + dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             coarsen_km=COARSEN_KM,
@@ -166,13 +175,13 @@ def install_agreement(nodes: dict[str, BenchNode], root: Path) -> str:
         encoding="utf-8",
     )
     for step in ("sign", "install"):
-        for party in ("TWN", "JPN"):
+        for party in (sender, "JPN"):
             subprocess.run(
                 [*KUROSHIO, "agreement", step, str(path), "--node", str(nodes[party].directory)],
                 check=True,
                 capture_output=True,
             )
-    return f"{AGREEMENT_ID} v1: TWN → JPN air, coarsen_km = {COARSEN_KM}, drop remarks"
+    return f"{agreement_id} v1: {sender} → JPN air, coarsen_km = {COARSEN_KM}, drop remarks"
 
 
 def serve(node: BenchNode, log: Path, *options: str) -> subprocess.Popen[bytes]:
@@ -329,7 +338,10 @@ def preload(node: BenchNode, count: int, *, tag: str = "bulk") -> float:
     with open_node(node.directory) as opened:
         for start in range(0, count, 1_000):
             opened.ingest(
-                [observation(n, tag, at) for n in range(start, min(count, start + 1_000))]
+                [
+                    observation(n, tag, at, node.party)
+                    for n in range(start, min(count, start + 1_000))
+                ]
             )
     return time.perf_counter() - began
 

@@ -199,6 +199,26 @@ def test_events_are_idempotent_and_queryable(store: AnyStore) -> None:
     assert store.query_events(EventFilter(kinds=("adiz_entry",))) == []
 
 
+def _ledger_row(item: str, sorties: int) -> tuple[object, ...]:
+    return ("received", "TWN", item, 1, "air", 1_000, 2_000, sorties, 10.0, 0, None, None)
+
+
+def test_the_ledger_keeps_each_row_as_first_recorded(store: AnyStore) -> None:
+    with store.transaction() as tx:
+        tx.ledger.record([_ledger_row("TWN:1", 1), _ledger_row("TWN:2", 1)])
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.ledger.record([_ledger_row("TWN:3", 1)])
+        raise RuntimeError("rolled back")
+    with store.transaction() as tx:
+        # TWN:2 again (kept as first recorded), TWN:3 again (its first write rolled back), and
+        # TWN:4 twice in one call (once)
+        again = [_ledger_row("TWN:2", 5), _ledger_row("TWN:3", 1)]
+        tx.ledger.record([*again, _ledger_row("TWN:4", 1), _ledger_row("TWN:4", 7)])
+    with store.transaction() as tx:
+        rows = {row[2]: row[7] for row in tx.ledger.rows()}
+    assert rows == {"TWN:1": 1, "TWN:2": 1, "TWN:3": 1, "TWN:4": 1}
+
+
 def test_data_survives_reopening(make_store: Callable[[], AnyStore]) -> None:
     first = make_store()
     first.append([observation(1)])

@@ -11,7 +11,7 @@ module only reads and writes rows, inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 InboxRow: TypeAlias = tuple[str, int, int, str, int, bytes]
 """One item of a received batch: partner, seq, position, id, version, provenance as sent."""
@@ -19,6 +19,7 @@ KeptProof: TypeAlias = tuple[str, int, str, bytes, bool, str, int]
 """One relayed item's origin proof: id, version, origin, proof bytes, verified, partner, seq."""
 BatchProofRow: TypeAlias = tuple[int, int, bytes, bytes, bytes, bytes]
 """Where an item sat: seq, position, provenance as sent, batch header, signature, leaves."""
+_ITEM_COLUMNS: Final = ("partner", "seq", "position", "id", "version", "sent_provenance")
 
 
 class InboxTable:
@@ -81,11 +82,13 @@ class InboxTable:
     ) -> None:
         """Keep a batch and where each of its items sat (its receipt follows, see
         :meth:`give_receipt`)."""
-        self._conn.executemany(
-            "INSERT INTO inbox_items (partner, seq, position, id, version, sent_provenance)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            items,
-        )
+        if self._dialect == "postgres":
+            self._conn.copy_rows("inbox_items", _ITEM_COLUMNS, items)  # a row per item: copied
+        else:
+            self._conn.executemany(
+                f"INSERT INTO inbox_items ({', '.join(_ITEM_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                items,
+            )
         self._conn.execute(
             "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
             " receipt, receipt_signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -21,17 +21,23 @@ novel (None: not judged), source track (None: none)."""
 _COLUMNS = (
     "flow, partner, item, version, kind, observed_at, at, sorties, grid_km, retracted, novel, track"
 )
+_COLUMN_NAMES = tuple(_COLUMNS.split(", "))
 
 
 class LedgerTable:
-    """The ledger of every partner, on one connection."""
+    """The ledger of every partner, on one connection (``dialect``: ``sqlite`` or
+    ``postgres``)."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, dialect: str = "sqlite") -> None:
         self._conn = conn
+        self._dialect = dialect
 
     def record(self, rows: Sequence[LedgerRow]) -> None:
         """Write rows; an item version already recorded for that partner and flow is kept as
         first recorded."""
+        if self._dialect == "postgres":  # a row per item taken in or given: copied
+            self._conn.copy_rows("ledger", _COLUMN_NAMES, rows, skip_conflicts=True)
+            return
         self._conn.executemany(
             f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT DO NOTHING",

@@ -16,6 +16,7 @@ import datetime as dt
 import functools
 import re
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeAlias
 
@@ -45,6 +46,7 @@ _STEPS: Final = "migrations"
 
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 _CONFLICT: Final = "a different record with this id and version is already stored"
+_VERSION_COLUMNS: Final = ("seq", "id", "version", "digest", "body", "stored_at")
 _UPSERT_CURRENT = (
     f"INSERT INTO current ({', '.join(CURRENT_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(CURRENT_COLUMNS))})"
@@ -59,12 +61,105 @@ def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+_COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+"""The type of each column a bulk copy writes, by table and columns (every schema of a node is
+made by the same migrations, so one look-up per process serves them all)."""
+_COPY_TYPES_LOCK = threading.Lock()
+
+
+_STAGED: weakref.WeakKeyDictionary[Connection, set[str]] = weakref.WeakKeyDictionary()
+"""The staging tables made on each connection (temporary: they live as long as it does)."""
+
+
+def copy_rows(
+    conn: Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Any],
+    *,
+    skip_conflicts: bool = False,
+) -> None:
+    """Insert ``rows`` into ``table`` with one binary ``COPY``, inside the caller's transaction.
+
+    Same effect as an ``INSERT`` of each row (constraints, triggers, defaults), at a fraction of
+    the cost: psycopg's ``executemany`` sends and prepares each row as a statement of its own,
+    which costs the client about seven times as much CPU per row as a row of a copy. With
+    ``skip_conflicts`` (``INSERT … ON CONFLICT DO NOTHING``) the rows are copied into a
+    temporary staging table of the connection (emptied at every commit, truncated in place:
+    temporary tables are never vacuumed) and inserted from there with one statement."""
+    if not rows:
+        return
+    target = f"staged_{table}" if skip_conflicts else table
+    if skip_conflicts:
+        stage(conn, table)
+    _copy(conn, target, columns, rows)
+    if skip_conflicts:
+        listed = ", ".join(columns)
+        # Rows an earlier call of this transaction staged are in the table already: inserting
+        # them again does nothing.
+        conn.execute(
+            f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {target} ON CONFLICT DO NOTHING"
+        )
+
+
+def stage(conn: Connection, table: str) -> None:
+    """Make ``table``'s staging table on ``conn`` (``staged_<table>``, temporary), unless it is
+    known to be there. Made outside a transaction it is known from then on; made inside one, it
+    is made again (if not there) the next time, since a rollback would take it away."""
+    if table in _STAGED.get(conn, ()):
+        return
+    conn.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS staged_{table} (LIKE {table}) ON COMMIT DELETE ROWS"
+    )
+    if conn.info.transaction_status is psycopg.pq.TransactionStatus.IDLE:
+        _STAGED.setdefault(conn, set()).add(table)
+
+
+STAGED_TABLES: Final = ("ledger",)
+"""The tables written through a staging table (:func:`copy_rows` with ``skip_conflicts``)."""
+
+
+def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence[Any]) -> None:
+    key = (table, columns)
+    with _COPY_TYPES_LOCK:
+        types = _COPY_TYPES.get(key)
+    if types is None:
+        found: dict[str, int] = dict(
+            conn.execute(
+                "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass"
+                " AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            ).fetchall()
+        )
+        types = [int(found[column]) for column in columns]
+        with _COPY_TYPES_LOCK:
+            _COPY_TYPES[key] = types
+    with (
+        conn.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
 class QmarkConnection:
     """A psycopg connection that takes the tables' SQL as written for both backends (``?``
     placeholders), so one module holds each table's statements."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    def copy_rows(
+        self,
+        table: str,
+        columns: tuple[str, ...],
+        rows: Sequence[Any],
+        *,
+        skip_conflicts: bool = False,
+    ) -> None:
+        """Insert many rows at once (see :func:`copy_rows`)."""
+        copy_rows(self._conn, table, columns, rows, skip_conflicts=skip_conflicts)
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self._conn.execute(_pg(sql), parameters)
@@ -139,6 +234,7 @@ class PgObservationTable(ObservationTable):
         stored_at = micros(dt.datetime.now(dt.UTC))
         versions: list[tuple[Any, ...]] = []
         indexed: dict[str, tuple[Any, ...]] = {}
+        known_ids = set(currents)
         for observation, (body, digest, index) in zip(observations, prepared, strict=True):
             key = (observation.id, observation.version)
             known = digests.get(key)
@@ -159,13 +255,19 @@ class PgObservationTable(ObservationTable):
             currents[observation.id] = observation.version
             indexed[observation.id] = (observation.id, observation.version, seq, *index[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                versions,
-            )
-            cursor.executemany(_UPSERT_CURRENT, list(indexed.values()))
+        # The ids are locked and their current rows were read under the lock: an id without
+        # one gets its first row here (copied in), the others are updated.
+        copy_rows(conn, "observation_versions", _VERSION_COLUMNS, versions)
+        copy_rows(
+            conn,
+            "current",
+            CURRENT_COLUMNS,
+            [row for obs_id, row in indexed.items() if obs_id not in known_ids],
+        )
+        superseding = [row for obs_id, row in indexed.items() if obs_id in known_ids]
+        if superseding:
+            with conn.cursor() as cursor:
+                cursor.executemany(_UPSERT_CURRENT, superseding)
         return result
 
     def put_events(self, events: Sequence[Event]) -> int:
@@ -227,11 +329,15 @@ class _PgReads(Reads):
             try:
                 if self._conn.closed or self._conn.broken:
                     self._conn = _connect(self._dsn, self._schema)
+                    self._connected(self._conn)
                 yield self._conn
             except psycopg.OperationalError as error:
                 raise StoreUnavailable(
                     f"PostgreSQL store {self._schema} ({_safe(self._dsn)}): {error}"
                 ) from None
+
+    def _connected(self, conn: Connection) -> None:
+        """Prepare a new connection (outside any transaction)."""
 
     @staticmethod
     def _transaction(conn: Connection) -> Transaction:
@@ -258,8 +364,13 @@ class PostgresStore(_PgReads):
                 # One process at a time migrates (concurrent CREATE IF NOT EXISTS races).
                 self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
                 self._migrate()
+            self._connected(self._conn)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL store ({_safe(dsn)}): {exc}") from exc
+
+    def _connected(self, conn: Connection) -> None:
+        for table in STAGED_TABLES:
+            stage(conn, table)
 
     def _migrate(self) -> None:
         """Take the schema through the same numbered migrations as the embedded store; the
@@ -401,4 +512,11 @@ def _safe(dsn: str) -> str:
     )
 
 
-__all__ = ["PgObservationTable", "PostgresReader", "PostgresStore", "QmarkConnection"]
+__all__ = [
+    "PgObservationTable",
+    "PostgresReader",
+    "PostgresStore",
+    "QmarkConnection",
+    "copy_rows",
+    "stage",
+]

@@ -85,7 +85,7 @@ class Transaction:
 
     @functools.cached_property
     def ledger(self) -> LedgerTable:
-        return LedgerTable(self._conn)
+        return LedgerTable(self._conn, self.dialect)
 
     @functools.cached_property
     def audit(self) -> AuditTable:
