@@ -59,6 +59,11 @@ def _roles(pid: int) -> dict[int, str]:
 
 def _holding(pids: set[int], port: int) -> set[int]:
     """Which of ``pids`` hold an established connection on local ``port`` (a partner's link)."""
+    return {pid for pid, held in _held(pids, port).items() if held}
+
+
+def _held(pids: set[int], port: int) -> dict[int, int]:
+    """How many established connections on local ``port`` each of ``pids`` holds."""
     established: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as handle:
@@ -67,14 +72,14 @@ def _holding(pids: set[int], port: int) -> set[int]:
                 local, state, inode = fields[1], fields[3], fields[9]
                 if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
                     established.add(f"socket:[{inode}]")
-    holders = set()
+    held = dict.fromkeys(pids, 0)
     for pid in pids:
         with contextlib.suppress(OSError):
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 with contextlib.suppress(OSError):
                     if os.readlink(fd) in established:
-                        holders.add(pid)
-    return holders
+                        held[pid] += 1
+    return held
 
 
 def _link_holders(supervisor: int, port: int) -> set[int]:
@@ -284,3 +289,50 @@ def test_receiving_processes_killed_mid_stream_lose_and_double_nothing(
     for node in (twn, jpn):
         verified = run("audit", "verify", "--node", node.directory)
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.e2e
+def test_receiving_processes_share_the_partners_links(tmp_path: Path, postgres_dsn: str) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KUROSHIO_STORE_DSN", postgres_dsn)
+        parties = ("TWN", "PHL", "JPN")
+        twn, phl, jpn = (ServedNode(tmp_path, party, "postgres") for party in parties)
+        try:
+            for node in (twn, phl, jpn):
+                for other in (twn, phl, jpn):
+                    if other is not node:
+                        node.pin(other)
+            agree([twn, phl, jpn], agreement_text(list(parties)))
+            # JPN's receiving processes are up before its partners connect...
+            ready = jpn.start("--workers", "1", "--receivers", "2")
+            twn.start()
+            phl.start()
+            assert jpn.process is not None
+            port = int(ready["federation_url"].rsplit(":", 1)[1])
+            supervisor = jpn.process.pid
+
+            def spread() -> bool:
+                receivers = {p for p, role in _roles(supervisor).items() if role == "receive"}
+                return sorted(_held(receivers, port).values()) == [1, 1]
+
+            wait_until(spread, "one partner's link in each receiving process")
+            # ...and after one of them is killed, the one started in its place takes a link
+            # back from the other.
+            os.kill(min(_link_holders(supervisor, port)), signal.SIGKILL)
+            wait_until(spread, "the links spread again over both receiving processes")
+            to_japan = Marking(tlp="AMBER", releasable_to=("JPN",))
+            for node in (twn, phl):
+                node.add(
+                    observation(n, origin=node.party, marking=to_japan, kind="air")
+                    for n in range(PER_BATCH)
+                )
+            for prefix in ("TWN:", "PHL:"):
+                wait_until(lambda p=prefix: jpn.count(p) >= PER_BATCH, f"{prefix} reports at JPN")
+                assert len(jpn.versions(prefix)) == PER_BATCH
+            assert twn.stop() == 0 and phl.stop() == 0 and jpn.stop() == 0
+            verified = run("audit", "verify", "--node", jpn.directory)
+            assert verified.returncode == 0, verified.stdout + verified.stderr
+        finally:
+            for node in (twn, phl, jpn):
+                node.stop()
+            drop_postgres_schemas(postgres_dsn)

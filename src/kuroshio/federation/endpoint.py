@@ -35,6 +35,8 @@ T = TypeVar("T")
 logger = logging.getLogger("kuroshio.endpoint")
 
 HELLO_TIMEOUT_S: Final = 15.0
+SHED_CODE: Final = 1012
+"""WebSocket close code "service restart": the link is to connect again (see :meth:`shed`)."""
 REFUSALS_PER_MINUTE: Final = 60
 """Handshake refusals audited per minute; beyond that they are counted into the next entry, so
 a flood of bad connections cannot flood the audit log."""
@@ -161,6 +163,19 @@ class FederationEndpoint:
                 await channel.send(encode(signed))
             finally:
                 checked.task_done()
+
+    def shed(self, keep: int) -> None:
+        """Close this process's links beyond the first ``keep`` (the newest go), so that their
+        senders connect again and another receiving process of the node, holding fewer, takes
+        them (a batch being taken in meanwhile is committed or not; the sender resends it and
+        is answered once either way)."""
+        for party in list(self._sessions)[keep:]:
+            channel = self._sessions[party]
+            task = asyncio.get_running_loop().create_task(
+                channel.close(SHED_CODE, "moved to another receiving process of the node")
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         for task in list(self._background):

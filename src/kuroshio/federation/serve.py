@@ -298,9 +298,15 @@ async def _exchange(
     stack.push_async_callback(endpoint.close)
     if role in RECEIVES:
         if shared.sock is not None:
+            share = shared.share(node)
             listener = await wss.listen_on(
-                shared.sock, endpoint.handle, endpoint.on_refused, share=shared.share(node)
+                shared.sock, endpoint.handle, endpoint.on_refused, share=share
             )
+            # The supervisor asks (SIGUSR1) when a receiving process has come up: links held
+            # beyond this process's share move to it.
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGUSR1, endpoint.shed, share)
+            stack.callback(loop.remove_signal_handler, signal.SIGUSR1)
         else:
             listener = await wss.listen(
                 config.federation.host, config.federation.port, endpoint.handle, endpoint.on_refused

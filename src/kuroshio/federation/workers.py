@@ -47,6 +47,10 @@ database restart) do not all come back at the same instant."""
 STEADY_S: Final = 30.0
 """A worker that ran this long before it died is restarted at once, not after a long wait."""
 STOP_TIMEOUT_S: Final = 30.0
+REBALANCE_AGAIN_S: Final = 2.0
+"""After a receiving process comes up, the others are asked to pass on links beyond their share
+at once and once more this much later (a connection in its handshake the first time is not
+counted yet)."""
 
 
 class Worker:
@@ -64,6 +68,7 @@ class Worker:
         self.info: ServeInfo | None = None
 
     def start(self) -> None:
+        self.info = None
         self.process = subprocess.Popen(
             self.command,
             stdout=subprocess.PIPE,
@@ -246,7 +251,7 @@ def supervise(
                         pid=os.getpid(),
                     )
                 )
-            _watch(team)
+            _watch(team, rebalance=[time.monotonic(), time.monotonic() + REBALANCE_AGAIN_S])
         except _Stop:
             pass
         finally:
@@ -262,11 +267,24 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def _watch(team: list[Worker]) -> None:
-    """Restart workers as they die, until stopped."""
+def _rebalance(team: list[Worker]) -> None:
+    """Ask every running receiving process to pass on the links it holds beyond its share."""
+    for worker in team:
+        if worker.role == "receive" and worker.info is not None and worker.exited() is None:
+            assert worker.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signal.SIGUSR1)
+
+
+def _watch(team: list[Worker], rebalance: list[float]) -> None:
+    """Restart workers as they die, until stopped; spread the links over the receiving
+    processes at the ``rebalance`` times and whenever one of them has started again."""
     due: dict[str, float] = {}
     while True:
         now = time.monotonic()
+        if rebalance and now >= rebalance[0]:
+            rebalance.pop(0)
+            _rebalance(team)
         for worker in team:
             code = worker.exited()
             if code is not None and worker.name not in due:
@@ -284,6 +302,9 @@ def _watch(team: list[Worker]) -> None:
                     # Its ready line is read so that its pipe never fills; a worker that cannot
                     # start is seen dead on the next round and waits longer.
                     worker.ready(time.monotonic() + READY_TIMEOUT_S)
+                    if worker.role == "receive":
+                        later = time.monotonic()
+                        rebalance[:] = sorted([*rebalance, later, later + REBALANCE_AGAIN_S])
         time.sleep(0.1)
 
 
