@@ -175,3 +175,9 @@ def test_an_error_naming_a_toml_section_prints_it_as_written(node: Path) -> None
     result = run("serve", "--node", node, "--workers", "2")
     assert result.returncode == 2
     assert '[store] backend = "postgres"' in result.stderr
+
+
+def test_receiving_processes_are_for_a_node_on_postgresql_only(node: Path) -> None:
+    result = run("serve", "--node", node, "--receivers", "2")
+    assert result.returncode == 2
+    assert '[store] backend = "postgres"' in result.stderr
