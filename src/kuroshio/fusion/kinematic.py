@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -176,6 +177,69 @@ def _plane_of(ordered: Sequence[Observation]) -> Plane:
     return Plane(round(lons / len(ordered), 2), round(lats / len(ordered), 2))
 
 
+class Smoothed:
+    """A smoothed track as arrays: naive UTC times, means (n × 4: x, vx, y, vy in km and km/s
+    in the track's plane) and covariances (n × 4 × 4)."""
+
+    def __init__(self, times: list[dt.datetime], means: Any, covars: Any) -> None:
+        self.times = times
+        self.means = means
+        self.covars = covars
+
+
+class _RunningSmoother:
+    """Rauch–Tung–Striebel smoothing of a track that grows at its end (the same recursion as
+    Stone Soup's Kalman smoother), kept without a backward pass per state added.
+
+    Each earlier smoothed state is an affine function of the last one: mean ``A_k + G_k x_n``,
+    covariance ``B_k + G_k P_n G_kᵀ``. A new state turns the last into an earlier one, so every
+    ``A_k, B_k, G_k`` is updated in one batched product. Additions wait until the smoothed track
+    is asked for, and are then applied in order: the result depends on the states only."""
+
+    def __init__(self) -> None:
+        self._times: list[dt.datetime] = []
+        self._pending: list[tuple[Any, Any, Any]] = []
+        """Per state added after the first: its smoothing gain, mean and covariance offsets."""
+        self._applied = 0
+        self._offsets = np.zeros((0, 4))
+        self._spreads = np.zeros((0, 4, 4))
+        self._gains = np.zeros((0, 4, 4))
+        self._last: tuple[Any, Any] | None = None
+
+    def add(self, moment: dt.datetime, mean: Any, covar: Any, step: Any) -> None:
+        """A filtered state; ``step`` (after the first): the transition matrix from the previous
+        state and the prediction from it, ``(F, predicted mean, predicted covariance)``."""
+        if self._last is not None:
+            matrix, predicted_mean, predicted_covar = step
+            last_mean, last_covar = self._last
+            gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
+            offset = (last_mean - gain @ predicted_mean).ravel()
+            spread = last_covar - gain @ predicted_covar @ gain.T
+            self._pending.append((gain, offset, spread))
+        self._times.append(moment)
+        self._last = (mean, covar)
+
+    def smoothed(self) -> Smoothed:
+        for gain, offset, spread in self._pending:
+            gains = self._gains
+            self._offsets = np.concatenate(
+                (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
+            )
+            self._spreads = np.concatenate(
+                (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
+            )
+            self._gains = np.concatenate((gains @ gain, gain[None]))
+        self._pending.clear()
+        assert self._last is not None
+        last_mean, last_covar = self._last
+        gains = self._gains
+        means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
+        covars = np.concatenate(
+            (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
+        )
+        return Smoothed(list(self._times), means, covars)
+
+
 class TrackStates:
     """A kinematic track's states in its plane; the smoothed Stone Soup track is made when
     track-to-track association first asks for it."""
@@ -186,13 +250,30 @@ class TrackStates:
         self.plane = plane
         self._smoothed = smoothed
         self.followed = followed
+        self._arrays: Smoothed | None = None
 
     @property
     def track(self) -> Track:
+        """The smoothed track as Stone Soup states (a source track's made from its arrays)."""
         if self._smoothed is None:
             assert self.followed is not None
             self._smoothed = self.followed.smoothed()
         return self._smoothed
+
+    @property
+    def smoothed(self) -> Smoothed:
+        """The smoothed track's times, means and covariances, as arrays."""
+        if self._arrays is None:
+            if self.followed is not None:
+                self._arrays = self.followed.smoothed_arrays()
+            else:
+                states = self.track.states
+                self._arrays = Smoothed(
+                    [s.timestamp for s in states],
+                    np.array([np.asarray(s.state_vector, dtype=float).ravel() for s in states]),
+                    np.array([np.asarray(s.covar, dtype=float) for s in states]),
+                )
+        return self._arrays
 
 
 def _median(ordered: Sequence[float]) -> float:
@@ -277,6 +358,7 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
+        self._smoother = _RunningSmoother()
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -284,7 +366,7 @@ class FollowedTrack:
         self._mean = np.array([[x], [0.0], [y], [0.0]])
         self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
         self._time = _naive(first.observed_at)
-        self._add(first, self._mean, self._covar)
+        self._add(first, self._mean, self._covar, None)
         self.degrees = self.plane_with(())
         """The whole-degree point of the plane (what the plane depends on)."""
 
@@ -323,9 +405,9 @@ class FollowedTrack:
         mean = matrix @ self._mean
         covar = matrix @ self._covar @ matrix.T + transition.covar(time_interval=interval)
         self._time = timestamp
-        self._add(plot, mean, covar)
+        self._add(plot, mean, covar, (matrix, mean, covar))
 
-    def _add(self, plot: Observation, mean: Any, covar: Any) -> None:
+    def _add(self, plot: Observation, mean: Any, covar: Any, step: Any) -> None:
         lon, lat = plot.geometry.positions()[0]
         x, y = self.plane.to_km(lon, lat)
         noise = sigma_km(plot) ** 2
@@ -340,10 +422,15 @@ class FollowedTrack:
         self._mean = mean + gain @ residual
         self._covar = covar - gain @ cross.T
         self._steps.append((self._time, mean, covar, self._mean, self._covar))
+        self._smoother.add(self._time, self._mean, self._covar, step)
         self.members.append(plot)
         self.summary.add(plot)
         self._lon_sum += lon
         self._lat_sum += lat
+
+    def smoothed_arrays(self) -> Smoothed:
+        """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
+        return self._smoother.smoothed()
 
     def smoothed(self) -> Track:
         """The track smoothed (Stone Soup's Kalman smoother over the filtered states)."""
@@ -379,12 +466,24 @@ def follow_plots(
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
 
 
-def _state_at(track: Track, plane: Plane, moment: dt.datetime, kind: str) -> GaussianState:
-    predictor = _Filter(kind).predictor
-    earlier = [s for s in track.states if s.timestamp <= moment]
-    prior = earlier[-1] if earlier else track.states[0]
-    state = prior if prior.timestamp == moment else predictor.predict(prior, timestamp=moment)
-    return GaussianState(state.state_vector, state.covar, timestamp=moment)
+@functools.cache
+def _transition(kind: str) -> _Transition:
+    """The constant-velocity model of a kind (its matrices kept per time step)."""
+    return _Filter(kind).transition
+
+
+def _state_at(smoothed: Smoothed, moment: dt.datetime, kind: str) -> tuple[Any, Any]:
+    """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
+    before it (else its first), predicted to it by the track's own model."""
+    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
+    mean = smoothed.means[index][:, None]
+    covar = smoothed.covars[index]
+    if smoothed.times[index] == moment:
+        return mean, covar
+    transition = _transition(kind)
+    interval = moment - smoothed.times[index]
+    matrix = transition.matrix(time_interval=interval)
+    return matrix @ mean, matrix @ covar @ matrix.T + transition.covar(time_interval=interval)
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -399,8 +498,8 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
     start, end = max(a.start, b.start), min(a.end, b.end)
     if end < start:
         return None
-    track_a, plane_a = a.states.track, a.states.plane
-    track_b, plane_b = b.states.track, b.states.plane
+    smoothed_a, plane_a = a.states.smoothed, a.states.plane
+    smoothed_b, plane_b = b.states.smoothed, b.states.plane
     grid: list[dt.datetime] = []
     moment = _naive(start)
     while moment <= _naive(end):
@@ -408,18 +507,17 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    sampled_a = Track([_state_at(track_a, plane_a, t, a.kind) for t in grid])
+    sampled_a = Track(
+        [GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid]
+    )
     # b's states, moved into a's plane, so one Euclidean distance compares them.
     moved: list[GaussianState] = []
     for t in grid:
-        state = _state_at(track_b, plane_b, t, b.kind)
-        vector = state.state_vector
+        vector, covar = _state_at(smoothed_b, t, b.kind)
         lon, lat = plane_b.to_lonlat(float(vector[0, 0]), float(vector[2, 0]))
         x, y = plane_a.to_km(lon, lat)
         moved.append(
-            GaussianState(
-                np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), state.covar, timestamp=t
-            )
+            GaussianState(np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), covar, timestamp=t)
         )
     sampled_b = Track(moved)
     threshold = max(config.sigmas * math.hypot(a.sigma_km, b.sigma_km), config.min_gate_km)
@@ -451,20 +549,18 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     early, late = sorted((a, b), key=lambda unit: (unit.start, unit.key))
     if late.start - early.end > MAX_COAST:
         return None
-    track, plane = early.states.track, early.states.plane
+    smoothed, plane = early.states.smoothed, early.states.plane
     worst = 0.0
     checked = 0
     for member in late.members[:3]:
         if member.observed_at - early.end > MAX_COAST:
             break
         moment = _naive(member.observed_at)
-        state = _state_at(track, plane, moment, early.kind)
+        vector, covar = _state_at(smoothed, moment, early.kind)
         assert isinstance(member.geometry, Point)
         x, y = plane.to_km(*member.geometry.coordinates)
-        distance = math.hypot(
-            float(state.state_vector[0, 0]) - x, float(state.state_vector[2, 0]) - y
-        )
-        spread = math.sqrt(max(float(state.covar[0, 0]), float(state.covar[2, 2])))
+        distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
+        spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
         worst = max(worst, distance / limit)
         checked += 1
