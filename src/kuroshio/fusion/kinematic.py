@@ -44,6 +44,7 @@ from kuroshio.fusion.gating import (
     channel_of,
     sigma_km,
 )
+from kuroshio.fusion.reach import Reach
 from kuroshio.geo.shapes import LocalPlane as Plane
 from kuroshio.model import Observation, Point
 
@@ -53,6 +54,11 @@ MISSED_DISTANCE: Final = 3.0
 ACCELERATION_NOISE: Final = {"air": 5e-6, "sea": 2e-8}
 """Process noise of the constant-velocity model, km²/s³."""
 START_SPEED_KMS: Final = {"air": 0.3, "sea": 0.015}
+COAST_REACH: Final = dt.timedelta(seconds=30)
+"""A track's reach covers its states predicted this far past its end: the most the handover test
+predicts it to another party's track whose first three plots lie within this of its start."""
+BOUNDARY_SAMPLES: Final = 16
+"""Points along each side of a track's box in its plane, turned into lon/lat for its reach."""
 
 
 class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
@@ -185,6 +191,12 @@ class Smoothed:
         self.times = times
         self.means = means
         self.covars = covars
+
+    def intervals(self) -> Any:
+        """Seconds from each state to the next (n - 1 of them)."""
+        first = self.times[0]
+        seconds = np.fromiter(((t - first).total_seconds() for t in self.times), float)
+        return np.diff(seconds)
 
 
 class _RunningSmoother:
@@ -507,9 +519,7 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    sampled_a = Track(
-        [GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid]
-    )
+    sampled_a = Track([GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid])
     # b's states, moved into a's plane, so one Euclidean distance compares them.
     moved: list[GaussianState] = []
     for t in grid:
@@ -567,3 +577,63 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     if not checked or worst > 1.0:
         return None
     return worst
+
+
+def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
+    """Where :func:`tracks_associated` may compare positions of ``unit``, for
+    :mod:`kuroshio.fusion.reach` (whose docstring gives the argument).
+
+    The positions compared are the smoothed states predicted by the constant-velocity model to
+    moments within the track's span (a segment from each state along its velocity, to the next
+    state's time) or, in the handover test, up to the other track's first three plots (at most
+    :data:`COAST_REACH` past its end when that track's first three plots lie within it of its
+    start; else the track is left unbounded), and the track's own plots. The gate share is
+    ``sigmas × the largest of its sigma, its states' largest predicted spread and its first
+    three plots' sigmas, plus half the minimum gate``: two shares add up to at least the
+    counting threshold and the handover limit of any pair.
+    """
+    members = unit.members
+    head = members[min(2, len(members) - 1)].observed_at - unit.start
+    west, south, east, north = (float(v) for v in unit.shape.bounds)
+    where = (unit.key, unit.origin, unit.kind, unit.start, unit.end)
+    unbounded = Reach(*where, west, south, east, north, bounded=False)
+    if head > COAST_REACH or unit.states is None:
+        return unbounded
+    smoothed: Smoothed = unit.states.smoothed
+    means, covars = smoothed.means, smoothed.covars
+    steps = np.append(smoothed.intervals(), COAST_REACH.total_seconds())
+    xs = np.concatenate((means[:, 0], means[:, 0] + means[:, 1] * steps))
+    ys = np.concatenate((means[:, 2], means[:, 2] + means[:, 3] * steps))
+    # The predicted variance of x (and of y) over any part of a step is at most this.
+    noise = ACCELERATION_NOISE.get(unit.kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
+    variances = [
+        covars[:, i, i]
+        + 2 * steps * np.abs(covars[:, i, i + 1])
+        + steps**2 * covars[:, i + 1, i + 1]
+        + noise
+        for i in (0, 2)
+    ]
+    spread = math.sqrt(max(float(np.max(np.maximum(*variances))), 0.0))
+    left, right = float(xs.min()), float(xs.max())
+    low, high = float(ys.min()), float(ys.max())
+    side = np.linspace(0.0, 1.0, BOUNDARY_SAMPLES)
+    edge_x = np.concatenate((left + (right - left) * side, np.full(BOUNDARY_SAMPLES, right)))
+    edge_y = np.concatenate((np.full(BOUNDARY_SAMPLES, low), low + (high - low) * side))
+    # The other two sides, mirrored: lon and lat take their extremes on the box's edge.
+    edge_x = np.concatenate((edge_x, right + left - edge_x))
+    edge_y = np.concatenate((edge_y, high + low - edge_y))
+    lons, lats = unit.states.plane.to_lonlat_many(edge_x, edge_y)
+    if not (np.all(np.isfinite(lons)) and np.all(np.isfinite(lats))):
+        return unbounded
+    # Between two samples of a side, a point of the box is within half their spacing.
+    between = max(right - left, high - low) / (BOUNDARY_SAMPLES - 1) / 2
+    first = max(sigma_km(member) for member in members[:3])
+    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
+    return Reach(
+        *where,
+        min(float(lons.min()), west),
+        min(float(lats.min()), south),
+        max(float(lons.max()), east),
+        max(float(lats.max()), north),
+        between + share,
+    )
