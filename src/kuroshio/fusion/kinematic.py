@@ -57,8 +57,29 @@ START_SPEED_KMS: Final = {"air": 0.3, "sea": 0.015}
 COAST_REACH: Final = dt.timedelta(seconds=30)
 """A track's reach covers its states predicted this far past its end: the most the handover test
 predicts it to another party's track whose first three plots lie within this of its start."""
-BOUNDARY_SAMPLES: Final = 16
-"""Points along each side of a track's box in its plane, turned into lon/lat for its reach."""
+EDGE_SPACING_KM: Final = 4.0
+"""Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
+at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
+EDGE_SAMPLES: Final = 16
+
+
+@functools.cache
+def _edge(samples: int) -> Any:
+    """The edge of the unit square, ``samples`` points a side (corners shared), counterclockwise:
+    a box's edge samples, scaled and moved."""
+    side = np.linspace(0.0, 1.0, samples)[:-1]
+    return np.concatenate(
+        (
+            np.stack((side, np.zeros_like(side)), axis=1),
+            np.stack((np.ones_like(side), side), axis=1),
+            np.stack((1.0 - side, np.ones_like(side)), axis=1),
+            np.stack((np.zeros_like(side), 1.0 - side), axis=1),
+        )
+    )
+
+
+_POSITION: Final = np.array([0, 2])
+_VELOCITY: Final = np.array([1, 3])
 
 
 class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
@@ -184,19 +205,26 @@ def _plane_of(ordered: Sequence[Observation]) -> Plane:
 
 
 class Smoothed:
-    """A smoothed track as arrays: naive UTC times, means (n × 4: x, vx, y, vy in km and km/s
-    in the track's plane) and covariances (n × 4 × 4)."""
+    """A smoothed track as arrays: naive UTC times, seconds from the first, means (n × 4: x, vx,
+    y, vy in km and km/s in the track's plane) and covariances (n × 4 × 4)."""
 
-    def __init__(self, times: list[dt.datetime], means: Any, covars: Any) -> None:
+    def __init__(self, times: list[dt.datetime], seconds: Any, means: Any, covars: Any) -> None:
         self.times = times
+        self.seconds = seconds
         self.means = means
         self.covars = covars
 
-    def intervals(self) -> Any:
-        """Seconds from each state to the next (n - 1 of them)."""
-        first = self.times[0]
-        seconds = np.fromiter(((t - first).total_seconds() for t in self.times), float)
-        return np.diff(seconds)
+    @classmethod
+    def of(cls, track: Track) -> Smoothed:
+        """A Stone Soup track's states as arrays."""
+        states = track.states
+        times = [state.timestamp for state in states]
+        return cls(
+            times,
+            np.array([(t - times[0]).total_seconds() for t in times]),
+            np.array([np.asarray(s.state_vector, dtype=float).ravel() for s in states]),
+            np.array([np.asarray(s.covar, dtype=float) for s in states]),
+        )
 
 
 class _RunningSmoother:
@@ -205,51 +233,52 @@ class _RunningSmoother:
 
     Each earlier smoothed state is an affine function of the last one: mean ``A_k + G_k x_n``,
     covariance ``B_k + G_k P_n G_kᵀ``. A new state turns the last into an earlier one, so every
-    ``A_k, B_k, G_k`` is updated in one batched product. Additions wait until the smoothed track
-    is asked for, and are then applied in order: the result depends on the states only."""
+    ``A_k, B_k, G_k`` is updated in one batched product. States added wait until the smoothed
+    track is asked for, and are then taken in order: the result depends on the states only."""
 
-    def __init__(self) -> None:
+    def __init__(self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any) -> None:
+        self._steps = steps
+        """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
+        read as the filter adds them."""
+        self._model = model
         self._times: list[dt.datetime] = []
-        self._pending: list[tuple[Any, Any, Any]] = []
-        """Per state added after the first: its smoothing gain, mean and covariance offsets."""
-        self._applied = 0
+        self._seconds: list[float] = []
         self._offsets = np.zeros((0, 4))
         self._spreads = np.zeros((0, 4, 4))
         self._gains = np.zeros((0, 4, 4))
-        self._last: tuple[Any, Any] | None = None
 
-    def add(self, moment: dt.datetime, mean: Any, covar: Any, step: Any) -> None:
-        """A filtered state; ``step`` (after the first): the transition matrix from the previous
-        state and the prediction from it, ``(F, predicted mean, predicted covariance)``."""
-        if self._last is not None:
-            matrix, predicted_mean, predicted_covar = step
-            last_mean, last_covar = self._last
-            gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
-            offset = (last_mean - gain @ predicted_mean).ravel()
-            spread = last_covar - gain @ predicted_covar @ gain.T
-            self._pending.append((gain, offset, spread))
+    def _take(self, index: int) -> None:
+        """Make state ``index - 1`` an earlier state: its gain, offsets, and every earlier one's."""
+        earlier, _, _, last_mean, last_covar = self._steps[index - 1]
+        moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
+        matrix = self._model.matrix(time_interval=moment - earlier)
+        gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
+        offset = (last_mean - gain @ predicted_mean).ravel()
+        spread = last_covar - gain @ predicted_covar @ gain.T
+        gains = self._gains
+        self._offsets = np.concatenate(
+            (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
+        )
+        self._spreads = np.concatenate(
+            (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
+        )
+        self._gains = np.concatenate((gains @ gain, gain[None]))
+        self._seconds.append(self._seconds[-1] + (moment - earlier).total_seconds())
         self._times.append(moment)
-        self._last = (mean, covar)
 
     def smoothed(self) -> Smoothed:
-        for gain, offset, spread in self._pending:
-            gains = self._gains
-            self._offsets = np.concatenate(
-                (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
-            )
-            self._spreads = np.concatenate(
-                (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
-            )
-            self._gains = np.concatenate((gains @ gain, gain[None]))
-        self._pending.clear()
-        assert self._last is not None
-        last_mean, last_covar = self._last
+        if not self._seconds:
+            self._seconds.append(0.0)
+            self._times.append(self._steps[0][0])
+        while len(self._seconds) < len(self._steps):
+            self._take(len(self._seconds))
+        _, _, _, last_mean, last_covar = self._steps[-1]
         gains = self._gains
         means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
         covars = np.concatenate(
             (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
         )
-        return Smoothed(list(self._times), means, covars)
+        return Smoothed(list(self._times), np.array(self._seconds), means, covars)
 
 
 class TrackStates:
@@ -279,12 +308,7 @@ class TrackStates:
             if self.followed is not None:
                 self._arrays = self.followed.smoothed_arrays()
             else:
-                states = self.track.states
-                self._arrays = Smoothed(
-                    [s.timestamp for s in states],
-                    np.array([np.asarray(s.state_vector, dtype=float).ravel() for s in states]),
-                    np.array([np.asarray(s.covar, dtype=float) for s in states]),
-                )
+                self._arrays = Smoothed.of(self.track)
         return self._arrays
 
 
@@ -370,7 +394,7 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
-        self._smoother = _RunningSmoother()
+        self._smoother = _RunningSmoother(self._steps, self._filter.transition)
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -378,7 +402,7 @@ class FollowedTrack:
         self._mean = np.array([[x], [0.0], [y], [0.0]])
         self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
         self._time = _naive(first.observed_at)
-        self._add(first, self._mean, self._covar, None)
+        self._add(first, self._mean, self._covar)
         self.degrees = self.plane_with(())
         """The whole-degree point of the plane (what the plane depends on)."""
 
@@ -417,9 +441,9 @@ class FollowedTrack:
         mean = matrix @ self._mean
         covar = matrix @ self._covar @ matrix.T + transition.covar(time_interval=interval)
         self._time = timestamp
-        self._add(plot, mean, covar, (matrix, mean, covar))
+        self._add(plot, mean, covar)
 
-    def _add(self, plot: Observation, mean: Any, covar: Any, step: Any) -> None:
+    def _add(self, plot: Observation, mean: Any, covar: Any) -> None:
         lon, lat = plot.geometry.positions()[0]
         x, y = self.plane.to_km(lon, lat)
         noise = sigma_km(plot) ** 2
@@ -434,7 +458,6 @@ class FollowedTrack:
         self._mean = mean + gain @ residual
         self._covar = covar - gain @ cross.T
         self._steps.append((self._time, mean, covar, self._mean, self._covar))
-        self._smoother.add(self._time, self._mean, self._covar, step)
         self.members.append(plot)
         self.summary.add(plot)
         self._lon_sum += lon
@@ -601,32 +624,29 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
         return unbounded
     smoothed: Smoothed = unit.states.smoothed
     means, covars = smoothed.means, smoothed.covars
-    steps = np.append(smoothed.intervals(), COAST_REACH.total_seconds())
-    xs = np.concatenate((means[:, 0], means[:, 0] + means[:, 1] * steps))
-    ys = np.concatenate((means[:, 2], means[:, 2] + means[:, 3] * steps))
+    steps = np.append(np.diff(smoothed.seconds), COAST_REACH.total_seconds())[:, None]
+    # Each state and where its velocity takes it by the next state (the last: by the coast).
+    starts = means[:, _POSITION]
+    corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
+    (left, low), (right, high) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
     # The predicted variance of x (and of y) over any part of a step is at most this.
     noise = ACCELERATION_NOISE.get(unit.kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
-    variances = [
-        covars[:, i, i]
-        + 2 * steps * np.abs(covars[:, i, i + 1])
-        + steps**2 * covars[:, i + 1, i + 1]
+    variances = (
+        covars[:, _POSITION, _POSITION]
+        + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
+        + steps**2 * covars[:, _VELOCITY, _VELOCITY]
         + noise
-        for i in (0, 2)
-    ]
-    spread = math.sqrt(max(float(np.max(np.maximum(*variances))), 0.0))
-    left, right = float(xs.min()), float(xs.max())
-    low, high = float(ys.min()), float(ys.max())
-    side = np.linspace(0.0, 1.0, BOUNDARY_SAMPLES)
-    edge_x = np.concatenate((left + (right - left) * side, np.full(BOUNDARY_SAMPLES, right)))
-    edge_y = np.concatenate((np.full(BOUNDARY_SAMPLES, low), low + (high - low) * side))
-    # The other two sides, mirrored: lon and lat take their extremes on the box's edge.
-    edge_x = np.concatenate((edge_x, right + left - edge_x))
-    edge_y = np.concatenate((edge_y, high + low - edge_y))
-    lons, lats = unit.states.plane.to_lonlat_many(edge_x, edge_y)
-    if not (np.all(np.isfinite(lons)) and np.all(np.isfinite(lats))):
+    )
+    spread = math.sqrt(max(float(variances.max()), 0.0))
+    # lon and lat take their extremes over the box on its edge: samples along the four sides.
+    longest = max(right - left, high - low)
+    samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
+    edge = _edge(samples) * (right - left, high - low) + (left, low)
+    lons, lats = unit.states.plane.to_lonlat_many(edge[:, 0], edge[:, 1])
+    if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
         return unbounded
     # Between two samples of a side, a point of the box is within half their spacing.
-    between = max(right - left, high - low) / (BOUNDARY_SAMPLES - 1) / 2
+    between = longest / (samples - 1) / 2
     first = max(sigma_km(member) for member in members[:3])
     share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
     return Reach(

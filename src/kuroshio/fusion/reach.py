@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 KM_PER_LAT_DEGREE: Final = 110.574
@@ -35,7 +35,7 @@ than the parallel's true degree, N cos φ), km."""
 SAFETY: Final = 1.001
 """Distances are taken this much larger (and 1 m longer), for the projections' rounding."""
 POLAR_LATITUDE: Final = 89.0
-CELL_DEGREES: Final = 0.5
+CELL_DEGREES: Final = 0.25
 CELL_HOURS: Final = 1
 TOO_MANY_CELLS: Final = 400
 """A reach over more cells than this is kept aside and compared with every track."""
@@ -58,10 +58,14 @@ class Reach:
     bounded: bool = True
     """False when no box can be given (the association may compare positions of this track
     far beyond its plots): such a track is compared with every other party's track."""
+    widened: tuple[float, float, float, float] = field(init=False)
+    """The box widened by the margin: west, south, east, north (the whole circle of
+    longitude near a pole or the antimeridian)."""
 
-    def widened(self) -> tuple[float, float, float, float]:
-        """The box widened by the margin: west, south, east, north (the whole circle of
-        longitude near a pole or the antimeridian)."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widened", self._widened())
+
+    def _widened(self) -> tuple[float, float, float, float]:
         margin = self.margin_km * SAFETY + 0.001
         south = self.south - margin / KM_PER_LAT_DEGREE
         north = self.north + margin / KM_PER_LAT_DEGREE
@@ -86,8 +90,8 @@ def may_meet(a: Reach, b: Reach) -> bool:
         return False
     if not (a.bounded and b.bounded):
         return True
-    a_west, a_south, a_east, a_north = a.widened()
-    b_west, b_south, b_east, b_north = b.widened()
+    a_west, a_south, a_east, a_north = a.widened
+    b_west, b_south, b_east, b_north = b.widened
     return a_west <= b_east and b_west <= a_east and a_south <= b_north and b_south <= a_north
 
 
@@ -113,7 +117,7 @@ class ReachIndex:
         return any(count for held, count in self._origins.items() if held != origin)
 
     def _cells_for(self, reach: Reach) -> list[Cell] | None:
-        west, south, east, north = reach.widened()
+        west, south, east, north = reach.widened
         first_hour = math.floor(reach.start.timestamp() / 3600 / CELL_HOURS)
         last_hour = math.floor(reach.end.timestamp() / 3600 / CELL_HOURS)
         columns = range(math.floor(west / CELL_DEGREES), math.floor(east / CELL_DEGREES) + 1)
