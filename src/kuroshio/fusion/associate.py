@@ -274,7 +274,11 @@ class FusionEngine:
         track-to-track association could accept); puts the unit's own reach in the index."""
         from kuroshio.fusion.kinematic import track_reach
 
-        others = [origin for origin, waiting in self._unreached.items() if origin != unit.origin]
+        others = [
+            origin
+            for origin, waiting in self._unreached.items()
+            if origin != unit.origin and waiting
+        ]
         for origin in others:
             for waiting in self._unreached.pop(origin).values():
                 self._reaches.add(track_reach(waiting, self.config))
