@@ -25,8 +25,9 @@ SEEDS = range(1, 4) if QUICK else range(1, 11)
 DENSE_TRACKS = 200 if QUICK else 1000
 DENSE_SECONDS = 20 if QUICK else 60
 WARM_SECONDS = 3
-SHARED_TRACKS = 100 if QUICK else 500
-SHARED_SECONDS = 20 if QUICK else 60
+SHARED_TRACKS = int(os.environ.get("KUROSHIO_BENCH_SHARED_TRACKS", 100 if QUICK else 500))
+SHARED_SECONDS = int(os.environ.get("KUROSHIO_BENCH_SHARED_SECONDS", 20 if QUICK else 60))
+"""Each party's source tracks and the seconds they are measured for (after the warm-up)."""
 SHARED = 0.6
 
 
