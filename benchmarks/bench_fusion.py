@@ -4,7 +4,9 @@ Scenarios from :mod:`kuroshio.fusion.synthetic` (Taiwan radar plots and Japan's,
 10 km grid, late and out of order, some corrected and some sent twice), fused in one batch and,
 for one scenario, report by report. Dense radar: a live radar feed of many source tracks, each
 updated once a second, added report by report to one engine whose picture is read once a scan
-(as a display reads it). Prints one JSON line of results.
+(as a display reads it). Shared feeds: two parties' live radar feeds over one area, most of
+their tracks on the same aircraft, added to one engine the same way; their tracks are associated
+across the parties. Prints one JSON line of results.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ import sys
 import time
 
 from kuroshio.fusion import FusionEngine, fuse
-from kuroshio.fusion.synthetic import Scores, radar_feed, scenario, score
+from kuroshio.fusion.synthetic import Scores, radar_feed, scenario, score, shared_radar_feeds
 
 QUICK = os.environ.get("KUROSHIO_BENCH_QUICK", "") not in ("", "0")
 SEEDS = range(1, 4) if QUICK else range(1, 11)
 DENSE_TRACKS = 200 if QUICK else 1000
 DENSE_SECONDS = 20 if QUICK else 60
 WARM_SECONDS = 3
+SHARED_TRACKS = int(os.environ.get("KUROSHIO_BENCH_SHARED_TRACKS", 100 if QUICK else 500))
+SHARED_SECONDS = int(os.environ.get("KUROSHIO_BENCH_SHARED_SECONDS", 20 if QUICK else 60))
+"""Each party's source tracks and the seconds they are measured for (after the warm-up)."""
+SHARED = 0.6
 
 
 def dense_radar() -> tuple[float, Scores]:
@@ -44,6 +50,32 @@ def dense_radar() -> tuple[float, Scores]:
     items = engine.picture()
     rate = counted / (time.process_time() - started)
     return rate, score([[s.id for s in item.sources] for item in items], feed.truth)
+
+
+def shared_feeds() -> tuple[float, Scores]:
+    """Reports/s (CPU) of two parties' live feeds into fused tracks, and how the parties' source
+    tracks were put together (pairs of source tracks against the aircraft they follow)."""
+    feeds = shared_radar_feeds(
+        5, tracks=SHARED_TRACKS, seconds=SHARED_SECONDS + WARM_SECONDS, shared=SHARED
+    )
+    engine = FusionEngine()
+    warm = feeds.observations[0].observed_at + dt.timedelta(seconds=WARM_SECONDS)
+    scan = None
+    started = 0.0
+    counted = 0
+    for observation in feeds.observations:
+        second = observation.observed_at.replace(microsecond=0)
+        if second != scan:  # every party's scan of one second, then the display reads
+            engine.picture()
+            if observation.observed_at == warm:
+                started = time.process_time()
+        scan = second
+        engine.add(observation)
+        counted += observation.observed_at >= warm
+    items = engine.picture()
+    rate = counted / (time.process_time() - started)
+    tracks = [sorted({source.id.split("@")[0] for source in item.sources}) for item in items]
+    return rate, score(tracks, feeds.track_truth)
 
 
 def main() -> None:
@@ -68,6 +100,7 @@ def main() -> None:
         engine.picture()
     incremental = time.perf_counter() - started
     dense_rate, dense = dense_radar()
+    shared_rate, shared = shared_feeds()
     result = {
         "name": "fusion",
         "metrics": {
@@ -77,6 +110,9 @@ def main() -> None:
             "dense_radar_reports_per_s": round(dense_rate),
             "dense_radar_precision": round(dense.precision, 4),
             "dense_radar_recall": round(dense.recall, 4),
+            "shared_feeds_reports_per_s": round(shared_rate),
+            "shared_feeds_track_precision": round(shared.precision, 4),
+            "shared_feeds_track_recall": round(shared.recall, 4),
         },
         "targets": {
             "precision": ">= 0.95",
@@ -84,6 +120,7 @@ def main() -> None:
             "cross_precision": ">= 0.95",
             "cross_recall": ">= 0.95",
             "dense_radar_reports_per_s": ">= 5000",
+            "shared_feeds_reports_per_s": ">= 5000",
         },
         "setup": {
             "seeds": list(SEEDS),
@@ -91,6 +128,13 @@ def main() -> None:
             "hours": 6,
             "grid_km": 10,
             "dense_radar": {"tracks": DENSE_TRACKS, "seconds": DENSE_SECONDS, "update_hz": 1},
+            "shared_feeds": {
+                "parties": 2,
+                "tracks_each": SHARED_TRACKS,
+                "shared": SHARED,
+                "seconds": SHARED_SECONDS,
+                "update_hz": 1,
+            },
         },
     }
     sys.stdout.write(json.dumps(result) + "\n")

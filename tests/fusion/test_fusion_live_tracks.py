@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterable
 
 import msgspec
+import numpy as np
 
 from kuroshio.feeds.base import TrackUpdate
 from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.gating import MAX_COAST
+from kuroshio.fusion.kinematic import FollowedTrack
 from kuroshio.fusion.synthetic import START, radar_feed, score
-from kuroshio.geo.shapes import destination
+from kuroshio.geo.shapes import LocalPlane, destination
 from kuroshio.model import Marking, Observation
 
 MARKING = Marking(tlp="AMBER", releasable_to=("JPN", "TWN"))
@@ -26,7 +29,13 @@ def _mapper(origin: str) -> ObservationMapper:
 
 
 def _flight(
-    origin: str, track: str, lon: float, lat: float, seconds: range, *, course: float = 45.0
+    origin: str,
+    track: str,
+    lon: float,
+    lat: float,
+    seconds: Iterable[int],
+    *,
+    course: float = 45.0,
 ) -> list[Observation]:
     """One aircraft at 200 m/s, an update a second at the given seconds after START."""
     mapper = _mapper(origin)
@@ -129,3 +138,18 @@ def test_another_partys_track_joins_and_one_feeds_tracks_never_do() -> None:
         ["JPN:radar:cat062:9/9:6"],
         ["TWN:radar:cat062:1/2:2"],
     ]
+
+
+def test_a_growing_source_tracks_smoothing_is_the_kalman_smoothers() -> None:
+    flight = _flight("TWN", "cat062:1/2:3", 121.0, 24.0, [*range(0, 40), *range(45, 200, 5)])
+    track = FollowedTrack(flight[0], LocalPlane(121.0, 24.0))
+    for number, plot in enumerate(flight[1:], start=2):
+        track.extend(plot)
+        if number % 7 and number != len(flight):
+            continue  # asked now and then, as another party's track comes by
+        kept = track.smoothed_arrays()
+        smoothed = track.smoothed().states  # Stone Soup's smoother over the whole track
+        assert kept.times == [state.timestamp for state in smoothed]
+        for mean, covar, state in zip(kept.means, kept.covars, smoothed, strict=True):
+            assert np.allclose(mean, np.ravel(state.state_vector), rtol=1e-9, atol=1e-9)
+            assert np.allclose(covar, state.covar, rtol=1e-9, atol=1e-12)

@@ -2,6 +2,7 @@
 
 :mod:`~kuroshio.fusion.gating` says whether two reports can be one sortie;
 :mod:`~kuroshio.fusion.kinematic` tracks point reports and associates tracks on Stone Soup;
+:mod:`~kuroshio.fusion.reach` finds the other parties' tracks a track can be associated with;
 :mod:`~kuroshio.fusion.associate` keeps the fused picture as reports arrive;
 :mod:`~kuroshio.fusion.totals` counts it by day and :mod:`~kuroshio.fusion.episodes` finds the
 periods two or more parties reported; :mod:`~kuroshio.fusion.novelty` serves the ledger.

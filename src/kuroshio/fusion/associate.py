@@ -31,6 +31,7 @@ from kuroshio.fusion.gating import (
     report_unit,
     series_key,
 )
+from kuroshio.fusion.reach import ReachIndex
 from kuroshio.geo.shapes import shape_of
 from kuroshio.model import Geometry, LineString, Observation, PartyCode, Point
 
@@ -104,9 +105,13 @@ class FusionEngine:
         self._units: dict[str, Unit] = {}
         self._unit_of: dict[str, str] = {}
         self._edges: dict[str, dict[str, float]] = {}
-        self._by_day: dict[dt.date, dict[tuple[str, bool], set[str]]] = {}
-        """Units by day, channel and whether kinematic (one channel's tracks are never
-        compared: its tracker has decided)."""
+        self._by_day: dict[dt.date, dict[tuple[str, str, bool], set[str]]] = {}
+        """Units by day, origin, channel and whether kinematic (one channel's tracks are never
+        compared: its tracker has decided; other parties' tracks are found by their reach)."""
+        self._reaches = ReachIndex()
+        """Kinematic units' reaches, to find the other parties' tracks a track may meet."""
+        self._unreached: dict[str, dict[str, Unit]] = {}
+        """Kinematic units not yet in the index, by origin: no other party had a track yet."""
         self._cluster_of: dict[str, str] = {}
         self._items: dict[str, FusedItem] = {}
         self._item_units: dict[str, list[str]] = {}
@@ -236,20 +241,24 @@ class FusionEngine:
         return days
 
     def _put_unit(self, unit: Unit) -> None:
-        neighbours: set[str] = set()
+        neighbours: set[str] = set(self._tracks_met(unit)) if unit.kinematic else set()
         first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
         last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
-        own = (unit.channel, True) if unit.kinematic else None
         day = first
         while day <= last:
-            for bucket, keys in self._by_day.get(day, {}).items():
-                if bucket != own:
-                    neighbours |= keys
+            for (origin, channel, kinematic), keys in self._by_day.get(day, {}).items():
+                if (
+                    kinematic
+                    and unit.kinematic
+                    and (channel == unit.channel or origin != unit.origin)
+                ):
+                    continue  # one tracker's decision, or found by reach above
+                neighbours |= keys
             day += dt.timedelta(days=1)
         self._units[unit.key] = unit
         for member in unit.members:
             self._unit_of[member.id] = unit.key
-        bucket = (unit.channel, unit.kinematic)
+        bucket = (unit.origin, unit.channel, unit.kinematic)
         for day in self._days(unit):
             self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
         edges = self._edges.setdefault(unit.key, {})
@@ -259,6 +268,28 @@ class FusionEngine:
                 edges[other_key] = cost
                 self._edges[other_key][unit.key] = cost
         self._dirty.add(unit.key)
+
+    def _tracks_met(self, unit: Unit) -> list[str]:
+        """Other parties' kinematic units whose reach meets this one's (every pair the
+        track-to-track association could accept); puts the unit's own reach in the index."""
+        from kuroshio.fusion.kinematic import track_reach
+
+        others = [
+            origin
+            for origin, waiting in self._unreached.items()
+            if origin != unit.origin and waiting
+        ]
+        for origin in others:
+            for waiting in self._unreached.pop(origin).values():
+                self._reaches.add(track_reach(waiting, self.config))
+        if not others and not self._reaches.holds_other_than(unit.origin):
+            # No other party's track to meet: the reach is made when one comes.
+            self._unreached.setdefault(unit.origin, {})[unit.key] = unit
+            return []
+        reach = track_reach(unit, self.config)
+        met = self._reaches.meeting(reach)
+        self._reaches.add(reach)
+        return [key for key in met if self._units[key].origin != unit.origin]
 
     def _cost(self, a: Unit, b: Unit) -> float | None:
         if a.kinematic and b.kinematic:
@@ -279,9 +310,12 @@ class FusionEngine:
         for member in unit.members:
             if self._unit_of.get(member.id) == key:
                 del self._unit_of[member.id]
-        bucket = (unit.channel, unit.kinematic)
+        bucket = (unit.origin, unit.channel, unit.kinematic)
         for day in self._days(unit):
             self._by_day.get(day, {}).get(bucket, set()).discard(key)
+        if unit.kinematic:
+            self._reaches.remove(key)
+            self._unreached.get(unit.origin, {}).pop(key, None)
         for other in self._edges.pop(key, {}):
             self._edges[other].pop(key, None)
             self._dirty.add(other)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -43,6 +44,7 @@ from kuroshio.fusion.gating import (
     channel_of,
     sigma_km,
 )
+from kuroshio.fusion.reach import Reach
 from kuroshio.geo.shapes import LocalPlane as Plane
 from kuroshio.model import Observation, Point
 
@@ -52,6 +54,32 @@ MISSED_DISTANCE: Final = 3.0
 ACCELERATION_NOISE: Final = {"air": 5e-6, "sea": 2e-8}
 """Process noise of the constant-velocity model, km²/s³."""
 START_SPEED_KMS: Final = {"air": 0.3, "sea": 0.015}
+COAST_REACH: Final = dt.timedelta(seconds=30)
+"""A track's reach covers its states predicted this far past its end: the most the handover test
+predicts it to another party's track whose first three plots lie within this of its start."""
+EDGE_SPACING_KM: Final = 4.0
+"""Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
+at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
+EDGE_SAMPLES: Final = 16
+
+
+@functools.cache
+def _edge(samples: int) -> Any:
+    """The edge of the unit square, ``samples`` points a side (corners shared), counterclockwise:
+    a box's edge samples, scaled and moved."""
+    side = np.linspace(0.0, 1.0, samples)[:-1]
+    return np.concatenate(
+        (
+            np.stack((side, np.zeros_like(side)), axis=1),
+            np.stack((np.ones_like(side), side), axis=1),
+            np.stack((1.0 - side, np.ones_like(side)), axis=1),
+            np.stack((np.zeros_like(side), 1.0 - side), axis=1),
+        )
+    )
+
+
+_POSITION: Final = np.array([0, 2])
+_VELOCITY: Final = np.array([1, 3])
 
 
 class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
@@ -176,6 +204,83 @@ def _plane_of(ordered: Sequence[Observation]) -> Plane:
     return Plane(round(lons / len(ordered), 2), round(lats / len(ordered), 2))
 
 
+class Smoothed:
+    """A smoothed track as arrays: naive UTC times, seconds from the first, means (n × 4: x, vx,
+    y, vy in km and km/s in the track's plane) and covariances (n × 4 × 4)."""
+
+    def __init__(self, times: list[dt.datetime], seconds: Any, means: Any, covars: Any) -> None:
+        self.times = times
+        self.seconds = seconds
+        self.means = means
+        self.covars = covars
+
+    @classmethod
+    def of(cls, track: Track) -> Smoothed:
+        """A Stone Soup track's states as arrays."""
+        states = track.states
+        times = [state.timestamp for state in states]
+        return cls(
+            times,
+            np.array([(t - times[0]).total_seconds() for t in times]),
+            np.array([np.asarray(s.state_vector, dtype=float).ravel() for s in states]),
+            np.array([np.asarray(s.covar, dtype=float) for s in states]),
+        )
+
+
+class _RunningSmoother:
+    """Rauch–Tung–Striebel smoothing of a track that grows at its end (the same recursion as
+    Stone Soup's Kalman smoother), kept without a backward pass per state added.
+
+    Each earlier smoothed state is an affine function of the last one: mean ``A_k + G_k x_n``,
+    covariance ``B_k + G_k P_n G_kᵀ``. A new state turns the last into an earlier one, so every
+    ``A_k, B_k, G_k`` is updated in one batched product. States added wait until the smoothed
+    track is asked for, and are then taken in order: the result depends on the states only."""
+
+    def __init__(self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any) -> None:
+        self._steps = steps
+        """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
+        read as the filter adds them."""
+        self._model = model
+        self._times: list[dt.datetime] = []
+        self._seconds: list[float] = []
+        self._offsets = np.zeros((0, 4))
+        self._spreads = np.zeros((0, 4, 4))
+        self._gains = np.zeros((0, 4, 4))
+
+    def _take(self, index: int) -> None:
+        """Make state ``index - 1`` an earlier state: its gain, offsets, and every earlier one's."""
+        earlier, _, _, last_mean, last_covar = self._steps[index - 1]
+        moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
+        matrix = self._model.matrix(time_interval=moment - earlier)
+        gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
+        offset = (last_mean - gain @ predicted_mean).ravel()
+        spread = last_covar - gain @ predicted_covar @ gain.T
+        gains = self._gains
+        self._offsets = np.concatenate(
+            (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
+        )
+        self._spreads = np.concatenate(
+            (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
+        )
+        self._gains = np.concatenate((gains @ gain, gain[None]))
+        self._seconds.append(self._seconds[-1] + (moment - earlier).total_seconds())
+        self._times.append(moment)
+
+    def smoothed(self) -> Smoothed:
+        if not self._seconds:
+            self._seconds.append(0.0)
+            self._times.append(self._steps[0][0])
+        while len(self._seconds) < len(self._steps):
+            self._take(len(self._seconds))
+        _, _, _, last_mean, last_covar = self._steps[-1]
+        gains = self._gains
+        means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
+        covars = np.concatenate(
+            (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
+        )
+        return Smoothed(list(self._times), np.array(self._seconds), means, covars)
+
+
 class TrackStates:
     """A kinematic track's states in its plane; the smoothed Stone Soup track is made when
     track-to-track association first asks for it."""
@@ -186,13 +291,25 @@ class TrackStates:
         self.plane = plane
         self._smoothed = smoothed
         self.followed = followed
+        self._arrays: Smoothed | None = None
 
     @property
     def track(self) -> Track:
+        """The smoothed track as Stone Soup states (a source track's made from its arrays)."""
         if self._smoothed is None:
             assert self.followed is not None
             self._smoothed = self.followed.smoothed()
         return self._smoothed
+
+    @property
+    def smoothed(self) -> Smoothed:
+        """The smoothed track's times, means and covariances, as arrays."""
+        if self._arrays is None:
+            if self.followed is not None:
+                self._arrays = self.followed.smoothed_arrays()
+            else:
+                self._arrays = Smoothed.of(self.track)
+        return self._arrays
 
 
 def _median(ordered: Sequence[float]) -> float:
@@ -277,6 +394,7 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
+        self._smoother = _RunningSmoother(self._steps, self._filter.transition)
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -345,6 +463,10 @@ class FollowedTrack:
         self._lon_sum += lon
         self._lat_sum += lat
 
+    def smoothed_arrays(self) -> Smoothed:
+        """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
+        return self._smoother.smoothed()
+
     def smoothed(self) -> Track:
         """The track smoothed (Stone Soup's Kalman smoother over the filtered states)."""
         states = []
@@ -379,12 +501,24 @@ def follow_plots(
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
 
 
-def _state_at(track: Track, plane: Plane, moment: dt.datetime, kind: str) -> GaussianState:
-    predictor = _Filter(kind).predictor
-    earlier = [s for s in track.states if s.timestamp <= moment]
-    prior = earlier[-1] if earlier else track.states[0]
-    state = prior if prior.timestamp == moment else predictor.predict(prior, timestamp=moment)
-    return GaussianState(state.state_vector, state.covar, timestamp=moment)
+@functools.cache
+def _transition(kind: str) -> _Transition:
+    """The constant-velocity model of a kind (its matrices kept per time step)."""
+    return _Filter(kind).transition
+
+
+def _state_at(smoothed: Smoothed, moment: dt.datetime, kind: str) -> tuple[Any, Any]:
+    """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
+    before it (else its first), predicted to it by the track's own model."""
+    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
+    mean = smoothed.means[index][:, None]
+    covar = smoothed.covars[index]
+    if smoothed.times[index] == moment:
+        return mean, covar
+    transition = _transition(kind)
+    interval = moment - smoothed.times[index]
+    matrix = transition.matrix(time_interval=interval)
+    return matrix @ mean, matrix @ covar @ matrix.T + transition.covar(time_interval=interval)
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -399,8 +533,8 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
     start, end = max(a.start, b.start), min(a.end, b.end)
     if end < start:
         return None
-    track_a, plane_a = a.states.track, a.states.plane
-    track_b, plane_b = b.states.track, b.states.plane
+    smoothed_a, plane_a = a.states.smoothed, a.states.plane
+    smoothed_b, plane_b = b.states.smoothed, b.states.plane
     grid: list[dt.datetime] = []
     moment = _naive(start)
     while moment <= _naive(end):
@@ -408,18 +542,15 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    sampled_a = Track([_state_at(track_a, plane_a, t, a.kind) for t in grid])
+    sampled_a = Track([GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid])
     # b's states, moved into a's plane, so one Euclidean distance compares them.
     moved: list[GaussianState] = []
     for t in grid:
-        state = _state_at(track_b, plane_b, t, b.kind)
-        vector = state.state_vector
+        vector, covar = _state_at(smoothed_b, t, b.kind)
         lon, lat = plane_b.to_lonlat(float(vector[0, 0]), float(vector[2, 0]))
         x, y = plane_a.to_km(lon, lat)
         moved.append(
-            GaussianState(
-                np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), state.covar, timestamp=t
-            )
+            GaussianState(np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), covar, timestamp=t)
         )
     sampled_b = Track(moved)
     threshold = max(config.sigmas * math.hypot(a.sigma_km, b.sigma_km), config.min_gate_km)
@@ -451,23 +582,78 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     early, late = sorted((a, b), key=lambda unit: (unit.start, unit.key))
     if late.start - early.end > MAX_COAST:
         return None
-    track, plane = early.states.track, early.states.plane
+    smoothed, plane = early.states.smoothed, early.states.plane
     worst = 0.0
     checked = 0
     for member in late.members[:3]:
         if member.observed_at - early.end > MAX_COAST:
             break
         moment = _naive(member.observed_at)
-        state = _state_at(track, plane, moment, early.kind)
+        vector, covar = _state_at(smoothed, moment, early.kind)
         assert isinstance(member.geometry, Point)
         x, y = plane.to_km(*member.geometry.coordinates)
-        distance = math.hypot(
-            float(state.state_vector[0, 0]) - x, float(state.state_vector[2, 0]) - y
-        )
-        spread = math.sqrt(max(float(state.covar[0, 0]), float(state.covar[2, 2])))
+        distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
+        spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
         worst = max(worst, distance / limit)
         checked += 1
     if not checked or worst > 1.0:
         return None
     return worst
+
+
+def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
+    """Where :func:`tracks_associated` may compare positions of ``unit``, for
+    :mod:`kuroshio.fusion.reach` (whose docstring gives the argument).
+
+    The positions compared are the smoothed states predicted by the constant-velocity model to
+    moments within the track's span (a segment from each state along its velocity, to the next
+    state's time) or, in the handover test, up to the other track's first three plots (at most
+    :data:`COAST_REACH` past its end when that track's first three plots lie within it of its
+    start; else the track is left unbounded), and the track's own plots. The gate share is
+    ``sigmas × the largest of its sigma, its states' largest predicted spread and its first
+    three plots' sigmas, plus half the minimum gate``: two shares add up to at least the
+    counting threshold and the handover limit of any pair.
+    """
+    members = unit.members
+    head = members[min(2, len(members) - 1)].observed_at - unit.start
+    west, south, east, north = (float(v) for v in unit.shape.bounds)
+    where = (unit.key, unit.origin, unit.kind, unit.start, unit.end)
+    unbounded = Reach(*where, west, south, east, north, bounded=False)
+    if head > COAST_REACH or unit.states is None:
+        return unbounded
+    smoothed: Smoothed = unit.states.smoothed
+    means, covars = smoothed.means, smoothed.covars
+    steps = np.append(np.diff(smoothed.seconds), COAST_REACH.total_seconds())[:, None]
+    # Each state and where its velocity takes it by the next state (the last: by the coast).
+    starts = means[:, _POSITION]
+    corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
+    (left, low), (right, high) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+    # The predicted variance of x (and of y) over any part of a step is at most this.
+    noise = ACCELERATION_NOISE.get(unit.kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
+    variances = (
+        covars[:, _POSITION, _POSITION]
+        + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
+        + steps**2 * covars[:, _VELOCITY, _VELOCITY]
+        + noise
+    )
+    spread = math.sqrt(max(float(variances.max()), 0.0))
+    # lon and lat take their extremes over the box on its edge: samples along the four sides.
+    longest = max(right - left, high - low)
+    samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
+    edge = _edge(samples) * (right - left, high - low) + (left, low)
+    lons, lats = unit.states.plane.to_lonlat_many(edge[:, 0], edge[:, 1])
+    if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
+        return unbounded
+    # Between two samples of a side, a point of the box is within half their spacing.
+    between = longest / (samples - 1) / 2
+    first = max(sigma_km(member) for member in members[:3])
+    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
+    return Reach(
+        *where,
+        min(float(lons.min()), west),
+        min(float(lats.min()), south),
+        max(float(lons.max()), east),
+        max(float(lats.max()), north),
+        between + share,
+    )

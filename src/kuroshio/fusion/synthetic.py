@@ -299,3 +299,75 @@ def radar_feed(
             observations.append(observation)
             truth[observation.id] = sortie.number
     return RadarFeed(observations=observations, truth=truth)
+
+
+class SharedFeeds(msgspec.Struct, frozen=True):
+    """Several parties' live radar feeds over one area, many of their tracks on one aircraft."""
+
+    observations: list[Observation]
+    """In arrival order: second by second, each party's scan in track order."""
+    truth: dict[str, int]
+    """Report id → aircraft number."""
+    track_truth: dict[str, int]
+    """Source track (``<origin>:<feed>:<track>``, a report id without its ``@time``) → aircraft."""
+
+
+def shared_radar_feeds(
+    seed: int = 7,
+    *,
+    parties: tuple[str, ...] = ("TWN", "JPN"),
+    tracks: int = 500,
+    seconds: int = 60,
+    shared: float = 0.6,
+    noise_km: float = 0.3,
+) -> SharedFeeds:
+    """``tracks`` source tracks from each of ``parties``' radar feeds, updated once a second for
+    ``seconds``; ``shared`` of each party's tracks are aircraft every party sees, the rest its
+    own. Party ``i`` scans ``i / len(parties)`` of a second after the first, numbers its tracks
+    in its own order and reports each position with ``noise_km`` of noise."""
+    rng = random.Random(seed)
+    common = round(shared * tracks)
+    total = common + len(parties) * (tracks - common)
+    plan = [msgspec.structs.replace(s, start=START) for s in _sorties(rng, total, 1.0)]
+    seen: dict[str, list[Sortie]] = {}
+    for index, party in enumerate(parties):
+        own = plan[common + index * (tracks - common) : common + (index + 1) * (tracks - common)]
+        mine = plan[:common] + own
+        rng.shuffle(mine)
+        seen[party] = mine
+    mappers = {
+        party: ObservationMapper(
+            origin=party,
+            feed="radar",
+            sensor="radar",
+            marking=Marking(tlp="AMBER", releasable_to=tuple(sorted(parties))),
+            confidence=0.9,
+            uncertainty_m=noise_km * 1000.0,
+        )
+        for party in parties
+    }
+    observations: list[Observation] = []
+    truth: dict[str, int] = {}
+    track_truth: dict[str, int] = {}
+    for second in range(seconds):
+        for index, party in enumerate(parties):
+            moment = START + dt.timedelta(seconds=second + index / len(parties))
+            for number, sortie in enumerate(seen[party]):
+                lon, lat = sortie.position(moment)
+                north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
+                bearing = math.degrees(math.atan2(east, north))
+                lon, lat = destination(lon, lat, bearing, math.hypot(north, east))
+                update = TrackUpdate(
+                    track=f"cat062:{index + 1}/1:{number}",
+                    kind="air",
+                    at=moment,
+                    lon=lon,
+                    lat=lat,
+                    platform_class=sortie.platform_class,
+                    platform_type=sortie.type,
+                )
+                observation = mappers[party](update)
+                observations.append(observation)
+                truth[observation.id] = sortie.number
+                track_truth[observation.id.split("@")[0]] = sortie.number
+    return SharedFeeds(observations=observations, truth=truth, track_truth=track_truth)

@@ -108,6 +108,10 @@ class LocalPlane:
         lon, lat = self._inverse.transform(x, y)
         return float(lon), float(lat)
 
+    def to_lonlat_many(self, xs: Any, ys: Any) -> tuple[Any, Any]:
+        """Many points of the plane at once (numpy arrays of x and y, km): lon and lat arrays."""
+        return self._inverse.transform(xs, ys)
+
 
 __all__ = [
     "GEOD",
