@@ -153,3 +153,23 @@ def test_a_growing_source_tracks_smoothing_is_the_kalman_smoothers() -> None:
         for mean, covar, state in zip(kept.means, kept.covars, smoothed, strict=True):
             assert np.allclose(mean, np.ravel(state.state_vector), rtol=1e-9, atol=1e-9)
             assert np.allclose(covar, state.covar, rtol=1e-9, atol=1e-12)
+
+
+def test_crossing_aircrafts_plots_give_one_picture_however_memory_is_laid_out() -> None:
+    # Two aircraft cross at one point, reported as plots (no source track) without noise: at the
+    # crossing both plots cost the same for either track. The tie is broken by report id, never
+    # by where the tracker's objects happen to lie in memory.
+    plots = [
+        msgspec.structs.replace(plot, track=None)
+        for track, course in (("cat048:1/1:1", 45.0), ("cat048:1/1:2", 135.0))
+        for plot in _flight("TWN", track, 122.0, 24.0, range(-100, 100, 4), course=course)
+    ]
+    pictures = set()
+    for repeat in range(24):
+        # Different amounts of live garbage between runs move where new objects are allocated.
+        ballast = [object() for _ in range(repeat * 97)]
+        pictures.add(_encoded(fuse(plots)))
+        del ballast
+    assert len(pictures) == 1
+    (picture,) = pictures
+    assert len(msgspec.json.decode(picture)) == 2

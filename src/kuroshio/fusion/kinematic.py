@@ -159,19 +159,25 @@ def track_plots(
         scans.setdefault(observation.observed_at, []).append(observation)
     for moment, scan in scans.items():
         timestamp = _naive(moment)
-        live = {t for t in tracks if timestamp - t.timestamp <= MAX_COAST}
-        detections = {_detection(o, plane) for o in scan}
+        # Lists in a fixed order (tracks by their first plot, plots by id), never sets: where two
+        # assignments cost exactly the same (two aircraft crossing, plots without noise), the
+        # assignment picks by the order it is given, which must not be the objects' addresses.
+        live = sorted(
+            (t for t in tracks if timestamp - t.timestamp <= MAX_COAST),
+            key=lambda t: members[id(t)][0].id,
+        )
+        detections = [_detection(o, plane) for o in scan]
         used: set[str] = set()
         if live:
             hypotheses = tracker.associator.associate(live, detections, timestamp)
-            for track in sorted(live, key=lambda t: members[id(t)][0].id):
+            for track in live:
                 hypothesis = hypotheses[track]
                 if hypothesis.measurement:
                     track.append(tracker.updater.update(hypothesis))
                     found = by_id[hypothesis.measurement.metadata["id"]]
                     members[id(track)].append(found)
                     used.add(found.id)
-        for detection in sorted(detections, key=lambda d: d.metadata["id"]):
+        for detection in detections:
             if detection.metadata["id"] in used:
                 continue
             sigma = float(math.sqrt(detection.measurement_model.noise_covar[0, 0]))
