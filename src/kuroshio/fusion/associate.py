@@ -116,6 +116,9 @@ class FusionEngine:
         self._items: dict[str, FusedItem] = {}
         self._item_units: dict[str, list[str]] = {}
         self._dirty: set[str] = set()
+        self._unconnected: dict[str, None] = {}
+        """Units put since the picture was last read, in the order they were put (their edges
+        are made then)."""
         self._pending: dict[tuple[str, str, str], list[dt.datetime]] = {}
         self._arrived: dict[tuple[str, str, str], list[Observation]] = {}
         """New plots of each series since the picture was last made."""
@@ -224,11 +227,12 @@ class FusionEngine:
             previous = plot.observed_at
         if followed.plane_with(plots) != followed.degrees:
             return False
-        self._drop_unit(unit_key)
+        self._drop_unit(unit_key, members_kept=True)
         for plot in plots:
             followed.extend(plot)
         states = TrackStates(followed.plane, followed=followed)
-        self._put_unit(track_unit(tuple(followed.members), states, followed.summary))
+        extended = track_unit(tuple(followed.members), states, followed.summary)
+        self._put_unit(extended, mapped=len(unit.members))
         return True
 
     def _days(self, unit: Unit) -> list[dt.date]:
@@ -240,7 +244,46 @@ class FusionEngine:
             day += dt.timedelta(days=1)
         return days
 
-    def _put_unit(self, unit: Unit) -> None:
+    def _put_unit(self, unit: Unit, mapped: int = 0) -> None:
+        """Hold a unit (its first ``mapped`` members already point to its key); its edges are
+        made when the picture is next read (:meth:`_connect`)."""
+        self._units[unit.key] = unit
+        for member in unit.members[mapped:]:
+            self._unit_of[member.id] = unit.key
+        bucket = (unit.origin, unit.channel, unit.kinematic)
+        for day in self._days(unit):
+            self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
+        if unit.kinematic:
+            self._place_reach(unit)
+        self._edges.setdefault(unit.key, {})
+        self._unconnected[unit.key] = None
+        self._dirty.add(unit.key)
+
+    def _connect(self) -> None:
+        """Edges of the units put since the picture was last read, in the order they were put.
+
+        Each unit is compared with the units held before it and with those put before it here,
+        so each pair is compared once (as the later unit, as when each was connected on being
+        put): a track updated by both parties within one read is tested once, not twice.
+        """
+        waiting = self._unconnected
+        self._unconnected = {}
+        connected: set[str] = set()
+        for key in waiting:
+            unit = self._units[key]
+            edges = self._edges[key]
+            for other_key in self._neighbours(unit):
+                if other_key in waiting and other_key not in connected:
+                    continue  # put after this one: it compares itself with this one
+                cost = self._cost(unit, self._units[other_key])
+                if cost is not None:
+                    edges[other_key] = cost
+                    self._edges[other_key][key] = cost
+            connected.add(key)
+
+    def _neighbours(self, unit: Unit) -> list[str]:
+        """Units the unit may be associated with: other parties' tracks its reach meets, and
+        units of the days around (never one tracker's own tracks)."""
         neighbours: set[str] = set(self._tracks_met(unit)) if unit.kinematic else set()
         first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
         last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
@@ -255,23 +298,12 @@ class FusionEngine:
                     continue  # one tracker's decision, or found by reach above
                 neighbours |= keys
             day += dt.timedelta(days=1)
-        self._units[unit.key] = unit
-        for member in unit.members:
-            self._unit_of[member.id] = unit.key
-        bucket = (unit.origin, unit.channel, unit.kinematic)
-        for day in self._days(unit):
-            self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
-        edges = self._edges.setdefault(unit.key, {})
-        for other_key in sorted(neighbours):
-            cost = self._cost(unit, self._units[other_key])
-            if cost is not None:
-                edges[other_key] = cost
-                self._edges[other_key][unit.key] = cost
-        self._dirty.add(unit.key)
+        neighbours.discard(unit.key)
+        return sorted(neighbours)
 
-    def _tracks_met(self, unit: Unit) -> list[str]:
-        """Other parties' kinematic units whose reach meets this one's (every pair the
-        track-to-track association could accept); puts the unit's own reach in the index."""
+    def _place_reach(self, unit: Unit) -> None:
+        """Put a kinematic unit's reach in the index (or aside, while no other party has a
+        track: the reach is made when one comes)."""
         from kuroshio.fusion.kinematic import track_reach
 
         others = [
@@ -283,12 +315,17 @@ class FusionEngine:
             for waiting in self._unreached.pop(origin).values():
                 self._reaches.add(track_reach(waiting, self.config))
         if not others and not self._reaches.holds_other_than(unit.origin):
-            # No other party's track to meet: the reach is made when one comes.
             self._unreached.setdefault(unit.origin, {})[unit.key] = unit
-            return []
-        reach = track_reach(unit, self.config)
+            return
+        self._reaches.add(track_reach(unit, self.config))
+
+    def _tracks_met(self, unit: Unit) -> list[str]:
+        """Other parties' kinematic units whose reach meets this one's (every pair the
+        track-to-track association could accept)."""
+        reach = self._reaches.get(unit.key)
+        if reach is None:
+            return []  # aside: no other party has a track
         met = self._reaches.meeting(reach)
-        self._reaches.add(reach)
         return [key for key in met if self._units[key].origin != unit.origin]
 
     def _cost(self, a: Unit, b: Unit) -> float | None:
@@ -303,16 +340,20 @@ class FusionEngine:
                 return tracks_associated(a, b, self.config)
         return gate(a, b, self.config)
 
-    def _drop_unit(self, key: str) -> None:
+    def _drop_unit(self, key: str, *, members_kept: bool = False) -> None:
+        """Forget a unit; ``members_kept``: its members stay with its key (a track about to be
+        put again, extended, so only its new members need pointing to it)."""
         unit = self._units.pop(key, None)
         if unit is None:
             return
-        for member in unit.members:
-            if self._unit_of.get(member.id) == key:
-                del self._unit_of[member.id]
+        if not members_kept:
+            for member in unit.members:
+                if self._unit_of.get(member.id) == key:
+                    del self._unit_of[member.id]
         bucket = (unit.origin, unit.channel, unit.kinematic)
         for day in self._days(unit):
             self._by_day.get(day, {}).get(bucket, set()).discard(key)
+        self._unconnected.pop(key, None)
         if unit.kinematic:
             self._reaches.remove(key)
             self._unreached.get(unit.origin, {}).pop(key, None)
@@ -348,6 +389,7 @@ class FusionEngine:
 
     def _refresh(self) -> None:
         self._track_pending()
+        self._connect()
         pending = {key for key in self._dirty if key in self._units}
         self._dirty.clear()
         seen: set[str] = set()

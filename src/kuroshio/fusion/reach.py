@@ -112,6 +112,10 @@ class ReachIndex:
     def __len__(self) -> int:
         return len(self._reaches)
 
+    def get(self, key: str) -> Reach | None:
+        """The reach held for a track, if any."""
+        return self._reaches.get(key)
+
     def holds_other_than(self, origin: str) -> bool:
         """Whether a track of another origin than ``origin`` is held."""
         return any(count for held, count in self._origins.items() if held != origin)
