@@ -9,9 +9,10 @@ several parties are never added up. It stores nothing.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -115,6 +116,10 @@ class FusionEngine:
         self._cluster_of: dict[str, str] = {}
         self._items: dict[str, FusedItem] = {}
         self._item_units: dict[str, list[str]] = {}
+        self._merged: dict[tuple[str, ...], MergedMembers] = {}
+        """The members of each cluster of several units, in order, kept between rebuilds."""
+        self._dissolved: set[tuple[str, ...]] = set()
+        """Clusters of several units dissolved since the picture was last read."""
         self._dirty: set[str] = set()
         self._unconnected: dict[str, None] = {}
         """Units put since the picture was last read, in the order they were put (their edges
@@ -385,6 +390,8 @@ class FusionEngine:
         units = self._item_units.pop(item_id, [])
         for unit in units:
             self._cluster_of.pop(unit, None)
+        if len(units) > 1:
+            self._dissolved.add(tuple(units))
         return units
 
     def _refresh(self) -> None:
@@ -410,11 +417,19 @@ class FusionEngine:
                         pending.add(unit)
         for component in components:
             for cluster in self._associate(component):
-                fused = fuse_units([self._units[k] for k in cluster])
+                merged = None
+                if len(cluster) > 1:
+                    merged = self._merged.setdefault(tuple(cluster), MergedMembers())
+                fused = fuse_units([self._units[k] for k in cluster], merged)
                 for member in cluster:
                     self._cluster_of[member] = fused.id
                 self._items[fused.id] = fused
                 self._item_units[fused.id] = cluster
+        for dissolved in self._dissolved:  # what no cluster is any longer
+            item = self._cluster_of.get(dissolved[0])
+            if item is None or tuple(self._item_units[item]) != dissolved:
+                self._merged.pop(dissolved, None)
+        self._dissolved.clear()
 
     def _associate(self, component: list[str]) -> list[list[str]]:
         """Greedy, cheapest edge first (ties by key), never joining one channel's reports of
@@ -500,7 +515,7 @@ def _geometry(units: list[Unit]) -> Geometry:
     if line is not None:  # a source track's line, kept as it grew
         if len(line) == 1:
             return Point(coordinates=line[0])
-        return LineString(coordinates=tuple(line))
+        return LineString.of_clean(line)
     positions: list[tuple[float, float]] = []
     for unit in sorted(units, key=lambda u: (u.start, u.key)):
         for member in unit.members:
@@ -533,28 +548,67 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
     )
 
 
-def _sources(units: list[Unit], members: tuple[Observation, ...]) -> tuple[Source, ...]:
+def _source(member: Observation) -> Source:
+    return Source(id=member.id, origin=member.origin, version=member.version)
+
+
+def _member_order(member: Observation) -> tuple[dt.datetime, str, int]:
+    return member.observed_at, member.id, member.version
+
+
+class MergedMembers:
+    """A cluster's members and their sources in (time, id, version) order, kept between
+    rebuilds of its fused item: when each of its units has only grown at its end (a source
+    track extended), the new members are put in their places, not every member sorted again."""
+
+    def __init__(self) -> None:
+        self.held: tuple[tuple[Observation, ...], ...] = ()
+        """Each unit's members when last merged."""
+        self.members: list[Observation] = []
+        self.sources: list[Source] = []
+
+    def update(self, units: list[Unit]) -> None:
+        """Merge the units' members (the same units, in the same order, as last time, or any)."""
+        held = self.held
+        grown = len(held) == len(units) and all(
+            unit.members[: len(old)] == old for unit, old in zip(units, held, strict=True)
+        )
+        if grown:
+            fresh = [m for u, old in zip(units, held, strict=True) for m in u.members[len(old) :]]
+            for member in sorted(fresh, key=_member_order):
+                at = bisect.bisect_right(self.members, _member_order(member), key=_member_order)
+                self.members.insert(at, member)
+                self.sources.insert(at, _source(member))
+        else:
+            self.members = sorted((m for u in units for m in u.members), key=_member_order)
+            self.sources = [_source(member) for member in self.members]
+        self.held = tuple(unit.members for unit in units)
+
+
+def _sources(units: list[Unit], members: Sequence[Observation]) -> tuple[Source, ...]:
     followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
     kept = followed.sources_of(units[0]) if followed is not None else None
     if kept is None:
-        return tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members)
+        return tuple(_source(member) for member in members)
     # A source track's sources, kept as it grew: only the new updates' are made.
     for member in members[len(kept) :]:
-        kept.append(Source(id=member.id, origin=member.origin, version=member.version))
+        kept.append(_source(member))
     return tuple(kept)
 
 
-def fuse_units(units: list[Unit]) -> FusedItem:
-    """One fused item from associated units (all from one cluster)."""
+def fuse_units(units: list[Unit], merged: MergedMembers | None = None) -> FusedItem:
+    """One fused item from associated units (all from one cluster); ``merged``: the cluster's
+    members as last merged, to merge only what is new."""
+    members: Sequence[Observation]
     if len(units) == 1 and units[0].kinematic:
         members = units[0].members  # a track's plots are in (time, id) order already
+        sources = _sources(units, members)
+    elif merged is not None:
+        merged.update(units)
+        members, sources = merged.members, tuple(merged.sources)
     else:
-        members = tuple(
-            sorted(
-                (m for u in units for m in u.members),
-                key=lambda m: (m.observed_at, m.id, m.version),
-            )
-        )
+        members = sorted((m for u in units for m in u.members), key=_member_order)
+        sources = _sources(units, members)
     counts: dict[str, int] = {}
     sigma: dict[str, list[float]] = {}
     for unit in units:
@@ -578,5 +632,5 @@ def fuse_units(units: list[Unit]) -> FusedItem:
         origins=origins,
         counts={origin: counts[origin] for origin in origins},
         jointly_seen=len(origins) > 1,
-        sources=_sources(units, members),
+        sources=sources,
     )
