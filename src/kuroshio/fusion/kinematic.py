@@ -61,6 +61,12 @@ EDGE_SPACING_KM: Final = 4.0
 """Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
 at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
 EDGE_SAMPLES: Final = 16
+_Projection = tuple[tuple[float, float, float, float], float]
+"""A lon/lat box (west, south, east, north) and how far (km) beyond it a point may lie."""
+REACH_SLACK_KM: Final = 1.0
+"""A growing source track's box (once it has more than :data:`BLOCK` states) is turned into
+lon/lat this much wider on every side, and again only once the track's box leaves it (or falls
+short of it by twice as much)."""
 
 
 @functools.cache
@@ -214,6 +220,10 @@ class Smoothed:
         self.means = means
         self.covars = covars
 
+    def state(self, index: int) -> tuple[Any, Any]:
+        """State ``index``: mean (4 × 1) and covariance."""
+        return self.means[index][:, None], self.covars[index]
+
     @classmethod
     def of(cls, track: Track) -> Smoothed:
         """A Stone Soup track's states as arrays."""
@@ -227,28 +237,106 @@ class Smoothed:
         )
 
 
+class _Block:
+    """Smoothed states ``first`` to ``first + size - 1`` of a growing track as affine maps of the
+    smoothed state just after them (the block's pivot): means ``C + H m``, covariances
+    ``D + H P Hᵀ``. Rauch–Tung–Striebel smoothing makes each state an affine function of the
+    next, with coefficients fixed once that next state is filtered, so a block never changes;
+    only its pivot's smoothed state does.
+
+    For the track's reach it keeps, as of a reference pivot mean, the box of its states and of
+    where their velocities take them by the next state (``box``), how far each side can move
+    per unit of change of the pivot mean (``slopes``: the largest absolute coefficient of each
+    side's positions, per component of the pivot), and a bound on the predicted variance over
+    each step that holds from now on (a smoothed covariance only shrinks as states are added)."""
+
+    __slots__ = ("box", "first", "gains", "offsets", "reference", "slopes", "spreads", "variance")
+
+    def __init__(self, first: int, offsets: Any, gains: Any, spreads: Any) -> None:
+        self.first = first
+        self.offsets = offsets
+        self.gains = gains
+        self.spreads = spreads
+        self.reference: Any = None
+        self.box: Any = None
+        self.slopes: Any = None
+        self.variance = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+    def settle(self, pivot_mean: Any, pivot_covar: Any, steps: Any, noise: float) -> None:
+        """Take the reach's box and bounds with the pivot's smoothed state as it is now;
+        ``steps``: seconds from each state to the next."""
+        gains = self.gains
+        means = self.offsets + gains @ pivot_mean
+        column = steps[:, None]
+        xs = np.concatenate((means[:, 0], means[:, 0] + steps * means[:, 1]))
+        ys = np.concatenate((means[:, 2], means[:, 2] + steps * means[:, 3]))
+        self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
+        slope_x = np.maximum(np.abs(gains[:, 0]), np.abs(gains[:, 0] + column * gains[:, 1]))
+        slope_y = np.maximum(np.abs(gains[:, 2]), np.abs(gains[:, 2] + column * gains[:, 3]))
+        self.slopes = np.stack((slope_x.max(axis=0), slope_y.max(axis=0)))
+        self.reference = pivot_mean.copy()
+        covars = self.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1)
+        # Var(x + t·vx) ≤ (σx + t·σvx)² for t in the step: a bound that only falls as the
+        # covariance shrinks (the exact 2t·|cov(x, vx)| need not).
+        deviations = np.sqrt(np.maximum(np.diagonal(covars, axis1=1, axis2=2), 0.0))
+        bounds = (deviations[:, _POSITION] + column * deviations[:, _VELOCITY]) ** 2
+        self.variance = float((bounds + noise * column**3 / 3).max())
+
+    def bounds(self, pivot_mean: Any) -> Any:
+        """West, south, east, north (km in the plane) holding the block's positions for this
+        pivot mean (a superset: the box at the reference, moved by the most it can move)."""
+        shift = self.slopes @ np.abs(pivot_mean - self.reference)
+        return self.box + np.concatenate((-shift, shift))
+
+
+BLOCK: Final = 16
+"""A growing track's states are smoothed in blocks of this many (merged two by two as they
+age), so an added state costs work on at most this many and on a few blocks."""
+
+
 class _RunningSmoother:
     """Rauch–Tung–Striebel smoothing of a track that grows at its end (the same recursion as
-    Stone Soup's Kalman smoother), kept without a backward pass per state added.
+    Stone Soup's Kalman smoother), without a backward pass per state added.
 
-    Each earlier smoothed state is an affine function of the last one: mean ``A_k + G_k x_n``,
-    covariance ``B_k + G_k P_n G_kᵀ``. A new state turns the last into an earlier one, so every
-    ``A_k, B_k, G_k`` is updated in one batched product. States added wait until the smoothed
-    track is asked for, and are then taken in order: the result depends on the states only."""
+    The latest states (at most :data:`BLOCK` + 1) are affine functions of the last one, mean
+    ``A_k + G_k x_n``, covariance ``B_k + G_k P_n G_kᵀ``, updated in one batched product when a
+    state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot,
+    blocks of one size merged into one of twice the size (so a track of n states has about
+    log₂ n blocks). A state is made from these maps when asked. States added wait until asked
+    for, and are then taken in order: the result depends on the states only."""
 
-    def __init__(self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any) -> None:
+    def __init__(
+        self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any, noise: float
+    ) -> None:
         self._steps = steps
         """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
         read as the filter adds them."""
         self._model = model
+        self._noise = noise
         self._times: list[dt.datetime] = []
         self._seconds: list[float] = []
+        self._backward: list[tuple[Any, Any, Any]] = []
+        """Offset, gain and spread of each open state on the next one (not yet in a block)."""
+        self._blocks: list[_Block] = []
+        self._open = 0
+        """The first state not in a block."""
         self._offsets = np.zeros((0, 4))
         self._spreads = np.zeros((0, 4, 4))
         self._gains = np.zeros((0, 4, 4))
+        self._pivots: list[tuple[Any, Any]] | None = None
+
+    @property
+    def times(self) -> list[dt.datetime]:
+        """The states' times (naive UTC)."""
+        self.catch_up()
+        return self._times
 
     def _take(self, index: int) -> None:
-        """Make state ``index - 1`` an earlier state: its gain, offsets, and every earlier one's."""
+        """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
         earlier, _, _, last_mean, last_covar = self._steps[index - 1]
         moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
         matrix = self._model.matrix(time_interval=moment - earlier)
@@ -263,22 +351,172 @@ class _RunningSmoother:
             (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
         )
         self._gains = np.concatenate((gains @ gain, gain[None]))
+        self._backward.append((offset, gain, spread))
         self._seconds.append(self._seconds[-1] + (moment - earlier).total_seconds())
         self._times.append(moment)
+        if len(self._backward) == BLOCK:
+            self._close()
 
-    def smoothed(self) -> Smoothed:
+    def _close(self) -> None:
+        """Put the open states but the last in a block on the last (its pivot), and merge
+        blocks of one size."""
+        offsets, gains, spreads = [], [], []
+        offset, gain, spread = self._backward[-1]
+        for back_offset, back_gain, back_spread in reversed(self._backward[:-1]):
+            offsets.append(offset)
+            gains.append(gain)
+            spreads.append(spread)
+            offset = back_offset + back_gain @ offset
+            spread = back_spread + back_gain @ spread @ back_gain.T
+            gain = back_gain @ gain
+        offsets.append(offset)
+        gains.append(gain)
+        spreads.append(spread)
+        block = _Block(
+            self._open, np.array(offsets[::-1]), np.array(gains[::-1]), np.array(spreads[::-1])
+        )
+        self._open += len(self._backward)
+        self._backward.clear()
+        self._offsets = np.zeros((0, 4))
+        self._spreads = np.zeros((0, 4, 4))
+        self._gains = np.zeros((0, 4, 4))
+        _, _, _, pivot_mean, pivot_covar = self._steps[self._open]
+        pivot_mean = pivot_mean.ravel()
+        self._settle(block, pivot_mean, pivot_covar)
+        self._blocks.append(block)
+        while len(self._blocks) > 1 and self._blocks[-2].size == self._blocks[-1].size:
+            later = self._blocks.pop()
+            earlier = self._blocks.pop()
+            # The earlier block's pivot is the later block's first state.
+            head_offset, head_gain, head_spread = later.offsets[0], later.gains[0], later.spreads[0]
+            gains = earlier.gains
+            merged = _Block(
+                earlier.first,
+                np.concatenate((earlier.offsets + gains @ head_offset, later.offsets)),
+                np.concatenate((gains @ head_gain, later.gains)),
+                np.concatenate(
+                    (
+                        earlier.spreads + gains @ head_spread @ gains.transpose(0, 2, 1),
+                        later.spreads,
+                    )
+                ),
+            )
+            self._settle(merged, pivot_mean, pivot_covar)
+            self._blocks.append(merged)
+
+    def _settle(self, block: _Block, pivot_mean: Any, pivot_covar: Any) -> None:
+        seconds = self._seconds[block.first : block.first + block.size + 1]
+        block.settle(pivot_mean, pivot_covar, np.diff(seconds), self._noise)
+
+    def catch_up(self) -> None:
+        """Take the states the filter has added since last asked."""
         if not self._seconds:
             self._seconds.append(0.0)
             self._times.append(self._steps[0][0])
         while len(self._seconds) < len(self._steps):
             self._take(len(self._seconds))
+
+    def _pivot_states(self) -> list[tuple[Any, Any]]:
+        """Each block's pivot, smoothed: mean (4) and covariance."""
+        if self._pivots is None or len(self._pivots) != len(self._blocks):
+            self._pivots = []
+        if not self._pivots and self._blocks:
+            mean, covar = self._open_state(0)
+            pivots = []
+            for block in reversed(self._blocks):
+                pivots.append((mean, covar))
+                gain = block.gains[0]
+                mean = block.offsets[0] + gain @ mean
+                covar = block.spreads[0] + gain @ covar @ gain.T
+            self._pivots = pivots[::-1]
+        return self._pivots
+
+    def _open_state(self, index: int) -> tuple[Any, Any]:
+        """Open state ``index`` (from the first not in a block), smoothed: mean (4), covariance."""
+        _, _, _, last_mean, last_covar = self._steps[-1]
+        if index == len(self._offsets):
+            return last_mean.ravel(), last_covar
+        gain = self._gains[index]
+        return (
+            self._offsets[index] + gain @ last_mean.ravel(),
+            self._spreads[index] + gain @ last_covar @ gain.T,
+        )
+
+    def state(self, index: int) -> tuple[Any, Any]:
+        """Smoothed state ``index``: mean (4 × 1) and covariance."""
+        self.catch_up()
+        if index >= self._open:
+            mean, covar = self._open_state(index - self._open)
+            return mean[:, None], covar
+        pivots = self._pivot_states()
+        number = bisect.bisect_right([block.first for block in self._blocks], index) - 1
+        block = self._blocks[number]
+        pivot_mean, pivot_covar = pivots[number]
+        offset = index - block.first
+        gain = block.gains[offset]
+        mean = block.offsets[offset] + gain @ pivot_mean
+        return mean[:, None], block.spreads[offset] + gain @ pivot_covar @ gain.T
+
+    def grown(self) -> None:
+        """The filter has added a state: the pivots' smoothed states are to be made again."""
+        self._pivots = None
+
+    def smoothed(self) -> Smoothed:
+        self.catch_up()
+        _, _, _, last_mean, last_covar = self._steps[-1]
+        means, covars = [], []
+        for block, (pivot_mean, pivot_covar) in zip(
+            self._blocks, self._pivot_states(), strict=True
+        ):
+            gains = block.gains
+            means.append(block.offsets + gains @ pivot_mean)
+            covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
+        gains = self._gains
+        means += [self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T]
+        covars += [
+            self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1),
+            last_covar[None],
+        ]
+        return Smoothed(
+            list(self._times),
+            np.array(self._seconds),
+            np.concatenate(means),
+            np.concatenate(covars),
+        )
+
+    def reach_box(self, coast: float) -> tuple[tuple[float, float, float, float], float]:
+        """A box (west, south, east, north, km in the plane) holding every smoothed state and
+        where its velocity takes it by the next state (the last: by ``coast`` seconds), and a
+        bound on the predicted variance of x and of y over any part of those steps: what
+        :func:`track_reach` takes of all the states, from the open ones and each block's bound."""
+        self.catch_up()
         _, _, _, last_mean, last_covar = self._steps[-1]
         gains = self._gains
         means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
         covars = np.concatenate(
             (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
         )
-        return Smoothed(list(self._times), np.array(self._seconds), means, covars)
+        seconds = self._seconds[self._open :]
+        steps = np.append(np.diff(seconds), coast)[:, None]
+        starts = means[:, _POSITION]
+        corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
+        low = corners.min(axis=0)
+        high = corners.max(axis=0)
+        noise = self._noise * steps**3 / 3
+        variances = (
+            covars[:, _POSITION, _POSITION]
+            + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
+            + steps**2 * covars[:, _VELOCITY, _VELOCITY]
+            + noise
+        )
+        variance = float(variances.max())
+        for block, (pivot_mean, _) in zip(self._blocks, self._pivot_states(), strict=True):
+            box = block.bounds(pivot_mean)
+            low = np.minimum(low, box[:2])
+            high = np.maximum(high, box[2:])
+            variance = max(variance, block.variance)
+        (west, south), (east, north) = low.tolist(), high.tolist()
+        return (west, south, east, north), variance
 
 
 class TrackStates:
@@ -300,6 +538,14 @@ class TrackStates:
             assert self.followed is not None
             self._smoothed = self.followed.smoothed()
         return self._smoothed
+
+    @property
+    def sampled(self) -> Smoothed | _RunningSmoother:
+        """The smoothed track's times, and its states one by one (a source track's made from
+        its smoother when asked, not all of them)."""
+        if self.followed is not None:
+            return self.followed.smoother
+        return self.smoothed
 
     @property
     def smoothed(self) -> Smoothed:
@@ -330,12 +576,22 @@ class _Summary:
         self.counts: list[int] = []
         self.types: set[str] = set()
         self.hulls: set[str] = set()
+        self.bounds = (math.inf, math.inf, -math.inf, -math.inf)
+        """West, south, east, north of the positions."""
+        self._coordinates = np.empty((8, 2))
 
     def add(self, member: Observation) -> None:
         position = member.geometry.positions()[0]
         if not self.positions or self.line[-1] != position:
             self.line.append(position)
+        count = len(self.positions)
+        if count == len(self._coordinates):  # room for twice as many, copied once
+            self._coordinates = np.concatenate((self._coordinates, np.empty((count, 2))))
+        self._coordinates[count] = position
         self.positions.append(position)
+        lon, lat = position
+        west, south, east, north = self.bounds
+        self.bounds = (min(west, lon), min(south, lat), max(east, lon), max(north, lat))
         bisect.insort(self.sigmas, sigma_km(member))
         platform = member.platform
         bisect.insort(self.counts, platform.count if platform else 1)
@@ -343,6 +599,11 @@ class _Summary:
             if platform.type:
                 self.types.add(platform.type)
             self.hulls.update(platform.hull_numbers)
+
+    @property
+    def array(self) -> Any:
+        """The positions as an array (n × 2), for shapely to take without a list of tuples."""
+        return self._coordinates[: len(self.positions)]
 
 
 def track_unit(
@@ -355,7 +616,9 @@ def track_unit(
             summary.add(member)
     first = members[0]
     positions = summary.positions
-    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(positions)
+    shape = (
+        shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(summary.array)
+    )
     platform = first.platform
     counts = summary.counts
     return Unit(
@@ -394,7 +657,10 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
-        self._smoother = _RunningSmoother(self._steps, self._filter.transition)
+        self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
+        """The plane box last turned into lon/lat for the reach, and what it gave."""
+        noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
+        self.smoother = _RunningSmoother(self._steps, self._filter.transition, noise)
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -410,17 +676,39 @@ class FollowedTrack:
     def end(self) -> dt.datetime:
         return self.members[-1].observed_at
 
-    def _current(self, unit: Unit) -> bool:
+    def holds(self, unit: Unit) -> bool:
+        """Whether the unit is this track as it is now."""
         return len(unit.members) == len(self.members) and unit.members[-1] is self.members[-1]
+
+    def projected(self, box: tuple[float, float, float, float]) -> _Projection | None:
+        """What :func:`_projected` gives for a box holding ``box``: the box last projected while
+        it holds this one (it was projected :data:`REACH_SLACK_KM` wider on every side) and is
+        not much wider, so a growing track's box is turned into lon/lat now and then, not at
+        every update."""
+        if len(self.members) <= BLOCK:  # a young track's box changes too much to keep
+            return _projected(self.plane, box)
+        slack = REACH_SLACK_KM
+        if self._projected is not None:
+            kept, found = self._projected
+            # Kept while it holds the box and is at most twice the slack wider (a young track's
+            # box shrinks as its speed becomes known).
+            if all(0.0 <= box[i] - kept[i] <= 2 * slack for i in (0, 1)) and all(
+                0.0 <= kept[i] - box[i] <= 2 * slack for i in (2, 3)
+            ):
+                return found
+        wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
+        found = _projected(self.plane, wider)
+        self._projected = (wider, found)
+        return found
 
     def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
         """The unit's positions without repeats in a row, when the unit is this track now."""
-        return self.summary.line if self._current(unit) else None
+        return self.summary.line if self.holds(unit) else None
 
     def sources_of(self, unit: Unit) -> list[Any] | None:
         """The fused item's sources made so far (its first plots'), for the fused item to add
         the new ones to, when the unit is this track now."""
-        return self._sources if self._current(unit) else None
+        return self._sources if self.holds(unit) else None
 
     def plane_with(self, plots: Sequence[Observation]) -> tuple[int, int]:
         """The whole-degree point of the plane the track would have with ``plots`` added."""
@@ -458,6 +746,7 @@ class FollowedTrack:
         self._mean = mean + gain @ residual
         self._covar = covar - gain @ cross.T
         self._steps.append((self._time, mean, covar, self._mean, self._covar))
+        self.smoother.grown()
         self.members.append(plot)
         self.summary.add(plot)
         self._lon_sum += lon
@@ -465,7 +754,7 @@ class FollowedTrack:
 
     def smoothed_arrays(self) -> Smoothed:
         """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
-        return self._smoother.smoothed()
+        return self.smoother.smoothed()
 
     def smoothed(self) -> Track:
         """The track smoothed (Stone Soup's Kalman smoother over the filtered states)."""
@@ -507,12 +796,13 @@ def _transition(kind: str) -> _Transition:
     return _Filter(kind).transition
 
 
-def _state_at(smoothed: Smoothed, moment: dt.datetime, kind: str) -> tuple[Any, Any]:
+def _state_at(
+    smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str
+) -> tuple[Any, Any]:
     """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
     before it (else its first), predicted to it by the track's own model."""
     index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
-    mean = smoothed.means[index][:, None]
-    covar = smoothed.covars[index]
+    mean, covar = smoothed.state(index)
     if smoothed.times[index] == moment:
         return mean, covar
     transition = _transition(kind)
@@ -533,8 +823,8 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
     start, end = max(a.start, b.start), min(a.end, b.end)
     if end < start:
         return None
-    smoothed_a, plane_a = a.states.smoothed, a.states.plane
-    smoothed_b, plane_b = b.states.smoothed, b.states.plane
+    smoothed_a, plane_a = a.states.sampled, a.states.plane
+    smoothed_b, plane_b = b.states.sampled, b.states.plane
     grid: list[dt.datetime] = []
     moment = _naive(start)
     while moment <= _naive(end):
@@ -582,7 +872,7 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     early, late = sorted((a, b), key=lambda unit: (unit.start, unit.key))
     if late.start - early.end > MAX_COAST:
         return None
-    smoothed, plane = early.states.smoothed, early.states.plane
+    smoothed, plane = early.states.sampled, early.states.plane
     worst = 0.0
     checked = 0
     for member in late.members[:3]:
@@ -617,43 +907,71 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     """
     members = unit.members
     head = members[min(2, len(members) - 1)].observed_at - unit.start
-    west, south, east, north = (float(v) for v in unit.shape.bounds)
+    followed = getattr(unit.states, "followed", None)
+    if followed is not None and not followed.holds(unit):
+        followed = None  # a track since extended: its own states only
+    if followed is not None:  # kept as the track grew
+        west, south, east, north = followed.summary.bounds
+    else:
+        west, south, east, north = (float(v) for v in unit.shape.bounds)
     where = (unit.key, unit.origin, unit.kind, unit.start, unit.end)
     unbounded = Reach(*where, west, south, east, north, bounded=False)
     if head > COAST_REACH or unit.states is None:
         return unbounded
-    smoothed: Smoothed = unit.states.smoothed
+    if followed is not None:
+        box, variance = followed.smoother.reach_box(COAST_REACH.total_seconds())
+        projected = followed.projected(box)
+    else:
+        box, variance = _reach_box(unit.states.smoothed, unit.kind)
+        projected = _projected(unit.states.plane, box)
+    if projected is None:
+        return unbounded
+    (lon_low, lat_low, lon_high, lat_high), between = projected
+    spread = math.sqrt(max(variance, 0.0))
+    first = max(sigma_km(member) for member in members[:3])
+    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
+    return Reach(
+        *where,
+        min(lon_low, west),
+        min(lat_low, south),
+        max(lon_high, east),
+        max(lat_high, north),
+        between + share,
+    )
+
+
+def _reach_box(smoothed: Smoothed, kind: str) -> tuple[tuple[float, float, float, float], float]:
+    """The box (west, south, east, north, km in the plane) of a smoothed track's states and of
+    where their velocities take them by the next state (the last: by the coast), and the
+    largest predicted variance of x or y over any part of those steps."""
     means, covars = smoothed.means, smoothed.covars
     steps = np.append(np.diff(smoothed.seconds), COAST_REACH.total_seconds())[:, None]
-    # Each state and where its velocity takes it by the next state (the last: by the coast).
     starts = means[:, _POSITION]
     corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
     (left, low), (right, high) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
     # The predicted variance of x (and of y) over any part of a step is at most this.
-    noise = ACCELERATION_NOISE.get(unit.kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
+    noise = ACCELERATION_NOISE.get(kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
     variances = (
         covars[:, _POSITION, _POSITION]
         + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
         + steps**2 * covars[:, _VELOCITY, _VELOCITY]
         + noise
     )
-    spread = math.sqrt(max(float(variances.max()), 0.0))
+    return (left, low, right, high), float(variances.max())
+
+
+def _projected(plane: Plane, box: tuple[float, float, float, float]) -> _Projection | None:
+    """A lon/lat box holding a box of the plane (west, south, east, north), and how far (km) a
+    point of the plane box may lie beyond it; None when the box does not project."""
+    left, low, right, high = box
     # lon and lat take their extremes over the box on its edge: samples along the four sides.
     longest = max(right - left, high - low)
     samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
     edge = _edge(samples) * (right - left, high - low) + (left, low)
-    lons, lats = unit.states.plane.to_lonlat_many(edge[:, 0], edge[:, 1])
+    lons, lats = plane.to_lonlat_many(edge[:, 0], edge[:, 1])
     if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
-        return unbounded
+        return None
     # Between two samples of a side, a point of the box is within half their spacing.
     between = longest / (samples - 1) / 2
-    first = max(sigma_km(member) for member in members[:3])
-    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
-    return Reach(
-        *where,
-        min(float(lons.min()), west),
-        min(float(lats.min()), south),
-        max(float(lons.max()), east),
-        max(float(lats.max()), north),
-        between + share,
-    )
+    lonlat = (float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
+    return lonlat, between
