@@ -2,8 +2,11 @@
 
 Point reports (radar plots, positional reports) of one party, kind and platform class are
 tracked with a constant-velocity Kalman filter and global-nearest-neighbour assignment; tracks of
-different parties are compared on a common time grid with Stone Soup's counting technique. It
-does not gate daily or area reports: :mod:`kuroshio.fusion.gating` does.
+different parties are compared on a common time grid with the counting technique (counted as
+Stone Soup's ``TrackToTrackCounting`` counts, without its state objects). A live feed's source
+track is filtered and smoothed as it grows, its reach kept with it, so an update costs about the
+same however long the track (:class:`FollowedTrack`). It does not gate daily or area reports:
+:mod:`kuroshio.fusion.gating` does.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from typing import Any, Final
 import numpy as np
 import shapely
 from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
-from stonesoup.dataassociator.tracktotrack import TrackToTrackCounting
 from stonesoup.hypothesiser.distance import DistanceHypothesiser
-from stonesoup.measures import Euclidean, Mahalanobis
+from stonesoup.measures import Mahalanobis
 from stonesoup.models.measurement.linear import LinearGaussian
 from stonesoup.models.transition.linear import (
     CombinedLinearGaussianTransitionModel,
@@ -31,7 +33,6 @@ from stonesoup.smoother.kalman import KalmanSmoother
 from stonesoup.types.detection import Detection
 from stonesoup.types.hypothesis import SingleHypothesis
 from stonesoup.types.prediction import GaussianStatePrediction
-from stonesoup.types.state import GaussianState
 from stonesoup.types.track import Track
 from stonesoup.types.update import GaussianStateUpdate
 from stonesoup.updater.kalman import KalmanUpdater
@@ -223,6 +224,10 @@ class Smoothed:
     def state(self, index: int) -> tuple[Any, Any]:
         """State ``index``: mean (4 × 1) and covariance."""
         return self.means[index][:, None], self.covars[index]
+
+    def mean(self, index: int) -> Any:
+        """State ``index``'s mean (4 × 1)."""
+        return self.means[index][:, None]
 
     @classmethod
     def of(cls, track: Track) -> Smoothed:
@@ -456,6 +461,22 @@ class _RunningSmoother:
         gain = block.gains[offset]
         mean = block.offsets[offset] + gain @ pivot_mean
         return mean[:, None], block.spreads[offset] + gain @ pivot_covar @ gain.T
+
+    def mean(self, index: int) -> Any:
+        """Smoothed state ``index``'s mean (4 × 1): what :meth:`state` gives, without the
+        covariance."""
+        self.catch_up()
+        if index >= self._open:
+            opened = index - self._open
+            _, _, _, last_mean, _ = self._steps[-1]
+            if opened == len(self._offsets):
+                return last_mean.ravel()[:, None]
+            return (self._offsets[opened] + self._gains[opened] @ last_mean.ravel())[:, None]
+        pivots = self._pivot_states()
+        number = bisect.bisect_right([block.first for block in self._blocks], index) - 1
+        block = self._blocks[number]
+        offset = index - block.first
+        return (block.offsets[offset] + block.gains[offset] @ pivots[number][0])[:, None]
 
     def grown(self) -> None:
         """The filter has added a state: the pivots' smoothed states are to be made again."""
@@ -796,6 +817,16 @@ def _transition(kind: str) -> _Transition:
     return _Filter(kind).transition
 
 
+def _mean_at(smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str) -> Any:
+    """The mean of :func:`_state_at` alone."""
+    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
+    mean = smoothed.mean(index)
+    if smoothed.times[index] == moment:
+        return mean
+    matrix = _transition(kind).matrix(time_interval=moment - smoothed.times[index])
+    return matrix @ mean
+
+
 def _state_at(
     smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str
 ) -> tuple[Any, Any]:
@@ -812,11 +843,12 @@ def _state_at(
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
-    """Stone Soup's counting technique on two parties' kinematic tracks: cost ≤ 1, or None.
+    """The counting technique (as Stone Soup's ``TrackToTrackCounting`` counts) on two
+    parties' kinematic tracks: cost ≤ 1, or None.
 
     Both tracks are sampled on a common grid over the time they share (each predicted by its
     own filter), in one plane; they are associated when their states stay within the gate for
-    three consecutive steps.
+    three consecutive steps, for at least half the shared time (all the associations counted).
     """
     if a.kind != b.kind or a.states is None or b.states is None:
         return None
@@ -832,38 +864,63 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    sampled_a = Track([GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid])
-    # b's states, moved into a's plane, so one Euclidean distance compares them.
-    moved: list[GaussianState] = []
+    distances = []
     for t in grid:
-        vector, covar = _state_at(smoothed_b, t, b.kind)
-        lon, lat = plane_b.to_lonlat(float(vector[0, 0]), float(vector[2, 0]))
+        vector_a = _mean_at(smoothed_a, t, a.kind)
+        vector_b = _mean_at(smoothed_b, t, b.kind)
+        # b's position moved into a's plane, so one Euclidean distance compares them (as Stone
+        # Soup's Euclidean measure takes it: the norm of the difference, by its dot product).
+        lon, lat = plane_b.to_lonlat(float(vector_b[0, 0]), float(vector_b[2, 0]))
         x, y = plane_a.to_km(lon, lat)
-        moved.append(
-            GaussianState(np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), covar, timestamp=t)
-        )
-    sampled_b = Track(moved)
+        difference = np.array((vector_a[0, 0] - x, vector_a[2, 0] - y))
+        distances.append(float(np.sqrt(difference.dot(difference))))
     threshold = max(config.sigmas * math.hypot(a.sigma_km, b.sigma_km), config.min_gate_km)
-    associator = TrackToTrackCounting(
-        association_threshold=threshold,
-        consec_pairs_confirm=3,
-        consec_misses_end=2,
-        measure=Euclidean(mapping=[0, 2]),
-        pos_map=[0, 2],
-    )
-    found = associator.associate_tracks({sampled_a}, {sampled_b})
-    if not found.associations:
+    covered = _counted(grid, distances, threshold)
+    if covered is None:
         return None
-    measure = Euclidean(mapping=[0, 2])
-    distances = [measure(p, q) for p, q in zip(sampled_a.states, sampled_b.states, strict=True)]
-    covered = sum(
-        (assoc.time_range.end - assoc.time_range.start).total_seconds()
-        for assoc in found.associations
-    )
     shared = (grid[-1] - grid[0]).total_seconds() or 1.0
     if covered < 0.5 * shared:
         return None  # together for a moment only: crossing, not one sortie
     return min(float(np.median(distances)) / threshold, 1.0)
+
+
+CONFIRM_STEPS: Final = 3
+"""Steps within the threshold in a row that start an association (the counting technique)."""
+END_STEPS: Final = 2
+"""Steps beyond it in a row that end one."""
+
+
+def _counted(grid: list[dt.datetime], distances: list[float], threshold: float) -> float | None:
+    """Seconds of the grid the counting technique finds two tracks associated over, or None
+    when it finds no association: what Stone Soup's ``TrackToTrackCounting`` gives for two
+    tracks sampled on one grid (``consec_pairs_confirm`` :data:`CONFIRM_STEPS`,
+    ``consec_misses_end`` :data:`END_STEPS`), step for step, without its states and tracks."""
+    covered = 0.0
+    found = False
+    successes = misses = 0
+    first = start = end = None
+    for moment, distance in zip(grid, distances, strict=True):
+        if distance <= threshold:
+            successes += 1
+            misses = 0
+            if successes == 1:
+                first = moment
+            if successes == CONFIRM_STEPS:
+                start = first
+        else:
+            successes = 0
+            misses += 1
+            if misses == 1:
+                end = moment
+            if misses >= END_STEPS and start is not None:
+                assert end is not None
+                covered += (end - start).total_seconds()
+                found = True
+                start = None
+    if start is not None:
+        covered += (grid[-1] - start).total_seconds()
+        found = True
+    return covered if found else None
 
 
 def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
