@@ -330,9 +330,13 @@ class _RunningSmoother:
         self._open = 0
         """The first state not in a block."""
         self._offsets = np.zeros((0, 4))
-        self._spreads = np.zeros((0, 4, 4))
         self._gains = np.zeros((0, 4, 4))
-        self._pivots: list[tuple[Any, Any]] | None = None
+        self._bounds: list[float] = []
+        """Per state taken (but the last), a bound on its predicted variance of x and of y over
+        its step from its filtered covariance (which its smoothed one never exceeds)."""
+        self._pivot_means: list[Any] | None = None
+        self._pivot_covars: list[Any] | None = None
+        self._open_covars: list[Any] | None = None
 
     @property
     def times(self) -> list[dt.datetime]:
@@ -352,12 +356,11 @@ class _RunningSmoother:
         self._offsets = np.concatenate(
             (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
         )
-        self._spreads = np.concatenate(
-            (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
-        )
         self._gains = np.concatenate((gains @ gain, gain[None]))
         self._backward.append((offset, gain, spread))
-        self._seconds.append(self._seconds[-1] + (moment - earlier).total_seconds())
+        step = (moment - earlier).total_seconds()
+        self._bounds.append(_step_bound(last_covar, step, self._noise))
+        self._seconds.append(self._seconds[-1] + step)
         self._times.append(moment)
         if len(self._backward) == BLOCK:
             self._close()
@@ -383,7 +386,6 @@ class _RunningSmoother:
         self._open += len(self._backward)
         self._backward.clear()
         self._offsets = np.zeros((0, 4))
-        self._spreads = np.zeros((0, 4, 4))
         self._gains = np.zeros((0, 4, 4))
         _, _, _, pivot_mean, pivot_covar = self._steps[self._open]
         pivot_mean = pivot_mean.ravel()
@@ -421,83 +423,88 @@ class _RunningSmoother:
         while len(self._seconds) < len(self._steps):
             self._take(len(self._seconds))
 
-    def _pivot_states(self) -> list[tuple[Any, Any]]:
-        """Each block's pivot, smoothed: mean (4) and covariance."""
-        if self._pivots is None or len(self._pivots) != len(self._blocks):
-            self._pivots = []
-        if not self._pivots and self._blocks:
-            mean, covar = self._open_state(0)
-            pivots = []
+    def _pivots(self) -> list[Any]:
+        """Each block's pivot's smoothed mean (4)."""
+        if self._pivot_means is None:
+            mean = self._open_mean(0)
+            means = []
             for block in reversed(self._blocks):
-                pivots.append((mean, covar))
-                gain = block.gains[0]
-                mean = block.offsets[0] + gain @ mean
-                covar = block.spreads[0] + gain @ covar @ gain.T
-            self._pivots = pivots[::-1]
-        return self._pivots
+                means.append(mean)
+                mean = block.offsets[0] + block.gains[0] @ mean
+            self._pivot_means = means[::-1]
+        return self._pivot_means
 
-    def _open_state(self, index: int) -> tuple[Any, Any]:
-        """Open state ``index`` (from the first not in a block), smoothed: mean (4), covariance."""
-        _, _, _, last_mean, last_covar = self._steps[-1]
+    def _pivot_covariances(self) -> list[Any]:
+        """Each block's pivot's smoothed covariance (made when a covariance is asked for)."""
+        if self._pivot_covars is None:
+            covar = self._open_covariances()[0]
+            covars = []
+            for block in reversed(self._blocks):
+                covars.append(covar)
+                gain = block.gains[0]
+                covar = block.spreads[0] + gain @ covar @ gain.T
+            self._pivot_covars = covars[::-1]
+        return self._pivot_covars
+
+    def _open_mean(self, index: int) -> Any:
+        """Open state ``index``'s smoothed mean (4), from the first state not in a block."""
+        last_mean = self._steps[-1][3].ravel()
         if index == len(self._offsets):
-            return last_mean.ravel(), last_covar
-        gain = self._gains[index]
-        return (
-            self._offsets[index] + gain @ last_mean.ravel(),
-            self._spreads[index] + gain @ last_covar @ gain.T,
-        )
+            return last_mean
+        return self._offsets[index] + self._gains[index] @ last_mean
+
+    def _open_covariances(self) -> list[Any]:
+        """The open states' smoothed covariances, back from the last (made when asked)."""
+        if self._open_covars is None:
+            covar = self._steps[-1][4]
+            covars = [covar]
+            for _, gain, spread in reversed(self._backward):
+                covar = spread + gain @ covar @ gain.T
+                covars.append(covar)
+            self._open_covars = covars[::-1]
+        return self._open_covars
+
+    def _block_of(self, index: int) -> int:
+        return bisect.bisect_right([block.first for block in self._blocks], index) - 1
+
+    def mean(self, index: int) -> Any:
+        """Smoothed state ``index``'s mean (4 × 1)."""
+        self.catch_up()
+        if index >= self._open:
+            return self._open_mean(index - self._open)[:, None]
+        number = self._block_of(index)
+        block = self._blocks[number]
+        offset = index - block.first
+        return (block.offsets[offset] + block.gains[offset] @ self._pivots()[number])[:, None]
 
     def state(self, index: int) -> tuple[Any, Any]:
         """Smoothed state ``index``: mean (4 × 1) and covariance."""
-        self.catch_up()
+        mean = self.mean(index)
         if index >= self._open:
-            mean, covar = self._open_state(index - self._open)
-            return mean[:, None], covar
-        pivots = self._pivot_states()
-        number = bisect.bisect_right([block.first for block in self._blocks], index) - 1
+            return mean, self._open_covariances()[index - self._open]
+        number = self._block_of(index)
         block = self._blocks[number]
-        pivot_mean, pivot_covar = pivots[number]
         offset = index - block.first
         gain = block.gains[offset]
-        mean = block.offsets[offset] + gain @ pivot_mean
-        return mean[:, None], block.spreads[offset] + gain @ pivot_covar @ gain.T
-
-    def mean(self, index: int) -> Any:
-        """Smoothed state ``index``'s mean (4 × 1): what :meth:`state` gives, without the
-        covariance."""
-        self.catch_up()
-        if index >= self._open:
-            opened = index - self._open
-            _, _, _, last_mean, _ = self._steps[-1]
-            if opened == len(self._offsets):
-                return last_mean.ravel()[:, None]
-            return (self._offsets[opened] + self._gains[opened] @ last_mean.ravel())[:, None]
-        pivots = self._pivot_states()
-        number = bisect.bisect_right([block.first for block in self._blocks], index) - 1
-        block = self._blocks[number]
-        offset = index - block.first
-        return (block.offsets[offset] + block.gains[offset] @ pivots[number][0])[:, None]
+        pivot_covar = self._pivot_covariances()[number]
+        return mean, block.spreads[offset] + gain @ pivot_covar @ gain.T
 
     def grown(self) -> None:
-        """The filter has added a state: the pivots' smoothed states are to be made again."""
-        self._pivots = None
+        """The filter has added a state: what was made of the smoothed states is stale."""
+        self._pivot_means = self._pivot_covars = self._open_covars = None
 
     def smoothed(self) -> Smoothed:
         self.catch_up()
-        _, _, _, last_mean, last_covar = self._steps[-1]
         means, covars = [], []
-        for block, (pivot_mean, pivot_covar) in zip(
-            self._blocks, self._pivot_states(), strict=True
+        for block, pivot_mean, pivot_covar in zip(
+            self._blocks, self._pivots(), self._pivot_covariances(), strict=True
         ):
             gains = block.gains
             means.append(block.offsets + gains @ pivot_mean)
             covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
-        gains = self._gains
-        means += [self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T]
-        covars += [
-            self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1),
-            last_covar[None],
-        ]
+        last_mean = self._steps[-1][3]
+        means += [self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T]
+        covars.append(np.array(self._open_covariances()))
         return Smoothed(
             list(self._times),
             np.array(self._seconds),
@@ -509,35 +516,49 @@ class _RunningSmoother:
         """A box (west, south, east, north, km in the plane) holding every smoothed state and
         where its velocity takes it by the next state (the last: by ``coast`` seconds), and a
         bound on the predicted variance of x and of y over any part of those steps: what
-        :func:`track_reach` takes of all the states, from the open ones and each block's bound."""
+        :func:`track_reach` takes of all the states, from the open ones and each block's bound
+        (the open states' variances bounded by their filtered covariances, the last's exact)."""
         self.catch_up()
         _, _, _, last_mean, last_covar = self._steps[-1]
-        gains = self._gains
-        means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
-        covars = np.concatenate(
-            (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
-        )
+        means = np.concatenate((self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T))
         seconds = self._seconds[self._open :]
         steps = np.append(np.diff(seconds), coast)[:, None]
-        starts = means[:, _POSITION]
-        corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
+        starts = means[:, 0::2]
+        corners = np.concatenate((starts, starts + means[:, 1::2] * steps))
         low = corners.min(axis=0)
         high = corners.max(axis=0)
-        noise = self._noise * steps**3 / 3
-        variances = (
-            covars[:, _POSITION, _POSITION]
-            + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
-            + steps**2 * covars[:, _VELOCITY, _VELOCITY]
-            + noise
-        )
-        variance = float(variances.max())
-        for block, (pivot_mean, _) in zip(self._blocks, self._pivot_states(), strict=True):
+        variance = _step_variance(last_covar, coast, self._noise)
+        if self._open < len(self._bounds):
+            variance = max(variance, max(self._bounds[self._open :]))
+        for block, pivot_mean in zip(self._blocks, self._pivots(), strict=True):
             box = block.bounds(pivot_mean)
             low = np.minimum(low, box[:2])
             high = np.maximum(high, box[2:])
             variance = max(variance, block.variance)
         (west, south), (east, north) = low.tolist(), high.tolist()
         return (west, south, east, north), variance
+
+
+def _step_variance(covar: Any, step: float, noise: float) -> float:
+    """The largest predicted variance of x or y over any part of a step (as track_reach)."""
+    xx, xv, vv = float(covar[0, 0]), float(covar[0, 1]), float(covar[1, 1])
+    yy, yv, ww = float(covar[2, 2]), float(covar[2, 3]), float(covar[3, 3])
+    added = noise * step**3 / 3
+    return max(
+        xx + 2 * step * abs(xv) + step**2 * vv + added,
+        yy + 2 * step * abs(yv) + step**2 * ww + added,
+    )
+
+
+def _step_bound(covar: Any, step: float, noise: float) -> float:
+    """(σx + t·σvx)² + the noise, the larger of x and y: at least :func:`_step_variance` for
+    this covariance and for any smaller one (a smoothed covariance of the same state)."""
+    diagonal = [math.sqrt(max(float(covar[i, i]), 0.0)) for i in range(4)]
+    added = noise * step**3 / 3
+    return max(
+        (diagonal[0] + step * diagonal[1]) ** 2 + added,
+        (diagonal[2] + step * diagonal[3]) ** 2 + added,
+    )
 
 
 class TrackStates:
