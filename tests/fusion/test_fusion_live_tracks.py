@@ -215,6 +215,8 @@ def test_a_growing_source_tracks_states_and_reach_are_what_all_its_states_give()
             assert np.allclose(mean[:, 0], kept.means[index], rtol=1e-12, atol=1e-12)
             assert np.allclose(covar, kept.covars[index], rtol=1e-12, atol=1e-15)
             assert np.array_equal(track.smoother.mean(index), mean)
+        every = track.smoother.means_of(list(range(number)))
+        assert np.allclose(every, kept.means, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=200, deadline=None)

@@ -225,9 +225,9 @@ class Smoothed:
         """State ``index``: mean (4 × 1) and covariance."""
         return self.means[index][:, None], self.covars[index]
 
-    def mean(self, index: int) -> Any:
-        """State ``index``'s mean (4 × 1)."""
-        return self.means[index][:, None]
+    def means_of(self, indices: list[int]) -> Any:
+        """The means of states ``indices`` (k × 4, a copy)."""
+        return self.means[indices]
 
     @classmethod
     def of(cls, track: Track) -> Smoothed:
@@ -476,6 +476,28 @@ class _RunningSmoother:
         block = self._blocks[number]
         offset = index - block.first
         return (block.offsets[offset] + block.gains[offset] @ self._pivots()[number])[:, None]
+
+    def means_of(self, indices: list[int]) -> Any:
+        """Smoothed means of states ``indices`` (k × 4), made at once for each block asked."""
+        self.catch_up()
+        positions = np.asarray(indices)
+        found = np.empty((len(indices), 4))
+        last = self._steps[-1][3].ravel()
+        opened = positions >= self._open
+        if opened.any():
+            rows = positions[opened] - self._open
+            # The last state is its own mean: offset the mean, gain nothing.
+            offsets = np.concatenate((self._offsets, last[None]))
+            gains = np.concatenate((self._gains, np.zeros((1, 4, 4))))
+            found[opened] = offsets[rows] + gains[rows] @ last
+        if not opened.all():
+            numbers = np.searchsorted([b.first for b in self._blocks], positions, side="right") - 1
+            for number in np.unique(numbers[~opened]).tolist():
+                block = self._blocks[number]
+                chosen = (numbers == number) & ~opened
+                rows = positions[chosen] - block.first
+                found[chosen] = block.offsets[rows] + block.gains[rows] @ self._pivots()[number]
+        return found
 
     def state(self, index: int) -> tuple[Any, Any]:
         """Smoothed state ``index``: mean (4 × 1) and covariance."""
@@ -838,14 +860,21 @@ def _transition(kind: str) -> _Transition:
     return _Filter(kind).transition
 
 
-def _mean_at(smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str) -> Any:
-    """The mean of :func:`_state_at` alone."""
-    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
-    mean = smoothed.mean(index)
-    if smoothed.times[index] == moment:
-        return mean
-    matrix = _transition(kind).matrix(time_interval=moment - smoothed.times[index])
-    return matrix @ mean
+def _means_on(smoothed: Smoothed | _RunningSmoother, grid: list[dt.datetime]) -> Any:
+    """The means of :func:`_state_at` at each moment of ``grid`` (g × 4), at once: each state
+    moved by its velocity to the moment (what the constant-velocity model predicts)."""
+    times = smoothed.times
+    indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in grid]
+    means = smoothed.means_of(indices)
+    intervals = np.array(
+        [
+            (moment - times[index]).total_seconds()
+            for moment, index in zip(grid, indices, strict=True)
+        ]
+    )
+    means[:, 0] += intervals * means[:, 1]
+    means[:, 2] += intervals * means[:, 3]
+    return means
 
 
 def _state_at(
@@ -885,16 +914,13 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    distances = []
-    for t in grid:
-        vector_a = _mean_at(smoothed_a, t, a.kind)
-        vector_b = _mean_at(smoothed_b, t, b.kind)
-        # b's position moved into a's plane, so one Euclidean distance compares them (as Stone
-        # Soup's Euclidean measure takes it: the norm of the difference, by its dot product).
-        lon, lat = plane_b.to_lonlat(float(vector_b[0, 0]), float(vector_b[2, 0]))
-        x, y = plane_a.to_km(lon, lat)
-        difference = np.array((vector_a[0, 0] - x, vector_a[2, 0] - y))
-        distances.append(float(np.sqrt(difference.dot(difference))))
+    means_a = _means_on(smoothed_a, grid)
+    means_b = _means_on(smoothed_b, grid)
+    # b's positions moved into a's plane, so one Euclidean distance compares them.
+    lons, lats = plane_b.to_lonlat_many(means_b[:, 0], means_b[:, 2])
+    xs, ys = plane_a.to_km_many(lons, lats)
+    across, along = means_a[:, 0] - xs, means_a[:, 2] - ys
+    distances: list[float] = np.sqrt(across * across + along * along).tolist()
     threshold = max(config.sigmas * math.hypot(a.sigma_km, b.sigma_km), config.min_gate_km)
     covered = _counted(grid, distances, threshold)
     if covered is None:
