@@ -3,8 +3,9 @@
 :class:`FusionEngine` takes reports one at a time, in any order, late or corrected, and keeps
 the picture current: only the part of the association graph a report touches is worked again,
 and the result depends on the set of reports only, so adding them one by one gives what adding
-them all at once gives. Every fused item lists all its sources; counts of a sortie seen by
-several parties are never added up. It stores nothing.
+them all at once gives. Reports are compared when the picture is next read (each pair once,
+however many of its reports came in between). Every fused item lists all its sources; counts
+of a sortie seen by several parties are never added up. It stores nothing.
 """
 
 from __future__ import annotations

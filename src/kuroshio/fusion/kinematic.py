@@ -1008,6 +1008,11 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     ``sigmas × the largest of its sigma, its states' largest predicted spread and its first
     three plots' sigmas, plus half the minimum gate``: two shares add up to at least the
     counting threshold and the handover limit of any pair.
+
+    A source track as it is now (:class:`FollowedTrack`) gives a reach holding this one, kept as
+    it grows: its latest states' box and each older block's bound (:class:`_Block`), the
+    variances of its states bounded by covariances that only shrink, the box turned into lon/lat
+    :data:`REACH_SLACK_KM` wider and again only when it leaves that.
     """
     members = unit.members
     head = members[min(2, len(members) - 1)].observed_at - unit.start
