@@ -255,7 +255,17 @@ class _Block:
     side's positions, per component of the pivot), and a bound on the predicted variance over
     each step that holds from now on (a smoothed covariance only shrinks as states are added)."""
 
-    __slots__ = ("box", "first", "gains", "offsets", "reference", "slopes", "spreads", "variance")
+    __slots__ = (
+        "box",
+        "first",
+        "gains",
+        "offsets",
+        "reference",
+        "slopes",
+        "spreads",
+        "steps",
+        "variance",
+    )
 
     def __init__(self, first: int, offsets: Any, gains: Any, spreads: Any) -> None:
         self.first = first
@@ -265,6 +275,7 @@ class _Block:
         self.reference: Any = None
         self.box: Any = None
         self.slopes: Any = None
+        self.steps: Any = None
         self.variance = 0.0
 
     @property
@@ -275,15 +286,12 @@ class _Block:
         """Take the reach's box and bounds with the pivot's smoothed state as it is now;
         ``steps``: seconds from each state to the next."""
         gains = self.gains
-        means = self.offsets + gains @ pivot_mean
+        self.steps = steps
+        self.rebox(pivot_mean)
         column = steps[:, None]
-        xs = np.concatenate((means[:, 0], means[:, 0] + steps * means[:, 1]))
-        ys = np.concatenate((means[:, 2], means[:, 2] + steps * means[:, 3]))
-        self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
         slope_x = np.maximum(np.abs(gains[:, 0]), np.abs(gains[:, 0] + column * gains[:, 1]))
         slope_y = np.maximum(np.abs(gains[:, 2]), np.abs(gains[:, 2] + column * gains[:, 3]))
         self.slopes = np.stack((slope_x.max(axis=0), slope_y.max(axis=0)))
-        self.reference = pivot_mean.copy()
         covars = self.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1)
         # Var(x + t·vx) ≤ (σx + t·σvx)² for t in the step: a bound that only falls as the
         # covariance shrinks (the exact 2t·|cov(x, vx)| need not).
@@ -291,11 +299,27 @@ class _Block:
         bounds = (deviations[:, _POSITION] + column * deviations[:, _VELOCITY]) ** 2
         self.variance = float((bounds + noise * column**3 / 3).max())
 
+    def rebox(self, pivot_mean: Any) -> None:
+        """Take the box exactly, for this pivot mean (the reference from now on)."""
+        means = self.offsets + self.gains @ pivot_mean
+        steps = self.steps
+        xs = np.concatenate((means[:, 0], means[:, 0] + steps * means[:, 1]))
+        ys = np.concatenate((means[:, 2], means[:, 2] + steps * means[:, 3]))
+        self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
+        self.reference = pivot_mean.copy()
+
     def bounds(self, pivot_mean: Any) -> Any:
         """West, south, east, north (km in the plane) holding the block's positions for this
-        pivot mean (a superset: the box at the reference, moved by the most it can move)."""
+        pivot mean: the box at the reference, moved by the most it can move, or, once that is
+        more than :data:`REBOX_KM`, the box taken again (the pivot has moved: after a turn)."""
         shift = self.slopes @ np.abs(pivot_mean - self.reference)
+        if shift.max() > REBOX_KM:
+            self.rebox(pivot_mean)
+            return self.box
         return self.box + np.concatenate((-shift, shift))
+
+
+REBOX_KM: Final = 0.25
 
 
 BLOCK: Final = 16
