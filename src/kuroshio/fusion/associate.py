@@ -110,6 +110,9 @@ class FusionEngine:
         self._by_day: dict[dt.date, dict[tuple[str, str, bool], set[str]]] = {}
         """Units by day, origin, channel and whether kinematic (one channel's tracks are never
         compared: its tracker has decided; other parties' tracks are found by their reach)."""
+        self._buckets: Counter[tuple[str, str, bool]] = Counter()
+        """Units held per (origin, channel, kinematic), to skip looking through the days when
+        a track has no unit there to meet."""
         self._reaches = ReachIndex()
         """Kinematic units' reaches, to find the other parties' tracks a track may meet."""
         self._unreached: dict[str, dict[str, Unit]] = {}
@@ -257,6 +260,7 @@ class FusionEngine:
         for member in unit.members[mapped:]:
             self._unit_of[member.id] = unit.key
         bucket = (unit.origin, unit.channel, unit.kinematic)
+        self._buckets[bucket] += 1
         for day in self._days(unit):
             self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
         if unit.kinematic:
@@ -291,6 +295,11 @@ class FusionEngine:
         """Units the unit may be associated with: other parties' tracks its reach meets, and
         units of the days around (never one tracker's own tracks)."""
         neighbours: set[str] = set(self._tracks_met(unit)) if unit.kinematic else set()
+        if unit.kinematic and not any(
+            not kinematic or (origin == unit.origin and channel != unit.channel)
+            for origin, channel, kinematic in self._buckets
+        ):
+            return sorted(neighbours)  # the days hold no unit it may meet
         first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
         last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
         day = first
@@ -357,6 +366,9 @@ class FusionEngine:
                 if self._unit_of.get(member.id) == key:
                     del self._unit_of[member.id]
         bucket = (unit.origin, unit.channel, unit.kinematic)
+        self._buckets[bucket] -= 1
+        if not self._buckets[bucket]:
+            del self._buckets[bucket]
         for day in self._days(unit):
             self._by_day.get(day, {}).get(bucket, set()).discard(key)
         self._unconnected.pop(key, None)
