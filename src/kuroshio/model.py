@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 import msgspec
@@ -131,6 +131,15 @@ class LineString(
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "coordinates", _clean_positions(self.coordinates))
+
+    @classmethod
+    def of_clean(cls, positions: Sequence[Position]) -> LineString:
+        """A line through positions already clean (each taken from a :class:`Point`, so rounded
+        as a line rounds them): a long track's line, drawn again as it grows, is not rounded
+        again position by position."""
+        line = cls(coordinates=tuple(positions[:2]))
+        msgspec.structs.force_setattr(line, "coordinates", tuple(positions))
+        return line
 
     def positions(self) -> tuple[Position, ...]:
         return self.coordinates

@@ -9,12 +9,24 @@ from collections.abc import Iterable
 
 import msgspec
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stonesoup.dataassociator.tracktotrack import TrackToTrackCounting
+from stonesoup.measures import Euclidean
+from stonesoup.types.state import State
+from stonesoup.types.track import Track
 
 from kuroshio.feeds.base import TrackUpdate
 from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.gating import MAX_COAST
-from kuroshio.fusion.kinematic import FollowedTrack
+from kuroshio.fusion.kinematic import (
+    COAST_REACH,
+    T2T_STEP,
+    FollowedTrack,
+    _counted,
+    _reach_box,
+)
 from kuroshio.fusion.synthetic import START, radar_feed, score
 from kuroshio.geo.shapes import LocalPlane, destination
 from kuroshio.model import Marking, Observation
@@ -173,3 +185,81 @@ def test_crossing_aircrafts_plots_give_one_picture_however_memory_is_laid_out() 
     assert len(pictures) == 1
     (picture,) = pictures
     assert len(msgspec.json.decode(picture)) == 2
+
+
+def _turning(seconds: int, turn: int, seed: int) -> list[Observation]:
+    """One aircraft at 200 m/s turning from 45° to 135° at ``turn``, with 300 m of noise."""
+    rng = random.Random(seed)
+    mapper = _mapper("TWN")
+    corner = destination(121.0, 24.0, 45.0, 0.2 * turn)
+    plots = []
+    for second in range(seconds):
+        if second < turn:
+            lon, lat = destination(121.0, 24.0, 45.0, 0.2 * second)
+        else:
+            lon, lat = destination(*corner, 135.0, 0.2 * (second - turn))
+        lon, lat = destination(lon, lat, rng.uniform(0.0, 360.0), abs(rng.gauss(0.0, 0.3)))
+        update = TrackUpdate(
+            track="cat062:1/9:1",
+            kind="air",
+            at=START + dt.timedelta(seconds=second),
+            lon=lon,
+            lat=lat,
+            platform_class="fighter",
+            platform_type="J-16",
+        )
+        plots.append(mapper(update))
+    return plots
+
+
+def test_a_growing_source_tracks_states_and_reach_are_what_all_its_states_give() -> None:
+    plots = _turning(300, 140, seed=3)
+    track = FollowedTrack(plots[0], LocalPlane(121.0, 24.0))
+    for number, plot in enumerate(plots[1:], start=2):
+        track.extend(plot)
+        kept = track.smoothed_arrays()
+        # The reach's box and spread, kept from the latest states and each block's bound, hold
+        # what all the smoothed states give.
+        box, variance = track.smoother.reach_box(COAST_REACH.total_seconds())
+        exact, exact_variance = _reach_box(kept, "air")
+        assert box[0] <= exact[0] and box[1] <= exact[1]
+        assert box[2] >= exact[2] and box[3] >= exact[3]
+        assert variance >= exact_variance
+        # A bound, not a guess: a block's box is taken again once it could have moved 250 m.
+        assert max(exact[0] - box[0], exact[1] - box[1], box[2] - exact[2], box[3] - exact[3]) < 0.5
+        if number % 17:
+            continue
+        # A state asked for alone is the smoothed track's.
+        assert track.smoother.times == kept.times
+        for index in range(number):
+            mean, covar = track.smoother.state(index)
+            assert np.allclose(mean[:, 0], kept.means[index], rtol=1e-12, atol=1e-12)
+            assert np.allclose(covar, kept.covars[index], rtol=1e-12, atol=1e-15)
+            assert np.array_equal(track.smoother.mean(index), mean)
+        every = track.smoother.means_of(list(range(number)))
+        assert np.allclose(every, kept.means, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 2.0), min_size=3, max_size=40))
+def test_the_counting_technique_counts_as_stone_soups(distances: list[float]) -> None:
+    grid = [dt.datetime(2025, 3, 1) + n * T2T_STEP for n in range(len(distances))]
+    first = Track(
+        [
+            State(np.array([[d], [0.0], [0.0], [0.0]]), timestamp=t)
+            for d, t in zip(distances, grid, strict=True)
+        ]
+    )
+    second = Track([State(np.zeros((4, 1)), timestamp=t) for t in grid])
+    found = TrackToTrackCounting(
+        association_threshold=1.0,
+        consec_pairs_confirm=3,
+        consec_misses_end=2,
+        measure=Euclidean(mapping=[0, 2]),
+        pos_map=[0, 2],
+    ).associate_tracks({first}, {second})
+    # Stone Soup joins one pair's separate associations into one of a compound time range.
+    covered = sum(
+        association.time_range.duration.total_seconds() for association in found.associations
+    )
+    assert _counted(grid, distances, 1.0) == (covered if found.associations else None)

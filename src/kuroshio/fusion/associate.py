@@ -3,15 +3,17 @@
 :class:`FusionEngine` takes reports one at a time, in any order, late or corrected, and keeps
 the picture current: only the part of the association graph a report touches is worked again,
 and the result depends on the set of reports only, so adding them one by one gives what adding
-them all at once gives. Every fused item lists all its sources; counts of a sortie seen by
-several parties are never added up. It stores nothing.
+them all at once gives. Reports are compared when the picture is next read (each pair once,
+however many of its reports came in between). Every fused item lists all its sources; counts
+of a sortie seen by several parties are never added up. It stores nothing.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -108,6 +110,9 @@ class FusionEngine:
         self._by_day: dict[dt.date, dict[tuple[str, str, bool], set[str]]] = {}
         """Units by day, origin, channel and whether kinematic (one channel's tracks are never
         compared: its tracker has decided; other parties' tracks are found by their reach)."""
+        self._buckets: Counter[tuple[str, str, bool]] = Counter()
+        """Units held per (origin, channel, kinematic), to skip looking through the days when
+        a track has no unit there to meet."""
         self._reaches = ReachIndex()
         """Kinematic units' reaches, to find the other parties' tracks a track may meet."""
         self._unreached: dict[str, dict[str, Unit]] = {}
@@ -115,7 +120,14 @@ class FusionEngine:
         self._cluster_of: dict[str, str] = {}
         self._items: dict[str, FusedItem] = {}
         self._item_units: dict[str, list[str]] = {}
+        self._merged: dict[tuple[str, ...], MergedMembers] = {}
+        """The members of each cluster of several units, in order, kept between rebuilds."""
+        self._dissolved: set[tuple[str, ...]] = set()
+        """Clusters of several units dissolved since the picture was last read."""
         self._dirty: set[str] = set()
+        self._unconnected: dict[str, None] = {}
+        """Units put since the picture was last read, in the order they were put (their edges
+        are made then)."""
         self._pending: dict[tuple[str, str, str], list[dt.datetime]] = {}
         self._arrived: dict[tuple[str, str, str], list[Observation]] = {}
         """New plots of each series since the picture was last made."""
@@ -224,11 +236,12 @@ class FusionEngine:
             previous = plot.observed_at
         if followed.plane_with(plots) != followed.degrees:
             return False
-        self._drop_unit(unit_key)
+        self._drop_unit(unit_key, members_kept=True)
         for plot in plots:
             followed.extend(plot)
         states = TrackStates(followed.plane, followed=followed)
-        self._put_unit(track_unit(tuple(followed.members), states, followed.summary))
+        extended = track_unit(tuple(followed.members), states, followed.summary)
+        self._put_unit(extended, mapped=len(unit.members))
         return True
 
     def _days(self, unit: Unit) -> list[dt.date]:
@@ -240,8 +253,53 @@ class FusionEngine:
             day += dt.timedelta(days=1)
         return days
 
-    def _put_unit(self, unit: Unit) -> None:
+    def _put_unit(self, unit: Unit, mapped: int = 0) -> None:
+        """Hold a unit (its first ``mapped`` members already point to its key); its edges are
+        made when the picture is next read (:meth:`_connect`)."""
+        self._units[unit.key] = unit
+        for member in unit.members[mapped:]:
+            self._unit_of[member.id] = unit.key
+        bucket = (unit.origin, unit.channel, unit.kinematic)
+        self._buckets[bucket] += 1
+        for day in self._days(unit):
+            self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
+        if unit.kinematic:
+            self._place_reach(unit)
+        self._edges.setdefault(unit.key, {})
+        self._unconnected[unit.key] = None
+        self._dirty.add(unit.key)
+
+    def _connect(self) -> None:
+        """Edges of the units put since the picture was last read, in the order they were put.
+
+        Each unit is compared with the units held before it and with those put before it here,
+        so each pair is compared once (as the later unit, as when each was connected on being
+        put): a track updated by both parties within one read is tested once, not twice.
+        """
+        waiting = self._unconnected
+        self._unconnected = {}
+        connected: set[str] = set()
+        for key in waiting:
+            unit = self._units[key]
+            edges = self._edges[key]
+            for other_key in self._neighbours(unit):
+                if other_key in waiting and other_key not in connected:
+                    continue  # put after this one: it compares itself with this one
+                cost = self._cost(unit, self._units[other_key])
+                if cost is not None:
+                    edges[other_key] = cost
+                    self._edges[other_key][key] = cost
+            connected.add(key)
+
+    def _neighbours(self, unit: Unit) -> list[str]:
+        """Units the unit may be associated with: other parties' tracks its reach meets, and
+        units of the days around (never one tracker's own tracks)."""
         neighbours: set[str] = set(self._tracks_met(unit)) if unit.kinematic else set()
+        if unit.kinematic and not any(
+            not kinematic or (origin == unit.origin and channel != unit.channel)
+            for origin, channel, kinematic in self._buckets
+        ):
+            return sorted(neighbours)  # the days hold no unit it may meet
         first = (unit.start - NEIGHBOURHOOD).astimezone(dt.UTC).date()
         last = (unit.end + NEIGHBOURHOOD).astimezone(dt.UTC).date()
         day = first
@@ -255,23 +313,12 @@ class FusionEngine:
                     continue  # one tracker's decision, or found by reach above
                 neighbours |= keys
             day += dt.timedelta(days=1)
-        self._units[unit.key] = unit
-        for member in unit.members:
-            self._unit_of[member.id] = unit.key
-        bucket = (unit.origin, unit.channel, unit.kinematic)
-        for day in self._days(unit):
-            self._by_day.setdefault(day, {}).setdefault(bucket, set()).add(unit.key)
-        edges = self._edges.setdefault(unit.key, {})
-        for other_key in sorted(neighbours):
-            cost = self._cost(unit, self._units[other_key])
-            if cost is not None:
-                edges[other_key] = cost
-                self._edges[other_key][unit.key] = cost
-        self._dirty.add(unit.key)
+        neighbours.discard(unit.key)
+        return sorted(neighbours)
 
-    def _tracks_met(self, unit: Unit) -> list[str]:
-        """Other parties' kinematic units whose reach meets this one's (every pair the
-        track-to-track association could accept); puts the unit's own reach in the index."""
+    def _place_reach(self, unit: Unit) -> None:
+        """Put a kinematic unit's reach in the index (or aside, while no other party has a
+        track: the reach is made when one comes)."""
         from kuroshio.fusion.kinematic import track_reach
 
         others = [
@@ -283,12 +330,17 @@ class FusionEngine:
             for waiting in self._unreached.pop(origin).values():
                 self._reaches.add(track_reach(waiting, self.config))
         if not others and not self._reaches.holds_other_than(unit.origin):
-            # No other party's track to meet: the reach is made when one comes.
             self._unreached.setdefault(unit.origin, {})[unit.key] = unit
-            return []
-        reach = track_reach(unit, self.config)
+            return
+        self._reaches.add(track_reach(unit, self.config))
+
+    def _tracks_met(self, unit: Unit) -> list[str]:
+        """Other parties' kinematic units whose reach meets this one's (every pair the
+        track-to-track association could accept)."""
+        reach = self._reaches.get(unit.key)
+        if reach is None:
+            return []  # aside: no other party has a track
         met = self._reaches.meeting(reach)
-        self._reaches.add(reach)
         return [key for key in met if self._units[key].origin != unit.origin]
 
     def _cost(self, a: Unit, b: Unit) -> float | None:
@@ -303,16 +355,23 @@ class FusionEngine:
                 return tracks_associated(a, b, self.config)
         return gate(a, b, self.config)
 
-    def _drop_unit(self, key: str) -> None:
+    def _drop_unit(self, key: str, *, members_kept: bool = False) -> None:
+        """Forget a unit; ``members_kept``: its members stay with its key (a track about to be
+        put again, extended, so only its new members need pointing to it)."""
         unit = self._units.pop(key, None)
         if unit is None:
             return
-        for member in unit.members:
-            if self._unit_of.get(member.id) == key:
-                del self._unit_of[member.id]
+        if not members_kept:
+            for member in unit.members:
+                if self._unit_of.get(member.id) == key:
+                    del self._unit_of[member.id]
         bucket = (unit.origin, unit.channel, unit.kinematic)
+        self._buckets[bucket] -= 1
+        if not self._buckets[bucket]:
+            del self._buckets[bucket]
         for day in self._days(unit):
             self._by_day.get(day, {}).get(bucket, set()).discard(key)
+        self._unconnected.pop(key, None)
         if unit.kinematic:
             self._reaches.remove(key)
             self._unreached.get(unit.origin, {}).pop(key, None)
@@ -344,10 +403,13 @@ class FusionEngine:
         units = self._item_units.pop(item_id, [])
         for unit in units:
             self._cluster_of.pop(unit, None)
+        if len(units) > 1:
+            self._dissolved.add(tuple(units))
         return units
 
     def _refresh(self) -> None:
         self._track_pending()
+        self._connect()
         pending = {key for key in self._dirty if key in self._units}
         self._dirty.clear()
         seen: set[str] = set()
@@ -368,11 +430,19 @@ class FusionEngine:
                         pending.add(unit)
         for component in components:
             for cluster in self._associate(component):
-                fused = fuse_units([self._units[k] for k in cluster])
+                merged = None
+                if len(cluster) > 1:
+                    merged = self._merged.setdefault(tuple(cluster), MergedMembers())
+                fused = fuse_units([self._units[k] for k in cluster], merged)
                 for member in cluster:
                     self._cluster_of[member] = fused.id
                 self._items[fused.id] = fused
                 self._item_units[fused.id] = cluster
+        for dissolved in self._dissolved:  # what no cluster is any longer
+            item = self._cluster_of.get(dissolved[0])
+            if item is None or tuple(self._item_units[item]) != dissolved:
+                self._merged.pop(dissolved, None)
+        self._dissolved.clear()
 
     def _associate(self, component: list[str]) -> list[list[str]]:
         """Greedy, cheapest edge first (ties by key), never joining one channel's reports of
@@ -458,7 +528,7 @@ def _geometry(units: list[Unit]) -> Geometry:
     if line is not None:  # a source track's line, kept as it grew
         if len(line) == 1:
             return Point(coordinates=line[0])
-        return LineString(coordinates=tuple(line))
+        return LineString.of_clean(line)
     positions: list[tuple[float, float]] = []
     for unit in sorted(units, key=lambda u: (u.start, u.key)):
         for member in unit.members:
@@ -491,28 +561,67 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
     )
 
 
-def _sources(units: list[Unit], members: tuple[Observation, ...]) -> tuple[Source, ...]:
+def _source(member: Observation) -> Source:
+    return Source(id=member.id, origin=member.origin, version=member.version)
+
+
+def _member_order(member: Observation) -> tuple[dt.datetime, str, int]:
+    return member.observed_at, member.id, member.version
+
+
+class MergedMembers:
+    """A cluster's members and their sources in (time, id, version) order, kept between
+    rebuilds of its fused item: when each of its units has only grown at its end (a source
+    track extended), the new members are put in their places, not every member sorted again."""
+
+    def __init__(self) -> None:
+        self.held: tuple[tuple[Observation, ...], ...] = ()
+        """Each unit's members when last merged."""
+        self.members: list[Observation] = []
+        self.sources: list[Source] = []
+
+    def update(self, units: list[Unit]) -> None:
+        """Merge the units' members (the same units, in the same order, as last time, or any)."""
+        held = self.held
+        grown = len(held) == len(units) and all(
+            unit.members[: len(old)] == old for unit, old in zip(units, held, strict=True)
+        )
+        if grown:
+            fresh = [m for u, old in zip(units, held, strict=True) for m in u.members[len(old) :]]
+            for member in sorted(fresh, key=_member_order):
+                at = bisect.bisect_right(self.members, _member_order(member), key=_member_order)
+                self.members.insert(at, member)
+                self.sources.insert(at, _source(member))
+        else:
+            self.members = sorted((m for u in units for m in u.members), key=_member_order)
+            self.sources = [_source(member) for member in self.members]
+        self.held = tuple(unit.members for unit in units)
+
+
+def _sources(units: list[Unit], members: Sequence[Observation]) -> tuple[Source, ...]:
     followed = getattr(units[0].states, "followed", None) if len(units) == 1 else None
     kept = followed.sources_of(units[0]) if followed is not None else None
     if kept is None:
-        return tuple(Source(id=m.id, origin=m.origin, version=m.version) for m in members)
+        return tuple(_source(member) for member in members)
     # A source track's sources, kept as it grew: only the new updates' are made.
     for member in members[len(kept) :]:
-        kept.append(Source(id=member.id, origin=member.origin, version=member.version))
+        kept.append(_source(member))
     return tuple(kept)
 
 
-def fuse_units(units: list[Unit]) -> FusedItem:
-    """One fused item from associated units (all from one cluster)."""
+def fuse_units(units: list[Unit], merged: MergedMembers | None = None) -> FusedItem:
+    """One fused item from associated units (all from one cluster); ``merged``: the cluster's
+    members as last merged, to merge only what is new."""
+    members: Sequence[Observation]
     if len(units) == 1 and units[0].kinematic:
         members = units[0].members  # a track's plots are in (time, id) order already
+        sources = _sources(units, members)
+    elif merged is not None:
+        merged.update(units)
+        members, sources = merged.members, tuple(merged.sources)
     else:
-        members = tuple(
-            sorted(
-                (m for u in units for m in u.members),
-                key=lambda m: (m.observed_at, m.id, m.version),
-            )
-        )
+        members = sorted((m for u in units for m in u.members), key=_member_order)
+        sources = _sources(units, members)
     counts: dict[str, int] = {}
     sigma: dict[str, list[float]] = {}
     for unit in units:
@@ -536,5 +645,5 @@ def fuse_units(units: list[Unit]) -> FusedItem:
         origins=origins,
         counts={origin: counts[origin] for origin in origins},
         jointly_seen=len(origins) > 1,
-        sources=_sources(units, members),
+        sources=sources,
     )

@@ -2,8 +2,11 @@
 
 Point reports (radar plots, positional reports) of one party, kind and platform class are
 tracked with a constant-velocity Kalman filter and global-nearest-neighbour assignment; tracks of
-different parties are compared on a common time grid with Stone Soup's counting technique. It
-does not gate daily or area reports: :mod:`kuroshio.fusion.gating` does.
+different parties are compared on a common time grid with the counting technique (counted as
+Stone Soup's ``TrackToTrackCounting`` counts, without its state objects). A live feed's source
+track is filtered and smoothed as it grows, its reach kept with it, so an update costs about the
+same however long the track (:class:`FollowedTrack`). It does not gate daily or area reports:
+:mod:`kuroshio.fusion.gating` does.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from typing import Any, Final
 import numpy as np
 import shapely
 from stonesoup.dataassociator.neighbour import GNNWith2DAssignment
-from stonesoup.dataassociator.tracktotrack import TrackToTrackCounting
 from stonesoup.hypothesiser.distance import DistanceHypothesiser
-from stonesoup.measures import Euclidean, Mahalanobis
+from stonesoup.measures import Mahalanobis
 from stonesoup.models.measurement.linear import LinearGaussian
 from stonesoup.models.transition.linear import (
     CombinedLinearGaussianTransitionModel,
@@ -31,7 +33,6 @@ from stonesoup.smoother.kalman import KalmanSmoother
 from stonesoup.types.detection import Detection
 from stonesoup.types.hypothesis import SingleHypothesis
 from stonesoup.types.prediction import GaussianStatePrediction
-from stonesoup.types.state import GaussianState
 from stonesoup.types.track import Track
 from stonesoup.types.update import GaussianStateUpdate
 from stonesoup.updater.kalman import KalmanUpdater
@@ -61,6 +62,12 @@ EDGE_SPACING_KM: Final = 4.0
 """Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
 at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
 EDGE_SAMPLES: Final = 16
+_Projection = tuple[tuple[float, float, float, float], float]
+"""A lon/lat box (west, south, east, north) and how far (km) beyond it a point may lie."""
+REACH_SLACK_KM: Final = 1.0
+"""A growing source track's box (once it has more than :data:`BLOCK` states) is turned into
+lon/lat this much wider on every side, and again only once the track's box leaves it (or falls
+short of it by twice as much)."""
 
 
 @functools.cache
@@ -220,6 +227,14 @@ class Smoothed:
         self.means = means
         self.covars = covars
 
+    def state(self, index: int) -> tuple[Any, Any]:
+        """State ``index``: mean (4 × 1) and covariance."""
+        return self.means[index][:, None], self.covars[index]
+
+    def means_of(self, indices: list[int]) -> Any:
+        """The means of states ``indices`` (k × 4, a copy)."""
+        return self.means[indices]
+
     @classmethod
     def of(cls, track: Track) -> Smoothed:
         """A Stone Soup track's states as arrays."""
@@ -233,28 +248,134 @@ class Smoothed:
         )
 
 
+class _Block:
+    """Smoothed states ``first`` to ``first + size - 1`` of a growing track as affine maps of the
+    smoothed state just after them (the block's pivot): means ``C + H m``, covariances
+    ``D + H P Hᵀ``. Rauch–Tung–Striebel smoothing makes each state an affine function of the
+    next, with coefficients fixed once that next state is filtered, so a block never changes;
+    only its pivot's smoothed state does.
+
+    For the track's reach it keeps, as of a reference pivot mean, the box of its states and of
+    where their velocities take them by the next state (``box``), how far each side can move
+    per unit of change of the pivot mean (``slopes``: the largest absolute coefficient of each
+    side's positions, per component of the pivot), and a bound on the predicted variance over
+    each step that holds from now on (a smoothed covariance only shrinks as states are added)."""
+
+    __slots__ = (
+        "box",
+        "first",
+        "gains",
+        "offsets",
+        "reference",
+        "slopes",
+        "spreads",
+        "steps",
+        "variance",
+    )
+
+    def __init__(self, first: int, offsets: Any, gains: Any, spreads: Any) -> None:
+        self.first = first
+        self.offsets = offsets
+        self.gains = gains
+        self.spreads = spreads
+        self.reference: Any = None
+        self.box: Any = None
+        self.slopes: Any = None
+        self.steps: Any = None
+        self.variance = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+    def settle(self, pivot_mean: Any, pivot_covar: Any, steps: Any, noise: float) -> None:
+        """Take the reach's box and bounds with the pivot's smoothed state as it is now;
+        ``steps``: seconds from each state to the next."""
+        gains = self.gains
+        self.steps = steps
+        self.rebox(pivot_mean)
+        column = steps[:, None]
+        slope_x = np.maximum(np.abs(gains[:, 0]), np.abs(gains[:, 0] + column * gains[:, 1]))
+        slope_y = np.maximum(np.abs(gains[:, 2]), np.abs(gains[:, 2] + column * gains[:, 3]))
+        self.slopes = np.stack((slope_x.max(axis=0), slope_y.max(axis=0)))
+        covars = self.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1)
+        # Var(x + t·vx) ≤ (σx + t·σvx)² for t in the step: a bound that only falls as the
+        # covariance shrinks (the exact 2t·|cov(x, vx)| need not).
+        deviations = np.sqrt(np.maximum(np.diagonal(covars, axis1=1, axis2=2), 0.0))
+        bounds = (deviations[:, _POSITION] + column * deviations[:, _VELOCITY]) ** 2
+        self.variance = float((bounds + noise * column**3 / 3).max())
+
+    def rebox(self, pivot_mean: Any) -> None:
+        """Take the box exactly, for this pivot mean (the reference from now on)."""
+        means = self.offsets + self.gains @ pivot_mean
+        steps = self.steps
+        xs = np.concatenate((means[:, 0], means[:, 0] + steps * means[:, 1]))
+        ys = np.concatenate((means[:, 2], means[:, 2] + steps * means[:, 3]))
+        self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
+        self.reference = pivot_mean.copy()
+
+    def bounds(self, pivot_mean: Any) -> Any:
+        """West, south, east, north (km in the plane) holding the block's positions for this
+        pivot mean: the box at the reference, moved by the most it can move, or, once that is
+        more than :data:`REBOX_KM`, the box taken again (the pivot has moved: after a turn)."""
+        shift = self.slopes @ np.abs(pivot_mean - self.reference)
+        if shift.max() > REBOX_KM:
+            self.rebox(pivot_mean)
+            return self.box
+        return self.box + np.concatenate((-shift, shift))
+
+
+REBOX_KM: Final = 0.25
+
+
+BLOCK: Final = 16
+"""A growing track's states are smoothed in blocks of this many (merged two by two as they
+age), so an added state costs work on at most this many and on a few blocks."""
+
+
 class _RunningSmoother:
     """Rauch–Tung–Striebel smoothing of a track that grows at its end (the same recursion as
-    Stone Soup's Kalman smoother), kept without a backward pass per state added.
+    Stone Soup's Kalman smoother), without a backward pass per state added.
 
-    Each earlier smoothed state is an affine function of the last one: mean ``A_k + G_k x_n``,
-    covariance ``B_k + G_k P_n G_kᵀ``. A new state turns the last into an earlier one, so every
-    ``A_k, B_k, G_k`` is updated in one batched product. States added wait until the smoothed
-    track is asked for, and are then taken in order: the result depends on the states only."""
+    The latest states (at most :data:`BLOCK` + 1) are affine functions of the last one, mean
+    ``A_k + G_k x_n``, covariance ``B_k + G_k P_n G_kᵀ``, updated in one batched product when a
+    state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot,
+    blocks of one size merged into one of twice the size (so a track of n states has about
+    log₂ n blocks). A state is made from these maps when asked. States added wait until asked
+    for, and are then taken in order: the result depends on the states only."""
 
-    def __init__(self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any) -> None:
+    def __init__(
+        self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any, noise: float
+    ) -> None:
         self._steps = steps
         """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
         read as the filter adds them."""
         self._model = model
+        self._noise = noise
         self._times: list[dt.datetime] = []
         self._seconds: list[float] = []
+        self._backward: list[tuple[Any, Any, Any]] = []
+        """Offset, gain and spread of each open state on the next one (not yet in a block)."""
+        self._blocks: list[_Block] = []
+        self._open = 0
+        """The first state not in a block."""
         self._offsets = np.zeros((0, 4))
-        self._spreads = np.zeros((0, 4, 4))
         self._gains = np.zeros((0, 4, 4))
+        self._bounds: list[float] = []
+        """Per state taken (but the last), a bound on its predicted variance of x and of y over
+        its step from its filtered covariance (which its smoothed one never exceeds)."""
+        self._pivot_means: list[Any] | None = None
+        self._pivot_covars: list[Any] | None = None
+        self._open_covars: list[Any] | None = None
+
+    @property
+    def times(self) -> list[dt.datetime]:
+        """The states' times (naive UTC)."""
+        self.catch_up()
+        return self._times
 
     def _take(self, index: int) -> None:
-        """Make state ``index - 1`` an earlier state: its gain, offsets, and every earlier one's."""
+        """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
         earlier, _, _, last_mean, last_covar = self._steps[index - 1]
         moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
         matrix = self._model.matrix(time_interval=moment - earlier)
@@ -265,26 +386,231 @@ class _RunningSmoother:
         self._offsets = np.concatenate(
             (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
         )
-        self._spreads = np.concatenate(
-            (self._spreads + gains @ spread @ gains.transpose(0, 2, 1), spread[None])
-        )
         self._gains = np.concatenate((gains @ gain, gain[None]))
-        self._seconds.append(self._seconds[-1] + (moment - earlier).total_seconds())
+        self._backward.append((offset, gain, spread))
+        step = (moment - earlier).total_seconds()
+        self._bounds.append(_step_bound(last_covar, step, self._noise))
+        self._seconds.append(self._seconds[-1] + step)
         self._times.append(moment)
+        if len(self._backward) == BLOCK:
+            self._close()
 
-    def smoothed(self) -> Smoothed:
+    def _close(self) -> None:
+        """Put the open states but the last in a block on the last (its pivot), and merge
+        blocks of one size."""
+        offsets, gains, spreads = [], [], []
+        offset, gain, spread = self._backward[-1]
+        for back_offset, back_gain, back_spread in reversed(self._backward[:-1]):
+            offsets.append(offset)
+            gains.append(gain)
+            spreads.append(spread)
+            offset = back_offset + back_gain @ offset
+            spread = back_spread + back_gain @ spread @ back_gain.T
+            gain = back_gain @ gain
+        offsets.append(offset)
+        gains.append(gain)
+        spreads.append(spread)
+        block = _Block(
+            self._open, np.array(offsets[::-1]), np.array(gains[::-1]), np.array(spreads[::-1])
+        )
+        self._open += len(self._backward)
+        self._backward.clear()
+        self._offsets = np.zeros((0, 4))
+        self._gains = np.zeros((0, 4, 4))
+        _, _, _, pivot_mean, pivot_covar = self._steps[self._open]
+        pivot_mean = pivot_mean.ravel()
+        self._settle(block, pivot_mean, pivot_covar)
+        self._blocks.append(block)
+        while len(self._blocks) > 1 and self._blocks[-2].size == self._blocks[-1].size:
+            later = self._blocks.pop()
+            earlier = self._blocks.pop()
+            # The earlier block's pivot is the later block's first state.
+            head_offset, head_gain, head_spread = later.offsets[0], later.gains[0], later.spreads[0]
+            gains = earlier.gains
+            merged = _Block(
+                earlier.first,
+                np.concatenate((earlier.offsets + gains @ head_offset, later.offsets)),
+                np.concatenate((gains @ head_gain, later.gains)),
+                np.concatenate(
+                    (
+                        earlier.spreads + gains @ head_spread @ gains.transpose(0, 2, 1),
+                        later.spreads,
+                    )
+                ),
+            )
+            self._settle(merged, pivot_mean, pivot_covar)
+            self._blocks.append(merged)
+
+    def _settle(self, block: _Block, pivot_mean: Any, pivot_covar: Any) -> None:
+        seconds = self._seconds[block.first : block.first + block.size + 1]
+        block.settle(pivot_mean, pivot_covar, np.diff(seconds), self._noise)
+
+    def catch_up(self) -> None:
+        """Take the states the filter has added since last asked."""
         if not self._seconds:
             self._seconds.append(0.0)
             self._times.append(self._steps[0][0])
         while len(self._seconds) < len(self._steps):
             self._take(len(self._seconds))
-        _, _, _, last_mean, last_covar = self._steps[-1]
-        gains = self._gains
-        means = np.concatenate((self._offsets + (gains @ last_mean)[:, :, 0], last_mean.T))
-        covars = np.concatenate(
-            (self._spreads + gains @ last_covar @ gains.transpose(0, 2, 1), last_covar[None])
+
+    def _pivots(self) -> list[Any]:
+        """Each block's pivot's smoothed mean (4)."""
+        if self._pivot_means is None:
+            mean = self._open_mean(0)
+            means = []
+            for block in reversed(self._blocks):
+                means.append(mean)
+                mean = block.offsets[0] + block.gains[0] @ mean
+            self._pivot_means = means[::-1]
+        return self._pivot_means
+
+    def _pivot_covariances(self) -> list[Any]:
+        """Each block's pivot's smoothed covariance (made when a covariance is asked for)."""
+        if self._pivot_covars is None:
+            covar = self._open_covariances()[0]
+            covars = []
+            for block in reversed(self._blocks):
+                covars.append(covar)
+                gain = block.gains[0]
+                covar = block.spreads[0] + gain @ covar @ gain.T
+            self._pivot_covars = covars[::-1]
+        return self._pivot_covars
+
+    def _open_mean(self, index: int) -> Any:
+        """Open state ``index``'s smoothed mean (4), from the first state not in a block."""
+        last_mean = self._steps[-1][3].ravel()
+        if index == len(self._offsets):
+            return last_mean
+        return self._offsets[index] + self._gains[index] @ last_mean
+
+    def _open_covariances(self) -> list[Any]:
+        """The open states' smoothed covariances, back from the last (made when asked)."""
+        if self._open_covars is None:
+            covar = self._steps[-1][4]
+            covars = [covar]
+            for _, gain, spread in reversed(self._backward):
+                covar = spread + gain @ covar @ gain.T
+                covars.append(covar)
+            self._open_covars = covars[::-1]
+        return self._open_covars
+
+    def _block_of(self, index: int) -> int:
+        return bisect.bisect_right([block.first for block in self._blocks], index) - 1
+
+    def mean(self, index: int) -> Any:
+        """Smoothed state ``index``'s mean (4 × 1)."""
+        self.catch_up()
+        if index >= self._open:
+            return self._open_mean(index - self._open)[:, None]
+        number = self._block_of(index)
+        block = self._blocks[number]
+        offset = index - block.first
+        return (block.offsets[offset] + block.gains[offset] @ self._pivots()[number])[:, None]
+
+    def means_of(self, indices: list[int]) -> Any:
+        """Smoothed means of states ``indices`` (k × 4), made at once for each block asked."""
+        self.catch_up()
+        positions = np.asarray(indices)
+        found = np.empty((len(indices), 4))
+        last = self._steps[-1][3].ravel()
+        opened = positions >= self._open
+        if opened.any():
+            rows = positions[opened] - self._open
+            # The last state is its own mean: offset the mean, gain nothing.
+            offsets = np.concatenate((self._offsets, last[None]))
+            gains = np.concatenate((self._gains, np.zeros((1, 4, 4))))
+            found[opened] = offsets[rows] + gains[rows] @ last
+        if not opened.all():
+            numbers = np.searchsorted([b.first for b in self._blocks], positions, side="right") - 1
+            for number in np.unique(numbers[~opened]).tolist():
+                block = self._blocks[number]
+                chosen = (numbers == number) & ~opened
+                rows = positions[chosen] - block.first
+                found[chosen] = block.offsets[rows] + block.gains[rows] @ self._pivots()[number]
+        return found
+
+    def state(self, index: int) -> tuple[Any, Any]:
+        """Smoothed state ``index``: mean (4 × 1) and covariance."""
+        mean = self.mean(index)
+        if index >= self._open:
+            return mean, self._open_covariances()[index - self._open]
+        number = self._block_of(index)
+        block = self._blocks[number]
+        offset = index - block.first
+        gain = block.gains[offset]
+        pivot_covar = self._pivot_covariances()[number]
+        return mean, block.spreads[offset] + gain @ pivot_covar @ gain.T
+
+    def grown(self) -> None:
+        """The filter has added a state: what was made of the smoothed states is stale."""
+        self._pivot_means = self._pivot_covars = self._open_covars = None
+
+    def smoothed(self) -> Smoothed:
+        self.catch_up()
+        means, covars = [], []
+        for block, pivot_mean, pivot_covar in zip(
+            self._blocks, self._pivots(), self._pivot_covariances(), strict=True
+        ):
+            gains = block.gains
+            means.append(block.offsets + gains @ pivot_mean)
+            covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
+        last_mean = self._steps[-1][3]
+        means += [self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T]
+        covars.append(np.array(self._open_covariances()))
+        return Smoothed(
+            list(self._times),
+            np.array(self._seconds),
+            np.concatenate(means),
+            np.concatenate(covars),
         )
-        return Smoothed(list(self._times), np.array(self._seconds), means, covars)
+
+    def reach_box(self, coast: float) -> tuple[tuple[float, float, float, float], float]:
+        """A box (west, south, east, north, km in the plane) holding every smoothed state and
+        where its velocity takes it by the next state (the last: by ``coast`` seconds), and a
+        bound on the predicted variance of x and of y over any part of those steps: what
+        :func:`track_reach` takes of all the states, from the open ones and each block's bound
+        (the open states' variances bounded by their filtered covariances, the last's exact)."""
+        self.catch_up()
+        _, _, _, last_mean, last_covar = self._steps[-1]
+        means = np.concatenate((self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T))
+        seconds = self._seconds[self._open :]
+        steps = np.append(np.diff(seconds), coast)[:, None]
+        starts = means[:, 0::2]
+        corners = np.concatenate((starts, starts + means[:, 1::2] * steps))
+        low = corners.min(axis=0)
+        high = corners.max(axis=0)
+        variance = _step_variance(last_covar, coast, self._noise)
+        if self._open < len(self._bounds):
+            variance = max(variance, max(self._bounds[self._open :]))
+        for block, pivot_mean in zip(self._blocks, self._pivots(), strict=True):
+            box = block.bounds(pivot_mean)
+            low = np.minimum(low, box[:2])
+            high = np.maximum(high, box[2:])
+            variance = max(variance, block.variance)
+        (west, south), (east, north) = low.tolist(), high.tolist()
+        return (west, south, east, north), variance
+
+
+def _step_variance(covar: Any, step: float, noise: float) -> float:
+    """The largest predicted variance of x or y over any part of a step (as track_reach)."""
+    xx, xv, vv = float(covar[0, 0]), float(covar[0, 1]), float(covar[1, 1])
+    yy, yv, ww = float(covar[2, 2]), float(covar[2, 3]), float(covar[3, 3])
+    added = noise * step**3 / 3
+    return max(
+        xx + 2 * step * abs(xv) + step**2 * vv + added,
+        yy + 2 * step * abs(yv) + step**2 * ww + added,
+    )
+
+
+def _step_bound(covar: Any, step: float, noise: float) -> float:
+    """(σx + t·σvx)² + the noise, the larger of x and y: at least :func:`_step_variance` for
+    this covariance and for any smaller one (a smoothed covariance of the same state)."""
+    diagonal = [math.sqrt(max(float(covar[i, i]), 0.0)) for i in range(4)]
+    added = noise * step**3 / 3
+    return max(
+        (diagonal[0] + step * diagonal[1]) ** 2 + added,
+        (diagonal[2] + step * diagonal[3]) ** 2 + added,
+    )
 
 
 class TrackStates:
@@ -306,6 +632,14 @@ class TrackStates:
             assert self.followed is not None
             self._smoothed = self.followed.smoothed()
         return self._smoothed
+
+    @property
+    def sampled(self) -> Smoothed | _RunningSmoother:
+        """The smoothed track's times, and its states one by one (a source track's made from
+        its smoother when asked, not all of them)."""
+        if self.followed is not None:
+            return self.followed.smoother
+        return self.smoothed
 
     @property
     def smoothed(self) -> Smoothed:
@@ -336,12 +670,22 @@ class _Summary:
         self.counts: list[int] = []
         self.types: set[str] = set()
         self.hulls: set[str] = set()
+        self.bounds = (math.inf, math.inf, -math.inf, -math.inf)
+        """West, south, east, north of the positions."""
+        self._coordinates = np.empty((8, 2))
 
     def add(self, member: Observation) -> None:
         position = member.geometry.positions()[0]
         if not self.positions or self.line[-1] != position:
             self.line.append(position)
+        count = len(self.positions)
+        if count == len(self._coordinates):  # room for twice as many, copied once
+            self._coordinates = np.concatenate((self._coordinates, np.empty((count, 2))))
+        self._coordinates[count] = position
         self.positions.append(position)
+        lon, lat = position
+        west, south, east, north = self.bounds
+        self.bounds = (min(west, lon), min(south, lat), max(east, lon), max(north, lat))
         bisect.insort(self.sigmas, sigma_km(member))
         platform = member.platform
         bisect.insort(self.counts, platform.count if platform else 1)
@@ -349,6 +693,11 @@ class _Summary:
             if platform.type:
                 self.types.add(platform.type)
             self.hulls.update(platform.hull_numbers)
+
+    @property
+    def array(self) -> Any:
+        """The positions as an array (n × 2), for shapely to take without a list of tuples."""
+        return self._coordinates[: len(self.positions)]
 
 
 def track_unit(
@@ -361,7 +710,9 @@ def track_unit(
             summary.add(member)
     first = members[0]
     positions = summary.positions
-    shape = shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(positions)
+    shape = (
+        shapely.Point(positions[0]) if len(positions) == 1 else shapely.linestrings(summary.array)
+    )
     platform = first.platform
     counts = summary.counts
     return Unit(
@@ -400,7 +751,10 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
-        self._smoother = _RunningSmoother(self._steps, self._filter.transition)
+        self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
+        """The plane box last turned into lon/lat for the reach, and what it gave."""
+        noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
+        self.smoother = _RunningSmoother(self._steps, self._filter.transition, noise)
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
         speed = self._filter.start_speed
@@ -416,17 +770,39 @@ class FollowedTrack:
     def end(self) -> dt.datetime:
         return self.members[-1].observed_at
 
-    def _current(self, unit: Unit) -> bool:
+    def holds(self, unit: Unit) -> bool:
+        """Whether the unit is this track as it is now."""
         return len(unit.members) == len(self.members) and unit.members[-1] is self.members[-1]
+
+    def projected(self, box: tuple[float, float, float, float]) -> _Projection | None:
+        """What :func:`_projected` gives for a box holding ``box``: the box last projected while
+        it holds this one (it was projected :data:`REACH_SLACK_KM` wider on every side) and is
+        not much wider, so a growing track's box is turned into lon/lat now and then, not at
+        every update."""
+        if len(self.members) <= BLOCK:  # a young track's box changes too much to keep
+            return _projected(self.plane, box)
+        slack = REACH_SLACK_KM
+        if self._projected is not None:
+            kept, found = self._projected
+            # Kept while it holds the box and is at most twice the slack wider (a young track's
+            # box shrinks as its speed becomes known).
+            if all(0.0 <= box[i] - kept[i] <= 2 * slack for i in (0, 1)) and all(
+                0.0 <= kept[i] - box[i] <= 2 * slack for i in (2, 3)
+            ):
+                return found
+        wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
+        found = _projected(self.plane, wider)
+        self._projected = (wider, found)
+        return found
 
     def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
         """The unit's positions without repeats in a row, when the unit is this track now."""
-        return self.summary.line if self._current(unit) else None
+        return self.summary.line if self.holds(unit) else None
 
     def sources_of(self, unit: Unit) -> list[Any] | None:
         """The fused item's sources made so far (its first plots'), for the fused item to add
         the new ones to, when the unit is this track now."""
-        return self._sources if self._current(unit) else None
+        return self._sources if self.holds(unit) else None
 
     def plane_with(self, plots: Sequence[Observation]) -> tuple[int, int]:
         """The whole-degree point of the plane the track would have with ``plots`` added."""
@@ -464,6 +840,7 @@ class FollowedTrack:
         self._mean = mean + gain @ residual
         self._covar = covar - gain @ cross.T
         self._steps.append((self._time, mean, covar, self._mean, self._covar))
+        self.smoother.grown()
         self.members.append(plot)
         self.summary.add(plot)
         self._lon_sum += lon
@@ -471,7 +848,7 @@ class FollowedTrack:
 
     def smoothed_arrays(self) -> Smoothed:
         """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
-        return self._smoother.smoothed()
+        return self.smoother.smoothed()
 
     def smoothed(self) -> Track:
         """The track smoothed (Stone Soup's Kalman smoother over the filtered states)."""
@@ -513,12 +890,30 @@ def _transition(kind: str) -> _Transition:
     return _Filter(kind).transition
 
 
-def _state_at(smoothed: Smoothed, moment: dt.datetime, kind: str) -> tuple[Any, Any]:
+def _means_on(smoothed: Smoothed | _RunningSmoother, grid: list[dt.datetime]) -> Any:
+    """The means of :func:`_state_at` at each moment of ``grid`` (g × 4), at once: each state
+    moved by its velocity to the moment (what the constant-velocity model predicts)."""
+    times = smoothed.times
+    indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in grid]
+    means = smoothed.means_of(indices)
+    intervals = np.array(
+        [
+            (moment - times[index]).total_seconds()
+            for moment, index in zip(grid, indices, strict=True)
+        ]
+    )
+    means[:, 0] += intervals * means[:, 1]
+    means[:, 2] += intervals * means[:, 3]
+    return means
+
+
+def _state_at(
+    smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str
+) -> tuple[Any, Any]:
     """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
     before it (else its first), predicted to it by the track's own model."""
     index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
-    mean = smoothed.means[index][:, None]
-    covar = smoothed.covars[index]
+    mean, covar = smoothed.state(index)
     if smoothed.times[index] == moment:
         return mean, covar
     transition = _transition(kind)
@@ -528,19 +923,20 @@ def _state_at(smoothed: Smoothed, moment: dt.datetime, kind: str) -> tuple[Any, 
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
-    """Stone Soup's counting technique on two parties' kinematic tracks: cost ≤ 1, or None.
+    """The counting technique (as Stone Soup's ``TrackToTrackCounting`` counts) on two
+    parties' kinematic tracks: cost ≤ 1, or None.
 
     Both tracks are sampled on a common grid over the time they share (each predicted by its
     own filter), in one plane; they are associated when their states stay within the gate for
-    three consecutive steps.
+    three consecutive steps, for at least half the shared time (all the associations counted).
     """
     if a.kind != b.kind or a.states is None or b.states is None:
         return None
     start, end = max(a.start, b.start), min(a.end, b.end)
     if end < start:
         return None
-    smoothed_a, plane_a = a.states.smoothed, a.states.plane
-    smoothed_b, plane_b = b.states.smoothed, b.states.plane
+    smoothed_a, plane_a = a.states.sampled, a.states.plane
+    smoothed_b, plane_b = b.states.sampled, b.states.plane
     grid: list[dt.datetime] = []
     moment = _naive(start)
     while moment <= _naive(end):
@@ -548,38 +944,60 @@ def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> f
         moment += T2T_STEP
     if len(grid) < 3:
         return _handover(a, b, config)
-    sampled_a = Track([GaussianState(*_state_at(smoothed_a, t, a.kind), timestamp=t) for t in grid])
-    # b's states, moved into a's plane, so one Euclidean distance compares them.
-    moved: list[GaussianState] = []
-    for t in grid:
-        vector, covar = _state_at(smoothed_b, t, b.kind)
-        lon, lat = plane_b.to_lonlat(float(vector[0, 0]), float(vector[2, 0]))
-        x, y = plane_a.to_km(lon, lat)
-        moved.append(
-            GaussianState(np.array([[x], [vector[1, 0]], [y], [vector[3, 0]]]), covar, timestamp=t)
-        )
-    sampled_b = Track(moved)
+    means_a = _means_on(smoothed_a, grid)
+    means_b = _means_on(smoothed_b, grid)
+    # b's positions moved into a's plane, so one Euclidean distance compares them.
+    lons, lats = plane_b.to_lonlat_many(means_b[:, 0], means_b[:, 2])
+    xs, ys = plane_a.to_km_many(lons, lats)
+    across, along = means_a[:, 0] - xs, means_a[:, 2] - ys
+    distances: list[float] = np.sqrt(across * across + along * along).tolist()
     threshold = max(config.sigmas * math.hypot(a.sigma_km, b.sigma_km), config.min_gate_km)
-    associator = TrackToTrackCounting(
-        association_threshold=threshold,
-        consec_pairs_confirm=3,
-        consec_misses_end=2,
-        measure=Euclidean(mapping=[0, 2]),
-        pos_map=[0, 2],
-    )
-    found = associator.associate_tracks({sampled_a}, {sampled_b})
-    if not found.associations:
+    covered = _counted(grid, distances, threshold)
+    if covered is None:
         return None
-    measure = Euclidean(mapping=[0, 2])
-    distances = [measure(p, q) for p, q in zip(sampled_a.states, sampled_b.states, strict=True)]
-    covered = sum(
-        (assoc.time_range.end - assoc.time_range.start).total_seconds()
-        for assoc in found.associations
-    )
     shared = (grid[-1] - grid[0]).total_seconds() or 1.0
     if covered < 0.5 * shared:
         return None  # together for a moment only: crossing, not one sortie
     return min(float(np.median(distances)) / threshold, 1.0)
+
+
+CONFIRM_STEPS: Final = 3
+"""Steps within the threshold in a row that start an association (the counting technique)."""
+END_STEPS: Final = 2
+"""Steps beyond it in a row that end one."""
+
+
+def _counted(grid: list[dt.datetime], distances: list[float], threshold: float) -> float | None:
+    """Seconds of the grid the counting technique finds two tracks associated over, or None
+    when it finds no association: what Stone Soup's ``TrackToTrackCounting`` gives for two
+    tracks sampled on one grid (``consec_pairs_confirm`` :data:`CONFIRM_STEPS`,
+    ``consec_misses_end`` :data:`END_STEPS`), step for step, without its states and tracks."""
+    covered = 0.0
+    found = False
+    successes = misses = 0
+    first = start = end = None
+    for moment, distance in zip(grid, distances, strict=True):
+        if distance <= threshold:
+            successes += 1
+            misses = 0
+            if successes == 1:
+                first = moment
+            if successes == CONFIRM_STEPS:
+                start = first
+        else:
+            successes = 0
+            misses += 1
+            if misses == 1:
+                end = moment
+            if misses >= END_STEPS and start is not None:
+                assert end is not None
+                covered += (end - start).total_seconds()
+                found = True
+                start = None
+    if start is not None:
+        covered += (grid[-1] - start).total_seconds()
+        found = True
+    return covered if found else None
 
 
 def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
@@ -588,7 +1006,7 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     early, late = sorted((a, b), key=lambda unit: (unit.start, unit.key))
     if late.start - early.end > MAX_COAST:
         return None
-    smoothed, plane = early.states.smoothed, early.states.plane
+    smoothed, plane = early.states.sampled, early.states.plane
     worst = 0.0
     checked = 0
     for member in late.members[:3]:
@@ -620,46 +1038,79 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     ``sigmas × the largest of its sigma, its states' largest predicted spread and its first
     three plots' sigmas, plus half the minimum gate``: two shares add up to at least the
     counting threshold and the handover limit of any pair.
+
+    A source track as it is now (:class:`FollowedTrack`) gives a reach holding this one, kept as
+    it grows: its latest states' box and each older block's bound (:class:`_Block`), the
+    variances of its states bounded by covariances that only shrink, the box turned into lon/lat
+    :data:`REACH_SLACK_KM` wider and again only when it leaves that.
     """
     members = unit.members
     head = members[min(2, len(members) - 1)].observed_at - unit.start
-    west, south, east, north = (float(v) for v in unit.shape.bounds)
+    followed = getattr(unit.states, "followed", None)
+    if followed is not None and not followed.holds(unit):
+        followed = None  # a track since extended: its own states only
+    if followed is not None:  # kept as the track grew
+        west, south, east, north = followed.summary.bounds
+    else:
+        west, south, east, north = (float(v) for v in unit.shape.bounds)
     where = (unit.key, unit.origin, unit.kind, unit.start, unit.end)
     unbounded = Reach(*where, west, south, east, north, bounded=False)
     if head > COAST_REACH or unit.states is None:
         return unbounded
-    smoothed: Smoothed = unit.states.smoothed
+    if followed is not None:
+        box, variance = followed.smoother.reach_box(COAST_REACH.total_seconds())
+        projected = followed.projected(box)
+    else:
+        box, variance = _reach_box(unit.states.smoothed, unit.kind)
+        projected = _projected(unit.states.plane, box)
+    if projected is None:
+        return unbounded
+    (lon_low, lat_low, lon_high, lat_high), between = projected
+    spread = math.sqrt(max(variance, 0.0))
+    first = max(sigma_km(member) for member in members[:3])
+    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
+    return Reach(
+        *where,
+        min(lon_low, west),
+        min(lat_low, south),
+        max(lon_high, east),
+        max(lat_high, north),
+        between + share,
+    )
+
+
+def _reach_box(smoothed: Smoothed, kind: str) -> tuple[tuple[float, float, float, float], float]:
+    """The box (west, south, east, north, km in the plane) of a smoothed track's states and of
+    where their velocities take them by the next state (the last: by the coast), and the
+    largest predicted variance of x or y over any part of those steps."""
     means, covars = smoothed.means, smoothed.covars
     steps = np.append(np.diff(smoothed.seconds), COAST_REACH.total_seconds())[:, None]
-    # Each state and where its velocity takes it by the next state (the last: by the coast).
     starts = means[:, _POSITION]
     corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
     (left, low), (right, high) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
     # The predicted variance of x (and of y) over any part of a step is at most this.
-    noise = ACCELERATION_NOISE.get(unit.kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
+    noise = ACCELERATION_NOISE.get(kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
     variances = (
         covars[:, _POSITION, _POSITION]
         + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
         + steps**2 * covars[:, _VELOCITY, _VELOCITY]
         + noise
     )
-    spread = math.sqrt(max(float(variances.max()), 0.0))
+    return (left, low, right, high), float(variances.max())
+
+
+def _projected(plane: Plane, box: tuple[float, float, float, float]) -> _Projection | None:
+    """A lon/lat box holding a box of the plane (west, south, east, north), and how far (km) a
+    point of the plane box may lie beyond it; None when the box does not project."""
+    left, low, right, high = box
     # lon and lat take their extremes over the box on its edge: samples along the four sides.
     longest = max(right - left, high - low)
     samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
     edge = _edge(samples) * (right - left, high - low) + (left, low)
-    lons, lats = unit.states.plane.to_lonlat_many(edge[:, 0], edge[:, 1])
+    lons, lats = plane.to_lonlat_many(edge[:, 0], edge[:, 1])
     if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
-        return unbounded
+        return None
     # Between two samples of a side, a point of the box is within half their spacing.
     between = longest / (samples - 1) / 2
-    first = max(sigma_km(member) for member in members[:3])
-    share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
-    return Reach(
-        *where,
-        min(float(lons.min()), west),
-        min(float(lats.min()), south),
-        max(float(lons.max()), east),
-        max(float(lats.max()), north),
-        between + share,
-    )
+    lonlat = (float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
+    return lonlat, between

@@ -17,7 +17,10 @@ point on the Earth. A geodesic of length ``d`` moves latitude by at most ``d / 1
 ``d / (111.3195 cos φ*)`` degrees, φ* the largest latitude on it. Each track takes its own share
 of ``L`` (see :func:`kuroshio.fusion.kinematic.track_reach`) and widens its box by it with the
 latitudes it can reach, so the two widened boxes of an accepted pair always meet (at the point
-where the geodesic between the compared positions passes from one share to the other).
+where the geodesic between the compared positions passes from one share to the other). A reach
+may hold more than that (a growing source track's is kept from bounds that hold as it grows:
+:meth:`kuroshio.fusion.kinematic.FollowedTrack.projected`): a wider reach only has more pairs
+compared, so the same pairs come out.
 """
 
 from __future__ import annotations
@@ -111,6 +114,10 @@ class ReachIndex:
 
     def __len__(self) -> int:
         return len(self._reaches)
+
+    def get(self, key: str) -> Reach | None:
+        """The reach held for a track, if any."""
+        return self._reaches.get(key)
 
     def holds_other_than(self, origin: str) -> bool:
         """Whether a track of another origin than ``origin`` is held."""

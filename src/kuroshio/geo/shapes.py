@@ -112,6 +112,10 @@ class LocalPlane:
         """Many points of the plane at once (numpy arrays of x and y, km): lon and lat arrays."""
         return self._inverse.transform(xs, ys)
 
+    def to_km_many(self, lons: Any, lats: Any) -> tuple[Any, Any]:
+        """Many points into the plane at once (numpy arrays of lon and lat): x and y arrays, km."""
+        return self._forward.transform(lons, lats)
+
 
 __all__ = [
     "GEOD",
