@@ -113,6 +113,8 @@ class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
 
 
 def _naive(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is dt.UTC:  # as reports mostly come: no conversion to make
+        return moment.replace(tzinfo=None)
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
