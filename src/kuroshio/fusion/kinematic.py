@@ -111,6 +111,16 @@ class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
     def covar(self, **kwargs: Any) -> Any:
         return self._kept("covar", super().covar, kwargs)
 
+    def at(self, interval: dt.timedelta) -> tuple[Any, Any]:
+        """The matrix and covariance for a time step, looked up directly (a live track asks
+        at every update; Stone Soup's keyword checks cost more than the look-up)."""
+        steps: dict[dt.timedelta, tuple[Any, Any]] = self.__dict__.setdefault("_steps", {})
+        found = steps.get(interval)
+        if found is None:
+            found = (self.matrix(time_interval=interval), self.covar(time_interval=interval))
+            steps[interval] = found
+        return found
+
 
 def _naive(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is dt.UTC:  # as reports mostly come: no conversion to make
@@ -374,7 +384,7 @@ class _RunningSmoother:
         """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
         earlier, _, _, last_mean, last_covar = self._steps[index - 1]
         moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
-        matrix = self._model.matrix(time_interval=moment - earlier)
+        matrix, _ = self._model.at(moment - earlier)
         gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
         offset = (last_mean - gain @ predicted_mean).ravel()
         spread = last_covar - gain @ predicted_covar @ gain.T
@@ -847,9 +857,9 @@ class FollowedTrack:
         timestamp = _naive(plot.observed_at)
         interval = timestamp - self._time
         transition = self._filter.transition
-        matrix = transition.matrix(time_interval=interval)
+        matrix, noise = transition.at(interval)
         mean = matrix @ self._mean
-        covar = matrix @ self._covar @ matrix.T + transition.covar(time_interval=interval)
+        covar = matrix @ self._covar @ matrix.T + noise
         self._time = timestamp
         self._add(plot, mean, covar)
 
@@ -946,8 +956,8 @@ def _state_at(
         return mean, covar
     transition = _transition(kind)
     interval = moment - smoothed.times[index]
-    matrix = transition.matrix(time_interval=interval)
-    return matrix @ mean, matrix @ covar @ matrix.T + transition.covar(time_interval=interval)
+    matrix, noise = transition.at(interval)
+    return matrix @ mean, matrix @ covar @ matrix.T + noise
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -1043,7 +1053,7 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
         moment = _naive(member.observed_at)
         vector, covar = _state_at(smoothed, moment, early.kind)
         assert isinstance(member.geometry, Point)
-        x, y = plane.to_km(*member.geometry.coordinates)
+        x, y = _plot_km(plane, *member.geometry.coordinates)
         distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
         spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
@@ -1052,6 +1062,13 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     if not checked or worst > 1.0:
         return None
     return worst
+
+
+@functools.lru_cache(maxsize=8192)
+def _plot_km(plane: Plane, lon: float, lat: float) -> tuple[float, float]:
+    """A plot in a track's plane, kept: the handover test puts the same first plots of a track
+    into the plane of the track it follows at every update of either."""
+    return plane.to_km(lon, lat)
 
 
 def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
