@@ -785,6 +785,7 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
+        self._first_sigma: float | None = None
         self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
         """The plane box last turned into lon/lat for the reach, and what it gave."""
         noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
@@ -831,6 +832,15 @@ class FollowedTrack:
         wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
         found = _projected(self.plane, wider)
         self._projected = (wider, found)
+        return found
+
+    def first_sigma(self) -> float:
+        """The largest sigma of the first three plots (kept once there are three)."""
+        if self._first_sigma is not None:
+            return self._first_sigma
+        found = max(sigma_km(member) for member in self.members[:3])
+        if len(self.members) >= 3:
+            self._first_sigma = found
         return found
 
     def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
@@ -1112,7 +1122,11 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
         return unbounded
     (lon_low, lat_low, lon_high, lat_high), between = projected
     spread = math.sqrt(max(variance, 0.0))
-    first = max(sigma_km(member) for member in members[:3])
+    first = (
+        followed.first_sigma()
+        if followed is not None
+        else max(sigma_km(member) for member in members[:3])
+    )
     share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
     return Reach(
         *where,
