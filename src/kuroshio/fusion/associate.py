@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -410,13 +411,14 @@ class FusionEngine:
     def _refresh(self) -> None:
         self._track_pending()
         self._connect()
-        pending = {key for key in self._dirty if key in self._units}
+        # The smallest key waiting first (a heap: a read takes in about every track).
+        pending = [key for key in self._dirty if key in self._units]
+        heapq.heapify(pending)
         self._dirty.clear()
         seen: set[str] = set()
         components: list[list[str]] = []
         while pending:
-            key = min(pending)
-            pending.discard(key)
+            key = heapq.heappop(pending)
             if key in seen:
                 continue
             component = self._component(key, seen)
@@ -427,7 +429,7 @@ class FusionEngine:
                     continue
                 for unit in self._dissolve(placed):
                     if unit not in seen and unit in self._units:
-                        pending.add(unit)
+                        heapq.heappush(pending, unit)
         for component in components:
             for cluster in self._associate(component):
                 merged = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -110,8 +111,20 @@ class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
     def covar(self, **kwargs: Any) -> Any:
         return self._kept("covar", super().covar, kwargs)
 
+    def at(self, interval: dt.timedelta) -> tuple[Any, Any]:
+        """The matrix and covariance for a time step, looked up directly (a live track asks
+        at every update; Stone Soup's keyword checks cost more than the look-up)."""
+        steps: dict[dt.timedelta, tuple[Any, Any]] = self.__dict__.setdefault("_steps", {})
+        found = steps.get(interval)
+        if found is None:
+            found = (self.matrix(time_interval=interval), self.covar(time_interval=interval))
+            steps[interval] = found
+        return found
+
 
 def _naive(moment: dt.datetime) -> dt.datetime:
+    if moment.tzinfo is dt.UTC:  # as reports mostly come: no conversion to make
+        return moment.replace(tzinfo=None)
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
@@ -314,16 +327,6 @@ class _Block:
         self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
         self.reference = pivot_mean.copy()
 
-    def bounds(self, pivot_mean: Any) -> Any:
-        """West, south, east, north (km in the plane) holding the block's positions for this
-        pivot mean: the box at the reference, moved by the most it can move, or, once that is
-        more than :data:`REBOX_KM`, the box taken again (the pivot has moved: after a turn)."""
-        shift = self.slopes @ np.abs(pivot_mean - self.reference)
-        if shift.max() > REBOX_KM:
-            self.rebox(pivot_mean)
-            return self.box
-        return self.box + np.concatenate((-shift, shift))
-
 
 REBOX_KM: Final = 0.25
 
@@ -367,6 +370,9 @@ class _RunningSmoother:
         self._pivot_means: list[Any] | None = None
         self._pivot_covars: list[Any] | None = None
         self._open_covars: list[Any] | None = None
+        self._stacked: tuple[Any, Any, Any, float] | None = None
+        """The blocks' reach references, slopes, boxes (stacked) and largest variance bound,
+        made again when the blocks change."""
 
     @property
     def times(self) -> list[dt.datetime]:
@@ -378,7 +384,7 @@ class _RunningSmoother:
         """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
         earlier, _, _, last_mean, last_covar = self._steps[index - 1]
         moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
-        matrix = self._model.matrix(time_interval=moment - earlier)
+        matrix, _ = self._model.at(moment - earlier)
         gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
         offset = (last_mean - gain @ predicted_mean).ravel()
         spread = last_covar - gain @ predicted_covar @ gain.T
@@ -421,6 +427,7 @@ class _RunningSmoother:
         pivot_mean = pivot_mean.ravel()
         self._settle(block, pivot_mean, pivot_covar)
         self._blocks.append(block)
+        self._stacked = None
         while len(self._blocks) > 1 and self._blocks[-2].size == self._blocks[-1].size:
             later = self._blocks.pop()
             earlier = self._blocks.pop()
@@ -574,27 +581,54 @@ class _RunningSmoother:
         _, _, _, last_mean, last_covar = self._steps[-1]
         means = np.concatenate((self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T))
         seconds = self._seconds[self._open :]
-        steps = np.append(np.diff(seconds), coast)[:, None]
+        # As np.diff would subtract them, without its cost on a few numbers.
+        steps = np.array([b - a for a, b in itertools.pairwise(seconds)] + [coast])
         starts = means[:, 0::2]
-        corners = np.concatenate((starts, starts + means[:, 1::2] * steps))
+        corners = np.concatenate((starts, starts + means[:, 1::2] * steps[:, None]))
         low = corners.min(axis=0)
         high = corners.max(axis=0)
         variance = _step_variance(last_covar, coast, self._noise)
         if self._open < len(self._bounds):
             variance = max(variance, max(self._bounds[self._open :]))
-        for block, pivot_mean in zip(self._blocks, self._pivots(), strict=True):
-            box = block.bounds(pivot_mean)
-            low = np.minimum(low, box[:2])
-            high = np.maximum(high, box[2:])
-            variance = max(variance, block.variance)
+        if self._blocks:
+            block_low, block_high, block_variance = self._block_bounds()
+            low = np.minimum(low, block_low)
+            high = np.maximum(high, block_high)
+            variance = max(variance, block_variance)
         (west, south), (east, north) = low.tolist(), high.tolist()
         return (west, south, east, north), variance
+
+    def _block_bounds(self) -> tuple[Any, Any, float]:
+        """West and south, east and north (km in the plane) holding every block's positions,
+        and the largest of their variance bounds: each block's box at its reference moved by
+        the most it can move with its pivot's mean now (all blocks in one product), or, once
+        that is more than :data:`REBOX_KM`, the block's box taken again (after a turn)."""
+        if self._stacked is None:
+            blocks = self._blocks
+            self._stacked = (
+                np.array([block.reference for block in blocks]),
+                np.array([block.slopes for block in blocks]),
+                np.array([block.box for block in blocks]),
+                max(block.variance for block in blocks),
+            )
+        references, slopes, boxes, variance = self._stacked
+        pivots = np.array(self._pivots())
+        shifts = (slopes @ np.abs(pivots - references)[:, :, None])[:, :, 0]
+        moved = shifts.max(axis=1) > REBOX_KM
+        if moved.any():
+            for number in np.flatnonzero(moved).tolist():
+                block = self._blocks[number]
+                block.rebox(pivots[number])
+                references[number] = block.reference
+                boxes[number] = block.box
+                shifts[number] = 0.0
+        return (boxes[:, :2] - shifts).min(axis=0), (boxes[:, 2:] + shifts).max(axis=0), variance
 
 
 def _step_variance(covar: Any, step: float, noise: float) -> float:
     """The largest predicted variance of x or y over any part of a step (as track_reach)."""
-    xx, xv, vv = float(covar[0, 0]), float(covar[0, 1]), float(covar[1, 1])
-    yy, yv, ww = float(covar[2, 2]), float(covar[2, 3]), float(covar[3, 3])
+    rows: list[list[float]] = covar.tolist()
+    (xx, xv, _, _), (_, vv, _, _), (_, _, yy, yv), (_, _, _, ww) = rows
     added = noise * step**3 / 3
     return max(
         xx + 2 * step * abs(xv) + step**2 * vv + added,
@@ -605,7 +639,7 @@ def _step_variance(covar: Any, step: float, noise: float) -> float:
 def _step_bound(covar: Any, step: float, noise: float) -> float:
     """(σx + t·σvx)² + the noise, the larger of x and y: at least :func:`_step_variance` for
     this covariance and for any smaller one (a smoothed covariance of the same state)."""
-    diagonal = [math.sqrt(max(float(covar[i, i]), 0.0)) for i in range(4)]
+    diagonal = [math.sqrt(max(value, 0.0)) for value in covar.diagonal().tolist()]
     added = noise * step**3 / 3
     return max(
         (diagonal[0] + step * diagonal[1]) ** 2 + added,
@@ -751,6 +785,7 @@ class FollowedTrack:
         self._lon_sum = 0.0
         self._lat_sum = 0.0
         self._sources: list[Any] = []
+        self._first_sigma: float | None = None
         self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
         """The plane box last turned into lon/lat for the reach, and what it gave."""
         noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
@@ -786,13 +821,26 @@ class FollowedTrack:
             kept, found = self._projected
             # Kept while it holds the box and is at most twice the slack wider (a young track's
             # box shrinks as its speed becomes known).
-            if all(0.0 <= box[i] - kept[i] <= 2 * slack for i in (0, 1)) and all(
-                0.0 <= kept[i] - box[i] <= 2 * slack for i in (2, 3)
+            wide = 2 * slack
+            if (
+                0.0 <= box[0] - kept[0] <= wide
+                and 0.0 <= box[1] - kept[1] <= wide
+                and 0.0 <= kept[2] - box[2] <= wide
+                and 0.0 <= kept[3] - box[3] <= wide
             ):
                 return found
         wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
         found = _projected(self.plane, wider)
         self._projected = (wider, found)
+        return found
+
+    def first_sigma(self) -> float:
+        """The largest sigma of the first three plots (kept once there are three)."""
+        if self._first_sigma is not None:
+            return self._first_sigma
+        found = max(sigma_km(member) for member in self.members[:3])
+        if len(self.members) >= 3:
+            self._first_sigma = found
         return found
 
     def line_of(self, unit: Unit) -> list[tuple[float, float]] | None:
@@ -819,9 +867,9 @@ class FollowedTrack:
         timestamp = _naive(plot.observed_at)
         interval = timestamp - self._time
         transition = self._filter.transition
-        matrix = transition.matrix(time_interval=interval)
+        matrix, noise = transition.at(interval)
         mean = matrix @ self._mean
-        covar = matrix @ self._covar @ matrix.T + transition.covar(time_interval=interval)
+        covar = matrix @ self._covar @ matrix.T + noise
         self._time = timestamp
         self._add(plot, mean, covar)
 
@@ -918,8 +966,8 @@ def _state_at(
         return mean, covar
     transition = _transition(kind)
     interval = moment - smoothed.times[index]
-    matrix = transition.matrix(time_interval=interval)
-    return matrix @ mean, matrix @ covar @ matrix.T + transition.covar(time_interval=interval)
+    matrix, noise = transition.at(interval)
+    return matrix @ mean, matrix @ covar @ matrix.T + noise
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -1015,7 +1063,7 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
         moment = _naive(member.observed_at)
         vector, covar = _state_at(smoothed, moment, early.kind)
         assert isinstance(member.geometry, Point)
-        x, y = plane.to_km(*member.geometry.coordinates)
+        x, y = _plot_km(plane, *member.geometry.coordinates)
         distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
         spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
@@ -1024,6 +1072,13 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     if not checked or worst > 1.0:
         return None
     return worst
+
+
+@functools.lru_cache(maxsize=8192)
+def _plot_km(plane: Plane, lon: float, lat: float) -> tuple[float, float]:
+    """A plot in a track's plane, kept: the handover test puts the same first plots of a track
+    into the plane of the track it follows at every update of either."""
+    return plane.to_km(lon, lat)
 
 
 def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
@@ -1067,7 +1122,11 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
         return unbounded
     (lon_low, lat_low, lon_high, lat_high), between = projected
     spread = math.sqrt(max(variance, 0.0))
-    first = max(sigma_km(member) for member in members[:3])
+    first = (
+        followed.first_sigma()
+        if followed is not None
+        else max(sigma_km(member) for member in members[:3])
+    )
     share = config.sigmas * max(unit.sigma_km, spread, first) + config.min_gate_km / 2
     return Reach(
         *where,

@@ -172,4 +172,26 @@ class ReachIndex:
             for cell in cells:
                 found |= self._cells.get(cell, set())
         found.discard(reach.key)
-        return sorted(key for key in found if may_meet(reach, self._reaches[key]))
+        reaches = self._reaches
+        if not reach.bounded:
+            return sorted(key for key in found if may_meet(reach, reaches[key]))
+        # may_meet with this reach's side taken once (a read asks this of every track updated).
+        kind, start, end = reach.kind, reach.start, reach.end
+        west, south, east, north = reach.widened
+        met = []
+        for key in found:
+            other = reaches[key]
+            if other.kind != kind or not (start <= other.end and other.start <= end):
+                continue
+            if other.bounded:
+                other_west, other_south, other_east, other_north = other.widened
+                if not (
+                    west <= other_east
+                    and other_west <= east
+                    and south <= other_north
+                    and other_south <= north
+                ):
+                    continue
+            met.append(key)
+        met.sort()
+        return met
