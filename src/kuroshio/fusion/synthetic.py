@@ -86,6 +86,32 @@ def _sorties(rng: random.Random, count: int, hours: float) -> list[Sortie]:
     return sorties
 
 
+def _noisy_position(
+    sortie: Sortie, moment: dt.datetime, noise_km: float, rng: random.Random
+) -> tuple[float, float]:
+    """Where a radar puts the sortie at ``moment``: an isotropic Gaussian error of ``noise_km``
+    in each direction."""
+    lon, lat = sortie.position(moment)
+    north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
+    return destination(lon, lat, math.degrees(math.atan2(east, north)), math.hypot(north, east))
+
+
+def _radar_update(
+    rng: random.Random, sortie: Sortie, moment: dt.datetime, noise_km: float, track: str
+) -> TrackUpdate:
+    """One update of a live radar feed's source track following the sortie."""
+    lon, lat = _noisy_position(sortie, moment, noise_km, rng)
+    return TrackUpdate(
+        track=track,
+        kind="air",
+        at=moment,
+        lon=lon,
+        lat=lat,
+        platform_class=sortie.platform_class,
+        platform_type=sortie.type,
+    )
+
+
 def _plot(
     sortie: Sortie,
     origin: str,
@@ -94,10 +120,7 @@ def _plot(
     rng: random.Random,
     number: int,
 ) -> Observation:
-    lon, lat = sortie.position(moment)
-    # An isotropic Gaussian error of noise_km in each direction.
-    north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
-    lon, lat = destination(lon, lat, math.degrees(math.atan2(east, north)), math.hypot(north, east))
+    lon, lat = _noisy_position(sortie, moment, noise_km, rng)
     # One party sometimes miscounts a formation by one.
     count = max(1, sortie.count + rng.choice((0, 0, 0, 0, 1, -1)))
     return Observation(
@@ -282,19 +305,7 @@ def radar_feed(
     for second in range(seconds):
         moment = START + dt.timedelta(seconds=second)
         for sortie in plan:
-            lon, lat = sortie.position(moment)
-            north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
-            bearing = math.degrees(math.atan2(east, north))
-            lon, lat = destination(lon, lat, bearing, math.hypot(north, east))
-            update = TrackUpdate(
-                track=f"cat062:1/2:{sortie.number}",
-                kind="air",
-                at=moment,
-                lon=lon,
-                lat=lat,
-                platform_class=sortie.platform_class,
-                platform_type=sortie.type,
-            )
+            update = _radar_update(rng, sortie, moment, noise_km, f"cat062:1/2:{sortie.number}")
             observation = mapper(update)
             observations.append(observation)
             truth[observation.id] = sortie.number
@@ -353,19 +364,8 @@ def shared_radar_feeds(
         for index, party in enumerate(parties):
             moment = START + dt.timedelta(seconds=second + index / len(parties))
             for number, sortie in enumerate(seen[party]):
-                lon, lat = sortie.position(moment)
-                north, east = rng.gauss(0.0, noise_km), rng.gauss(0.0, noise_km)
-                bearing = math.degrees(math.atan2(east, north))
-                lon, lat = destination(lon, lat, bearing, math.hypot(north, east))
-                update = TrackUpdate(
-                    track=f"cat062:{index + 1}/1:{number}",
-                    kind="air",
-                    at=moment,
-                    lon=lon,
-                    lat=lat,
-                    platform_class=sortie.platform_class,
-                    platform_type=sortie.type,
-                )
+                track = f"cat062:{index + 1}/1:{number}"
+                update = _radar_update(rng, sortie, moment, noise_km, track)
                 observation = mappers[party](update)
                 observations.append(observation)
                 truth[observation.id] = sortie.number
