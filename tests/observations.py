@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from kuroshio.feeds.base import TrackUpdate
 from kuroshio.model import (
     LineString,
     Marking,
@@ -44,6 +45,19 @@ def observation(
     }
     values.update(fields)
     return Observation(**values)
+
+
+def fighter_update(track: str, at: dt.datetime, lon: float, lat: float) -> TrackUpdate:
+    """One update of a live radar feed's source track following a J-16."""
+    return TrackUpdate(
+        track=track,
+        kind="air",
+        at=at,
+        lon=lon,
+        lat=lat,
+        platform_class="fighter",
+        platform_type="J-16",
+    )
 
 
 def as_json(obs: Observation) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from stonesoup.measures import Euclidean
 from stonesoup.types.state import State
 from stonesoup.types.track import Track
 
-from kuroshio.feeds.base import TrackUpdate
 from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.gating import MAX_COAST
@@ -30,6 +29,7 @@ from kuroshio.fusion.kinematic import (
 from kuroshio.fusion.synthetic import START, radar_feed, score
 from kuroshio.geo.shapes import LocalPlane, destination
 from kuroshio.model import Marking, Observation
+from observations import fighter_update
 
 MARKING = Marking(tlp="AMBER", releasable_to=("JPN", "TWN"))
 
@@ -54,19 +54,8 @@ def _flight(
     updates = []
     for second in seconds:
         position = destination(lon, lat, course, 0.2 * second)
-        updates.append(
-            mapper(
-                TrackUpdate(
-                    track=track,
-                    kind="air",
-                    at=START + dt.timedelta(seconds=second),
-                    lon=position[0],
-                    lat=position[1],
-                    platform_class="fighter",
-                    platform_type="J-16",
-                )
-            )
-        )
+        at = START + dt.timedelta(seconds=second)
+        updates.append(mapper(fighter_update(track, at, *position)))
     return updates
 
 
@@ -199,16 +188,8 @@ def _turning(seconds: int, turn: int, seed: int) -> list[Observation]:
         else:
             lon, lat = destination(*corner, 135.0, 0.2 * (second - turn))
         lon, lat = destination(lon, lat, rng.uniform(0.0, 360.0), abs(rng.gauss(0.0, 0.3)))
-        update = TrackUpdate(
-            track="cat062:1/9:1",
-            kind="air",
-            at=START + dt.timedelta(seconds=second),
-            lon=lon,
-            lat=lat,
-            platform_class="fighter",
-            platform_type="J-16",
-        )
-        plots.append(mapper(update))
+        at = START + dt.timedelta(seconds=second)
+        plots.append(mapper(fighter_update("cat062:1/9:1", at, lon, lat)))
     return plots
 
 

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kuroshio.feeds.base import TrackUpdate
 from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.kinematic import (
@@ -27,6 +26,7 @@ from kuroshio.fusion.reach import ReachIndex, may_meet
 from kuroshio.fusion.synthetic import START, score, shared_radar_feeds
 from kuroshio.geo.shapes import destination
 from kuroshio.model import Marking, Observation
+from observations import fighter_update
 
 MARKING = Marking(tlp="AMBER", releasable_to=("JPN", "TWN"))
 
@@ -65,19 +65,8 @@ def _plots(flight: Flight) -> list[Observation]:
         north, east = rng.gauss(0.0, flight.noise_km), rng.gauss(0.0, flight.noise_km)
         lon, lat = destination(lon, lat, 0.0, north)
         lon, lat = destination(lon, lat, 90.0, east)
-        plots.append(
-            mapper(
-                TrackUpdate(
-                    track=f"cat062:1/1:{flight.seed}",
-                    kind="air",
-                    at=START + dt.timedelta(seconds=second),
-                    lon=lon,
-                    lat=lat,
-                    platform_class="fighter",
-                    platform_type="J-16",
-                )
-            )
-        )
+        at = START + dt.timedelta(seconds=second)
+        plots.append(mapper(fighter_update(f"cat062:1/1:{flight.seed}", at, lon, lat)))
     if flight.plots:
         return [msgspec.structs.replace(plot, track=None) for plot in plots]
     return plots
