@@ -253,6 +253,8 @@ class PgObservationTable(ObservationTable):
                 result.record(Outcome.STALE)
                 continue
             currents[observation.id] = observation.version
+            # The history row this current row names is copied in by this same call (the
+            # table has no key to check it: migration 0014).
             indexed[observation.id] = (observation.id, observation.version, seq, *index[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         # The ids are locked and their current rows were read under the lock: an id without
