@@ -199,22 +199,24 @@ class PgObservationTable(ObservationTable):
         elif len(prepared) != len(observations):
             raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
         conn = self._pg
+        # The ids go as a binary array (``%b``): as text, psycopg quotes every element with a
+        # regular expression, three times a call.
         ids = list({observation.id: None for observation in observations})
         conn.execute(
             "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(current_schema()"
-            " || '.' || i) AS h FROM unnest(%s::text[]) AS i ORDER BY h) AS ids",
+            " || '.' || i) AS h FROM unnest(%b::text[]) AS i ORDER BY h) AS ids",
             (ids,),
         )
         digests: dict[tuple[str, int], bytes] = {
             (str(obs_id), int(version)): bytes(digest)
             for obs_id, version, digest in conn.execute(
-                "SELECT id, version, digest FROM observation_versions WHERE id = ANY(%s)", (ids,)
+                "SELECT id, version, digest FROM observation_versions WHERE id = ANY(%b)", (ids,)
             )
         }
         currents: dict[str, int] = {
             str(obs_id): int(version)
             for obs_id, version in conn.execute(
-                "SELECT id, version FROM current WHERE id = ANY(%s)",
+                "SELECT id, version FROM current WHERE id = ANY(%b)",
                 (ids,),
             )
         }
