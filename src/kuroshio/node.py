@@ -707,7 +707,11 @@ class Node:
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
             novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
-            reciprocity.record(tx, reciprocity.received_entries(fresh, received_from, now, novel))
+            reciprocity.record(
+                tx,
+                reciprocity.received_entries(fresh, received_from, now, novel),
+                first_stored=True,
+            )
         pinned = self.partners if partners is None else partners
         if not fresh or not pinned:
             return result, ReleaseSummary()

@@ -56,10 +56,11 @@ def _row(e: LedgerEntry) -> LedgerRow:
     )
 
 
-def record(tx: Transaction, entries: Sequence[LedgerEntry]) -> None:
+def record(tx: Transaction, entries: Sequence[LedgerEntry], *, first_stored: bool = False) -> None:
     """Write entries (an item version already recorded for that partner and flow is kept as
-    first recorded)."""
-    tx.ledger.record([_row(e) for e in entries])
+    first recorded; ``first_stored``: entries of versions first stored by this transaction,
+    none recorded yet)."""
+    tx.ledger.record([_row(e) for e in entries], first_stored=first_stored)
 
 
 def entries(

@@ -32,11 +32,14 @@ class LedgerTable:
         self._conn = conn
         self._dialect = dialect
 
-    def record(self, rows: Sequence[LedgerRow]) -> None:
+    def record(self, rows: Sequence[LedgerRow], *, first_stored: bool = False) -> None:
         """Write rows; an item version already recorded for that partner and flow is kept as
-        first recorded."""
+        first recorded. ``first_stored``: the rows are of item versions this transaction stored
+        for the first time (received from the partner they name), so none is recorded yet, and
+        PostgreSQL takes them in with one plain ``COPY``, without a staging table and a check of
+        each row for a conflict."""
         if self._dialect == "postgres":  # a row per item taken in or given: copied
-            self._conn.copy_rows("ledger", _COLUMN_NAMES, rows, skip_conflicts=True)
+            self._conn.copy_rows("ledger", _COLUMN_NAMES, rows, skip_conflicts=not first_stored)
             return
         self._conn.executemany(
             f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
