@@ -188,6 +188,10 @@ class ExchangeSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     )
     window: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     """Batches in flight per link before waiting for receipts."""
+    reconnect_max_s: Annotated[float, msgspec.Meta(ge=0.2, le=3_600.0)] = 2.0
+    """Longest wait between attempts to reach a partner that cannot be reached (the waits grow
+    from 0.2 s). A partner whose own link reaches this node is tried again at once, where the
+    links run in the process that takes partners' links in (not under ``--receivers``)."""
     ack_within_s: (
         dict[
             Literal["routine", "priority", "immediate", "flash"],

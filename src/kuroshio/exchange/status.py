@@ -31,6 +31,8 @@ class LinkStatus(msgspec.Struct, kw_only=True):
     last_error: str | None = None
     last_error_at: dt.datetime | None = None
     connected_at: dt.datetime | None = None
+    failed_attempts: int = 0
+    """Attempts to reach the partner that failed since the link was last connected."""
 
 
 class LinkReport(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, TypeVar
 
 from kuroshio.errors import ChannelClosed, StoreUnavailable
@@ -55,6 +55,8 @@ class FederationEndpoint:
         self._refusals_in_window = 0
         self._suppressed = 0
         self._background: set[asyncio.Task[None]] = set()
+        self.on_partner: Callable[[str], None] | None = None
+        """Called with a partner's code when its link has said hello (it is up again)."""
 
     def on_refused(self, peer: str, reason: str) -> None:
         """A connection refused before any channel (TLS handshake, unpinned certificate)."""
@@ -125,6 +127,8 @@ class FederationEndpoint:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         self._sessions[party] = channel
+        if self.on_partner is not None:
+            self.on_partner(party)
         state, receipts = await asyncio.to_thread(self.inbox.welcome, partner, hello.acked_seq)
         await channel.send(
             encode(Welcome(last_seq=state.last_seq, last_hash=state.last_hash, receipts=receipts))

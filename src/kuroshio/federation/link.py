@@ -45,9 +45,9 @@ T = TypeVar("T")
 IDLE_POLL_S: Final = 0.05
 """How often an idle link looks for items written by another process (e.g. ``kuroshio add``)."""
 RETRY_MIN_S: Final = 0.2
-RETRY_MAX_S: Final = 5.0
 RETRY_FACTOR: Final = 2.0
-"""Each failed connection waits this much longer than the one before, up to RETRY_MAX_S."""
+"""Each failed connection waits this much longer than the one before, up to the node's
+``exchange.reconnect_max_s``; a partner whose own link reaches this node is tried at once."""
 RETRY_JITTER: Final = 0.25
 """Up to this share of a wait is added at random, so links that failed together (a partner
 restarting) do not all come back at the same instant."""
@@ -75,6 +75,7 @@ class Link:
         self.status = LinkStatus(partner=partner.party, url=partner.url)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
+        self._partner_seen = asyncio.Event()
         self._window_open = asyncio.Event()
         self._in_flight = 0
         self._next_seq = 1
@@ -88,6 +89,13 @@ class Link:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wakeup.set)
 
+    def partner_seen(self) -> None:
+        """Tell the link its partner has just reached this node (its own link said hello), so
+        it is up again: a link waiting to try it again tries now (safe from any thread)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._partner_seen.set)
+
     def close(self) -> None:
         self._reader.close()
 
@@ -100,16 +108,26 @@ class Link:
         """Connect, stream, reconnect; returns only when cancelled."""
         self._loop = asyncio.get_running_loop()
         retry = RETRY_MIN_S
+        longest = self.node.config.exchange.reconnect_max_s
         party = self.partner.party
         while True:
+            self._partner_seen.clear()
             try:
                 channel = await self.transport.connect(self.partner)
             except TransportError as error:
+                self.status.failed_attempts += 1
                 self._failed(f"cannot connect: {error.reason}", quiet=retry > RETRY_MIN_S)
-                await asyncio.sleep(_jittered(retry))
-                retry = min(retry * RETRY_FACTOR, RETRY_MAX_S)
+                if await self._until_partner_seen(_jittered(retry)):
+                    logger.info(
+                        "link %s>%s: %s reached this node; trying it again now",
+                        self.node.party,
+                        party,
+                        party,
+                    )
+                retry = min(retry * RETRY_FACTOR, longest)
                 continue
             retry = RETRY_MIN_S
+            self.status.failed_attempts = 0
             self.status.connected = True
             self.status.connected_at = dt.datetime.now(dt.UTC)
             logger.info("link %s>%s connected to %s", self.node.party, party, channel.peer)
@@ -137,6 +155,13 @@ class Link:
                 with contextlib.suppress(Exception):
                     await channel.close(1000, "")
             await asyncio.sleep(_jittered(wait))
+
+    async def _until_partner_seen(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if the partner reaches this node meanwhile (True then)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._partner_seen.wait(), seconds)
+            return True
+        return False
 
     def _failed(self, reason: str, *, quiet: bool = False) -> None:
         self.status.last_error = reason

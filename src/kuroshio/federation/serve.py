@@ -333,6 +333,12 @@ async def _exchange(
     for link in links.values():
         stack.callback(link.close)
 
+    def partner_seen(party: str) -> None:
+        if (link := links.get(party)) is not None:
+            link.partner_seen()
+
+    endpoint.on_partner = partner_seen
+
     def wake_links() -> None:
         for link in links.values():
             link.wake()
