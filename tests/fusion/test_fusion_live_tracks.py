@@ -20,7 +20,6 @@ from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.gating import MAX_COAST
 from kuroshio.fusion.kinematic import (
-    COAST_REACH,
     T2T_STEP,
     FollowedTrack,
     _counted,
@@ -201,7 +200,7 @@ def test_a_growing_source_tracks_states_and_reach_are_what_all_its_states_give()
         kept = track.smoothed_arrays()
         # The reach's box and spread, kept from the latest states and each block's bound, hold
         # what all the smoothed states give.
-        box, variance = track.smoother.reach_box(COAST_REACH.total_seconds())
+        box, variance = track.smoother.reach_box()
         exact, exact_variance = _reach_box(kept, "air")
         assert box[0] <= exact[0] and box[1] <= exact[1]
         assert box[2] >= exact[2] and box[3] >= exact[3]

@@ -178,13 +178,22 @@ class FusionEngine:
 
     def _track_pending(self) -> None:
         """Track again every segment of plots (gaps ≤ MAX_COAST) a new or gone plot touched;
-        a source track's later updates only extend its track."""
-        from kuroshio.fusion.kinematic import TrackStates, track_plots, track_unit
+        a source track's later updates only extend its track (all the tracks extended at once)."""
+        from kuroshio.fusion.kinematic import TrackStates, extend_tracks, track_plots, track_unit
 
-        for key in sorted(self._pending):
+        keys = sorted(self._pending)
+        extensions: dict[tuple[str, str, str], tuple[FollowedTrack, Unit, list[Observation]]] = {}
+        for key in keys:
             moments = sorted(self._pending[key])
-            arrived = self._arrived.get(key, [])
-            if self._extend(key, moments, arrived):
+            extension = self._extension(key, moments, self._arrived.get(key, []))
+            if extension is not None:
+                extensions[key] = extension
+        extend_tracks([(followed, plots) for followed, _, plots in extensions.values()])
+        for key in keys:
+            moments = sorted(self._pending[key])
+            extension = extensions.get(key)
+            if extension is not None:
+                self._put_extended(extension[0], extension[1])
                 continue
             series = self._plots.get(key, {})
             segments: list[list[Observation]] = []
@@ -215,35 +224,35 @@ class FusionEngine:
         self._pending.clear()
         self._arrived.clear()
 
-    def _extend(
+    def _extension(
         self, key: tuple[str, str, str], moments: list[dt.datetime], arrived: list[Observation]
-    ) -> bool:
-        """Extend a source track with updates later than its last (what tracking its segment
-        again gives); False when the track must be tracked again."""
-        from kuroshio.fusion.kinematic import TrackStates, track_unit
-
+    ) -> tuple[FollowedTrack, Unit, list[Observation]] | None:
+        """The source track, its unit and the updates later than its last that extend it (what
+        tracking its segment again gives); None when the track must be tracked again."""
         followed = self._followed.get(key)
         if followed is None or len(arrived) != len(moments):
-            return False  # a report gone or replaced
-        unit_key = f"track:{followed.members[0].id}"
-        unit = self._units.get(unit_key)
+            return None  # a report gone or replaced
+        unit = self._units.get(f"track:{followed.members[0].id}")
         if unit is None or unit.members[-1] is not followed.members[-1]:
-            return False
+            return None
         plots = sorted(arrived, key=lambda o: (o.observed_at, o.id))
         previous = followed.end
         for plot in plots:
             if plot.observed_at <= followed.end or plot.observed_at - previous > MAX_COAST:
-                return False
+                return None
             previous = plot.observed_at
         if followed.plane_with(plots) != followed.degrees:
-            return False
-        self._drop_unit(unit_key, members_kept=True)
-        for plot in plots:
-            followed.extend(plot)
+            return None
+        return followed, unit, plots
+
+    def _put_extended(self, followed: FollowedTrack, unit: Unit) -> None:
+        """Put a source track's unit again, the track extended."""
+        from kuroshio.fusion.kinematic import TrackStates, track_unit
+
+        self._drop_unit(unit.key, members_kept=True)
         states = TrackStates(followed.plane, followed=followed)
         extended = track_unit(tuple(followed.members), states, followed.summary)
         self._put_unit(extended, mapped=len(unit.members))
-        return True
 
     def _days(self, unit: Unit) -> list[dt.date]:
         day = unit.start.astimezone(dt.UTC).date()

@@ -356,7 +356,7 @@ class FollowedTrack:
     def __init__(self, first: Observation, plane: Plane) -> None:
         self.plane = plane
         self.kind = first.kind
-        self._filter = _Filter(first.kind)
+        self._transition = _transition(first.kind)
         self.members: list[Observation] = []
         self.summary = _Summary()
         self._steps: list[tuple[dt.datetime, Any, Any, Any, Any]] = []
@@ -368,15 +368,15 @@ class FollowedTrack:
         self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
         """The plane box last turned into lon/lat for the reach, and what it gave."""
         noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
-        self.smoother = RunningSmoother(self._steps, self._filter.transition, noise)
+        self.smoother = RunningSmoother(self._steps, noise, COAST_REACH.total_seconds())
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
-        speed = self._filter.start_speed
+        speed = START_SPEED_KMS.get(first.kind, START_SPEED_KMS["sea"])
         # A wide prior at the first plot, updated by it (as track_plots does).
         self._mean = np.array([[x], [0.0], [y], [0.0]])
         self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
         self._time = _naive(first.observed_at)
-        self._add(first, self._mean, self._covar)
+        FollowedTrack._update([(self, first)], self._mean[None], self._covar[None])
         self.degrees = self.plane_with(())
         """The whole-degree point of the plane (what the plane depends on)."""
 
@@ -443,35 +443,67 @@ class FollowedTrack:
 
     def extend(self, plot: Observation) -> None:
         """Add a plot no earlier than the last one."""
-        timestamp = _naive(plot.observed_at)
-        interval = timestamp - self._time
-        transition = self._filter.transition
-        matrix, noise = transition.at(interval)
-        mean = matrix @ self._mean
-        covar = matrix @ self._covar @ matrix.T + noise
-        self._time = timestamp
-        self._add(plot, mean, covar)
+        extend_tracks([(self, [plot])])
 
-    def _add(self, plot: Observation, mean: Any, covar: Any) -> None:
-        lon, lat = plot.geometry.positions()[0]
-        x, y = self.plane.to_km(lon, lat)
-        noise = sigma_km(plot) ** 2
+    @staticmethod
+    def step_all(batch: Sequence[tuple[FollowedTrack, Observation]]) -> None:
+        """Add a plot to each track (no earlier than its last): the filter's and the
+        smoother's step of every track in one product each."""
+        tracks = [track for track, _ in batch]
+        steps = [
+            track._transition.at(_naive(plot.observed_at) - track._time) for track, plot in batch
+        ]
+        matrices = np.array([matrix for matrix, _ in steps])
+        means = np.array([track._mean for track in tracks])
+        covars = np.array([track._covar for track in tracks])
+        predicted = matrices @ means
+        predicted_covars = matrices @ covars @ matrices.transpose(0, 2, 1)
+        predicted_covars += np.array([noise for _, noise in steps])
+        FollowedTrack._update(batch, predicted, predicted_covars)
+        smoothers = [track.smoother for track in tracks]
+        RunningSmoother.take_all(
+            smoothers, matrices, (means, covars), (predicted, predicted_covars)
+        )
+        RunningSmoother.reach_all(smoothers)
+
+    @staticmethod
+    def _update(
+        batch: Sequence[tuple[FollowedTrack, Observation]], means: Any, covars: Any
+    ) -> None:
+        """Update each track's predicted state (``means`` n × 4 × 1, ``covars`` n × 4 × 4) by
+        its plot, and record the step."""
+        positions = [plot.geometry.positions()[0] for _, plot in batch]
+        plotted = np.array(
+            [
+                track.plane.to_km(lon, lat)
+                for (track, _), (lon, lat) in zip(batch, positions, strict=True)
+            ]
+        )
+        noises = np.array([sigma_km(plot) ** 2 for _, plot in batch])
         # The measurement picks x and y (state rows 0 and 2): a 2×2 innovation covariance.
-        cross = covar[:, 0::2]
-        (a, b), (c, d) = cross[0::2].tolist()
-        a += noise
-        d += noise
+        cross = covars[:, :, 0::2]
+        a = cross[:, 0, 0] + noises
+        b = cross[:, 0, 1]
+        c = cross[:, 2, 0]
+        d = cross[:, 2, 1] + noises
         det = a * d - b * c
-        gain = cross @ np.array([[d / det, -b / det], [-c / det, a / det]])
-        residual = np.array([[x - float(mean[0, 0])], [y - float(mean[2, 0])]])
-        self._mean = mean + gain @ residual
-        self._covar = covar - gain @ cross.T
-        self._steps.append((self._time, mean, covar, self._mean, self._covar))
-        self.smoother.grown()
-        self.members.append(plot)
-        self.summary.add(plot)
-        self._lon_sum += lon
-        self._lat_sum += lat
+        inverse = np.stack((d / det, -b / det, -c / det, a / det), axis=1).reshape(-1, 2, 2)
+        gains = cross @ inverse
+        residuals = plotted - means[:, 0::2, 0]
+        updated = means + gains @ residuals[:, :, None]
+        posteriors = covars - gains @ cross.transpose(0, 2, 1)
+        for number, ((track, plot), (lon, lat)) in enumerate(zip(batch, positions, strict=True)):
+            track._time = _naive(plot.observed_at)
+            track._mean = updated[number]
+            track._covar = posteriors[number]
+            track._steps.append(
+                (track._time, means[number], covars[number], track._mean, track._covar)
+            )
+            track.smoother.grown()
+            track.members.append(plot)
+            track.summary.add(plot)
+            track._lon_sum += lon
+            track._lat_sum += lat
 
     def smoothed_arrays(self) -> Smoothed:
         """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
@@ -493,7 +525,18 @@ class FollowedTrack:
                     timestamp=moment,
                 )
             )
-        return KalmanSmoother(self._filter.transition).smooth(Track(states))
+        return KalmanSmoother(self._transition).smooth(Track(states))
+
+
+def extend_tracks(updates: Sequence[tuple[FollowedTrack, Sequence[Observation]]]) -> None:
+    """Extend source tracks, each by its plots (in order, none earlier than its last): the
+    tracks' steps are taken together, the first plot of each, then the second, and so on, so a
+    picture read's updates share their numpy calls."""
+    rounds = max((len(plots) for _, plots in updates), default=0)
+    for number in range(rounds):
+        FollowedTrack.step_all(
+            [(track, plots[number]) for track, plots in updates if len(plots) > number]
+        )
 
 
 def follow_plots(
@@ -504,8 +547,7 @@ def follow_plots(
     plane = _plane_of(ordered)
     first = ordered[0].observed_at
     tracks = [FollowedTrack(o, plane) for o in ordered if o.observed_at == first]
-    for plot in ordered[len(tracks) :]:
-        tracks[0].extend(plot)
+    extend_tracks([(tracks[0], ordered[len(tracks) :])])
     if len(tracks) == 1:
         tracks[0].degrees = tracks[0].plane_with(())  # the plane is its plots' mean
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
@@ -693,7 +735,7 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     if head > COAST_REACH or unit.states is None:
         return unbounded
     if followed is not None:
-        box, variance = followed.smoother.reach_box(COAST_REACH.total_seconds())
+        box, variance = followed.smoother.reach_box()
         projected = followed.projected(box)
     else:
         box, variance = _reach_box(unit.states.smoothed, unit.kind)

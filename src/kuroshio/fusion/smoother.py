@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import itertools
-import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -133,17 +132,19 @@ class RunningSmoother:
     ``A_k + G_k x_n``, covariance ``B_k + G_k P_n G_kᵀ``, updated in one batched product when a
     state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot,
     blocks of one size merged into one of twice the size (so a track of n states has about
-    log₂ n blocks). A state is made from these maps when asked. States added wait until asked
-    for, and are then taken in order: the result depends on the states only."""
+    log₂ n blocks). A state is made from these maps when asked. Each state the filter adds is
+    taken at once, with those other tracks' smoothers add at the same time
+    (:meth:`take_all`): the result depends on the states only."""
 
     def __init__(
-        self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any, noise: float
+        self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], noise: float, coast: float
     ) -> None:
         self._steps = steps
         """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
         read as the filter adds them."""
-        self._model = model
         self._noise = noise
+        self._coast = coast
+        """Seconds the last state's segment reaches in the reach's box (:meth:`reach_box`)."""
         self._times: list[dt.datetime] = []
         self._seconds: list[float] = []
         self._backward: list[tuple[Any, Any, Any]] = []
@@ -159,6 +160,10 @@ class RunningSmoother:
         self._pivot_means: list[Any] | None = None
         self._pivot_covars: list[Any] | None = None
         self._open_covars: list[Any] | None = None
+        self._open_reach: tuple[Any, list[float], list[float], float] | None = None
+        """The open states' smoothed means (with the last), the low and high corners (x, y) of
+        their box and the last state's variance bound over the coast: made for every track at
+        once as states are added (:meth:`reach_all`)."""
         self._stacked: tuple[Any, Any, Any, float] | None = None
         """The blocks' reach references, slopes, boxes (stacked) and largest variance bound,
         made again when the blocks change."""
@@ -169,26 +174,83 @@ class RunningSmoother:
         self.catch_up()
         return self._times
 
-    def _take(self, index: int) -> None:
-        """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
-        earlier, _, _, last_mean, last_covar = self._steps[index - 1]
-        moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
-        matrix, _ = self._model.at(moment - earlier)
-        gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
-        offset = (last_mean - gain @ predicted_mean).ravel()
-        spread = last_covar - gain @ predicted_covar @ gain.T
-        gains = self._gains
-        self._offsets = np.concatenate(
-            (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
-        )
-        self._gains = np.concatenate((gains @ gain, gain[None]))
-        self._backward.append((offset, gain, spread))
-        step = (moment - earlier).total_seconds()
-        self._bounds.append(_step_bound(last_covar, step, self._noise))
-        self._seconds.append(self._seconds[-1] + step)
-        self._times.append(moment)
-        if len(self._backward) == BLOCK:
-            self._close()
+    @staticmethod
+    def take_all(
+        smoothers: Sequence[RunningSmoother],
+        matrices: Any,
+        last: tuple[Any, Any],
+        predicted: tuple[Any, Any],
+    ) -> None:
+        """Take the state each smoother's filter has just added (its step's transition
+        matrices, the last updated means and covariances and the predicted ones, stacked in the
+        smoothers' order): the backward gains of all of them in one product, and every open
+        state's map in one product per number of open states."""
+        for smoother in smoothers:
+            smoother.catch_up()
+        last_means, last_covars = last
+        predicted_means, predicted_covars = predicted
+        gains = last_covars @ matrices.transpose(0, 2, 1) @ np.linalg.inv(predicted_covars)
+        offsets = (last_means - gains @ predicted_means)[:, :, 0]
+        spreads = last_covars - gains @ predicted_covars @ gains.transpose(0, 2, 1)
+        steps = np.array([(s._steps[-1][0] - s._steps[-2][0]).total_seconds() for s in smoothers])
+        noises = np.array([s._noise for s in smoothers])
+        bounds = _step_bounds(last_covars, steps, noises).tolist()
+        by_size: dict[int, list[int]] = {}
+        for number, smoother in enumerate(smoothers):
+            by_size.setdefault(len(smoother._backward), []).append(number)
+        for size, numbers in by_size.items():
+            gain, offset = gains[numbers], offsets[numbers]
+            if size:
+                held_gains = np.array([smoothers[n]._gains for n in numbers])
+                held_offsets = np.array([smoothers[n]._offsets for n in numbers])
+                moved = (held_gains @ offset[:, None, :, None])[..., 0]
+                new_offsets = np.concatenate((held_offsets + moved, offset[:, None]), axis=1)
+                new_gains = np.concatenate((held_gains @ gain[:, None], gain[:, None]), axis=1)
+            else:
+                new_offsets, new_gains = offset[:, None], gain[:, None]
+            for row, number in enumerate(numbers):
+                smoother = smoothers[number]
+                smoother._offsets = new_offsets[row]
+                smoother._gains = new_gains[row]
+                smoother._backward.append((offsets[number], gains[number], spreads[number]))
+                smoother._bounds.append(bounds[number])
+                smoother._seconds.append(smoother._seconds[-1] + float(steps[number]))
+                smoother._times.append(smoother._steps[-1][0])
+                if len(smoother._backward) == BLOCK:
+                    smoother._close()
+
+    @staticmethod
+    def reach_all(smoothers: Sequence[RunningSmoother]) -> None:
+        """Make each smoother's open states' means and box, and its last state's variance bound
+        over the coast (what :meth:`reach_box` reads), one product per number of open states."""
+        by_size: dict[int, list[RunningSmoother]] = {}
+        for smoother in smoothers:
+            by_size.setdefault(len(smoother._offsets), []).append(smoother)
+        for size, group in by_size.items():
+            last = np.array([smoother._steps[-1][3] for smoother in group])
+            means = last.transpose(0, 2, 1)
+            if size:
+                held_gains = np.array([smoother._gains for smoother in group])
+                held_offsets = np.array([smoother._offsets for smoother in group])
+                opened = held_offsets + (held_gains @ last[:, None])[..., 0]
+                means = np.concatenate((opened, means), axis=1)
+            coasts = np.array([smoother._coast for smoother in group])[:, None]
+            seconds = np.array([smoother._seconds[smoother._open :] for smoother in group])
+            steps = np.concatenate((np.diff(seconds, axis=1), coasts), axis=1)[:, :, None]
+            starts = means[:, :, 0::2]
+            corners = np.concatenate((starts, starts + means[:, :, 1::2] * steps), axis=1)
+            lows = corners.min(axis=1).tolist()
+            highs = corners.max(axis=1).tolist()
+            covars = np.array([smoother._steps[-1][4] for smoother in group])
+            noises = np.array([smoother._noise for smoother in group])
+            variances = _step_variances(covars, coasts[:, 0], noises).tolist()
+            for number, smoother in enumerate(group):
+                smoother._open_reach = (
+                    means[number],
+                    lows[number],
+                    highs[number],
+                    variances[number],
+                )
 
     def _close(self) -> None:
         """Put the open states but the last in a block on the last (its pivot), and merge
@@ -242,12 +304,10 @@ class RunningSmoother:
         block.settle(pivot_mean, pivot_covar, np.diff(seconds), self._noise)
 
     def catch_up(self) -> None:
-        """Take the states the filter has added since last asked."""
+        """Take the first state (the others are taken as they are added: :meth:`take_all`)."""
         if not self._seconds:
             self._seconds.append(0.0)
             self._times.append(self._steps[0][0])
-        while len(self._seconds) < len(self._steps):
-            self._take(len(self._seconds))
 
     def _pivots(self) -> list[Any]:
         """Each block's pivot's smoothed mean (4)."""
@@ -272,12 +332,17 @@ class RunningSmoother:
             self._pivot_covars = covars[::-1]
         return self._pivot_covars
 
+    def _open_means(self) -> Any:
+        """The open states' smoothed means and the last one's (k × 4)."""
+        if self._open_reach is None:
+            self.catch_up()
+            RunningSmoother.reach_all([self])
+            assert self._open_reach is not None
+        return self._open_reach[0]
+
     def _open_mean(self, index: int) -> Any:
         """Open state ``index``'s smoothed mean (4), from the first state not in a block."""
-        last_mean = self._steps[-1][3].ravel()
-        if index == len(self._offsets):
-            return last_mean
-        return self._offsets[index] + self._gains[index] @ last_mean
+        return self._open_means()[index]
 
     def _open_covariances(self) -> list[Any]:
         """The open states' smoothed covariances, back from the last (made when asked)."""
@@ -308,14 +373,9 @@ class RunningSmoother:
         self.catch_up()
         positions = np.asarray(indices)
         found = np.empty((len(indices), 4))
-        last = self._steps[-1][3].ravel()
         opened = positions >= self._open
         if opened.any():
-            rows = positions[opened] - self._open
-            # The last state is its own mean: offset the mean, gain nothing.
-            offsets = np.concatenate((self._offsets, last[None]))
-            gains = np.concatenate((self._gains, np.zeros((1, 4, 4))))
-            found[opened] = offsets[rows] + gains[rows] @ last
+            found[opened] = self._open_means()[positions[opened] - self._open]
         if not opened.all():
             numbers = np.searchsorted([b.first for b in self._blocks], positions, side="right") - 1
             for number in np.unique(numbers[~opened]).tolist():
@@ -340,6 +400,7 @@ class RunningSmoother:
     def grown(self) -> None:
         """The filter has added a state: what was made of the smoothed states is stale."""
         self._pivot_means = self._pivot_covars = self._open_covars = None
+        self._open_reach = None
 
     def smoothed(self) -> Smoothed:
         self.catch_up()
@@ -350,8 +411,7 @@ class RunningSmoother:
             gains = block.gains
             means.append(block.offsets + gains @ pivot_mean)
             covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
-        last_mean = self._steps[-1][3]
-        means += [self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T]
+        means.append(self._open_means())
         covars.append(np.array(self._open_covariances()))
         return Smoothed(
             list(self._times),
@@ -360,31 +420,27 @@ class RunningSmoother:
             np.concatenate(covars),
         )
 
-    def reach_box(self, coast: float) -> tuple[tuple[float, float, float, float], float]:
+    def reach_box(self) -> tuple[tuple[float, float, float, float], float]:
         """A box (west, south, east, north, km in the plane) holding every smoothed state and
-        where its velocity takes it by the next state (the last: by ``coast`` seconds), and a
-        bound on the predicted variance of x and of y over any part of those steps: what
-        :func:`track_reach` takes of all the states, from the open ones and each block's bound
-        (the open states' variances bounded by their filtered covariances, the last's exact)."""
-        self.catch_up()
-        _, _, _, last_mean, last_covar = self._steps[-1]
-        means = np.concatenate((self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T))
-        seconds = self._seconds[self._open :]
-        # As np.diff would subtract them, without its cost on a few numbers.
-        steps = np.array([b - a for a, b in itertools.pairwise(seconds)] + [coast])
-        starts = means[:, 0::2]
-        corners = np.concatenate((starts, starts + means[:, 1::2] * steps[:, None]))
-        low = corners.min(axis=0)
-        high = corners.max(axis=0)
-        variance = _step_variance(last_covar, coast, self._noise)
+        where its velocity takes it by the next state (the last: by the coast), and a bound on
+        the predicted variance of x and of y over any part of those steps: what
+        :func:`kuroshio.fusion.kinematic.track_reach` takes of all the states, from the open
+        ones and each block's bound (the open states' variances bounded by their filtered
+        covariances, the last's exact)."""
+        self._open_means()
+        assert self._open_reach is not None
+        _, (west, south), (east, north), variance = self._open_reach
         if self._open < len(self._bounds):
-            variance = max(variance, max(self._bounds[self._open :]))
+            variance = max(variance, *self._bounds[self._open :])
         if self._blocks:
             block_low, block_high, block_variance = self._block_bounds()
-            low = np.minimum(low, block_low)
-            high = np.maximum(high, block_high)
+            (block_west, block_south), (block_east, block_north) = (
+                block_low.tolist(),
+                block_high.tolist(),
+            )
+            west, south = min(west, block_west), min(south, block_south)
+            east, north = max(east, block_east), max(north, block_north)
             variance = max(variance, block_variance)
-        (west, south), (east, north) = low.tolist(), high.tolist()
         return (west, south, east, north), variance
 
     def _block_bounds(self) -> tuple[Any, Any, float]:
@@ -414,23 +470,25 @@ class RunningSmoother:
         return (boxes[:, :2] - shifts).min(axis=0), (boxes[:, 2:] + shifts).max(axis=0), variance
 
 
-def _step_variance(covar: Any, step: float, noise: float) -> float:
-    """The largest predicted variance of x or y over any part of a step (as track_reach)."""
-    rows: list[list[float]] = covar.tolist()
-    (xx, xv, _, _), (_, vv, _, _), (_, _, yy, yv), (_, _, _, ww) = rows
-    added = noise * step**3 / 3
-    return max(
-        xx + 2 * step * abs(xv) + step**2 * vv + added,
-        yy + 2 * step * abs(yv) + step**2 * ww + added,
+def _step_variances(covars: Any, steps: Any, noises: Any) -> Any:
+    """The largest predicted variance of x or y over any part of a step, for each covariance
+    (as :func:`kuroshio.fusion.kinematic.track_reach` bounds it)."""
+    added = noises * steps**3 / 3
+    twice = 2 * steps
+    squared = steps**2
+    return np.maximum(
+        covars[:, 0, 0] + twice * np.abs(covars[:, 0, 1]) + squared * covars[:, 1, 1] + added,
+        covars[:, 2, 2] + twice * np.abs(covars[:, 2, 3]) + squared * covars[:, 3, 3] + added,
     )
 
 
-def _step_bound(covar: Any, step: float, noise: float) -> float:
-    """(σx + t·σvx)² + the noise, the larger of x and y: at least :func:`_step_variance` for
-    this covariance and for any smaller one (a smoothed covariance of the same state)."""
-    diagonal = [math.sqrt(max(value, 0.0)) for value in covar.diagonal().tolist()]
-    added = noise * step**3 / 3
-    return max(
-        (diagonal[0] + step * diagonal[1]) ** 2 + added,
-        (diagonal[2] + step * diagonal[3]) ** 2 + added,
+def _step_bounds(covars: Any, steps: Any, noises: Any) -> Any:
+    """(σx + t·σvx)² + the noise, the larger of x and y, for each covariance: at least
+    :func:`_step_variances` for it and for any smaller one (a smoothed covariance of the same
+    state)."""
+    deviations = np.sqrt(np.maximum(np.diagonal(covars, axis1=1, axis2=2), 0.0))
+    added = noises * steps**3 / 3
+    return np.maximum(
+        (deviations[:, 0] + steps * deviations[:, 1]) ** 2 + added,
+        (deviations[:, 2] + steps * deviations[:, 3]) ** 2 + added,
     )
