@@ -130,11 +130,11 @@ class RunningSmoother:
 
     The latest states (at most :data:`BLOCK` + 1) are affine functions of the last one, mean
     ``A_k + G_k x_n``, covariance ``B_k + G_k P_n G_kᵀ``, updated in one batched product when a
-    state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot,
-    blocks of one size merged into one of twice the size (so a track of n states has about
-    log₂ n blocks). A state is made from these maps when asked. Each state the filter adds is
-    taken at once, with those other tracks' smoothers add at the same time
-    (:meth:`take_all`): the result depends on the states only."""
+    state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot
+    (the latest states' maps when they fill a block), blocks of one size merged into one of
+    twice the size (so a track of n states has about log₂ n blocks). A state is made from these
+    maps when asked. Each state the filter adds is taken at once, with those other tracks'
+    smoothers take at the same time (:meth:`take_all`): the result depends on the states only."""
 
     def __init__(
         self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], noise: float, coast: float
@@ -147,19 +147,19 @@ class RunningSmoother:
         """Seconds the last state's segment reaches in the reach's box (:meth:`reach_box`)."""
         self._times: list[dt.datetime] = []
         self._seconds: list[float] = []
-        self._backward: list[tuple[Any, Any, Any]] = []
-        """Offset, gain and spread of each open state on the next one (not yet in a block)."""
         self._blocks: list[_Block] = []
         self._open = 0
         """The first state not in a block."""
         self._offsets = np.zeros((0, 4))
         self._gains = np.zeros((0, 4, 4))
+        self._spreads = np.zeros((0, 4, 4))
+        """The open states (not yet in a block) as maps of the last: mean ``offset + gain x``,
+        covariance ``spread + gain P gainᵀ``."""
         self._bounds: list[float] = []
         """Per state taken (but the last), a bound on its predicted variance of x and of y over
         its step from its filtered covariance (which its smoothed one never exceeds)."""
         self._pivot_means: list[Any] | None = None
         self._pivot_covars: list[Any] | None = None
-        self._open_covars: list[Any] | None = None
         self._open_reach: tuple[Any, list[float], list[float], float] | None = None
         """The open states' smoothed means (with the last), the low and high corners (x, y) of
         their box and the last state's variance bound over the coast: made for every track at
@@ -197,26 +197,31 @@ class RunningSmoother:
         bounds = _step_bounds(last_covars, steps, noises).tolist()
         by_size: dict[int, list[int]] = {}
         for number, smoother in enumerate(smoothers):
-            by_size.setdefault(len(smoother._backward), []).append(number)
+            by_size.setdefault(len(smoother._offsets), []).append(number)
         for size, numbers in by_size.items():
             gain, offset = gains[numbers], offsets[numbers]
             if size:
                 held_gains = np.array([smoothers[n]._gains for n in numbers])
                 held_offsets = np.array([smoothers[n]._offsets for n in numbers])
+                held_spreads = np.array([smoothers[n]._spreads for n in numbers])
                 moved = (held_gains @ offset[:, None, :, None])[..., 0]
                 new_offsets = np.concatenate((held_offsets + moved, offset[:, None]), axis=1)
                 new_gains = np.concatenate((held_gains @ gain[:, None], gain[:, None]), axis=1)
+                spread = spreads[numbers]
+                widened = held_gains @ spread[:, None] @ held_gains.transpose(0, 1, 3, 2)
+                new_spreads = np.concatenate((held_spreads + widened, spread[:, None]), axis=1)
             else:
                 new_offsets, new_gains = offset[:, None], gain[:, None]
+                new_spreads = spreads[numbers][:, None]
             for row, number in enumerate(numbers):
                 smoother = smoothers[number]
                 smoother._offsets = new_offsets[row]
                 smoother._gains = new_gains[row]
-                smoother._backward.append((offsets[number], gains[number], spreads[number]))
+                smoother._spreads = new_spreads[row]
                 smoother._bounds.append(bounds[number])
                 smoother._seconds.append(smoother._seconds[-1] + float(steps[number]))
                 smoother._times.append(smoother._steps[-1][0])
-                if len(smoother._backward) == BLOCK:
+                if len(smoother._offsets) == BLOCK:
                     smoother._close()
 
     @staticmethod
@@ -255,25 +260,11 @@ class RunningSmoother:
     def _close(self) -> None:
         """Put the open states but the last in a block on the last (its pivot), and merge
         blocks of one size."""
-        offsets, gains, spreads = [], [], []
-        offset, gain, spread = self._backward[-1]
-        for back_offset, back_gain, back_spread in reversed(self._backward[:-1]):
-            offsets.append(offset)
-            gains.append(gain)
-            spreads.append(spread)
-            offset = back_offset + back_gain @ offset
-            spread = back_spread + back_gain @ spread @ back_gain.T
-            gain = back_gain @ gain
-        offsets.append(offset)
-        gains.append(gain)
-        spreads.append(spread)
-        block = _Block(
-            self._open, np.array(offsets[::-1]), np.array(gains[::-1]), np.array(spreads[::-1])
-        )
-        self._open += len(self._backward)
-        self._backward.clear()
+        block = _Block(self._open, self._offsets, self._gains, self._spreads)
+        self._open += block.size
         self._offsets = np.zeros((0, 4))
         self._gains = np.zeros((0, 4, 4))
+        self._spreads = np.zeros((0, 4, 4))
         _, _, _, pivot_mean, pivot_covar = self._steps[self._open]
         pivot_mean = pivot_mean.ravel()
         self._settle(block, pivot_mean, pivot_covar)
@@ -323,7 +314,7 @@ class RunningSmoother:
     def _pivot_covariances(self) -> list[Any]:
         """Each block's pivot's smoothed covariance (made when a covariance is asked for)."""
         if self._pivot_covars is None:
-            covar = self._open_covariances()[0]
+            covar = self._open_covariance(0)
             covars = []
             for block in reversed(self._blocks):
                 covars.append(covar)
@@ -344,16 +335,13 @@ class RunningSmoother:
         """Open state ``index``'s smoothed mean (4), from the first state not in a block."""
         return self._open_means()[index]
 
-    def _open_covariances(self) -> list[Any]:
-        """The open states' smoothed covariances, back from the last (made when asked)."""
-        if self._open_covars is None:
-            covar = self._steps[-1][4]
-            covars = [covar]
-            for _, gain, spread in reversed(self._backward):
-                covar = spread + gain @ covar @ gain.T
-                covars.append(covar)
-            self._open_covars = covars[::-1]
-        return self._open_covars
+    def _open_covariance(self, index: int) -> Any:
+        """Open state ``index``'s smoothed covariance, from the first state not in a block."""
+        last = self._steps[-1][4]
+        if index == len(self._spreads):
+            return last
+        gain = self._gains[index]
+        return self._spreads[index] + gain @ last @ gain.T
 
     def _block_of(self, index: int) -> int:
         return bisect.bisect_right([block.first for block in self._blocks], index) - 1
@@ -389,7 +377,7 @@ class RunningSmoother:
         """Smoothed state ``index``: mean (4 × 1) and covariance."""
         mean = self.mean(index)
         if index >= self._open:
-            return mean, self._open_covariances()[index - self._open]
+            return mean, self._open_covariance(index - self._open)
         number = self._block_of(index)
         block = self._blocks[number]
         offset = index - block.first
@@ -399,7 +387,7 @@ class RunningSmoother:
 
     def grown(self) -> None:
         """The filter has added a state: what was made of the smoothed states is stale."""
-        self._pivot_means = self._pivot_covars = self._open_covars = None
+        self._pivot_means = self._pivot_covars = None
         self._open_reach = None
 
     def smoothed(self) -> Smoothed:
@@ -412,7 +400,9 @@ class RunningSmoother:
             means.append(block.offsets + gains @ pivot_mean)
             covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
         means.append(self._open_means())
-        covars.append(np.array(self._open_covariances()))
+        last = self._steps[-1][4]
+        gains = self._gains
+        covars += [self._spreads + gains @ last @ gains.transpose(0, 2, 1), last[None]]
         return Smoothed(
             list(self._times),
             np.array(self._seconds),
