@@ -560,7 +560,7 @@ def _transition(kind: str) -> _Transition:
 
 
 def _means_on(smoothed: Smoothed | RunningSmoother, grid: list[dt.datetime]) -> Any:
-    """The means of :func:`_state_at` at each moment of ``grid`` (g × 4), at once: each state
+    """The means of :func:`_states_at` at each moment of ``grid`` (g × 4), at once: each state
     moved by its velocity to the moment (what the constant-velocity model predicts)."""
     times = smoothed.times
     indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in grid]
@@ -576,19 +576,24 @@ def _means_on(smoothed: Smoothed | RunningSmoother, grid: list[dt.datetime]) -> 
     return means
 
 
-def _state_at(
-    smoothed: Smoothed | RunningSmoother, moment: dt.datetime, kind: str
+def _states_at(
+    smoothed: Smoothed | RunningSmoother, moments: list[dt.datetime], kind: str
 ) -> tuple[Any, Any]:
-    """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
-    before it (else its first), predicted to it by the track's own model."""
-    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
-    mean, covar = smoothed.state(index)
-    if smoothed.times[index] == moment:
-        return mean, covar
+    """Means (k × 4) and covariances of a smoothed track at ``moments``: at each, its last
+    state at or before it (else its first), predicted to it by the track's own model (all in
+    one product; a state at the moment itself is taken as it is, the step being the
+    identity)."""
+    times = smoothed.times
+    indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in moments]
+    means, covars = smoothed.states_of(indices)
     transition = _transition(kind)
-    interval = moment - smoothed.times[index]
-    matrix, noise = transition.at(interval)
-    return matrix @ mean, matrix @ covar @ matrix.T + noise
+    steps = [
+        transition.at(moment - times[index]) for moment, index in zip(moments, indices, strict=True)
+    ]
+    matrices = np.array([matrix for matrix, _ in steps])
+    noises = np.array([noise for _, noise in steps])
+    predicted = (matrices @ means[:, :, None])[:, :, 0]
+    return predicted, matrices @ covars @ matrices.transpose(0, 2, 1) + noises
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -676,21 +681,28 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     if late.start - early.end > MAX_COAST:
         return None
     smoothed, plane = early.states.sampled, early.states.plane
-    worst = 0.0
-    checked = 0
+    members = []
     for member in late.members[:3]:
         if member.observed_at - early.end > MAX_COAST:
             break
-        moment = _naive(member.observed_at)
-        vector, covar = _state_at(smoothed, moment, early.kind)
+        members.append(member)
+    if not members:
+        return None
+    moments = [_naive(member.observed_at) for member in members]
+    means, covars = _states_at(smoothed, moments, early.kind)
+    xs, ys = means[:, 0].tolist(), means[:, 2].tolist()
+    x_variances, y_variances = covars[:, 0, 0].tolist(), covars[:, 2, 2].tolist()
+    worst = 0.0
+    for member, mean_x, mean_y, x_variance, y_variance in zip(
+        members, xs, ys, x_variances, y_variances, strict=True
+    ):
         assert isinstance(member.geometry, Point)
         x, y = _plot_km(plane, *member.geometry.coordinates)
-        distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
-        spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
+        distance = math.hypot(mean_x - x, mean_y - y)
+        spread = math.sqrt(max(x_variance, y_variance))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
         worst = max(worst, distance / limit)
-        checked += 1
-    if not checked or worst > 1.0:
+    if worst > 1.0:
         return None
     return worst
 

@@ -36,6 +36,10 @@ class Smoothed:
         """The means of states ``indices`` (k × 4, a copy)."""
         return self.means[indices]
 
+    def states_of(self, indices: list[int]) -> tuple[Any, Any]:
+        """The means (k × 4) and covariances (k × 4 × 4) of states ``indices``."""
+        return self.means[indices], self.covars[indices]
+
     @classmethod
     def of(cls, track: Track) -> Smoothed:
         """A Stone Soup track's states as arrays."""
@@ -384,6 +388,25 @@ class RunningSmoother:
         gain = block.gains[offset]
         pivot_covar = self._pivot_covariances()[number]
         return mean, block.spreads[offset] + gain @ pivot_covar @ gain.T
+
+    def states_of(self, indices: list[int]) -> tuple[Any, Any]:
+        """Smoothed means (k × 4) and covariances (k × 4 × 4) of states ``indices``: what
+        :meth:`state` gives for each."""
+        self.catch_up()
+        firsts = [block.first for block in self._blocks]
+        means, covars = [], []
+        for index in indices:
+            if index >= self._open:
+                means.append(self._open_mean(index - self._open))
+                covars.append(self._open_covariance(index - self._open))
+                continue
+            number = bisect.bisect_right(firsts, index) - 1
+            block = self._blocks[number]
+            offset = index - block.first
+            gain = block.gains[offset]
+            means.append(block.offsets[offset] + gain @ self._pivots()[number])
+            covars.append(block.spreads[offset] + gain @ self._pivot_covariances()[number] @ gain.T)
+        return np.array(means), np.array(covars)
 
     def grown(self) -> None:
         """The filter has added a state: what was made of the smoothed states is stale."""
