@@ -376,7 +376,7 @@ class FollowedTrack:
         self._mean = np.array([[x], [0.0], [y], [0.0]])
         self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
         self._time = _naive(first.observed_at)
-        FollowedTrack._update([(self, first)], self._mean[None], self._covar[None])
+        FollowedTrack._update([(self, first)], [self._time], self._mean[None], self._covar[None])
         self.degrees = self.plane_with(())
         """The whole-degree point of the plane (what the plane depends on)."""
 
@@ -450,8 +450,10 @@ class FollowedTrack:
         """Add a plot to each track (no earlier than its last): the filter's and the
         smoother's step of every track in one product each."""
         tracks = [track for track, _ in batch]
+        times = [_naive(plot.observed_at) for _, plot in batch]
         steps = [
-            track._transition.at(_naive(plot.observed_at) - track._time) for track, plot in batch
+            track._transition.at(moment - track._time)
+            for track, moment in zip(tracks, times, strict=True)
         ]
         matrices = np.array([matrix for matrix, _ in steps])
         means = np.array([track._mean for track in tracks])
@@ -459,7 +461,7 @@ class FollowedTrack:
         predicted = matrices @ means
         predicted_covars = matrices @ covars @ matrices.transpose(0, 2, 1)
         predicted_covars += np.array([noise for _, noise in steps])
-        FollowedTrack._update(batch, predicted, predicted_covars)
+        FollowedTrack._update(batch, times, predicted, predicted_covars)
         smoothers = [track.smoother for track in tracks]
         RunningSmoother.take_all(
             smoothers, matrices, (means, covars), (predicted, predicted_covars)
@@ -468,17 +470,23 @@ class FollowedTrack:
 
     @staticmethod
     def _update(
-        batch: Sequence[tuple[FollowedTrack, Observation]], means: Any, covars: Any
+        batch: Sequence[tuple[FollowedTrack, Observation]],
+        times: list[dt.datetime],
+        means: Any,
+        covars: Any,
     ) -> None:
-        """Update each track's predicted state (``means`` n × 4 × 1, ``covars`` n × 4 × 4) by
-        its plot, and record the step."""
+        """Update each track's predicted state at ``times`` (``means`` n × 4 × 1, ``covars``
+        n × 4 × 4) by its plot, and record the step."""
         positions = [plot.geometry.positions()[0] for _, plot in batch]
-        plotted = np.array(
-            [
-                track.plane.to_km(lon, lat)
-                for (track, _), (lon, lat) in zip(batch, positions, strict=True)
-            ]
-        )
+        plotted = np.empty((len(batch), 2))
+        by_plane: dict[tuple[int, int], list[int]] = {}
+        for number, (track, _) in enumerate(batch):
+            by_plane.setdefault(track.plane.point, []).append(number)
+        for numbers in by_plane.values():  # the plots in each plane at once
+            lons, lats = np.array([positions[number] for number in numbers]).T
+            xs, ys = batch[numbers[0]][0].plane.to_km_many(lons, lats)
+            plotted[numbers, 0] = xs
+            plotted[numbers, 1] = ys
         noises = np.array([sigma_km(plot) ** 2 for _, plot in batch])
         # The measurement picks x and y (state rows 0 and 2): a 2×2 innovation covariance.
         cross = covars[:, :, 0::2]
@@ -493,7 +501,7 @@ class FollowedTrack:
         updated = means + gains @ residuals[:, :, None]
         posteriors = covars - gains @ cross.transpose(0, 2, 1)
         for number, ((track, plot), (lon, lat)) in enumerate(zip(batch, positions, strict=True)):
-            track._time = _naive(plot.observed_at)
+            track._time = times[number]
             track._mean = updated[number]
             track._covar = posteriors[number]
             track._steps.append(
