@@ -466,7 +466,6 @@ class FollowedTrack:
         RunningSmoother.take_all(
             smoothers, matrices, (means, covars), (predicted, predicted_covars)
         )
-        RunningSmoother.reach_all(smoothers)
 
     @staticmethod
     def _update(
@@ -545,6 +544,10 @@ def extend_tracks(updates: Sequence[tuple[FollowedTrack, Sequence[Observation]]]
         FollowedTrack.step_all(
             [(track, plots[number]) for track, plots in updates if len(plots) > number]
         )
+    # What each track's reach takes of its states, for all of them at once.
+    smoothers = [track.smoother for track, _ in updates]
+    RunningSmoother.reach_all(smoothers)
+    RunningSmoother.bound_blocks(smoothers)
 
 
 def follow_plots(

@@ -162,7 +162,7 @@ class RunningSmoother:
         self._bounds: list[float] = []
         """Per state taken (but the last), a bound on its predicted variance of x and of y over
         its step from its filtered covariance (which its smoothed one never exceeds)."""
-        self._pivot_means: list[Any] | None = None
+        self._pivot_means: Any = None
         self._pivot_covars: list[Any] | None = None
         self._open_reach: tuple[Any, list[float], list[float], float] | None = None
         """The open states' smoothed means (with the last), the low and high corners (x, y) of
@@ -171,6 +171,9 @@ class RunningSmoother:
         self._stacked: tuple[Any, Any, Any, float] | None = None
         """The blocks' reach references, slopes, boxes (stacked) and largest variance bound,
         made again when the blocks change."""
+        self._block_reach: tuple[list[float], list[float], float] | None = None
+        """West and south, east and north holding the blocks' positions, and their largest
+        variance bound (:meth:`bound_blocks`)."""
 
     @property
     def times(self) -> list[dt.datetime]:
@@ -304,16 +307,34 @@ class RunningSmoother:
             self._seconds.append(0.0)
             self._times.append(self._steps[0][0])
 
-    def _pivots(self) -> list[Any]:
-        """Each block's pivot's smoothed mean (4)."""
+    def _pivots(self) -> Any:
+        """Each block's pivot's smoothed mean (blocks × 4)."""
         if self._pivot_means is None:
-            mean = self._open_mean(0)
-            means = []
-            for block in reversed(self._blocks):
-                means.append(mean)
-                mean = block.offsets[0] + block.gains[0] @ mean
-            self._pivot_means = means[::-1]
+            RunningSmoother._pivots_all([self])
         return self._pivot_means
+
+    @staticmethod
+    def _pivots_all(smoothers: Sequence[RunningSmoother]) -> Any:
+        """Make the pivots' means of smoothers with the same number of blocks (one product per
+        block, back from the first open state's), and give them (smoothers × blocks × 4)."""
+        count = len(smoothers[0]._blocks)
+        if not count:
+            pivots = np.zeros((len(smoothers), 0, 4))
+            for smoother in smoothers:
+                smoother._pivot_means = pivots[0]
+            return pivots
+        mean = np.array([smoother._open_means()[0] for smoother in smoothers])
+        means = [mean]
+        for number in range(count - 1, 0, -1):
+            blocks = [smoother._blocks[number] for smoother in smoothers]
+            offsets = np.array([block.offsets[0] for block in blocks])
+            gains = np.array([block.gains[0] for block in blocks])
+            mean = offsets + (gains @ mean[:, :, None])[:, :, 0]
+            means.append(mean)
+        pivots = np.stack(means[::-1], axis=1)
+        for row, smoother in enumerate(smoothers):
+            smoother._pivot_means = pivots[row]
+        return pivots
 
     def _pivot_covariances(self) -> list[Any]:
         """Each block's pivot's smoothed covariance (made when a covariance is asked for)."""
@@ -411,7 +432,7 @@ class RunningSmoother:
     def grown(self) -> None:
         """The filter has added a state: what was made of the smoothed states is stale."""
         self._pivot_means = self._pivot_covars = None
-        self._open_reach = None
+        self._open_reach = self._block_reach = None
 
     def smoothed(self) -> Smoothed:
         self.catch_up()
@@ -446,41 +467,56 @@ class RunningSmoother:
         if self._open < len(self._bounds):
             variance = max(variance, *self._bounds[self._open :])
         if self._blocks:
-            block_low, block_high, block_variance = self._block_bounds()
-            (block_west, block_south), (block_east, block_north) = (
-                block_low.tolist(),
-                block_high.tolist(),
-            )
+            if self._block_reach is None:
+                RunningSmoother.bound_blocks([self])
+                assert self._block_reach is not None
+            (block_west, block_south), (block_east, block_north), block_variance = self._block_reach
             west, south = min(west, block_west), min(south, block_south)
             east, north = max(east, block_east), max(north, block_north)
             variance = max(variance, block_variance)
         return (west, south, east, north), variance
 
-    def _block_bounds(self) -> tuple[Any, Any, float]:
-        """West and south, east and north (km in the plane) holding every block's positions,
-        and the largest of their variance bounds: each block's box at its reference moved by
-        the most it can move with its pivot's mean now (all blocks in one product), or, once
-        that is more than :data:`REBOX_KM`, the block's box taken again (after a turn)."""
-        if self._stacked is None:
-            blocks = self._blocks
-            self._stacked = (
-                np.array([block.reference for block in blocks]),
-                np.array([block.slopes for block in blocks]),
-                np.array([block.box for block in blocks]),
-                max(block.variance for block in blocks),
-            )
-        references, slopes, boxes, variance = self._stacked
-        pivots = np.array(self._pivots())
-        shifts = (slopes @ np.abs(pivots - references)[:, :, None])[:, :, 0]
-        moved = shifts.max(axis=1) > REBOX_KM
-        if moved.any():
-            for number in np.flatnonzero(moved).tolist():
-                block = self._blocks[number]
-                block.rebox(pivots[number])
-                references[number] = block.reference
-                boxes[number] = block.box
-                shifts[number] = 0.0
-        return (boxes[:, :2] - shifts).min(axis=0), (boxes[:, 2:] + shifts).max(axis=0), variance
+    @staticmethod
+    def bound_blocks(smoothers: Sequence[RunningSmoother]) -> None:
+        """Make what :meth:`reach_box` takes of each smoother's blocks: the west and south,
+        east and north holding every block's positions, and the largest of their variance
+        bounds. Each block's box at its reference is moved by the most it can move with its
+        pivot's mean now or, once that is more than :data:`REBOX_KM`, taken again (after a
+        turn); one product for the blocks of all smoothers with as many blocks."""
+        by_count: dict[int, list[RunningSmoother]] = {}
+        for smoother in smoothers:
+            if smoother._blocks:
+                by_count.setdefault(len(smoother._blocks), []).append(smoother)
+        for group in by_count.values():
+            stacks = []
+            for smoother in group:
+                if smoother._stacked is None:
+                    blocks = smoother._blocks
+                    smoother._stacked = (
+                        np.array([block.reference for block in blocks]),
+                        np.array([block.slopes for block in blocks]),
+                        np.array([block.box for block in blocks]),
+                        max(block.variance for block in blocks),
+                    )
+                stacks.append(smoother._stacked)
+            references = np.array([stack[0] for stack in stacks])
+            slopes = np.array([stack[1] for stack in stacks])
+            boxes = np.array([stack[2] for stack in stacks])
+            pivots = RunningSmoother._pivots_all(group)
+            shifts = (slopes @ np.abs(pivots - references)[..., None])[..., 0]
+            moved = shifts.max(axis=2) > REBOX_KM
+            if moved.any():
+                for row, number in np.argwhere(moved).tolist():
+                    block = group[row]._blocks[number]
+                    block.rebox(pivots[row, number])
+                    stacks[row][0][number] = block.reference
+                    stacks[row][2][number] = block.box
+                    boxes[row, number] = block.box
+                    shifts[row, number] = 0.0
+            lows = (boxes[:, :, :2] - shifts).min(axis=1).tolist()
+            highs = (boxes[:, :, 2:] + shifts).max(axis=1).tolist()
+            for row, smoother in enumerate(group):
+                smoother._block_reach = (lows[row], highs[row], stacks[row][3])
 
 
 def _step_variances(covars: Any, steps: Any, noises: Any) -> Any:
