@@ -117,6 +117,25 @@ class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
             steps[interval] = found
         return found
 
+    def stacked(self, intervals: tuple[dt.timedelta, ...]) -> tuple[Any, Any]:
+        """The matrices and covariances of a few time steps, stacked (k × 4 × 4 each) and kept:
+        the handover test asks for the same few steps again and again."""
+        kept: dict[tuple[dt.timedelta, ...], tuple[Any, Any]] = self.__dict__.setdefault(
+            "_stacked", {}
+        )
+        found = kept.get(intervals)
+        if found is None:
+            steps = [self.at(interval) for interval in intervals]
+            found = (
+                np.array([matrix for matrix, _ in steps]),
+                np.array([noise for _, noise in steps]),
+            )
+            found[0].setflags(write=False)
+            found[1].setflags(write=False)
+            if len(kept) < 4096:
+                kept[intervals] = found
+        return found
+
 
 def _naive(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is dt.UTC:  # as reports mostly come: no conversion to make
@@ -597,12 +616,9 @@ def _states_at(
     times = smoothed.times
     indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in moments]
     means, covars = smoothed.states_of(indices)
-    transition = _transition(kind)
-    steps = [
-        transition.at(moment - times[index]) for moment, index in zip(moments, indices, strict=True)
-    ]
-    matrices = np.array([matrix for matrix, _ in steps])
-    noises = np.array([noise for _, noise in steps])
+    matrices, noises = _transition(kind).stacked(
+        tuple(moment - times[index] for moment, index in zip(moments, indices, strict=True))
+    )
     predicted = (matrices @ means[:, :, None])[:, :, 0]
     return predicted, matrices @ covars @ matrices.transpose(0, 2, 1) + noises
 

@@ -411,23 +411,36 @@ class RunningSmoother:
         return mean, block.spreads[offset] + gain @ pivot_covar @ gain.T
 
     def states_of(self, indices: list[int]) -> tuple[Any, Any]:
-        """Smoothed means (k × 4) and covariances (k × 4 × 4) of states ``indices``: what
-        :meth:`state` gives for each."""
+        """Smoothed means (k × 4) and covariances (k × 4 × 4) of states ``indices``, made at
+        once for the states of each block asked."""
         self.catch_up()
         firsts = [block.first for block in self._blocks]
-        means, covars = [], []
-        for index in indices:
-            if index >= self._open:
-                means.append(self._open_mean(index - self._open))
-                covars.append(self._open_covariance(index - self._open))
-                continue
-            number = bisect.bisect_right(firsts, index) - 1
-            block = self._blocks[number]
-            offset = index - block.first
-            gain = block.gains[offset]
-            means.append(block.offsets[offset] + gain @ self._pivots()[number])
-            covars.append(block.spreads[offset] + gain @ self._pivot_covariances()[number] @ gain.T)
-        return np.array(means), np.array(covars)
+        by_block: dict[int, list[int]] = {}
+        for row, index in enumerate(indices):
+            number = len(firsts) if index >= self._open else bisect.bisect_right(firsts, index) - 1
+            by_block.setdefault(number, []).append(row)
+        means = np.empty((len(indices), 4))
+        covars = np.empty((len(indices), 4, 4))
+        for number, rows in by_block.items():
+            if number == len(firsts):  # open states, on the last one
+                first = self._open
+                offsets, gains, spreads = self._offsets, self._gains, self._spreads
+                pivot_mean, pivot_covar = self._steps[-1][3][:, 0], self._steps[-1][4]
+                if any(indices[row] - first == len(offsets) for row in rows):  # the last itself
+                    offsets = np.concatenate((offsets, np.zeros((1, 4))))
+                    gains = np.concatenate((gains, np.eye(4)[None]))
+                    spreads = np.concatenate((spreads, np.zeros((1, 4, 4))))
+            else:
+                block = self._blocks[number]
+                first = block.first
+                offsets, gains, spreads = block.offsets, block.gains, block.spreads
+                pivot_mean = self._pivots()[number]
+                pivot_covar = self._pivot_covariances()[number]
+            chosen = [indices[row] - first for row in rows]
+            gain = gains[chosen]
+            means[rows] = offsets[chosen] + gain @ pivot_mean
+            covars[rows] = spreads[chosen] + gain @ pivot_covar @ gain.transpose(0, 2, 1)
+        return means, covars
 
     def grown(self) -> None:
         """The filter has added a state: what was made of the smoothed states is stale."""
