@@ -188,7 +188,10 @@ class FusionEngine:
             extension = self._extension(key, moments, self._arrived.get(key, []))
             if extension is not None:
                 extensions[key] = extension
-        extend_tracks([(followed, plots) for followed, _, plots in extensions.values()])
+        extend_tracks(
+            [(followed, plots) for followed, _, plots in extensions.values()],
+            reach=len(self._reaches) > 0,  # else no track's reach is made
+        )
         for key in keys:
             moments = sorted(self._pending[key])
             extension = extensions.get(key)

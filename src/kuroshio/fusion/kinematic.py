@@ -63,7 +63,9 @@ EDGE_SPACING_KM: Final = 4.0
 """Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
 at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
 EDGE_SAMPLES: Final = 16
-_Projection = tuple[tuple[float, float, float, float], float]
+_Box = tuple[float, float, float, float]
+"""West, south, east, north."""
+_Projection = tuple[_Box, float]
 """A lon/lat box (west, south, east, north) and how far (km) beyond it a point may lie."""
 REACH_SLACK_KM: Final = 1.0
 """A growing source track's box (once it has more than :data:`BLOCK` states) is turned into
@@ -386,6 +388,8 @@ class FollowedTrack:
         self._first_sigma: float | None = None
         self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
         """The plane box last turned into lon/lat for the reach, and what it gave."""
+        self._made: tuple[tuple[float, float, float, float], _Projection | None] | None = None
+        """The reach's box last asked for, and what :meth:`projected` gives for it."""
         noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
         self.smoother = RunningSmoother(self._steps, noise, COAST_REACH.total_seconds())
         x, y = plane.to_km(*first.geometry.positions()[0])
@@ -412,11 +416,23 @@ class FollowedTrack:
         it holds this one (it was projected :data:`REACH_SLACK_KM` wider on every side) and is
         not much wider, so a growing track's box is turned into lon/lat now and then, not at
         every update."""
+        if self._made is not None and self._made[0] == box:  # made with the read's others
+            return self._made[1]
+        wanted = self._wanted(box)
+        if wanted is None:
+            assert self._projected is not None
+            return self._projected[1]
+        found = _projected(self.plane, wanted)
+        self._keep(box, wanted, found)
+        return found
+
+    def _wanted(self, box: _Box) -> _Box | None:
+        """The box to turn into lon/lat for ``box``; None when the one last projected holds it."""
         if len(self.members) <= BLOCK:  # a young track's box changes too much to keep
-            return _projected(self.plane, box)
+            return box
         slack = REACH_SLACK_KM
         if self._projected is not None:
-            kept, found = self._projected
+            kept, _ = self._projected
             # Kept while it holds the box and is at most twice the slack wider (a young track's
             # box shrinks as its speed becomes known).
             wide = 2 * slack
@@ -426,11 +442,33 @@ class FollowedTrack:
                 and 0.0 <= kept[2] - box[2] <= wide
                 and 0.0 <= kept[3] - box[3] <= wide
             ):
-                return found
-        wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
-        found = _projected(self.plane, wider)
-        self._projected = (wider, found)
-        return found
+                return None
+        return (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
+
+    def _keep(
+        self,
+        box: tuple[float, float, float, float],
+        wanted: tuple[float, float, float, float],
+        found: _Projection | None,
+    ) -> None:
+        if len(self.members) > BLOCK:
+            self._projected = (wanted, found)
+        self._made = (box, found)
+
+    @staticmethod
+    def project_all(tracks: Sequence[FollowedTrack]) -> None:
+        """Turn the boxes of the tracks' reaches that need it into lon/lat, one transform per
+        plane (what :meth:`projected` gives for them next)."""
+        by_plane: dict[tuple[int, int], list[tuple[FollowedTrack, Any, Any]]] = {}
+        for track in tracks:
+            box, _ = track.smoother.reach_box()
+            wanted = track._wanted(box)
+            if wanted is not None:
+                by_plane.setdefault(track.plane.point, []).append((track, box, wanted))
+        for entries in by_plane.values():
+            found = _projected_many(entries[0][0].plane, [wanted for _, _, wanted in entries])
+            for (track, box, wanted), projection in zip(entries, found, strict=True):
+                track._keep(box, wanted, projection)
 
     def first_sigma(self) -> float:
         """The largest sigma of the first three plots (kept once there are three)."""
@@ -554,19 +592,23 @@ class FollowedTrack:
         return KalmanSmoother(self._transition).smooth(Track(states))
 
 
-def extend_tracks(updates: Sequence[tuple[FollowedTrack, Sequence[Observation]]]) -> None:
+def extend_tracks(
+    updates: Sequence[tuple[FollowedTrack, Sequence[Observation]]], *, reach: bool = True
+) -> None:
     """Extend source tracks, each by its plots (in order, none earlier than its last): the
     tracks' steps are taken together, the first plot of each, then the second, and so on, so a
-    picture read's updates share their numpy calls."""
+    picture read's updates share their numpy calls; ``reach``: what their reaches take of
+    their states is made now, for all of them at once (else when each is asked for)."""
     rounds = max((len(plots) for _, plots in updates), default=0)
     for number in range(rounds):
         FollowedTrack.step_all(
             [(track, plots[number]) for track, plots in updates if len(plots) > number]
         )
-    # What each track's reach takes of its states, for all of them at once.
-    smoothers = [track.smoother for track, _ in updates]
-    RunningSmoother.reach_all(smoothers)
-    RunningSmoother.bound_blocks(smoothers)
+    if reach:
+        smoothers = [track.smoother for track, _ in updates]
+        RunningSmoother.reach_all(smoothers)
+        RunningSmoother.bound_blocks(smoothers)
+        FollowedTrack.project_all([track for track, _ in updates])
 
 
 def follow_plots(
@@ -577,7 +619,7 @@ def follow_plots(
     plane = _plane_of(ordered)
     first = ordered[0].observed_at
     tracks = [FollowedTrack(o, plane) for o in ordered if o.observed_at == first]
-    extend_tracks([(tracks[0], ordered[len(tracks) :])])
+    extend_tracks([(tracks[0], ordered[len(tracks) :])], reach=False)
     if len(tracks) == 1:
         tracks[0].degrees = tracks[0].plane_with(())  # the plane is its plots' mean
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
@@ -822,15 +864,30 @@ def _reach_box(smoothed: Smoothed, kind: str) -> tuple[tuple[float, float, float
 def _projected(plane: Plane, box: tuple[float, float, float, float]) -> _Projection | None:
     """A lon/lat box holding a box of the plane (west, south, east, north), and how far (km) a
     point of the plane box may lie beyond it; None when the box does not project."""
-    left, low, right, high = box
-    # lon and lat take their extremes over the box on its edge: samples along the four sides.
-    longest = max(right - left, high - low)
-    samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
-    edge = _edge(samples) * (right - left, high - low) + (left, low)
-    lons, lats = plane.to_lonlat_many(edge[:, 0], edge[:, 1])
-    if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
-        return None
-    # Between two samples of a side, a point of the box is within half their spacing.
-    between = longest / (samples - 1) / 2
-    lonlat = (float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
-    return lonlat, between
+    return _projected_many(plane, [box])[0]
+
+
+def _projected_many(plane: Plane, boxes: Sequence[_Box]) -> list[_Projection | None]:
+    """What :func:`_projected` gives for each box, in one transform."""
+    edges, betweens = [], []
+    for left, low, right, high in boxes:
+        # lon and lat take their extremes over the box on its edge: samples along the four sides.
+        longest = max(right - left, high - low)
+        samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
+        edges.append(_edge(samples) * (right - left, high - low) + (left, low))
+        # Between two samples of a side, a point of the box is within half their spacing.
+        betweens.append(longest / (samples - 1) / 2)
+    points = np.concatenate(edges)
+    lons, lats = plane.to_lonlat_many(points[:, 0], points[:, 1])
+    starts = np.cumsum([0] + [len(edge) for edge in edges[:-1]])
+    finite = np.logical_and.reduceat(np.isfinite(lons) & np.isfinite(lats), starts).tolist()
+    wests = np.minimum.reduceat(lons, starts).tolist()
+    souths = np.minimum.reduceat(lats, starts).tolist()
+    easts = np.maximum.reduceat(lons, starts).tolist()
+    norths = np.maximum.reduceat(lats, starts).tolist()
+    return [
+        ((west, south, east, north), between) if whole else None
+        for west, south, east, north, between, whole in zip(
+            wests, souths, easts, norths, betweens, finite, strict=True
+        )
+    ]
