@@ -137,8 +137,9 @@ class RunningSmoother:
     state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot
     (the latest states' maps when they fill a block), blocks of one size merged into one of
     twice the size (so a track of n states has about log₂ n blocks). A state is made from these
-    maps when asked. Each state the filter adds is taken at once, with those other tracks'
-    smoothers take at the same time (:meth:`take_all`): the result depends on the states only."""
+    maps when asked. Each state the filter adds is taken at once, together with the states other
+    tracks' filters add at the same time (:meth:`take_all`): the result depends on the states
+    only."""
 
     def __init__(
         self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], noise: float, coast: float
