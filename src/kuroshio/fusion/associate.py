@@ -554,6 +554,16 @@ def _geometry(units: list[Unit]) -> Geometry:
     return LineString(coordinates=tuple(positions))
 
 
+def _tally(values: Iterable[str | None]) -> dict[str, int]:
+    """How many times each value is given (empty ones left out), in the order first given: what
+    ``Counter`` gives, without its cost on the two or three units of a cluster."""
+    found: dict[str, int] = {}
+    for value in values:
+        if value:
+            found[value] = found.get(value, 0) + 1
+    return found
+
+
 def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
     if len(units) == 1:  # what the ranking below gives for one unit
         (unit,) = units
@@ -562,10 +572,10 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
             platform_class=unit.platform_class or None,
             count=unit.count,
         )
-    types = Counter(u.type_code for u in units if u.type_code)
+    types = _tally(u.type_code for u in units)
     precise = [t for t in types if precision_of(t) == "type"]
     ranked = sorted(precise or types, key=lambda t: (-types[t], t))
-    classes = Counter(u.platform_class for u in units if u.platform_class)
+    classes = _tally(u.platform_class for u in units)
     general = {"other_aircraft", "other_vessel"}
     class_ranked = sorted(classes, key=lambda c: (c in general, -classes[c], c))
     return FusedPlatform(
