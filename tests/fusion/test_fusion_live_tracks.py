@@ -20,11 +20,11 @@ from kuroshio.feeds.observations import ObservationMapper
 from kuroshio.fusion import FusionEngine, fuse
 from kuroshio.fusion.gating import MAX_COAST
 from kuroshio.fusion.kinematic import (
-    COAST_REACH,
     T2T_STEP,
     FollowedTrack,
     _counted,
     _reach_box,
+    extend_tracks,
 )
 from kuroshio.fusion.synthetic import START, radar_feed, score
 from kuroshio.geo.shapes import LocalPlane, destination
@@ -156,6 +156,42 @@ def test_a_growing_source_tracks_smoothing_is_the_kalman_smoothers() -> None:
             assert np.allclose(covar, state.covar, rtol=1e-9, atol=1e-12)
 
 
+def test_source_tracks_extended_together_are_the_tracks_extended_alone() -> None:
+    # A picture read extends every track updated since the last one at once: a track must not
+    # depend on which others were read with it (or the picture would depend on when it is read).
+    flights = [
+        _flight("TWN", f"cat062:1/2:{n}", 121.0 + n / 10, 24.0, range(n % 5, 70), course=20.0 * n)
+        for n in range(1, 9)
+    ]
+    plane = LocalPlane(121.0, 24.0)
+    alone = []
+    for flight in flights:
+        track = FollowedTrack(flight[0], plane)
+        for plot in flight[1:]:
+            track.extend(plot)
+        alone.append(track)
+    together = [FollowedTrack(flight[0], plane) for flight in flights]
+    for second in range(70):
+        updates = [
+            (
+                track,
+                [
+                    plot
+                    for plot in flight[1:]
+                    if plot.observed_at == START + dt.timedelta(seconds=second)
+                ],
+            )
+            for track, flight in zip(together, flights, strict=True)
+        ]
+        extend_tracks([(track, plots) for track, plots in updates if plots])
+    for one, other in zip(alone, together, strict=True):
+        assert one.smoother.reach_box() == other.smoother.reach_box()
+        for index in range(len(one.members)):
+            mean, covar = one.smoother.state(index)
+            assert np.array_equal(mean, other.smoother.state(index)[0])
+            assert np.array_equal(covar, other.smoother.state(index)[1])
+
+
 def test_crossing_aircrafts_plots_give_one_picture_however_memory_is_laid_out() -> None:
     # Two aircraft cross at one point, reported as plots (no source track) without noise: at the
     # crossing both plots cost the same for either track. The tie is broken by report id, never
@@ -201,7 +237,7 @@ def test_a_growing_source_tracks_states_and_reach_are_what_all_its_states_give()
         kept = track.smoothed_arrays()
         # The reach's box and spread, kept from the latest states and each block's bound, hold
         # what all the smoothed states give.
-        box, variance = track.smoother.reach_box(COAST_REACH.total_seconds())
+        box, variance = track.smoother.reach_box()
         exact, exact_variance = _reach_box(kept, "air")
         assert box[0] <= exact[0] and box[1] <= exact[1]
         assert box[2] >= exact[2] and box[3] >= exact[3]

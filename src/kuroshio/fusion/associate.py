@@ -178,13 +178,25 @@ class FusionEngine:
 
     def _track_pending(self) -> None:
         """Track again every segment of plots (gaps ≤ MAX_COAST) a new or gone plot touched;
-        a source track's later updates only extend its track."""
-        from kuroshio.fusion.kinematic import TrackStates, track_plots, track_unit
+        a source track's later updates only extend its track (all the tracks extended at once)."""
+        from kuroshio.fusion.kinematic import TrackStates, extend_tracks, track_plots, track_unit
 
-        for key in sorted(self._pending):
+        keys = sorted(self._pending)
+        extensions: dict[tuple[str, str, str], tuple[FollowedTrack, Unit, list[Observation]]] = {}
+        for key in keys:
             moments = sorted(self._pending[key])
-            arrived = self._arrived.get(key, [])
-            if self._extend(key, moments, arrived):
+            extension = self._extension(key, moments, self._arrived.get(key, []))
+            if extension is not None:
+                extensions[key] = extension
+        extend_tracks(
+            [(followed, plots) for followed, _, plots in extensions.values()],
+            reach=len(self._reaches) > 0,  # else no track's reach is made
+        )
+        for key in keys:
+            moments = sorted(self._pending[key])
+            extension = extensions.get(key)
+            if extension is not None:
+                self._put_extended(extension[0], extension[1])
                 continue
             series = self._plots.get(key, {})
             segments: list[list[Observation]] = []
@@ -215,35 +227,35 @@ class FusionEngine:
         self._pending.clear()
         self._arrived.clear()
 
-    def _extend(
+    def _extension(
         self, key: tuple[str, str, str], moments: list[dt.datetime], arrived: list[Observation]
-    ) -> bool:
-        """Extend a source track with updates later than its last (what tracking its segment
-        again gives); False when the track must be tracked again."""
-        from kuroshio.fusion.kinematic import TrackStates, track_unit
-
+    ) -> tuple[FollowedTrack, Unit, list[Observation]] | None:
+        """The source track, its unit and the updates later than its last that extend it (what
+        tracking its segment again gives); None when the track must be tracked again."""
         followed = self._followed.get(key)
         if followed is None or len(arrived) != len(moments):
-            return False  # a report gone or replaced
-        unit_key = f"track:{followed.members[0].id}"
-        unit = self._units.get(unit_key)
+            return None  # a report gone or replaced
+        unit = self._units.get(f"track:{followed.members[0].id}")
         if unit is None or unit.members[-1] is not followed.members[-1]:
-            return False
+            return None
         plots = sorted(arrived, key=lambda o: (o.observed_at, o.id))
         previous = followed.end
         for plot in plots:
             if plot.observed_at <= followed.end or plot.observed_at - previous > MAX_COAST:
-                return False
+                return None
             previous = plot.observed_at
         if followed.plane_with(plots) != followed.degrees:
-            return False
-        self._drop_unit(unit_key, members_kept=True)
-        for plot in plots:
-            followed.extend(plot)
+            return None
+        return followed, unit, plots
+
+    def _put_extended(self, followed: FollowedTrack, unit: Unit) -> None:
+        """Put a source track's unit again, the track extended."""
+        from kuroshio.fusion.kinematic import TrackStates, track_unit
+
+        self._drop_unit(unit.key, members_kept=True)
         states = TrackStates(followed.plane, followed=followed)
         extended = track_unit(tuple(followed.members), states, followed.summary)
         self._put_unit(extended, mapped=len(unit.members))
-        return True
 
     def _days(self, unit: Unit) -> list[dt.date]:
         day = unit.start.astimezone(dt.UTC).date()
@@ -542,6 +554,16 @@ def _geometry(units: list[Unit]) -> Geometry:
     return LineString(coordinates=tuple(positions))
 
 
+def _tally(values: Iterable[str | None]) -> dict[str, int]:
+    """How many times each value is given (empty ones left out), in the order first given: what
+    ``Counter`` gives, without its cost on the two or three units of a cluster."""
+    found: dict[str, int] = {}
+    for value in values:
+        if value:
+            found[value] = found.get(value, 0) + 1
+    return found
+
+
 def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
     if len(units) == 1:  # what the ranking below gives for one unit
         (unit,) = units
@@ -550,10 +572,10 @@ def _platform(units: list[Unit], counts: dict[str, int]) -> FusedPlatform:
             platform_class=unit.platform_class or None,
             count=unit.count,
         )
-    types = Counter(u.type_code for u in units if u.type_code)
+    types = _tally(u.type_code for u in units)
     precise = [t for t in types if precision_of(t) == "type"]
     ranked = sorted(precise or types, key=lambda t: (-types[t], t))
-    classes = Counter(u.platform_class for u in units if u.platform_class)
+    classes = _tally(u.platform_class for u in units)
     general = {"other_aircraft", "other_vessel"}
     class_ranked = sorted(classes, key=lambda c: (c in general, -classes[c], c))
     return FusedPlatform(

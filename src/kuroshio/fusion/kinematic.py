@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -47,6 +46,7 @@ from kuroshio.fusion.gating import (
     sigma_km,
 )
 from kuroshio.fusion.reach import Reach
+from kuroshio.fusion.smoother import BLOCK, POSITION, VELOCITY, RunningSmoother, Smoothed
 from kuroshio.geo.shapes import LocalPlane as Plane
 from kuroshio.model import Observation, Point
 
@@ -63,7 +63,9 @@ EDGE_SPACING_KM: Final = 4.0
 """Samples along the edge of a track's box in its plane (turned into lon/lat for its reach) are
 at most this far apart, and at most :data:`EDGE_SAMPLES` a side."""
 EDGE_SAMPLES: Final = 16
-_Projection = tuple[tuple[float, float, float, float], float]
+_Box = tuple[float, float, float, float]
+"""West, south, east, north."""
+_Projection = tuple[_Box, float]
 """A lon/lat box (west, south, east, north) and how far (km) beyond it a point may lie."""
 REACH_SLACK_KM: Final = 1.0
 """A growing source track's box (once it has more than :data:`BLOCK` states) is turned into
@@ -84,10 +86,6 @@ def _edge(samples: int) -> Any:
             np.stack((np.zeros_like(side), 1.0 - side), axis=1),
         )
     )
-
-
-_POSITION: Final = np.array([0, 2])
-_VELOCITY: Final = np.array([1, 3])
 
 
 class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
@@ -119,6 +117,25 @@ class _Transition(CombinedLinearGaussianTransitionModel):  # type: ignore[misc]
         if found is None:
             found = (self.matrix(time_interval=interval), self.covar(time_interval=interval))
             steps[interval] = found
+        return found
+
+    def stacked(self, intervals: tuple[dt.timedelta, ...]) -> tuple[Any, Any]:
+        """The matrices and covariances of a few time steps, stacked (k × 4 × 4 each) and kept:
+        the handover test asks for the same few steps again and again."""
+        kept: dict[tuple[dt.timedelta, ...], tuple[Any, Any]] = self.__dict__.setdefault(
+            "_stacked", {}
+        )
+        found = kept.get(intervals)
+        if found is None:
+            steps = [self.at(interval) for interval in intervals]
+            found = (
+                np.array([matrix for matrix, _ in steps]),
+                np.array([noise for _, noise in steps]),
+            )
+            found[0].setflags(write=False)
+            found[1].setflags(write=False)
+            if len(kept) < 4096:
+                kept[intervals] = found
         return found
 
 
@@ -230,423 +247,6 @@ def _plane_of(ordered: Sequence[Observation]) -> Plane:
     return Plane(round(lons / len(ordered), 2), round(lats / len(ordered), 2))
 
 
-class Smoothed:
-    """A smoothed track as arrays: naive UTC times, seconds from the first, means (n × 4: x, vx,
-    y, vy in km and km/s in the track's plane) and covariances (n × 4 × 4)."""
-
-    def __init__(self, times: list[dt.datetime], seconds: Any, means: Any, covars: Any) -> None:
-        self.times = times
-        self.seconds = seconds
-        self.means = means
-        self.covars = covars
-
-    def state(self, index: int) -> tuple[Any, Any]:
-        """State ``index``: mean (4 × 1) and covariance."""
-        return self.means[index][:, None], self.covars[index]
-
-    def means_of(self, indices: list[int]) -> Any:
-        """The means of states ``indices`` (k × 4, a copy)."""
-        return self.means[indices]
-
-    @classmethod
-    def of(cls, track: Track) -> Smoothed:
-        """A Stone Soup track's states as arrays."""
-        states = track.states
-        times = [state.timestamp for state in states]
-        return cls(
-            times,
-            np.array([(t - times[0]).total_seconds() for t in times]),
-            np.array([np.asarray(s.state_vector, dtype=float).ravel() for s in states]),
-            np.array([np.asarray(s.covar, dtype=float) for s in states]),
-        )
-
-
-class _Block:
-    """Smoothed states ``first`` to ``first + size - 1`` of a growing track as affine maps of the
-    smoothed state just after them (the block's pivot): means ``C + H m``, covariances
-    ``D + H P Hᵀ``. Rauch–Tung–Striebel smoothing makes each state an affine function of the
-    next, with coefficients fixed once that next state is filtered, so a block never changes;
-    only its pivot's smoothed state does.
-
-    For the track's reach it keeps, as of a reference pivot mean, the box of its states and of
-    where their velocities take them by the next state (``box``), how far each side can move
-    per unit of change of the pivot mean (``slopes``: the largest absolute coefficient of each
-    side's positions, per component of the pivot), and a bound on the predicted variance over
-    each step that holds from now on (a smoothed covariance only shrinks as states are added)."""
-
-    __slots__ = (
-        "box",
-        "first",
-        "gains",
-        "offsets",
-        "reference",
-        "slopes",
-        "spreads",
-        "steps",
-        "variance",
-    )
-
-    def __init__(self, first: int, offsets: Any, gains: Any, spreads: Any) -> None:
-        self.first = first
-        self.offsets = offsets
-        self.gains = gains
-        self.spreads = spreads
-        self.reference: Any = None
-        self.box: Any = None
-        self.slopes: Any = None
-        self.steps: Any = None
-        self.variance = 0.0
-
-    @property
-    def size(self) -> int:
-        return len(self.offsets)
-
-    def settle(self, pivot_mean: Any, pivot_covar: Any, steps: Any, noise: float) -> None:
-        """Take the reach's box and bounds with the pivot's smoothed state as it is now;
-        ``steps``: seconds from each state to the next."""
-        gains = self.gains
-        self.steps = steps
-        self.rebox(pivot_mean)
-        column = steps[:, None]
-        slope_x = np.maximum(np.abs(gains[:, 0]), np.abs(gains[:, 0] + column * gains[:, 1]))
-        slope_y = np.maximum(np.abs(gains[:, 2]), np.abs(gains[:, 2] + column * gains[:, 3]))
-        self.slopes = np.stack((slope_x.max(axis=0), slope_y.max(axis=0)))
-        covars = self.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1)
-        # Var(x + t·vx) ≤ (σx + t·σvx)² for t in the step: a bound that only falls as the
-        # covariance shrinks (the exact 2t·|cov(x, vx)| need not).
-        deviations = np.sqrt(np.maximum(np.diagonal(covars, axis1=1, axis2=2), 0.0))
-        bounds = (deviations[:, _POSITION] + column * deviations[:, _VELOCITY]) ** 2
-        self.variance = float((bounds + noise * column**3 / 3).max())
-
-    def rebox(self, pivot_mean: Any) -> None:
-        """Take the box exactly, for this pivot mean (the reference from now on)."""
-        means = self.offsets + self.gains @ pivot_mean
-        steps = self.steps
-        xs = np.concatenate((means[:, 0], means[:, 0] + steps * means[:, 1]))
-        ys = np.concatenate((means[:, 2], means[:, 2] + steps * means[:, 3]))
-        self.box = np.array((xs.min(), ys.min(), xs.max(), ys.max()))
-        self.reference = pivot_mean.copy()
-
-
-REBOX_KM: Final = 0.25
-
-
-BLOCK: Final = 16
-"""A growing track's states are smoothed in blocks of this many (merged two by two as they
-age), so an added state costs work on at most this many and on a few blocks."""
-
-
-class _RunningSmoother:
-    """Rauch–Tung–Striebel smoothing of a track that grows at its end (the same recursion as
-    Stone Soup's Kalman smoother), without a backward pass per state added.
-
-    The latest states (at most :data:`BLOCK` + 1) are affine functions of the last one, mean
-    ``A_k + G_k x_n``, covariance ``B_k + G_k P_n G_kᵀ``, updated in one batched product when a
-    state is added; earlier ones are in :class:`_Block` s, each an affine function of its pivot,
-    blocks of one size merged into one of twice the size (so a track of n states has about
-    log₂ n blocks). A state is made from these maps when asked. States added wait until asked
-    for, and are then taken in order: the result depends on the states only."""
-
-    def __init__(
-        self, steps: list[tuple[dt.datetime, Any, Any, Any, Any]], model: Any, noise: float
-    ) -> None:
-        self._steps = steps
-        """The filter's steps (time, predicted mean and covariance, updated mean and covariance),
-        read as the filter adds them."""
-        self._model = model
-        self._noise = noise
-        self._times: list[dt.datetime] = []
-        self._seconds: list[float] = []
-        self._backward: list[tuple[Any, Any, Any]] = []
-        """Offset, gain and spread of each open state on the next one (not yet in a block)."""
-        self._blocks: list[_Block] = []
-        self._open = 0
-        """The first state not in a block."""
-        self._offsets = np.zeros((0, 4))
-        self._gains = np.zeros((0, 4, 4))
-        self._bounds: list[float] = []
-        """Per state taken (but the last), a bound on its predicted variance of x and of y over
-        its step from its filtered covariance (which its smoothed one never exceeds)."""
-        self._pivot_means: list[Any] | None = None
-        self._pivot_covars: list[Any] | None = None
-        self._open_covars: list[Any] | None = None
-        self._stacked: tuple[Any, Any, Any, float] | None = None
-        """The blocks' reach references, slopes, boxes (stacked) and largest variance bound,
-        made again when the blocks change."""
-
-    @property
-    def times(self) -> list[dt.datetime]:
-        """The states' times (naive UTC)."""
-        self.catch_up()
-        return self._times
-
-    def _take(self, index: int) -> None:
-        """Make state ``index - 1`` an earlier state: its gain, offsets, and every open one's."""
-        earlier, _, _, last_mean, last_covar = self._steps[index - 1]
-        moment, predicted_mean, predicted_covar, _, _ = self._steps[index]
-        matrix, _ = self._model.at(moment - earlier)
-        gain = last_covar @ matrix.T @ np.linalg.inv(predicted_covar)
-        offset = (last_mean - gain @ predicted_mean).ravel()
-        spread = last_covar - gain @ predicted_covar @ gain.T
-        gains = self._gains
-        self._offsets = np.concatenate(
-            (self._offsets + (gains @ offset[:, None])[:, :, 0], offset[None])
-        )
-        self._gains = np.concatenate((gains @ gain, gain[None]))
-        self._backward.append((offset, gain, spread))
-        step = (moment - earlier).total_seconds()
-        self._bounds.append(_step_bound(last_covar, step, self._noise))
-        self._seconds.append(self._seconds[-1] + step)
-        self._times.append(moment)
-        if len(self._backward) == BLOCK:
-            self._close()
-
-    def _close(self) -> None:
-        """Put the open states but the last in a block on the last (its pivot), and merge
-        blocks of one size."""
-        offsets, gains, spreads = [], [], []
-        offset, gain, spread = self._backward[-1]
-        for back_offset, back_gain, back_spread in reversed(self._backward[:-1]):
-            offsets.append(offset)
-            gains.append(gain)
-            spreads.append(spread)
-            offset = back_offset + back_gain @ offset
-            spread = back_spread + back_gain @ spread @ back_gain.T
-            gain = back_gain @ gain
-        offsets.append(offset)
-        gains.append(gain)
-        spreads.append(spread)
-        block = _Block(
-            self._open, np.array(offsets[::-1]), np.array(gains[::-1]), np.array(spreads[::-1])
-        )
-        self._open += len(self._backward)
-        self._backward.clear()
-        self._offsets = np.zeros((0, 4))
-        self._gains = np.zeros((0, 4, 4))
-        _, _, _, pivot_mean, pivot_covar = self._steps[self._open]
-        pivot_mean = pivot_mean.ravel()
-        self._settle(block, pivot_mean, pivot_covar)
-        self._blocks.append(block)
-        self._stacked = None
-        while len(self._blocks) > 1 and self._blocks[-2].size == self._blocks[-1].size:
-            later = self._blocks.pop()
-            earlier = self._blocks.pop()
-            # The earlier block's pivot is the later block's first state.
-            head_offset, head_gain, head_spread = later.offsets[0], later.gains[0], later.spreads[0]
-            gains = earlier.gains
-            merged = _Block(
-                earlier.first,
-                np.concatenate((earlier.offsets + gains @ head_offset, later.offsets)),
-                np.concatenate((gains @ head_gain, later.gains)),
-                np.concatenate(
-                    (
-                        earlier.spreads + gains @ head_spread @ gains.transpose(0, 2, 1),
-                        later.spreads,
-                    )
-                ),
-            )
-            self._settle(merged, pivot_mean, pivot_covar)
-            self._blocks.append(merged)
-
-    def _settle(self, block: _Block, pivot_mean: Any, pivot_covar: Any) -> None:
-        seconds = self._seconds[block.first : block.first + block.size + 1]
-        block.settle(pivot_mean, pivot_covar, np.diff(seconds), self._noise)
-
-    def catch_up(self) -> None:
-        """Take the states the filter has added since last asked."""
-        if not self._seconds:
-            self._seconds.append(0.0)
-            self._times.append(self._steps[0][0])
-        while len(self._seconds) < len(self._steps):
-            self._take(len(self._seconds))
-
-    def _pivots(self) -> list[Any]:
-        """Each block's pivot's smoothed mean (4)."""
-        if self._pivot_means is None:
-            mean = self._open_mean(0)
-            means = []
-            for block in reversed(self._blocks):
-                means.append(mean)
-                mean = block.offsets[0] + block.gains[0] @ mean
-            self._pivot_means = means[::-1]
-        return self._pivot_means
-
-    def _pivot_covariances(self) -> list[Any]:
-        """Each block's pivot's smoothed covariance (made when a covariance is asked for)."""
-        if self._pivot_covars is None:
-            covar = self._open_covariances()[0]
-            covars = []
-            for block in reversed(self._blocks):
-                covars.append(covar)
-                gain = block.gains[0]
-                covar = block.spreads[0] + gain @ covar @ gain.T
-            self._pivot_covars = covars[::-1]
-        return self._pivot_covars
-
-    def _open_mean(self, index: int) -> Any:
-        """Open state ``index``'s smoothed mean (4), from the first state not in a block."""
-        last_mean = self._steps[-1][3].ravel()
-        if index == len(self._offsets):
-            return last_mean
-        return self._offsets[index] + self._gains[index] @ last_mean
-
-    def _open_covariances(self) -> list[Any]:
-        """The open states' smoothed covariances, back from the last (made when asked)."""
-        if self._open_covars is None:
-            covar = self._steps[-1][4]
-            covars = [covar]
-            for _, gain, spread in reversed(self._backward):
-                covar = spread + gain @ covar @ gain.T
-                covars.append(covar)
-            self._open_covars = covars[::-1]
-        return self._open_covars
-
-    def _block_of(self, index: int) -> int:
-        return bisect.bisect_right([block.first for block in self._blocks], index) - 1
-
-    def mean(self, index: int) -> Any:
-        """Smoothed state ``index``'s mean (4 × 1)."""
-        self.catch_up()
-        if index >= self._open:
-            return self._open_mean(index - self._open)[:, None]
-        number = self._block_of(index)
-        block = self._blocks[number]
-        offset = index - block.first
-        return (block.offsets[offset] + block.gains[offset] @ self._pivots()[number])[:, None]
-
-    def means_of(self, indices: list[int]) -> Any:
-        """Smoothed means of states ``indices`` (k × 4), made at once for each block asked."""
-        self.catch_up()
-        positions = np.asarray(indices)
-        found = np.empty((len(indices), 4))
-        last = self._steps[-1][3].ravel()
-        opened = positions >= self._open
-        if opened.any():
-            rows = positions[opened] - self._open
-            # The last state is its own mean: offset the mean, gain nothing.
-            offsets = np.concatenate((self._offsets, last[None]))
-            gains = np.concatenate((self._gains, np.zeros((1, 4, 4))))
-            found[opened] = offsets[rows] + gains[rows] @ last
-        if not opened.all():
-            numbers = np.searchsorted([b.first for b in self._blocks], positions, side="right") - 1
-            for number in np.unique(numbers[~opened]).tolist():
-                block = self._blocks[number]
-                chosen = (numbers == number) & ~opened
-                rows = positions[chosen] - block.first
-                found[chosen] = block.offsets[rows] + block.gains[rows] @ self._pivots()[number]
-        return found
-
-    def state(self, index: int) -> tuple[Any, Any]:
-        """Smoothed state ``index``: mean (4 × 1) and covariance."""
-        mean = self.mean(index)
-        if index >= self._open:
-            return mean, self._open_covariances()[index - self._open]
-        number = self._block_of(index)
-        block = self._blocks[number]
-        offset = index - block.first
-        gain = block.gains[offset]
-        pivot_covar = self._pivot_covariances()[number]
-        return mean, block.spreads[offset] + gain @ pivot_covar @ gain.T
-
-    def grown(self) -> None:
-        """The filter has added a state: what was made of the smoothed states is stale."""
-        self._pivot_means = self._pivot_covars = self._open_covars = None
-
-    def smoothed(self) -> Smoothed:
-        self.catch_up()
-        means, covars = [], []
-        for block, pivot_mean, pivot_covar in zip(
-            self._blocks, self._pivots(), self._pivot_covariances(), strict=True
-        ):
-            gains = block.gains
-            means.append(block.offsets + gains @ pivot_mean)
-            covars.append(block.spreads + gains @ pivot_covar @ gains.transpose(0, 2, 1))
-        last_mean = self._steps[-1][3]
-        means += [self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T]
-        covars.append(np.array(self._open_covariances()))
-        return Smoothed(
-            list(self._times),
-            np.array(self._seconds),
-            np.concatenate(means),
-            np.concatenate(covars),
-        )
-
-    def reach_box(self, coast: float) -> tuple[tuple[float, float, float, float], float]:
-        """A box (west, south, east, north, km in the plane) holding every smoothed state and
-        where its velocity takes it by the next state (the last: by ``coast`` seconds), and a
-        bound on the predicted variance of x and of y over any part of those steps: what
-        :func:`track_reach` takes of all the states, from the open ones and each block's bound
-        (the open states' variances bounded by their filtered covariances, the last's exact)."""
-        self.catch_up()
-        _, _, _, last_mean, last_covar = self._steps[-1]
-        means = np.concatenate((self._offsets + (self._gains @ last_mean)[:, :, 0], last_mean.T))
-        seconds = self._seconds[self._open :]
-        # As np.diff would subtract them, without its cost on a few numbers.
-        steps = np.array([b - a for a, b in itertools.pairwise(seconds)] + [coast])
-        starts = means[:, 0::2]
-        corners = np.concatenate((starts, starts + means[:, 1::2] * steps[:, None]))
-        low = corners.min(axis=0)
-        high = corners.max(axis=0)
-        variance = _step_variance(last_covar, coast, self._noise)
-        if self._open < len(self._bounds):
-            variance = max(variance, max(self._bounds[self._open :]))
-        if self._blocks:
-            block_low, block_high, block_variance = self._block_bounds()
-            low = np.minimum(low, block_low)
-            high = np.maximum(high, block_high)
-            variance = max(variance, block_variance)
-        (west, south), (east, north) = low.tolist(), high.tolist()
-        return (west, south, east, north), variance
-
-    def _block_bounds(self) -> tuple[Any, Any, float]:
-        """West and south, east and north (km in the plane) holding every block's positions,
-        and the largest of their variance bounds: each block's box at its reference moved by
-        the most it can move with its pivot's mean now (all blocks in one product), or, once
-        that is more than :data:`REBOX_KM`, the block's box taken again (after a turn)."""
-        if self._stacked is None:
-            blocks = self._blocks
-            self._stacked = (
-                np.array([block.reference for block in blocks]),
-                np.array([block.slopes for block in blocks]),
-                np.array([block.box for block in blocks]),
-                max(block.variance for block in blocks),
-            )
-        references, slopes, boxes, variance = self._stacked
-        pivots = np.array(self._pivots())
-        shifts = (slopes @ np.abs(pivots - references)[:, :, None])[:, :, 0]
-        moved = shifts.max(axis=1) > REBOX_KM
-        if moved.any():
-            for number in np.flatnonzero(moved).tolist():
-                block = self._blocks[number]
-                block.rebox(pivots[number])
-                references[number] = block.reference
-                boxes[number] = block.box
-                shifts[number] = 0.0
-        return (boxes[:, :2] - shifts).min(axis=0), (boxes[:, 2:] + shifts).max(axis=0), variance
-
-
-def _step_variance(covar: Any, step: float, noise: float) -> float:
-    """The largest predicted variance of x or y over any part of a step (as track_reach)."""
-    rows: list[list[float]] = covar.tolist()
-    (xx, xv, _, _), (_, vv, _, _), (_, _, yy, yv), (_, _, _, ww) = rows
-    added = noise * step**3 / 3
-    return max(
-        xx + 2 * step * abs(xv) + step**2 * vv + added,
-        yy + 2 * step * abs(yv) + step**2 * ww + added,
-    )
-
-
-def _step_bound(covar: Any, step: float, noise: float) -> float:
-    """(σx + t·σvx)² + the noise, the larger of x and y: at least :func:`_step_variance` for
-    this covariance and for any smaller one (a smoothed covariance of the same state)."""
-    diagonal = [math.sqrt(max(value, 0.0)) for value in covar.diagonal().tolist()]
-    added = noise * step**3 / 3
-    return max(
-        (diagonal[0] + step * diagonal[1]) ** 2 + added,
-        (diagonal[2] + step * diagonal[3]) ** 2 + added,
-    )
-
-
 class TrackStates:
     """A kinematic track's states in its plane; the smoothed Stone Soup track is made when
     track-to-track association first asks for it."""
@@ -668,7 +268,7 @@ class TrackStates:
         return self._smoothed
 
     @property
-    def sampled(self) -> Smoothed | _RunningSmoother:
+    def sampled(self) -> Smoothed | RunningSmoother:
         """The smoothed track's times, and its states one by one (a source track's made from
         its smoother when asked, not all of them)."""
         if self.followed is not None:
@@ -777,7 +377,7 @@ class FollowedTrack:
     def __init__(self, first: Observation, plane: Plane) -> None:
         self.plane = plane
         self.kind = first.kind
-        self._filter = _Filter(first.kind)
+        self._transition = _transition(first.kind)
         self.members: list[Observation] = []
         self.summary = _Summary()
         self._steps: list[tuple[dt.datetime, Any, Any, Any, Any]] = []
@@ -788,16 +388,18 @@ class FollowedTrack:
         self._first_sigma: float | None = None
         self._projected: tuple[tuple[float, float, float, float], _Projection | None] | None = None
         """The plane box last turned into lon/lat for the reach, and what it gave."""
+        self._made: tuple[tuple[float, float, float, float], _Projection | None] | None = None
+        """The reach's box last asked for, and what :meth:`projected` gives for it."""
         noise = ACCELERATION_NOISE.get(first.kind, ACCELERATION_NOISE["sea"])
-        self.smoother = _RunningSmoother(self._steps, self._filter.transition, noise)
+        self.smoother = RunningSmoother(self._steps, noise, COAST_REACH.total_seconds())
         x, y = plane.to_km(*first.geometry.positions()[0])
         sigma = sigma_km(first)
-        speed = self._filter.start_speed
+        speed = START_SPEED_KMS.get(first.kind, START_SPEED_KMS["sea"])
         # A wide prior at the first plot, updated by it (as track_plots does).
         self._mean = np.array([[x], [0.0], [y], [0.0]])
         self._covar = np.diag([(10 * sigma) ** 2, speed**2, (10 * sigma) ** 2, speed**2])
         self._time = _naive(first.observed_at)
-        self._add(first, self._mean, self._covar)
+        FollowedTrack._update([(self, first)], [self._time], self._mean[None], self._covar[None])
         self.degrees = self.plane_with(())
         """The whole-degree point of the plane (what the plane depends on)."""
 
@@ -814,11 +416,23 @@ class FollowedTrack:
         it holds this one (it was projected :data:`REACH_SLACK_KM` wider on every side) and is
         not much wider, so a growing track's box is turned into lon/lat now and then, not at
         every update."""
+        if self._made is not None and self._made[0] == box:  # made with the read's others
+            return self._made[1]
+        wanted = self._wanted(box)
+        if wanted is None:
+            assert self._projected is not None
+            return self._projected[1]
+        found = _projected(self.plane, wanted)
+        self._keep(box, wanted, found)
+        return found
+
+    def _wanted(self, box: _Box) -> _Box | None:
+        """The box to turn into lon/lat for ``box``; None when the one last projected holds it."""
         if len(self.members) <= BLOCK:  # a young track's box changes too much to keep
-            return _projected(self.plane, box)
+            return box
         slack = REACH_SLACK_KM
         if self._projected is not None:
-            kept, found = self._projected
+            kept, _ = self._projected
             # Kept while it holds the box and is at most twice the slack wider (a young track's
             # box shrinks as its speed becomes known).
             wide = 2 * slack
@@ -828,11 +442,33 @@ class FollowedTrack:
                 and 0.0 <= kept[2] - box[2] <= wide
                 and 0.0 <= kept[3] - box[3] <= wide
             ):
-                return found
-        wider = (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
-        found = _projected(self.plane, wider)
-        self._projected = (wider, found)
-        return found
+                return None
+        return (box[0] - slack, box[1] - slack, box[2] + slack, box[3] + slack)
+
+    def _keep(
+        self,
+        box: tuple[float, float, float, float],
+        wanted: tuple[float, float, float, float],
+        found: _Projection | None,
+    ) -> None:
+        if len(self.members) > BLOCK:
+            self._projected = (wanted, found)
+        self._made = (box, found)
+
+    @staticmethod
+    def project_all(tracks: Sequence[FollowedTrack]) -> None:
+        """Turn the boxes of the tracks' reaches that need it into lon/lat, one transform per
+        plane (what :meth:`projected` gives for them next)."""
+        by_plane: dict[tuple[int, int], list[tuple[FollowedTrack, Any, Any]]] = {}
+        for track in tracks:
+            box, _ = track.smoother.reach_box()
+            wanted = track._wanted(box)
+            if wanted is not None:
+                by_plane.setdefault(track.plane.point, []).append((track, box, wanted))
+        for entries in by_plane.values():
+            found = _projected_many(entries[0][0].plane, [wanted for _, _, wanted in entries])
+            for (track, box, wanted), projection in zip(entries, found, strict=True):
+                track._keep(box, wanted, projection)
 
     def first_sigma(self) -> float:
         """The largest sigma of the first three plots (kept once there are three)."""
@@ -864,35 +500,74 @@ class FollowedTrack:
 
     def extend(self, plot: Observation) -> None:
         """Add a plot no earlier than the last one."""
-        timestamp = _naive(plot.observed_at)
-        interval = timestamp - self._time
-        transition = self._filter.transition
-        matrix, noise = transition.at(interval)
-        mean = matrix @ self._mean
-        covar = matrix @ self._covar @ matrix.T + noise
-        self._time = timestamp
-        self._add(plot, mean, covar)
+        extend_tracks([(self, [plot])])
 
-    def _add(self, plot: Observation, mean: Any, covar: Any) -> None:
-        lon, lat = plot.geometry.positions()[0]
-        x, y = self.plane.to_km(lon, lat)
-        noise = sigma_km(plot) ** 2
+    @staticmethod
+    def step_all(batch: Sequence[tuple[FollowedTrack, Observation]]) -> None:
+        """Add a plot to each track (no earlier than its last): the filter's and the
+        smoother's step of every track in one product each."""
+        tracks = [track for track, _ in batch]
+        times = [_naive(plot.observed_at) for _, plot in batch]
+        steps = [
+            track._transition.at(moment - track._time)
+            for track, moment in zip(tracks, times, strict=True)
+        ]
+        matrices = np.array([matrix for matrix, _ in steps])
+        means = np.array([track._mean for track in tracks])
+        covars = np.array([track._covar for track in tracks])
+        predicted = matrices @ means
+        predicted_covars = matrices @ covars @ matrices.transpose(0, 2, 1)
+        predicted_covars += np.array([noise for _, noise in steps])
+        FollowedTrack._update(batch, times, predicted, predicted_covars)
+        smoothers = [track.smoother for track in tracks]
+        RunningSmoother.take_all(
+            smoothers, matrices, (means, covars), (predicted, predicted_covars)
+        )
+
+    @staticmethod
+    def _update(
+        batch: Sequence[tuple[FollowedTrack, Observation]],
+        times: list[dt.datetime],
+        means: Any,
+        covars: Any,
+    ) -> None:
+        """Update each track's predicted state at ``times`` (``means`` n × 4 × 1, ``covars``
+        n × 4 × 4) by its plot, and record the step."""
+        positions = [plot.geometry.positions()[0] for _, plot in batch]
+        plotted = np.empty((len(batch), 2))
+        by_plane: dict[tuple[int, int], list[int]] = {}
+        for number, (track, _) in enumerate(batch):
+            by_plane.setdefault(track.plane.point, []).append(number)
+        for numbers in by_plane.values():  # the plots in each plane at once
+            lons, lats = np.array([positions[number] for number in numbers]).T
+            xs, ys = batch[numbers[0]][0].plane.to_km_many(lons, lats)
+            plotted[numbers, 0] = xs
+            plotted[numbers, 1] = ys
+        noises = np.array([sigma_km(plot) ** 2 for _, plot in batch])
         # The measurement picks x and y (state rows 0 and 2): a 2×2 innovation covariance.
-        cross = covar[:, 0::2]
-        (a, b), (c, d) = cross[0::2].tolist()
-        a += noise
-        d += noise
+        cross = covars[:, :, 0::2]
+        a = cross[:, 0, 0] + noises
+        b = cross[:, 0, 1]
+        c = cross[:, 2, 0]
+        d = cross[:, 2, 1] + noises
         det = a * d - b * c
-        gain = cross @ np.array([[d / det, -b / det], [-c / det, a / det]])
-        residual = np.array([[x - float(mean[0, 0])], [y - float(mean[2, 0])]])
-        self._mean = mean + gain @ residual
-        self._covar = covar - gain @ cross.T
-        self._steps.append((self._time, mean, covar, self._mean, self._covar))
-        self.smoother.grown()
-        self.members.append(plot)
-        self.summary.add(plot)
-        self._lon_sum += lon
-        self._lat_sum += lat
+        inverse = np.stack((d / det, -b / det, -c / det, a / det), axis=1).reshape(-1, 2, 2)
+        gains = cross @ inverse
+        residuals = plotted - means[:, 0::2, 0]
+        updated = means + gains @ residuals[:, :, None]
+        posteriors = covars - gains @ cross.transpose(0, 2, 1)
+        for number, ((track, plot), (lon, lat)) in enumerate(zip(batch, positions, strict=True)):
+            track._time = times[number]
+            track._mean = updated[number]
+            track._covar = posteriors[number]
+            track._steps.append(
+                (track._time, means[number], covars[number], track._mean, track._covar)
+            )
+            track.smoother.grown()
+            track.members.append(plot)
+            track.summary.add(plot)
+            track._lon_sum += lon
+            track._lat_sum += lat
 
     def smoothed_arrays(self) -> Smoothed:
         """The track smoothed, as arrays (what :meth:`smoothed` gives, kept as the track grew)."""
@@ -914,7 +589,26 @@ class FollowedTrack:
                     timestamp=moment,
                 )
             )
-        return KalmanSmoother(self._filter.transition).smooth(Track(states))
+        return KalmanSmoother(self._transition).smooth(Track(states))
+
+
+def extend_tracks(
+    updates: Sequence[tuple[FollowedTrack, Sequence[Observation]]], *, reach: bool = True
+) -> None:
+    """Extend source tracks, each by its plots (in order, none earlier than its last): the
+    tracks' steps are taken together, the first plot of each, then the second, and so on, so a
+    picture read's updates share their numpy calls; ``reach``: what their reaches take of
+    their states is made now, for all of them at once (else when each is asked for)."""
+    rounds = max((len(plots) for _, plots in updates), default=0)
+    for number in range(rounds):
+        FollowedTrack.step_all(
+            [(track, plots[number]) for track, plots in updates if len(plots) > number]
+        )
+    if reach:
+        smoothers = [track.smoother for track, _ in updates]
+        RunningSmoother.reach_all(smoothers)
+        RunningSmoother.bound_blocks(smoothers)
+        FollowedTrack.project_all([track for track, _ in updates])
 
 
 def follow_plots(
@@ -925,8 +619,7 @@ def follow_plots(
     plane = _plane_of(ordered)
     first = ordered[0].observed_at
     tracks = [FollowedTrack(o, plane) for o in ordered if o.observed_at == first]
-    for plot in ordered[len(tracks) :]:
-        tracks[0].extend(plot)
+    extend_tracks([(tracks[0], ordered[len(tracks) :])], reach=False)
     if len(tracks) == 1:
         tracks[0].degrees = tracks[0].plane_with(())  # the plane is its plots' mean
     return [(tuple(t.members), TrackStates(plane, followed=t)) for t in tracks]
@@ -938,8 +631,8 @@ def _transition(kind: str) -> _Transition:
     return _Filter(kind).transition
 
 
-def _means_on(smoothed: Smoothed | _RunningSmoother, grid: list[dt.datetime]) -> Any:
-    """The means of :func:`_state_at` at each moment of ``grid`` (g × 4), at once: each state
+def _means_on(smoothed: Smoothed | RunningSmoother, grid: list[dt.datetime]) -> Any:
+    """The means of :func:`_states_at` at each moment of ``grid`` (g × 4), at once: each state
     moved by its velocity to the moment (what the constant-velocity model predicts)."""
     times = smoothed.times
     indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in grid]
@@ -955,19 +648,21 @@ def _means_on(smoothed: Smoothed | _RunningSmoother, grid: list[dt.datetime]) ->
     return means
 
 
-def _state_at(
-    smoothed: Smoothed | _RunningSmoother, moment: dt.datetime, kind: str
+def _states_at(
+    smoothed: Smoothed | RunningSmoother, moments: list[dt.datetime], kind: str
 ) -> tuple[Any, Any]:
-    """Mean (4 × 1) and covariance of a smoothed track at ``moment``: its last state at or
-    before it (else its first), predicted to it by the track's own model."""
-    index = max(bisect.bisect_right(smoothed.times, moment) - 1, 0)
-    mean, covar = smoothed.state(index)
-    if smoothed.times[index] == moment:
-        return mean, covar
-    transition = _transition(kind)
-    interval = moment - smoothed.times[index]
-    matrix, noise = transition.at(interval)
-    return matrix @ mean, matrix @ covar @ matrix.T + noise
+    """Means (k × 4) and covariances of a smoothed track at ``moments``: at each, its last
+    state at or before it (else its first), predicted to it by the track's own model (all in
+    one product; a state at the moment itself is taken as it is, the step being the
+    identity)."""
+    times = smoothed.times
+    indices = [max(bisect.bisect_right(times, moment) - 1, 0) for moment in moments]
+    means, covars = smoothed.states_of(indices)
+    matrices, noises = _transition(kind).stacked(
+        tuple(moment - times[index] for moment, index in zip(moments, indices, strict=True))
+    )
+    predicted = (matrices @ means[:, :, None])[:, :, 0]
+    return predicted, matrices @ covars @ matrices.transpose(0, 2, 1) + noises
 
 
 def tracks_associated(a: Unit, b: Unit, config: GateConfig = DEFAULT_GATES) -> float | None:
@@ -1055,21 +750,28 @@ def _handover(a: Unit, b: Unit, config: GateConfig) -> float | None:
     if late.start - early.end > MAX_COAST:
         return None
     smoothed, plane = early.states.sampled, early.states.plane
-    worst = 0.0
-    checked = 0
+    members = []
     for member in late.members[:3]:
         if member.observed_at - early.end > MAX_COAST:
             break
-        moment = _naive(member.observed_at)
-        vector, covar = _state_at(smoothed, moment, early.kind)
+        members.append(member)
+    if not members:
+        return None
+    moments = [_naive(member.observed_at) for member in members]
+    means, covars = _states_at(smoothed, moments, early.kind)
+    xs, ys = means[:, 0].tolist(), means[:, 2].tolist()
+    x_variances, y_variances = covars[:, 0, 0].tolist(), covars[:, 2, 2].tolist()
+    worst = 0.0
+    for member, mean_x, mean_y, x_variance, y_variance in zip(
+        members, xs, ys, x_variances, y_variances, strict=True
+    ):
         assert isinstance(member.geometry, Point)
         x, y = _plot_km(plane, *member.geometry.coordinates)
-        distance = math.hypot(float(vector[0, 0]) - x, float(vector[2, 0]) - y)
-        spread = math.sqrt(max(float(covar[0, 0]), float(covar[2, 2])))
+        distance = math.hypot(mean_x - x, mean_y - y)
+        spread = math.sqrt(max(x_variance, y_variance))
         limit = max(config.sigmas * math.hypot(spread, sigma_km(member)), config.min_gate_km)
         worst = max(worst, distance / limit)
-        checked += 1
-    if not checked or worst > 1.0:
+    if worst > 1.0:
         return None
     return worst
 
@@ -1095,9 +797,10 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     counting threshold and the handover limit of any pair.
 
     A source track as it is now (:class:`FollowedTrack`) gives a reach holding this one, kept as
-    it grows: its latest states' box and each older block's bound (:class:`_Block`), the
-    variances of its states bounded by covariances that only shrink, the box turned into lon/lat
-    :data:`REACH_SLACK_KM` wider and again only when it leaves that.
+    it grows: its latest states' box and each older block's bound
+    (:class:`kuroshio.fusion.smoother.RunningSmoother`), the variances of its states bounded by
+    covariances that only shrink, the box turned into lon/lat :data:`REACH_SLACK_KM` wider and
+    again only when it leaves that.
     """
     members = unit.members
     head = members[min(2, len(members) - 1)].observed_at - unit.start
@@ -1113,7 +816,7 @@ def track_reach(unit: Unit, config: GateConfig = DEFAULT_GATES) -> Reach:
     if head > COAST_REACH or unit.states is None:
         return unbounded
     if followed is not None:
-        box, variance = followed.smoother.reach_box(COAST_REACH.total_seconds())
+        box, variance = followed.smoother.reach_box()
         projected = followed.projected(box)
     else:
         box, variance = _reach_box(unit.states.smoothed, unit.kind)
@@ -1144,15 +847,15 @@ def _reach_box(smoothed: Smoothed, kind: str) -> tuple[tuple[float, float, float
     largest predicted variance of x or y over any part of those steps."""
     means, covars = smoothed.means, smoothed.covars
     steps = np.append(np.diff(smoothed.seconds), COAST_REACH.total_seconds())[:, None]
-    starts = means[:, _POSITION]
-    corners = np.concatenate((starts, starts + means[:, _VELOCITY] * steps))
+    starts = means[:, POSITION]
+    corners = np.concatenate((starts, starts + means[:, VELOCITY] * steps))
     (left, low), (right, high) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
     # The predicted variance of x (and of y) over any part of a step is at most this.
     noise = ACCELERATION_NOISE.get(kind, ACCELERATION_NOISE["sea"]) * steps**3 / 3
     variances = (
-        covars[:, _POSITION, _POSITION]
-        + 2 * steps * np.abs(covars[:, _POSITION, _VELOCITY])
-        + steps**2 * covars[:, _VELOCITY, _VELOCITY]
+        covars[:, POSITION, POSITION]
+        + 2 * steps * np.abs(covars[:, POSITION, VELOCITY])
+        + steps**2 * covars[:, VELOCITY, VELOCITY]
         + noise
     )
     return (left, low, right, high), float(variances.max())
@@ -1161,15 +864,30 @@ def _reach_box(smoothed: Smoothed, kind: str) -> tuple[tuple[float, float, float
 def _projected(plane: Plane, box: tuple[float, float, float, float]) -> _Projection | None:
     """A lon/lat box holding a box of the plane (west, south, east, north), and how far (km) a
     point of the plane box may lie beyond it; None when the box does not project."""
-    left, low, right, high = box
-    # lon and lat take their extremes over the box on its edge: samples along the four sides.
-    longest = max(right - left, high - low)
-    samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
-    edge = _edge(samples) * (right - left, high - low) + (left, low)
-    lons, lats = plane.to_lonlat_many(edge[:, 0], edge[:, 1])
-    if not (np.isfinite(lons).all() and np.isfinite(lats).all()):
-        return None
-    # Between two samples of a side, a point of the box is within half their spacing.
-    between = longest / (samples - 1) / 2
-    lonlat = (float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
-    return lonlat, between
+    return _projected_many(plane, [box])[0]
+
+
+def _projected_many(plane: Plane, boxes: Sequence[_Box]) -> list[_Projection | None]:
+    """What :func:`_projected` gives for each box, in one transform."""
+    edges, betweens = [], []
+    for left, low, right, high in boxes:
+        # lon and lat take their extremes over the box on its edge: samples along the four sides.
+        longest = max(right - left, high - low)
+        samples = min(EDGE_SAMPLES, 2 + math.ceil(longest / EDGE_SPACING_KM))
+        edges.append(_edge(samples) * (right - left, high - low) + (left, low))
+        # Between two samples of a side, a point of the box is within half their spacing.
+        betweens.append(longest / (samples - 1) / 2)
+    points = np.concatenate(edges)
+    lons, lats = plane.to_lonlat_many(points[:, 0], points[:, 1])
+    starts = np.cumsum([0] + [len(edge) for edge in edges[:-1]])
+    finite = np.logical_and.reduceat(np.isfinite(lons) & np.isfinite(lats), starts).tolist()
+    wests = np.minimum.reduceat(lons, starts).tolist()
+    souths = np.minimum.reduceat(lats, starts).tolist()
+    easts = np.maximum.reduceat(lons, starts).tolist()
+    norths = np.maximum.reduceat(lats, starts).tolist()
+    return [
+        ((west, south, east, north), between) if whole else None
+        for west, south, east, north, between, whole in zip(
+            wests, souths, easts, norths, betweens, finite, strict=True
+        )
+    ]

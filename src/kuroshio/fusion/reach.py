@@ -139,10 +139,19 @@ class ReachIndex:
         ]
 
     def add(self, reach: Reach) -> None:
+        cells = self._cells_for(reach) if reach.bounded else None
+        held = self._reaches.get(reach.key)
+        if (
+            cells is not None
+            and held is not None
+            and held.origin == reach.origin
+            and self._cells_of.get(reach.key) == cells
+        ):
+            self._reaches[reach.key] = reach  # in the same cells (a track grown a little)
+            return
         self.remove(reach.key)
         self._reaches[reach.key] = reach
         self._origins[reach.origin] = self._origins.get(reach.origin, 0) + 1
-        cells = self._cells_for(reach) if reach.bounded else None
         if cells is None:
             self._aside.add(reach.key)
             return
@@ -164,7 +173,10 @@ class ReachIndex:
 
     def meeting(self, reach: Reach) -> list[str]:
         """Keys of the tracks held whose reach may meet ``reach`` (never its own), sorted."""
-        cells = self._cells_for(reach) if reach.bounded else None
+        if self._reaches.get(reach.key) is reach:  # held: its cells are known (None: aside)
+            cells = self._cells_of.get(reach.key)
+        else:
+            cells = self._cells_for(reach) if reach.bounded else None
         if cells is None:
             found = set(self._reaches)
         else:

@@ -98,7 +98,9 @@ class LocalPlane:
     are true to a fraction of a per cent, and planes around nearby points are made once."""
 
     def __init__(self, lon: float, lat: float) -> None:
-        self._forward, self._inverse = _plane_transformers(round(lon), round(lat))
+        self.point = (round(lon), round(lat))
+        """The whole-degree point: planes made around the same one are the same plane."""
+        self._forward, self._inverse = _plane_transformers(*self.point)
 
     def to_km(self, lon: float, lat: float) -> tuple[float, float]:
         x, y = self._forward.transform(lon, lat)
