@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -40,7 +40,7 @@ from kuroshio.model import MAX_ID, Observation, Provenance, canonical_bytes
 from kuroshio.pki import Keys, key_fingerprint, key_list
 from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
-from kuroshio.store.sql import utc_time
+from kuroshio.store.sql import index_row, utc_time
 from kuroshio.store.transaction import Transaction
 
 MAX_CONFLICTS_LISTED: Final = 20
@@ -160,13 +160,63 @@ def as_received(
     return received
 
 
+_PROVENANCE_KEY: Final = b'"provenance":'
+
+
+def received_rows(
+    items: Sequence[bytes],
+    sent: Sequence[Observation],
+    received: Sequence[Observation],
+    provenances: dict[Provenance, bytes] | None = None,
+) -> list[PreparedRow]:
+    """The store's rows for the items of an opened batch (:func:`as_received` of ``sent``, each
+    decoded from its bytes in ``items``), as :func:`~kuroshio.store.observations.prepare` makes
+    them, without encoding each item again.
+
+    Each of ``items`` is the canonical encoding of its ``sent`` item (checked on opening), and
+    an item kept under the id it was sent under differs from it in its provenance alone; its
+    canonical bytes are then the bytes as sent with the provenance's encoding, which follows
+    the one ``"provenance":`` in them, replaced (a quote inside a text is always escaped, so the
+    field's name appears once). An item kept under another id, or bytes not laid out so, are
+    encoded whole. ``provenances``: encodings of provenances made so far, shared with
+    :func:`inbox_rows`."""
+    sha256 = hashlib.sha256
+    key = _PROVENANCE_KEY
+    start = len(key)
+    as_sent = {} if provenances is None else provenances
+    as_kept: dict[int, bytes] = {}  # by object: the received items share their provenances
+    rows: list[PreparedRow] = []
+    for item, observation, kept in zip(items, sent, received, strict=True):
+        body = None
+        if kept.id == observation.id and kept.origin == observation.origin:
+            sent_bytes = as_sent.get(observation.provenance)
+            if sent_bytes is None:
+                sent_bytes = as_sent[observation.provenance] = canonical_bytes(
+                    observation.provenance
+                )
+            at = item.find(key) + start
+            if at >= start and item.find(key, at) < 0 and item.startswith(sent_bytes, at):
+                kept_bytes = as_kept.get(id(kept.provenance))
+                if kept_bytes is None:
+                    kept_bytes = as_kept[id(kept.provenance)] = canonical_bytes(kept.provenance)
+                body = b"".join((item[:at], kept_bytes, item[at + len(sent_bytes) :]))
+        if body is None:
+            body = canonical_bytes(kept)
+        rows.append((body, sha256(body).digest(), index_row(kept, None)))
+    return rows
+
+
 def inbox_rows(
-    partner: str, seq: int, sent: list[Observation], received: list[Observation]
+    partner: str,
+    seq: int,
+    sent: list[Observation],
+    received: list[Observation],
+    provenances: dict[Provenance, bytes] | None = None,
 ) -> list[InboxRow]:
     """One ``inbox_items`` row per item: where it was in the batch, the id and version it is
     kept under, and its provenance as sent (to rebuild the signed bytes later). Equal
-    provenances are encoded once."""
-    encoded: dict[Provenance, bytes] = {}
+    provenances are encoded once (``provenances``: those encoded so far)."""
+    encoded = {} if provenances is None else provenances
     rows = []
     for position, (observation, kept) in enumerate(zip(sent, received, strict=True)):
         provenance = observation.provenance
@@ -360,6 +410,7 @@ __all__ = [
     "issued_receipts",
     "item_proof",
     "link_state",
+    "received_rows",
     "relay_id",
     "verify_received",
 ]

@@ -27,14 +27,15 @@ from kuroshio.exchange.inbox import (
     inbox_rows,
     issued_receipts,
     link_state,
+    received_rows,
 )
 from kuroshio.exchange.receipt import Receipt, sign_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, SignedReceipt
 from kuroshio.messages import dialogue
+from kuroshio.model import Provenance
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.store import AppendResult
-from kuroshio.store.observations import prepare
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
 
@@ -81,13 +82,18 @@ class Inbox:
         proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
         label = batch_label(partner.party, self.node.party, opened.header.seq)
         received = as_received(opened.observations, partner.party, label, frozenset(proven))
+        provenances: dict[Provenance, bytes] = {}  # as sent, each encoded once
         return CheckedBatch(
             frame=frame,
             opened=opened,
             origin_proofs=list(proven.values()),
             received=received,
-            prepared=prepare(received),
-            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations, received),
+            prepared=received_rows(frame.items, opened.observations, received, provenances)
+            if opened.observations
+            else [],
+            inbox_rows=inbox_rows(
+                partner.party, opened.header.seq, opened.observations, received, provenances
+            ),
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:
