@@ -316,8 +316,12 @@ def test_a_received_item_is_stored_as_its_canonical_bytes_with_this_nodes_proven
     received = as_received(sent, "TWN", "TWN>JPN#9", frozenset({4}))
     assert received[5].id == "TWN:via:USA:test:5"
 
-    rows = received_rows(items, sent, received)
+    rows, places = received_rows("TWN", 9, items, sent, received)
 
     assert rows == prepare(received)
+    assert places == [
+        ("TWN", 9, position, kept.id, kept.version, canonical_bytes(o.provenance))
+        for position, (o, kept) in enumerate(zip(sent, received, strict=True))
+    ]
     for (body, _, _), kept in zip(rows, received, strict=True):
         assert msgspec.json.decode(body, type=Observation) == kept

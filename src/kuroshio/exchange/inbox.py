@@ -164,36 +164,38 @@ _PROVENANCE_KEY: Final = b'"provenance":'
 
 
 def received_rows(
+    partner: str,
+    seq: int,
     items: Sequence[bytes],
     sent: Sequence[Observation],
     received: Sequence[Observation],
-    provenances: dict[Provenance, bytes] | None = None,
-) -> list[PreparedRow]:
-    """The store's rows for the items of an opened batch (:func:`as_received` of ``sent``, each
-    decoded from its bytes in ``items``), as :func:`~kuroshio.store.observations.prepare` makes
-    them, without encoding each item again.
+) -> tuple[list[PreparedRow], list[InboxRow]]:
+    """The rows an opened batch ``seq`` of ``partner`` adds: the store's rows for its items
+    (:func:`as_received` of ``sent``, each decoded from its bytes in ``items``) as
+    :func:`~kuroshio.store.observations.prepare` makes them, without encoding each item again,
+    and one ``inbox_items`` row per item: where it was in the batch, the id and version it is
+    kept under, and its provenance as sent (to rebuild the signed bytes later).
 
     Each of ``items`` is the canonical encoding of its ``sent`` item (checked on opening), and
     an item kept under the id it was sent under differs from it in its provenance alone; its
     canonical bytes are then the bytes as sent with the provenance's encoding, which follows
     the one ``"provenance":`` in them, replaced (a quote inside a text is always escaped, so the
     field's name appears once). An item kept under another id, or bytes not laid out so, are
-    encoded whole. ``provenances``: encodings of provenances made so far, shared with
-    :func:`inbox_rows`."""
+    encoded whole. Equal provenances are encoded once."""
     sha256 = hashlib.sha256
     key = _PROVENANCE_KEY
     start = len(key)
-    as_sent = {} if provenances is None else provenances
+    as_sent: dict[Provenance, bytes] = {}
     as_kept: dict[int, bytes] = {}  # by object: the received items share their provenances
     rows: list[PreparedRow] = []
-    for item, observation, kept in zip(items, sent, received, strict=True):
+    places: list[InboxRow] = []
+    for position, (item, observation, kept) in enumerate(zip(items, sent, received, strict=True)):
+        sent_bytes = as_sent.get(observation.provenance)
+        if sent_bytes is None:
+            sent_bytes = as_sent[observation.provenance] = canonical_bytes(observation.provenance)
+        places.append((partner, seq, position, kept.id, kept.version, sent_bytes))
         body = None
         if kept.id == observation.id and kept.origin == observation.origin:
-            sent_bytes = as_sent.get(observation.provenance)
-            if sent_bytes is None:
-                sent_bytes = as_sent[observation.provenance] = canonical_bytes(
-                    observation.provenance
-                )
             at = item.find(key) + start
             if at >= start and item.find(key, at) < 0 and item.startswith(sent_bytes, at):
                 kept_bytes = as_kept.get(id(kept.provenance))
@@ -203,28 +205,7 @@ def received_rows(
         if body is None:
             body = canonical_bytes(kept)
         rows.append((body, sha256(body).digest(), index_row(kept, None)))
-    return rows
-
-
-def inbox_rows(
-    partner: str,
-    seq: int,
-    sent: list[Observation],
-    received: list[Observation],
-    provenances: dict[Provenance, bytes] | None = None,
-) -> list[InboxRow]:
-    """One ``inbox_items`` row per item: where it was in the batch, the id and version it is
-    kept under, and its provenance as sent (to rebuild the signed bytes later). Equal
-    provenances are encoded once (``provenances``: those encoded so far)."""
-    encoded = {} if provenances is None else provenances
-    rows = []
-    for position, (observation, kept) in enumerate(zip(sent, received, strict=True)):
-        provenance = observation.provenance
-        as_sent = encoded.get(provenance)
-        if as_sent is None:
-            as_sent = encoded[provenance] = canonical_bytes(provenance)
-        rows.append((partner, seq, position, kept.id, kept.version, as_sent))
-    return rows
+    return rows, places
 
 
 class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -406,7 +387,6 @@ __all__ = [
     "as_received",
     "check_origin_proofs",
     "check_sequence",
-    "inbox_rows",
     "issued_receipts",
     "item_proof",
     "link_state",

@@ -24,7 +24,6 @@ from kuroshio.exchange.inbox import (
     as_received,
     check_origin_proofs,
     check_sequence,
-    inbox_rows,
     issued_receipts,
     link_state,
     received_rows,
@@ -32,7 +31,6 @@ from kuroshio.exchange.inbox import (
 from kuroshio.exchange.receipt import Receipt, sign_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, SignedReceipt
 from kuroshio.messages import dialogue
-from kuroshio.model import Provenance
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.store import AppendResult
@@ -82,18 +80,20 @@ class Inbox:
         proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
         label = batch_label(partner.party, self.node.party, opened.header.seq)
         received = as_received(opened.observations, partner.party, label, frozenset(proven))
-        provenances: dict[Provenance, bytes] = {}  # as sent, each encoded once
+        prepared, places = (
+            received_rows(
+                partner.party, opened.header.seq, frame.items, opened.observations, received
+            )
+            if opened.observations
+            else ([], [])  # a dialogue batch: its items are taken in as they are
+        )
         return CheckedBatch(
             frame=frame,
             opened=opened,
             origin_proofs=list(proven.values()),
             received=received,
-            prepared=received_rows(frame.items, opened.observations, received, provenances)
-            if opened.observations
-            else [],
-            inbox_rows=inbox_rows(
-                partner.party, opened.header.seq, opened.observations, received, provenances
-            ),
+            prepared=prepared,
+            inbox_rows=places,
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:
