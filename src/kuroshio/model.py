@@ -61,9 +61,17 @@ def is_party(code: str) -> bool:
     return code in _known_parties()
 
 
+_checked_parties: set[str] = set()
+"""Codes already found in :func:`_known_parties`: every received item names a few, checked here
+first."""
+
+
 def _check_party(code: str, field: str) -> None:
+    if code in _checked_parties:
+        return
     if not is_party(code):
         raise ValueError(f"unknown party code {code!r} in {field} (ISO 3166-1 alpha-3 expected)")
+    _checked_parties.add(code)
 
 
 class Party(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
@@ -358,7 +366,11 @@ class Source(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown
     """Position uncertainty (1-sigma radius) in metres."""
 
     def __post_init__(self) -> None:
-        _floats(self, ("confidence", "uncertainty_m"))
+        # _floats inlined: every received item passes here.
+        if type(self.confidence) is int:
+            msgspec.structs.force_setattr(self, "confidence", float(self.confidence))
+        if type(self.uncertainty_m) is int:
+            msgspec.structs.force_setattr(self, "uncertainty_m", float(self.uncertainty_m))
 
 
 GridKm = Annotated[float, msgspec.Meta(ge=0.1, le=1_000.0)]
@@ -456,8 +468,10 @@ class Observation(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_un
         _check_party(self.origin, "origin")
         if not self.id.startswith(self.origin + ":"):
             raise ValueError(f"id {self.id!r} is not scoped to its origin {self.origin}")
-        observed_at = _utc(self.observed_at, "observed_at")
-        if observed_at is not self.observed_at:
+        observed_at = self.observed_at
+        # A time decoded from canonical bytes is already UTC (``Z``): only its range is checked.
+        if observed_at.tzinfo is not dt.UTC or not EARLIEST <= observed_at < LATEST:
+            observed_at = _utc(observed_at, "observed_at")
             msgspec.structs.force_setattr(self, "observed_at", observed_at)
         if self.until is not None:
             until = _utc(self.until, "until")

@@ -73,6 +73,7 @@ from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore, open_store
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.revocations import ANY_KEY
+from kuroshio.store.sql import CURRENT_COLUMNS
 from kuroshio.store.tracks import TrackHead
 from kuroshio.store.transaction import Transaction
 
@@ -80,6 +81,8 @@ CONFIG_NAME: Final = "kuroshio.toml"
 DEFAULT_FEDERATION_PORT: Final = 8443
 DEFAULT_API_PORT: Final = 8080
 _NEWLY_STORED: Final = (Outcome.INSERTED, Outcome.SUPERSEDED, Outcome.STALE)
+_T1: Final = CURRENT_COLUMNS.index("t1")
+"""Where a prepared ``current`` row holds the item's latest time (µs)."""
 ADMIN: Final = "admin"
 """The operator ``kuroshio init`` makes, with a bearer token in :data:`ADMIN_TOKEN`."""
 ADMIN_TOKEN: Final = "keys/admin.token"
@@ -702,18 +705,17 @@ class Node:
         (:func:`kuroshio.store.sqlite.prepare`).
         """
         result = tx.observations.append(observations, prepared)
-        fresh = [
-            observation
-            for observation, outcome in zip(observations, result.outcomes, strict=True)
-            if outcome in _NEWLY_STORED
+        stored = [
+            position for position, outcome in enumerate(result.outcomes) if outcome in _NEWLY_STORED
         ]
+        fresh = [observations[position] for position in stored]
         steps = follow_tracks(tx, fresh) if fresh else []
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
             novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
-            reciprocity.record(
-                tx,
-                reciprocity.received_entries(fresh, received_from, now, novel),
+            latest = None if prepared is None else [prepared[p][2][_T1] for p in stored]
+            tx.ledger.record(
+                reciprocity.received_ledger_rows(fresh, received_from, now, novel, latest),
                 first_stored=True,
             )
         pinned = self.partners if partners is None else partners

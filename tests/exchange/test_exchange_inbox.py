@@ -17,16 +17,25 @@ from agreements import agree
 from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, seal
-from kuroshio.exchange.inbox import item_proof, link_state
+from kuroshio.exchange.inbox import as_received, item_proof, link_state, received_rows
 from kuroshio.exchange.proofs import verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.federation.inbox import Inbox
-from kuroshio.model import Marking, Observation, Platform, Source
+from kuroshio.model import (
+    Marking,
+    Observation,
+    OriginatorControl,
+    Platform,
+    Provenance,
+    Source,
+    canonical_bytes,
+)
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.policy import reciprocity
 from kuroshio.policy.ledger import ledger_days
 from kuroshio.store import ObservationFilter
+from kuroshio.store.observations import prepare
 from observations import T0, observation
 from pinning import pin
 from sealing import sealed_batch
@@ -283,3 +292,36 @@ def test_a_report_built_in_code_with_whole_numbers_travels(pair: tuple[Node, Nod
         jpn.identity.public_key_bytes,
     )
     assert receipt.stored == 1
+
+
+def test_a_received_item_is_stored_as_its_canonical_bytes_with_this_nodes_provenance() -> None:
+    relayable = Marking(
+        tlp="GREEN", releasable_to=("JPN",), control=OriginatorControl(rerelease=True, max_hops=3)
+    )
+    sent_provenance = Provenance(
+        partner="USA", batch="USA>TWN#3", hops=1, transforms=("USA: coarsened to 10 km grid",)
+    )
+    sent = [
+        observation(0),
+        observation(1, provenance=Provenance(importer="mnd", record="file.json#1")),
+        # The provenance as encoded, word for word in a text field too.
+        observation(2, remarks=canonical_bytes(Provenance()).decode()),
+        observation(3, remarks='"provenance":{"batch":null}'),
+        observation(4, origin="USA", marking=relayable, provenance=sent_provenance),
+        observation(5, origin="USA", marking=relayable, provenance=sent_provenance),
+        observation(6, retracted=True, version=2),
+    ]
+    items = [canonical_bytes(o) for o in sent]
+    # Item 4 came with its origin's proof, item 5 rests on TWN's word (kept under TWN's id).
+    received = as_received(sent, "TWN", "TWN>JPN#9", frozenset({4}))
+    assert received[5].id == "TWN:via:USA:test:5"
+
+    rows, places = received_rows("TWN", 9, items, sent, received)
+
+    assert rows == prepare(received)
+    assert places == [
+        ("TWN", 9, position, kept.id, kept.version, canonical_bytes(o.provenance))
+        for position, (o, kept) in enumerate(zip(sent, received, strict=True))
+    ]
+    for (body, _, _), kept in zip(rows, received, strict=True):
+        assert msgspec.json.decode(body, type=Observation) == kept

@@ -419,3 +419,50 @@ def test_items_held_when_a_narrower_version_takes_over_are_decided_again(
     [withheld] = [e for e in twn.audit.entries("decision") if "withheld at send" in e.subject]
     assert withheld.details["withdrawn"] == 2 and withheld.details["released_again"] == 1
     assert withheld.details["in_force"] == "test-exchange v2"
+
+
+def test_a_batch_nothing_of_which_may_go_on_is_recorded_and_its_retractions_still_follow(
+    nodes: dict[str, Node], tmp_path: Path
+) -> None:
+    twn, jpn, usa = nodes["TWN"], nodes["JPN"], nodes["USA"]
+    onward = {
+        ("TWN", "JPN"): RELEASE_AIR_SEA,
+        ("JPN", "USA"): 'action = "release"\nmatch = { origin = ["TWN"] }',
+    }
+    agree([twn, jpn, usa], tmp_path / "v1", agreement_text(["TWN", "JPN", "USA"], onward))
+    may_pass = Marking(control=OriginatorControl(rerelease=True, to=("USA",), max_hops=1))
+    first = observation(1, marking=may_pass)
+    twn.ingest([first])
+    assert _deliver(twn, jpn) == 1 and _deliver(jpn, usa) == 1
+
+    # Version 2 has no rule from JPN to USA: nothing JPN receives may go on to USA any more.
+    home_only = agreement_text(["TWN", "JPN", "USA"], {("TWN", "JPN"): RELEASE_AIR_SEA}, version=2)
+    install(sign(home_only, [twn, jpn, usa]), [twn, jpn, usa], tmp_path / "v2")
+    retraction = msgspec.structs.replace(first, version=2, retracted=True)
+    twn.ingest([observation(2, marking=may_pass), observation(3, marking=Marking()), retraction])
+    assert _deliver(twn, jpn) == 3
+
+    # Every item is stored and enters the ledger; the decision counts each refusal.
+    assert jpn.store.get("TWN:test:2") is not None and jpn.store.get("TWN:test:3") is not None
+    with jpn.store.transaction() as tx:
+        received = reciprocity.entries(tx, partner="TWN")
+    assert sorted((e.item, e.version) for e in received) == [
+        ("TWN:test:1", 1),
+        ("TWN:test:1", 2),
+        ("TWN:test:2", 1),
+        ("TWN:test:3", 1),
+    ]
+    decision = list(jpn.audit.entries("decision"))[-1].details["partners"]
+    assert decision["USA"]["agreement_version"] == 2
+    assert {w["code"]: (w["count"], w["items"]) for w in decision["USA"]["withheld"]} == {
+        "originator_control": (1, ["TWN:test:3 v1"]),
+        "no_rules": (1, ["TWN:test:2 v1"]),
+    }
+    assert {w["code"]: w["count"] for w in decision["TWN"]["withheld"]} == {"to_origin": 3}
+    # What was given is withdrawn all the same.
+    assert [rule["rule"] for rule in decision["USA"]["released"]] == ["retraction-follows-release"]
+    assert _deliver(jpn, usa) == 1
+    # The notice is transformed, so it goes without TWN's proof and USA keeps it on JPN's word.
+    notice = usa.store.get("JPN:via:TWN:test:1")
+    assert notice is not None and notice.retracted and notice.version == 2
+    assert notice.provenance.relayed_id == "TWN:test:1"

@@ -23,7 +23,7 @@ from kuroshio.model import (
     Provenance,
 )
 from kuroshio.policy.agreement import EnforcedAgreement, Match, Reciprocity, Rule, Transforms
-from kuroshio.policy.decide import Released, Withheld, decide, preview
+from kuroshio.policy.decide import Released, Withheld, decide, preview, withholds_every_item
 from kuroshio.policy.ledger import FlowSummary, ReciprocityStatus
 from observations import observation
 
@@ -97,6 +97,38 @@ def test_a_party_without_rules_gets_nothing() -> None:
     decision = withheld(decide(own(), enforced, "USA", None, NOW, own_party="TWN"))
     assert decision.code == "no_rules"
     assert "from TWN to USA" in decision.reason
+
+
+def test_when_nothing_can_leave_every_item_is_refused_as_decide_refuses_it() -> None:
+    enforced = twn_to(("JPN",), release())
+    civil = enforce(
+        msgspec.structs.replace(agreement({("TWN", ("JPN",)): [release()]}), scope="civil")
+    )
+    late = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    items = [
+        own(),
+        own(marking=Marking(tlp="RED")),
+        received_from_twn(rerelease=True, max_hops=2),
+        own(origin="USA", provenance=Provenance(partner="USA", hops=1)),
+        own(origin="JPN", provenance=Provenance(partner="JPN", hops=1)),
+    ]
+    cases = [
+        (None, "JPN", NOW),
+        (enforced, "JPN", late),
+        (enforced, "AUS", NOW),
+        (enforced, "TWN", NOW),
+        (civil, "JPN", NOW),
+        (enforced, "USA", NOW),  # no rules from TWN to USA
+    ]
+    for enforced_now, partner, at in cases:
+        refusal = withholds_every_item(enforced_now, partner, at, own_party="TWN")
+        assert refusal is not None, (partner, at)
+        for item in items:
+            decision = withheld(decide(item, enforced_now, partner, None, at, own_party="TWN"))
+            assert refusal(item) == (decision.code, decision.reason)
+            assert decision.rule is None
+    # A rule for the partner: each item must be decided.
+    assert withholds_every_item(enforced, "JPN", NOW, own_party="TWN") is None
 
 
 def test_when_no_rule_matches_the_default_is_to_withhold() -> None:

@@ -10,6 +10,7 @@ from policy_cases import NOW, agreement, enforce
 
 from kuroshio.fusion import same_sortie
 from kuroshio.model import Observation, Platform, Provenance
+from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity, Rule, Transforms
 from kuroshio.policy.decide import Released, coarsen, decide
 from kuroshio.policy.ledger import (
@@ -20,6 +21,7 @@ from kuroshio.policy.ledger import (
     received_entry,
     reciprocity_status,
 )
+from kuroshio.store.sql import index_row
 from observations import observation
 
 DAY = dt.timedelta(days=1)
@@ -201,3 +203,20 @@ def test_a_sortie_already_held_is_not_novel() -> None:
 def test_a_custom_matcher_can_replace_the_built_in_one() -> None:
     theirs: Observation = observation(1, origin="JPN")
     assert is_novel(theirs, [observation(2)], matcher=lambda received, own: False)
+
+
+def test_the_rows_of_a_batch_taken_in_are_its_received_entries() -> None:
+    items = [
+        observation(0, provenance=Provenance(partner="TWN", hops=1)),
+        observation(1, until=NOW, platform=Platform(platform_class="fighter", count=4)),
+        observation(2, kind="area", retracted=True, version=3),
+        observation(3, track="icao:8991A1", platform=None),
+        coarsen(observation(4, provenance=Provenance(partner="TWN", hops=1)), 10.0),
+    ]
+    novel = [True, False, True, True, False]
+    entries = reciprocity.received_entries(items, "TWN", NOW, novel)
+    expected = [reciprocity._row(entry) for entry in entries]
+
+    assert reciprocity.received_ledger_rows(items, "TWN", NOW, novel) == expected
+    latest = [index_row(item, None)[6] for item in items]  # the t1 of each current row
+    assert reciprocity.received_ledger_rows(items, "TWN", NOW, novel, latest) == expected

@@ -105,6 +105,14 @@ def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: 
     # Opening again takes no step twice.
     with SQLiteStore(old_nodes / "twn" / "store.sqlite") as store:
         assert store.schema_version == schema.SCHEMA_VERSION
+    # The current rows, made again without their foreign key, are indexed as before.
+    conn = sqlite3.connect(old_nodes / "jpn" / "store.sqlite")
+    try:
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(current)")}
+        assert not conn.execute("PRAGMA foreign_key_list(current)").fetchall()
+    finally:
+        conn.close()
+    assert {"current_time", "current_origin"} <= indexes
 
 
 def test_audit_chains_receipts_and_proofs_of_the_first_release_still_verify(

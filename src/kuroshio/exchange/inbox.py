@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final, Literal
 
 import msgspec
@@ -40,7 +40,7 @@ from kuroshio.model import MAX_ID, Observation, Provenance, canonical_bytes
 from kuroshio.pki import Keys, key_fingerprint, key_list
 from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
-from kuroshio.store.sql import utc_time
+from kuroshio.store.sql import index_row, utc_time
 from kuroshio.store.transaction import Transaction
 
 MAX_CONFLICTS_LISTED: Final = 20
@@ -160,21 +160,52 @@ def as_received(
     return received
 
 
-def inbox_rows(
-    partner: str, seq: int, sent: list[Observation], received: list[Observation]
-) -> list[InboxRow]:
-    """One ``inbox_items`` row per item: where it was in the batch, the id and version it is
-    kept under, and its provenance as sent (to rebuild the signed bytes later). Equal
-    provenances are encoded once."""
-    encoded: dict[Provenance, bytes] = {}
-    rows = []
-    for position, (observation, kept) in enumerate(zip(sent, received, strict=True)):
-        provenance = observation.provenance
-        as_sent = encoded.get(provenance)
-        if as_sent is None:
-            as_sent = encoded[provenance] = canonical_bytes(provenance)
-        rows.append((partner, seq, position, kept.id, kept.version, as_sent))
-    return rows
+_PROVENANCE_KEY: Final = b'"provenance":'
+
+
+def received_rows(
+    partner: str,
+    seq: int,
+    items: Sequence[bytes],
+    sent: Sequence[Observation],
+    received: Sequence[Observation],
+) -> tuple[list[PreparedRow], list[InboxRow]]:
+    """The rows an opened batch ``seq`` of ``partner`` adds: the store's rows for its items
+    (:func:`as_received` of ``sent``, each decoded from its bytes in ``items``) as
+    :func:`~kuroshio.store.observations.prepare` makes them, without encoding each item again,
+    and one ``inbox_items`` row per item: where it was in the batch, the id and version it is
+    kept under, and its provenance as sent (to rebuild the signed bytes later).
+
+    Each of ``items`` is the canonical encoding of its ``sent`` item (checked on opening), and
+    an item kept under the id it was sent under differs from it in its provenance alone; its
+    canonical bytes are then the bytes as sent with the provenance's encoding, which follows
+    the one ``"provenance":`` in them, replaced (a quote inside a text is always escaped, so the
+    field's name appears once). An item kept under another id, or bytes not laid out so, are
+    encoded whole. Equal provenances are encoded once."""
+    sha256 = hashlib.sha256
+    key = _PROVENANCE_KEY
+    start = len(key)
+    as_sent: dict[Provenance, bytes] = {}
+    as_kept: dict[int, bytes] = {}  # by object: the received items share their provenances
+    rows: list[PreparedRow] = []
+    places: list[InboxRow] = []
+    for position, (item, observation, kept) in enumerate(zip(items, sent, received, strict=True)):
+        sent_bytes = as_sent.get(observation.provenance)
+        if sent_bytes is None:
+            sent_bytes = as_sent[observation.provenance] = canonical_bytes(observation.provenance)
+        places.append((partner, seq, position, kept.id, kept.version, sent_bytes))
+        body = None
+        if kept.id == observation.id and kept.origin == observation.origin:
+            at = item.find(key) + start
+            if at >= start and item.find(key, at) < 0 and item.startswith(sent_bytes, at):
+                kept_bytes = as_kept.get(id(kept.provenance))
+                if kept_bytes is None:
+                    kept_bytes = as_kept[id(kept.provenance)] = canonical_bytes(kept.provenance)
+                body = b"".join((item[:at], kept_bytes, item[at + len(sent_bytes) :]))
+        if body is None:
+            body = canonical_bytes(kept)
+        rows.append((body, sha256(body).digest(), index_row(kept, None)))
+    return rows, places
 
 
 class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -356,10 +387,10 @@ __all__ = [
     "as_received",
     "check_origin_proofs",
     "check_sequence",
-    "inbox_rows",
     "issued_receipts",
     "item_proof",
     "link_state",
+    "received_rows",
     "relay_id",
     "verify_received",
 ]

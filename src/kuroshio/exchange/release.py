@@ -20,7 +20,13 @@ from kuroshio.exchange.outbox import wire_bytes
 from kuroshio.exchange.proofs import ProofFinder, content_bytes, encode_proof
 from kuroshio.model import Observation
 from kuroshio.policy.agreement import EnforcedAgreement
-from kuroshio.policy.decide import Released, Withheld, decide, retraction_notice
+from kuroshio.policy.decide import (
+    Released,
+    Withheld,
+    decide,
+    retraction_notice,
+    withholds_every_item,
+)
 from kuroshio.policy.ledger import ReciprocityStatus
 from kuroshio.store.outbox import QueuedItem
 from kuroshio.store.sql import micros
@@ -134,14 +140,20 @@ def _note_released(entry: PartnerRelease, decision: Released, index: int, now: d
 
 
 def _note_withheld(entry: PartnerRelease, decision: Withheld) -> None:
-    counted = entry.withheld.get(decision.code)
+    _count_withheld(
+        entry, decision.code, decision.reason, decision.rule, decision.item, decision.version
+    )
+
+
+def _count_withheld(
+    entry: PartnerRelease, code: str, reason: str, rule: str | None, item: str, version: int
+) -> None:
+    counted = entry.withheld.get(code)
     if counted is None:
-        counted = entry.withheld[decision.code] = WithheldCount(
-            code=decision.code, reason=decision.reason[:500], rule=decision.rule
-        )
+        counted = entry.withheld[code] = WithheldCount(code=code, reason=reason[:500], rule=rule)
     counted.count += 1
     if len(counted.items) < MAX_LISTED_ITEMS:
-        counted.items.append(f"{decision.item} v{decision.version}")
+        counted.items.append(f"{item} v{version}")
 
 
 def release_in(
@@ -172,7 +184,14 @@ def release_in(
             entry.digest = agreement.digest
             indexes = _rule_index(agreement, own_party, party)
         status = reciprocity.get(party)
+        # Nothing can be released to this partner: each item's refusal, without deciding it.
+        # A retraction is still decided, to withdraw what was given of it.
+        refusal = withholds_every_item(agreement, party, now, own_party=own_party)
         for observation in observations:
+            if refusal is not None and (agreement is None or not observation.retracted):
+                code, reason = refusal(observation)
+                _count_withheld(entry, code, reason, None, observation.id, observation.version)
+                continue
             decision: Released | Withheld = decide(
                 observation, agreement, party, status, now, own_party=own_party
             )

@@ -24,9 +24,9 @@ from kuroshio.exchange.inbox import (
     as_received,
     check_origin_proofs,
     check_sequence,
-    inbox_rows,
     issued_receipts,
     link_state,
+    received_rows,
 )
 from kuroshio.exchange.receipt import Receipt, sign_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused, SignedReceipt
@@ -34,7 +34,6 @@ from kuroshio.messages import dialogue
 from kuroshio.node import Node
 from kuroshio.partners import Partner
 from kuroshio.store import AppendResult
-from kuroshio.store.observations import prepare
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
 
@@ -81,13 +80,20 @@ class Inbox:
         proven = check_origin_proofs(frame, opened, partner.party, self.node.pinned_keys())
         label = batch_label(partner.party, self.node.party, opened.header.seq)
         received = as_received(opened.observations, partner.party, label, frozenset(proven))
+        prepared, places = (
+            received_rows(
+                partner.party, opened.header.seq, frame.items, opened.observations, received
+            )
+            if opened.observations
+            else ([], [])  # a dialogue batch: its items are taken in as they are
+        )
         return CheckedBatch(
             frame=frame,
             opened=opened,
             origin_proofs=list(proven.values()),
             received=received,
-            prepared=prepare(received),
-            inbox_rows=inbox_rows(partner.party, opened.header.seq, opened.observations, received),
+            prepared=prepared,
+            inbox_rows=places,
         )
 
     def take_in(self, partner: Partner, checked: CheckedBatch) -> SignedReceipt:

@@ -8,7 +8,7 @@ what it returns. The transforms it applies (coarsen, drop, generalise, marking) 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import msgspec
@@ -49,6 +49,8 @@ WithholdCode: TypeAlias = Literal[
     "rule",
     "reciprocity_suspended",
 ]
+Refusal: TypeAlias = tuple[WithholdCode, str]
+"""Why an item is withheld: the code and the reason."""
 MAX_HOPS_RECORDED: Final = 32
 """``provenance.hops`` cannot go past this (the schema's limit)."""
 COARSENED_WORDS: Final = "coarsened to {km:g} km grid"
@@ -183,34 +185,15 @@ def _decide(
             agreement_version=agreement.version,
         )
 
-    if not agreement.in_window(now):
-        return withhold(
-            "not_in_force",
-            f"agreement {agreement.id} v{agreement.version} is valid from "
-            f"{agreement.valid_from.isoformat()} until {agreement.valid_until.isoformat()}",
-        )
-    if own_party not in agreement.parties or partner not in agreement.parties:
-        return withhold(
-            "not_a_party",
-            f"agreement {agreement.id} is between {', '.join(agreement.parties)}; "
-            f"it says nothing from {own_party} to {partner}",
-        )
-    if partner == own_party:
-        return withhold("not_a_party", f"{partner} is this node's own party")
-    if agreement.is_civil:
-        return withhold(
-            "no_rules",
-            f"agreement {agreement.id} is a civil agreement: it carries incidents, never "
-            "observations",
-        )
+    refusal = _refusal_of_all(parsed, partner, now, own_party)
+    if refusal is not None:
+        return withhold(*refusal)
     refusal = _marking_refusal(observation, partner, own_party)
     if refusal is not None:
         return withhold(*refusal)
     rules = agreement.rules(own_party, partner)
     if not rules:
-        return withhold(
-            "no_rules", f"agreement {agreement.id} has no rules from {own_party} to {partner}"
-        )
+        return withhold(*_no_rules(parsed, partner, own_party))
     rule = matching_rule(observation, rules, parsed.areas, now)
     if rule is None:
         return withhold("default_deny", "no rule matches (default deny)")
@@ -228,6 +211,61 @@ def _decide(
         agreement=agreement.id,
         agreement_version=agreement.version,
     )
+
+
+def _refusal_of_all(
+    parsed: ParsedAgreement, partner: str, now: dt.datetime, own_party: str
+) -> Refusal | None:
+    """The refusal of every item to ``partner`` at ``now`` under ``parsed``, before any item's
+    own marking is looked at (None: it depends on the item)."""
+    agreement = parsed.agreement
+    if not agreement.in_window(now):
+        return (
+            "not_in_force",
+            f"agreement {agreement.id} v{agreement.version} is valid from "
+            f"{agreement.valid_from.isoformat()} until {agreement.valid_until.isoformat()}",
+        )
+    if own_party not in agreement.parties or partner not in agreement.parties:
+        return (
+            "not_a_party",
+            f"agreement {agreement.id} is between {', '.join(agreement.parties)}; "
+            f"it says nothing from {own_party} to {partner}",
+        )
+    if partner == own_party:
+        return "not_a_party", f"{partner} is this node's own party"
+    if agreement.is_civil:
+        return (
+            "no_rules",
+            f"agreement {agreement.id} is a civil agreement: it carries incidents, never "
+            "observations",
+        )
+    return None
+
+
+def _no_rules(parsed: ParsedAgreement, partner: str, own_party: str) -> Refusal:
+    agreement = parsed.agreement
+    return "no_rules", f"agreement {agreement.id} has no rules from {own_party} to {partner}"
+
+
+def withholds_every_item(
+    agreement: EnforcedAgreement | None, partner: str, now: dt.datetime, *, own_party: str
+) -> Callable[[Observation], Refusal] | None:
+    """When nothing at all can be released to ``partner`` at ``now`` (no agreement in force, or
+    one that is not in its window, not between the two, civil, or without a rule from
+    ``own_party`` to ``partner``): a function giving each item's refusal exactly as
+    :func:`decide` gives it (the code and reason of its :class:`Withheld`, which then names no
+    rule). None when some item could be released, and each must be decided."""
+    if agreement is None:
+        refusal: Refusal = ("no_agreement", f"no agreement with {partner} is in force")
+        return lambda _: refusal
+    parsed = agreement.parsed
+    first = _refusal_of_all(parsed, partner, now, own_party)
+    if first is not None:
+        return lambda _: first
+    if parsed.agreement.rules(own_party, partner):
+        return None
+    none = _no_rules(parsed, partner, own_party)
+    return lambda observation: _marking_refusal(observation, partner, own_party) or none
 
 
 def _withhold(
@@ -264,9 +302,7 @@ def hops_so_far(observation: Observation, own_party: str) -> int:
     return max(observation.provenance.hops, 1)
 
 
-def _marking_refusal(
-    observation: Observation, partner: str, own_party: str
-) -> tuple[WithholdCode, str] | None:
+def _marking_refusal(observation: Observation, partner: str, own_party: str) -> Refusal | None:
     marking = observation.marking
     if marking.tlp == "RED":
         return "tlp_red", "TLP:RED never leaves this node"

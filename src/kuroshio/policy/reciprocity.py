@@ -27,6 +27,8 @@ from kuroshio.policy.ledger import (
     ledger_days,
     received_entry,
     reciprocity_status,
+    sorties_of,
+    track_of,
 )
 from kuroshio.store.ledger import LedgerRow
 from kuroshio.store.sql import micros, utc_time
@@ -196,6 +198,38 @@ def received_entries(
     return [
         received_entry(observation, partner, received_at, novel=is_new)
         for observation, is_new in zip(received, novel, strict=True)
+    ]
+
+
+def received_ledger_rows(
+    received: Sequence[Observation],
+    partner: str,
+    received_at: dt.datetime,
+    novel: Sequence[bool],
+    latest_us: Sequence[int] | None = None,
+) -> list[LedgerRow]:
+    """The ledger's rows of :func:`received_entries`, made without an entry each: the rows a
+    batch taken in adds. ``latest_us``: each item's latest time in µs (the ``t1`` of its
+    ``current`` row), when already known."""
+    at = micros(received_at)
+    if latest_us is None:
+        latest_us = [micros(latest_time(observation)) for observation in received]
+    return [
+        (
+            "received",
+            partner,
+            observation.id,
+            observation.version,
+            observation.kind,
+            latest,
+            at,
+            sorties_of(observation),
+            observation.provenance.released_grid_km,
+            int(observation.retracted),
+            int(is_new),
+            track_of(observation),
+        )
+        for observation, is_new, latest in zip(received, novel, latest_us, strict=True)
     ]
 
 

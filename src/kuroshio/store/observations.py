@@ -19,7 +19,7 @@ import msgspec
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import AppendResult, Outcome
-from kuroshio.store.sql import event_row, index_row, micros
+from kuroshio.store.sql import CURRENT_COLUMNS, event_row, index_row, micros
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 
@@ -83,7 +83,8 @@ class ObservationTable:
         ).fetchone()
         last_seq = int(row[0]) if row is not None else 0
         versions: list[tuple[int, str, int, bytes, bytes, int]] = []
-        indexed: list[tuple[Any, ...]] = []
+        indexed: dict[str, tuple[Any, ...]] = {}
+        known_ids = set(currents)
         for observation, (body, digest, row) in zip(observations, prepared, strict=True):
             obs_id, version = observation.id, observation.version
             known = digests.get((obs_id, version))
@@ -108,17 +109,23 @@ class ObservationTable:
                 result.record(Outcome.STALE)
                 continue
             currents[obs_id] = version
-            indexed.append((obs_id, version, last_seq, *row[3:]))
+            indexed[obs_id] = (obs_id, version, last_seq, *row[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         conn.executemany(
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             versions,
         )
+        # An id without a current row before this call gets its first one (an insert, no
+        # conflict to resolve); the others replace theirs.
+        columns = ", ".join(["?"] * len(CURRENT_COLUMNS))
         conn.executemany(
-            "INSERT OR REPLACE INTO current VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            indexed,
+            f"INSERT INTO current VALUES ({columns})",
+            [row for obs_id, row in indexed.items() if obs_id not in known_ids],
         )
+        superseding = [row for obs_id, row in indexed.items() if obs_id in known_ids]
+        if superseding:
+            conn.executemany(f"INSERT OR REPLACE INTO current VALUES ({columns})", superseding)
         return result
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None:

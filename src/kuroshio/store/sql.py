@@ -45,7 +45,8 @@ def utc_time(value: int) -> dt.datetime:
 def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
     """The ``current`` row of an observation stored as history row ``seq``."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)
-    until = observation.until or observation.observed_at
+    t0 = micros(observation.observed_at)
+    until = observation.until
     platform = observation.platform
     return (
         observation.id,
@@ -53,8 +54,8 @@ def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
         seq,
         observation.origin,
         observation.kind,
-        micros(observation.observed_at),
-        micros(until),
+        t0,
+        t0 if until is None else micros(until),
         min_lon,
         min_lat,
         max_lon,
