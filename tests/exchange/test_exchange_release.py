@@ -18,9 +18,10 @@ from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
 from kuroshio.federation.inbox import Inbox
-from kuroshio.model import Marking, Observation, OriginatorControl
+from kuroshio.model import Marking, Observation, OriginatorControl, Point
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.policy import reciprocity
+from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 from observations import observation
 from pinning import pin_all
@@ -462,7 +463,57 @@ def test_a_batch_nothing_of_which_may_go_on_is_recorded_and_its_retractions_stil
     # What was given is withdrawn all the same.
     assert [rule["rule"] for rule in decision["USA"]["released"]] == ["retraction-follows-release"]
     assert _deliver(jpn, usa) == 1
-    # The notice is transformed, so it goes without TWN's proof and USA keeps it on JPN's word.
+    # USA was given version 1 unchanged, with TWN's proof, and keeps it under TWN's id: TWN's
+    # own retraction, which repeats it, goes on unchanged with its proof and withdraws it there.
+    retracted = usa.store.get("TWN:test:1")
+    assert (
+        retracted is not None
+        and retracted.version == 2
+        and retracted.retracted
+        and retracted.origin == "TWN"
+    )
+    assert retracted.provenance.partner == "JPN" and retracted.provenance.transforms == ()
+    assert usa.store.get("JPN:via:TWN:test:1") is None
+    visible = {o.id for o in usa.store.iter_query(ObservationFilter())}
+    assert "TWN:test:1" not in visible
+
+
+@pytest.mark.parametrize("given", ["coarsened", "retraction moves it"])
+def test_a_retraction_that_would_tell_more_than_was_given_follows_as_a_notice(
+    nodes: dict[str, Node], tmp_path: Path, given: str
+) -> None:
+    twn, jpn, usa = nodes["TWN"], nodes["JPN"], nodes["USA"]
+    relay = 'action = "release"\nmatch = { origin = ["TWN"] }'
+    if given == "coarsened":
+        relay += "\ntransform = { coarsen_km = 20 }"
+    onward = {("TWN", "JPN"): RELEASE_AIR_SEA, ("JPN", "USA"): relay}
+    agree([twn, jpn, usa], tmp_path / "v1", agreement_text(["TWN", "JPN", "USA"], onward))
+    may_pass = Marking(control=OriginatorControl(rerelease=True, to=("USA",), max_hops=1))
+    first = observation(1, marking=may_pass)
+    twn.ingest([first])
+    assert _deliver(twn, jpn) == 1 and _deliver(jpn, usa) == 1
+    held = "JPN:via:TWN:test:1" if given == "coarsened" else "TWN:test:1"
+    assert usa.store.get(held) is not None
+
+    home_only = agreement_text(["TWN", "JPN", "USA"], {("TWN", "JPN"): RELEASE_AIR_SEA}, version=2)
+    install(sign(home_only, [twn, jpn, usa]), [twn, jpn, usa], tmp_path / "v2")
+    retraction = msgspec.structs.replace(first, version=2, retracted=True)
+    if given == "retraction moves it":
+        retraction = msgspec.structs.replace(retraction, geometry=Point(coordinates=(123.5, 24.0)))
+    twn.ingest([retraction])
+    assert _deliver(twn, jpn) == 1 and _deliver(jpn, usa) == 1
+
+    # The full retraction would show USA what the agreement no longer gives it (the position
+    # at full precision, or a new one): a notice goes instead, on JPN's word, coarsened.
     notice = usa.store.get("JPN:via:TWN:test:1")
     assert notice is not None and notice.retracted and notice.version == 2
     assert notice.provenance.relayed_id == "TWN:test:1"
+    assert any("retraction notice" in words for words in notice.provenance.transforms)
+    original = usa.store.get("TWN:test:1")
+    if given == "coarsened":
+        # What USA held was the coarsened copy: the notice withdraws it.
+        assert original is None
+        assert {o.id for o in usa.store.iter_query(ObservationFilter())} == set()
+    else:
+        # USA keeps version 1 under TWN's id, which only TWN's proof can reach.
+        assert original is not None and original.version == 1

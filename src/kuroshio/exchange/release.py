@@ -25,6 +25,7 @@ from kuroshio.policy.decide import (
     Withheld,
     decide,
     retraction_notice,
+    retraction_passed_whole,
     withholds_every_item,
 )
 from kuroshio.policy.ledger import ReciprocityStatus
@@ -201,8 +202,15 @@ def release_in(
                 and agreement is not None
                 and _given_before(tx, party, observation.id)
             ):
-                # What was given must be withdrawable whatever the agreement now releases.
-                decision = retraction_notice(
+                # What was given must be withdrawable whatever the agreement now releases: by
+                # the origin's own retraction where the partner holds the item under the
+                # origin's id and the retraction tells nothing more; otherwise by a notice.
+                follow = (
+                    retraction_passed_whole
+                    if _repeats_a_version_given_whole(tx, party, observation, own_party)
+                    else retraction_notice
+                )
+                decision = follow(
                     observation,
                     party,
                     own_party,
@@ -234,6 +242,28 @@ def release_in(
 def _given_before(tx: Transaction, partner: str, item: str) -> bool:
     """Whether ``partner`` was given (or has waiting in the outbox) any version of ``item``."""
     return tx.ledger.given(partner, item) or tx.outbox.holds(partner, item)
+
+
+def _repeats_a_version_given_whole(
+    tx: Transaction, partner: str, retraction: Observation, own_party: str
+) -> bool:
+    """Whether ``retraction``, of another origin's item, repeats the content of a version of it
+    that ``partner`` was given (or has waiting) passed on unchanged with the origin's proof, all
+    but its version and the retraction itself."""
+    if retraction.origin == own_party:
+        return False
+    versions = {
+        *tx.ledger.versions_given_whole(partner, retraction.id),
+        *tx.outbox.versions_with_proof(partner, retraction.id),
+    }
+    for version in sorted(versions):
+        earlier = tx.observations.get(retraction.id, version)
+        if earlier is None:
+            continue
+        repeated = msgspec.structs.replace(retraction, version=version, retracted=earlier.retracted)
+        if content_bytes(repeated) == content_bytes(earlier):
+            return True
+    return False
 
 
 class _RelayedProofs:

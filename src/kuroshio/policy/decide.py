@@ -564,6 +564,38 @@ def retraction_notice(
     )
 
 
+def retraction_passed_whole(
+    observation: Observation,
+    partner: str,
+    own_party: str,
+    *,
+    agreement: str,
+    agreement_version: int,
+) -> Released:
+    """A retraction of another origin's item for ``partner``, passed on unchanged (so with its
+    origin's proof), when the agreement in force no longer releases the item but ``partner``
+    holds an earlier version of it passed on unchanged, whose content it repeats: the partner
+    keeps that version under the origin's id, which only the origin's own retraction reaches,
+    and learns nothing it was not given."""
+    provenance = msgspec.structs.replace(
+        observation.provenance,
+        partner=own_party,
+        batch=None,
+        hops=hops_so_far(observation, own_party) + 1,
+    )
+    return Released(
+        observation=msgspec.structs.replace(observation, provenance=provenance),
+        partner=partner,
+        agreement=agreement,
+        agreement_version=agreement_version,
+        rule=RETRACTION_RULE,
+        transforms=(),
+        not_before=None,
+        grid_km=None,
+        warnings=(),
+    )
+
+
 def _coarsest(first: float | None, second: float | None) -> float | None:
     sizes = [size for size in (first, second) if size is not None]
     return max(sizes) if sizes else None

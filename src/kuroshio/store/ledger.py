@@ -80,6 +80,26 @@ class LedgerTable:
         ).fetchone()
         return row is not None
 
+    def given_whole(self, partner: str, versions: Sequence[tuple[str, int]]) -> None:
+        """Note (item, version) pairs of other origins that ``partner`` signed for as passed on
+        unchanged, with their origin's proof (it keeps them under the origin's id)."""
+        self._conn.executemany(
+            "INSERT INTO given_whole (partner, id, version) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            [(partner, item, version) for item, version in versions],
+        )
+
+    def versions_given_whole(self, partner: str, item: str) -> list[int]:
+        """Versions of ``item`` that ``partner`` signed for as passed on unchanged, oldest
+        first."""
+        return [
+            int(row[0])
+            for row in self._conn.execute(
+                "SELECT version FROM given_whole WHERE partner = ? AND id = ? ORDER BY version",
+                (partner, item),
+            )
+        ]
+
     def standing(self, partner: str) -> tuple[str, str] | None:
         """(agreement, state) last noted for ``partner``."""
         row = self._conn.execute(

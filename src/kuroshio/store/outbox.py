@@ -96,6 +96,17 @@ class OutboxTable:
         ).fetchone()
         return row is not None
 
+    def versions_with_proof(self, partner: str, item: str) -> list[int]:
+        """Versions of ``item`` waiting in ``partner``'s outbox with their origin's proof."""
+        return [
+            int(row[0])
+            for row in self._conn.execute(
+                "SELECT version FROM outbox WHERE partner = ? AND id = ?"
+                " AND origin_proof IS NOT NULL ORDER BY version",
+                (partner, item),
+            )
+        ]
+
     def last_sealed(self, partner: str) -> tuple[int, bytes] | None:
         """(seq, hash) of the last batch sealed for ``partner``."""
         row = self._conn.execute(

@@ -463,6 +463,18 @@ def _current_without_key(conn: Connection, dialect: str) -> None:
         conn.execute("ALTER TABLE current DROP CONSTRAINT IF EXISTS current_seq_fkey")
 
 
+_GIVEN_WHOLE: Final = (
+    # Item versions of other origins passed on to a partner unchanged, with their origin's proof:
+    # the partner keeps them under the origin's own id, so a retraction must reach it there.
+    """CREATE TABLE given_whole (
+        partner TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (partner, id, version)
+    ) WITHOUT ROWID""",
+)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -478,6 +490,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0012_outbox_by_agreement", _OUTBOX_BY_AGREEMENT),
     Migration("0013_inbox_items_by_item", _INBOX_ITEMS_BY_ITEM),
     Migration("0014_current_without_key", run=_current_without_key),
+    Migration("0015_given_whole", _GIVEN_WHOLE),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
