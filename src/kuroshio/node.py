@@ -91,6 +91,9 @@ HELLO_NONCE_KEEP_S: Final = 600.0
 PRIVATE_DIR: Final = 0o700
 PRIVATE_FILE: Final = 0o600
 RECIPROCITY_REFRESH_S: Final = 10.0
+_PARTNER_SEEN: Final = "partner seen "
+"""News one process of a node gives the others when a partner's link reached it (its code
+follows)."""
 """How long a judged reciprocity standing is reused before the ledger is read again."""
 
 
@@ -193,8 +196,8 @@ class ExchangeSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Batches in flight per link before waiting for receipts."""
     reconnect_max_s: Annotated[float, msgspec.Meta(ge=0.2, le=3_600.0)] = 2.0
     """Longest wait between attempts to reach a partner that cannot be reached (the waits grow
-    from 0.2 s). A partner whose own link reaches this node is tried again at once, where the
-    links run in the process that takes partners' links in (not under ``--receivers``)."""
+    from 0.2 s). A partner whose own link reaches this node is tried again at once (a
+    receiving process tells the sending process through the store)."""
     ack_within_s: (
         dict[
             Literal["routine", "priority", "immediate", "flash"],
@@ -241,6 +244,7 @@ class Node:
         self._audit: AuditLog | None = None
         self._partners: dict[str, Partner] | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._partner_listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
         self._book: AgreementBook | None = None
         self._book_stamp: tuple[object, ...] | None = None
@@ -632,21 +636,53 @@ class Node:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
+    def add_partner_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener`` (from any thread) with a partner's code when that partner's own
+        link has reached the node (it is up again), in this process or another of the node."""
+        with self._listeners_lock:
+            self._partner_listeners.append(listener)
+
+    def remove_partner_listener(self, listener: Callable[[str], None]) -> None:
+        with self._listeners_lock:
+            if listener in self._partner_listeners:
+                self._partner_listeners.remove(listener)
+
     def notify_stored(self) -> None:
         """Tell listeners here and the node's other processes that something was stored."""
         self._dispatch()
         self.store.announce()
 
+    def notify_partner_seen(self, party: str) -> None:
+        """Tell partner listeners here and in the node's other processes that ``party``'s link
+        has reached this node."""
+        self._dispatch_partner(party)
+        self.store.announce(_PARTNER_SEEN + party)
+
     def watch_other_processes(self) -> Callable[[], None] | None:
-        """Call the listeners also when another process of this node stores something (a node
-        on PostgreSQL served by several processes); the function returned stops it."""
-        return self.store.watch(self._dispatch)
+        """Call the listeners also when another process of this node stores something or is
+        reached by a partner (a node on PostgreSQL served by several processes); the function
+        returned stops it."""
+        return self.store.watch(self._news)
+
+    def _news(self, news: str) -> None:
+        if not news:
+            self._dispatch()
+        elif news.startswith(_PARTNER_SEEN):
+            party = news.removeprefix(_PARTNER_SEEN)
+            if party in self.partners:
+                self._dispatch_partner(party)
 
     def _dispatch(self) -> None:
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
+
+    def _dispatch_partner(self, party: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._partner_listeners)
+        for listener in listeners:
+            listener(party)
 
     def ingest(
         self,

@@ -126,6 +126,10 @@ def test_two_nodes_exchange_live_both_ways_with_corrections(tmp_path: Path, back
         assert to_japan["outgoing"]["pending"] == 0
         assert to_japan["outgoing"]["acked_seq"] == to_japan["outgoing"]["sealed_seq"] > 0
         assert to_japan["incoming"]["last_seq"] > 0
+        # What the serving node's link is doing now, as it keeps it in the store (within a
+        # second of a change).
+        assert to_japan["live"]["connected"] is True
+        assert 0 < to_japan["live"]["acked_seq"] <= to_japan["outgoing"]["acked_seq"]
     finally:
         codes = [twn.stop(), jpn.stop()]
     assert codes == [0, 0]

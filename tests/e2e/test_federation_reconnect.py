@@ -5,7 +5,9 @@ TWN and USA run as real ``kuroshio serve`` processes over mutual TLS. TWN serves
 observation released to USA and a longest wait of an hour between attempts (``exchange.
 reconnect_max_s``), and fails to reach USA until its waits have doubled six times (the next is
 12.8 s or more). USA then starts; its link to TWN says hello, and TWN's link tries USA again
-without waiting out the rest.
+without waiting out the rest. TWN runs as one process on SQLite, and as several on PostgreSQL
+(``--workers 1 --receivers 1``), where the hello reaches a receiving process and the link runs
+in the sending process.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 from federation_nodes import ServedNode, agree, wait_until
 
 from agreements import agreement_text
+from conftest import drop_postgres_schemas
 from kuroshio.model import Marking
 from observations import observation
 
@@ -33,8 +36,16 @@ def _failed_attempts(node: ServedNode, partner: str) -> int:
 
 
 @pytest.mark.e2e
-def test_a_partner_back_up_is_reached_without_waiting_out_the_back_off(tmp_path: Path) -> None:
-    twn, usa = ServedNode(tmp_path, "TWN"), ServedNode(tmp_path, "USA")
+@pytest.mark.parametrize("processes", ["one", "several"])
+def test_a_partner_back_up_is_reached_without_waiting_out_the_back_off(
+    tmp_path: Path, processes: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options: tuple[str, ...] = ()
+    backend = "sqlite"
+    if processes == "several":
+        monkeypatch.setenv("KUROSHIO_STORE_DSN", request.getfixturevalue("postgres_dsn"))
+        options, backend = ("--workers", "1", "--receivers", "1"), "postgres"
+    twn, usa = ServedNode(tmp_path, "TWN", backend), ServedNode(tmp_path, "USA")
     twn.pin(usa)
     usa.pin(twn)
     agree([twn, usa], agreement_text(["TWN", "USA"]))
@@ -44,7 +55,7 @@ def test_a_partner_back_up_is_reached_without_waiting_out_the_back_off(tmp_path:
     config.write_text(text.replace("\nreconnect_max_s = 2.0\n", "\nreconnect_max_s = 3600.0\n"))
     sighting = observation(1, marking=Marking(releasable_to=("USA",)))
 
-    twn.start()
+    twn.start(*options)
     try:
         twn.add([sighting])
         wait_until(
@@ -59,3 +70,5 @@ def test_a_partner_back_up_is_reached_without_waiting_out_the_back_off(tmp_path:
     finally:
         usa.stop()
         twn.stop()
+        if backend == "postgres":
+            drop_postgres_schemas(request.getfixturevalue("postgres_dsn"))

@@ -1,7 +1,8 @@
 """``GET /api/links``: the operator's read-only view of every link, both directions.
 
-The same report as ``kuroshio link status --json`` plus the live state of the sending links
-when the node is serving; it changes nothing.
+The same report as ``kuroshio link status --json``, with the live state of the sending links
+when the node is serving (from memory, or from the store in an API worker of a node served by
+several processes); it changes nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ _json = msgspec.json.Encoder()
 async def links(request: Request) -> Response:
     node: Node = request.app.state.node
     reader: Reader = request.app.state.reader
-    live: Mapping[str, LinkStatus] = request.app.state.links
+    # An API worker of a node served by several processes runs no links: the store has them.
+    live: Mapping[str, LinkStatus] | None = request.app.state.links or None
     urls = {party: partner.url for party, partner in node.partners.items()}
     reports = await run_in_threadpool(reader.read, lambda tx: link_reports(tx, urls, live))
     return Response(_json.encode(reports), media_type="application/json")

@@ -20,7 +20,7 @@ from kuroshio.cli.common import AsJson, NodeDir, console, err_console
 from kuroshio.errors import ConfigError, PartnerError
 from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.receipt import read_receipt
-from kuroshio.exchange.status import link_reports
+from kuroshio.exchange.status import LinkStatus, link_reports
 from kuroshio.node import open_node, save_config
 from kuroshio.partners import (
     PartnerConfig,
@@ -352,7 +352,8 @@ def audit_receipts(
 
 @link_app.command("status")
 def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
-    """Each partner's link, both directions, as stored (works with or without 'serve')."""
+    """Each partner's link, both directions, as stored (works with or without 'serve'), and
+    what its sending end is doing now while the node serves."""
     with open_node(node_dir) as node:
         urls = {party: partner.url for party, partner in node.partners.items()}
         with node.store.transaction() as tx:
@@ -370,6 +371,7 @@ def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
         "last receipt (UTC)",
         "received (seq)",
         "last received (UTC)",
+        "now",
     ):
         table.add_column(column)
     for report in reports:
@@ -383,5 +385,16 @@ def link_status(node_dir: NodeDir = Path("."), as_json: AsJson = False) -> None:
             _time(out.last_acked_at),
             str(into.last_seq),
             _time(into.updated_at),
+            _live(report.live),
         )
     console.print(table)
+
+
+def _live(status: LinkStatus | None) -> str:
+    """What the sending link is doing now, where a process of the node runs it."""
+    if status is None:
+        return "not running"
+    if status.connected:
+        return "connected"
+    failed = f" ({status.failed_attempts} failed attempts)" if status.failed_attempts else ""
+    return f"connecting: {status.last_error or 'not yet connected'}{failed}"

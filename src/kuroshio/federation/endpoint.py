@@ -56,7 +56,8 @@ class FederationEndpoint:
         self._suppressed = 0
         self._background: set[asyncio.Task[None]] = set()
         self.on_partner: Callable[[str], None] | None = None
-        """Called with a partner's code when its link has said hello (it is up again)."""
+        """Called (in a worker thread) with a partner's code when its link has said hello (it
+        is up again)."""
 
     def on_refused(self, peer: str, reason: str) -> None:
         """A connection refused before any channel (TLS handshake, unpinned certificate)."""
@@ -128,7 +129,8 @@ class FederationEndpoint:
             task.add_done_callback(self._background.discard)
         self._sessions[party] = channel
         if self.on_partner is not None:
-            self.on_partner(party)
+            # In a thread: telling the node's other processes is a write to its store.
+            await asyncio.to_thread(self.on_partner, party)
         state, receipts = await asyncio.to_thread(self.inbox.welcome, partner, hello.acked_seq)
         await channel.send(
             encode(Welcome(last_seq=state.last_seq, last_hash=state.last_hash, receipts=receipts))

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import fcntl
 import logging
 import math
 import os
 import signal
 import socket
-from collections.abc import Callable, Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import msgspec
@@ -26,6 +28,7 @@ import uvicorn
 
 from kuroshio.api import create_app
 from kuroshio.errors import ConfigError, KuroshioError
+from kuroshio.exchange.status import KEEP_LIVE_S, encode_live, keep_live
 from kuroshio.federation.endpoint import FederationEndpoint
 from kuroshio.federation.feeds import NodeFeeds
 from kuroshio.federation.inbox import Inbox
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 
 LOCK_FILE: Final = "serve.lock"
 ESCALATION_CHECK_S: Final = 5.0
+LINK_STATUS_CHECK_S: Final = 1.0
+"""How often the process running the links looks for a change of their status to write to the
+store for other processes."""
 """How often the exchange process looks for messages past their acknowledgement deadline."""
 logger = logging.getLogger("kuroshio.serve")
 
@@ -230,6 +236,12 @@ async def _serve(
             link_tasks = [tasks.create_task(link.run()) for link in links.values()]
             if role in SENDS:
                 link_tasks.append(tasks.create_task(_escalate(node), name="escalation"))
+            if role in SENDS and links:
+                # Other processes (the node's API workers, `kuroshio link status`) read the
+                # links' status from the store.
+                link_tasks.append(
+                    tasks.create_task(_keep_link_status(node, links), name="link status")
+                )
             if feeds is not None:
                 link_tasks.append(tasks.create_task(feeds.run(), name="feeds"))
             cot_where: dict[str, str] = {}
@@ -270,6 +282,27 @@ async def _escalate(node: Node) -> None:
         await asyncio.sleep(ESCALATION_CHECK_S)
 
 
+async def _keep_link_status(node: Node, links: Mapping[str, Link]) -> None:
+    """Write the links' status to the store within a second of a change, and at least every
+    :data:`~kuroshio.exchange.status.KEEP_LIVE_S`, for other processes to read."""
+    written: list[bytes] = []
+    written_at = 0.0
+    while True:
+        statuses = [encode_live(link.status) for link in links.values()]
+        if statuses != written or time.monotonic() - written_at >= KEEP_LIVE_S:
+            try:
+                await asyncio.to_thread(_write_link_status, node, statuses)
+                written, written_at = statuses, time.monotonic()
+            except KuroshioError as error:
+                logger.warning("writing the links' status failed: %s", error)
+        await asyncio.sleep(LINK_STATUS_CHECK_S)
+
+
+def _write_link_status(node: Node, statuses: list[bytes]) -> None:
+    with node.store.transaction() as tx:
+        keep_live(tx, statuses, dt.datetime.now(dt.UTC))
+
+
 @dataclasses.dataclass(frozen=True)
 class _SharedListener:
     """The federation socket a ``receive`` process accepts on, and how many processes do."""
@@ -295,6 +328,7 @@ async def _exchange(
     )
     url = ""
     endpoint = FederationEndpoint(node, Inbox(node))
+    endpoint.on_partner = node.notify_partner_seen
     stack.push_async_callback(endpoint.close)
     if role in RECEIVES:
         if shared.sock is not None:
@@ -337,7 +371,9 @@ async def _exchange(
         if (link := links.get(party)) is not None:
             link.partner_seen()
 
-    endpoint.on_partner = partner_seen
+    # A partner's hello, in this process or in a receiving process of the node, wakes the link.
+    node.add_partner_listener(partner_seen)
+    stack.callback(node.remove_partner_listener, partner_seen)
 
     def wake_links() -> None:
         for link in links.values():

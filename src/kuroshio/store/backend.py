@@ -99,13 +99,15 @@ class NodeStore(Reader, Protocol):
         """Every stored version (history included)."""
         ...
 
-    def announce(self) -> None:
-        """Tell the node's other processes that something was stored (after the commit)."""
+    def announce(self, news: str = "") -> None:
+        """Tell the node's other processes that something was stored (after the commit), or,
+        with ``news``, what else happened (see :meth:`watch`)."""
         ...
 
-    def watch(self, callback: Callable[[], None]) -> Callable[[], None] | None:
-        """Call ``callback`` whenever another process of the node stored something; the function
-        returned stops watching (None: the backend serves one process only)."""
+    def watch(self, callback: Callable[[str], None]) -> Callable[[], None] | None:
+        """Call ``callback`` whenever another process of the node announces something, with the
+        news (``""``: something was stored); the function returned stops watching (None: the
+        backend serves one process only)."""
         ...
 
     def append(self, observations: Sequence[Observation]) -> AppendResult:

@@ -29,6 +29,24 @@ class OutboxTable:
         self._conn = conn
         self._dialect = dialect
 
+    def keep_link_status(self, rows: Sequence[tuple[str, bytes, int]]) -> None:
+        """Write (partner, encoded status, at µs) of sending links, replacing earlier ones."""
+        self._conn.executemany(
+            "INSERT INTO link_status (partner, status, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (partner) DO UPDATE SET status = excluded.status,"
+            " updated_at = excluded.updated_at",
+            rows,
+        )
+
+    def link_statuses(self, since_us: int) -> list[tuple[str, bytes]]:
+        """(partner, encoded status) of sending links written at ``since_us`` or later."""
+        return [
+            (str(partner), bytes(status))
+            for partner, status in self._conn.execute(
+                "SELECT partner, status FROM link_status WHERE updated_at >= ?", (since_us,)
+            )
+        ]
+
     def claim(self, partner: str) -> None:
         """Hold ``partner``'s link until the transaction ends, so one process at a time seals
         its next batch (numbered and chained to the one before): on PostgreSQL a lock per link

@@ -431,15 +431,20 @@ class PostgresStore(_PgReads):
     def _channel(self) -> str:
         return f"kuroshio_{self.schema}"
 
-    def announce(self) -> None:
-        """Tell the node's other processes that something was stored (after the commit)."""
+    def announce(self, news: str = "") -> None:
+        """Tell the node's other processes that something was stored (after the commit), or,
+        with ``news``, what else happened."""
         with self._session() as conn:
-            conn.execute(f"NOTIFY {self._channel}")
+            if news:
+                conn.execute("SELECT pg_notify(%s, %s)", (self._channel, news))
+            else:
+                conn.execute(f"NOTIFY {self._channel}")
 
-    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (on a thread of its own) whenever any process of the node announces
-        a commit; the function returned stops watching. A lost connection is made again, with
-        one call of ``callback`` for what may have been missed meanwhile."""
+    def watch(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback`` (on a thread of its own) with the news whenever any process of the
+        node announces something (``""``: a commit); the function returned stops watching. A
+        lost connection is made again, with one call of ``callback("")`` for what may have been
+        stored meanwhile."""
         stopped = threading.Event()
 
         def listen() -> None:
@@ -452,10 +457,10 @@ class PostgresStore(_PgReads):
                         application_name=application_name(self.schema),
                     ) as conn:
                         conn.execute(f"LISTEN {self._channel}")
-                        callback()
+                        callback("")
                         while not stopped.is_set():
-                            for _ in conn.notifies(timeout=WATCH_POLL_S):
-                                callback()
+                            for notice in conn.notifies(timeout=WATCH_POLL_S):
+                                callback(notice.payload)
                 except psycopg.Error:
                     stopped.wait(WATCH_RETRY_S)
 

@@ -475,6 +475,17 @@ _GIVEN_WHOLE: Final = (
 )
 
 
+_LINK_STATUS: Final = (
+    # What each sending link is doing now, as the process running the links last wrote it, for
+    # the node's other processes (API workers) and ``kuroshio link status``.
+    """CREATE TABLE link_status (
+        partner TEXT PRIMARY KEY,
+        status BLOB NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -491,6 +502,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0013_inbox_items_by_item", _INBOX_ITEMS_BY_ITEM),
     Migration("0014_current_without_key", run=_current_without_key),
     Migration("0015_given_whole", _GIVEN_WHOLE),
+    Migration("0016_link_status", _LINK_STATUS),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

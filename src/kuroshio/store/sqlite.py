@@ -120,11 +120,11 @@ class SQLiteStore(_SQLiteReads):
                 raise
             self._conn.execute("COMMIT")
 
-    def announce(self) -> None:
+    def announce(self, news: str = "") -> None:
         """Nothing to do: one process serves an embedded store, and readers of the file from
         other processes poll it."""
 
-    def watch(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+    def watch(self, callback: Callable[[str], None]) -> Callable[[], None] | None:
         """None: an embedded store has no other processes to hear from."""
         return None
 
