@@ -60,14 +60,6 @@ class OutboxState(msgspec.Struct, frozen=True, kw_only=True):
 _observation_decoder = msgspec.json.Decoder(Observation)
 
 
-class _Named(msgspec.Struct):
-    id: str
-    version: int
-
-
-_named_decoder = msgspec.json.Decoder(_Named)
-
-
 def wire_bytes(observation: Observation) -> bytes:
     """The canonical bytes of an observation as any receiver decodes it.
 
@@ -243,11 +235,16 @@ def record_receipt(
     if items and is_dialogue(items[0]):
         dialogue.delivered(tx, items, now)
     else:
-        reciprocity.record(tx, reciprocity.given_entries(items, partner, receipt.received_at))
+        given = reciprocity.given_entries(items, partner, receipt.received_at)
+        reciprocity.record(tx, given)
         # Items passed on with their origin's proof are kept there under the origin's id.
-        whole = [_named_decoder.decode(item) for item, proof in rows if proof is not None]
+        whole = [
+            (e.item, e.version)
+            for e, (_, proof) in zip(given, rows, strict=True)
+            if proof is not None
+        ]
         if whole:
-            tx.ledger.given_whole(partner, [(named.id, named.version) for named in whole])
+            tx.ledger.given_whole(partner, whole)
     tx.outbox.acknowledge(partner, receipt.seq, signed.receipt, signed.signature, micros(now))
     return True
 

@@ -544,23 +544,15 @@ def retraction_notice(
         f"{own_party}: retraction notice under agreement {agreement} v{agreement_version}: "
         f"{COARSENED_WORDS.format(km=RETRACTION_GRID_KM)}, platform class only",
     )
-    provenance = msgspec.structs.replace(
-        notice.provenance,
-        partner=own_party,
-        batch=None,
-        hops=hops_so_far(observation, own_party) + 1,
-        transforms=(*notice.provenance.transforms, *words),
-    )
-    return Released(
-        observation=msgspec.structs.replace(notice, provenance=provenance),
-        partner=partner,
-        agreement=agreement,
-        agreement_version=agreement_version,
-        rule=RETRACTION_RULE,
-        transforms=words,
-        not_before=None,
+    return _retraction_released(
+        observation,
+        notice,
+        partner,
+        own_party,
+        agreement,
+        agreement_version,
+        words,
         grid_km=RETRACTION_GRID_KM,
-        warnings=(),
     )
 
 
@@ -577,21 +569,41 @@ def retraction_passed_whole(
     holds an earlier version of it passed on unchanged, whose content it repeats: the partner
     keeps that version under the origin's id, which only the origin's own retraction reaches,
     and learns nothing it was not given."""
+    return _retraction_released(
+        observation, observation, partner, own_party, agreement, agreement_version, (), grid_km=None
+    )
+
+
+def _retraction_released(
+    observation: Observation,
+    sent: Observation,
+    partner: str,
+    own_party: str,
+    agreement: str,
+    agreement_version: int,
+    words: tuple[str, ...],
+    *,
+    grid_km: float | None,
+) -> Released:
+    """``sent`` (``observation`` as it goes, ``words`` saying how it was changed, ``grid_km``
+    its position's grid) released to ``partner`` under :data:`RETRACTION_RULE`, one hop further
+    than ``observation``."""
     provenance = msgspec.structs.replace(
-        observation.provenance,
+        sent.provenance,
         partner=own_party,
         batch=None,
         hops=hops_so_far(observation, own_party) + 1,
+        transforms=(*sent.provenance.transforms, *words),
     )
     return Released(
-        observation=msgspec.structs.replace(observation, provenance=provenance),
+        observation=msgspec.structs.replace(sent, provenance=provenance),
         partner=partner,
         agreement=agreement,
         agreement_version=agreement_version,
         rule=RETRACTION_RULE,
-        transforms=(),
+        transforms=words,
         not_before=None,
-        grid_km=None,
+        grid_km=grid_km,
         warnings=(),
     )
 
