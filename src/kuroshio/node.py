@@ -71,6 +71,7 @@ from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
 from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore, open_store
+from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.revocations import ANY_KEY
 from kuroshio.store.sql import CURRENT_COLUMNS
@@ -730,6 +731,7 @@ class Node:
         *,
         received_from: str | None = None,
         prepared: Sequence[PreparedRow] | None = None,
+        sent_in: Sequence[InboxRow] | None = None,
     ) -> tuple[AppendResult, ReleaseSummary]:
         """Append and release inside the caller's transaction (used by :meth:`ingest` and the
         inbox, which adds its own state and audit entry to the same transaction).
@@ -738,9 +740,10 @@ class Node:
         stored version is decided for every pinned partner under the agreement in force with it
         (:mod:`kuroshio.exchange.release`), and one ``decision`` audit entry sums up the lot.
         ``prepared``: the store's rows for ``observations``, made before the transaction
-        (:func:`kuroshio.store.sqlite.prepare`).
+        (:func:`kuroshio.store.sqlite.prepare`); ``sent_in``: where each sat in the batch it
+        came in (kept with each version stored).
         """
-        result = tx.observations.append(observations, prepared)
+        result = tx.observations.append(observations, prepared, sent_in)
         stored = [
             position for position, outcome in enumerate(result.outcomes) if outcome in _NEWLY_STORED
         ]

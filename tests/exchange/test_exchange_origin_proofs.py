@@ -17,7 +17,12 @@ from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import seal
 from kuroshio.exchange.inbox import ReceivedCheck, item_proof, link_state, verify_received
-from kuroshio.exchange.proofs import ProofFinder, verify_item_proof
+from kuroshio.exchange.proofs import (
+    ProofFinder,
+    content_bytes,
+    verify_batch_proof,
+    verify_item_proof,
+)
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, ItemProof, LinkRefused, encode
 from kuroshio.federation.inbox import Inbox
@@ -318,3 +323,50 @@ def test_items_of_one_batch_checked_together_each_check_out_and_only_with_the_si
     assert good == ["verified", "verified"]
     assert len(finder.checked) == 1  # one batch, its signature checked once
     assert bad == ["failed", "failed"]
+
+
+def test_a_version_that_arrives_again_from_another_partner_is_proven_to_each_sender(
+    tmp_path: Path,
+) -> None:
+    """TWN sends an item to USA, and JPN passes the same version on to USA with TWN's proof:
+    USA can show each sender's batch for it, the first kept with the version it stored, the
+    second where the version came again."""
+    nodes = _network(tmp_path, ("TWN", "JPN", "USA"))
+    twn, jpn, usa = nodes.values()
+    try:
+        rules = {
+            ("TWN", "JPN"): RELEASE_AIR_SEA,
+            ("TWN", "USA"): RELEASE_AIR_SEA,
+            ("JPN", "USA"): RELAY_TWN,
+        }
+        _agree([twn, jpn, usa], tmp_path, rules, "three")
+        twn.ingest([observation(1, marking=ONWARD)])
+        _take(twn, usa, sealed_batch(twn, usa.party).frame())
+        _take(twn, jpn, sealed_batch(twn, jpn.party).frame())
+        _take(jpn, usa, sealed_batch(jpn, usa.party).frame())
+
+        stored = usa.store.get("TWN:test:1")
+        assert stored is not None and stored.provenance.partner == "TWN"
+        with sqlite3.connect(usa.store.path) as conn:
+            places = conn.execute(
+                "SELECT sent_by, sent_seq, sent_position FROM observation_versions"
+            ).fetchall()
+            again = conn.execute("SELECT partner, seq, position FROM inbox_items").fetchall()
+        assert places == [("TWN", 1, 0)]
+        assert again == [("JPN", 1, 0)]
+        with usa.store.transaction() as tx:
+            finder = ProofFinder(tx)
+            from_twn = finder.batch_proof(stored, "TWN")
+            from_jpn = finder.batch_proof(stored, "JPN")
+        assert from_twn is not None and from_jpn is not None
+        header, as_sent = verify_batch_proof(from_twn, twn.identity.public_key_bytes)
+        assert (header.sender, header.seq) == ("TWN", 1)
+        assert content_bytes(as_sent) == content_bytes(stored)
+        header, as_sent = verify_batch_proof(from_jpn, jpn.identity.public_key_bytes)
+        assert (header.sender, header.seq) == ("JPN", 1)
+        assert content_bytes(as_sent) == content_bytes(stored)
+        with pytest.raises(VerificationError):
+            verify_batch_proof(from_jpn, twn.identity.public_key_bytes)
+        assert _check(usa, "TWN:test:1")[0] == "verified"
+    finally:
+        _close(nodes)

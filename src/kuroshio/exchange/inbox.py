@@ -173,8 +173,9 @@ def received_rows(
     """The rows an opened batch ``seq`` of ``partner`` adds: the store's rows for its items
     (:func:`as_received` of ``sent``, each decoded from its bytes in ``items``) as
     :func:`~kuroshio.store.observations.prepare` makes them, without encoding each item again,
-    and one ``inbox_items`` row per item: where it was in the batch, the id and version it is
-    kept under, and its provenance as sent (to rebuild the signed bytes later).
+    and one place per item: where it was in the batch, the id and version it is kept under, and
+    its provenance as sent (to rebuild the signed bytes later), kept in the history row of the
+    version it brings or, for a version stored before, in ``inbox_items``.
 
     Each of ``items`` is the canonical encoding of its ``sent`` item (checked on opening), and
     an item kept under the id it was sent under differs from it in its provenance alone; its
@@ -219,6 +220,7 @@ class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
     prepared: list[PreparedRow]
     """The store's rows for ``received``, made outside the transaction."""
     inbox_rows: list[InboxRow]
+    """Where each of ``received`` sat in the batch (see :func:`received_rows`)."""
 
 
 def check_origin_proofs(

@@ -13,6 +13,7 @@ receipt; anything else out of sequence is refused. The protocol it applies is
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
 import msgspec
 
@@ -33,9 +34,12 @@ from kuroshio.exchange.wire import BatchFrame, LinkRefused, SignedReceipt
 from kuroshio.messages import dialogue
 from kuroshio.node import Node
 from kuroshio.partners import Partner
-from kuroshio.store import AppendResult
+from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
+
+_STORED_BEFORE: Final = (Outcome.UNCHANGED, Outcome.CONFLICT)
+"""Outcomes of an item whose version was not stored from its batch."""
 
 
 class Inbox:
@@ -121,7 +125,6 @@ class Inbox:
                 header=frame.header,
                 signature=frame.signature,
                 leaves=opened.leaves,
-                items=checked.inbox_rows,
                 received_at_us=micros(now),
             )
             tx.inbox.keep_proofs(origin_proofs)
@@ -132,7 +135,19 @@ class Inbox:
                 result = AppendResult(inserted=taken, unchanged=kept)
             else:
                 result, _ = self.node.store_in(
-                    tx, checked.received, received_from=partner.party, prepared=checked.prepared
+                    tx,
+                    checked.received,
+                    received_from=partner.party,
+                    prepared=checked.prepared,
+                    sent_in=checked.inbox_rows,
+                )
+                # Each version stored keeps its place in its history row; the others here.
+                tx.inbox.keep_places(
+                    [
+                        place
+                        for place, outcome in zip(checked.inbox_rows, result.outcomes, strict=True)
+                        if outcome in _STORED_BEFORE
+                    ]
                 )
             details: dict[str, object] = {
                 "partner": partner.party,

@@ -1,9 +1,11 @@
 """The rows of the receiving side of links, and the origin proofs relayed items came with.
 
 ``inbox_links`` is each link's position (last batch taken in and its hash); ``inbox_batches``
-keeps every batch header, signature, leaf hashes and the receipt given for it; ``inbox_items``
-where each item sat in its batch and its provenance as sent, so any item can be proven to its
-sender later; ``origin_proofs`` the proofs a relay carried with items it passed on unchanged.
+keeps every batch header, signature, leaf hashes and the receipt given for it; where each item
+sat in its batch and its provenance as sent, so any item can be proven to its sender later, is
+kept in the history row of the version it brought (``observation_versions.sent_*``) or, for a
+version stored before (arriving again), in ``inbox_items``; ``origin_proofs`` the proofs a
+relay carried with items it passed on unchanged.
 The checks live in :mod:`kuroshio.exchange.inbox` and :mod:`kuroshio.exchange.proofs`; this
 module only reads and writes rows, inside the caller's transaction.
 """
@@ -77,23 +79,28 @@ class InboxTable:
         header: bytes,
         signature: bytes,
         leaves: bytes,
-        items: Sequence[InboxRow],
         received_at_us: int,
     ) -> None:
-        """Keep a batch and where each of its items sat (its receipt follows, see
-        :meth:`give_receipt`)."""
-        if self._dialect == "postgres":
-            self._conn.copy_rows("inbox_items", _ITEM_COLUMNS, items)  # a row per item: copied
-        else:
-            self._conn.executemany(
-                f"INSERT INTO inbox_items ({', '.join(_ITEM_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
-                items,
-            )
+        """Keep a batch (its items' places follow with them, or by :meth:`keep_places`; its
+        receipt by :meth:`give_receipt`)."""
         self._conn.execute(
             "INSERT INTO inbox_batches (partner, seq, hash, header, signature, leaves,"
             " receipt, receipt_signature, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (partner, seq, digest, header, signature, leaves, b"", b"", received_at_us),
         )
+
+    def keep_places(self, items: Sequence[InboxRow]) -> None:
+        """Keep where items of a batch sat whose versions were stored before it (the place of a
+        version stored from a batch is kept in its history row)."""
+        if not items:
+            return
+        if self._dialect == "postgres":
+            self._conn.copy_rows("inbox_items", _ITEM_COLUMNS, items)
+        else:
+            self._conn.executemany(
+                f"INSERT INTO inbox_items ({', '.join(_ITEM_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                items,
+            )
 
     def give_receipt(
         self, partner: str, seq: int, digest: bytes, receipt: bytes, signature: bytes, at_us: int
@@ -113,12 +120,18 @@ class InboxTable:
         )
 
     def batch_proof(self, obs_id: str, version: int, partner: str) -> BatchProofRow | None:
-        """Where ``partner`` sent this item version last: the batch that proves it to them."""
+        """Where ``partner`` sent this item version last: the batch that proves it to them (the
+        one that brought the version, named in its history row, or a later one it came in
+        again)."""
         row = self._conn.execute(
-            "SELECT i.seq, i.position, i.sent_provenance, b.header, b.signature, b.leaves"
-            " FROM inbox_items i JOIN inbox_batches b ON b.partner = i.partner AND b.seq = i.seq"
-            " WHERE i.id = ? AND i.version = ? AND i.partner = ? ORDER BY i.seq DESC LIMIT 1",
-            (obs_id, version, partner),
+            "SELECT p.seq, p.position, p.sent_provenance, b.header, b.signature, b.leaves FROM ("
+            " SELECT seq, position, sent_provenance FROM inbox_items"
+            " WHERE id = ? AND version = ? AND partner = ?"
+            " UNION ALL SELECT sent_seq, sent_position, sent_provenance FROM observation_versions"
+            " WHERE id = ? AND version = ? AND sent_by = ?"
+            ") AS p JOIN inbox_batches b ON b.partner = ? AND b.seq = p.seq"
+            " ORDER BY p.seq DESC LIMIT 1",
+            (obs_id, version, partner, obs_id, version, partner, partner),
         ).fetchone()
         if row is None:
             return None

@@ -1,7 +1,8 @@
 """The rows of observations and events: every version of an observation kept, the current one
 indexed for queries, and the events derived from them.
 
-``observation_versions`` is the append-only history (id, version, digest, canonical body);
+``observation_versions`` is the append-only history (id, version, digest, canonical body, and
+for a version received from a partner where it sat in the batch that first brought it);
 ``current`` indexes the highest version of each id. Appends are set-based and idempotent; this
 module only reads and writes rows, inside the caller's transaction.
 """
@@ -12,19 +13,33 @@ import datetime as dt
 import hashlib
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import msgspec
 
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import AppendResult, Outcome
+from kuroshio.store.inbox import InboxRow
 from kuroshio.store.sql import CURRENT_COLUMNS, event_row, index_row, micros
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 
 _LOOKUP_CHUNK = 500
 """Ids per look-up query (well under SQLite's limit on bound parameters)."""
+
+
+NOT_SENT: Final = (None, None, None, None)
+"""The place columns of a history row of a version not received from a partner."""
+
+
+def sent_place(sent_in: Sequence[InboxRow] | None, position: int) -> tuple[Any, ...]:
+    """The history row's place columns (sent by, batch seq, position in it, provenance as sent)
+    of the observation at ``position`` of an append, from its ``sent_in`` row."""
+    if sent_in is None:
+        return NOT_SENT
+    partner, seq, place, _, _, provenance = sent_in[position]
+    return (partner, seq, place, provenance)
 
 
 def _now_micros() -> int:
@@ -58,12 +73,16 @@ class ObservationTable:
         self,
         observations: Sequence[Observation],
         prepared: Sequence[PreparedRow] | None = None,
+        sent_in: Sequence[InboxRow] | None = None,
     ) -> AppendResult:
         """Append inside the caller's transaction (e.g. with an outbox write).
 
         Set-based: one look-up of the stored versions and current rows for the whole call, then
         one batched insert per table; each observation's outcome is as if appended one by one.
         ``prepared`` is :func:`prepare` of the same observations, done before the transaction.
+        ``sent_in``: for observations taken in from a partner's batch, where each sat in it
+        (kept in the history row of each version stored here; the caller keeps the places of
+        the others, see :meth:`~kuroshio.store.inbox.InboxTable.keep_places`).
         """
         result = AppendResult()
         if not observations:
@@ -82,10 +101,12 @@ class ObservationTable:
             "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
         ).fetchone()
         last_seq = int(row[0]) if row is not None else 0
-        versions: list[tuple[int, str, int, bytes, bytes, int]] = []
+        versions: list[tuple[Any, ...]] = []
         indexed: dict[str, tuple[Any, ...]] = {}
         known_ids = set(currents)
-        for observation, (body, digest, row) in zip(observations, prepared, strict=True):
+        for position, (observation, (body, digest, row)) in enumerate(
+            zip(observations, prepared, strict=True)
+        ):
             obs_id, version = observation.id, observation.version
             known = digests.get((obs_id, version))
             if known is not None:
@@ -103,7 +124,9 @@ class ObservationTable:
                 continue
             digests[(obs_id, version)] = digest
             last_seq += 1
-            versions.append((last_seq, obs_id, version, digest, body, stored_at))
+            versions.append(
+                (last_seq, obs_id, version, digest, body, stored_at, *sent_place(sent_in, position))
+            )
             current = currents.get(obs_id)
             if current is not None and current > version:
                 result.record(Outcome.STALE)
@@ -112,8 +135,9 @@ class ObservationTable:
             indexed[obs_id] = (obs_id, version, last_seq, *row[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
         conn.executemany(
-            "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at,"
+            " sent_by, sent_seq, sent_position, sent_provenance)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             versions,
         )
         # An id without a current row before this call gets its first one (an insert, no
@@ -189,4 +213,4 @@ def _known(
     return digests, currents
 
 
-__all__ = ["ObservationTable", "PreparedRow", "prepare"]
+__all__ = ["NOT_SENT", "ObservationTable", "PreparedRow", "prepare", "sent_place"]

@@ -29,7 +29,8 @@ from kuroshio.store import (
     Outcome,
 )
 from kuroshio.store import schema as schema_steps
-from kuroshio.store.observations import ObservationTable, PreparedRow, prepare
+from kuroshio.store.inbox import InboxRow
+from kuroshio.store.observations import ObservationTable, PreparedRow, prepare, sent_place
 from kuroshio.store.reads import Reads
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
@@ -46,7 +47,18 @@ _STEPS: Final = "migrations"
 
 Connection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
 _CONFLICT: Final = "a different record with this id and version is already stored"
-_VERSION_COLUMNS: Final = ("seq", "id", "version", "digest", "body", "stored_at")
+_VERSION_COLUMNS: Final = (
+    "seq",
+    "id",
+    "version",
+    "digest",
+    "body",
+    "stored_at",
+    "sent_by",
+    "sent_seq",
+    "sent_position",
+    "sent_provenance",
+)
 _UPSERT_CURRENT = (
     f"INSERT INTO current ({', '.join(CURRENT_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(CURRENT_COLUMNS))})"
@@ -182,7 +194,10 @@ class PgObservationTable(ObservationTable):
         self._pg = conn
 
     def append(
-        self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
+        self,
+        observations: Sequence[Observation],
+        prepared: Sequence[PreparedRow] | None = None,
+        sent_in: Sequence[InboxRow] | None = None,
     ) -> AppendResult:
         """Append inside the caller's transaction, with the same outcomes as the embedded store.
 
@@ -237,7 +252,9 @@ class PgObservationTable(ObservationTable):
         versions: list[tuple[Any, ...]] = []
         indexed: dict[str, tuple[Any, ...]] = {}
         known_ids = set(currents)
-        for observation, (body, digest, index) in zip(observations, prepared, strict=True):
+        for position, (observation, (body, digest, index)) in enumerate(
+            zip(observations, prepared, strict=True)
+        ):
             key = (observation.id, observation.version)
             known = digests.get(key)
             if known is not None:
@@ -249,7 +266,17 @@ class PgObservationTable(ObservationTable):
                 continue
             digests[key] = digest
             seq = next(seqs)
-            versions.append((seq, observation.id, observation.version, digest, body, stored_at))
+            versions.append(
+                (
+                    seq,
+                    observation.id,
+                    observation.version,
+                    digest,
+                    body,
+                    stored_at,
+                    *sent_place(sent_in, position),
+                )
+            )
             current = currents.get(observation.id)
             if current is not None and current > observation.version:
                 result.record(Outcome.STALE)

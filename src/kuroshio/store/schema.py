@@ -486,6 +486,18 @@ _LINK_STATUS: Final = (
 )
 
 
+_HISTORY_PLACES: Final = (
+    # Where a received version sat in the batch that first brought it (sender, batch, position,
+    # provenance as sent), in the history row it is stored with: one row fewer per item taken
+    # in. ``inbox_items`` keeps the places of versions that arrive again (from another partner,
+    # or once more), and every place kept before this step.
+    "ALTER TABLE observation_versions ADD COLUMN sent_by TEXT",
+    "ALTER TABLE observation_versions ADD COLUMN sent_seq INTEGER",
+    "ALTER TABLE observation_versions ADD COLUMN sent_position INTEGER",
+    "ALTER TABLE observation_versions ADD COLUMN sent_provenance BLOB",
+)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -503,6 +515,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0014_current_without_key", run=_current_without_key),
     Migration("0015_given_whole", _GIVEN_WHOLE),
     Migration("0016_link_status", _LINK_STATUS),
+    Migration("0017_history_places", _HISTORY_PLACES),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

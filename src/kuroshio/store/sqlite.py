@@ -25,6 +25,19 @@ from kuroshio.store.transaction import Transaction
 CACHE_KIB = 32 * 1024
 
 
+def _null(value: None) -> None:
+    return value
+
+
+# The sqlite3 module binds only exact ints, floats, strings and bytearrays without first looking
+# for an adapter; bytes, None and bools are bound only after the look-up fails, which raises and
+# clears an AttributeError each time. Adapters registered for them (each giving its value as
+# bound anyway) end the look-up at once: a received item binds about eight such values.
+sqlite3.register_adapter(bytes, bytes)
+sqlite3.register_adapter(type(None), _null)
+sqlite3.register_adapter(bool, int)
+
+
 class _SQLiteReads(Reads):
     """The shared queries on this backend's connection (``_conn`` under ``_lock``)."""
 

@@ -16,7 +16,7 @@ from kuroshio.model import Event, Observation
 from kuroshio.store import AppendResult
 from kuroshio.store.audit import AuditTable
 from kuroshio.store.daily_counts import DailyCountTable
-from kuroshio.store.inbox import InboxTable
+from kuroshio.store.inbox import InboxRow, InboxTable
 from kuroshio.store.ledger import LedgerTable
 from kuroshio.store.messages import IncidentTable, MessageTable, RequestTable
 from kuroshio.store.nonces import NonceTable
@@ -34,9 +34,13 @@ class ObservationRows(Protocol):
     SQLite, :mod:`kuroshio.store.postgres` for PostgreSQL)."""
 
     def append(
-        self, observations: Sequence[Observation], prepared: Sequence[PreparedRow] | None = None
+        self,
+        observations: Sequence[Observation],
+        prepared: Sequence[PreparedRow] | None = None,
+        sent_in: Sequence[InboxRow] | None = None,
     ) -> AppendResult:
-        """Append inside the transaction; the outcome of each observation, in order."""
+        """Append inside the transaction; the outcome of each observation, in order (``sent_in``:
+        where each sat in the partner's batch it came in, kept with each version stored)."""
         ...
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None: ...

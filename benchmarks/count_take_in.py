@@ -1,0 +1,131 @@
+"""Taking batches in, counted in figures that do not move with the machine's load: instructions
+per item on SQLite (callgrind) and bytes of WAL per item on PostgreSQL.
+
+The set-up is ``profile_take_in``'s: TWN seals batches of 1 000 of ``bench_exchange``'s records
+for JPN, JPN opens them all, then takes them in one by one as its inbox does; only the take-in
+is counted.
+
+- ``sqlite``: the script runs itself under ``valgrind --tool=callgrind`` with instrumentation off,
+  and switches it on (``callgrind_control``) around the take-in alone; it prints the
+  instructions per item. Needs valgrind (Debian's ``valgrind`` package); slow (about 20 s for 4
+  batches).
+- ``postgres``: the server's WAL position (``pg_current_wal_lsn()``) before and after the take-in
+  on a schema of the server (``KUROSHIO_BENCH_POSTGRES``); it prints the WAL bytes per item.
+
+Usage: ``python benchmarks/count_take_in.py sqlite|postgres [BATCHES]`` (default 4 and 20).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+import bench_exchange as bench
+from kuroshio.federation.inbox import Inbox
+from kuroshio.node import open_node
+from profile_take_in import DSN, ITEMS, seal
+
+_UNDER_CALLGRIND = "KUROSHIO_COUNT_UNDER_CALLGRIND"
+
+
+def _take_in(store: dict[str, Any] | None, batches: int, around: Callable[[bool], int]) -> int:
+    """Take ``batches`` opened batches in between ``around(False)`` (before) and
+    ``around(True)`` (after); the difference of what the two return."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        nodes = bench.make_nodes(root, store=store)
+        bench.install_agreement(nodes, root)
+        twn, jpn = open_node(nodes["TWN"].directory), open_node(nodes["JPN"].directory)
+        try:
+            frames = seal(twn, batches + 1)
+            inbox, partner = Inbox(jpn), jpn.partners["TWN"]
+            inbox.take_in(partner, inbox.open(partner, frames[0]))  # warm: caches, statements
+            opened = [inbox.open(partner, frame) for frame in frames[1:]]
+            start = around(False)
+            for batch in opened:
+                inbox.take_in(partner, batch)
+            return around(True) - start
+        finally:
+            twn.close()
+            jpn.close()
+
+
+def _callgrind(after: bool) -> int:
+    """Switch callgrind's instrumentation of this process on (before) or off (after)."""
+    subprocess.run(
+        ["callgrind_control", "-i", "off" if after else "on", str(os.getpid())],
+        check=True,
+        capture_output=True,
+    )
+    return 0
+
+
+def count_sqlite(batches: int) -> None:
+    if os.environ.get(_UNDER_CALLGRIND):
+        _take_in(None, batches, _callgrind)
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("count_take_in sqlite needs valgrind (apt install valgrind)")
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={folder}/callgrind.out",
+                sys.executable,
+                __file__,
+                "sqlite",
+                str(batches),
+            ],
+            env={**os.environ, _UNDER_CALLGRIND: "1"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    found = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind reported no count:\n{done.stderr[-2000:]}")
+    per_item = int(found.group(1)) / (batches * ITEMS)
+    print(f"sqlite: take-in {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
+
+
+def count_postgres(batches: int) -> None:
+    os.environ["KUROSHIO_STORE_DSN"] = DSN
+    schema = f"bench_{uuid.uuid4().hex[:10]}_jpn"
+    with psycopg.connect(DSN, autocommit=True) as side:
+
+        def wal(_after: bool) -> int:
+            row = side.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
+            return int(row[0]) if row else 0
+
+        try:
+            written = _take_in({"JPN": {"backend": "postgres", "schema": schema}}, batches, wal)
+        finally:
+            side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    per_item = written / (batches * ITEMS)
+    print(f"postgres: take-in {per_item:,.0f} bytes of WAL per item ({batches} batches of {ITEMS})")
+
+
+def main() -> None:
+    backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
+    if backend == "sqlite":
+        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4)
+    elif backend == "postgres":
+        count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
+    else:
+        raise SystemExit("usage: count_take_in.py sqlite|postgres [BATCHES]")
+
+
+if __name__ == "__main__":
+    main()
