@@ -219,6 +219,37 @@ def test_the_ledger_keeps_each_row_as_first_recorded(store: AnyStore) -> None:
     assert rows == {"TWN:1": 1, "TWN:2": 1, "TWN:3": 1, "TWN:4": 1}
 
 
+def test_a_partners_ledger_window_reads_oldest_first_across_flows(store: AnyStore) -> None:
+    """The reciprocity window: one partner's rows from a time on, given and received together,
+    oldest first, whatever order they were recorded and keyed in."""
+
+    def row(flow: str, partner: str, item: str, at: int) -> tuple[object, ...]:
+        return (flow, partner, item, 1, "air", at, at, 1, None, 0, None, None)
+
+    with store.transaction() as tx:
+        tx.ledger.record(
+            [
+                row("received", "TWN", "TWN:a", 4_000),
+                row("given", "TWN", "JPN:b", 2_000),
+                row("received", "TWN", "TWN:c", 1_000),
+                row("given", "TWN", "JPN:a", 3_000),
+                row("received", "PHL", "PHL:a", 2_500),
+            ]
+        )
+    since = dt.datetime.fromtimestamp(0.0015, dt.UTC)  # 1 500 µs
+    with store.transaction() as tx:
+        window = [(r[0], r[2], r[6]) for r in tx.ledger.rows(partner="TWN", since=since)]
+        everyone = [r[6] for r in tx.ledger.rows()]
+        given = tx.ledger.given("TWN", "JPN:a"), tx.ledger.given("TWN", "TWN:a")
+    assert window == [
+        ("given", "JPN:b", 2_000),
+        ("given", "JPN:a", 3_000),
+        ("received", "TWN:a", 4_000),
+    ]
+    assert everyone == [1_000, 2_000, 2_500, 3_000, 4_000]
+    assert given == (True, False)
+
+
 def test_data_survives_reopening(make_store: Callable[[], AnyStore]) -> None:
     first = make_store()
     first.append([observation(1)])

@@ -66,12 +66,6 @@ class LedgerTable:
         )
         return [tuple(row) for row in self._conn.execute(sql, params)]
 
-    def partners(self) -> list[str]:
-        return [
-            str(row[0])
-            for row in self._conn.execute("SELECT DISTINCT partner FROM ledger ORDER BY partner")
-        ]
-
     def given(self, partner: str, item: str) -> bool:
         """Whether ``partner`` was given (signed for) any version of ``item``."""
         row = self._conn.execute(

@@ -498,6 +498,33 @@ _HISTORY_PLACES: Final = (
 )
 
 
+_LEDGER_BY_PARTNER: Final = (
+    # The ledger keyed by partner first: its reads (a partner's window, whether a partner was
+    # given an item, the partners) are ranges of the key, so the second index a row took, by
+    # partner and time, goes; a window is put in time order as it is read.
+    """CREATE TABLE ledger_rows (
+        flow TEXT NOT NULL,
+        partner TEXT NOT NULL,
+        item TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        observed_at INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        sorties INTEGER NOT NULL,
+        grid_km REAL,
+        retracted INTEGER NOT NULL,
+        novel INTEGER,
+        track TEXT,
+        PRIMARY KEY (partner, flow, item, version)
+    ) WITHOUT ROWID""",
+    "INSERT INTO ledger_rows (flow, partner, item, version, kind, observed_at, at, sorties,"
+    " grid_km, retracted, novel, track) SELECT flow, partner, item, version, kind, observed_at,"
+    " at, sorties, grid_km, retracted, novel, track FROM ledger",
+    "DROP TABLE ledger",
+    "ALTER TABLE ledger_rows RENAME TO ledger",
+)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -516,6 +543,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0015_given_whole", _GIVEN_WHOLE),
     Migration("0016_link_status", _LINK_STATUS),
     Migration("0017_history_places", _HISTORY_PLACES),
+    Migration("0018_ledger_by_partner", _LEDGER_BY_PARTNER),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
