@@ -500,8 +500,9 @@ _HISTORY_PLACES: Final = (
 
 _LEDGER_BY_PARTNER: Final = (
     # The ledger keyed by partner first: its reads (a partner's window, whether a partner was
-    # given an item, the partners) are ranges of the key, so the second index a row took, by
-    # partner and time, goes; a window is put in time order as it is read.
+    # given an item) are ranges of the key, so the second index a row took, by partner and
+    # time, goes; a window is put in time order as it is read. The columns are written out
+    # again, as each step that makes a table again does: a step, once shipped, never changes.
     """CREATE TABLE ledger_rows (
         flow TEXT NOT NULL,
         partner TEXT NOT NULL,
