@@ -6,8 +6,8 @@ standard output: ``{"name": ..., "metrics": {"label": value, ...}, "targets": {"
 the report says for each metric whether it is met. Targets are reported, never asserted.
 
 Usage: ``python -m benchmarks [--quick] [--out FILE] [NAME ...]`` (NAME: store, import, events,
-exchange, receive, fusion, feeds, feed_exchange, cot, picture, postgres). ``--quick`` (or
-``KUROSHIO_BENCH_QUICK=1``) scales the long phases down.
+exchange, receive, fusion, feeds, feed_exchange, cot, picture, postgres, reciprocity).
+``--quick`` (or ``KUROSHIO_BENCH_QUICK=1``) scales the long phases down.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import getpass
 import ipaddress
+import logging
 import os
 import re
 import threading
@@ -62,13 +63,14 @@ from kuroshio.pki import (
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import (
     EnforcedAgreement,
+    Reciprocity,
     parse_agreement,
     read_agreement,
     sign_agreement,
     with_signature,
 )
 from kuroshio.policy.book import AGREEMENTS_DIR, AgreementBook, InstallProblem
-from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
+from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.backend import NodeStore, open_store
 from kuroshio.store.inbox import InboxRow
@@ -91,11 +93,15 @@ HELLO_NONCE_KEEP_S: Final = 600.0
 """Hello nonces are kept longer than any hello's time may be off (two minutes)."""
 PRIVATE_DIR: Final = 0o700
 PRIVATE_FILE: Final = 0o600
-RECIPROCITY_REFRESH_S: Final = 10.0
+logger = logging.getLogger("kuroshio.node")
 _PARTNER_SEEN: Final = "partner seen "
 """News one process of a node gives the others when a partner's link reached it (its code
 follows)."""
-"""How long a judged reciprocity standing is reused before the ledger is read again."""
+RECIPROCITY_REFRESH_S: Final = 10.0
+"""How long a judged reciprocity standing is used before the ledger is counted again."""
+RECIPROCITY_COST_SHARE: Final = 0.05
+"""At most this share of the time goes to counting one partner's window again: a standing whose
+count took ``c`` seconds is counted again after ``c / share`` seconds at the earliest."""
 
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -230,6 +236,29 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Cursor-on-Target outputs to TAK clients and servers (``[cot.NAME]``)."""
 
 
+class _Standing:
+    """A partner's judged reciprocity standing under one agreement (by digest), held by the
+    node between counts."""
+
+    def __init__(
+        self, digest: str, status: ReciprocityStatus, judged_at: float, cost_s: float
+    ) -> None:
+        self.digest = digest
+        self.status = status
+        self.judged_at = judged_at
+        """When the count began (monotonic clock)."""
+        self.cost_s = cost_s
+        self.noted = False
+        """Noted in the store (and audited if it changed) by a write since it was counted."""
+        self.refreshing = False
+        """A count is under way in the background."""
+
+    def due(self) -> bool:
+        """Whether it is time to count the window again."""
+        wait = max(RECIPROCITY_REFRESH_S, self.cost_s / RECIPROCITY_COST_SHARE)
+        return time.monotonic() - self.judged_at >= wait
+
+
 class Node:
     """An opened node directory: its configuration, identity, partners, store and audit log."""
 
@@ -252,7 +281,8 @@ class Node:
         self._book_lock = threading.Lock()
         self.agreement_problems: list[InstallProblem] = []
         """Stored agreement files that did not install when the book was last loaded."""
-        self._reciprocity: dict[str, tuple[float, str, ReciprocityStatus]] = {}
+        self._reciprocity: dict[str, _Standing] = {}
+        self._reciprocity_lock = threading.Lock()
         self.operator = f"local:{_local_user()}"
         """Who works this node object, named in the audit entries of its writes: the local
         account for the command line; the API names the authenticated operator per request."""
@@ -347,7 +377,8 @@ class Node:
                 )
                 self.agreement_problems = book.load(now=dt.datetime.now(dt.UTC))
                 self._book, self._book_stamp = book, stamp
-                self._reciprocity.clear()
+                with self._reciprocity_lock:
+                    self._reciprocity.clear()
             return self._book
 
     def agreement_for(self, partner: str, now: dt.datetime) -> EnforcedAgreement | None:
@@ -412,21 +443,73 @@ class Node:
         self, tx: Transaction, partner: str, agreement: EnforcedAgreement, now: dt.datetime
     ) -> ReciprocityStatus | None:
         """The partner's standing against ``agreement``'s reciprocity clause (None: no clause),
-        judged from the ledger; a change of standing is audited."""
+        judged from the ledger; a change of standing is audited.
+
+        The first standing under an agreement is counted here, in ``tx``. After that the
+        standing is counted again in the background, on a reading connection of its own, once
+        it is :data:`RECIPROCITY_REFRESH_S` old (later when counting takes long: see
+        :data:`RECIPROCITY_COST_SHARE`), and used from the next call on: the writes that ask
+        for it never wait for the window to be counted."""
         clause = agreement.agreement.reciprocity
         if clause is None:
             return None
-        cached = self._reciprocity.get(partner)
-        if (
-            cached is not None
-            and cached[1] == agreement.digest
-            and time.monotonic() - cached[0] < RECIPROCITY_REFRESH_S
-        ):
-            return cached[2]
-        since = now - dt.timedelta(days=clause.window_days)
-        status = reciprocity_status(
-            reciprocity.entries(tx, partner=partner, since=since), partner, clause, now
-        )
+        with self._reciprocity_lock:
+            standing = self._reciprocity.get(partner)
+            if standing is not None and standing.digest != agreement.digest:
+                standing = None
+            elif standing is not None and standing.due() and not standing.refreshing:
+                standing.refreshing = True
+                threading.Thread(
+                    target=self._count_standing,
+                    args=(self.store, partner, agreement.digest, clause),
+                    name=f"reciprocity-{partner}",
+                    daemon=True,
+                ).start()
+        if standing is None:
+            began = time.monotonic()
+            status = reciprocity.standing(tx, partner, clause, now)
+            standing = _Standing(agreement.digest, status, began, time.monotonic() - began)
+            with self._reciprocity_lock:
+                self._reciprocity[partner] = standing
+        if not standing.noted:
+            self._note_standing(tx, agreement, standing.status, now)
+            standing.noted = True
+        return standing.status
+
+    def _count_standing(
+        self, store: NodeStore, partner: str, digest: str, clause: Reciprocity
+    ) -> None:
+        """Count ``partner``'s window again on a reading connection (a background thread)."""
+        began = time.monotonic()
+        try:
+            reader = store.reader()
+            try:
+                now = dt.datetime.now(dt.UTC)
+                status = reader.read(lambda tx: reciprocity.standing(tx, partner, clause, now))
+            finally:
+                reader.close()
+        except Exception:
+            logger.exception("counting the reciprocity window of %s failed", partner)
+            status = None
+        with self._reciprocity_lock:
+            standing = self._reciprocity.get(partner)
+            if standing is None or standing.digest != digest:
+                return
+            if status is None:
+                standing.refreshing = False  # tried again when next asked
+                standing.judged_at = time.monotonic()
+                return
+            self._reciprocity[partner] = _Standing(digest, status, began, time.monotonic() - began)
+
+    def _note_standing(
+        self,
+        tx: Transaction,
+        agreement: EnforcedAgreement,
+        status: ReciprocityStatus,
+        now: dt.datetime,
+    ) -> None:
+        """Note the standing; audit it when it differs from the one noted before."""
+        partner = status.partner
         label = f"{agreement.id} v{agreement.version}"
         previous = reciprocity.note_status(tx, status, label, now)
         if previous is not None:
@@ -446,8 +529,6 @@ class Node:
                     "message": status.message,
                 },
             )
-        self._reciprocity[partner] = (time.monotonic(), agreement.digest, status)
-        return status
 
     def certificate_warnings(self, now: dt.datetime | None = None) -> list[str]:
         """This node's certificates and its partners' CAs that expired or expire within

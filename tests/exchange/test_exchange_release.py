@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import msgspec
 import pytest
 
 from agreements import RELEASE_AIR_SEA, agree, agreement_text, install, sign
+from kuroshio import node as node_module
 from kuroshio.errors import AgreementError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
@@ -279,6 +281,43 @@ def test_a_reciprocity_shortfall_adds_its_delay_and_is_audited_once(
     with twn.store.transaction() as tx:
         given = reciprocity.entries(tx, partner="JPN")
     assert len(given) == 3 and all(e.flow == "given" for e in given)
+
+
+def test_a_standing_is_counted_again_in_the_background_and_the_change_audited(
+    nodes: dict[str, Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once judged, a standing is counted again on a reading connection of the node's own
+    while the writes that ask for it go on with the one they have; the next write after the
+    count uses the new standing and audits the change."""
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    clause = (
+        "[reciprocity]\nwindow_days = 7\nmin_ratio = 0.5\nmin_given = 2\n"
+        'on_shortfall = "delay"\ndelay_s = 900\n'
+    )
+    agree([twn, jpn], tmp_path / "a", agreement_text(["TWN", "JPN"], extra=clause))
+    now = dt.datetime.now(dt.UTC)
+    twn.ingest([observation(0, at=now, marking=TO_ALL)])  # judged: nothing given yet
+    assert _deliver(twn, jpn) == 1
+    twn.ingest([observation(n, at=now, marking=TO_ALL) for n in (1, 2)])
+    assert _deliver(twn, jpn) == 2  # given 3, received 0: a shortfall from now on
+
+    # the standing judged with the first item is due again from now on
+    monkeypatch.setattr(node_module, "RECIPROCITY_REFRESH_S", 0.0)
+    decided: list[list[str]] = []
+    deadline = time.monotonic() + 30
+    while not decided or "TWN: delayed 900 s" not in decided[-1]:
+        assert time.monotonic() < deadline, decided
+        number = 10 + len(decided)
+        twn.ingest([observation(number, at=now, marking=TO_ALL)])
+        [held] = [item for item in _outbox(twn, "JPN") if item.id.endswith(f":{number}")]
+        decided.append(list(held.provenance.transforms))
+        time.sleep(0.05)
+    # the write that started the count went on under the standing it had
+    assert "TWN: delayed 900 s" not in decided[0]
+    changes = [e for e in twn.audit.entries("decision") if e.subject.startswith("recip")]
+    assert [(c.details["previous"], c.details["state"]) for c in changes] == [
+        ("not_judged", "shortfall:delay")
+    ]
 
 
 def test_the_receiver_refuses_a_relay_the_originator_did_not_allow(nodes: dict[str, Node]) -> None:

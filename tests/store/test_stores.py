@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,9 +16,13 @@ from hypothesis import strategies as st
 from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
 from kuroshio.model import Event, LineString, Platform, Point
+from kuroshio.policy import reciprocity
+from kuroshio.policy.agreement import Reciprocity
+from kuroshio.policy.ledger import reciprocity_status
 from kuroshio.store import EventFilter, ObservationFilter, Outcome
 from kuroshio.store.backend import NodeStore, Reader
 from kuroshio.store.postgres import PostgresStore
+from kuroshio.store.sql import micros
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
 
@@ -310,3 +315,56 @@ def test_items_due_under_an_agreement_no_longer_in_force_are_found_among_any_oth
     assert [obs_id for _, obs_id, _, _ in one] == ["TWN:0", "TWN:2", "TWN:3", "TWN:5", "TWN:6"]
     # With no agreement in force, every due item lapses, however it was released.
     assert [obs_id for _, obs_id, _, _ in none] == [f"TWN:{n}" for n in range(8)]
+
+
+def test_the_reciprocity_window_counted_by_the_store_is_the_ledgers_own_count(
+    store: AnyStore,
+) -> None:
+    """The node judges a partner's standing from counts the database makes over the window;
+    they are the counts the ledger's own arithmetic makes from the rows (the reports and
+    ``kuroshio agreement status`` use it): one item per id as its latest version stands,
+    retractions out, a track's sortie on its first update, novelty, rows outside the window
+    out. Random ledgers, one partner each, with versions, tracks and ties in time."""
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    clause = Reciprocity(window_days=1, min_ratio=0.5)
+    start_us = micros(now - dt.timedelta(days=1))
+    end_us = micros(now)
+    chooser = random.Random(19)
+    partners = [f"Q{a}{b}" for a in "ABCDEFGH" for b in "ABCDEFGHIJ"]
+    for partner in partners:
+        rows = [
+            (
+                chooser.choice(["given", "received"]),
+                partner,
+                f"{chooser.choice(['TWN', 'PHL'])}:{chooser.randrange(4)}",
+                chooser.randint(1, 3),
+                "air",
+                start_us - 5_000_000,
+                # before, on and after both ends of the window, with ties in time
+                chooser.choice([start_us, end_us]) + chooser.randint(-3, 3) * 1_000_000,
+                chooser.randint(0, 4),
+                None,
+                int(chooser.random() < 0.2),
+                chooser.choice([None, 0, 1]),
+                chooser.choice([None, None, "ais:1", "ais:2"]),
+            )
+            for _ in range(chooser.randint(0, 30))
+        ]
+        with store.transaction() as tx:
+            tx.ledger.record(rows)
+        with store.transaction() as tx:
+            entries = reciprocity.entries(tx, partner=partner, since=now - dt.timedelta(days=1))
+            expected = reciprocity_status(entries, partner, clause, now)
+            counted = reciprocity.standing(tx, partner, clause, now)
+        for flow in ("given", "received"):
+            want, got = getattr(expected, flow), getattr(counted, flow)
+            assert (got.items, got.sorties, got.novel_items) == (
+                want.items,
+                want.sorties,
+                want.novel_items,
+            ), (partner, flow, rows)
+        assert (counted.ratio, counted.shortfall, counted.message) == (
+            expected.ratio,
+            expected.shortfall,
+            expected.message,
+        )

@@ -286,14 +286,28 @@ def reciprocity_status(
     """The partner's standing over the clause's window ``[now - window_days, now)``."""
     start = now - dt.timedelta(days=clause.window_days)
     entries = list(entries)
-    summaries = {
-        flow: _summary(
+    summaries = [
+        _summary(
             item for item in _items(entries, partner, flow, now).values() if item.first_at >= start
         )
         for flow in ("given", "received")
-    }
-    given = _measured(summaries["given"], clause.measure, "given")
-    received = _measured(summaries["received"], clause.measure, "received")
+    ]
+    return judge_standing(summaries[0], summaries[1], partner, clause, now)
+
+
+def judge_standing(
+    given_summary: FlowSummary,
+    received_summary: FlowSummary,
+    partner: str,
+    clause: Reciprocity,
+    now: dt.datetime,
+) -> ReciprocityStatus:
+    """The partner's standing over the clause's window ending ``now``, from what was given to
+    and received from it in that window (counted as :func:`reciprocity_status` counts them,
+    or by the store: :meth:`kuroshio.store.ledger.LedgerTable.window_counts`)."""
+    start = now - dt.timedelta(days=clause.window_days)
+    given = _measured(given_summary, clause.measure, "given")
+    received = _measured(received_summary, clause.measure, "received")
     ratio = received / given if given else None
     judged = given > 0 and given >= clause.min_given
     shortfall = judged and ratio is not None and ratio < clause.min_ratio
@@ -315,8 +329,8 @@ def reciprocity_status(
         window_start=start,
         window_end=now,
         measure=clause.measure,
-        given=summaries["given"],
-        received=summaries["received"],
+        given=given_summary,
+        received=received_summary,
         ratio=ratio,
         min_ratio=clause.min_ratio,
         judged=judged,

@@ -17,13 +17,16 @@ from typing import Final
 import msgspec
 
 from kuroshio.model import Kind, Observation, latest_time
+from kuroshio.policy.agreement import Reciprocity
 from kuroshio.policy.book import AgreementBook
 from kuroshio.policy.ledger import (
+    FlowSummary,
     LedgerDay,
     LedgerEntry,
     ReciprocityStatus,
     SortieMatcher,
     is_novel,
+    judge_standing,
     ledger_days,
     received_entry,
     reciprocity_status,
@@ -99,6 +102,25 @@ def entries(
             track,
         ) in tx.ledger.rows(partner=partner, since=since)
     ]
+
+
+def standing(
+    tx: Transaction, partner: str, clause: Reciprocity, now: dt.datetime
+) -> ReciprocityStatus:
+    """The partner's standing against ``clause`` at ``now``, counted by the store over the
+    clause's window: the node's refresh, whose cost stays in the database however many rows
+    the window holds. The counts are those :func:`~kuroshio.policy.ledger.reciprocity_status`
+    makes from the entries; the medians (timeliness, precision), which no clause judges, are
+    left out (the ledger's reports compute them from the entries)."""
+    start = now - dt.timedelta(days=clause.window_days)
+    counts = tx.ledger.window_counts(partner, start, now)
+    given, received = (
+        FlowSummary(items=c.items, sorties=c.sorties, novel_items=c.novel_items)
+        if (c := counts.get(flow)) is not None
+        else FlowSummary()
+        for flow in ("given", "received")
+    )
+    return judge_standing(given, received, partner, clause, now)
 
 
 class _Count(msgspec.Struct):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 from kuroshio.store.sql import micros
 
@@ -22,6 +22,15 @@ _COLUMNS = (
     "flow, partner, item, version, kind, observed_at, at, sorties, grid_km, retracted, novel, track"
 )
 _COLUMN_NAMES = tuple(_COLUMNS.split(", "))
+
+
+class WindowCounts(NamedTuple):
+    """What one flow of a partner's ledger counts over a window (see
+    :meth:`LedgerTable.window_counts`)."""
+
+    items: int
+    sorties: int
+    novel_items: int
 
 
 class LedgerTable:
@@ -65,6 +74,48 @@ class LedgerTable:
             + " ORDER BY at"
         )
         return [tuple(row) for row in self._conn.execute(sql, params)]
+
+    def window_counts(
+        self, partner: str, start: dt.datetime, end: dt.datetime
+    ) -> dict[str, WindowCounts]:
+        """Per flow, what ``partner``'s rows recorded in ``[start, end)`` count, summed in the
+        database: items, sorties and items not judged old news (``novel`` not 0).
+
+        One item per id, as its latest version in the window stands; a retracted item does not
+        count. The updates of one source track (items of one origin naming the same ``track``)
+        are one sortie, carried by the update that arrived first (the lowest id breaking a
+        tie); the others count as items with no sorties. A flow with nothing to count is left
+        out. :func:`kuroshio.policy.ledger.reciprocity_status` counts the same from the rows."""
+        if self._dialect == "postgres":
+            origin, item = "split_part(item, ':', 1)", 'item COLLATE "C"'
+        else:
+            origin, item = "substr(item, 1, instr(item, ':') - 1)", "item"
+        # Each item as its latest version in the window stands (no sort: the window reads
+        # the key's order), then the first update of each track; only tracked items are sorted.
+        sql = (
+            "WITH versions AS ("
+            " SELECT flow, item, version, sorties, retracted, novel, track,"
+            " MIN(at) OVER per_item AS first_at, MAX(version) OVER per_item AS newest"
+            " FROM ledger WHERE partner = ? AND at >= ? AND at < ?"
+            " WINDOW per_item AS (PARTITION BY flow, item)),"
+            " items AS (SELECT * FROM versions WHERE version = newest),"
+            " tracked AS (SELECT flow, sorties, retracted, ROW_NUMBER() OVER ("
+            f"PARTITION BY flow, {origin}, track ORDER BY first_at, {item}) AS nth"
+            " FROM items WHERE track IS NOT NULL)"
+            " SELECT flow, SUM(n_items), SUM(n_sorties), SUM(n_novel) FROM ("
+            " SELECT flow, COUNT(*) AS n_items,"
+            " SUM(CASE WHEN track IS NULL THEN sorties ELSE 0 END) AS n_sorties,"
+            " COUNT(*) - COUNT(CASE WHEN novel = 0 THEN 1 END) AS n_novel"
+            " FROM items WHERE retracted = 0 GROUP BY flow"
+            " UNION ALL SELECT flow, 0, SUM(sorties), 0"
+            " FROM tracked WHERE nth = 1 AND retracted = 0 GROUP BY flow"
+            ") AS counts GROUP BY flow"
+        )
+        rows = self._conn.execute(sql, (partner, micros(start), micros(end)))
+        return {
+            str(flow): WindowCounts(int(items), int(sorties), int(novel))
+            for flow, items, sorties, novel in rows
+        }
 
     def given(self, partner: str, item: str) -> bool:
         """Whether ``partner`` was given (signed for) any version of ``item``."""
@@ -113,4 +164,4 @@ class LedgerTable:
         )
 
 
-__all__ = ["LedgerRow", "LedgerTable"]
+__all__ = ["LedgerRow", "LedgerTable", "WindowCounts"]

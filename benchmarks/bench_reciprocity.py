@@ -1,0 +1,138 @@
+"""A partner's reciprocity standing over a large ledger window: counted by the store (how the
+node judges it, in the background) against building every entry of the window in Python (how the
+ledger's reports count, and how the node judged it before, inside the write that asked).
+
+One partner's window of ``ROWS`` rows (1 000 000; 200 000 under ``--quick``): half given, half
+received, a third of them updates of source tracks, one in ten items with a second version and
+some retracted, spread over the clause's 30 days. On a SQLite file (WAL, as a node keeps it)
+and, when the PostgreSQL server answers (``KUROSHIO_BENCH_POSTGRES``, default the local one),
+on a schema of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kuroshio.policy import reciprocity
+from kuroshio.policy.agreement import Reciprocity
+from kuroshio.policy.ledger import ReciprocityStatus, reciprocity_status
+from kuroshio.store.ledger import LedgerRow
+from kuroshio.store.sql import micros
+from kuroshio.store.sqlite import SQLiteStore
+from kuroshio.store.transaction import Transaction
+
+QUICK = os.environ.get("KUROSHIO_BENCH_QUICK", "") not in ("", "0")
+ROWS = 200_000 if QUICK else 1_000_000
+CHUNK = 50_000
+PARTNER = "JPN"
+CLAUSE = Reciprocity(window_days=30, min_ratio=0.5)
+POSTGRES = os.environ.get("KUROSHIO_BENCH_POSTGRES", "host=127.0.0.1 user=postgres dbname=postgres")
+
+
+def ledger_rows(now: dt.datetime, start: int) -> list[LedgerRow]:
+    """Rows ``start`` to ``start + CHUNK`` of the window ending ``now``."""
+    span_us = 29 * 86_400_000_000
+    first_us = micros(now) - span_us
+    rows: list[LedgerRow] = []
+    for n in range(start, min(start + CHUNK, ROWS)):
+        at = first_us + n * span_us // ROWS
+        given = (n // 10) % 2 == 1  # blocks of ten rows each way
+        second = n % 10 == 9  # the last of a block: a second version of the one before
+        rows.append(
+            (
+                "given" if given else "received",
+                PARTNER,
+                f"{'TWN' if given else PARTNER}:bench:{n - 1 if second else n}",
+                2 if second else 1,
+                "air",
+                at - 60_000_000,
+                at,
+                2,
+                10.0,
+                int(n % 97 == 0),
+                None if given else int(n % 5 != 0),
+                f"icao:{n % 3000:06X}" if n % 3 == 0 else None,
+            )
+        )
+    return rows
+
+
+def timed(read: Callable[[Callable[[Transaction], Any]], Any], count: Callable[..., Any]) -> float:
+    began = time.perf_counter()
+    read(count)
+    return time.perf_counter() - began
+
+
+def by_store(now: dt.datetime) -> Callable[[Transaction], ReciprocityStatus]:
+    return lambda tx: reciprocity.standing(tx, PARTNER, CLAUSE, now)
+
+
+def by_entries(now: dt.datetime) -> Callable[[Transaction], ReciprocityStatus]:
+    since = now - dt.timedelta(days=CLAUSE.window_days)
+    return lambda tx: reciprocity_status(
+        reciprocity.entries(tx, partner=PARTNER, since=since), PARTNER, CLAUSE, now
+    )
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    now = dt.datetime.now(dt.UTC)
+    label = f"{ROWS:,}-row window"
+    metrics: dict[str, float] = {}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "s.sqlite") as store:
+        for start in range(0, ROWS, CHUNK):
+            with store.transaction() as tx:
+                tx.ledger.record(ledger_rows(now, start), first_stored=True)
+        metrics[f"{label}: counted by the store (SQLite), s"] = min(
+            timed(store.read, by_store(now)) for _ in range(3)
+        )
+        before = peak_mb()
+        began = time.perf_counter()
+        expected = store.read(by_entries(now))
+        metrics[f"{label}: from every entry in Python (SQLite), s"] = time.perf_counter() - began
+        metrics[f"{label}: peak memory the entries add, MB"] = peak_mb() - before
+        counted = store.read(by_store(now))
+        assert (counted.given, counted.received) == (
+            msgspec.structs.replace(expected.given, timeliness_s=None, precision_km=None),
+            msgspec.structs.replace(expected.received, timeliness_s=None, precision_km=None),
+        ), "the store and the entries count differently"
+    try:
+        from kuroshio.store.postgres import PostgresStore
+
+        pg = PostgresStore(POSTGRES, schema=f"bench_{uuid.uuid4().hex[:12]}")
+    except Exception as error:  # no server: the SQLite figures stand alone
+        notes.append(f"PostgreSQL not measured: {error}")
+    else:
+        try:
+            for start in range(0, ROWS, CHUNK):
+                with pg.transaction() as tx:
+                    tx.ledger.record(ledger_rows(now, start), first_stored=True)
+            metrics[f"{label}: counted by the store (PostgreSQL), s"] = min(
+                timed(pg.read, by_store(now)) for _ in range(3)
+            )
+        finally:
+            pg.drop()
+            pg.close()
+    for note in notes:
+        print(note, file=sys.stderr)
+    print(json.dumps({"name": "reciprocity", "metrics": metrics, "targets": {}}))
+
+
+if __name__ == "__main__":
+    main()
