@@ -7,6 +7,13 @@ received, a third of them updates of source tracks, one in ten items with a seco
 some retracted, spread over the clause's 30 days. On a SQLite file (WAL, as a node keeps it)
 and, when the PostgreSQL server answers (``KUROSHIO_BENCH_POSTGRES``, default the local one),
 on a schema of it.
+
+Novelty: a batch of ``RECEIVED`` partner reports (half of them bombers none of the node's own
+reports matches, half fighters) judged against ``OWN`` own reports (20 000, the most a batch is
+compared with; 5 000 under ``--quick``) in the batch's window, on a SQLite file: every pair
+afresh through :func:`~kuroshio.fusion.same_sortie` (as before), and through the node's
+:class:`~kuroshio.fusion.SortieGate`, which prepares each own report once and keeps it for the
+next batch (its first batch, then the next).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import resource
 import sys
 import tempfile
@@ -25,9 +33,11 @@ from typing import Any
 
 import msgspec
 
+from kuroshio.fusion import SortieGate, same_sortie
+from kuroshio.model import Observation, Platform, Point, Source
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity
-from kuroshio.policy.ledger import ReciprocityStatus, reciprocity_status
+from kuroshio.policy.ledger import ReciprocityStatus, SortieMatcher, reciprocity_status
 from kuroshio.store.ledger import LedgerRow
 from kuroshio.store.sql import micros
 from kuroshio.store.sqlite import SQLiteStore
@@ -38,6 +48,8 @@ ROWS = 200_000 if QUICK else 1_000_000
 CHUNK = 50_000
 PARTNER = "JPN"
 CLAUSE = Reciprocity(window_days=30, min_ratio=0.5)
+OWN = 5_000 if QUICK else 20_000
+RECEIVED = 10
 POSTGRES = os.environ.get("KUROSHIO_BENCH_POSTGRES", "host=127.0.0.1 user=postgres dbname=postgres")
 
 
@@ -86,6 +98,44 @@ def by_entries(now: dt.datetime) -> Callable[[Transaction], ReciprocityStatus]:
     )
 
 
+def novelty(metrics: dict[str, float]) -> None:
+    chooser = random.Random(1)
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    fighter = Platform(type="J-16", platform_class="fighter", count=2, nationality="CHN")
+    bomber = Platform(type="H-6K", platform_class="bomber", count=2, nationality="CHN")
+
+    def report(origin: str, number: int, platform: Platform) -> Observation:
+        return Observation(
+            id=f"{origin}:bench:{number}",
+            origin=origin,
+            kind="air",
+            observed_at=at + dt.timedelta(seconds=chooser.uniform(-1500, 1500)),
+            geometry=Point(coordinates=(chooser.uniform(119, 126), chooser.uniform(20, 27))),
+            platform=platform,
+            source=Source(sensor="radar", confidence=0.9, uncertainty_m=1000),
+        )
+
+    def judged(store: SQLiteStore, matcher: SortieMatcher, number: int) -> float:
+        received = [
+            report("TWN", number * RECEIVED + n, bomber if n % 2 else fighter)
+            for n in range(RECEIVED)
+        ]
+        began = time.perf_counter()
+        with store.transaction() as tx:
+            reciprocity.judge_novelty(tx, received, "JPN", matcher)
+        return (time.perf_counter() - began) * 1000
+
+    with tempfile.TemporaryDirectory() as tmp, SQLiteStore(Path(tmp) / "s.sqlite") as store:
+        own = [report("JPN", n, fighter) for n in range(OWN)]
+        for start in range(0, OWN, CHUNK):
+            store.append(own[start : start + CHUNK])
+        label = f"novelty of {RECEIVED} received against {OWN:,} own reports"
+        metrics[f"{label}: every pair afresh, ms"] = judged(store, same_sortie, 0)
+        gate = SortieGate()
+        metrics[f"{label}: prepared, first batch, ms"] = judged(store, gate, 1)
+        metrics[f"{label}: prepared, next batch, ms"] = judged(store, gate, 2)
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -129,6 +179,7 @@ def main() -> None:
         finally:
             pg.drop()
             pg.close()
+    novelty(metrics)
     for note in notes:
         print(note, file=sys.stderr)
     print(json.dumps({"name": "reciprocity", "metrics": metrics, "targets": {}}))

@@ -41,7 +41,7 @@ from kuroshio.exchange.receipt import Receipt
 from kuroshio.exchange.release import MAX_LISTED_ITEMS, ReleaseSummary, release_in
 from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.export.config import CotOutput
-from kuroshio.fusion import same_sortie
+from kuroshio.fusion import SortieGate
 from kuroshio.geo.track_events import Fix, fix_of, is_track_update, step_events
 from kuroshio.messages import dialogue
 from kuroshio.messages.incident import Change, Incident, changed, opened
@@ -263,12 +263,13 @@ class Node:
     """An opened node directory: its configuration, identity, partners, store and audit log."""
 
     def __init__(
-        self, directory: Path, config: NodeConfig, *, matcher: SortieMatcher = same_sortie
+        self, directory: Path, config: NodeConfig, *, matcher: SortieMatcher | None = None
     ) -> None:
         self.directory = directory
         self.config = config
-        self.matcher = matcher
-        """Judges whether a received report is a sortie this node already held (novelty)."""
+        self.matcher: SortieMatcher = SortieGate() if matcher is None else matcher
+        """Judges whether a received report is a sortie this node already held (novelty): the
+        fusion gate unless another matcher is given."""
         self._store: NodeStore | None = None
         self._identity: NodeIdentity | None = None
         self._audit: AuditLog | None = None

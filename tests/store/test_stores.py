@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
-from kuroshio.model import Event, LineString, Platform, Point
+from kuroshio.fusion import SortieGate, same_sortie
+from kuroshio.model import Event, LineString, Observation, Platform, Point, Source
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity
 from kuroshio.policy.ledger import reciprocity_status
@@ -368,3 +369,49 @@ def test_the_reciprocity_window_counted_by_the_store_is_the_ledgers_own_count(
             expected.shortfall,
             expected.message,
         )
+
+
+def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
+    store: AnyStore,
+) -> None:
+    """The node's fusion gate prepares each of its own reports once and keeps them for the next
+    batch; its verdicts are those of comparing every pair afresh, on the first batch, on the
+    next ones, and after an own report is corrected (its new version is read, not the kept
+    one). Random own and received reports: near and far, in and out of the time window,
+    instants and intervals, fighters and bombers, retractions among the received."""
+    chooser = random.Random(2)
+    kinds = [
+        Platform(type="J-16", platform_class="fighter", count=2, nationality="CHN"),
+        Platform(type="H-6K", platform_class="bomber", count=2, nationality="CHN"),
+    ]
+
+    def report(origin: str, number: int, version: int = 1) -> Observation:
+        at = T0 + dt.timedelta(minutes=chooser.uniform(-90, 90))
+        return observation(
+            number,
+            origin=origin,
+            version=version,
+            at=at,
+            # some own reports cover an interval: one long one reaches far back for matches
+            until=at + dt.timedelta(minutes=chooser.uniform(0, 120))
+            if origin == "JPN" and chooser.random() < 0.3
+            else None,
+            lon=chooser.uniform(118, 128),
+            lat=chooser.uniform(18, 28),
+            platform=chooser.choice(kinds),
+            source=Source(sensor="radar", confidence=0.9, uncertainty_m=chooser.uniform(0, 9e4)),
+            retracted=origin == "TWN" and chooser.random() < 0.1,
+        )
+
+    gate = SortieGate()
+    own = [report("JPN", n) for n in range(25)]
+    store.append(own)
+    for batch in range(4):
+        if batch == 3:  # every own report corrected: moved, maybe another type
+            store.append([report("JPN", n, version=2) for n in range(25)])
+        received = [report("TWN", 1000 * batch + n) for n in range(60)]
+        with store.transaction() as tx:
+            afresh = reciprocity.judge_novelty(tx, received, "JPN", same_sortie)
+            prepared = reciprocity.judge_novelty(tx, received, "JPN", gate)
+        assert prepared == afresh, batch
+        assert True in afresh and False in afresh

@@ -11,7 +11,7 @@ Kinematic tracking needs Stone Soup (the ``fusion`` extra); the rest does not.
 
 from kuroshio.fusion.associate import FusedItem, FusedPlatform, FusionEngine, Source, fuse
 from kuroshio.fusion.gating import DEFAULT_GATES, GateConfig
-from kuroshio.fusion.novelty import already_known, is_novel, same_sortie
+from kuroshio.fusion.novelty import SortieGate, already_known, is_novel, same_sortie
 from kuroshio.fusion.totals import DailyTotal, daily_totals
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "FusedPlatform",
     "FusionEngine",
     "GateConfig",
+    "SortieGate",
     "Source",
     "already_known",
     "daily_totals",

@@ -11,7 +11,7 @@ import datetime as dt
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -22,7 +22,28 @@ from kuroshio.policy.agreement import Measure, Reciprocity, ShortfallAction
 Flow: TypeAlias = Literal["given", "received"]
 SortieMatcher: TypeAlias = Callable[[Observation, Observation], bool]
 """``matcher(received, own)``: True when both describe the same sortie. The node hands in the
-fusion gate (:func:`kuroshio.fusion.same_sortie`); the ledger never picks one itself."""
+fusion gate (:class:`kuroshio.fusion.SortieGate`); the ledger never picks one itself. A matcher
+that also has the methods of :class:`PreparingMatcher` is used through them."""
+
+
+@runtime_checkable
+class PreparingMatcher(Protocol):
+    """A matcher that prepares each report once (its unit for the fusion gate, say), so that a
+    batch compared with many of the receiver's own reports prepares each of them once."""
+
+    def prepared(self, key: tuple[str, int]) -> Any | None:
+        """One of the receiver's own reports (id, version) as kept when last prepared; None
+        when not kept."""
+        ...
+
+    def prepare(self, observation: Observation, *, keep: bool) -> Any:
+        """The report made ready for :meth:`prepared_match` (``keep``: one of the receiver's
+        own reports, worth keeping for the next batch)."""
+        ...
+
+    def prepared_match(self, received: Any, own: Any) -> bool:
+        """``matcher(received, own)`` of two prepared reports."""
+        ...
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):

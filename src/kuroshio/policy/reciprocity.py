@@ -23,6 +23,7 @@ from kuroshio.policy.ledger import (
     FlowSummary,
     LedgerDay,
     LedgerEntry,
+    PreparingMatcher,
     ReciprocityStatus,
     SortieMatcher,
     is_novel,
@@ -193,6 +194,8 @@ def judge_novelty(
         return []
     start = min(o.observed_at for o in received) - NOVELTY_WINDOW
     end = max(latest_time(o) for o in received) + NOVELTY_WINDOW
+    if isinstance(matcher, PreparingMatcher):
+        return _judge_prepared(tx, received, own_party, matcher, micros(start), micros(end))
     rows = tx.observations.current_of_origin(
         own_party, micros(start), micros(end), MAX_OWN_CANDIDATES
     )
@@ -207,6 +210,40 @@ def judge_novelty(
         low = bisect.bisect_left(starts, micros(item.observed_at - NOVELTY_WINDOW - longest))
         high = bisect.bisect_right(starts, micros(latest_time(item) + NOVELTY_WINDOW))
         verdicts.append(is_novel(item, own[low:high], matcher))
+    return verdicts
+
+
+def _judge_prepared(
+    tx: Transaction,
+    received: Sequence[Observation],
+    own_party: str,
+    matcher: PreparingMatcher,
+    start_us: int,
+    end_us: int,
+) -> list[bool]:
+    """:func:`judge_novelty` with a matcher that prepares reports: the own reports it kept
+    prepared from earlier batches are not read again; the others are read and prepared once,
+    for every received item they are compared with."""
+    keys = tx.observations.current_keys_of_origin(own_party, start_us, end_us, MAX_OWN_CANDIDATES)
+    if not keys:
+        return [True] * len(received)
+    own = [matcher.prepared((obs_id, version)) for _, _, obs_id, version, _ in keys]
+    unread = [position for position, unit in enumerate(own) if unit is None]
+    if unread:
+        read = tx.observations.versions_at([keys[position][4] for position in unread])
+        for position, observation in zip(unread, read, strict=True):
+            own[position] = matcher.prepare(observation, keep=True)
+    starts = [t0 for t0, *_ in keys]
+    longest = max(t1 - t0 for t0, t1, *_ in keys)
+    window = NOVELTY_WINDOW // dt.timedelta(microseconds=1)
+    match = matcher.prepared_match
+    verdicts: list[bool] = []
+    for item in received:
+        # Own observations that start late enough to overlap the tolerance window.
+        low = bisect.bisect_left(starts, micros(item.observed_at) - window - longest)
+        high = bisect.bisect_right(starts, micros(latest_time(item)) + window)
+        unit = matcher.prepare(item, keep=False)
+        verdicts.append(not any(match(unit, mine) for mine in own[low:high]))
     return verdicts
 
 

@@ -180,6 +180,36 @@ class ObservationTable:
         ).fetchall()
         return [(int(t0), _observation_decoder.decode(body)) for t0, body in rows]
 
+    def current_keys_of_origin(
+        self, origin: str, start_us: int, end_us: int, limit: int
+    ) -> list[tuple[int, int, str, int, int]]:
+        """The rows of :meth:`current_of_origin` without decoding them: (start µs, end µs, id,
+        version, history seq) each."""
+        rows = self._conn.execute(
+            "SELECT t0, t1, id, version, seq FROM current"
+            " WHERE origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?"
+            " ORDER BY t0 LIMIT ?",
+            (origin, start_us, end_us, limit),
+        ).fetchall()
+        return [tuple(row) for row in rows]
+
+    def versions_at(self, seqs: Sequence[int]) -> list[Observation]:
+        """The versions stored as history rows ``seqs``, in that order (a seq that names no
+        row raises :class:`StoreError`)."""
+        bodies: dict[int, bytes] = {}
+        for start in range(0, len(seqs), _LOOKUP_CHUNK):
+            chunk = list(seqs[start : start + _LOOKUP_CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            bodies.update(
+                self._conn.execute(
+                    f"SELECT seq, body FROM observation_versions WHERE seq IN ({marks})", chunk
+                ).fetchall()
+            )
+        try:
+            return [_observation_decoder.decode(bodies[seq]) for seq in seqs]
+        except KeyError as missing:
+            raise StoreError(f"no stored version has history row {missing}") from None
+
     def put_events(self, events: Sequence[Event]) -> int:
         """Store derived events (idempotent on event id); how many were new."""
         conn = self._conn

@@ -52,6 +52,17 @@ class ObservationRows(Protocol):
         interval meets ``[start_us, end_us]``, by start time, at most ``limit``."""
         ...
 
+    def current_keys_of_origin(
+        self, origin: str, start_us: int, end_us: int, limit: int
+    ) -> list[tuple[int, int, str, int, int]]:
+        """The rows of :meth:`current_of_origin` undecoded: (start µs, end µs, id, version,
+        history seq) each."""
+        ...
+
+    def versions_at(self, seqs: Sequence[int]) -> list[Observation]:
+        """The versions stored as history rows ``seqs``, in that order."""
+        ...
+
     def put_events(self, events: Sequence[Event]) -> int:
         """Store derived events (idempotent on event id); how many were new."""
         ...
