@@ -374,15 +374,19 @@ def test_the_reciprocity_window_counted_by_the_store_is_the_ledgers_own_count(
 def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
     store: AnyStore,
 ) -> None:
-    """The node's fusion gate prepares each of its own reports once and keeps them for the next
-    batch; its verdicts are those of comparing every pair afresh, on the first batch, on the
-    next ones, and after an own report is corrected (its new version is read, not the kept
-    one). Random own and received reports: near and far, in and out of the time window,
-    instants and intervals, fighters and bombers, retractions among the received."""
+    """A received item is novel when none of the node's current own reports is the same
+    sortie: the verdicts of the node's fusion gate, which prepares each own report once and
+    keeps it for the next batch, and of a plain matcher asked pair by pair, are those of
+    comparing the item with every own report there is, on the first batch, on the next ones,
+    and after every own report is corrected (its new version counts, not the one kept). Random
+    own and received reports: near and far, in and out of the time window, instants and
+    intervals, fighters and bombers in formations of several sizes, retractions among the
+    received."""
     chooser = random.Random(2)
     kinds = [
-        Platform(type="J-16", platform_class="fighter", count=2, nationality="CHN"),
-        Platform(type="H-6K", platform_class="bomber", count=2, nationality="CHN"),
+        Platform(type=code, platform_class=kind, count=count, nationality="CHN")
+        for code, kind in (("J-16", "fighter"), ("J-10", "fighter"), ("H-6K", "bomber"))
+        for count in (1, 2, 8)  # one and eight are too far apart to be one formation
     ]
 
     def report(origin: str, number: int, version: int = 1) -> Observation:
@@ -408,10 +412,12 @@ def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
     store.append(own)
     for batch in range(4):
         if batch == 3:  # every own report corrected: moved, maybe another type
-            store.append([report("JPN", n, version=2) for n in range(25)])
+            own = [report("JPN", n, version=2) for n in range(25)]
+            store.append(own)
         received = [report("TWN", 1000 * batch + n) for n in range(60)]
+        expected = [not any(same_sortie(item, mine) for mine in own) for item in received]
         with store.transaction() as tx:
-            afresh = reciprocity.judge_novelty(tx, received, "JPN", same_sortie)
+            pair_by_pair = reciprocity.judge_novelty(tx, received, "JPN", same_sortie)
             prepared = reciprocity.judge_novelty(tx, received, "JPN", gate)
-        assert prepared == afresh, batch
-        assert True in afresh and False in afresh
+        assert (prepared, pair_by_pair) == (expected, expected), batch
+        assert True in expected and False in expected

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -26,7 +26,6 @@ from kuroshio.policy.ledger import (
     PreparingMatcher,
     ReciprocityStatus,
     SortieMatcher,
-    is_novel,
     judge_standing,
     ledger_days,
     received_entry,
@@ -189,62 +188,60 @@ def judge_novelty(
     """For each received item: True when this node holds no observation of its own of the same
     sortie, as ``matcher(received, own)`` judges (the node hands in the fusion gate: each
     report's uncertainty and the sender's coarsening grid, platform family, count). The one
-    place novelty is judged."""
+    place novelty is judged.
+
+    The candidates are this node's current observations from :data:`NOVELTY_WINDOW` before the
+    first item to as long after the last (at most :data:`MAX_OWN_CANDIDATES`). A matcher that
+    prepares reports (:class:`~kuroshio.policy.ledger.PreparingMatcher`) prepares each once,
+    however many items meet it, and the own reports it kept from earlier batches are not read
+    again; any other matcher is asked pair by pair."""
     if not received:
         return []
+    preparing: PreparingMatcher = (
+        matcher if isinstance(matcher, PreparingMatcher) else _PairByPair(matcher)
+    )
     start = min(o.observed_at for o in received) - NOVELTY_WINDOW
     end = max(latest_time(o) for o in received) + NOVELTY_WINDOW
-    if isinstance(matcher, PreparingMatcher):
-        return _judge_prepared(tx, received, own_party, matcher, micros(start), micros(end))
-    rows = tx.observations.current_of_origin(
+    keys = tx.observations.current_keys_of_origin(
         own_party, micros(start), micros(end), MAX_OWN_CANDIDATES
     )
-    if not rows:
-        return [True] * len(received)
-    starts = [start_us for start_us, _ in rows]
-    own = [observation for _, observation in rows]
-    longest = max(latest_time(o) - o.observed_at for o in own)
-    verdicts: list[bool] = []
-    for item in received:
-        # Own observations that start late enough to overlap the tolerance window.
-        low = bisect.bisect_left(starts, micros(item.observed_at - NOVELTY_WINDOW - longest))
-        high = bisect.bisect_right(starts, micros(latest_time(item) + NOVELTY_WINDOW))
-        verdicts.append(is_novel(item, own[low:high], matcher))
-    return verdicts
-
-
-def _judge_prepared(
-    tx: Transaction,
-    received: Sequence[Observation],
-    own_party: str,
-    matcher: PreparingMatcher,
-    start_us: int,
-    end_us: int,
-) -> list[bool]:
-    """:func:`judge_novelty` with a matcher that prepares reports: the own reports it kept
-    prepared from earlier batches are not read again; the others are read and prepared once,
-    for every received item they are compared with."""
-    keys = tx.observations.current_keys_of_origin(own_party, start_us, end_us, MAX_OWN_CANDIDATES)
     if not keys:
         return [True] * len(received)
-    own = [matcher.prepared((obs_id, version)) for _, _, obs_id, version, _ in keys]
+    own: list[Any] = [preparing.prepared((obs_id, version)) for _, _, obs_id, version, _ in keys]
     unread = [position for position, unit in enumerate(own) if unit is None]
     if unread:
         read = tx.observations.versions_at([keys[position][4] for position in unread])
         for position, observation in zip(unread, read, strict=True):
-            own[position] = matcher.prepare(observation, keep=True)
+            own[position] = preparing.prepare(observation, keep=True)
     starts = [t0 for t0, *_ in keys]
     longest = max(t1 - t0 for t0, t1, *_ in keys)
     window = NOVELTY_WINDOW // dt.timedelta(microseconds=1)
-    match = matcher.prepared_match
+    match = preparing.prepared_match
     verdicts: list[bool] = []
     for item in received:
         # Own observations that start late enough to overlap the tolerance window.
         low = bisect.bisect_left(starts, micros(item.observed_at) - window - longest)
         high = bisect.bisect_right(starts, micros(latest_time(item)) + window)
-        unit = matcher.prepare(item, keep=False)
+        unit = preparing.prepare(item, keep=False)
         verdicts.append(not any(match(unit, mine) for mine in own[low:high]))
     return verdicts
+
+
+class _PairByPair:
+    """A matcher that prepares nothing, in the shape of one that does: each report is itself
+    prepared, and none is kept."""
+
+    def __init__(self, matcher: SortieMatcher) -> None:
+        self._matcher = matcher
+
+    def prepared(self, key: tuple[str, int]) -> Observation | None:
+        return None
+
+    def prepare(self, observation: Observation, *, keep: bool) -> Observation:
+        return observation
+
+    def prepared_match(self, received: Observation, own: Observation) -> bool:
+        return self._matcher(received, own)
 
 
 def received_entries(

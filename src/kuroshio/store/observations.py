@@ -167,24 +167,12 @@ class ObservationTable:
             ).fetchone()
         return None if row is None else _observation_decoder.decode(row[0])
 
-    def current_of_origin(
-        self, origin: str, start_us: int, end_us: int, limit: int
-    ) -> list[tuple[int, Observation]]:
-        """(start µs, observation) of ``origin``'s current, unretracted observations whose
-        interval meets ``[start_us, end_us]``, by start time, at most ``limit``."""
-        rows = self._conn.execute(
-            "SELECT c.t0, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            " WHERE c.origin = ? AND c.retracted = 0 AND c.t1 >= ? AND c.t0 <= ?"
-            " ORDER BY c.t0 LIMIT ?",
-            (origin, start_us, end_us, limit),
-        ).fetchall()
-        return [(int(t0), _observation_decoder.decode(body)) for t0, body in rows]
-
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int
     ) -> list[tuple[int, int, str, int, int]]:
-        """The rows of :meth:`current_of_origin` without decoding them: (start µs, end µs, id,
-        version, history seq) each."""
+        """``origin``'s current, unretracted observations whose interval meets ``[start_us,
+        end_us]``, by start time, at most ``limit``, undecoded: (start µs, end µs, id, version,
+        history seq) each (their bodies: :meth:`versions_at`)."""
         rows = self._conn.execute(
             "SELECT t0, t1, id, version, seq FROM current"
             " WHERE origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?"

@@ -45,17 +45,11 @@ class ObservationRows(Protocol):
 
     def get(self, obs_id: str, version: int | None = None) -> Observation | None: ...
 
-    def current_of_origin(
-        self, origin: str, start_us: int, end_us: int, limit: int
-    ) -> list[tuple[int, Observation]]:
-        """(start µs, observation) of ``origin``'s current, unretracted observations whose
-        interval meets ``[start_us, end_us]``, by start time, at most ``limit``."""
-        ...
-
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int
     ) -> list[tuple[int, int, str, int, int]]:
-        """The rows of :meth:`current_of_origin` undecoded: (start µs, end µs, id, version,
+        """``origin``'s current, unretracted observations whose interval meets ``[start_us,
+        end_us]``, by start time, at most ``limit``, undecoded: (start µs, end µs, id, version,
         history seq) each."""
         ...
 
