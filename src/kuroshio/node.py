@@ -8,6 +8,7 @@ creates and reads that directory and is the one door for everything a node learn
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import getpass
 import ipaddress
@@ -236,22 +237,20 @@ class NodeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Cursor-on-Target outputs to TAK clients and servers (``[cot.NAME]``)."""
 
 
+@dataclasses.dataclass(slots=True)
 class _Standing:
     """A partner's judged reciprocity standing under one agreement (by digest), held by the
     node between counts."""
 
-    def __init__(
-        self, digest: str, status: ReciprocityStatus, judged_at: float, cost_s: float
-    ) -> None:
-        self.digest = digest
-        self.status = status
-        self.judged_at = judged_at
-        """When the count began (monotonic clock)."""
-        self.cost_s = cost_s
-        self.noted = False
-        """Noted in the store (and audited if it changed) by a write since it was counted."""
-        self.refreshing = False
-        """A count is under way in the background."""
+    digest: str
+    status: ReciprocityStatus
+    judged_at: float
+    """When the count began (monotonic clock)."""
+    cost_s: float
+    noted: bool = False
+    """Noted in the store (and audited if it changed) by a write since it was counted."""
+    refreshing: bool = False
+    """A count is under way in the background."""
 
     def due(self) -> bool:
         """Whether it is time to count the window again."""
