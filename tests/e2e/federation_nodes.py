@@ -3,6 +3,7 @@ each keeping its store in a SQLite file or in a schema of the PostgreSQL server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -43,6 +44,23 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting: {what}")
         time.sleep(0.05)
+
+
+def _children(pid: int) -> set[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return {int(child) for child in path.read_text().split()} if path.exists() else set()
+
+
+def worker_roles(pid: int) -> dict[int, str]:
+    """Each child of a supervisor and the role it serves (from its command line)."""
+    roles = {}
+    for child in _children(pid):
+        with contextlib.suppress(OSError):  # one that just died and was reaped
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                words = handle.read().split(b"\0")
+            if b"--role" in words:  # not a process that died and awaits its reaping
+                roles[child] = words[words.index(b"--role") + 1].decode()
+    return roles
 
 
 class ServedNode:

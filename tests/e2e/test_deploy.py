@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from federation_nodes import ServedNode
+from federation_nodes import ServedNode, worker_roles
 
 from cli_run import kuroshio_command
 from conftest import drop_postgres_schemas
@@ -75,17 +75,6 @@ def unit_environment(settings: Mapping[str, list[str]], env_file: Path | None) -
     return environment
 
 
-def worker_roles(supervisor: int) -> list[str]:
-    """The roles of a supervisor's workers (from their command lines), sorted."""
-    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    roles = []
-    for child in children:
-        words = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        if b"--role" in words:
-            roles.append(words[words.index(b"--role") + 1].decode())
-    return sorted(roles)
-
-
 def run_and_stop(
     argv: list[str], environment: Mapping[str, str], node: ServedNode, stop_signal: str
 ) -> tuple[str, list[str], int]:
@@ -111,7 +100,7 @@ def run_and_stop(
             printed += line
         answer = httpx.get(f"{operator[1]}/api/links", headers=node.headers, timeout=30)
         assert answer.status_code == 200, answer.text
-        roles = worker_roles(process.pid)
+        roles = sorted(worker_roles(process.pid).values())
         process.send_signal(getattr(signal, stop_signal))
         return printed, roles, process.wait(timeout=60)
     finally:

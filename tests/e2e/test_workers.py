@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from federation_nodes import ServedNode, agree, post_reports, wait_until
+from federation_nodes import ServedNode, agree, post_reports, wait_until, worker_roles
 from postgres_cluster import PostgresCluster, ShutdownMode, missing_requirement, server_bindir
 
 from agreements import agreement_text
@@ -38,23 +38,6 @@ RESTARTS: tuple[ShutdownMode, ...] = (
     "immediate",  # a crash: every backend killed, the WAL replayed on start
     "fast",  # every session cut, then a clean shutdown
 )
-
-
-def _children(pid: int) -> set[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(child) for child in path.read_text().split()} if path.exists() else set()
-
-
-def _roles(pid: int) -> dict[int, str]:
-    """Each child of a supervisor and the role it serves (from its command line)."""
-    roles = {}
-    for child in _children(pid):
-        with contextlib.suppress(OSError):  # one that just died and was reaped
-            with open(f"/proc/{child}/cmdline", "rb") as handle:
-                words = handle.read().split(b"\0")
-            if b"--role" in words:  # not a process that died and awaits its reaping
-                roles[child] = words[words.index(b"--role") + 1].decode()
-    return roles
 
 
 def _holding(pids: set[int], port: int) -> set[int]:
@@ -84,7 +67,7 @@ def _held(pids: set[int], port: int) -> dict[int, int]:
 
 def _link_holders(supervisor: int, port: int) -> set[int]:
     """The receiving processes of a supervisor that hold a partner's connection now."""
-    receivers = {pid for pid, role in _roles(supervisor).items() if role == "receive"}
+    receivers = {pid for pid, role in worker_roles(supervisor).items() if role == "receive"}
     return _holding(receivers, port)
 
 
@@ -155,7 +138,7 @@ def test_workers_killed_and_connections_cut_lose_and_double_nothing(
     jpn.start("--workers", "1")
     assert twn.process is not None
     supervisor = twn.process.pid
-    before = _roles(supervisor)
+    before = worker_roles(supervisor)
     assert sorted(before.values()) == ["api", "api", "exchange"]
     to_japan = Marking(tlp="AMBER", releasable_to=("JPN",))
     sent = [observation(n, marking=to_japan, kind="air") for n in range(BATCHES * PER_BATCH)]
@@ -176,7 +159,7 @@ def test_workers_killed_and_connections_cut_lose_and_double_nothing(
     )
     # Every report once, as one version; nothing more.
     assert jpn.versions("TWN:") == {(item.id, 1) for item in sent}
-    after = _roles(supervisor)
+    after = worker_roles(supervisor)
     assert sorted(after.values()) == ["api", "api", "exchange"]
     assert set(after) != set(before)  # the killed workers run again, as new processes
     assert twn.stop() == 0 and jpn.stop() == 0
@@ -235,7 +218,7 @@ def test_database_server_restarts_lose_and_double_nothing(
     expected = {(item.id, 1) for item in sent}
     assert jpn.versions("TWN:") == expected and jpn.count("TWN:") == count
     assert twn.versions("TWN:") == expected and twn.count("TWN:") == count
-    assert sorted(_roles(supervisor).values()) == ["api", "api", "exchange"]
+    assert sorted(worker_roles(supervisor).values()) == ["api", "api", "exchange"]
     assert twn.stop() == 0 and jpn.stop() == 0
     for node in (twn, jpn):
         verified = run("audit", "verify", "--node", node.directory)
@@ -254,7 +237,7 @@ def test_receiving_processes_killed_mid_stream_lose_and_double_nothing(
     jpn_ready = jpn.start("--workers", "1", "--receivers", "2")
     assert jpn.process is not None
     supervisor = jpn.process.pid
-    before = _roles(supervisor)
+    before = worker_roles(supervisor)
     assert sorted(before.values()) == ["api", "receive", "receive", "send"]
     federation_port = int(jpn_ready["federation_url"].rsplit(":", 1)[1])
     to_japan = Marking(tlp="AMBER", releasable_to=("JPN",))
@@ -279,7 +262,7 @@ def test_receiving_processes_killed_mid_stream_lose_and_double_nothing(
     # Every report once, as one version; nothing more.
     assert jpn.versions("TWN:") == {(item.id, 1) for item in sent}
     assert len(killed) == 2
-    after = _roles(supervisor)
+    after = worker_roles(supervisor)
     assert sorted(after.values()) == ["api", "receive", "receive", "send"]
     assert not killed & set(after)  # the killed receivers run again, as new processes
     # Each batch TWN sealed was taken in once: one receive entry per batch, in sequence.
@@ -312,7 +295,7 @@ def test_receiving_processes_share_the_partners_links(tmp_path: Path, postgres_d
             supervisor = jpn.process.pid
 
             def spread() -> bool:
-                receivers = {p for p, role in _roles(supervisor).items() if role == "receive"}
+                receivers = {p for p, role in worker_roles(supervisor).items() if role == "receive"}
                 return sorted(_held(receivers, port).values()) == [1, 1]
 
             wait_until(spread, "one partner's link in each receiving process")
