@@ -13,7 +13,8 @@ reports matches, half fighters) judged against ``OWN`` own reports (20 000, the 
 compared with; 5 000 under ``--quick``) in the batch's window, on a SQLite file: every pair
 afresh through :func:`~kuroshio.fusion.same_sortie` (as before), and through the node's
 :class:`~kuroshio.fusion.SortieGate`, which prepares each own report once and keeps it for the
-next batch (its first batch, then the next).
+next batch (its first batch, then the next); and a full batch of ``BATCH`` (1 000) received
+reports through the node's gate, as above and all of them new to the node.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ PARTNER = "JPN"
 CLAUSE = Reciprocity(window_days=30, min_ratio=0.5)
 OWN = 5_000 if QUICK else 20_000
 RECEIVED = 10
+BATCH = 1_000
+"""A full batch of received reports (the exchange's), judged by the node's gate only: as above,
+and all fighters none of the own reports matches (``FAR_EAST`` degrees further east, 690 km or
+more from each), for which every own report in the window must be ruled out."""
+FAR_EAST = 14.0
 POSTGRES = os.environ.get("KUROSHIO_BENCH_POSTGRES", "host=127.0.0.1 user=postgres dbname=postgres")
 
 
@@ -104,21 +110,30 @@ def novelty(metrics: dict[str, float]) -> None:
     fighter = Platform(type="J-16", platform_class="fighter", count=2, nationality="CHN")
     bomber = Platform(type="H-6K", platform_class="bomber", count=2, nationality="CHN")
 
-    def report(origin: str, number: int, platform: Platform) -> Observation:
+    def report(origin: str, number: int, platform: Platform, east: float = 0.0) -> Observation:
         return Observation(
             id=f"{origin}:bench:{number}",
             origin=origin,
             kind="air",
             observed_at=at + dt.timedelta(seconds=chooser.uniform(-1500, 1500)),
-            geometry=Point(coordinates=(chooser.uniform(119, 126), chooser.uniform(20, 27))),
+            geometry=Point(coordinates=(chooser.uniform(119, 126) + east, chooser.uniform(20, 27))),
             platform=platform,
             source=Source(sensor="radar", confidence=0.9, uncertainty_m=1000),
         )
 
-    def judged(store: SQLiteStore, matcher: SortieMatcher, number: int) -> float:
+    def judged(
+        store: SQLiteStore,
+        matcher: SortieMatcher,
+        number: int,
+        size: int = RECEIVED,
+        *,
+        far: bool = False,
+    ) -> float:
         received = [
-            report("TWN", number * RECEIVED + n, bomber if n % 2 else fighter)
-            for n in range(RECEIVED)
+            report("TWN", number * BATCH + n, fighter, east=FAR_EAST)
+            if far
+            else report("TWN", number * BATCH + n, bomber if n % 2 else fighter)
+            for n in range(size)
         ]
         began = time.perf_counter()
         with store.transaction() as tx:
@@ -134,6 +149,11 @@ def novelty(metrics: dict[str, float]) -> None:
         gate = SortieGate()
         metrics[f"{label}: prepared, first batch, ms"] = judged(store, gate, 1)
         metrics[f"{label}: prepared, next batch, ms"] = judged(store, gate, 2)
+        label = f"novelty of a batch of {BATCH:,} received against {OWN:,} own reports"
+        metrics[f"{label}: prepared, next batch, ms"] = judged(store, gate, 3, BATCH)
+        metrics[f"{label}, none known (fighters far east): prepared, next batch, ms"] = judged(
+            store, gate, 4, BATCH, far=True
+        )
 
 
 def peak_mb() -> float:

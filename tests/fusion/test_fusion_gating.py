@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import msgspec
 
-from kuroshio.fusion import FusionEngine, already_known, fuse, same_sortie
-from kuroshio.fusion.gating import gate, platform_compatible, report_unit, sigma_km
+from kuroshio.fusion import FusionEngine, SortieGate, already_known, fuse, same_sortie
+from kuroshio.fusion.gating import gate, gate_km, platform_compatible, report_unit, sigma_km
 from kuroshio.fusion.synthetic import as_released
-from kuroshio.model import LineString, Observation, Platform
+from kuroshio.geo.shapes import GEOD
+from kuroshio.model import (
+    Geometry,
+    LineString,
+    MultiLineString,
+    Observation,
+    Platform,
+    Point,
+    Polygon,
+    Source,
+)
 from kuroshio.policy.ledger import is_novel
 from observations import T0, observation
 
@@ -108,3 +119,90 @@ def test_novelty_sees_a_coarsened_partner_report_as_already_known() -> None:
     assert is_novel(theirs, mine[1:], same_sortie)
     # A party's own reports never confirm each other.
     assert not already_known(observation(5, lon=121.0001), mine)
+
+
+def test_ruling_own_reports_out_at_once_keeps_every_pair_the_gate_takes() -> None:
+    """A node's gate rules out, all at once, the own reports it would refuse on kind, time or
+    distance, before gating the rest one by one: its verdict is the gate's, pair by pair. Random
+    pairs of points, tracks, tracks in legs and areas, instants, intervals and day reports, air
+    and sea, near Taiwan, at high latitude and across the antimeridian; and pairs of points
+    placed just inside and just outside the gate's reach along the ellipsoid."""
+    chooser = random.Random(7)
+    fighter = Platform(type="J-16", platform_class="fighter", count=2, nationality="CHN")
+    centres = ((121.0, 23.0), (179.8, 10.0), (-179.9, 62.0), (15.0, 78.0))
+
+    def place(lon: float, lat: float) -> tuple[float, float]:
+        return (((lon + 180.0) % 360.0) - 180.0, max(-89.9, min(89.9, lat)))
+
+    def geometry(lon: float, lat: float) -> Geometry:
+        shape = chooser.choice(("point", "point", "line", "legs", "area"))
+        if shape == "point":
+            return Point(coordinates=place(lon, lat))
+        if shape == "area":
+            west, south = place(lon - chooser.uniform(0, 1), lat - chooser.uniform(0, 1))
+            east, north = west + chooser.uniform(0.01, 1), south + chooser.uniform(0.01, 1)
+            ring = ((west, south), (east, south), (east, north), (west, north), (west, south))
+            return Polygon(coordinates=(ring,))
+        line = tuple(
+            place(lon + chooser.uniform(-1, 1), lat + chooser.uniform(-1, 1)) for _ in range(3)
+        )
+        return (
+            LineString(coordinates=line)
+            if shape == "line"
+            else MultiLineString(coordinates=(line[:2], line[1:]))
+        )
+
+    def report(origin: str, number: int, lon: float, lat: float, **fields: object) -> Observation:
+        at = T0 + dt.timedelta(minutes=chooser.uniform(-50, 50))
+        values: dict[str, object] = {
+            "at": at,
+            "kind": chooser.choice(("air", "air", "sea")),
+            "geometry": geometry(lon + chooser.uniform(-6, 6), lat + chooser.uniform(-4, 4)),
+            "platform": fighter,
+            "source": Source(sensor="radar", confidence=0.9, uncertainty_m=chooser.uniform(0, 5e4)),
+            "until": chooser.choice(
+                (None, None, at + dt.timedelta(minutes=20), at + dt.timedelta(hours=23))
+            ),
+        }
+        values.update(fields)
+        return observation(number, origin=origin, **values)  # type: ignore[arg-type]
+
+    pairs: list[tuple[Observation, Observation]] = []
+    for number in range(1_500):
+        lon, lat = chooser.choice(centres)
+        pairs.append((report("TWN", number, lon, lat), report("JPN", number, lon, lat)))
+    edge: list[tuple[Observation, Observation]] = []
+    for number in range(400):
+        lon, lat = chooser.choice(centres)
+        at = T0 + dt.timedelta(minutes=chooser.uniform(-50, 50))
+        here = Point(coordinates=place(lon, lat))
+        theirs = report(
+            "TWN", 10_000 + number, lon, lat, at=at, until=None, kind="air", geometry=here
+        )
+        gap = dt.timedelta(minutes=chooser.choice((0, 0, 7, 40)))
+        mine = report(
+            "JPN", 10_000 + number, lon, lat, at=at + gap, until=None, kind="air", geometry=here
+        )
+        reach = gate_km(report_unit(theirs), report_unit(mine), min(gap, dt.timedelta(minutes=30)))
+        there_lon, there_lat, _ = GEOD.fwd(
+            *here.coordinates,
+            chooser.uniform(0, 360),
+            reach * 1000 * chooser.choice((0.999, 0.9999, 1.0001, 1.001)),
+        )
+        edge.append(
+            (
+                theirs,
+                msgspec.structs.replace(
+                    mine, geometry=Point(coordinates=place(there_lon, there_lat))
+                ),
+            )
+        )
+    gate_ = SortieGate()
+    verdicts = []
+    for theirs, mine in pairs + edge:
+        own = gate_.gather([gate_.prepare(mine, keep=True)])
+        ruled = gate_.any_match(gate_.prepare(theirs, keep=False), own, 0, 1)
+        assert ruled == same_sortie(theirs, mine), (theirs, mine)
+        verdicts.append(ruled)
+    assert verdicts.count(True) > 100 and verdicts.count(False) > 100
+    assert True in verdicts[len(pairs) :] and False in verdicts[len(pairs) :]

@@ -4,16 +4,28 @@ own sources?
 A received report is *known* when one of the receiver's own reports passes the association gate
 with it (same kind, compatible platform and count, time within tolerance, positions within the
 combined uncertainty, the sender's coarsening grid counted as uncertainty). It reads nothing.
+
+A busy own picture holds thousands of reports in a batch's window (a radar feed's plots): a
+:class:`SortieGate` first rules out, for all of them at once (numpy), the own reports the gate
+would refuse on kind, platform, count, time or distance, and gates only the rest one by one.
+The distance it rules out by is a lower bound of the gate's own (between the two reports'
+bounding boxes, on a sphere, taken short by a margin), so the verdicts are the gate's, pair by
+pair.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, get_args
+
+import numpy as np
 
 from kuroshio.fusion.gating import (
+    DAY_REPORT,
     DEFAULT_GATES,
     GateConfig,
     Unit,
@@ -22,7 +34,8 @@ from kuroshio.fusion.gating import (
     platform_compatible,
     report_unit,
 )
-from kuroshio.model import Observation
+from kuroshio.geo.grid import EARTH_RADIUS_KM
+from kuroshio.model import Kind, Observation
 
 KEPT_UNITS: Final = 50_000
 """The receiver's own reports a :class:`SortieGate` keeps prepared, most recently used first
@@ -56,17 +69,80 @@ def is_novel(
     return not already_known(received, own, config)
 
 
-class PreparedReport:
-    """A report made ready for :meth:`SortieGate.prepared_match`: its unit, and what the gate's
-    first checks (kind, platform, count) read of it."""
+_KINDS: Final = {kind: code for code, kind in enumerate(get_args(Kind))}
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+NEAREST: Final = 512
+"""Own reports nearest in start time that :meth:`SortieGate.any_match` looks at before the
+others."""
+SPHERE_MARGIN: Final = 0.98
+"""The distance bound (reckoned on a sphere) is taken this much short of itself: the gate
+measures along the ellipsoid, which differs from the sphere by well under one percent."""
 
-    __slots__ = ("signature", "unit")
+
+class PreparedReport:
+    """A report made ready for :meth:`SortieGate.prepared_match`: its unit, what the gate's
+    first checks (kind, platform, count) read of it, and the columns
+    :meth:`SortieGate.any_match` rules reports out by."""
+
+    __slots__ = ("columns", "signature", "unit")
 
     def __init__(self, unit: Unit, signature: int) -> None:
         self.unit = unit
         self.signature = signature
         """The number its gate names (kind, type, class, hull numbers, count) have in the gate
         that prepared it."""
+        west, south, east, north = unit.shape.bounds
+        self.columns = (
+            float(_KINDS[unit.kind]),
+            float((unit.start - _EPOCH) // _MICROSECOND),
+            float((unit.end - _EPOCH) // _MICROSECOND),
+            float(unit.span >= DAY_REPORT),
+            unit.sigma_km,
+            math.radians(west),
+            math.radians(south),
+            math.radians(east),
+            math.radians(north),
+            math.cos(math.radians(min(max(abs(south), abs(north)), 90.0))),
+        )
+        """Kind, start and end (µs), whether it covers a day, sigma (km), bounding box (west,
+        south, east, north, radians) and the least cosine of latitude in the box."""
+
+
+_COLUMNS: Final = 10
+_NONE_COLUMNS: Final = (-1.0,) + (0.0,) * (_COLUMNS - 1)
+"""The columns of a retraction (no kind), which its signature rules out."""
+
+
+class OwnReports:
+    """The own reports one batch is compared with, in their order, and their columns side by
+    side for :meth:`SortieGate.any_match` (None: a retraction, never a sortie)."""
+
+    __slots__ = ("columns", "reports", "signatures", "signed")
+
+    def __init__(self, reports: Sequence[PreparedReport | None]) -> None:
+        self.reports = reports
+        self.columns = (
+            np.array(
+                [_NONE_COLUMNS if report is None else report.columns for report in reports],
+                dtype=np.float64,
+            )
+            .reshape(len(reports), _COLUMNS)
+            .T.copy()
+        )
+        numbers: dict[int | None, int] = {}
+        self.signed: list[PreparedReport | None] = []
+        """One report of each signature among them (None: the retractions')."""
+        signatures = []
+        for report in reports:
+            signature = None if report is None else report.signature
+            number = numbers.get(signature)
+            if number is None:
+                number = numbers[signature] = len(self.signed)
+                self.signed.append(report)
+            signatures.append(number)
+        self.signatures = np.array(signatures, dtype=np.intp)
+        """For each report, its signature's place in :attr:`signed`."""
 
 
 MAX_SIGNATURES: Final = 1_000
@@ -144,10 +220,17 @@ class SortieGate:
         a, b = received.unit, own.unit
         if a.origin == b.origin:
             return False
+        return self._first_checks(received, own) and gate(a, b, self.config) is not None
+
+    def _first_checks(self, received: PreparedReport, own: PreparedReport | None) -> bool:
+        """The gate's first checks (kind, platform, count), which read nothing but the two
+        reports' signatures: made once for each pair of signatures."""
+        if own is None:
+            return False
         pair = (received.signature, own.signature)
         compatible = self._compatible.get(pair)
         if compatible is None:
-            # the gate's first checks, which read nothing but the signatures
+            a, b = received.unit, own.unit
             compatible = (
                 a.kind == b.kind
                 and a.kind != "area"
@@ -157,4 +240,73 @@ class SortieGate:
             if len(self._compatible) >= MAX_SIGNATURES * 100:
                 self._compatible.clear()
             self._compatible[pair] = compatible
-        return compatible and gate(a, b, self.config) is not None
+        return compatible
+
+    def gather(self, own: Sequence[PreparedReport | None]) -> OwnReports:
+        """A batch's own reports (prepared, in any order) made ready for :meth:`any_match`."""
+        return OwnReports(own)
+
+    def any_match(
+        self, received: PreparedReport | None, own: OwnReports, low: int, high: int
+    ) -> bool:
+        """Whether any of ``own``'s reports ``low`` to ``high`` is :meth:`prepared_match` with
+        ``received``: those the gate would refuse on platform, time or distance are ruled out
+        all at once, the rest gated one by one. The reports that start nearest in time to
+        ``received`` are looked at first (when ``own`` is in order of start), so that a report
+        the node already holds is usually found among the first few hundred."""
+        if received is None or low >= high or received.columns[0] == _KINDS["area"]:
+            return False
+        # Kind, platform and count: checked once for each signature among the own reports.
+        first_checks = np.fromiter(
+            (self._first_checks(received, report) for report in own.signed),
+            dtype=bool,
+            count=len(own.signed),
+        )
+        if not first_checks.any():
+            return False
+        middle = int(np.searchsorted(own.columns[1, low:high], received.columns[1])) + low
+        first = (max(low, middle - NEAREST // 2), min(high, middle + NEAREST // 2))
+        return any(
+            self._any_in(received, own, first_checks, start, stop)
+            for start, stop in (first, (low, first[0]), (first[1], high))
+            if start < stop
+        )
+
+    def _any_in(
+        self,
+        received: PreparedReport,
+        own: OwnReports,
+        first_checks: np.ndarray[Any, np.dtype[np.bool_]],
+        low: int,
+        high: int,
+    ) -> bool:
+        kind, start_us, end_us, day, sigma, west, south, east, north, cosine = received.columns
+        config = self.config
+        columns = own.columns[:, low:high]
+        # Time: the gap between the two intervals within the tolerance (a day more when either
+        # covers a day).
+        gap = np.maximum(np.maximum(columns[1] - end_us, start_us - columns[2]), 0.0)
+        tolerance = config.time_tolerance / _MICROSECOND
+        allowed = tolerance + (config.day_slack / _MICROSECOND) * np.maximum(columns[3], day)
+        near = np.flatnonzero(first_checks[own.signatures[low:high]] & (gap <= allowed))
+        if not near.size:
+            return False
+        columns, gap = columns[:, near], gap[near]
+        # Space: no two positions in the two boxes are closer than the haversine of the least
+        # latitude and longitude differences between them, at the boxes' highest latitudes.
+        d_lat = np.maximum(np.maximum(columns[6] - north, south - columns[8]), 0.0)
+        # (Across the antimeridian too: the haversine of 2π - x is that of x.)
+        d_lon = np.maximum(np.maximum(columns[5] - east, west - columns[7]), 0.0)
+        haversine = np.sin(d_lat / 2) ** 2 + cosine * columns[9] * np.sin(d_lon / 2) ** 2
+        bound_km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(haversine, 1.0)))
+        speed_kms = (config.air_speed_mps if kind == _KINDS["air"] else config.sea_speed_mps) / 1e3
+        moving_s = np.minimum(gap, tolerance) / 1e6
+        limit_km = (
+            np.maximum(config.sigmas * np.hypot(sigma, columns[4]), config.min_gate_km)
+            + speed_kms * moving_s
+        )
+        reports = own.reports
+        return any(
+            self.prepared_match(received, reports[low + int(position)])
+            for position in near[bound_km * SPHERE_MARGIN <= limit_km]
+        )

@@ -45,6 +45,15 @@ class PreparingMatcher(Protocol):
         """``matcher(received, own)`` of two prepared reports."""
         ...
 
+    def gather(self, own: Sequence[Any]) -> Any:
+        """One batch's own reports (prepared) made ready for :meth:`any_match`."""
+        ...
+
+    def any_match(self, received: Any, own: Any, low: int, high: int) -> bool:
+        """Whether :meth:`prepared_match` holds for ``received`` (prepared) and any of the own
+        reports ``low`` to ``high`` that :meth:`gather` made ready."""
+        ...
+
 
 class LedgerEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True, forbid_unknown_fields=True):
     """One item version sent to (``given``) or received from (``received``) a partner."""

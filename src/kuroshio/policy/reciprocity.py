@@ -216,14 +216,14 @@ def judge_novelty(
     starts = [t0 for t0, *_ in keys]
     longest = max(t1 - t0 for t0, t1, *_ in keys)
     window = NOVELTY_WINDOW // dt.timedelta(microseconds=1)
-    match = preparing.prepared_match
+    gathered = preparing.gather(own)
     verdicts: list[bool] = []
     for item in received:
         # Own observations that start late enough to overlap the tolerance window.
         low = bisect.bisect_left(starts, micros(item.observed_at) - window - longest)
         high = bisect.bisect_right(starts, micros(latest_time(item)) + window)
         unit = preparing.prepare(item, keep=False)
-        verdicts.append(not any(match(unit, mine) for mine in own[low:high]))
+        verdicts.append(not preparing.any_match(unit, gathered, low, high))
     return verdicts
 
 
@@ -242,6 +242,14 @@ class _PairByPair:
 
     def prepared_match(self, received: Observation, own: Observation) -> bool:
         return self._matcher(received, own)
+
+    def gather(self, own: Sequence[Observation]) -> Sequence[Observation]:
+        return own
+
+    def any_match(
+        self, received: Observation, own: Sequence[Observation], low: int, high: int
+    ) -> bool:
+        return any(self._matcher(received, mine) for mine in own[low:high])
 
 
 def received_entries(
