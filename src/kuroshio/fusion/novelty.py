@@ -72,9 +72,9 @@ def is_novel(
 _KINDS: Final = {kind: code for code, kind in enumerate(get_args(Kind))}
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
-NEAREST: Final = 512
-"""Own reports nearest in start time that :meth:`SortieGate.any_match` looks at before the
-others."""
+SAMPLE: Final = 512
+"""How many own reports, spread evenly over those in a received report's window,
+:meth:`SortieGate.any_match` looks at before all of them."""
 SPHERE_MARGIN: Final = 0.98
 """The distance bound (reckoned on a sphere) is taken this much short of itself: the gate
 measures along the ellipsoid, which differs from the sphere by well under one percent."""
@@ -251,9 +251,9 @@ class SortieGate:
     ) -> bool:
         """Whether any of ``own``'s reports ``low`` to ``high`` is :meth:`prepared_match` with
         ``received``: those the gate would refuse on platform, time or distance are ruled out
-        all at once, the rest gated one by one. The reports that start nearest in time to
-        ``received`` are looked at first (when ``own`` is in order of start), so that a report
-        the node already holds is usually found among the first few hundred."""
+        all at once, the rest gated one by one. A sample spread evenly over them is looked at
+        first: the gate reaches further the further apart two reports are in time, so a report
+        the node already holds is usually among many, and found in the sample."""
         if received is None or low >= high or received.columns[0] == _KINDS["area"]:
             return False
         # Kind, platform and count: checked once for each signature among the own reports.
@@ -264,12 +264,9 @@ class SortieGate:
         )
         if not first_checks.any():
             return False
-        middle = int(np.searchsorted(own.columns[1, low:high], received.columns[1])) + low
-        first = (max(low, middle - NEAREST // 2), min(high, middle + NEAREST // 2))
-        return any(
-            self._any_in(received, own, first_checks, start, stop)
-            for start, stop in (first, (low, first[0]), (first[1], high))
-            if start < stop
+        step = (high - low) // SAMPLE
+        return (step > 1 and self._any_in(received, own, first_checks, low, high, step)) or (
+            self._any_in(received, own, first_checks, low, high)
         )
 
     def _any_in(
@@ -279,34 +276,34 @@ class SortieGate:
         first_checks: np.ndarray[Any, np.dtype[np.bool_]],
         low: int,
         high: int,
+        step: int = 1,
     ) -> bool:
         kind, start_us, end_us, day, sigma, west, south, east, north, cosine = received.columns
         config = self.config
-        columns = own.columns[:, low:high]
+        columns = own.columns[:, low:high:step]
         # Time: the gap between the two intervals within the tolerance (a day more when either
         # covers a day).
         gap = np.maximum(np.maximum(columns[1] - end_us, start_us - columns[2]), 0.0)
         tolerance = config.time_tolerance / _MICROSECOND
         allowed = tolerance + (config.day_slack / _MICROSECOND) * np.maximum(columns[3], day)
-        near = np.flatnonzero(first_checks[own.signatures[low:high]] & (gap <= allowed))
-        if not near.size:
+        keep = first_checks[own.signatures[low:high:step]] & (gap <= allowed)
+        if not keep.any():
             return False
-        columns, gap = columns[:, near], gap[near]
         # Space: no two positions in the two boxes are closer than the haversine of the least
         # latitude and longitude differences between them, at the boxes' highest latitudes.
         d_lat = np.maximum(np.maximum(columns[6] - north, south - columns[8]), 0.0)
         # (Across the antimeridian too: the haversine of 2π - x is that of x.)
         d_lon = np.maximum(np.maximum(columns[5] - east, west - columns[7]), 0.0)
         haversine = np.sin(d_lat / 2) ** 2 + cosine * columns[9] * np.sin(d_lon / 2) ** 2
-        bound_km = 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(haversine, 1.0)))
         speed_kms = (config.air_speed_mps if kind == _KINDS["air"] else config.sea_speed_mps) / 1e3
-        moving_s = np.minimum(gap, tolerance) / 1e6
-        limit_km = (
-            np.maximum(config.sigmas * np.hypot(sigma, columns[4]), config.min_gate_km)
-            + speed_kms * moving_s
-        )
+        limit_km = np.maximum(
+            config.sigmas * np.hypot(sigma, columns[4]), config.min_gate_km
+        ) + speed_kms / 1e6 * np.minimum(gap, tolerance)
+        # Compared as haversines: the bound is within the reach, taken short by the margin.
+        reach = np.minimum(limit_km / (SPHERE_MARGIN * EARTH_RADIUS_KM), math.pi)
+        keep &= haversine <= np.sin(reach / 2) ** 2
         reports = own.reports
         return any(
-            self.prepared_match(received, reports[low + int(position)])
-            for position in near[bound_km * SPHERE_MARGIN <= limit_km]
+            self.prepared_match(received, reports[low + int(position) * step])
+            for position in np.flatnonzero(keep)
         )
