@@ -21,9 +21,10 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.merkle import merkle_root
 from kuroshio.node import Node, open_node
-from kuroshio.store import schema
+from kuroshio.store import ObservationFilter, schema
 from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
+from observations import T0, observation
 
 FIXTURE = Path(__file__).parent / "fixtures" / "nodes-schema1.tar.gz"
 TABLES = (
@@ -184,6 +185,39 @@ def test_a_store_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> No
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION + 1
     conn.close()
+
+
+def test_intervals_stored_before_the_window_bound_was_kept_are_found_after_migrating(
+    tmp_path: Path,
+) -> None:
+    """A store from before ``current_spans`` (migration 0019) holding a report that spans six
+    days: migrating bounds window queries by it, so the window at its end still finds it."""
+    path = tmp_path / "store.sqlite"
+    with SQLiteStore(path) as store:
+        store.append(
+            [
+                observation(1, kind="sea", at=T0 - dt.timedelta(days=6), until=T0),
+                observation(2, at=T0 - dt.timedelta(days=6)),
+            ]
+        )
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            conn.execute("DROP TABLE current_spans")
+            conn.execute("UPDATE meta SET value = '18' WHERE key = 'schema_version'")
+            conn.execute("PRAGMA user_version = 18")
+    finally:
+        conn.close()
+    window = ObservationFilter(start=T0 - dt.timedelta(hours=1), end=T0 + dt.timedelta(hours=1))
+    with SQLiteStore(path) as store:
+        assert store.schema_version == schema.SCHEMA_VERSION
+        assert [o.id for o in store.iter_query(window)] == ["TWN:test:1"]
+    conn = sqlite3.connect(path)
+    try:
+        # Six days are 5.2e11 µs: 2**39 is the next power of two.
+        assert conn.execute("SELECT bucket FROM current_spans").fetchall() == [(2**39,)]
+    finally:
+        conn.close()
 
 
 def test_postgresql_takes_the_same_migrations(postgres_dsn: str, tmp_path: Path) -> None:

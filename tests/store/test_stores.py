@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +27,8 @@ from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sql import micros
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
+
+MINUTE = dt.timedelta(minutes=1)
 
 AnyStore = SQLiteStore | PostgresStore
 
@@ -136,6 +139,47 @@ def test_query_by_time_window_overlaps_intervals(store: AnyStore) -> None:
     assert {o.id for o in store.iter_query(window)} == {"TWN:test:1", "TWN:test:3"}
     half_open = ObservationFilter(start=T0 - dt.timedelta(hours=1), end=T0)
     assert {o.id for o in store.iter_query(half_open)} == {"TWN:test:3"}
+
+
+def test_a_window_finds_intervals_that_began_long_before_it_after_a_long_history(
+    store: AnyStore,
+) -> None:
+    """A window's query (the picture's, the API's) and the own reports novelty is judged against
+    find every current report whose interval meets the window, however long before it the
+    interval began, and nothing that ended before it, with a month of reports behind."""
+    store.append(
+        [observation(100 + n, at=T0 - dt.timedelta(days=30, minutes=-n)) for n in range(300)]
+    )
+    hour = dt.timedelta(hours=1)
+    window = ObservationFilter(start=T0, end=T0 + hour)
+
+    def found() -> tuple[set[str], int, list[str]]:
+        keys = store.read(
+            lambda tx: tx.observations.current_keys_of_origin(
+                "TWN", micros(T0), micros(T0 + hour), 100
+            )
+        )
+        return (
+            {o.id for o in store.iter_query(window)},
+            store.count(window),
+            [obs_id for _, _, obs_id, _, _ in keys],
+        )
+
+    assert found() == (set(), 0, [])
+    # A ship watched for six days up to the window; later, one watched for twenty.
+    week = observation(1, kind="sea", at=T0 - dt.timedelta(days=6), until=T0 + 5 * MINUTE)
+    store.append([week, observation(3, at=T0 + 10 * MINUTE)])
+    assert found() == ({"TWN:test:1", "TWN:test:3"}, 2, ["TWN:test:1", "TWN:test:3"])
+    month = observation(2, kind="sea", at=T0 - dt.timedelta(days=20), until=T0 + 30 * MINUTE)
+    store.append([month])
+    assert found() == (
+        {"TWN:test:1", "TWN:test:2", "TWN:test:3"},
+        3,
+        ["TWN:test:2", "TWN:test:1", "TWN:test:3"],
+    )
+    # Corrected to end the day before the window, the long one is no longer in it.
+    store.append([msgspec.structs.replace(month, version=2, until=T0 - dt.timedelta(days=1))])
+    assert found() == ({"TWN:test:1", "TWN:test:3"}, 2, ["TWN:test:1", "TWN:test:3"])
 
 
 def test_query_by_bounding_box_kind_origin_and_platform(store: AnyStore) -> None:

@@ -21,7 +21,15 @@ from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation, canonical_bytes
 from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.inbox import InboxRow
-from kuroshio.store.sql import CURRENT_COLUMNS, event_row, index_row, micros
+from kuroshio.store.sql import (
+    CURRENT_COLUMNS,
+    NOTE_SPAN,
+    STARTED_SINCE,
+    event_row,
+    index_row,
+    longest_span_bucket,
+    micros,
+)
 
 _observation_decoder = msgspec.json.Decoder(Observation)
 
@@ -134,6 +142,9 @@ class ObservationTable:
             currents[obs_id] = version
             indexed[obs_id] = (obs_id, version, last_seq, *row[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        span = longest_span_bucket(indexed.values())
+        if span:
+            conn.execute(NOTE_SPAN, (span,))
         conn.executemany(
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at,"
             " sent_by, sent_seq, sent_position, sent_provenance)"
@@ -176,8 +187,8 @@ class ObservationTable:
         rows = self._conn.execute(
             "SELECT t0, t1, id, version, seq FROM current"
             " WHERE origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?"
-            " ORDER BY t0 LIMIT ?",
-            (origin, start_us, end_us, limit),
+            f" AND t0 >= ? - {STARTED_SINCE} ORDER BY t0 LIMIT ?",
+            (origin, start_us, end_us, start_us, limit),
         ).fetchall()
         return [tuple(row) for row in rows]
 

@@ -34,7 +34,9 @@ from kuroshio.store.observations import ObservationTable, PreparedRow, prepare, 
 from kuroshio.store.reads import Reads
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
+    NOTE_SPAN,
     event_row,
+    longest_span_bucket,
     micros,
 )
 from kuroshio.store.transaction import Transaction
@@ -286,6 +288,9 @@ class PgObservationTable(ObservationTable):
             # table has no key to check it: migration 0014).
             indexed[observation.id] = (observation.id, observation.version, seq, *index[3:])
             result.record(Outcome.INSERTED if current is None else Outcome.SUPERSEDED)
+        span = longest_span_bucket(indexed.values())
+        if span:
+            conn.execute(_pg(NOTE_SPAN), (span,))
         # The ids are locked and their current rows were read under the lock: an id without
         # one gets its first row here (copied in), the others are updated.
         copy_rows(conn, "observation_versions", _VERSION_COLUMNS, versions)

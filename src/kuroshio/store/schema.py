@@ -526,6 +526,33 @@ _LEDGER_BY_PARTNER: Final = (
 )
 
 
+_CURRENT_SPANS: Final = (
+    # How long the current rows' intervals (t1 - t0) are, each rounded up to a power of two
+    # (microseconds): the longest bounds how far before a window a current row can start and
+    # still meet it, so that a window's query is a range of the start-time indexes, not a scan
+    # of every row that started before the window's end. Rows are only added (a few dozen at
+    # most, in a store's life), never updated: writers never wait on one another here.
+    "CREATE TABLE current_spans (bucket INTEGER PRIMARY KEY)",
+)
+
+
+def span_bucket(span_us: int) -> int:
+    """The bucket an interval of ``span_us`` microseconds (> 0) is counted in: the least power
+    of two at least as long."""
+    return 1 << (span_us - 1).bit_length()
+
+
+def _current_spans(conn: Connection, dialect: str) -> None:
+    """The bucket of the longest interval already stored."""
+    row = conn.execute("SELECT max(t1 - t0) FROM current").fetchone()
+    longest = int(row[0]) if row is not None and row[0] is not None else 0
+    if longest > 0:
+        marker = "?" if dialect == "sqlite" else "%s"
+        conn.execute(
+            f"INSERT INTO current_spans (bucket) VALUES ({marker})", (span_bucket(longest),)
+        )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -545,6 +572,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0016_link_status", _LINK_STATUS),
     Migration("0017_history_places", _HISTORY_PLACES),
     Migration("0018_ledger_by_partner", _LEDGER_BY_PARTNER),
+    Migration("0019_current_spans", _CURRENT_SPANS, run=_current_spans),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

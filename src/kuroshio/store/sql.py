@@ -7,12 +7,14 @@ differs (``?`` and ``%s``). Nothing here touches a connection.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
 import msgspec
 
 from kuroshio.model import Event, Observation, bounding_box
 from kuroshio.store import EventFilter, ObservationFilter
+from kuroshio.store.schema import span_bucket
 
 CURRENT_COLUMNS = (
     "id",
@@ -30,6 +32,23 @@ CURRENT_COLUMNS = (
     "platform_type",
     "retracted",
 )
+
+
+_T0: Final = CURRENT_COLUMNS.index("t0")
+_T1: Final = CURRENT_COLUMNS.index("t1")
+STARTED_SINCE: Final = "(SELECT coalesce(max(bucket), 0) FROM current_spans)"
+"""How long before a window a current row that meets it can start at most (µs): the longest
+interval stored, rounded up (``current_spans``, migration ``0019``). A window's query bounds
+``t0`` from below by it, so that the start-time indexes give a range, not every row before the
+window's end."""
+NOTE_SPAN: Final = "INSERT INTO current_spans (bucket) VALUES (?) ON CONFLICT DO NOTHING"
+
+
+def longest_span_bucket(rows: Iterable[Sequence[Any]]) -> int:
+    """The bucket of the longest interval among ``current`` rows (0: none is an interval), to be
+    noted with :data:`NOTE_SPAN` in the transaction that writes them."""
+    longest = max((row[_T1] - row[_T0] for row in rows), default=0)
+    return span_bucket(longest) if longest > 0 else 0
 
 
 def micros(value: dt.datetime) -> int:
@@ -79,8 +98,9 @@ def observation_where(selection: ObservationFilter, mark: str) -> tuple[list[str
     where: list[str] = []
     params: list[Any] = []
     if selection.start is not None:
-        where.append(f"c.t1 >= {mark}")
-        params.append(micros(selection.start))
+        start = micros(selection.start)
+        where.append(f"c.t1 >= {mark} AND c.t0 >= {mark} - {STARTED_SINCE}")
+        params.extend([start, start])
     if selection.end is not None:
         where.append(f"c.t0 < {mark}")
         params.append(micros(selection.end))
