@@ -201,8 +201,26 @@ def test_ruling_own_reports_out_at_once_keeps_every_pair_the_gate_takes() -> Non
     verdicts = []
     for theirs, mine in pairs + edge:
         own = gate_.gather([gate_.prepare(mine, keep=True)])
-        ruled = gate_.any_match(gate_.prepare(theirs, keep=False), own, 0, 1)
+        [ruled] = gate_.any_matches([gate_.prepare(theirs, keep=False)], own, [(0, 1)])
         assert ruled == same_sortie(theirs, mine), (theirs, mine)
         verdicts.append(ruled)
     assert verdicts.count(True) > 100 and verdicts.count(False) > 100
     assert True in verdicts[len(pairs) :] and False in verdicts[len(pairs) :]
+    # All at once, as a batch meets the own picture: each received report against every own
+    # report of the others in its window (a sample of them first, then all); through a gate
+    # that keeps them all and one that keeps only the last 50 it prepared.
+    mine_all = [mine for _, mine in pairs + edge]
+    batch = [theirs for theirs, _ in pairs[:300]]
+    starts = [chooser.randrange(0, len(mine_all) - 600) for _ in batch]
+    windows = [(low, low + chooser.randrange(100, 600)) for low in starts]
+    expected = [
+        any(same_sortie(theirs, mine) for mine in mine_all[low:high])
+        for theirs, (low, high) in zip(batch, windows, strict=True)
+    ]
+    for gate_ in (SortieGate(), SortieGate(keep=50)):
+        own = gate_.gather([gate_.prepare(mine, keep=True) for mine in mine_all])
+        ruled_all = gate_.any_matches(
+            [gate_.prepare(theirs, keep=False) for theirs in batch], own, windows
+        )
+        assert ruled_all == expected
+    assert True in expected and False in expected

@@ -73,8 +73,10 @@ _KINDS: Final = {kind: code for code, kind in enumerate(get_args(Kind))}
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 SAMPLE: Final = 512
-"""How many own reports, spread evenly over those in a received report's window,
-:meth:`SortieGate.any_match` looks at before all of them."""
+"""How many own reports, spread evenly over those in a batch's window,
+:meth:`SortieGate.any_matches` looks at before all of them."""
+_ROWS_AT_ONCE: Final = 128
+"""Received reports compared with the sample in one go (bounds the arrays: rows × sample)."""
 SPHERE_MARGIN: Final = 0.98
 """The distance bound (reckoned on a sphere) is taken this much short of itself: the gate
 measures along the ellipsoid, which differs from the sphere by well under one percent."""
@@ -83,12 +85,15 @@ measures along the ellipsoid, which differs from the sphere by well under one pe
 class PreparedReport:
     """A report made ready for :meth:`SortieGate.prepared_match`: its unit, what the gate's
     first checks (kind, platform, count) read of it, and the columns
-    :meth:`SortieGate.any_match` rules reports out by."""
+    :meth:`SortieGate.any_matches` rules reports out by."""
 
-    __slots__ = ("columns", "signature", "unit")
+    __slots__ = ("columns", "signature", "slot", "unit")
 
     def __init__(self, unit: Unit, signature: int) -> None:
         self.unit = unit
+        self.slot = 0
+        """Where its gate keeps its columns among those of every own report kept (0: not
+        kept)."""
         self.signature = signature
         """The number its gate names (kind, type, class, hull numbers, count) have in the gate
         that prepared it."""
@@ -116,33 +121,27 @@ _NONE_COLUMNS: Final = (-1.0,) + (0.0,) * (_COLUMNS - 1)
 
 class OwnReports:
     """The own reports one batch is compared with, in their order, and their columns side by
-    side for :meth:`SortieGate.any_match` (None: a retraction, never a sortie)."""
+    side for :meth:`SortieGate.any_matches` (None: a retraction, never a sortie)."""
 
     __slots__ = ("columns", "reports", "signatures", "signed")
 
-    def __init__(self, reports: Sequence[PreparedReport | None]) -> None:
+    def __init__(
+        self,
+        reports: Sequence[PreparedReport | None],
+        columns: np.ndarray[Any, np.dtype[np.float64]],
+        signatures: np.ndarray[Any, np.dtype[np.intp]],
+        signed: list[PreparedReport | None],
+    ) -> None:
         self.reports = reports
-        self.columns = (
-            np.array(
-                [_NONE_COLUMNS if report is None else report.columns for report in reports],
-                dtype=np.float64,
-            )
-            .reshape(len(reports), _COLUMNS)
-            .T.copy()
-        )
-        numbers: dict[int | None, int] = {}
-        self.signed: list[PreparedReport | None] = []
-        """One report of each signature among them (None: the retractions')."""
-        signatures = []
-        for report in reports:
-            signature = None if report is None else report.signature
-            number = numbers.get(signature)
-            if number is None:
-                number = numbers[signature] = len(self.signed)
-                self.signed.append(report)
-            signatures.append(number)
-        self.signatures = np.array(signatures, dtype=np.intp)
+        self.columns = columns
+        """Each report's :attr:`PreparedReport.columns`, one column each."""
+        self.signatures = signatures
         """For each report, its signature's place in :attr:`signed`."""
+        self.signed = signed
+        """One report of each signature among them (None: the retractions')."""
+
+
+_FIRST_SLOTS: Final = 1_024
 
 
 MAX_SIGNATURES: Final = 1_000
@@ -169,17 +168,31 @@ class SortieGate:
         self._base = 0
         self._compatible: dict[tuple[int, int], bool] = {}
         self._lock = threading.Lock()
+        # The kept reports' columns side by side (slot 0: no report), so that a batch's are
+        # taken with one index; their signatures likewise (-1: none).
+        self._table = np.zeros((_COLUMNS, _FIRST_SLOTS))
+        self._table[:, 0] = _NONE_COLUMNS
+        self._slot_signatures = np.full(_FIRST_SLOTS, -1, dtype=np.intp)
+        self._free = list(range(_FIRST_SLOTS - 1, 0, -1))
 
     def __call__(self, received: Observation, own: Observation) -> bool:
         return same_sortie(received, own, self.config)
 
     def prepared(self, key: tuple[str, int]) -> PreparedReport | None:
         """One of the receiver's own reports (id, version) as kept, if it is."""
+        return self.prepared_many([key])[0]
+
+    def prepared_many(self, keys: Sequence[tuple[str, int]]) -> list[PreparedReport | None]:
+        """The receiver's own reports (id, version each) as kept, None for each that is not."""
+        kept = self._kept
+        found = kept.get
         with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None:
-                self._kept.move_to_end(key)
-            return kept
+            reports = [found(key) for key in keys]
+            touch = kept.move_to_end
+            for key, report in zip(keys, reports, strict=True):
+                if report is not None:
+                    touch(key)
+        return reports
 
     def prepare(self, observation: Observation, *, keep: bool) -> PreparedReport | None:
         """The report prepared (None for a retraction, which is never a sortie); ``keep``: the
@@ -194,10 +207,30 @@ class SortieGate:
             return kept
         kept = self._prepared(observation)
         with self._lock:
+            already = self._kept.get(key)
+            if already is not None:  # prepared meanwhile by another thread
+                return already
             self._kept[key] = kept
+            self._keep_columns(kept)
             if len(self._kept) > self._keep:
-                self._kept.popitem(last=False)
+                _, evicted = self._kept.popitem(last=False)
+                self._free.append(evicted.slot)
+                evicted.slot = 0
         return kept
+
+    def _keep_columns(self, report: PreparedReport) -> None:
+        """Give a kept report a slot of the table (under the lock)."""
+        if not self._free:
+            size = self._table.shape[1]
+            self._table = np.concatenate([self._table, np.zeros((_COLUMNS, size))], axis=1)
+            self._slot_signatures = np.concatenate(
+                [self._slot_signatures, np.full(size, -1, dtype=np.intp)]
+            )
+            self._free = list(range(2 * size - 1, size - 1, -1))
+        slot = self._free.pop()
+        self._table[:, slot] = report.columns
+        self._slot_signatures[slot] = report.signature
+        report.slot = slot
 
     def _prepared(self, observation: Observation) -> PreparedReport:
         unit = report_unit(observation)
@@ -243,67 +276,134 @@ class SortieGate:
         return compatible
 
     def gather(self, own: Sequence[PreparedReport | None]) -> OwnReports:
-        """A batch's own reports (prepared, in any order) made ready for :meth:`any_match`."""
-        return OwnReports(own)
+        """A batch's own reports (prepared, in any order) made ready for :meth:`any_matches`:
+        the columns of those kept taken from the table at once."""
+        with self._lock:
+            slots = np.fromiter(
+                (0 if report is None else report.slot for report in own),
+                dtype=np.intp,
+                count=len(own),
+            )
+            columns = self._table[:, slots]
+            numbers = self._slot_signatures[slots]
+        for position in np.flatnonzero(slots == 0):
+            report = own[int(position)]
+            if report is not None:  # not kept (or no longer)
+                columns[:, position] = report.columns
+                numbers[position] = report.signature
+        distinct, first, signatures = np.unique(numbers, return_index=True, return_inverse=True)
+        signed = [
+            None if number < 0 else own[int(at)] for number, at in zip(distinct, first, strict=True)
+        ]
+        return OwnReports(own, columns, signatures.astype(np.intp), signed)
 
-    def any_match(
-        self, received: PreparedReport | None, own: OwnReports, low: int, high: int
-    ) -> bool:
-        """Whether any of ``own``'s reports ``low`` to ``high`` is :meth:`prepared_match` with
-        ``received``: those the gate would refuse on platform, time or distance are ruled out
-        all at once, the rest gated one by one. A sample spread evenly over them is looked at
-        first: the gate reaches further the further apart two reports are in time, so a report
-        the node already holds is usually among many, and found in the sample."""
-        if received is None or low >= high or received.columns[0] == _KINDS["area"]:
-            return False
-        # Kind, platform and count: checked once for each signature among the own reports.
-        first_checks = np.fromiter(
-            (self._first_checks(received, report) for report in own.signed),
-            dtype=bool,
-            count=len(own.signed),
-        )
-        if not first_checks.any():
-            return False
-        step = (high - low) // SAMPLE
-        return (step > 1 and self._any_in(received, own, first_checks, low, high, step)) or (
-            self._any_in(received, own, first_checks, low, high)
-        )
-
-    def _any_in(
+    def any_matches(
         self,
-        received: PreparedReport,
+        received: Sequence[PreparedReport | None],
         own: OwnReports,
-        first_checks: np.ndarray[Any, np.dtype[np.bool_]],
-        low: int,
-        high: int,
-        step: int = 1,
+        windows: Sequence[tuple[int, int]],
+    ) -> list[bool]:
+        """For each received report (prepared), whether any of ``own``'s reports in its window
+        (``low`` to ``high``) is :meth:`prepared_match` with it. Those the gate would refuse on
+        kind, platform, count, time or distance are ruled out all at once, the rest gated one by
+        one. A sample spread evenly over the batch's window is looked at first, for every
+        received report at once: the gate reaches further the further apart two reports are in
+        time, so a report the node already holds is usually among many, and in the sample. Only
+        the reports not found there are compared with every own report in their window."""
+        found = [False] * len(received)
+        first: dict[int, np.ndarray[Any, np.dtype[np.bool_]]] = {}
+        for index, (report, (low, high)) in enumerate(zip(received, windows, strict=True)):
+            if report is None or low >= high or report.columns[0] == _KINDS["area"]:
+                continue
+            # Kind, platform and count: checked once for each signature among the own reports.
+            checks = np.fromiter(
+                (self._first_checks(report, mine) for mine in own.signed),
+                dtype=bool,
+                count=len(own.signed),
+            )
+            if checks.any():
+                first[index] = checks
+        if not first:
+            return found
+        low = min(windows[index][0] for index in first)
+        high = max(windows[index][1] for index in first)
+        step = (high - low) // SAMPLE
+        if step > 1:
+            sample = np.arange(low, high, step)
+            sample_columns = own.columns[:, sample]
+            sample_signatures = own.signatures[sample]
+            listed = list(first)
+            for at in range(0, len(listed), _ROWS_AT_ONCE):
+                chunk = listed[at : at + _ROWS_AT_ONCE]
+                bounds = np.array([windows[index] for index in chunk])
+                admitted = (
+                    np.array([first[index][sample_signatures] for index in chunk])
+                    & (sample >= bounds[:, :1])
+                    & (sample < bounds[:, 1:])
+                )
+                keep = self._within_reach(
+                    np.array([received[index].columns for index in chunk]),  # type: ignore[union-attr]
+                    sample_columns,
+                    admitted,
+                )
+                for row, index in enumerate(chunk):
+                    found[index] = self._gated(received[index], own, sample[keep[row]])
+        for index, checks in first.items():
+            if not found[index]:
+                low, high = windows[index]
+                report = received[index]
+                assert report is not None
+                keep = self._within_reach(
+                    np.array([report.columns]),
+                    own.columns[:, low:high],
+                    checks[own.signatures[low:high]][None, :],
+                )[0]
+                found[index] = self._gated(report, own, np.flatnonzero(keep) + low)
+        return found
+
+    def _gated(
+        self,
+        received: PreparedReport | None,
+        own: OwnReports,
+        positions: np.ndarray[Any, np.dtype[np.intp]],
     ) -> bool:
-        kind, start_us, end_us, day, sigma, west, south, east, north, cosine = received.columns
+        reports = own.reports
+        return any(self.prepared_match(received, reports[int(at)]) for at in positions)
+
+    def _within_reach(
+        self,
+        rows: np.ndarray[Any, np.dtype[np.float64]],
+        columns: np.ndarray[Any, np.dtype[np.float64]],
+        admitted: np.ndarray[Any, np.dtype[np.bool_]],
+    ) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """For each received report (a row of its columns) and own report (a column of
+        ``columns``), whether the pair is ``admitted`` and within the gate's time and a lower
+        bound of its distance."""
         config = self.config
-        columns = own.columns[:, low:high:step]
+        kind, start_us, end_us, day, sigma, west, south, east, north, cosine = (
+            rows[:, column, None] for column in range(_COLUMNS)
+        )
         # Time: the gap between the two intervals within the tolerance (a day more when either
         # covers a day).
         gap = np.maximum(np.maximum(columns[1] - end_us, start_us - columns[2]), 0.0)
         tolerance = config.time_tolerance / _MICROSECOND
         allowed = tolerance + (config.day_slack / _MICROSECOND) * np.maximum(columns[3], day)
-        keep = first_checks[own.signatures[low:high:step]] & (gap <= allowed)
+        keep: np.ndarray[Any, np.dtype[np.bool_]] = admitted & (gap <= allowed)
         if not keep.any():
-            return False
+            return keep
         # Space: no two positions in the two boxes are closer than the haversine of the least
         # latitude and longitude differences between them, at the boxes' highest latitudes.
         d_lat = np.maximum(np.maximum(columns[6] - north, south - columns[8]), 0.0)
         # (Across the antimeridian too: the haversine of 2π - x is that of x.)
         d_lon = np.maximum(np.maximum(columns[5] - east, west - columns[7]), 0.0)
         haversine = np.sin(d_lat / 2) ** 2 + cosine * columns[9] * np.sin(d_lon / 2) ** 2
-        speed_kms = (config.air_speed_mps if kind == _KINDS["air"] else config.sea_speed_mps) / 1e3
+        speed_kms = (
+            np.where(kind == _KINDS["air"], config.air_speed_mps, config.sea_speed_mps) / 1e3
+        )
         limit_km = np.maximum(
             config.sigmas * np.hypot(sigma, columns[4]), config.min_gate_km
         ) + speed_kms / 1e6 * np.minimum(gap, tolerance)
         # Compared as haversines: the bound is within the reach, taken short by the margin.
         reach = np.minimum(limit_km / (SPHERE_MARGIN * EARTH_RADIUS_KM), math.pi)
         keep &= haversine <= np.sin(reach / 2) ** 2
-        reports = own.reports
-        return any(
-            self.prepared_match(received, reports[low + int(position) * step])
-            for position in np.flatnonzero(keep)
-        )
+        return keep

@@ -31,9 +31,9 @@ class PreparingMatcher(Protocol):
     """A matcher that prepares each report once (its unit for the fusion gate, say), so that a
     batch compared with many of the receiver's own reports prepares each of them once."""
 
-    def prepared(self, key: tuple[str, int]) -> Any | None:
-        """One of the receiver's own reports (id, version) as kept when last prepared; None
-        when not kept."""
+    def prepared_many(self, keys: Sequence[tuple[str, int]]) -> list[Any | None]:
+        """The receiver's own reports (id, version each) as kept when last prepared; None for
+        each not kept."""
         ...
 
     def prepare(self, observation: Observation, *, keep: bool) -> Any:
@@ -46,12 +46,15 @@ class PreparingMatcher(Protocol):
         ...
 
     def gather(self, own: Sequence[Any]) -> Any:
-        """One batch's own reports (prepared) made ready for :meth:`any_match`."""
+        """One batch's own reports (prepared) made ready for :meth:`any_matches`."""
         ...
 
-    def any_match(self, received: Any, own: Any, low: int, high: int) -> bool:
-        """Whether :meth:`prepared_match` holds for ``received`` (prepared) and any of the own
-        reports ``low`` to ``high`` that :meth:`gather` made ready."""
+    def any_matches(
+        self, received: Sequence[Any], own: Any, windows: Sequence[tuple[int, int]]
+    ) -> list[bool]:
+        """For each received report (prepared), whether :meth:`prepared_match` holds for it and
+        any of the own reports in its window (``low`` to ``high``) that :meth:`gather` made
+        ready."""
         ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -207,24 +208,28 @@ def judge_novelty(
     )
     if not keys:
         return [True] * len(received)
-    own: list[Any] = [preparing.prepared((obs_id, version)) for _, _, obs_id, version, _ in keys]
+    starts, ends, ids, versions, seqs = zip(*keys, strict=True)
+    own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
     unread = [position for position, unit in enumerate(own) if unit is None]
     if unread:
-        read = tx.observations.versions_at([keys[position][4] for position in unread])
+        read = tx.observations.versions_at([seqs[position] for position in unread])
         for position, observation in zip(unread, read, strict=True):
             own[position] = preparing.prepare(observation, keep=True)
-    starts = [t0 for t0, *_ in keys]
-    longest = max(t1 - t0 for t0, t1, *_ in keys)
+    longest = max(map(operator.sub, ends, starts))
     window = NOVELTY_WINDOW // dt.timedelta(microseconds=1)
-    gathered = preparing.gather(own)
-    verdicts: list[bool] = []
-    for item in received:
-        # Own observations that start late enough to overlap the tolerance window.
-        low = bisect.bisect_left(starts, micros(item.observed_at) - window - longest)
-        high = bisect.bisect_right(starts, micros(latest_time(item)) + window)
-        unit = preparing.prepare(item, keep=False)
-        verdicts.append(not preparing.any_match(unit, gathered, low, high))
-    return verdicts
+    # For each item, the own observations that start late enough to overlap its tolerance
+    # window.
+    windows = [
+        (
+            bisect.bisect_left(starts, micros(item.observed_at) - window - longest),
+            bisect.bisect_right(starts, micros(latest_time(item)) + window),
+        )
+        for item in received
+    ]
+    known = preparing.any_matches(
+        [preparing.prepare(item, keep=False) for item in received], preparing.gather(own), windows
+    )
+    return [not seen for seen in known]
 
 
 class _PairByPair:
@@ -234,8 +239,8 @@ class _PairByPair:
     def __init__(self, matcher: SortieMatcher) -> None:
         self._matcher = matcher
 
-    def prepared(self, key: tuple[str, int]) -> Observation | None:
-        return None
+    def prepared_many(self, keys: Sequence[tuple[str, int]]) -> list[Observation | None]:
+        return [None] * len(keys)
 
     def prepare(self, observation: Observation, *, keep: bool) -> Observation:
         return observation
@@ -246,10 +251,16 @@ class _PairByPair:
     def gather(self, own: Sequence[Observation]) -> Sequence[Observation]:
         return own
 
-    def any_match(
-        self, received: Observation, own: Sequence[Observation], low: int, high: int
-    ) -> bool:
-        return any(self._matcher(received, mine) for mine in own[low:high])
+    def any_matches(
+        self,
+        received: Sequence[Observation],
+        own: Sequence[Observation],
+        windows: Sequence[tuple[int, int]],
+    ) -> list[bool]:
+        return [
+            any(self._matcher(item, mine) for mine in own[low:high])
+            for item, (low, high) in zip(received, windows, strict=True)
+        ]
 
 
 def received_entries(
