@@ -269,6 +269,9 @@ class Node:
         self.matcher: SortieMatcher = SortieGate() if matcher is None else matcher
         """Judges whether a received report is a sortie this node already held (novelty): the
         fusion gate unless another matcher is given."""
+        self.own_window = reciprocity.OwnWindow()
+        """The own observations last read for a received batch's novelty, kept for the next
+        batches while the node stores nothing of its own."""
         self._store: NodeStore | None = None
         self._identity: NodeIdentity | None = None
         self._audit: AuditLog | None = None
@@ -832,7 +835,7 @@ class Node:
         steps = follow_tracks(tx, fresh) if fresh else []
         now = dt.datetime.now(dt.UTC)
         if received_from is not None and fresh:
-            novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher)
+            novel = reciprocity.judge_novelty(tx, fresh, self.party, self.matcher, self.own_window)
             latest = None if prepared is None else [prepared[p][2][_T1] for p in stored]
             tx.ledger.record(
                 reciprocity.received_ledger_rows(fresh, received_from, now, novel, latest),

@@ -6,7 +6,7 @@ import datetime as dt
 import random
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
 from kuroshio.fusion import SortieGate, same_sortie
+from kuroshio.fusion.novelty import OwnReports, PreparedReport
 from kuroshio.model import Event, LineString, Observation, Platform, Point, Source
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity
@@ -452,6 +453,7 @@ def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
         )
 
     gate = SortieGate()
+    window = reciprocity.OwnWindow()
     own = [report("JPN", n) for n in range(25)]
     store.append(own)
     for batch in range(4):
@@ -463,5 +465,48 @@ def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
         with store.transaction() as tx:
             pair_by_pair = reciprocity.judge_novelty(tx, received, "JPN", same_sortie)
             prepared = reciprocity.judge_novelty(tx, received, "JPN", gate)
-        assert (prepared, pair_by_pair) == (expected, expected), batch
+        with store.transaction() as tx:
+            kept = reciprocity.judge_novelty(tx, received, "JPN", gate, window)
+        assert (prepared, pair_by_pair, kept) == (expected, expected, expected), batch
         assert True in expected and False in expected
+
+
+class _CountingGate(SortieGate):
+    """The node's gate, counting how often it is handed the own reports read from the store."""
+
+    reads = 0
+
+    def gather(self, own: Sequence[PreparedReport | None]) -> OwnReports:
+        self.reads += 1
+        return super().gather(own)
+
+
+def test_own_reports_kept_from_one_batch_serve_the_next_until_the_node_stores_its_own(
+    store: AnyStore,
+) -> None:
+    """The own reports read for one batch's novelty serve the next batches (on SQLite, whose
+    history seqs come in commit order) until the node stores a report of its own: then they
+    are read again, and a report that now knows a received one makes it not novel. A reading
+    made in a transaction that rolls back is not kept."""
+    gate, window = _CountingGate(), reciprocity.OwnWindow()
+    store.append([observation(n, origin="JPN", lon=121.0 + n) for n in range(3)])
+    received = [observation(100, lon=125.5)]
+    embedded = isinstance(store, SQLiteStore)
+
+    def judged() -> list[bool]:
+        with store.transaction() as tx:
+            return reciprocity.judge_novelty(tx, received, "JPN", gate, window)
+
+    assert judged() == [True]
+    assert (judged(), gate.reads) == ([True], 1 if embedded else 2)
+    store.append([observation(100, origin="TWN", lon=125.5)])  # another origin's: no change
+    assert (judged(), gate.reads) == ([True], 1 if embedded else 3)
+    store.append([observation(7, origin="JPN", lon=125.51)])  # the node's own, 1 km away
+    assert (judged(), gate.reads) == ([False], 2 if embedded else 4)
+    fresh = reciprocity.OwnWindow()
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        reciprocity.judge_novelty(tx, received, "JPN", gate, fresh)
+        raise RuntimeError("rolled back")
+    with store.transaction() as tx:
+        assert reciprocity.judge_novelty(tx, received, "JPN", gate, fresh) == [False]
+    assert gate.reads == (4 if embedded else 6)

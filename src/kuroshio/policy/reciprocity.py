@@ -12,8 +12,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import operator
+import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
@@ -40,6 +41,7 @@ from kuroshio.store.transaction import Transaction
 
 MAX_OWN_CANDIDATES: Final = 20_000
 """Own observations compared against one batch for novelty (a bound, not an expectation)."""
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
 NOVELTY_WINDOW: Final = dt.timedelta(minutes=30)
 """Own observations this much before or after a received one are candidates for the same
 sortie (the matcher decides)."""
@@ -180,11 +182,76 @@ def given_entries(
 # --- novelty -------------------------------------------------------------------------------------
 
 
+WIDEN: Final = dt.timedelta(minutes=10)
+"""How much later than a batch's window an :class:`OwnWindow` reads, so that the next batches,
+later in time, fall inside what it kept."""
+
+
+class _Reading(NamedTuple):
+    """The node's own current observations read for one window, made ready for a matcher."""
+
+    origin: str
+    start_us: int
+    end_us: int
+    last_seq: int
+    """The history seq the store had reached when they were read."""
+    starts: Sequence[int]
+    longest: int
+    gathered: Any
+    matcher: object
+
+
+class OwnWindow:
+    """The node's own current observations last read for a received batch's novelty, kept for
+    the next batches while nothing of the node's own origin is stored meanwhile: a node whose
+    own picture is not changing (its reports imported, its feeds quiet) does not read and
+    gather thousands of them again for every batch. Kept only on SQLite, where one writer at a
+    time gives history seqs in the order transactions commit, so that "stored after seq N" is
+    one range of the history's key; and only once the transaction that read them commits."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reading: _Reading | None = None
+
+    def recall(
+        self, tx: Transaction, origin: str, start_us: int, end_us: int, matcher: object
+    ) -> _Reading | None:
+        """The reading kept, when it covers the window and is still the store's."""
+        with self._lock:
+            reading = self._reading
+        if (
+            reading is None
+            or tx.dialect != "sqlite"
+            or (reading.origin, reading.matcher) != (origin, matcher)
+            or not reading.start_us <= start_us <= end_us <= reading.end_us
+        ):
+            return None
+        last_seq = tx.observations.last_seq()
+        if last_seq < reading.last_seq or tx.observations.stored_of_origin_since(
+            origin, reading.last_seq
+        ):
+            return None
+        # Still the store's: once this transaction commits, from its last seq on.
+        tx.after_commit(lambda: self._keep(reading._replace(last_seq=last_seq), reading))
+        return reading
+
+    def keep(self, tx: Transaction, reading: _Reading) -> None:
+        """Keep ``reading`` once ``tx`` (which read it) commits."""
+        if tx.dialect == "sqlite":
+            tx.after_commit(lambda: self._keep(reading, None))
+
+    def _keep(self, reading: _Reading, replacing: _Reading | None) -> None:
+        with self._lock:
+            if replacing is None or self._reading is replacing:
+                self._reading = reading
+
+
 def judge_novelty(
     tx: Transaction,
     received: Sequence[Observation],
     own_party: str,
     matcher: SortieMatcher,
+    window: OwnWindow | None = None,
 ) -> list[bool]:
     """For each received item: True when this node holds no observation of its own of the same
     sortie, as ``matcher(received, own)`` judges (the node hands in the fusion gate: each
@@ -195,39 +262,56 @@ def judge_novelty(
     first item to as long after the last (at most :data:`MAX_OWN_CANDIDATES`). A matcher that
     prepares reports (:class:`~kuroshio.policy.ledger.PreparingMatcher`) prepares each once,
     however many items meet it, and the own reports it kept from earlier batches are not read
-    again; any other matcher is asked pair by pair."""
+    again; any other matcher is asked pair by pair. With ``window`` (the node's), what was read
+    for one batch serves the next ones while the node stores nothing of its own."""
     if not received:
         return []
     preparing: PreparingMatcher = (
         matcher if isinstance(matcher, PreparingMatcher) else _PairByPair(matcher)
     )
-    start = min(o.observed_at for o in received) - NOVELTY_WINDOW
-    end = max(latest_time(o) for o in received) + NOVELTY_WINDOW
-    keys = tx.observations.current_keys_of_origin(
-        own_party, micros(start), micros(end), MAX_OWN_CANDIDATES
-    )
-    if not keys:
-        return [True] * len(received)
-    starts, ends, ids, versions, seqs = zip(*keys, strict=True)
-    own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
-    unread = [position for position, unit in enumerate(own) if unit is None]
-    if unread:
-        read = tx.observations.versions_at([seqs[position] for position in unread])
-        for position, observation in zip(unread, read, strict=True):
-            own[position] = preparing.prepare(observation, keep=True)
-    longest = max(map(operator.sub, ends, starts))
-    window = NOVELTY_WINDOW // dt.timedelta(microseconds=1)
+    start_us = micros(min(o.observed_at for o in received) - NOVELTY_WINDOW)
+    end_us = micros(max(latest_time(o) for o in received) + NOVELTY_WINDOW)
+    reading = None if window is None else window.recall(tx, own_party, start_us, end_us, matcher)
+    if reading is None:
+        last_seq = tx.observations.last_seq() if window is not None else 0
+        widened = end_us + (WIDEN // _MICROSECOND if window is not None else 0)
+        keys = tx.observations.current_keys_of_origin(
+            own_party, start_us, widened, MAX_OWN_CANDIDATES
+        )
+        if not keys:
+            return [True] * len(received)
+        begins, ends, ids, versions, seqs = zip(*keys, strict=True)
+        own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
+        unread = [position for position, unit in enumerate(own) if unit is None]
+        if unread:
+            read = tx.observations.versions_at([seqs[position] for position in unread])
+            for position, observation in zip(unread, read, strict=True):
+                own[position] = preparing.prepare(observation, keep=True)
+        reading = _Reading(
+            origin=own_party,
+            start_us=start_us,
+            end_us=widened,
+            last_seq=last_seq,
+            starts=begins,
+            longest=max(map(operator.sub, ends, begins)),
+            gathered=preparing.gather(own),
+            matcher=matcher,
+        )
+        if window is not None and len(keys) < MAX_OWN_CANDIDATES:
+            window.keep(tx, reading)
+    starts, longest = reading.starts, reading.longest
+    window_us = NOVELTY_WINDOW // _MICROSECOND
     # For each item, the own observations that start late enough to overlap its tolerance
     # window.
     windows = [
         (
-            bisect.bisect_left(starts, micros(item.observed_at) - window - longest),
-            bisect.bisect_right(starts, micros(latest_time(item)) + window),
+            bisect.bisect_left(starts, micros(item.observed_at) - window_us - longest),
+            bisect.bisect_right(starts, micros(latest_time(item)) + window_us),
         )
         for item in received
     ]
     known = preparing.any_matches(
-        [preparing.prepare(item, keep=False) for item in received], preparing.gather(own), windows
+        [preparing.prepare(item, keep=False) for item in received], reading.gathered, windows
     )
     return [not seen for seen in known]
 

@@ -178,6 +178,23 @@ class ObservationTable:
             ).fetchone()
         return None if row is None else _observation_decoder.decode(row[0])
 
+    def last_seq(self) -> int:
+        """The last history row's seq given so far (on SQLite, one writer at a time gives them
+        in the order the transactions commit)."""
+        row = self._conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
+        ).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def stored_of_origin_since(self, origin: str, seq: int) -> bool:
+        """Whether a version of ``origin``'s (its ids are ``origin:…``) was stored as a history
+        row after ``seq``: a range of the history's key, to the first such row."""
+        row = self._conn.execute(
+            "SELECT 1 FROM observation_versions WHERE seq > ? AND id >= ? AND id < ? LIMIT 1",
+            (seq, f"{origin}:", f"{origin};"),
+        ).fetchone()
+        return row is not None
+
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int
     ) -> list[tuple[int, int, str, int, int]]:

@@ -306,6 +306,12 @@ class PgObservationTable(ObservationTable):
                 cursor.executemany(_UPSERT_CURRENT, superseding)
         return result
 
+    def last_seq(self) -> int:
+        """The highest history seq committed or written by this transaction (several
+        processes' transactions commit in any order of their seqs)."""
+        row = self._pg.execute("SELECT coalesce(max(seq), 0) FROM observation_versions").fetchone()
+        return int(row[0]) if row is not None else 0
+
     def put_events(self, events: Sequence[Event]) -> int:
         added = 0
         for event in events:
@@ -444,8 +450,11 @@ class PostgresStore(_PgReads):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction over every table (committed on exit, rolled back on error)."""
-        with self._session() as conn, conn.transaction():
-            yield self._transaction(conn)
+        with self._session() as conn:
+            with conn.transaction():
+                tx = self._transaction(conn)
+                yield tx
+            tx.committed()
 
     def reader(self) -> PostgresReader:
         """A reading connection of its own on the same schema."""

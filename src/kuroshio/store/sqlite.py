@@ -126,12 +126,14 @@ class SQLiteStore(_SQLiteReads):
         table."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self._conn)
             try:
-                yield Transaction(self._conn)
+                yield tx
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            tx.committed()
 
     def announce(self, news: str = "") -> None:
         """Nothing to do: one process serves an embedded store, and readers of the file from

@@ -9,7 +9,7 @@ itself; each table's statements live in its own module beside this one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, TypeAlias
 
 from kuroshio.model import Event, Observation
@@ -32,6 +32,14 @@ Dialect: TypeAlias = Literal["sqlite", "postgres"]
 class ObservationRows(Protocol):
     """The observation and event rows of one backend (:mod:`kuroshio.store.observations` for
     SQLite, :mod:`kuroshio.store.postgres` for PostgreSQL)."""
+
+    def last_seq(self) -> int:
+        """The last history row's seq given so far (SQLite: in commit order)."""
+        ...
+
+    def stored_of_origin_since(self, origin: str, seq: int) -> bool:
+        """Whether a version of ``origin``'s was stored as a history row after ``seq``."""
+        ...
 
     def append(
         self,
@@ -79,6 +87,18 @@ class Transaction:
         self._conn = conn
         self.dialect: Dialect = dialect
         self._observations = observations
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed (never, if it rolls back): for
+        what a process keeps of what the transaction read or wrote."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Run the :meth:`after_commit` callbacks (the store calls it after the commit)."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     @functools.cached_property
     def observations(self) -> ObservationRows:
