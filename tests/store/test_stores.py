@@ -501,12 +501,25 @@ def test_own_reports_kept_from_one_batch_serve_the_next_until_the_node_stores_it
     assert (judged(), gate.reads) == ([True], 1 if embedded else 2)
     store.append([observation(100, origin="TWN", lon=125.5)])  # another origin's: no change
     assert (judged(), gate.reads) == ([True], 1 if embedded else 3)
-    store.append([observation(7, origin="JPN", lon=125.51)])  # the node's own, 1 km away
+    mine = observation(7, origin="JPN", lon=125.51)  # the node's own, 1 km away
+    store.append([mine])
     assert (judged(), gate.reads) == ([False], 2 if embedded else 4)
+    # Corrected to 300 km away, then back, then retracted: each version as it stands.
+    for version, lon, novel in ((2, 122.5, True), (3, 125.5, False)):
+        store.append(
+            [
+                msgspec.structs.replace(
+                    mine, version=version, geometry=Point(coordinates=(lon, 22.0))
+                )
+            ]
+        )
+        assert judged() == [novel], version
+    store.append([msgspec.structs.replace(mine, version=4, retracted=True)])
+    assert (judged(), gate.reads) == ([True], 5 if embedded else 7)
     fresh = reciprocity.OwnWindow()
     with pytest.raises(RuntimeError), store.transaction() as tx:
         reciprocity.judge_novelty(tx, received, "JPN", gate, fresh)
         raise RuntimeError("rolled back")
     with store.transaction() as tx:
-        assert reciprocity.judge_novelty(tx, received, "JPN", gate, fresh) == [False]
-    assert gate.reads == (4 if embedded else 6)
+        assert reciprocity.judge_novelty(tx, received, "JPN", gate, fresh) == [True]
+    assert gate.reads == (7 if embedded else 9)

@@ -14,7 +14,7 @@ import datetime as dt
 import operator
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import msgspec
 
@@ -187,6 +187,15 @@ WIDEN: Final = dt.timedelta(minutes=10)
 later in time, fall inside what it kept."""
 
 
+MAX_CHANGED: Final = 1_000
+"""Own observations stored since a batch's reading that the next batch reads again by id, in
+place of reading its whole window afresh."""
+
+Key: TypeAlias = tuple[int, int, str, int, int]
+"""An own observation as :meth:`current_keys_of_origin` gives it: start and end (µs), id,
+version, history seq."""
+
+
 class _Reading(NamedTuple):
     """The node's own current observations read for one window, made ready for a matcher."""
 
@@ -195,7 +204,8 @@ class _Reading(NamedTuple):
     end_us: int
     last_seq: int
     """The history seq the store had reached when they were read."""
-    starts: Sequence[int]
+    keys: list[Key]
+    """In order of start."""
     longest: int
     gathered: Any
     matcher: object
@@ -203,11 +213,12 @@ class _Reading(NamedTuple):
 
 class OwnWindow:
     """The node's own current observations last read for a received batch's novelty, kept for
-    the next batches while nothing of the node's own origin is stored meanwhile: a node whose
-    own picture is not changing (its reports imported, its feeds quiet) does not read and
-    gather thousands of them again for every batch. Kept only on SQLite, where one writer at a
-    time gives history seqs in the order transactions commit, so that "stored after seq N" is
-    one range of the history's key; and only once the transaction that read them commits."""
+    the next batches: while nothing of the node's own origin is stored, they serve as they are,
+    and when a few are (a live feed's), only those are read again. A node does not read and
+    gather thousands of own reports afresh for every batch. Kept only on SQLite, where one
+    writer at a time gives history seqs in the order transactions commit, so that "stored after
+    seq N" is one range of the history's key; and only once the transaction that read them
+    commits."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -215,8 +226,9 @@ class OwnWindow:
 
     def recall(
         self, tx: Transaction, origin: str, start_us: int, end_us: int, matcher: object
-    ) -> _Reading | None:
-        """The reading kept, when it covers the window and is still the store's."""
+    ) -> tuple[_Reading, list[str]] | None:
+        """The reading kept, when it covers the window and the store has it still but for the
+        ids listed (stored again since, at most :data:`MAX_CHANGED`)."""
         with self._lock:
             reading = self._reading
         if (
@@ -227,13 +239,15 @@ class OwnWindow:
         ):
             return None
         last_seq = tx.observations.last_seq()
-        if last_seq < reading.last_seq or tx.observations.stored_of_origin_since(
-            origin, reading.last_seq
-        ):
+        if last_seq < reading.last_seq:
             return None
-        # Still the store's: once this transaction commits, from its last seq on.
-        tx.after_commit(lambda: self._keep(reading._replace(last_seq=last_seq), reading))
-        return reading
+        changed = tx.observations.ids_of_origin_since(origin, reading.last_seq, MAX_CHANGED + 1)
+        if len(changed) > MAX_CHANGED:
+            return None
+        if not changed:
+            # Still the store's: once this transaction commits, from its last seq on.
+            tx.after_commit(lambda: self._keep(reading._replace(last_seq=last_seq), reading))
+        return reading, changed
 
     def keep(self, tx: Transaction, reading: _Reading) -> None:
         """Keep ``reading`` once ``tx`` (which read it) commits."""
@@ -244,6 +258,59 @@ class OwnWindow:
         with self._lock:
             if replacing is None or self._reading is replacing:
                 self._reading = reading
+
+
+def _own_reading(
+    tx: Transaction,
+    origin: str,
+    start_us: int,
+    end_us: int,
+    preparing: PreparingMatcher,
+    matcher: object,
+    window: OwnWindow | None,
+) -> _Reading | None:
+    """The node's own current observations meeting ``start_us`` to ``end_us`` (or a wider
+    window), prepared; None when there are none."""
+    recalled = None if window is None else window.recall(tx, origin, start_us, end_us, matcher)
+    if recalled is not None and not recalled[1]:
+        return recalled[0]
+    last_seq = tx.observations.last_seq() if window is not None else 0
+    keys: list[Key] | None = None
+    if recalled is not None:
+        # A few own observations stored since: the kept ones but those, and those as they are.
+        kept, changed = recalled
+        start_us, end_us = kept.start_us, kept.end_us
+        gone = set(changed)
+        keys = [key for key in kept.keys if key[2] not in gone]
+        keys += tx.observations.current_keys_of_ids(origin, changed, start_us, end_us)
+        keys.sort()
+        if len(keys) >= MAX_OWN_CANDIDATES:
+            keys = None  # as many as a window is read for: read it as a window is
+    if keys is None:
+        end_us += WIDEN // _MICROSECOND if window is not None else 0
+        keys = tx.observations.current_keys_of_origin(origin, start_us, end_us, MAX_OWN_CANDIDATES)
+    if not keys:
+        return None
+    begins, ends, ids, versions, seqs = zip(*keys, strict=True)
+    own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
+    unread = [position for position, unit in enumerate(own) if unit is None]
+    if unread:
+        read = tx.observations.versions_at([seqs[position] for position in unread])
+        for position, observation in zip(unread, read, strict=True):
+            own[position] = preparing.prepare(observation, keep=True)
+    reading = _Reading(
+        origin=origin,
+        start_us=start_us,
+        end_us=end_us,
+        last_seq=last_seq,
+        keys=keys,
+        longest=max(map(operator.sub, ends, begins)),
+        gathered=preparing.gather(own),
+        matcher=matcher,
+    )
+    if window is not None and len(keys) < MAX_OWN_CANDIDATES:
+        window.keep(tx, reading)
+    return reading
 
 
 def judge_novelty(
@@ -263,7 +330,7 @@ def judge_novelty(
     prepares reports (:class:`~kuroshio.policy.ledger.PreparingMatcher`) prepares each once,
     however many items meet it, and the own reports it kept from earlier batches are not read
     again; any other matcher is asked pair by pair. With ``window`` (the node's), what was read
-    for one batch serves the next ones while the node stores nothing of its own."""
+    for one batch serves the next ones, the own observations stored since read again."""
     if not received:
         return []
     preparing: PreparingMatcher = (
@@ -271,35 +338,11 @@ def judge_novelty(
     )
     start_us = micros(min(o.observed_at for o in received) - NOVELTY_WINDOW)
     end_us = micros(max(latest_time(o) for o in received) + NOVELTY_WINDOW)
-    reading = None if window is None else window.recall(tx, own_party, start_us, end_us, matcher)
+    reading = _own_reading(tx, own_party, start_us, end_us, preparing, matcher, window)
     if reading is None:
-        last_seq = tx.observations.last_seq() if window is not None else 0
-        widened = end_us + (WIDEN // _MICROSECOND if window is not None else 0)
-        keys = tx.observations.current_keys_of_origin(
-            own_party, start_us, widened, MAX_OWN_CANDIDATES
-        )
-        if not keys:
-            return [True] * len(received)
-        begins, ends, ids, versions, seqs = zip(*keys, strict=True)
-        own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
-        unread = [position for position, unit in enumerate(own) if unit is None]
-        if unread:
-            read = tx.observations.versions_at([seqs[position] for position in unread])
-            for position, observation in zip(unread, read, strict=True):
-                own[position] = preparing.prepare(observation, keep=True)
-        reading = _Reading(
-            origin=own_party,
-            start_us=start_us,
-            end_us=widened,
-            last_seq=last_seq,
-            starts=begins,
-            longest=max(map(operator.sub, ends, begins)),
-            gathered=preparing.gather(own),
-            matcher=matcher,
-        )
-        if window is not None and len(keys) < MAX_OWN_CANDIDATES:
-            window.keep(tx, reading)
-    starts, longest = reading.starts, reading.longest
+        return [True] * len(received)
+    starts = [key[0] for key in reading.keys]
+    longest = reading.longest
     window_us = NOVELTY_WINDOW // _MICROSECOND
     # For each item, the own observations that start late enough to overlap its tolerance
     # window.

@@ -186,14 +186,33 @@ class ObservationTable:
         ).fetchone()
         return int(row[0]) if row is not None else 0
 
-    def stored_of_origin_since(self, origin: str, seq: int) -> bool:
-        """Whether a version of ``origin``'s (its ids are ``origin:…``) was stored as a history
-        row after ``seq``: a range of the history's key, to the first such row."""
-        row = self._conn.execute(
-            "SELECT 1 FROM observation_versions WHERE seq > ? AND id >= ? AND id < ? LIMIT 1",
-            (seq, f"{origin}:", f"{origin};"),
-        ).fetchone()
-        return row is not None
+    def ids_of_origin_since(self, origin: str, seq: int, limit: int) -> list[str]:
+        """The ids of ``origin``'s (``origin:…``) of which a version was stored as a history row
+        after ``seq``, at most ``limit``: a range of the history's key."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT id FROM observation_versions WHERE seq > ? AND id >= ? AND id < ?"
+            " LIMIT ?",
+            (seq, f"{origin}:", f"{origin};", limit),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def current_keys_of_ids(
+        self, origin: str, ids: Sequence[str], start_us: int, end_us: int
+    ) -> list[tuple[int, int, str, int, int]]:
+        """:meth:`current_keys_of_origin` of the observations ``ids`` only (in no order)."""
+        keys: list[tuple[int, int, str, int, int]] = []
+        for start in range(0, len(ids), _LOOKUP_CHUNK):
+            chunk = list(ids[start : start + _LOOKUP_CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            keys.extend(
+                tuple(row)
+                for row in self._conn.execute(
+                    f"SELECT t0, t1, id, version, seq FROM current WHERE id IN ({marks})"
+                    " AND origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?",
+                    [*chunk, origin, start_us, end_us],
+                ).fetchall()
+            )
+        return keys
 
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int

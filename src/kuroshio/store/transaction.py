@@ -37,8 +37,15 @@ class ObservationRows(Protocol):
         """The last history row's seq given so far (SQLite: in commit order)."""
         ...
 
-    def stored_of_origin_since(self, origin: str, seq: int) -> bool:
-        """Whether a version of ``origin``'s was stored as a history row after ``seq``."""
+    def ids_of_origin_since(self, origin: str, seq: int, limit: int) -> list[str]:
+        """The ids of ``origin``'s of which a version was stored after history row ``seq``."""
+        ...
+
+    def current_keys_of_ids(
+        self, origin: str, ids: Sequence[str], start_us: int, end_us: int
+    ) -> list[tuple[int, int, str, int, int]]:
+        """``origin``'s current, unretracted observations among ``ids`` whose interval meets
+        ``[start_us, end_us]``: (start µs, end µs, id, version, history seq) each."""
         ...
 
     def append(
