@@ -98,6 +98,8 @@ class PreparedReport:
         """The number its gate names (kind, type, class, hull numbers, count) have in the gate
         that prepared it."""
         west, south, east, north = unit.shape.bounds
+        if math.isnan(west):  # an empty shape: ruled out by nothing but the gate itself
+            west, south, east, north = -180.0, -90.0, 180.0, 90.0
         self.columns = (
             float(_KINDS[unit.kind]),
             float((unit.start - _EPOCH) // _MICROSECOND),
