@@ -423,7 +423,8 @@ def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
     sortie: the verdicts of the node's fusion gate, which prepares each own report once and
     keeps it for the next batch, and of a plain matcher asked pair by pair, are those of
     comparing the item with every own report there is, on the first batch, on the next ones,
-    and after every own report is corrected (its new version counts, not the one kept). Random
+    after some own reports are corrected and after every one is (the new version counts, not
+    the one kept). Random
     own and received reports: near and far, in and out of the time window, instants and
     intervals, fighters and bombers in formations of several sizes, retractions among the
     received."""
@@ -456,9 +457,14 @@ def test_novelty_judged_with_prepared_reports_is_the_matchers_own_verdict(
     window = reciprocity.OwnWindow()
     own = [report("JPN", n) for n in range(25)]
     store.append(own)
-    for batch in range(4):
-        if batch == 3:  # every own report corrected: moved, maybe another type
-            own = [report("JPN", n, version=2) for n in range(25)]
+    for batch in range(8):
+        if batch in (2, 3, 4, 5):  # some own reports corrected: the rest kept from before
+            corrected = [report("JPN", n, version=batch) for n in range(batch - 2, 25, 4)]
+            store.append(corrected)
+            moved = {mine.id for mine in corrected}
+            own = [*corrected, *(mine for mine in own if mine.id not in moved)]
+        if batch == 7:  # every own report corrected: moved, maybe another type
+            own = [report("JPN", n, version=7) for n in range(25)]
             store.append(own)
         received = [report("TWN", 1000 * batch + n) for n in range(60)]
         expected = [not any(same_sortie(item, mine) for mine in own) for item in received]

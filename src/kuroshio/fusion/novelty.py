@@ -125,21 +125,27 @@ class OwnReports:
     """The own reports one batch is compared with, in their order, and their columns side by
     side for :meth:`SortieGate.any_matches` (None: a retraction, never a sortie)."""
 
-    __slots__ = ("columns", "reports", "signatures", "signed")
+    __slots__ = ("columns", "numbers", "reports", "signatures", "signed")
 
     def __init__(
         self,
-        reports: Sequence[PreparedReport | None],
+        reports: np.ndarray[Any, np.dtype[np.object_]],
         columns: np.ndarray[Any, np.dtype[np.float64]],
-        signatures: np.ndarray[Any, np.dtype[np.intp]],
-        signed: list[PreparedReport | None],
+        numbers: np.ndarray[Any, np.dtype[np.intp]],
     ) -> None:
         self.reports = reports
+        """Each :class:`PreparedReport` (or None)."""
         self.columns = columns
         """Each report's :attr:`PreparedReport.columns`, one column each."""
-        self.signatures = signatures
+        self.numbers = numbers
+        """Each report's :attr:`PreparedReport.signature` (-1: None)."""
+        distinct, first, signatures = np.unique(numbers, return_index=True, return_inverse=True)
+        self.signatures: np.ndarray[Any, np.dtype[np.intp]] = signatures.astype(np.intp)
         """For each report, its signature's place in :attr:`signed`."""
-        self.signed = signed
+        self.signed: list[PreparedReport | None] = [
+            None if number < 0 else reports[at]
+            for number, at in zip(distinct.tolist(), first.tolist(), strict=True)
+        ]
         """One report of each signature among them (None: the retractions')."""
 
 
@@ -293,11 +299,26 @@ class SortieGate:
             if report is not None:  # not kept (or no longer)
                 columns[:, position] = report.columns
                 numbers[position] = report.signature
-        distinct, first, signatures = np.unique(numbers, return_index=True, return_inverse=True)
-        signed = [
-            None if number < 0 else own[int(at)] for number, at in zip(distinct, first, strict=True)
-        ]
-        return OwnReports(own, columns, signatures.astype(np.intp), signed)
+        reports = np.empty(len(own), dtype=object)
+        reports[:] = own
+        return OwnReports(reports, columns, numbers)
+
+    def regather(
+        self,
+        gathered: OwnReports,
+        added: Sequence[PreparedReport | None],
+        take: np.ndarray[Any, np.dtype[np.intp]],
+    ) -> OwnReports:
+        """The reports ``gathered`` for one batch, followed by ``added``, in the order of
+        ``take`` (positions among the two), made ready for :meth:`any_matches` without going
+        over the gathered ones one by one: a live feed changes a few of a window's thousands
+        between two batches."""
+        more = self.gather(added)
+        return OwnReports(
+            np.concatenate([gathered.reports, more.reports])[take],
+            np.concatenate([gathered.columns, more.columns], axis=1)[:, take],
+            np.concatenate([gathered.numbers, more.numbers])[take],
+        )
 
     def any_matches(
         self,

@@ -49,6 +49,12 @@ class PreparingMatcher(Protocol):
         """One batch's own reports (prepared) made ready for :meth:`any_matches`."""
         ...
 
+    def regather(self, gathered: Any, added: Sequence[Any], take: Any) -> Any:
+        """What :meth:`gather` makes of the own reports ``gathered`` (as it made them ready)
+        followed by ``added`` (prepared), taken in the order of ``take`` (an array of positions
+        among the two); each position at most once."""
+        ...
+
     def any_matches(
         self, received: Sequence[Any], own: Any, windows: Sequence[tuple[int, int]]
     ) -> list[bool]:

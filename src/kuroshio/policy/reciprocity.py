@@ -9,14 +9,13 @@ standings; the arithmetic (days, windows, ratios) stays in :mod:`kuroshio.policy
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
-import operator
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Final, NamedTuple, TypeAlias
 
 import msgspec
+import numpy as np
 
 from kuroshio.model import Kind, Observation, latest_time
 from kuroshio.policy.agreement import Reciprocity
@@ -197,16 +196,19 @@ version, history seq."""
 
 
 class _Reading(NamedTuple):
-    """The node's own current observations read for one window, made ready for a matcher."""
+    """The node's own current observations read for one window, made ready for a matcher, in
+    order of start."""
 
     origin: str
     start_us: int
     end_us: int
     last_seq: int
     """The history seq the store had reached when they were read."""
-    keys: list[Key]
-    """In order of start."""
-    longest: int
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    """Each one's start (µs)."""
+    spans: np.ndarray[Any, np.dtype[np.int64]]
+    """Each one's end less its start (µs)."""
+    ids: np.ndarray[Any, np.dtype[np.str_]]
     gathered: Any
     matcher: object
 
@@ -275,42 +277,95 @@ def _own_reading(
     if recalled is not None and not recalled[1]:
         return recalled[0]
     last_seq = tx.observations.last_seq() if window is not None else 0
-    keys: list[Key] | None = None
+    reading = None
     if recalled is not None:
-        # A few own observations stored since: the kept ones but those, and those as they are.
-        kept, changed = recalled
-        start_us, end_us = kept.start_us, kept.end_us
-        gone = set(changed)
-        keys = [key for key in kept.keys if key[2] not in gone]
-        keys += tx.observations.current_keys_of_ids(origin, changed, start_us, end_us)
-        keys.sort()
-        if len(keys) >= MAX_OWN_CANDIDATES:
-            keys = None  # as many as a window is read for: read it as a window is
-    if keys is None:
+        reading = _read_again(tx, *recalled, preparing, last_seq)
+    if reading is None:
         end_us += WIDEN // _MICROSECOND if window is not None else 0
         keys = tx.observations.current_keys_of_origin(origin, start_us, end_us, MAX_OWN_CANDIDATES)
-    if not keys:
+        if not keys:
+            return None
+        begins, ends, ids, _, _ = _columns(keys)
+        reading = _Reading(
+            origin=origin,
+            start_us=start_us,
+            end_us=end_us,
+            last_seq=last_seq,
+            starts=begins,
+            spans=ends - begins,
+            ids=ids,
+            gathered=preparing.gather(_prepared_own(tx, preparing, keys)),
+            matcher=matcher,
+        )
+    if not len(reading.starts):
         return None
-    begins, ends, ids, versions, seqs = zip(*keys, strict=True)
-    own: list[Any] = preparing.prepared_many(list(zip(ids, versions, strict=True)))
-    unread = [position for position, unit in enumerate(own) if unit is None]
-    if unread:
-        read = tx.observations.versions_at([seqs[position] for position in unread])
-        for position, observation in zip(unread, read, strict=True):
-            own[position] = preparing.prepare(observation, keep=True)
-    reading = _Reading(
-        origin=origin,
-        start_us=start_us,
-        end_us=end_us,
-        last_seq=last_seq,
-        keys=keys,
-        longest=max(map(operator.sub, ends, begins)),
-        gathered=preparing.gather(own),
-        matcher=matcher,
-    )
-    if window is not None and len(keys) < MAX_OWN_CANDIDATES:
+    if window is not None and len(reading.starts) < MAX_OWN_CANDIDATES:
         window.keep(tx, reading)
     return reading
+
+
+def _columns(
+    keys: Sequence[Key],
+) -> tuple[
+    np.ndarray[Any, np.dtype[np.int64]],
+    np.ndarray[Any, np.dtype[np.int64]],
+    np.ndarray[Any, np.dtype[np.str_]],
+    tuple[int, ...],
+    tuple[int, ...],
+]:
+    """Starts, ends and ids of ``keys`` as arrays; their versions and seqs."""
+    if not keys:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.str_), (), ()
+    begins, ends, ids, versions, seqs = zip(*keys, strict=True)
+    return (
+        np.array(begins, dtype=np.int64),
+        np.array(ends, dtype=np.int64),
+        np.array(ids, dtype=np.str_),
+        versions,
+        seqs,
+    )
+
+
+def _prepared_own(tx: Transaction, preparing: PreparingMatcher, keys: Sequence[Key]) -> list[Any]:
+    """The own observations ``keys`` prepared: those the matcher keeps as kept, the rest read."""
+    own: list[Any] = preparing.prepared_many([(key[2], key[3]) for key in keys])
+    unread = [position for position, unit in enumerate(own) if unit is None]
+    if unread:
+        read = tx.observations.versions_at([keys[position][4] for position in unread])
+        for position, observation in zip(unread, read, strict=True):
+            own[position] = preparing.prepare(observation, keep=True)
+    return own
+
+
+def _read_again(
+    tx: Transaction,
+    kept: _Reading,
+    changed: list[str],
+    preparing: PreparingMatcher,
+    last_seq: int,
+) -> _Reading | None:
+    """``kept`` with the own observations ``changed`` (stored since) as they are now: those
+    kept taken out, their current versions in the window prepared and put in their place by
+    start; None when that makes as many as a window is read for (read it as a window is)."""
+    fresh = tx.observations.current_keys_of_ids(kept.origin, changed, kept.start_us, kept.end_us)
+    stays = np.flatnonzero(~np.isin(kept.ids, np.array(changed, dtype=np.str_)))
+    if len(stays) + len(fresh) >= MAX_OWN_CANDIDATES:
+        return None
+    begins, ends, ids, _, _ = _columns(fresh)
+    starts = np.concatenate([kept.starts[stays], begins])
+    order = np.argsort(starts, kind="stable")
+    # Positions among the kept ones followed by the fresh ones, in order of start.
+    take = np.concatenate([stays, np.arange(len(kept.starts), len(kept.starts) + len(fresh))])
+    return kept._replace(
+        last_seq=last_seq,
+        starts=starts[order],
+        spans=np.concatenate([kept.spans[stays], ends - begins])[order],
+        ids=np.concatenate([kept.ids[stays], ids])[order],
+        gathered=preparing.regather(
+            kept.gathered, _prepared_own(tx, preparing, fresh), take[order]
+        ),
+    )
 
 
 def judge_novelty(
@@ -341,18 +396,25 @@ def judge_novelty(
     reading = _own_reading(tx, own_party, start_us, end_us, preparing, matcher, window)
     if reading is None:
         return [True] * len(received)
-    starts = [key[0] for key in reading.keys]
-    longest = reading.longest
     window_us = NOVELTY_WINDOW // _MICROSECOND
     # For each item, the own observations that start late enough to overlap its tolerance
     # window.
-    windows = [
-        (
-            bisect.bisect_left(starts, micros(item.observed_at) - window_us - longest),
-            bisect.bisect_right(starts, micros(latest_time(item)) + window_us),
+    reach_back = window_us + int(reading.spans.max())
+    windows = list(
+        zip(
+            np.searchsorted(
+                reading.starts,
+                [micros(item.observed_at) - reach_back for item in received],
+                side="left",
+            ).tolist(),
+            np.searchsorted(
+                reading.starts,
+                [micros(latest_time(item)) + window_us for item in received],
+                side="right",
+            ).tolist(),
+            strict=True,
         )
-        for item in received
-    ]
+    )
     known = preparing.any_matches(
         [preparing.prepare(item, keep=False) for item in received], reading.gathered, windows
     )
@@ -377,6 +439,15 @@ class _PairByPair:
 
     def gather(self, own: Sequence[Observation]) -> Sequence[Observation]:
         return own
+
+    def regather(
+        self,
+        gathered: Sequence[Observation],
+        added: Sequence[Observation],
+        take: np.ndarray[Any, np.dtype[np.intp]],
+    ) -> Sequence[Observation]:
+        both = [*gathered, *added]
+        return [both[at] for at in take.tolist()]
 
     def any_matches(
         self,
