@@ -4,7 +4,9 @@ TWN ingests and seals batches of 1 000 (agreement on, as in ``bench_exchange``);
 batch (signature, Merkle root, every item decoded, validated and checked canonical) and takes it
 in (store, inbox, ledger, receipt, audit, commit), without sockets; then again at a node whose
 own picture is busy (``OWN_PICTURE`` reports in the window, which novelty compares each batch
-with), unchanged between batches and changing before each. Also one observation's decode
+with), unchanged between batches and changing before each, on the embedded store and, when
+the server answers (``KUROSHIO_BENCH_POSTGRES``, default the local one), on a schema of
+PostgreSQL. Also one observation's decode
 and canonical encode on their own. Use it to compare code changes; ``bench_exchange`` gives the
 figures that count.
 """
@@ -19,10 +21,12 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+import psycopg
 
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import SealedBatch, open_batch
@@ -35,6 +39,7 @@ import bench_exchange as bench
 
 QUICK = os.environ.get("KUROSHIO_BENCH_QUICK", "") not in ("", "0")
 BATCHES = 10 if QUICK else 40
+DSN = os.environ.get("KUROSHIO_BENCH_POSTGRES", "host=127.0.0.1 user=postgres dbname=test")
 OWN_PICTURE = 5_000 if QUICK else 15_000
 """The node's own reports in the window of the batches it takes in (below the most novelty
 compares a batch with, 20 000)."""
@@ -66,17 +71,20 @@ def sealed_for_jpn(twn: Node, observations: list[Observation]) -> SealedBatch:
     return batch
 
 
-def busy_own_picture(metrics: dict[str, float]) -> None:
+def busy_own_picture(metrics: dict[str, float], schema: str | None = None) -> None:
     """Taking batches in at a node whose own picture holds ``OWN_PICTURE`` reports in the
     batches' window (J-16 fighters where TWN's are, over the last 25 minutes): the CPU
     milliseconds a batch of 20 (a live exchange's) and of 1 000 take, median, when the own
     picture does not change between batches and when one own report is stored before each (a
-    live own feed: the own reports stored since the batch before are read again)."""
+    live own feed: the own reports stored since the batch before are read again). JPN keeps
+    its store in PostgreSQL's ``schema`` when given one."""
     chooser = random.Random(4)
     now = dt.datetime.now(dt.UTC)
+    stores = None if schema is None else {"JPN": {"backend": "postgres", "schema": schema}}
+    backend = "SQLite" if schema is None else "PostgreSQL"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        nodes = bench.make_nodes(root)
+        nodes = bench.make_nodes(root, store=stores)
         bench.install_agreement(nodes, root)
         with open_node(nodes["TWN"].directory) as twn, open_node(nodes["JPN"].directory) as jpn:
 
@@ -115,8 +123,25 @@ def busy_own_picture(metrics: dict[str, float]) -> None:
                     label = "changing" if changing else "unchanged"
                     metrics[
                         f"take in a batch of {size:,} against {OWN_PICTURE:,} own reports"
-                        f" ({label}), CPU ms"
+                        f" ({label}, {backend}), CPU ms"
                     ] = statistics.median(cpu_ms[1:])
+
+
+def busy_own_picture_on_postgres(metrics: dict[str, float]) -> str | None:
+    """:func:`busy_own_picture` with JPN on a PostgreSQL schema of its own (dropped after);
+    why not, when the server does not answer."""
+    try:
+        psycopg.connect(DSN, connect_timeout=3).close()
+    except psycopg.Error as error:
+        return f"PostgreSQL not reachable ({error})"
+    os.environ["KUROSHIO_STORE_DSN"] = DSN
+    schema = f"bench_{uuid.uuid4().hex[:10]}_receive"
+    try:
+        busy_own_picture(metrics, schema)
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return None
 
 
 def main() -> None:
@@ -161,13 +186,18 @@ def main() -> None:
         "take-in obs/s per core": 1e6 / accept_us,
     }
     busy_own_picture(metrics)
+    skipped = busy_own_picture_on_postgres(metrics)
     print(
         json.dumps(
             {
                 "name": "receive",
                 "metrics": metrics,
                 "targets": {},
-                "setup": {"batches": BATCHES, "items_per_batch": 1_000},
+                "setup": {
+                    "batches": BATCHES,
+                    "items_per_batch": 1_000,
+                    **({"postgres": skipped} if skipped else {}),
+                },
             },
             ensure_ascii=False,
         )

@@ -202,8 +202,9 @@ class _Reading(NamedTuple):
     origin: str
     start_us: int
     end_us: int
-    last_seq: int
-    """The history seq the store had reached when they were read."""
+    mark: str
+    """Where the store's history stood before they were read (its
+    :meth:`~kuroshio.store.transaction.ObservationRows.mark`)."""
     starts: np.ndarray[Any, np.dtype[np.int64]]
     """Each one's start (µs)."""
     spans: np.ndarray[Any, np.dtype[np.int64]]
@@ -217,44 +218,40 @@ class OwnWindow:
     """The node's own current observations last read for a received batch's novelty, kept for
     the next batches: while nothing of the node's own origin is stored, they serve as they are,
     and when a few are (a live feed's), only those are read again. A node does not read and
-    gather thousands of own reports afresh for every batch. Kept only on SQLite, where one
-    writer at a time gives history seqs in the order transactions commit, so that "stored after
-    seq N" is one range of the history's key; and only once the transaction that read them
-    commits."""
+    gather thousands of own reports afresh for every batch. What was stored since a reading is
+    what the store says was stored after the mark it gave before it (SQLite: history seqs, in
+    commit order; PostgreSQL: the transactions not seen committed). Kept only once the
+    transaction that read them commits; one per process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reading: _Reading | None = None
 
     def recall(
-        self, tx: Transaction, origin: str, start_us: int, end_us: int, matcher: object
+        self, tx: Transaction, origin: str, start_us: int, end_us: int, matcher: object, mark: str
     ) -> tuple[_Reading, list[str]] | None:
         """The reading kept, when it covers the window and the store has it still but for the
-        ids listed (stored again since, at most :data:`MAX_CHANGED`)."""
+        ids listed (stored again since, at most :data:`MAX_CHANGED`); ``mark``: the store's,
+        taken before this call."""
         with self._lock:
             reading = self._reading
         if (
             reading is None
-            or tx.dialect != "sqlite"
             or (reading.origin, reading.matcher) != (origin, matcher)
             or not reading.start_us <= start_us <= end_us <= reading.end_us
         ):
             return None
-        last_seq = tx.observations.last_seq()
-        if last_seq < reading.last_seq:
-            return None
-        changed = tx.observations.ids_of_origin_since(origin, reading.last_seq, MAX_CHANGED + 1)
-        if len(changed) > MAX_CHANGED:
+        changed = tx.observations.ids_of_origin_since(origin, reading.mark, MAX_CHANGED + 1)
+        if changed is None or len(changed) > MAX_CHANGED:
             return None
         if not changed:
-            # Still the store's: once this transaction commits, from its last seq on.
-            tx.after_commit(lambda: self._keep(reading._replace(last_seq=last_seq), reading))
+            # Still the store's: once this transaction commits, from its mark on.
+            tx.after_commit(lambda: self._keep(reading._replace(mark=mark), reading))
         return reading, changed
 
     def keep(self, tx: Transaction, reading: _Reading) -> None:
         """Keep ``reading`` once ``tx`` (which read it) commits."""
-        if tx.dialect == "sqlite":
-            tx.after_commit(lambda: self._keep(reading, None))
+        tx.after_commit(lambda: self._keep(reading, None))
 
     def _keep(self, reading: _Reading, replacing: _Reading | None) -> None:
         with self._lock:
@@ -273,13 +270,16 @@ def _own_reading(
 ) -> _Reading | None:
     """The node's own current observations meeting ``start_us`` to ``end_us`` (or a wider
     window), prepared; None when there are none."""
-    recalled = None if window is None else window.recall(tx, origin, start_us, end_us, matcher)
+    # Taken before anything is read: what is stored after it is read again next time.
+    mark = tx.observations.mark() if window is not None else ""
+    recalled = (
+        None if window is None else window.recall(tx, origin, start_us, end_us, matcher, mark)
+    )
     if recalled is not None and not recalled[1]:
         return recalled[0]
-    last_seq = tx.observations.last_seq() if window is not None else 0
     reading = None
     if recalled is not None:
-        reading = _read_again(tx, *recalled, preparing, last_seq)
+        reading = _read_again(tx, *recalled, preparing, mark)
     if reading is None:
         end_us += WIDEN // _MICROSECOND if window is not None else 0
         keys = tx.observations.current_keys_of_origin(origin, start_us, end_us, MAX_OWN_CANDIDATES)
@@ -290,7 +290,7 @@ def _own_reading(
             origin=origin,
             start_us=start_us,
             end_us=end_us,
-            last_seq=last_seq,
+            mark=mark,
             starts=begins,
             spans=ends - begins,
             ids=ids,
@@ -343,7 +343,7 @@ def _read_again(
     kept: _Reading,
     changed: list[str],
     preparing: PreparingMatcher,
-    last_seq: int,
+    mark: str,
 ) -> _Reading | None:
     """``kept`` with the own observations ``changed`` (stored since) as they are now: those
     kept taken out, their current versions in the window prepared and put in their place by
@@ -358,7 +358,7 @@ def _read_again(
     # Positions among the kept ones followed by the fresh ones, in order of start.
     take = np.concatenate([stays, np.arange(len(kept.starts), len(kept.starts) + len(fresh))])
     return kept._replace(
-        last_seq=last_seq,
+        mark=mark,
         starts=starts[order],
         spans=np.concatenate([kept.spans[stays], ends - begins])[order],
         ids=np.concatenate([kept.ids[stays], ids])[order],

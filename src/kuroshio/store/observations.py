@@ -178,17 +178,23 @@ class ObservationTable:
             ).fetchone()
         return None if row is None else _observation_decoder.decode(row[0])
 
-    def last_seq(self) -> int:
-        """The last history row's seq given so far (on SQLite, one writer at a time gives them
-        in the order the transactions commit)."""
+    def _last_seq(self) -> int:
         row = self._conn.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = 'observation_versions'"
         ).fetchone()
         return int(row[0]) if row is not None else 0
 
-    def ids_of_origin_since(self, origin: str, seq: int, limit: int) -> list[str]:
+    def mark(self) -> str:
+        """The last history row's seq given so far: one writer at a time gives them in the
+        order the transactions commit, so what is stored after a mark is the rows after it."""
+        return str(self._last_seq())
+
+    def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
         """The ids of ``origin``'s (``origin:…``) of which a version was stored as a history row
-        after ``seq``, at most ``limit``: a range of the history's key."""
+        after :meth:`mark` gave ``mark``, at most ``limit``: a range of the history's key."""
+        seq = int(mark)
+        if self._last_seq() < seq:
+            return None
         rows = self._conn.execute(
             "SELECT DISTINCT id FROM observation_versions WHERE seq > ? AND id >= ? AND id < ?"
             " LIMIT ?",

@@ -306,11 +306,31 @@ class PgObservationTable(ObservationTable):
                 cursor.executemany(_UPSERT_CURRENT, superseding)
         return result
 
-    def last_seq(self) -> int:
-        """The highest history seq committed or written by this transaction (several
-        processes' transactions commit in any order of their seqs)."""
-        row = self._pg.execute("SELECT coalesce(max(seq), 0) FROM observation_versions").fetchone()
-        return int(row[0]) if row is not None else 0
+    def mark(self) -> str:
+        """The transactions seen committed now (``pg_current_snapshot()``) and this one's own,
+        if it has written: several processes' transactions commit in any order of their
+        history seqs, so what is stored after a mark is the rows of the transactions it did not
+        see committed and of its own (each history row names its transaction: migration
+        0020)."""
+        row = self._pg.execute(
+            "SELECT pg_current_snapshot()::text, pg_current_xact_id_if_assigned()::text"
+        ).fetchone()
+        assert row is not None
+        return f"{row[0]}/{row[1] or ''}"
+
+    def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
+        """The ids of ``origin``'s (``origin:…``) of which a version was stored after
+        :meth:`mark` gave ``mark``, at most ``limit``: a range of the history's transaction
+        index, from the oldest transaction running then."""
+        snapshot, _, own = mark.partition("/")
+        rows = self._pg.execute(
+            "SELECT DISTINCT id FROM observation_versions"
+            " WHERE xact >= pg_snapshot_xmin(%s::pg_snapshot)"
+            " AND (NOT pg_visible_in_snapshot(xact, %s::pg_snapshot) OR xact = %s::xid8)"
+            " AND id >= %s AND id < %s LIMIT %s",
+            (snapshot, snapshot, own or None, f"{origin}:", f"{origin};", limit),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def put_events(self, events: Sequence[Event]) -> int:
         added = 0

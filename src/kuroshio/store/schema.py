@@ -553,6 +553,21 @@ def _current_spans(conn: Connection, dialect: str) -> None:
         )
 
 
+def _history_transactions(conn: Connection, dialect: str) -> None:
+    """On PostgreSQL, each history row names the transaction that stored it, indexed: several
+    processes' transactions commit in any order of their seqs, and which versions were stored
+    since a reading (the novelty's kept own reports) is which transactions it did not see
+    committed. Rows stored before are older than any reading. On SQLite, one writer at a time
+    gives seqs in commit order: nothing to add."""
+    if dialect != "postgres":
+        return
+    conn.execute("ALTER TABLE observation_versions ADD COLUMN xact xid8")
+    conn.execute(
+        "ALTER TABLE observation_versions ALTER COLUMN xact SET DEFAULT pg_current_xact_id()"
+    )
+    conn.execute("CREATE INDEX observation_versions_by_xact ON observation_versions (xact)")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -573,6 +588,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0017_history_places", _HISTORY_PLACES),
     Migration("0018_ledger_by_partner", _LEDGER_BY_PARTNER),
     Migration("0019_current_spans", _CURRENT_SPANS, run=_current_spans),
+    Migration("0020_history_transactions", run=_history_transactions),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

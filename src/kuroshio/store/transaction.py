@@ -33,12 +33,14 @@ class ObservationRows(Protocol):
     """The observation and event rows of one backend (:mod:`kuroshio.store.observations` for
     SQLite, :mod:`kuroshio.store.postgres` for PostgreSQL)."""
 
-    def last_seq(self) -> int:
-        """The last history row's seq given so far (SQLite: in commit order)."""
+    def mark(self) -> str:
+        """Where the history stands as this transaction sees it now: what
+        :meth:`ids_of_origin_since` reads the versions stored after."""
         ...
 
-    def ids_of_origin_since(self, origin: str, seq: int, limit: int) -> list[str]:
-        """The ids of ``origin``'s of which a version was stored after history row ``seq``."""
+    def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
+        """The ids of ``origin``'s of which a version was stored after :meth:`mark` gave
+        ``mark``, at most ``limit`` (None: ``mark`` no longer names a place in this history)."""
         ...
 
     def current_keys_of_ids(
