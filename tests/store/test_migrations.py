@@ -19,8 +19,10 @@ from kuroshio.exchange import outbox
 from kuroshio.exchange.inbox import verify_received
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
+from kuroshio.fusion import SortieGate
 from kuroshio.merkle import merkle_root
 from kuroshio.node import Node, open_node
+from kuroshio.policy import reciprocity
 from kuroshio.store import ObservationFilter, schema
 from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
@@ -243,6 +245,48 @@ def test_postgresql_takes_the_same_migrations(postgres_dsn: str, tmp_path: Path)
                 "INSERT INTO audit_log VALUES (1, 'x', 'TWN', 'ingest', 's', '{}', '', '', '')"
             )
             store.connection.execute("DELETE FROM audit_log")
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_history_stored_before_rows_named_their_transaction_is_never_read_as_new(
+    postgres_dsn: str,
+) -> None:
+    """A PostgreSQL store from before history rows named their transaction (migration 0020):
+    the rows already there name none and count as stored before any reading, so a batch's
+    own reports kept for the next batch serve it; a report stored after migrating counts
+    once stored."""
+    schema_name = f"test_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(postgres_dsn, schema=schema_name)
+    try:
+        store.append([observation(n, origin="JPN", lon=121.0 + n) for n in range(3)])
+        with store.connection.transaction():
+            store.connection.execute("ALTER TABLE observation_versions DROP COLUMN xact")
+            store.connection.execute("UPDATE meta SET value = '19' WHERE key = 'migrations'")
+        store.close()
+        store = PostgresStore(postgres_dsn, schema=schema_name)
+        assert store.schema_version == schema.SCHEMA_VERSION
+        unnamed = store.connection.execute(
+            "SELECT count(*) FROM observation_versions WHERE xact IS NULL"
+        ).fetchone()
+        assert unnamed == (3,)
+        gate, window = SortieGate(), reciprocity.OwnWindow()
+        received = [observation(100, lon=125.5)]
+
+        def judged() -> list[bool]:
+            with store.transaction() as tx:
+                return reciprocity.judge_novelty(tx, received, "JPN", gate, window)
+
+        with store.transaction() as tx:
+            mark = tx.observations.mark()
+        assert judged() == [True]
+        with store.transaction() as tx:
+            assert tx.observations.ids_of_origin_since("JPN", mark, 10) == []
+        store.append([observation(7, origin="JPN", lon=125.51)])  # the node's own, 1 km away
+        with store.transaction() as tx:
+            assert tx.observations.ids_of_origin_since("JPN", mark, 10) == ["JPN:test:7"]
+        assert judged() == [False]
     finally:
         store.drop()
         store.close()
