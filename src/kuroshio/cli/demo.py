@@ -57,7 +57,7 @@ app = typer.Typer(add_completion=False)
 
 
 class _Stop(Exception):
-    """SIGTERM, handled like Ctrl-C."""
+    """The first Ctrl-C or SIGTERM while the demo runs."""
 
 
 @app.command("demo")
@@ -146,7 +146,11 @@ def _summary(console: Console, nodes: Sequence[DemoNode], parties: Sequence[str]
         )
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _on_stop(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C or SIGTERM: both are ignored from here on, before anything else runs,
+    so that a second one, however soon it comes, cannot cut the nodes' stopping short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise _Stop
 
 
@@ -183,7 +187,8 @@ def run_demo(
         "only, never an observation)",
         highlight=False,
     )
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, _on_stop)
+    previous_int = signal.signal(signal.SIGINT, _on_stop)
     try:
         for demo_node in nodes:
             start_node(demo_node)
@@ -232,16 +237,13 @@ def run_demo(
                 time.sleep(0.5)
             console.print("[red]a node stopped[/]; see its serve.log")
     except (KeyboardInterrupt, _Stop):
-        # A second Ctrl-C or SIGTERM while the nodes stop must not cut their stopping short.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            console.print("\nstopping nodes …")
-            stop_nodes(nodes)
-        finally:
-            signal.signal(signal.SIGINT, previous_int)
+        # The nodes are told first: printing cannot hold their stopping up.
+        stop_nodes(nodes, wait=False)
+        console.print("\nstopping nodes …")
+        stop_nodes(nodes)
     finally:
         stop_nodes(nodes)
+        signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -261,10 +261,14 @@ def wait_ready(client: httpx.Client, demo_node: DemoNode) -> None:
     raise ConfigError(f"the {demo_node.party} node did not start within {START_TIMEOUT_S:.0f} s")
 
 
-def stop_nodes(nodes: Sequence[DemoNode]) -> None:
+def stop_nodes(nodes: Sequence[DemoNode], *, wait: bool = True) -> None:
+    """SIGTERM to every node still running, then (``wait``) wait for each to stop, killing one
+    that takes more than 15 s."""
     for demo_node in nodes:
         if demo_node.process is not None and demo_node.process.poll() is None:
             demo_node.process.send_signal(signal.SIGTERM)
+    if not wait:
+        return
     for demo_node in nodes:
         if demo_node.process is None:
             continue
