@@ -487,13 +487,10 @@ class _CountingGate(SortieGate):
         return super().gather(own)
 
 
-def test_own_reports_kept_from_one_batch_serve_the_next_until_the_node_stores_its_own(
-    store: AnyStore,
-) -> None:
-    """The own reports read for one batch's novelty serve the next batches until the node
-    stores a report of its own: then they are read again, and a report that now knows a
-    received one makes it not novel. A reading made in a transaction that rolls back is not
-    kept."""
+def _judging(store: AnyStore) -> tuple[_CountingGate, list[Observation], Callable[[], list[bool]]]:
+    """A node's gate and kept window over ``store``, which holds three own reports far from the
+    one received report: the gate, the received report, and a judging of its novelty in a
+    transaction of its own."""
     gate, window = _CountingGate(), reciprocity.OwnWindow()
     store.append([observation(n, origin="JPN", lon=121.0 + n) for n in range(3)])
     received = [observation(100, lon=125.5)]
@@ -502,6 +499,17 @@ def test_own_reports_kept_from_one_batch_serve_the_next_until_the_node_stores_it
         with store.transaction() as tx:
             return reciprocity.judge_novelty(tx, received, "JPN", gate, window)
 
+    return gate, received, judged
+
+
+def test_own_reports_kept_from_one_batch_serve_the_next_until_the_node_stores_its_own(
+    store: AnyStore,
+) -> None:
+    """The own reports read for one batch's novelty serve the next batches until the node
+    stores a report of its own: then they are read again, and a report that now knows a
+    received one makes it not novel. A reading made in a transaction that rolls back is not
+    kept."""
+    gate, received, judged = _judging(store)
     assert judged() == [True]
     assert (judged(), gate.reads) == ([True], 1)
     store.append([observation(100, origin="TWN", lon=125.5)])  # another origin's: no change
@@ -540,14 +548,7 @@ def test_own_reports_committed_out_of_order_of_their_seqs_are_read_again(
     store, feed = make_store(), make_store()
     if isinstance(store, SQLiteStore):
         pytest.skip("SQLite has one writer at a time: seqs are given in commit order")
-    gate, window = _CountingGate(), reciprocity.OwnWindow()
-    store.append([observation(n, origin="JPN", lon=121.0 + n) for n in range(3)])
-    received = [observation(100, lon=125.5)]
-
-    def judged() -> list[bool]:
-        with store.transaction() as tx:
-            return reciprocity.judge_novelty(tx, received, "JPN", gate, window)
-
+    gate, _, judged = _judging(store)
     assert judged() == [True]
     with feed.transaction() as slow:  # a feed's transaction, open while others commit
         slow.observations.append([observation(7, origin="JPN", lon=125.51)])  # 1 km away
