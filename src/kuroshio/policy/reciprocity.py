@@ -285,7 +285,7 @@ def _own_reading(
         keys = tx.observations.current_keys_of_origin(origin, start_us, end_us, MAX_OWN_CANDIDATES)
         if not keys:
             return None
-        begins, ends, ids, _, _ = _columns(keys)
+        begins, ends, ids = _columns(keys)
         reading = _Reading(
             origin=origin,
             start_us=start_us,
@@ -310,20 +310,16 @@ def _columns(
     np.ndarray[Any, np.dtype[np.int64]],
     np.ndarray[Any, np.dtype[np.int64]],
     np.ndarray[Any, np.dtype[np.str_]],
-    tuple[int, ...],
-    tuple[int, ...],
 ]:
-    """Starts, ends and ids of ``keys`` as arrays; their versions and seqs."""
+    """Starts, ends and ids of ``keys`` as arrays."""
     if not keys:
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.str_), (), ()
-    begins, ends, ids, versions, seqs = zip(*keys, strict=True)
+        return empty, empty, np.zeros(0, dtype=np.str_)
+    begins, ends, ids, _, _ = zip(*keys, strict=True)
     return (
         np.array(begins, dtype=np.int64),
         np.array(ends, dtype=np.int64),
         np.array(ids, dtype=np.str_),
-        versions,
-        seqs,
     )
 
 
@@ -352,7 +348,7 @@ def _read_again(
     stays = np.flatnonzero(~np.isin(kept.ids, np.array(changed, dtype=np.str_)))
     if len(stays) + len(fresh) >= MAX_OWN_CANDIDATES:
         return None
-    begins, ends, ids, _, _ = _columns(fresh)
+    begins, ends, ids = _columns(fresh)
     starts = np.concatenate([kept.starts[stays], begins])
     order = np.argsort(starts, kind="stable")
     # Positions among the kept ones followed by the fresh ones, in order of start.
