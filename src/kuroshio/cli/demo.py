@@ -237,10 +237,10 @@ def run_demo(
                 time.sleep(0.5)
             console.print("[red]a node stopped[/]; see its serve.log")
     except (KeyboardInterrupt, _Stop):
-        # The nodes are told first: printing cannot hold their stopping up.
+        # The nodes are told first: printing cannot hold their stopping up. The waiting for
+        # them is the ``finally``'s, with both signals still ignored.
         stop_nodes(nodes, wait=False)
         console.print("\nstopping nodes …")
-        stop_nodes(nodes)
     finally:
         stop_nodes(nodes)
         signal.signal(signal.SIGINT, previous_int)

@@ -270,11 +270,11 @@ def _own_reading(
 ) -> _Reading | None:
     """The node's own current observations meeting ``start_us`` to ``end_us`` (or a wider
     window), prepared; None when there are none."""
-    # Taken before anything is read: what is stored after it is read again next time.
-    mark = tx.observations.mark() if window is not None else ""
-    recalled = (
-        None if window is None else window.recall(tx, origin, start_us, end_us, matcher, mark)
-    )
+    mark, recalled = "", None
+    if window is not None:
+        # Taken before anything is read: what is stored after it is read again next time.
+        mark = tx.observations.mark()
+        recalled = window.recall(tx, origin, start_us, end_us, matcher, mark)
     if recalled is not None and not recalled[1]:
         return recalled[0]
     reading = None
