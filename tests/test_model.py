@@ -8,6 +8,7 @@ import json
 import msgspec
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kuroshio.model import (
     MAX_VERTICES,
@@ -151,6 +152,12 @@ def test_a_good_record_decodes() -> None:
         ({"observed_at": "2022-08-05T10:00:00"}, "timezone"),
         ({"observed_at": "1850-01-01T00:00:00Z"}, "outside"),
         ({"origin": "XYZ", "id": "XYZ:1:2"}, "unknown party code 'XYZ'"),
+        ({"origin": "twn"}, "unknown party code 'twn' in origin"),
+        ({"origin": "TWNX"}, "$.origin"),
+        ({"marking": {"releasable_to": ["JPN", "J P"]}}, "'J P' in marking.releasable_to"),
+        ({"marking": {"control": {"to": ["jpn"]}}}, "'jpn' in marking.control.to"),
+        ({"platform": {"nationality": "C1N"}}, "'C1N' in platform.nationality"),
+        ({"provenance": {"partner": "ZZZ"}}, "'ZZZ' in provenance.partner"),
         ({"id": "JPN:radar:1"}, "not scoped to its origin"),
         ({"kind": "space"}, "$.kind"),
         ({"version": 0}, "$.version"),
@@ -180,10 +187,44 @@ def test_coordinates_are_rounded_to_about_a_centimetre() -> None:
     assert point.coordinates == (121.1234568, 22.9876543)
 
 
+_ON_THE_GRID = st.builds(
+    lambda units, places: units / 10**places,
+    st.integers(-(10**12), 10**12),
+    st.integers(0, 9),
+)
+
+
+@given(
+    st.one_of(
+        _ON_THE_GRID,
+        st.floats(allow_nan=False, allow_infinity=True),
+        st.floats(-180, 180),
+        st.builds(lambda x, nudge: x + nudge, _ON_THE_GRID, st.sampled_from([5e-8, -5e-8, 1e-15])),
+        st.integers(-(10**6), 10**6),
+    )
+)
+@settings(max_examples=3000)
+def test_a_coordinate_is_rounded_as_round_to_seven_places(value: float) -> None:
+    # A coordinate's bytes are part of every signature: the rounding is exactly Python's.
+    expected = round(value, 7) + 0.0
+    point = Point(coordinates=(value, -0.0))
+    assert [str(x) for x in point.coordinates] == [str(expected), "0.0"]
+    line = LineString(coordinates=((0.0, value), (value, -0.0)))
+    assert [str(x) for position in line.coordinates for x in position] == [
+        "0.0",
+        str(expected),
+        str(expected),
+        "0.0",
+    ]
+
+
 def test_json_schema_describes_the_public_records() -> None:
     schema = json_schema()
     assert {"Observation", "Event", "Party", "Marking"} <= set(schema["$defs"])
     observation_schema = schema["$defs"]["Observation"]
+    assert observation_schema["properties"]["origin"]["pattern"] == "^[A-Z]{3}$"
+    marking = schema["$defs"]["Marking"]["properties"]["releasable_to"]
+    assert marking["items"]["pattern"] == "^[A-Z]{3}$"
     assert {"id", "origin", "kind", "observed_at", "geometry"} <= set(
         observation_schema["required"]
     )
