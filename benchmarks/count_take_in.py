@@ -3,16 +3,19 @@ per item on SQLite (callgrind) and bytes of WAL per item on PostgreSQL.
 
 The set-up is ``profile_take_in``'s: TWN seals batches of 1 000 of ``bench_exchange``'s records
 for JPN, JPN opens them all, then takes them in one by one as its inbox does; only the take-in
-is counted.
+is counted, or with ``open`` only the opening (signature, Merkle root, every item decoded,
+validated and checked canonical, the rows made).
 
 - ``sqlite``: the script runs itself under ``valgrind --tool=callgrind`` with instrumentation off,
   and switches it on (``callgrind_control``) around the take-in alone; it prints the
   instructions per item. Needs valgrind (Debian's ``valgrind`` package); slow (about 20 s for 4
   batches).
+- ``open``: the same under callgrind, around the opening of the batches alone.
 - ``postgres``: the server's WAL position (``pg_current_wal_lsn()``) before and after the take-in
   on a schema of the server (``KUROSHIO_BENCH_POSTGRES``); it prints the WAL bytes per item.
 
-Usage: ``python benchmarks/count_take_in.py sqlite|postgres [BATCHES]`` (default 4 and 20).
+Usage: ``python benchmarks/count_take_in.py sqlite|open|postgres [BATCHES]`` (default 4, 4 and
+20).
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ from profile_take_in import DSN, ITEMS, seal
 _UNDER_CALLGRIND = "KUROSHIO_COUNT_UNDER_CALLGRIND"
 
 
-def _take_in(store: dict[str, Any] | None, batches: int, around: Callable[[bool], int]) -> int:
+def _take_in(
+    store: dict[str, Any] | None, batches: int, around: Callable[[bool], int], *, opening: bool
+) -> int:
     """Take ``batches`` opened batches in between ``around(False)`` (before) and
-    ``around(True)`` (after); the difference of what the two return."""
+    ``around(True)`` (after), or with ``opening`` open them there; the difference of what the
+    two return."""
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         nodes = bench.make_nodes(root, store=store)
@@ -50,6 +56,11 @@ def _take_in(store: dict[str, Any] | None, batches: int, around: Callable[[bool]
             frames = seal(twn, batches + 1)
             inbox, partner = Inbox(jpn), jpn.partners["TWN"]
             inbox.take_in(partner, inbox.open(partner, frames[0]))  # warm: caches, statements
+            if opening:
+                start = around(False)
+                for frame in frames[1:]:
+                    inbox.open(partner, frame)
+                return around(True) - start
             opened = [inbox.open(partner, frame) for frame in frames[1:]]
             start = around(False)
             for batch in opened:
@@ -70,12 +81,13 @@ def _callgrind(after: bool) -> int:
     return 0
 
 
-def count_sqlite(batches: int) -> None:
+def count_sqlite(batches: int, *, opening: bool = False) -> None:
+    stage = "open" if opening else "sqlite"
     if os.environ.get(_UNDER_CALLGRIND):
-        _take_in(None, batches, _callgrind)
+        _take_in(None, batches, _callgrind, opening=opening)
         return
     if shutil.which("valgrind") is None:
-        raise SystemExit("count_take_in sqlite needs valgrind (apt install valgrind)")
+        raise SystemExit(f"count_take_in {stage} needs valgrind (apt install valgrind)")
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(
             [
@@ -85,7 +97,7 @@ def count_sqlite(batches: int) -> None:
                 f"--callgrind-out-file={folder}/callgrind.out",
                 sys.executable,
                 __file__,
-                "sqlite",
+                stage,
                 str(batches),
             ],
             env={**os.environ, _UNDER_CALLGRIND: "1"},
@@ -97,7 +109,8 @@ def count_sqlite(batches: int) -> None:
     if found is None:
         raise SystemExit(f"callgrind reported no count:\n{done.stderr[-2000:]}")
     per_item = int(found.group(1)) / (batches * ITEMS)
-    print(f"sqlite: take-in {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
+    what = "opening" if opening else "take-in"
+    print(f"{stage}: {what} {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
 
 
 def count_postgres(batches: int) -> None:
@@ -110,7 +123,9 @@ def count_postgres(batches: int) -> None:
             return int(row[0]) if row else 0
 
         try:
-            written = _take_in({"JPN": {"backend": "postgres", "schema": schema}}, batches, wal)
+            written = _take_in(
+                {"JPN": {"backend": "postgres", "schema": schema}}, batches, wal, opening=False
+            )
         finally:
             side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     per_item = written / (batches * ITEMS)
@@ -119,12 +134,12 @@ def count_postgres(batches: int) -> None:
 
 def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
-    if backend == "sqlite":
-        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4)
+    if backend in ("sqlite", "open"):
+        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
     elif backend == "postgres":
         count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
-        raise SystemExit("usage: count_take_in.py sqlite|postgres [BATCHES]")
+        raise SystemExit("usage: count_take_in.py sqlite|open|postgres [BATCHES]")
 
 
 if __name__ == "__main__":

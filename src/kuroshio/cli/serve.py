@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import socket
@@ -76,6 +77,7 @@ def serve_command(
             return
         api_socket = None if api_fd is None else socket.socket(fileno=api_fd)
         federation_socket = None if federation_fd is None else socket.socket(fileno=federation_fd)
+        _collect_less_often()
         asyncio.run(
             serve(
                 node,
@@ -86,6 +88,19 @@ def serve_command(
                 receivers=max(receivers, 1),
             )
         )
+
+
+YOUNG_OBJECTS_BEFORE_COLLECTING = 50_000
+"""The collector's first threshold in a serving process (Python's default is 700)."""
+
+
+def _collect_less_often() -> None:
+    """Let the cyclic garbage collector run only once 50 000 more objects are alive than at its
+    last run. A received batch of 1 000 items holds thousands of tuples and lists (its rows)
+    while it is opened and taken in, freed by their reference counts once it is: with the
+    default threshold the collector went over them one to two times per batch, about 2.5 µs
+    of a receiving process's CPU per item."""
+    gc.set_threshold(YOUNG_OBJECTS_BEFORE_COLLECTING, *gc.get_threshold()[1:])
 
 
 def _logging() -> None:
