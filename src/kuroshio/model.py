@@ -39,22 +39,22 @@ LATEST: Final = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 # --- parties ---------------------------------------------------------------------------------
 
+_PARTY_PATTERN: Final = r"^[A-Z]{3}$"
+_PARTY_DESCRIPTION: Final = "ISO 3166-1 alpha-3 code of a party, e.g. TWN, JPN, USA"
+_PARTY_EXAMPLES: Final = ["TWN", "JPN"]
+
 PartyCode = Annotated[
     str,
-    msgspec.Meta(
-        pattern=r"^[A-Z]{3}$",
-        description="ISO 3166-1 alpha-3 code of a party, e.g. TWN, JPN, USA",
-        examples=["TWN", "JPN"],
-    ),
+    msgspec.Meta(pattern=_PARTY_PATTERN, description=_PARTY_DESCRIPTION, examples=_PARTY_EXAMPLES),
 ]
 CheckedPartyCode = Annotated[
     str,
     msgspec.Meta(
         min_length=3,
         max_length=3,
-        description="ISO 3166-1 alpha-3 code of a party, e.g. TWN, JPN, USA",
-        examples=["TWN", "JPN"],
-        extra_json_schema={"pattern": r"^[A-Z]{3}$"},
+        description=_PARTY_DESCRIPTION,
+        examples=_PARTY_EXAMPLES,
+        extra_json_schema={"pattern": _PARTY_PATTERN},
     ),
 ]
 """A :data:`PartyCode` in a record whose ``__post_init__`` looks it up in the ISO list (which
