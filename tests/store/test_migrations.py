@@ -290,3 +290,41 @@ def test_history_stored_before_rows_named_their_transaction_is_never_read_as_new
     finally:
         store.drop()
         store.close()
+
+
+def test_postgresql_text_compares_byte_wise_whatever_the_server_locale(
+    postgres_dsn: str,
+) -> None:
+    """A PostgreSQL store made before text compared byte-wise (migration 0021), on a server
+    whose locale sorts case-insensitively: migrating keeps its rows and makes every text column
+    compare as SQLite's do, so 'TWN' sorts before 'a'."""
+    schema_name = f"test_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(postgres_dsn, schema=schema_name)
+    try:
+        store.append([observation(n) for n in range(3)])
+        with store.connection.transaction():
+            for table, column in (("current", "origin"), ("outbox", "partner")):
+                store.connection.execute(
+                    f'ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT COLLATE "en-US-x-icu"'
+                )
+            before = store.connection.execute("SELECT bool_and(origin < 'a') FROM current")
+            assert before.fetchone() == (False,)
+            store.connection.execute("UPDATE meta SET value = '20' WHERE key = 'migrations'")
+        store.close()
+        store = PostgresStore(postgres_dsn, schema=schema_name)
+        assert store.schema_version == schema.SCHEMA_VERSION
+        after = store.connection.execute("SELECT bool_and(origin < 'a'), count(*) FROM current")
+        assert after.fetchone() == (True, 3)
+        not_bytewise = store.connection.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = %s AND data_type = 'text'"
+            " AND collation_name IS DISTINCT FROM 'C'",
+            (schema_name,),
+        ).fetchall()
+        assert not_bytewise == []
+        assert [o.id for o in store.iter_query(ObservationFilter())] == [
+            f"TWN:test:{n}" for n in range(3)
+        ]
+    finally:
+        store.drop()
+        store.close()

@@ -568,6 +568,26 @@ def _history_transactions(conn: Connection, dialect: str) -> None:
     conn.execute("CREATE INDEX observation_versions_by_xact ON observation_versions (xact)")
 
 
+def _text_bytewise(conn: Connection, dialect: str) -> None:
+    """On PostgreSQL, every text column compares byte-wise (collation ``C``), as SQLite's do and
+    ids already did: a key's order and a query's ``ORDER BY`` no longer depend on the server's
+    default locale, and the server compares the keys of the ledger and of ``current`` without
+    calling the C library's ``strcoll`` for each comparison (about a twentieth of its time on a
+    batch's rows went to comparing text in their indexes). Each table is written again once."""
+    if dialect != "postgres":
+        return
+    columns: dict[str, list[str]] = {}
+    for table, column in conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND data_type = 'text'"
+        " AND collation_name IS DISTINCT FROM 'C' ORDER BY table_name, ordinal_position"
+    ).fetchall():
+        columns.setdefault(str(table), []).append(str(column))
+    for table, names in columns.items():
+        altered = ", ".join(f'ALTER COLUMN {name} TYPE TEXT COLLATE "C"' for name in names)
+        conn.execute(f"ALTER TABLE {table} {altered}")
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -589,6 +609,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0018_ledger_by_partner", _LEDGER_BY_PARTNER),
     Migration("0019_current_spans", _CURRENT_SPANS, run=_current_spans),
     Migration("0020_history_transactions", run=_history_transactions),
+    Migration("0021_text_bytewise", run=_text_bytewise),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
