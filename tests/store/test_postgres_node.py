@@ -193,29 +193,46 @@ def test_receiving_processes_given_the_same_batches_take_each_in_once(
         jpn.close()
 
 
+@pytest.mark.parametrize(
+    "sizes",
+    [(300, 300, 300), (40, 40, 40), (300, 40, 40, 40, 40)],
+    ids=["batches", "few-ids", "batch-and-few"],
+)
 def test_processes_appending_the_same_reports_store_each_once(
-    postgres_dsn: str, schema: str
+    postgres_dsn: str, schema: str, sizes: tuple[int, ...]
 ) -> None:
-    items = [observation(n) for n in range(300)]
+    """Processes append the same reports at once: appends of many ids lock their origin,
+    of a few ids each id (see ``FEW_IDS``); either way each report is stored once."""
+    items = [observation(n) for n in range(max(sizes))]
     outcomes: list[list[Outcome]] = []
     failures: list[BaseException] = []
 
-    def append() -> None:
+    def append(size: int) -> None:
         with PostgresStore(postgres_dsn, schema=schema) as store:
             try:
-                outcomes.append(store.append(items).outcomes)
+                outcomes.append(store.append(items[:size]).outcomes)
             except BaseException as error:
                 failures.append(error)
 
-    threads = [threading.Thread(target=append) for _ in range(3)]
+    threads = [threading.Thread(target=append, args=(size,)) for size in sizes]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert failures == []
-    # Each report is new to exactly one of the three, and the same to the others.
+    # Each report is new to exactly one of those that appended it, and the same to the others.
     for position in range(len(items)):
-        seen = sorted(o[position].value for o in outcomes)
-        assert seen == ["inserted", "unchanged", "unchanged"]
+        seen = sorted(o[position].value for o in outcomes if position < len(o))
+        assert seen == ["inserted"] + ["unchanged"] * (len(seen) - 1)
     with PostgresStore(postgres_dsn, schema=schema) as store:
+        assert store.count_versions() == len(items)
+
+
+def test_one_append_of_twenty_thousand_reports_is_stored(postgres_dsn: str, schema: str) -> None:
+    """The server's shared lock table holds 64 locks per connection by default: an append
+    locking each of its ids ran out of it ("out of shared memory") long before 20 000."""
+    items = [observation(n) for n in range(20_000)]
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        result = store.append(items)
+        assert [o.value for o in result.outcomes] == ["inserted"] * len(items)
         assert store.count_versions() == len(items)

@@ -166,6 +166,38 @@ def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence
                     copy.write_row(row)
 
 
+FEW_IDS: Final = 64
+"""The most ids an append locks one by one; a larger append locks the origins of its ids."""
+
+
+def _lock_ids(conn: Connection, ids: Sequence[str]) -> None:
+    """Hold ``ids`` until the transaction ends, so that processes appending the same id queue.
+
+    An id begins with its origin's three letters. An append of at most :data:`FEW_IDS` ids
+    locks each id, and each of their origins shared: appends of one origin's other ids go on
+    side by side, as the live exchange's small batches and operators' posts do. A larger one
+    (a received batch, an import's chunk) locks its origins alone, exclusively: the server
+    keeps every lock a transaction holds in one table of fixed size shared by all its
+    connections (by default 64 per connection), and a lock per id of a batch of 20 000 failed
+    with "out of shared memory"; several processes taking batches of 1 000 in at once could
+    fill it too. Every append takes origins before ids, each in one order (by hash), so none
+    waits for another in a circle."""
+    origins = sorted({obs_id[:3] for obs_id in ids})
+    few = len(ids) <= FEW_IDS
+    conn.execute(
+        f"SELECT pg_advisory_xact_lock{'_shared' if few else ''}(h) FROM (SELECT DISTINCT"
+        " hashtext(current_schema() || '.origin.' || o) AS h FROM unnest(%b::text[]) AS o"
+        " ORDER BY h) AS origins",
+        (origins,),
+    )
+    if few:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(current_schema()"
+            " || '.' || i) AS h FROM unnest(%b::text[]) AS i ORDER BY h) AS ids",
+            (ids,),
+        )
+
+
 class QmarkConnection:
     """A psycopg connection that takes the tables' SQL as written for both backends (``?``
     placeholders), so one module holds each table's statements."""
@@ -212,10 +244,9 @@ class PgObservationTable(ObservationTable):
     ) -> AppendResult:
         """Append inside the caller's transaction, with the same outcomes as the embedded store.
 
-        Set-based: the call's ids are locked (processes appending the same id queue, in one
-        order, so none deadlocks), their stored versions and current rows read once, history
-        rows get their seq from the table's sequence in one call, and each table is written with
-        one pipelined statement.
+        Set-based: the call's ids are locked (:func:`_lock_ids`), their stored versions and
+        current rows read once, history rows get their seq from the table's sequence in one
+        call, and each table is written with one copy (a few for many rows).
         """
         result = AppendResult()
         if not observations:
@@ -228,11 +259,7 @@ class PgObservationTable(ObservationTable):
         # The ids go as a binary array (``%b``): as text, psycopg quotes every element with a
         # regular expression, three times a call.
         ids = list({observation.id: None for observation in observations})
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext(current_schema()"
-            " || '.' || i) AS h FROM unnest(%b::text[]) AS i ORDER BY h) AS ids",
-            (ids,),
-        )
+        _lock_ids(conn, ids)
         digests: dict[tuple[str, int], bytes] = {
             (str(obs_id), int(version)): bytes(digest)
             for obs_id, version, digest in conn.execute(
