@@ -11,11 +11,14 @@ validated and checked canonical, the rows made).
   instructions per item. Needs valgrind (Debian's ``valgrind`` package); slow (about 20 s for 4
   batches).
 - ``open``: the same under callgrind, around the opening of the batches alone.
+- ``pgnode``: the same under callgrind, on a schema of the PostgreSQL server
+  (``KUROSHIO_BENCH_POSTGRES``): the instructions per item of the node's side of the take-in
+  (kuroshio and psycopg; the server's own work is in its processes, not counted).
 - ``postgres``: the server's WAL position (``pg_current_wal_lsn()``) before and after the take-in
   on a schema of the server (``KUROSHIO_BENCH_POSTGRES``); it prints the WAL bytes per item.
 
-Usage: ``python benchmarks/count_take_in.py sqlite|open|postgres [BATCHES]`` (default 4, 4 and
-20).
+Usage: ``python benchmarks/count_take_in.py sqlite|open|pgnode|postgres [BATCHES]`` (default 4,
+4, 4 and 20).
 """
 
 from __future__ import annotations
@@ -81,10 +84,20 @@ def _callgrind(after: bool) -> int:
     return 0
 
 
-def count_sqlite(batches: int, *, opening: bool = False) -> None:
-    stage = "open" if opening else "sqlite"
+def count_sqlite(batches: int, *, opening: bool = False, postgres: bool = False) -> None:
+    stage = "open" if opening else "pgnode" if postgres else "sqlite"
     if os.environ.get(_UNDER_CALLGRIND):
-        _take_in(None, batches, _callgrind, opening=opening)
+        if not postgres:
+            _take_in(None, batches, _callgrind, opening=opening)
+            return
+        os.environ["KUROSHIO_STORE_DSN"] = DSN
+        schema = f"bench_{uuid.uuid4().hex[:10]}_jpn"
+        try:
+            store = {"JPN": {"backend": "postgres", "schema": schema}}
+            _take_in(store, batches, _callgrind, opening=False)
+        finally:
+            with psycopg.connect(DSN, autocommit=True) as side:
+                side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         return
     if shutil.which("valgrind") is None:
         raise SystemExit(f"count_take_in {stage} needs valgrind (apt install valgrind)")
@@ -109,7 +122,7 @@ def count_sqlite(batches: int, *, opening: bool = False) -> None:
     if found is None:
         raise SystemExit(f"callgrind reported no count:\n{done.stderr[-2000:]}")
     per_item = int(found.group(1)) / (batches * ITEMS)
-    what = "opening" if opening else "take-in"
+    what = "opening" if opening else "take-in (the node's side)" if postgres else "take-in"
     print(f"{stage}: {what} {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
 
 
@@ -136,10 +149,12 @@ def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     if backend in ("sqlite", "open"):
         count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
+    elif backend == "pgnode":
+        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4, postgres=True)
     elif backend == "postgres":
         count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
-        raise SystemExit("usage: count_take_in.py sqlite|open|postgres [BATCHES]")
+        raise SystemExit("usage: count_take_in.py sqlite|open|pgnode|postgres [BATCHES]")
 
 
 if __name__ == "__main__":

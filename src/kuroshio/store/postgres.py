@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeAlias
 
 import psycopg
+from psycopg.types.string import BytesBinaryDumper
 
 from kuroshio.errors import StoreError, StoreUnavailable
 from kuroshio.model import Event, Observation, canonical_bytes
@@ -403,6 +404,11 @@ def _connect(dsn: str, schema: str, *, create: bool = False) -> Connection:
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     conn.execute(f"SET search_path TO {schema}")
+    # A binary copy dumps each column by its type, and for bytea psycopg's DB-API module
+    # registers a dumper of its own (to take its ``Binary`` wrapper), written in Python: every
+    # digest and body a copy sent went through it, about 0.8 µs a value. The dumper of bytes
+    # (in C with psycopg's binary package) takes bytea again on this connection.
+    conn.adapters.register_dumper(bytes, BytesBinaryDumper)
     return conn
 
 
