@@ -3,6 +3,7 @@ partner's outbox, when it may leave, what is audited, how re-release and recipro
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import sqlite3
 import time
@@ -19,7 +20,9 @@ from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, open_batch, seal
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import BatchFrame, LinkRefused
+from kuroshio.federation import link as link_module
 from kuroshio.federation.inbox import Inbox
+from kuroshio.federation.transports.wss import WssTransport
 from kuroshio.model import Marking, Observation, OriginatorControl, Point
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.policy import reciprocity
@@ -114,9 +117,17 @@ def test_released_items_leave_transformed_and_a_delay_holds_them_without_blockin
     with twn.store.transaction() as tx:
         assert outbox.pending_count(tx, "JPN", limit=10, now=now) == 1
         assert outbox.state(tx, "JPN", now=now).held == 1
+        assert outbox.due_or_next(tx, "JPN", limit=10, now=now) == (1, None)
     assert _deliver(twn, jpn, now=now) == 1  # the fighter, not waiting for the bomber
+    with twn.store.transaction() as tx:  # nothing due: when the bomber falls due
+        due, held_until = outbox.due_or_next(tx, "JPN", limit=10, now=now)
+    assert due == 0 and held_until is not None
+    assert abs((held_until - now).total_seconds() - 3600) < 60
     assert jpn.store.get(bomber.id) is None and jpn.store.get(fighter.id) is not None
     assert _deliver(twn, jpn, now=now + dt.timedelta(seconds=3601)) == 1
+    with twn.store.transaction() as tx:
+        later = now + dt.timedelta(seconds=3601)
+        assert outbox.due_or_next(tx, "JPN", limit=10, now=later) == (0, None)
     received = jpn.store.get(bomber.id)
     assert received is not None and received.geometry == held.geometry
 
@@ -556,3 +567,34 @@ def test_a_retraction_that_would_tell_more_than_was_given_follows_as_a_notice(
     else:
         # USA keeps version 1 under TWN's id, which only TWN's proof can reach.
         assert original is not None and original.version == 1
+
+
+def test_an_idle_link_that_looks_seldom_seals_a_held_item_when_it_falls_due(
+    nodes: dict[str, Node], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the node's processes announce what they store, an idle link looks for items only
+    now and then (``IDLE_POLL_TOLD_S``); an item held by a delay still leaves when it falls
+    due, not at the next look."""
+    twn, jpn = nodes["TWN"], nodes["JPN"]
+    rules = {
+        ("TWN", "JPN"): [
+            'action = "release"\nmatch = { kind = ["air"] }\ntransform = { delay_s = 2 }'
+        ]
+    }
+    agree([twn, jpn], tmp_path / "a", agreement_text(["TWN", "JPN"], rules))
+    monkeypatch.setattr(link_module, "IDLE_POLL_TOLD_S", 120.0)
+    transport = WssTransport(twn.identity, twn.partners, max_frame_bytes=1 << 20)
+    link = link_module.Link(twn, twn.partners["JPN"], transport, told=True)
+    twn.ingest([observation(1, at=dt.datetime.now(dt.UTC), marking=TO_ALL)])
+
+    async def next_batch() -> tuple[float, int]:
+        started = time.monotonic()
+        batch = await asyncio.wait_for(link._next_batch(), timeout=30)
+        return time.monotonic() - started, batch.header.count
+
+    try:
+        waited, count = asyncio.run(next_batch())
+    finally:
+        link.close()
+    assert count == 1
+    assert waited < 30  # sealed when due (about 2 s), not after the idle look's 120 s

@@ -82,6 +82,20 @@ def pending_count(
     return tx.outbox.due_count(partner, micros(now or dt.datetime.now(dt.UTC)), limit)
 
 
+def due_or_next(
+    tx: Transaction, partner: str, *, limit: int, now: dt.datetime | None = None
+) -> tuple[int, dt.datetime | None]:
+    """:func:`pending_count` at ``now`` and, when nothing is due, when the first item held by a
+    delay falls due (None: none is held)."""
+    now = now or dt.datetime.now(dt.UTC)
+    at_us = micros(now)
+    due = tx.outbox.due_count(partner, at_us, limit)
+    if due:
+        return due, None
+    held = tx.outbox.first_held(partner, at_us)
+    return 0, None if held is None else utc_time(held)
+
+
 class Lapsed(msgspec.Struct, frozen=True, kw_only=True):
     """An item that waited in the outbox past the agreement it was released under."""
 

@@ -43,7 +43,12 @@ logger = logging.getLogger("kuroshio.link")
 T = TypeVar("T")
 
 IDLE_POLL_S: Final = 0.05
-"""How often an idle link looks for items written by another process (e.g. ``kuroshio add``)."""
+"""How often an idle link looks for items another process wrote without telling it: on the
+embedded store, ``kuroshio add`` run beside ``kuroshio serve``."""
+IDLE_POLL_TOLD_S: Final = 1.0
+"""How often an idle link looks where every process of the node announces what it stores
+(PostgreSQL ``NOTIFY``): a safety net only, each announcement wakes the link at once. At 50 ms
+an idle node on PostgreSQL read the outbox of each partner twenty times a second."""
 RETRY_MIN_S: Final = 0.2
 RETRY_FACTOR: Final = 2.0
 """Each failed connection waits this much longer than the one before, up to the node's
@@ -63,7 +68,11 @@ class PartnerRefused(LinkRefused):
 class Link:
     """Sends what is released to one partner, in order, until cancelled."""
 
-    def __init__(self, node: Node, partner: Partner, transport: Transport) -> None:
+    def __init__(
+        self, node: Node, partner: Partner, transport: Transport, *, told: bool = False
+    ) -> None:
+        """``told``: every process of the node that stores items announces it, and this link
+        hears it (a node on PostgreSQL), so an idle link need not look often."""
         self.node = node
         self.partner = partner
         self.transport = transport
@@ -78,6 +87,7 @@ class Link:
         self._partner_seen = asyncio.Event()
         self._window_open = asyncio.Event()
         self._in_flight = 0
+        self._idle_poll_s = IDLE_POLL_TOLD_S if told else IDLE_POLL_S
         self._next_seq = 1
         self._reader = node.store.reader()
 
@@ -245,8 +255,8 @@ class Link:
         first_seen: float | None = None
         while True:
             self._wakeup.clear()
-            pending = await self._read(
-                lambda tx: outbox.pending_count(tx, party, limit=self.batch_items)
+            pending, held_until = await self._read(
+                lambda tx: outbox.due_or_next(tx, party, limit=self.batch_items)
             )
             now = time.monotonic()
             if pending:
@@ -263,7 +273,10 @@ class Link:
                     continue
                 timeout = self.batch_delay_s - waited
             else:
-                timeout = IDLE_POLL_S
+                # Nothing due: wait to be woken, or until the first item held by a delay is.
+                timeout = self._idle_poll_s
+                if held_until is not None:
+                    timeout = min(timeout, max(0.0, held_until.timestamp() - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
 

@@ -188,15 +188,17 @@ async def _serve(
     shared: _SharedListener,
 ) -> None:
     config = node.config
+    told = False  # whether the node's other processes' announcements reach this one
     if role != "receive":  # a receiving process has nothing to wake: no links, no API
         stop_watching = node.watch_other_processes()
         if stop_watching is not None:
             stack.callback(stop_watching)
+            told = True
     links: dict[str, Link] = {}
     federation_url = ""
     feeds: NodeFeeds | None = None
     if role != "api":
-        federation_url, links = await _exchange(node, stack, role, shared)
+        federation_url, links = await _exchange(node, stack, role, shared, told=told)
     if role in SENDS:
         # the feeds run where the links do: one process per node, never in each API worker
         feeds = NodeFeeds(node) if config.feeds else None
@@ -318,10 +320,16 @@ class _SharedListener:
 
 
 async def _exchange(
-    node: Node, stack: contextlib.AsyncExitStack, role: Role, shared: _SharedListener
+    node: Node,
+    stack: contextlib.AsyncExitStack,
+    role: Role,
+    shared: _SharedListener,
+    *,
+    told: bool,
 ) -> tuple[str, dict[str, Link]]:
     """The federation listener (partners' links in) and one sending link per partner, as far as
-    ``role`` runs them; where partners reach the node, and the links (not yet running)."""
+    ``role`` runs them; where partners reach the node, and the links (not yet running; ``told``:
+    the node's other processes wake them, see :class:`Link`)."""
     config = node.config
     wss = WssTransport(
         node.identity, node.partners, max_frame_bytes=config.exchange.max_frame_bytes
@@ -361,7 +369,7 @@ async def _exchange(
         return nats if nats is not None and _over_nats(partner) else wss
 
     links = {
-        party: Link(node, partner, transport_for(partner))
+        party: Link(node, partner, transport_for(partner), told=told)
         for party, partner in node.partners.items()
     }
     for link in links.values():

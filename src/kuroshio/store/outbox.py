@@ -140,6 +140,15 @@ class OutboxTable:
         ).fetchone()
         return int(row[0])
 
+    def first_held(self, partner: str, at_us: int) -> int | None:
+        """When (µs) the first item held by a delay past ``at_us`` falls due (None: none)."""
+        row = self._conn.execute(
+            "SELECT min(not_before) FROM outbox WHERE partner = ? AND seq IS NULL"
+            " AND not_before > ?",
+            (partner, at_us),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def due(self, partner: str, at_us: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
         """(row, item, origin proof) of items due at ``at_us``, in release order."""
         locked = " FOR UPDATE SKIP LOCKED" if self._dialect == "postgres" else ""
