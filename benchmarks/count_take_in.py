@@ -84,7 +84,9 @@ def _callgrind(after: bool) -> int:
     return 0
 
 
-def count_sqlite(batches: int, *, opening: bool = False, postgres: bool = False) -> None:
+def count_instructions(batches: int, *, opening: bool = False, postgres: bool = False) -> None:
+    """Instructions per item of this process under callgrind: the take-in on SQLite, the
+    opening (``opening``), or the node's side of the take-in on PostgreSQL (``postgres``)."""
     stage = "open" if opening else "pgnode" if postgres else "sqlite"
     if os.environ.get(_UNDER_CALLGRIND):
         if not postgres:
@@ -148,9 +150,9 @@ def count_postgres(batches: int) -> None:
 def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     if backend in ("sqlite", "open"):
-        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
+        count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
     elif backend == "pgnode":
-        count_sqlite(int(sys.argv[2]) if len(sys.argv) > 2 else 4, postgres=True)
+        count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, postgres=True)
     elif backend == "postgres":
         count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
