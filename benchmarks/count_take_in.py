@@ -23,6 +23,7 @@ Usage: ``python benchmarks/count_take_in.py sqlite|open|pgnode|postgres [BATCHES
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +93,8 @@ def count_instructions(batches: int, *, opening: bool = False, postgres: bool = 
         if not postgres:
             _take_in(None, batches, _callgrind, opening=opening)
             return
-        os.environ["KUROSHIO_STORE_DSN"] = DSN
-        schema = f"bench_{uuid.uuid4().hex[:10]}_jpn"
-        try:
-            store = {"JPN": {"backend": "postgres", "schema": schema}}
+        with _postgres_jpn() as store:
             _take_in(store, batches, _callgrind, opening=False)
-        finally:
-            with psycopg.connect(DSN, autocommit=True) as side:
-                side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         return
     if shutil.which("valgrind") is None:
         raise SystemExit(f"count_take_in {stage} needs valgrind (apt install valgrind)")
@@ -128,21 +123,26 @@ def count_instructions(batches: int, *, opening: bool = False, postgres: bool = 
     print(f"{stage}: {what} {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
 
 
-def count_postgres(batches: int) -> None:
+@contextlib.contextmanager
+def _postgres_jpn() -> Iterator[dict[str, Any]]:
+    """JPN's store on a schema of its own on the server (``DSN``), dropped afterwards."""
     os.environ["KUROSHIO_STORE_DSN"] = DSN
     schema = f"bench_{uuid.uuid4().hex[:10]}_jpn"
-    with psycopg.connect(DSN, autocommit=True) as side:
+    try:
+        yield {"JPN": {"backend": "postgres", "schema": schema}}
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as side:
+            side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def count_postgres(batches: int) -> None:
+    with _postgres_jpn() as store, psycopg.connect(DSN, autocommit=True) as side:
 
         def wal(_after: bool) -> int:
             row = side.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
             return int(row[0]) if row else 0
 
-        try:
-            written = _take_in(
-                {"JPN": {"backend": "postgres", "schema": schema}}, batches, wal, opening=False
-            )
-        finally:
-            side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        written = _take_in(store, batches, wal, opening=False)
     per_item = written / (batches * ITEMS)
     print(f"postgres: take-in {per_item:,.0f} bytes of WAL per item ({batches} batches of {ITEMS})")
 
