@@ -116,6 +116,20 @@ def test_conflicting_content_at_the_same_version_is_refused(
     assert stored is not None and stored.geometry == Point(coordinates=(121.0, 22.0))
 
 
+def test_ids_made_in_code_with_spaces_are_found_again(store: AnyStore) -> None:
+    """A decoded id holds no space, but one made in code can (and is refused when read back):
+    its stored versions are found all the same, appended alone or among plain ids."""
+    spaced = msgspec.structs.replace(observation(1), id="TWN:test: 1")
+    other = msgspec.structs.replace(observation(1, lon=125.0), id="TWN:test: 1")
+    assert store.append([spaced, observation(2)]).inserted == 2
+    again = store.append([spaced, observation(2), observation(3)])
+    assert again.outcomes == [Outcome.UNCHANGED, Outcome.UNCHANGED, Outcome.INSERTED]
+    assert store.append([other]).outcomes == [Outcome.CONFLICT]
+    superseded = store.append([msgspec.structs.replace(spaced, version=2)])
+    assert superseded.outcomes == [Outcome.SUPERSEDED]
+    assert store.count_versions() == 4
+
+
 def test_retraction_is_a_version_that_hides_the_observation(
     store: AnyStore,
 ) -> None:

@@ -167,6 +167,18 @@ def _copy(conn: Connection, table: str, columns: tuple[str, ...], rows: Sequence
                     copy.write_row(row)
 
 
+def any_id(ids: Sequence[str]) -> tuple[str, Any]:
+    """A condition that ``id`` is one of ``ids``, and its one parameter: the ids as one text,
+    apart by spaces (an observation's id holds none), which the server splits; an array only
+    where an id holds a space (one made in code, not decoded). psycopg puts an array together in
+    Python element by element (as text it quotes each with a regular expression; in binary it
+    packs each): about 2 300 instructions per id of a batch taken in."""
+    joined = " ".join(ids)
+    if joined.count(" ") == len(ids) - 1:
+        return "id = ANY(string_to_array(%s, ' '))", joined
+    return "id = ANY(%b)", list(ids)
+
+
 FEW_IDS: Final = 64
 """The most ids an append locks one by one; a larger append locks the origins of its ids."""
 
@@ -257,43 +269,44 @@ class PgObservationTable(ObservationTable):
         elif len(prepared) != len(observations):
             raise StoreError(f"{len(prepared)} prepared rows for {len(observations)} observations")
         conn = self._pg
-        # The ids go as a binary array (``%b``): as text, psycopg quotes every element with a
-        # regular expression, three times a call.
         ids = list({observation.id: None for observation in observations})
         _lock_ids(conn, ids)
+        among, listed = any_id(ids)
         digests: dict[tuple[str, int], bytes] = {
             (str(obs_id), int(version)): bytes(digest)
             for obs_id, version, digest in conn.execute(
-                "SELECT id, version, digest FROM observation_versions WHERE id = ANY(%b)", (ids,)
-            )
+                f"SELECT id, version, digest FROM observation_versions WHERE {among}", (listed,)
+            ).fetchall()
         }
         # Only an id with a stored version can have a current row (a current row names a
         # history row, and history rows are never deleted): a batch of new ids reads nothing.
         stored_ids = list({obs_id: None for obs_id, _ in digests})
-        currents: dict[str, int] = (
-            {
+        currents: dict[str, int] = {}
+        if stored_ids:
+            among, listed = any_id(stored_ids)
+            currents = {
                 str(obs_id): int(version)
                 for obs_id, version in conn.execute(
-                    "SELECT id, version FROM current WHERE id = ANY(%b)", (stored_ids,)
-                )
+                    f"SELECT id, version FROM current WHERE {among}", (listed,)
+                ).fetchall()
             }
-            if stored_ids
-            else {}
-        )
         fresh = [
             (observation, row)
             for observation, row in zip(observations, prepared, strict=True)
             if (observation.id, observation.version) not in digests
         ]
         # The sequence is looked up once (a sub-select), not once per seq drawn: the look-up
-        # by name cost four times the drawing.
+        # by name cost four times the drawing. The seqs are fetched at once (each row read
+        # from the cursor by itself cost the node about 4 500 instructions more per item).
         seqs = iter(
-            int(seq)
-            for (seq,) in conn.execute(
-                "SELECT nextval((SELECT pg_get_serial_sequence('observation_versions', 'seq')"
-                "::regclass)) FROM generate_series(1, %s)",
-                (len(fresh),),
-            )
+            [
+                seq
+                for (seq,) in conn.execute(
+                    "SELECT nextval((SELECT pg_get_serial_sequence('observation_versions', 'seq')"
+                    "::regclass)) FROM generate_series(1, %s)",
+                    (len(fresh),),
+                ).fetchall()
+            ]
         )
         stored_at = micros(dt.datetime.now(dt.UTC))
         versions: list[tuple[Any, ...]] = []
