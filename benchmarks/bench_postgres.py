@@ -11,7 +11,8 @@ JPN's commit rate from first arrival to last, the CPU each of JPN's processes sp
 each one's peak RSS, the senders' CPU per item, and the CPU the database server's backends
 serving JPN spent per item (read from /proc, so the server must run on this machine for that
 figure). The issue's target, a node on PostgreSQL taking in at least as fast as a node on
-SQLite, is reported as met or not met. It prints one JSON line like every ``bench_*.py``;
+SQLite (the best PostgreSQL run's throughput over the SQLite run's, at least 1), is reported as
+met or not met. It prints one JSON line like every ``bench_*.py``;
 without a reachable server it says so and measures nothing.
 """
 
@@ -108,14 +109,17 @@ def server_backends(schema: str) -> list[int]:
 
 class Sampler(threading.Thread):
     """Peak RSS (MB) of each of a node's processes, sampled every 100 ms, and their CPU seconds
-    from :meth:`mark` to :meth:`finish` (and those of the database backends serving it)."""
+    from :meth:`mark` to :meth:`finish` (and those of the database backends serving it, and of
+    the ``senders``' processes)."""
 
-    def __init__(self, pid: int, schema: str | None) -> None:
+    def __init__(self, pid: int, schema: str | None, senders: dict[str, int]) -> None:
         super().__init__(daemon=True)
-        self.pid, self.schema = pid, schema
+        self.pid, self.schema, self.senders = pid, schema, senders
         self.peak_mb: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
         self.server_cpu = 0.0
+        self.senders_cpu = 0.0
+        self._senders: dict[str, float] = {}
         self.done = threading.Event()
         self._cpu: dict[str, float] = {}
         self._server: dict[int, float] = {}
@@ -127,12 +131,16 @@ class Sampler(threading.Thread):
 
     def mark(self) -> None:
         self._cpu = {name: bench.cpu_s(pid) for name, pid in processes_of(self.pid).items()}
+        self._senders = {name: bench.cpu_s(pid) for name, pid in self.senders.items()}
         if self.schema is not None:
             self._server = {pid: bench.cpu_s(pid) for pid in server_backends(self.schema)}
 
     def finish(self) -> None:
         for name, pid in processes_of(self.pid).items():
             self.cpu[name] = bench.cpu_s(pid) - self._cpu.get(name, 0.0)
+        self.senders_cpu = sum(
+            bench.cpu_s(pid) - self._senders[name] for name, pid in self.senders.items()
+        )
         if self.schema is not None:
             self.server_cpu = sum(
                 bench.cpu_s(pid) - self._server.get(pid, 0.0)
@@ -156,7 +164,7 @@ def run(label: str, store: str, options: tuple[str, ...]) -> dict[str, float]:
             bench.preload(nodes[sender], PER_SENDER)
         jpn = bench.serve(nodes["JPN"], root / "JPN.log", *options)
         senders = {p: bench.serve(nodes[p], root / f"{p}.log") for p in SENDERS}
-        sampler = Sampler(jpn.pid, schema)
+        sampler = Sampler(jpn.pid, schema, {p: process.pid for p, process in senders.items()})
         sampler.start()
         try:
             if schema is not None:
@@ -188,6 +196,7 @@ def run(label: str, store: str, options: tuple[str, ...]) -> dict[str, float]:
         metrics[f"CPU µs per item, PostgreSQL backends of JPN ({label})"] = (
             sampler.server_cpu / items * 1e6
         )
+    metrics[f"CPU µs per item, both senders ({label})"] = sampler.senders_cpu / items * 1e6
     for name, peak in sorted(sampler.peak_mb.items()):
         metrics[f"peak RSS MB, JPN {name} ({label})"] = peak
     return metrics
@@ -210,14 +219,14 @@ def main() -> None:
         metrics.update(run(label, "postgres", options))
     sqlite = metrics["throughput obs/s (JPN, SQLite, one process)"]
     best = max(metrics[f"throughput obs/s (JPN, PostgreSQL, {m} receiving)"] for m in RECEIVERS)
-    target = "throughput obs/s, PostgreSQL node (best) ≥ SQLite node"
-    metrics[target] = "met" if best >= sqlite else f"not met ({best:.0f} < {sqlite:.0f})"
+    target = "PostgreSQL node (best) ÷ SQLite node, throughput"
+    metrics[target] = best / sqlite
     print(
         json.dumps(
             {
                 "name": "postgres",
                 "metrics": metrics,
-                "targets": {target: "met"},
+                "targets": {target: ">= 1"},
                 "setup": {
                     "backlog per sender": PER_SENDER,
                     "senders": "TWN and PHL, SQLite, one process each",
