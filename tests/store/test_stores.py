@@ -18,7 +18,7 @@ from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
 from kuroshio.fusion import SortieGate, same_sortie
 from kuroshio.fusion.novelty import OwnReports, PreparedReport
-from kuroshio.model import Event, LineString, Observation, Platform, Point, Source
+from kuroshio.model import Event, LineString, Observation, Platform, Point, Provenance, Source
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity
 from kuroshio.policy.ledger import reciprocity_status
@@ -128,6 +128,45 @@ def test_ids_made_in_code_with_spaces_are_found_again(store: AnyStore) -> None:
     superseded = store.append([msgspec.structs.replace(spaced, version=2)])
     assert superseded.outcomes == [Outcome.SUPERSEDED]
     assert store.count_versions() == 4
+
+
+def test_the_own_window_is_read_from_an_index_of_the_rows_not_received(
+    store: AnyStore,
+) -> None:
+    """The node's own reports in a window come from an index that leaves out what partners
+    sent (most of a busy node's rows): each current row says whether it was received, from the
+    item's provenance, and only those not received are indexed by origin."""
+    own = [observation(n, origin="JPN", lon=121.0 + n / 10) for n in range(3)]
+    sent = Provenance(partner="TWN", batch="TWN>JPN#1", hops=1)
+    received = [
+        msgspec.structs.replace(observation(10 + n, lon=121.0 + n / 10), provenance=sent)
+        for n in range(3)
+    ]
+    store.append([*received, *own])
+    start, end = micros(T0 - MINUTE), micros(T0 + MINUTE)
+    with store.transaction() as tx:
+        keys = tx.observations.current_keys_of_origin("JPN", start, end, 10)
+        assert sorted(key[2] for key in keys) == sorted(o.id for o in own)
+        assert tx.observations.current_keys_of_origin("TWN", start, end, 10) == []
+    window = (
+        "SELECT t0, t1, id, version, seq FROM current WHERE origin = 'JPN' AND received = 0"
+        " AND retracted = 0 AND t1 >= 0 AND t0 <= 0 ORDER BY t0"
+    )
+    if isinstance(store, SQLiteStore):
+        flags = dict(store._conn.execute("SELECT id, received FROM current").fetchall())
+        plan = " ".join(str(row) for row in store._conn.execute(f"EXPLAIN QUERY PLAN {window}"))
+        assert "current_not_received" in plan
+    else:
+        flags = dict(store.connection.execute("SELECT id, received FROM current").fetchall())
+        indexes = dict(
+            store.connection.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+            ).fetchall()
+        )
+        assert "WHERE (received = 0)" in indexes["current_not_received"]
+        assert "WHERE (sent_by IS NULL)" in indexes["observation_versions_not_received_by_xact"]
+        assert "current_by_origin" not in indexes
+    assert flags == {o.id: 0 for o in own} | {o.id: 1 for o in received}
 
 
 def test_retraction_is_a_version_that_hides_the_observation(

@@ -190,14 +190,15 @@ class ObservationTable:
         return str(self._last_seq())
 
     def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
-        """The ids of ``origin``'s (``origin:…``) of which a version was stored as a history row
-        after :meth:`mark` gave ``mark``, at most ``limit``: a range of the history's key."""
+        """The ids of ``origin``'s (``origin:…``) of which a version not received from a partner
+        (the node's own: every one) was stored as a history row after :meth:`mark` gave
+        ``mark``, at most ``limit``: a range of the history's key."""
         seq = int(mark)
         if self._last_seq() < seq:
             return None
         rows = self._conn.execute(
             "SELECT DISTINCT id FROM observation_versions WHERE seq > ? AND id >= ? AND id < ?"
-            " LIMIT ?",
+            " AND sent_by IS NULL LIMIT ?",
             (seq, f"{origin}:", f"{origin};", limit),
         ).fetchall()
         return [str(row[0]) for row in rows]
@@ -214,7 +215,7 @@ class ObservationTable:
                 tuple(row)
                 for row in self._conn.execute(
                     f"SELECT t0, t1, id, version, seq FROM current WHERE id IN ({marks})"
-                    " AND origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?",
+                    " AND origin = ? AND received = 0 AND retracted = 0 AND t1 >= ? AND t0 <= ?",
                     [*chunk, origin, start_us, end_us],
                 ).fetchall()
             )
@@ -223,12 +224,13 @@ class ObservationTable:
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int
     ) -> list[tuple[int, int, str, int, int]]:
-        """``origin``'s current, unretracted observations whose interval meets ``[start_us,
-        end_us]``, by start time, at most ``limit``, undecoded: (start µs, end µs, id, version,
-        history seq) each (their bodies: :meth:`versions_at`)."""
+        """``origin``'s current, unretracted observations not received from a partner (the
+        node's own: every one) whose interval meets ``[start_us, end_us]``, by start time, at
+        most ``limit``, undecoded: (start µs, end µs, id, version, history seq) each (their
+        bodies: :meth:`versions_at`). A range of the index of rows not received."""
         rows = self._conn.execute(
             "SELECT t0, t1, id, version, seq FROM current"
-            " WHERE origin = ? AND retracted = 0 AND t1 >= ? AND t0 <= ?"
+            " WHERE origin = ? AND received = 0 AND retracted = 0 AND t1 >= ? AND t0 <= ?"
             f" AND t0 >= ? - {STARTED_SINCE} ORDER BY t0 LIMIT ?",
             (origin, start_us, end_us, start_us, limit),
         ).fetchall()

@@ -377,13 +377,14 @@ class PgObservationTable(ObservationTable):
         return f"{row[0]}/{row[1] or ''}"
 
     def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
-        """The ids of ``origin``'s (``origin:…``) of which a version was stored after
-        :meth:`mark` gave ``mark``, at most ``limit``: a range of the history's transaction
-        index, from the oldest transaction running then."""
+        """The ids of ``origin``'s (``origin:…``) of which a version not received from a
+        partner (the node's own: every one) was stored after :meth:`mark` gave ``mark``, at
+        most ``limit``: a range of the index by transaction of the history rows not received,
+        from the oldest transaction running then."""
         snapshot, _, own = mark.partition("/")
         rows = self._pg.execute(
             "SELECT DISTINCT id FROM observation_versions"
-            " WHERE xact >= pg_snapshot_xmin(%s::pg_snapshot)"
+            " WHERE sent_by IS NULL AND xact >= pg_snapshot_xmin(%s::pg_snapshot)"
             " AND (NOT pg_visible_in_snapshot(xact, %s::pg_snapshot) OR xact = %s::xid8)"
             " AND id >= %s AND id < %s LIMIT %s",
             (snapshot, snapshot, own or None, f"{origin}:", f"{origin};", limit),

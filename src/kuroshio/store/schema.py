@@ -588,6 +588,36 @@ def _text_bytewise(conn: Connection, dialect: str) -> None:
         conn.execute(f"ALTER TABLE {table} {altered}")
 
 
+def _own_rows_by_origin(conn: Connection, dialect: str) -> None:
+    """Index by origin (and, on PostgreSQL, by transaction) only the rows not received from a
+    partner. Those indexes serve one reading, the node's own reports in a window (and those
+    stored since the last such reading), and a received item is never the node's own: every
+    item taken in wrote an entry to each that no query of them could want (on SQLite one
+    B-tree insert in six, on PostgreSQL two index entries in seven, about a fourteenth of the
+    server's log per item). ``current`` says which rows came from a partner (``received``,
+    set from the item's provenance); a history row says so by its sender (``sent_by``). Rows
+    stored before this step count as not received, which keeps every one of the node's own in
+    the new indexes; the received among them only cost their entry, as before."""
+    if dialect == "sqlite":
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(current)").fetchall()}
+        if "received" not in columns:
+            conn.execute("ALTER TABLE current ADD COLUMN received INTEGER NOT NULL DEFAULT 0")
+        conn.execute("DROP INDEX IF EXISTS current_origin")
+    else:
+        conn.execute(
+            "ALTER TABLE current ADD COLUMN IF NOT EXISTS received BIGINT NOT NULL DEFAULT 0"
+        )
+        conn.execute("DROP INDEX IF EXISTS current_by_origin")
+        conn.execute("DROP INDEX IF EXISTS observation_versions_by_xact")
+        conn.execute(
+            "CREATE INDEX IF NOT EXISTS observation_versions_not_received_by_xact"
+            " ON observation_versions (xact) WHERE sent_by IS NULL"
+        )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS current_not_received ON current (origin, t0) WHERE received = 0"
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -610,6 +640,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0019_current_spans", _CURRENT_SPANS, run=_current_spans),
     Migration("0020_history_transactions", run=_history_transactions),
     Migration("0021_text_bytewise", run=_text_bytewise),
+    Migration("0022_own_rows_by_origin", run=_own_rows_by_origin),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

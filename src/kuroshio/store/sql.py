@@ -31,6 +31,7 @@ CURRENT_COLUMNS = (
     "platform_class",
     "platform_type",
     "retracted",
+    "received",
 )
 
 
@@ -62,7 +63,8 @@ def utc_time(value: int) -> dt.datetime:
 
 
 def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
-    """The ``current`` row of an observation stored as history row ``seq``."""
+    """The ``current`` row of an observation stored as history row ``seq`` (``received``: 1 for
+    an item taken in from a partner's batch, which names the partner in its provenance)."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(observation.geometry)
     t0 = micros(observation.observed_at)
     until = observation.until
@@ -82,6 +84,7 @@ def index_row(observation: Observation, seq: int | None) -> tuple[Any, ...]:
         platform.platform_class if platform else None,
         platform.type if platform else None,
         int(observation.retracted),
+        0 if observation.provenance.partner is None else 1,
     )
 
 

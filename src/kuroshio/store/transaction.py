@@ -39,15 +39,17 @@ class ObservationRows(Protocol):
         ...
 
     def ids_of_origin_since(self, origin: str, mark: str, limit: int) -> list[str] | None:
-        """The ids of ``origin``'s of which a version was stored after :meth:`mark` gave
-        ``mark``, at most ``limit`` (None: ``mark`` no longer names a place in this history)."""
+        """The ids of ``origin``'s of which a version not received from a partner (the node's
+        own: every one) was stored after :meth:`mark` gave ``mark``, at most ``limit`` (None:
+        ``mark`` no longer names a place in this history)."""
         ...
 
     def current_keys_of_ids(
         self, origin: str, ids: Sequence[str], start_us: int, end_us: int
     ) -> list[tuple[int, int, str, int, int]]:
-        """``origin``'s current, unretracted observations among ``ids`` whose interval meets
-        ``[start_us, end_us]``: (start µs, end µs, id, version, history seq) each."""
+        """``origin``'s current, unretracted observations not received from a partner among
+        ``ids`` whose interval meets ``[start_us, end_us]``: (start µs, end µs, id, version,
+        history seq) each."""
         ...
 
     def append(
@@ -65,9 +67,9 @@ class ObservationRows(Protocol):
     def current_keys_of_origin(
         self, origin: str, start_us: int, end_us: int, limit: int
     ) -> list[tuple[int, int, str, int, int]]:
-        """``origin``'s current, unretracted observations whose interval meets ``[start_us,
-        end_us]``, by start time, at most ``limit``, undecoded: (start µs, end µs, id, version,
-        history seq) each."""
+        """``origin``'s current, unretracted observations not received from a partner (the
+        node's own: every one) whose interval meets ``[start_us, end_us]``, by start time, at
+        most ``limit``, undecoded: (start µs, end µs, id, version, history seq) each."""
         ...
 
     def versions_at(self, seqs: Sequence[int]) -> list[Observation]:
