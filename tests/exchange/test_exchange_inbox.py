@@ -18,7 +18,7 @@ from kuroshio.errors import VerificationError
 from kuroshio.exchange import outbox
 from kuroshio.exchange.batch import GENESIS_HASH, seal
 from kuroshio.exchange.inbox import as_received, item_proof, link_state, received_rows
-from kuroshio.exchange.proofs import verify_item_proof
+from kuroshio.exchange.proofs import SENT_AS_KEPT, provenance_as_sent, verify_item_proof
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.exchange.wire import ItemProof, LinkRefused
 from kuroshio.federation.inbox import Inbox
@@ -310,6 +310,14 @@ def test_a_received_item_is_stored_as_its_canonical_bytes_with_this_nodes_proven
         observation(4, origin="USA", marking=relayable, provenance=sent_provenance),
         observation(5, origin="USA", marking=relayable, provenance=sent_provenance),
         observation(6, retracted=True, version=2),
+        # An origin's own items as it releases them: sent by itself, one hop, coarsened or not.
+        observation(
+            7,
+            provenance=Provenance(
+                partner="TWN", hops=1, transforms=("TWN: coarsened to 10 km grid",), grid_km=10
+            ),
+        ),
+        observation(8, provenance=Provenance(partner="TWN", hops=1)),
     ]
     items = [canonical_bytes(o) for o in sent]
     # Item 4 came with its origin's proof, item 5 rests on TWN's word (kept under TWN's id).
@@ -319,9 +327,14 @@ def test_a_received_item_is_stored_as_its_canonical_bytes_with_this_nodes_proven
     rows, places = received_rows("TWN", 9, items, sent, received)
 
     assert rows == prepare(received)
-    assert places == [
-        ("TWN", 9, position, kept.id, kept.version, canonical_bytes(o.provenance))
-        for position, (o, kept) in enumerate(zip(sent, received, strict=True))
+    assert [place[:5] for place in places] == [
+        ("TWN", 9, position, kept.id, kept.version) for position, kept in enumerate(received)
     ]
+    # Each place gives back the provenance as sent, keeping nothing of one the kept provenance
+    # gives back: an origin's own item as it releases it.
+    assert [
+        provenance_as_sent(kept, place[5]) for place, kept in zip(places, received, strict=True)
+    ] == [o.provenance for o in sent]
+    assert [place[5] == SENT_AS_KEPT for place in places] == [False] * 7 + [True, True]
     for (body, _, _), kept in zip(rows, received, strict=True):
         assert msgspec.json.decode(body, type=Observation) == kept

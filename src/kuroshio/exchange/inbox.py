@@ -21,11 +21,13 @@ import msgspec
 from kuroshio.errors import VerificationError
 from kuroshio.exchange.batch import GENESIS_HASH, OpenedBatch
 from kuroshio.exchange.proofs import (
+    SENT_AS_KEPT,
     KeptProof,
     ProofFinder,
     check_relayed,
     content_bytes,
     encode_proof,
+    plain_sent,
     verify_batch_proof,
     verify_item_proof,
 )
@@ -174,8 +176,9 @@ def received_rows(
     (:func:`as_received` of ``sent``, each decoded from its bytes in ``items``) as
     :func:`~kuroshio.store.observations.prepare` makes them, without encoding each item again,
     and one place per item: where it was in the batch, the id and version it is kept under, and
-    its provenance as sent (to rebuild the signed bytes later), kept in the history row of the
-    version it brings or, for a version stored before, in ``inbox_items``.
+    its provenance as sent (to rebuild the signed bytes later; nothing when the kept provenance
+    gives it back, see :func:`~kuroshio.exchange.proofs.plain_sent`), kept in the history row
+    of the version it brings or, for a version stored before, in ``inbox_items``.
 
     Each of ``items`` is the canonical encoding of its ``sent`` item (checked on opening), and
     an item kept under the id it was sent under differs from it in its provenance alone; its
@@ -187,26 +190,46 @@ def received_rows(
     key = _PROVENANCE_KEY
     start = len(key)
     as_sent: dict[Provenance, bytes] = {}
-    as_kept: dict[int, bytes] = {}  # by object: the received items share their provenances
+    # By object (the received items share their provenances): the kept provenance's bytes, and
+    # those of the provenance as sent it gives back (the item's place keeps nothing for it).
+    as_kept: dict[int, tuple[bytes, bytes]] = {}
     rows: list[PreparedRow] = []
     places: list[InboxRow] = []
     for position, (item, observation, kept) in enumerate(zip(items, sent, received, strict=True)):
         sent_bytes = as_sent.get(observation.provenance)
         if sent_bytes is None:
             sent_bytes = as_sent[observation.provenance] = canonical_bytes(observation.provenance)
-        places.append((partner, seq, position, kept.id, kept.version, sent_bytes))
+        known = as_kept.get(id(kept.provenance))
+        if known is None:
+            known = as_kept[id(kept.provenance)] = (
+                canonical_bytes(kept.provenance),
+                canonical_bytes(plain_sent(kept.provenance)),
+            )
+        kept_bytes, plain_bytes = known
+        place = SENT_AS_KEPT if sent_bytes == plain_bytes else sent_bytes
+        places.append((partner, seq, position, kept.id, kept.version, place))
         body = None
         if kept.id == observation.id and kept.origin == observation.origin:
             at = item.find(key) + start
             if at >= start and item.find(key, at) < 0 and item.startswith(sent_bytes, at):
-                kept_bytes = as_kept.get(id(kept.provenance))
-                if kept_bytes is None:
-                    kept_bytes = as_kept[id(kept.provenance)] = canonical_bytes(kept.provenance)
                 body = b"".join((item[:at], kept_bytes, item[at + len(sent_bytes) :]))
         if body is None:
             body = canonical_bytes(kept)
         rows.append((body, sha256(body).digest(), index_row(kept, None)))
     return rows, places
+
+
+def places_apart(places: Sequence[InboxRow], received: Sequence[Observation]) -> list[InboxRow]:
+    """``places`` (of :func:`received_rows`, for items of ``received`` whose version was stored
+    before) as ``inbox_items`` keeps them, apart from the version's history row: with the
+    provenance as sent written out, since the version stored keeps another batch's provenance
+    and cannot give this one back."""
+    return [
+        place
+        if place[5] != SENT_AS_KEPT
+        else (*place[:5], canonical_bytes(plain_sent(received[place[2]].provenance)))
+        for place in places
+    ]
 
 
 class CheckedBatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -392,6 +415,7 @@ __all__ = [
     "issued_receipts",
     "item_proof",
     "link_state",
+    "places_apart",
     "received_rows",
     "relay_id",
     "verify_received",

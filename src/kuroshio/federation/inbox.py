@@ -27,6 +27,7 @@ from kuroshio.exchange.inbox import (
     check_sequence,
     issued_receipts,
     link_state,
+    places_apart,
     received_rows,
 )
 from kuroshio.exchange.receipt import Receipt, sign_receipt
@@ -143,11 +144,16 @@ class Inbox:
                 )
                 # Each version stored keeps its place in its history row; the others here.
                 tx.inbox.keep_places(
-                    [
-                        place
-                        for place, outcome in zip(checked.inbox_rows, result.outcomes, strict=True)
-                        if outcome in _STORED_BEFORE
-                    ]
+                    places_apart(
+                        [
+                            place
+                            for place, outcome in zip(
+                                checked.inbox_rows, result.outcomes, strict=True
+                            )
+                            if outcome in _STORED_BEFORE
+                        ],
+                        checked.received,
+                    )
                 )
             details: dict[str, object] = {
                 "partner": partner.party,

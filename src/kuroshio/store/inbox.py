@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, TypeAlias
 
 InboxRow: TypeAlias = tuple[str, int, int, str, int, bytes]
-"""One item of a received batch: partner, seq, position, id, version, provenance as sent."""
+"""One item of a received batch: partner, seq, position, id, version, provenance as sent (empty
+when the kept provenance gives it back: :func:`kuroshio.exchange.proofs.provenance_as_sent`)."""
 KeptProof: TypeAlias = tuple[str, int, str, bytes, bool, str, int]
 """One relayed item's origin proof: id, version, origin, proof bytes, verified, partner, seq."""
 BatchProofRow: TypeAlias = tuple[int, int, bytes, bytes, bytes, bytes]
