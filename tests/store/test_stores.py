@@ -153,8 +153,12 @@ def test_the_own_window_is_read_from_an_index_of_the_rows_not_received(
         " AND retracted = 0 AND t1 >= 0 AND t0 <= 0 ORDER BY t0"
     )
     if isinstance(store, SQLiteStore):
-        flags = dict(store._conn.execute("SELECT id, received FROM current").fetchall())
-        plan = " ".join(str(row) for row in store._conn.execute(f"EXPLAIN QUERY PLAN {window}"))
+        conn = sqlite3.connect(store.path)
+        try:
+            flags = dict(conn.execute("SELECT id, received FROM current").fetchall())
+            plan = " ".join(str(row) for row in conn.execute(f"EXPLAIN QUERY PLAN {window}"))
+        finally:
+            conn.close()
         assert "current_not_received" in plan
     else:
         flags = dict(store.connection.execute("SELECT id, received FROM current").fetchall())
