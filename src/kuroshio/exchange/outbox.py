@@ -249,12 +249,12 @@ def record_receipt(
     if items and is_dialogue(items[0]):
         dialogue.delivered(tx, items, now)
     else:
-        given = reciprocity.given_entries(items, partner, receipt.received_at)
-        reciprocity.record(tx, given)
+        given = reciprocity.given_ledger_rows(items, partner, receipt.received_at)
+        tx.ledger.record(given)
         # Items passed on with their origin's proof are kept there under the origin's id.
         whole = [
-            (e.item, e.version)
-            for e, (_, proof) in zip(given, rows, strict=True)
+            (row[2], row[3])
+            for row, (_, proof) in zip(given, rows, strict=True)
             if proof is not None
         ]
         if whole:

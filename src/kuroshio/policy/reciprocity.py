@@ -150,32 +150,35 @@ class _GivenItem(msgspec.Struct):
 _given_decoder = msgspec.json.Decoder(_GivenItem)
 
 
-def given_entries(
+def given_ledger_rows(
     items: Iterable[bytes], partner: str, received_at: dt.datetime
-) -> list[LedgerEntry]:
-    """Ledger entries for the items (as sent, canonical JSON) of a batch the partner signed for
-    at ``received_at``; the precision released is the items' own ``provenance.grid_km``. The
-    items were validated when released, so only the ledger's fields are decoded here."""
-    entries: list[LedgerEntry] = []
+) -> list[LedgerRow]:
+    """The ledger's rows for the items (as sent, canonical JSON) of a batch the partner signed
+    for at ``received_at``, made without an entry each; the precision released is the items'
+    own ``provenance.grid_km``. The items were validated when released, so only the ledger's
+    fields are decoded here."""
+    at = micros(received_at)
+    rows: list[LedgerRow] = []
     for item in items:
         given = _given_decoder.decode(item)
         sorties = 0 if given.kind == "area" else given.platform.count if given.platform else 1
-        entries.append(
-            LedgerEntry(
-                flow="given",
-                partner=partner,
-                item=given.id,
-                version=given.version,
-                kind=given.kind,
-                observed_at=given.until or given.observed_at,
-                at=received_at,
-                sorties=sorties,
-                grid_km=given.provenance.grid_km,
-                retracted=given.retracted,
-                track=given.track,
+        rows.append(
+            (
+                "given",
+                partner,
+                given.id,
+                given.version,
+                given.kind,
+                micros(given.until or given.observed_at),
+                at,
+                sorties,
+                given.provenance.grid_km,
+                int(given.retracted),
+                None,
+                given.track,
             )
         )
-    return entries
+    return rows
 
 
 # --- novelty -------------------------------------------------------------------------------------
