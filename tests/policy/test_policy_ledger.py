@@ -21,7 +21,7 @@ from kuroshio.policy.ledger import (
     received_entry,
     reciprocity_status,
 )
-from kuroshio.store.sql import index_row
+from kuroshio.store.sql import index_row, micros
 from observations import observation
 
 DAY = dt.timedelta(days=1)
@@ -214,8 +214,27 @@ def test_the_rows_of_a_batch_taken_in_are_its_received_entries() -> None:
         coarsen(observation(4, provenance=Provenance(partner="TWN", hops=1)), 10.0),
     ]
     novel = [True, False, True, True, False]
-    entries = reciprocity.received_entries(items, "TWN", NOW, novel)
-    expected = [reciprocity._row(entry) for entry in entries]
+    entries = [
+        received_entry(item, "TWN", NOW, novel=is_new)
+        for item, is_new in zip(items, novel, strict=True)
+    ]
+    expected = [
+        (
+            e.flow,
+            e.partner,
+            e.item,
+            e.version,
+            e.kind,
+            micros(e.observed_at),
+            micros(e.at),
+            e.sorties,
+            e.grid_km,
+            int(e.retracted),
+            None if e.novel is None else int(e.novel),
+            e.track,
+        )
+        for e in entries
+    ]
 
     assert reciprocity.received_ledger_rows(items, "TWN", NOW, novel) == expected
     latest = [index_row(item, None)[6] for item in items]  # the t1 of each current row

@@ -88,11 +88,10 @@ def due_or_next(
     """:func:`pending_count` at ``now`` and, when nothing is due, when the first item held by a
     delay falls due (None: none is held)."""
     now = now or dt.datetime.now(dt.UTC)
-    at_us = micros(now)
-    due = tx.outbox.due_count(partner, at_us, limit)
+    due = pending_count(tx, partner, limit=limit, now=now)
     if due:
         return due, None
-    held = tx.outbox.first_held(partner, at_us)
+    held = tx.outbox.first_held(partner, micros(now))
     return 0, None if held is None else utc_time(held)
 
 

@@ -2,9 +2,10 @@
 in the transaction that records the receipt or takes the batch in, and the partner's standing
 noted when it changes.
 
-It turns items into :class:`~kuroshio.policy.ledger.LedgerEntry` records and back from rows
-(:mod:`kuroshio.store.ledger`), judges novelty with the sortie matcher it is handed, and notes
-standings; the arithmetic (days, windows, ratios) stays in :mod:`kuroshio.policy.ledger`.
+It turns the items of a receipt or of a batch taken in into rows (:mod:`kuroshio.store.ledger`)
+and rows back into :class:`~kuroshio.policy.ledger.LedgerEntry` records, judges novelty with
+the sortie matcher it is handed, and notes standings; the arithmetic (days, windows, ratios)
+stays in :mod:`kuroshio.policy.ledger`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from kuroshio.policy.ledger import (
     SortieMatcher,
     judge_standing,
     ledger_days,
-    received_entry,
     reciprocity_status,
     sorties_of,
     track_of,
@@ -44,30 +44,6 @@ _MICROSECOND: Final = dt.timedelta(microseconds=1)
 NOVELTY_WINDOW: Final = dt.timedelta(minutes=30)
 """Own observations this much before or after a received one are candidates for the same
 sortie (the matcher decides)."""
-
-
-def _row(e: LedgerEntry) -> LedgerRow:
-    return (
-        e.flow,
-        e.partner,
-        e.item,
-        e.version,
-        e.kind,
-        micros(e.observed_at),
-        micros(e.at),
-        e.sorties,
-        e.grid_km,
-        int(e.retracted),
-        None if e.novel is None else int(e.novel),
-        e.track,
-    )
-
-
-def record(tx: Transaction, entries: Sequence[LedgerEntry], *, first_stored: bool = False) -> None:
-    """Write entries (an item version already recorded for that partner and flow is kept as
-    first recorded; ``first_stored``: entries of versions first stored by this transaction,
-    none recorded yet)."""
-    tx.ledger.record([_row(e) for e in entries], first_stored=first_stored)
 
 
 def entries(
@@ -460,19 +436,6 @@ class _PairByPair:
         ]
 
 
-def received_entries(
-    received: Sequence[Observation],
-    partner: str,
-    received_at: dt.datetime,
-    novel: Sequence[bool],
-) -> list[LedgerEntry]:
-    """Ledger entries for items taken in from ``partner`` at ``received_at``."""
-    return [
-        received_entry(observation, partner, received_at, novel=is_new)
-        for observation, is_new in zip(received, novel, strict=True)
-    ]
-
-
 def received_ledger_rows(
     received: Sequence[Observation],
     partner: str,
@@ -480,9 +443,9 @@ def received_ledger_rows(
     novel: Sequence[bool],
     latest_us: Sequence[int] | None = None,
 ) -> list[LedgerRow]:
-    """The ledger's rows of :func:`received_entries`, made without an entry each: the rows a
-    batch taken in adds. ``latest_us``: each item's latest time in µs (the ``t1`` of its
-    ``current`` row), when already known."""
+    """The ledger's rows for items taken in from ``partner`` at ``received_at`` (``novel``: each
+    one's novelty), made without an entry each: the rows a batch taken in adds. ``latest_us``:
+    each item's latest time in µs (the ``t1`` of its ``current`` row), when already known."""
     at = micros(received_at)
     if latest_us is None:
         latest_us = [micros(latest_time(observation)) for observation in received]
