@@ -14,16 +14,20 @@ validated and checked canonical, the rows made).
 - ``pgnode``: the same under callgrind, on a schema of the PostgreSQL server
   (``KUROSHIO_BENCH_POSTGRES``): the instructions per item of the node's side of the take-in
   (kuroshio and psycopg; the server's own work is in its processes, not counted).
+- ``seal`` and ``receipt``: the sending side on SQLite, under callgrind: TWN's sealing of each
+  batch (``seal_next`` in its transaction), or its keeping of JPN's receipt for it
+  (``Node.take_receipt``), counted alone; JPN takes each batch in between, uncounted.
 - ``postgres``: the server's WAL position (``pg_current_wal_lsn()``) before and after the take-in
   on a schema of the server (``KUROSHIO_BENCH_POSTGRES``); it prints the WAL bytes per item.
 
-Usage: ``python benchmarks/count_take_in.py sqlite|open|pgnode|postgres [BATCHES]`` (default 4,
-4, 4 and 20).
+Usage: ``python benchmarks/count_take_in.py sqlite|open|seal|receipt|pgnode|postgres [BATCHES]``
+(default 4, 20 for ``postgres``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -38,6 +42,8 @@ from typing import Any
 import psycopg
 
 import bench_exchange as bench
+from kuroshio.exchange import outbox
+from kuroshio.exchange.receipt import read_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.node import open_node
 from profile_take_in import DSN, ITEMS, seal
@@ -75,6 +81,46 @@ def _take_in(
             jpn.close()
 
 
+def _send(batches: int, around: Callable[[bool], int], *, receipt: bool) -> int:
+    """Seal ``batches`` batches at TWN, each taken in at JPN and its receipt kept at TWN, and
+    count (``around``, as :func:`_take_in`) the sealing alone or, with ``receipt``, the keeping
+    of the receipts alone."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        nodes = bench.make_nodes(root)
+        bench.install_agreement(nodes, root)
+        twn, jpn = open_node(nodes["TWN"].directory), open_node(nodes["JPN"].directory)
+        try:
+            at = dt.datetime.now(dt.UTC)
+            twn.ingest([bench.observation(n, "bulk", at) for n in range((batches + 1) * ITEMS)])
+            inbox, partner = Inbox(jpn), jpn.partners["TWN"]
+            counted = 0
+            for number in range(batches + 1):  # the first warms caches and statements
+                start = around(False) if number and not receipt else 0
+                with twn.store.transaction() as tx:
+                    sealed = outbox.seal_next(
+                        tx,
+                        "JPN",
+                        signer=twn.identity,
+                        sender="TWN",
+                        max_items=ITEMS,
+                        max_bytes=8 * 1024 * 1024,
+                        now=dt.datetime.now(dt.UTC),
+                    )
+                if number and not receipt:
+                    counted += around(True) - start
+                assert sealed is not None and len(sealed.items) == ITEMS
+                signed = inbox.take_in(partner, inbox.open(partner, sealed.frame()))
+                start = around(False) if number and receipt else 0
+                twn.take_receipt("JPN", read_receipt(signed), signed)
+                if number and receipt:
+                    counted += around(True) - start
+            return counted
+        finally:
+            twn.close()
+            jpn.close()
+
+
 def _callgrind(after: bool) -> int:
     """Switch callgrind's instrumentation of this process on (before) or off (after)."""
     subprocess.run(
@@ -85,11 +131,17 @@ def _callgrind(after: bool) -> int:
     return 0
 
 
-def count_instructions(batches: int, *, opening: bool = False, postgres: bool = False) -> None:
+def count_instructions(
+    batches: int, *, opening: bool = False, postgres: bool = False, sending: str = ""
+) -> None:
     """Instructions per item of this process under callgrind: the take-in on SQLite, the
-    opening (``opening``), or the node's side of the take-in on PostgreSQL (``postgres``)."""
-    stage = "open" if opening else "pgnode" if postgres else "sqlite"
+    opening (``opening``), the node's side of the take-in on PostgreSQL (``postgres``), or the
+    sender's sealing or keeping of receipts (``sending``: ``seal`` or ``receipt``)."""
+    stage = sending or ("open" if opening else "pgnode" if postgres else "sqlite")
     if os.environ.get(_UNDER_CALLGRIND):
+        if sending:
+            _send(batches, _callgrind, receipt=sending == "receipt")
+            return
         if not postgres:
             _take_in(None, batches, _callgrind, opening=opening)
             return
@@ -119,7 +171,9 @@ def count_instructions(batches: int, *, opening: bool = False, postgres: bool = 
     if found is None:
         raise SystemExit(f"callgrind reported no count:\n{done.stderr[-2000:]}")
     per_item = int(found.group(1)) / (batches * ITEMS)
-    what = "opening" if opening else "take-in (the node's side)" if postgres else "take-in"
+    what = {"seal": "sealing", "receipt": "keeping receipts"}.get(
+        sending, "opening" if opening else "take-in (the node's side)" if postgres else "take-in"
+    )
     print(f"{stage}: {what} {per_item:,.0f} instructions per item ({batches} batches of {ITEMS})")
 
 
@@ -151,12 +205,16 @@ def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     if backend in ("sqlite", "open"):
         count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
+    elif backend in ("seal", "receipt"):
+        count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, sending=backend)
     elif backend == "pgnode":
         count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, postgres=True)
     elif backend == "postgres":
         count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
-        raise SystemExit("usage: count_take_in.py sqlite|open|pgnode|postgres [BATCHES]")
+        raise SystemExit(
+            "usage: count_take_in.py sqlite|open|seal|receipt|pgnode|postgres [BATCHES]"
+        )
 
 
 if __name__ == "__main__":

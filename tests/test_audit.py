@@ -258,7 +258,7 @@ def test_append_commits_with_the_callers_transaction(
 ) -> None:
     store = SQLiteStore(database)
     log = AuditLog(store, key, "TWN")
-    queued = ("JPN", "TWN:test:1", 1, b"{}", None, None, None)
+    queued = ("JPN", "TWN:test:1", 1, b"{}", None, None, None, None)
 
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.outbox.queue([queued])

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 
@@ -21,8 +22,10 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.fusion import SortieGate
 from kuroshio.merkle import merkle_root
+from kuroshio.model import Observation
 from kuroshio.node import Node, open_node
 from kuroshio.policy import reciprocity
+from kuroshio.policy.ledger import given_entry
 from kuroshio.store import ObservationFilter, schema
 from kuroshio.store.postgres import PostgresStore
 from kuroshio.store.sqlite import SQLiteStore
@@ -170,6 +173,13 @@ def test_a_migrated_node_goes_on_exchanging(old_nodes: Path) -> None:
         with twn.store.transaction() as tx:
             assert outbox.record_receipt(tx, "JPN", receipt, signed, now=receipt.received_at)
             assert outbox.state(tx, "JPN").pending == 0
+            given = reciprocity.entries(tx, partner="JPN", since=receipt.received_at)
+        # Queued without the ledger's fields, the items are read back for their given rows.
+        as_sent = [msgspec.json.decode(item, type=Observation) for item in sealed.items]
+        assert sorted(given, key=lambda e: (e.item, e.version)) == sorted(
+            (given_entry(o, "JPN", receipt.received_at) for o in as_sent),
+            key=lambda e: (e.item, e.version),
+        )
         for node in (twn, jpn):
             assert node.audit.verify().ok
     finally:

@@ -16,12 +16,16 @@ from hypothesis import strategies as st
 
 from conftest import POSTGRES_DSN
 from kuroshio.errors import StoreError
+from kuroshio.exchange.outbox import record_receipt, wire_bytes
+from kuroshio.exchange.receipt import Receipt
+from kuroshio.exchange.wire import SignedReceipt
 from kuroshio.fusion import SortieGate, same_sortie
 from kuroshio.fusion.novelty import OwnReports, PreparedReport
 from kuroshio.model import Event, LineString, Observation, Platform, Point, Provenance, Source
 from kuroshio.policy import reciprocity
 from kuroshio.policy.agreement import Reciprocity
-from kuroshio.policy.ledger import reciprocity_status
+from kuroshio.policy.ledger import given_entry, reciprocity_status
+from kuroshio.policy.reciprocity import given_fields
 from kuroshio.store import EventFilter, ObservationFilter, Outcome
 from kuroshio.store.backend import NodeStore, Reader
 from kuroshio.store.postgres import PostgresStore
@@ -400,11 +404,11 @@ def test_items_due_under_an_agreement_no_longer_in_force_are_found_among_any_oth
     with store.transaction() as tx:
         tx.outbox.queue(
             [
-                ("JPN", f"TWN:{n}", 1, b"{}", None, None, agreement)
+                ("JPN", f"TWN:{n}", 1, b"{}", None, None, agreement, None)
                 for n, agreement in enumerate(released)
             ]
-            + [("PHL", "TWN:phl", 1, b"{}", None, None, "a" * 64)]
-            + [("JPN", "TWN:later", 1, b"{}", at_us + 1, None, "a" * 64)]
+            + [("PHL", "TWN:phl", 1, b"{}", None, None, "a" * 64, None)]
+            + [("JPN", "TWN:later", 1, b"{}", at_us + 1, None, "a" * 64, None)]
         )
     with store.transaction() as tx:
         both = tx.outbox.lapsed("JPN", at_us, "b" * 64, "d" * 64)
@@ -418,6 +422,73 @@ def test_items_due_under_an_agreement_no_longer_in_force_are_found_among_any_oth
     assert [obs_id for _, obs_id, _, _ in one] == ["TWN:0", "TWN:2", "TWN:3", "TWN:5", "TWN:6"]
     # With no agreement in force, every due item lapses, however it was released.
     assert [obs_id for _, obs_id, _, _ in none] == [f"TWN:{n}" for n in range(8)]
+
+
+def test_a_batch_signed_for_enters_the_ledger_as_each_item_was_sent(store: AnyStore) -> None:
+    """The receipt of a batch enters its observations in the ledger as given, in one statement
+    from the fields queued with each item: the rows are those of a ledger entry made from each
+    item as sent. Items queued without those fields (before the outbox kept them) are read back
+    and decoded, to the same rows; an item passed on with its origin's proof is noted as
+    given whole."""
+    sent = [
+        observation(1, track="cat062:25/100:4980", provenance=Provenance(grid_km=10)),
+        observation(2, kind="sea", platform=None, until=T0 + MINUTE),
+        observation(3, kind="area", platform=None, retracted=True, version=2),
+        observation(4, platform=Platform(type="J-16", count=4)),
+        observation(5, origin="USA"),
+    ]
+    items = [wire_bytes(o) for o in sent]
+    proofs = [None, None, None, None, b"proof"]
+    # The fourth is queued as before the outbox kept the ledger's fields.
+    fields = [given_fields(o) for o in sent[:3]] + [None, given_fields(sent[4])]
+    received_at = T0 + dt.timedelta(hours=1)
+    with store.transaction() as tx:
+        tx.outbox.queue(
+            [
+                ("JPN", o.id, o.version, item, None, proof, None, queued)
+                for o, item, proof, queued in zip(sent, items, proofs, fields, strict=True)
+            ]
+        )
+        rows = tx.outbox.due("JPN", micros(T0), 10)
+        tx.outbox.seal(
+            "JPN",
+            1,
+            at_us=micros(T0),
+            first_row=rows[0][0],
+            last_row=rows[-1][0],
+            count=len(rows),
+            header=b"header",
+            signature=b"signature",
+            digest=b"\x01" * 32,
+        )
+    receipt = Receipt(
+        sender="TWN",
+        receiver="JPN",
+        seq=1,
+        batch_hash=b"\x01" * 32,
+        count=len(sent),
+        stored=len(sent),
+        received_at=received_at,
+    )
+    with store.transaction() as tx:
+        assert record_receipt(
+            tx, "JPN", receipt, SignedReceipt(receipt=b"r", signature=b"s"), now=received_at
+        )
+        given = reciprocity.entries(tx, partner="JPN")
+        whole = tx.ledger.versions_given_whole("JPN", "USA:test:5")
+        assert tx.outbox.counts("JPN", micros(T0))[:3] == (0, 0, 0)
+    as_sent = [msgspec.json.decode(item, type=Observation) for item in items]
+    assert sorted(given, key=lambda e: e.item) == [
+        given_entry(o, "JPN", received_at) for o in as_sent
+    ]
+    assert {(e.sorties, e.grid_km, e.retracted, e.track) for e in given} == {
+        (2, 10.0, False, "cat062:25/100:4980"),
+        (1, None, False, None),
+        (0, None, True, None),
+        (4, None, False, None),
+        (2, None, False, None),
+    }
+    assert whole == [1]
 
 
 def test_the_reciprocity_window_counted_by_the_store_is_the_ledgers_own_count(

@@ -243,19 +243,20 @@ def record_receipt(
         )
     if row[2]:
         return False
-    rows = tx.outbox.batch_items(partner, receipt.seq)
-    items = [item for item, _ in rows]
-    if items and is_dialogue(items[0]):
-        dialogue.delivered(tx, items, now)
+    # Observations queued with their ledger fields are entered as given in one statement;
+    # the rest are read back: dialogue items (a batch carries one kind or the other), and
+    # observations queued before the outbox kept those fields.
+    unlabelled = tx.outbox.unlabelled_items(partner, receipt.seq)
+    if unlabelled and is_dialogue(unlabelled[0]):
+        dialogue.delivered(tx, unlabelled, now)
     else:
-        given = reciprocity.given_ledger_rows(items, partner, receipt.received_at)
-        tx.ledger.record(given)
+        tx.outbox.give(partner, receipt.seq, micros(receipt.received_at))
+        if unlabelled:
+            tx.ledger.record(
+                reciprocity.given_ledger_rows(unlabelled, partner, receipt.received_at)
+            )
         # Items passed on with their origin's proof are kept there under the origin's id.
-        whole = [
-            (row[2], row[3])
-            for row, (_, proof) in zip(given, rows, strict=True)
-            if proof is not None
-        ]
+        whole = tx.outbox.passed_whole(partner, receipt.seq)
         if whole:
             tx.ledger.given_whole(partner, whole)
     tx.outbox.acknowledge(partner, receipt.seq, signed.receipt, signed.signature, micros(now))

@@ -29,6 +29,7 @@ from kuroshio.policy.decide import (
     withholds_every_item,
 )
 from kuroshio.policy.ledger import ReciprocityStatus
+from kuroshio.policy.reciprocity import given_fields
 from kuroshio.store.outbox import QueuedItem
 from kuroshio.store.sql import micros
 from kuroshio.store.transaction import Transaction
@@ -233,6 +234,7 @@ def release_in(
                     None if not_before is None or not_before <= now else micros(not_before),
                     relayed.proof_for(observation, item),
                     None if agreement is None else agreement.digest,
+                    given_fields(released),
                 )
             )
     tx.outbox.queue(queued)

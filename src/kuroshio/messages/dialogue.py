@@ -172,7 +172,7 @@ def compose(tx: Transaction, draft: Draft, *, sender: str, now: dt.datetime) -> 
 
 
 def _queue(tx: Transaction, partner: str, key: str, item: bytes, agreement: str) -> None:
-    tx.outbox.queue([(partner, key, 1, item, None, None, agreement)])
+    tx.outbox.queue([(partner, key, 1, item, None, None, agreement, None)])
 
 
 def send(

@@ -35,6 +35,7 @@ from kuroshio.policy.ledger import (
     track_of,
 )
 from kuroshio.store.ledger import LedgerRow
+from kuroshio.store.outbox import GivenFields
 from kuroshio.store.sql import micros, utc_time
 from kuroshio.store.transaction import Transaction
 
@@ -124,6 +125,21 @@ class _GivenItem(msgspec.Struct):
 
 
 _given_decoder = msgspec.json.Decoder(_GivenItem)
+
+
+def given_fields(released: Observation) -> GivenFields:
+    """What the ledger keeps of an item released to a partner, but the partner and the time of
+    receipt: queued with the item, so that the batch's receipt enters it as given in one
+    statement, without reading the item back (:meth:`~kuroshio.store.outbox.OutboxTable.give`).
+    The same fields :func:`given_ledger_rows` decodes from an item as sent."""
+    return (
+        released.kind,
+        micros(latest_time(released)),
+        sorties_of(released),
+        released.provenance.released_grid_km,
+        int(released.retracted),
+        track_of(released),
+    )
 
 
 def given_ledger_rows(

@@ -12,11 +12,23 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
-QueuedItem: TypeAlias = tuple[str, str, int, bytes, int | None, bytes | None, str | None]
-"""One released item: partner, id, version, bytes as sent, not before (µs since the epoch), the
-origin's proof for an item relayed as is, and the digest of the agreement it was released
-under."""
+GivenFields: TypeAlias = tuple[str, int, int, float | None, int, str | None]
+"""What the reciprocity ledger keeps of an observation given to a partner, but the partner and
+the time of receipt: kind, observed at (µs), sorties, grid km, retracted, source track."""
 
+QueuedItem: TypeAlias = tuple[
+    str, str, int, bytes, int | None, bytes | None, str | None, GivenFields | None
+]
+"""One released item: partner, id, version, bytes as sent, not before (µs since the epoch), the
+origin's proof for an item relayed as is, the digest of the agreement it was released under,
+and for an observation its ledger fields (None for a dialogue item)."""
+
+_GIVEN_COLUMNS: Final = (
+    "ledger_kind, ledger_observed_at, ledger_sorties, ledger_grid_km, ledger_retracted,"
+    " ledger_track"
+)
+
+_NO_FIELDS: Final = (None,) * 6
 _DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
 _LAPSED: Final = "SELECT row, id, version, agreement FROM outbox"
 
@@ -60,9 +72,9 @@ class OutboxTable:
 
     def queue(self, items: Sequence[QueuedItem]) -> None:
         self._conn.executemany(
-            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof, agreement)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            items,
+            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof, agreement,"
+            f" {_GIVEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*item[:7], *(item[7] or _NO_FIELDS)) for item in items],
         )
 
     def lapsed(
@@ -208,6 +220,43 @@ class OutboxTable:
             )
         ]
 
+    def unlabelled_items(self, partner: str, seq: int) -> list[bytes]:
+        """The items of sealed batch ``seq`` queued without their ledger fields (dialogue
+        items, and observations queued before the outbox kept them), in batch order."""
+        return [
+            bytes(item)
+            for (item,) in self._conn.execute(
+                "SELECT item FROM outbox WHERE partner = ? AND seq = ? AND ledger_kind IS NULL"
+                " ORDER BY row",
+                (partner, seq),
+            )
+        ]
+
+    def give(self, partner: str, seq: int, at_us: int) -> None:
+        """Enter in the ledger as given to ``partner`` at ``at_us`` every observation of sealed
+        batch ``seq`` queued with its ledger fields, in one statement (a version already
+        entered is kept as first entered)."""
+        self._conn.execute(
+            "INSERT INTO ledger (flow, partner, item, version, kind, observed_at, at, sorties,"
+            " grid_km, retracted, novel, track) SELECT 'given', partner, id, version,"
+            " ledger_kind, ledger_observed_at, ?, ledger_sorties, ledger_grid_km,"
+            " ledger_retracted, NULL, ledger_track FROM outbox"
+            " WHERE partner = ? AND seq = ? AND ledger_kind IS NOT NULL ON CONFLICT DO NOTHING",
+            (at_us, partner, seq),
+        )
+
+    def passed_whole(self, partner: str, seq: int) -> list[tuple[str, int]]:
+        """(id, version) of the items of sealed batch ``seq`` passed on with their origin's
+        proof."""
+        return [
+            (str(item), int(version))
+            for item, version in self._conn.execute(
+                "SELECT id, version FROM outbox WHERE partner = ? AND seq = ?"
+                " AND origin_proof IS NOT NULL ORDER BY row",
+                (partner, seq),
+            )
+        ]
+
     def acked_seq(self, partner: str) -> int:
         """The highest seq whose receipt is stored."""
         row = self._conn.execute(
@@ -276,4 +325,4 @@ class OutboxTable:
         return int(pending), int(held), int(unacked), sealed_at, acked_at
 
 
-__all__ = ["OutboxTable", "QueuedItem"]
+__all__ = ["GivenFields", "OutboxTable", "QueuedItem"]

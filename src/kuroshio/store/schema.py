@@ -618,6 +618,28 @@ def _own_rows_by_origin(conn: Connection, dialect: str) -> None:
     )
 
 
+_OUTBOX_LEDGER_FIELDS: Final = (
+    ("ledger_kind", "TEXT"),
+    ("ledger_observed_at", "INTEGER"),
+    ("ledger_sorties", "INTEGER"),
+    ("ledger_grid_km", "REAL"),
+    ("ledger_retracted", "INTEGER"),
+    ("ledger_track", "TEXT"),
+)
+
+
+def _outbox_ledger_fields(conn: Connection, dialect: str) -> None:
+    """What the ledger keeps of each observation queued, written when it is queued: when its
+    batch's receipt comes, one statement enters the batch in the ledger as given, where the
+    items were read back and decoded. NULL for dialogue items and for items queued before (a
+    no-op on an outbox that has the columns)."""
+    have = _columns(conn, dialect, "outbox")
+    for column, kind in _OUTBOX_LEDGER_FIELDS:
+        if column not in have:
+            statement = f"ALTER TABLE outbox ADD COLUMN {column} {kind}"
+            conn.execute(statement if dialect == "sqlite" else for_postgres(statement))
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -641,6 +663,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0020_history_transactions", run=_history_transactions),
     Migration("0021_text_bytewise", run=_text_bytewise),
     Migration("0022_own_rows_by_origin", run=_own_rows_by_origin),
+    Migration("0023_outbox_ledger_fields", run=_outbox_ledger_fields),
 )
 """Every step, in order; a store at version N has taken the first N."""
 
