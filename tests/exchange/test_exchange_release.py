@@ -49,7 +49,9 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
 def _outbox(node: Node, partner: str) -> list[Observation]:
     with sqlite3.connect(node.store.path) as conn:
         rows = conn.execute(
-            "SELECT item FROM outbox WHERE partner = ? ORDER BY row", (partner,)
+            "SELECT coalesce(i.item, o.item) FROM outbox o"
+            " LEFT JOIN outbox_items i ON i.row = o.row WHERE o.partner = ? ORDER BY o.row",
+            (partner,),
         ).fetchall()
     return [msgspec.json.decode(row[0], type=Observation) for row in rows]
 

@@ -424,6 +424,47 @@ def test_items_due_under_an_agreement_no_longer_in_force_are_found_among_any_oth
     assert [obs_id for _, obs_id, _, _ in none] == [f"TWN:{n}" for n in range(8)]
 
 
+def test_queued_items_are_kept_apart_from_their_rows_and_leave_with_them(
+    store: AnyStore,
+) -> None:
+    """The outbox keeps each item's bytes apart from the row a seal tags: the batch is read back
+    byte for byte, in release order, and an item withdrawn or signed for leaves no bytes
+    behind."""
+    items = [(f"TWN:{n}", b'{"n":%d,"pad":"%s"}' % (n, b"x" * 600)) for n in range(4)]
+    with store.transaction() as tx:
+        for part in (items[:2], items[2:]):  # two releases: rows rise across them
+            tx.outbox.queue([("JPN", key, 1, item, None, None, None, None) for key, item in part])
+        rows = tx.outbox.due("JPN", micros(T0), 10)
+        assert [item for _, item, _ in rows] == [item for _, item in items]
+        assert [row for row, _, _ in rows] == sorted(row for row, _, _ in rows)
+        tx.outbox.withdraw([rows[1][0]])
+        tx.outbox.seal(
+            "JPN",
+            1,
+            at_us=micros(T0),
+            first_row=rows[0][0],
+            last_row=rows[2][0],
+            count=2,
+            header=b"header",
+            signature=b"signature",
+            digest=b"\x01" * 32,
+        )
+        assert tx.outbox.batch_items("JPN", 1) == [(items[0][1], None), (items[2][1], None)]
+        assert [item for _, item, _ in tx.outbox.due("JPN", micros(T0), 10)] == [items[3][1]]
+        tx.outbox.acknowledge("JPN", 1, b"receipt", b"signature", micros(T0))
+        assert tx.outbox.batch_items("JPN", 1) == []
+    # Only the item still waiting keeps bytes: none of the withdrawn or signed-for remain.
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as conn:
+            left = conn.execute("SELECT item FROM outbox_items").fetchall()
+            widths = conn.execute("SELECT length(item) FROM outbox").fetchall()
+    else:
+        left = store.connection.execute("SELECT item FROM outbox_items").fetchall()
+        widths = store.connection.execute("SELECT length(item) FROM outbox").fetchall()
+    assert [bytes(row[0]) for row in left] == [items[3][1]]
+    assert [row[0] for row in widths] == [0]
+
+
 def test_a_batch_signed_for_enters_the_ledger_as_each_item_was_sent(store: AnyStore) -> None:
     """The receipt of a batch enters its observations in the ledger as given, in one statement
     from the fields queued with each item: the rows are those of a ledger entry made from each

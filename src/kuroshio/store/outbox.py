@@ -1,7 +1,9 @@
 """The rows of the sending side of links: each partner's outbox and the batches sealed from it.
 
-``outbox`` holds released items (bytes as they will be sent) until their batch is signed for;
-``sent_batches`` every sealed batch with the partner's receipt once it comes. The rules (what is
+``outbox`` holds released items until their batch is signed for, their bytes as they will be
+sent in ``outbox_items`` beside it (so that sealing a batch, which tags its rows, rewrites rows of
+a few dozen bytes, not of the items'); ``sent_batches`` every sealed batch with the partner's
+receipt once it comes. The rules (what is
 due, how a batch is sealed and bounded) live in :mod:`kuroshio.exchange.outbox`; this module only
 reads and writes rows, inside the caller's transaction.
 """
@@ -30,6 +32,10 @@ _GIVEN_COLUMNS: Final = (
 
 _NO_FIELDS: Final = (None,) * 6
 _DUE: Final = "partner = ? AND seq IS NULL AND (not_before IS NULL OR not_before <= ?)"
+_ITEMS: Final = "outbox o LEFT JOIN outbox_items i ON i.row = o.row"
+"""Each outbox row with its item's bytes: in ``outbox_items``, or for an item queued before they
+were kept apart, in the row itself."""
+_ITEM: Final = "coalesce(i.item, o.item)"
 _LAPSED: Final = "SELECT row, id, version, agreement FROM outbox"
 
 
@@ -71,11 +77,41 @@ class OutboxTable:
             )
 
     def queue(self, items: Sequence[QueuedItem]) -> None:
+        """Queue released items, in order, each under a new row (higher than any before)."""
+        if not items:
+            return
+        rows = self._new_rows(len(items))
         self._conn.executemany(
-            "INSERT INTO outbox (partner, id, version, item, not_before, origin_proof, agreement,"
-            f" {_GIVEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*item[:7], *(item[7] or _NO_FIELDS)) for item in items],
+            "INSERT INTO outbox (row, partner, id, version, item, not_before, origin_proof,"
+            f" agreement, {_GIVEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (row, *item[:3], b"", *item[4:7], *(item[7] or _NO_FIELDS))
+                for row, item in zip(rows, items, strict=True)
+            ],
         )
+        self._conn.executemany(
+            "INSERT INTO outbox_items (row, item) VALUES (?, ?)",
+            [(row, item[3]) for row, item in zip(rows, items, strict=True)],
+        )
+
+    def _new_rows(self, count: int) -> list[int]:
+        """``count`` rows for items to queue, in increasing order, above every row used before:
+        on PostgreSQL drawn from the table's sequence; on SQLite above the highest row the
+        table has held (its write transaction holds the file)."""
+        if self._dialect == "postgres":
+            return [
+                int(row)
+                for (row,) in self._conn.execute(
+                    "SELECT nextval((SELECT pg_get_serial_sequence('outbox', 'row')::regclass))"
+                    " FROM generate_series(1, ?)",
+                    (count,),
+                ).fetchall()
+            ]
+        (highest,) = self._conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0),"
+            " coalesce((SELECT max(row) FROM outbox), 0))"
+        ).fetchone()
+        return list(range(int(highest) + 1, int(highest) + 1 + count))
 
     def lapsed(
         self, partner: str, at_us: int, in_force: str | None, civil: str | None = None
@@ -115,6 +151,11 @@ class OutboxTable:
 
     def withdraw(self, rows: Sequence[int]) -> None:
         """Take unsealed items out of the outbox: they will not be sent."""
+        self._conn.executemany(
+            "DELETE FROM outbox_items WHERE row = ?"
+            " AND EXISTS (SELECT 1 FROM outbox WHERE row = ? AND seq IS NULL)",
+            [(row, row) for row in rows],
+        )
         self._conn.executemany(
             "DELETE FROM outbox WHERE row = ? AND seq IS NULL", [(row,) for row in rows]
         )
@@ -163,12 +204,12 @@ class OutboxTable:
 
     def due(self, partner: str, at_us: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
         """(row, item, origin proof) of items due at ``at_us``, in release order."""
-        locked = " FOR UPDATE SKIP LOCKED" if self._dialect == "postgres" else ""
+        locked = " FOR UPDATE OF o SKIP LOCKED" if self._dialect == "postgres" else ""
         return [
             (int(row), bytes(item), None if proof is None else bytes(proof))
             for row, item, proof in self._conn.execute(
-                f"SELECT row, item, origin_proof FROM outbox WHERE {_DUE} ORDER BY row LIMIT ?"
-                + locked,
+                f"SELECT o.row, {_ITEM}, o.origin_proof FROM {_ITEMS} WHERE {_DUE}"
+                " ORDER BY o.row LIMIT ?" + locked,
                 (partner, at_us, limit),
             )
         ]
@@ -215,7 +256,8 @@ class OutboxTable:
         return [
             (bytes(item), None if proof is None else bytes(proof))
             for item, proof in self._conn.execute(
-                "SELECT item, origin_proof FROM outbox WHERE partner = ? AND seq = ? ORDER BY row",
+                f"SELECT {_ITEM}, o.origin_proof FROM {_ITEMS} WHERE partner = ? AND seq = ?"
+                " ORDER BY o.row",
                 (partner, seq),
             )
         ]
@@ -226,8 +268,8 @@ class OutboxTable:
         return [
             bytes(item)
             for (item,) in self._conn.execute(
-                "SELECT item FROM outbox WHERE partner = ? AND seq = ? AND ledger_kind IS NULL"
-                " ORDER BY row",
+                f"SELECT {_ITEM} FROM {_ITEMS} WHERE partner = ? AND seq = ?"
+                " AND ledger_kind IS NULL ORDER BY o.row",
                 (partner, seq),
             )
         ]
@@ -281,6 +323,11 @@ class OutboxTable:
             "UPDATE sent_batches SET receipt = ?, receipt_signature = ?, acked_at = ?"
             " WHERE partner = ? AND seq = ?",
             (receipt, signature, at_us, partner, seq),
+        )
+        self._conn.execute(
+            "DELETE FROM outbox_items WHERE row IN"
+            " (SELECT row FROM outbox WHERE partner = ? AND seq = ?)",
+            (partner, seq),
         )
         self._conn.execute("DELETE FROM outbox WHERE partner = ? AND seq = ?", (partner, seq))
 
