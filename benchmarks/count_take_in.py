@@ -17,11 +17,15 @@ validated and checked canonical, the rows made).
 - ``seal`` and ``receipt``: the sending side on SQLite, under callgrind: TWN's sealing of each
   batch (``seal_next`` in its transaction), or its keeping of JPN's receipt for it
   (``Node.take_receipt``), counted alone; JPN takes each batch in between, uncounted.
+- ``send-bytes``: the same two stages, each counted in bytes this process writes (``wchar`` of
+  ``/proc/self/io``, so Linux only): the store's log and the checkpoints that copy it into the
+  file. No valgrind; about 30 s.
 - ``postgres``: the server's WAL position (``pg_current_wal_lsn()``) before and after the take-in
   on a schema of the server (``KUROSHIO_BENCH_POSTGRES``); it prints the WAL bytes per item.
 
-Usage: ``python benchmarks/count_take_in.py sqlite|open|seal|receipt|pgnode|postgres [BATCHES]``
-(default 4, 20 for ``postgres``).
+Usage: ``python benchmarks/count_take_in.py
+sqlite|open|seal|receipt|send-bytes|pgnode|postgres [BATCHES]`` (default 4, 20 for ``postgres``
+and ``send-bytes``).
 """
 
 from __future__ import annotations
@@ -189,6 +193,23 @@ def _postgres_jpn() -> Iterator[dict[str, Any]]:
             side.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+def _written(_after: bool) -> int:
+    """Bytes this process has written so far (``wchar`` of ``/proc/self/io``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise SystemExit("no wchar in /proc/self/io")
+
+
+def count_send_bytes(batches: int) -> None:
+    sealing = _send(batches, _written, receipt=False) / (batches * ITEMS)
+    receipts = _send(batches, _written, receipt=True) / (batches * ITEMS)
+    print(
+        f"send-bytes: sealing {sealing:,.0f}, keeping receipts {receipts:,.0f} bytes written per"
+        f" item ({batches} batches of {ITEMS})"
+    )
+
+
 def count_postgres(batches: int) -> None:
     with _postgres_jpn() as store, psycopg.connect(DSN, autocommit=True) as side:
 
@@ -205,6 +226,8 @@ def main() -> None:
     backend = sys.argv[1] if len(sys.argv) > 1 else "sqlite"
     if backend in ("sqlite", "open"):
         count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, opening=backend == "open")
+    elif backend == "send-bytes":
+        count_send_bytes(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     elif backend in ("seal", "receipt"):
         count_instructions(int(sys.argv[2]) if len(sys.argv) > 2 else 4, sending=backend)
     elif backend == "pgnode":
@@ -213,7 +236,7 @@ def main() -> None:
         count_postgres(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
         raise SystemExit(
-            "usage: count_take_in.py sqlite|open|seal|receipt|pgnode|postgres [BATCHES]"
+            "usage: count_take_in.py sqlite|open|seal|receipt|send-bytes|pgnode|postgres [BATCHES]"
         )
 
 
