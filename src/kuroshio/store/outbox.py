@@ -3,9 +3,9 @@
 ``outbox`` holds released items until their batch is signed for, their bytes as they will be
 sent in ``outbox_items`` beside it (so that sealing a batch, which tags its rows, rewrites rows of
 a few dozen bytes, not of the items'); ``sent_batches`` every sealed batch with the partner's
-receipt once it comes. The rules (what is
-due, how a batch is sealed and bounded) live in :mod:`kuroshio.exchange.outbox`; this module only
-reads and writes rows, inside the caller's transaction.
+receipt once it comes. The rules (what is due, how a batch is sealed and bounded) live in
+:mod:`kuroshio.exchange.outbox`; this module only reads and writes rows, inside the caller's
+transaction.
 """
 
 from __future__ import annotations
