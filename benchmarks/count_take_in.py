@@ -46,11 +46,10 @@ from typing import Any
 import psycopg
 
 import bench_exchange as bench
-from kuroshio.exchange import outbox
 from kuroshio.exchange.receipt import read_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.node import open_node
-from profile_take_in import DSN, ITEMS, seal
+from profile_take_in import DSN, ITEMS, seal, seal_one
 
 _UNDER_CALLGRIND = "KUROSHIO_COUNT_UNDER_CALLGRIND"
 
@@ -101,19 +100,9 @@ def _send(batches: int, around: Callable[[bool], int], *, receipt: bool) -> int:
             counted = 0
             for number in range(batches + 1):  # the first warms caches and statements
                 start = around(False) if number and not receipt else 0
-                with twn.store.transaction() as tx:
-                    sealed = outbox.seal_next(
-                        tx,
-                        "JPN",
-                        signer=twn.identity,
-                        sender="TWN",
-                        max_items=ITEMS,
-                        max_bytes=8 * 1024 * 1024,
-                        now=dt.datetime.now(dt.UTC),
-                    )
+                sealed = seal_one(twn)
                 if number and not receipt:
                     counted += around(True) - start
-                assert sealed is not None and len(sealed.items) == ITEMS
                 signed = inbox.take_in(partner, inbox.open(partner, sealed.frame()))
                 start = around(False) if number and receipt else 0
                 twn.take_receipt("JPN", read_receipt(signed), signed)

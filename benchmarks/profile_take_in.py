@@ -28,6 +28,7 @@ import psycopg
 
 import bench_exchange as bench
 from kuroshio.exchange import outbox
+from kuroshio.exchange.batch import SealedBatch
 from kuroshio.federation.inbox import Inbox
 from kuroshio.node import Node, open_node
 from kuroshio.store.postgres import PostgresStore
@@ -57,6 +58,22 @@ def server_ns(node: Node) -> Callable[[], int]:
     return lambda: int(path.read_text().split()[0])
 
 
+def seal_one(twn: Node) -> SealedBatch:
+    """TWN's next batch for JPN, of ``ITEMS`` items due, sealed in a transaction of its own."""
+    with twn.store.transaction() as tx:
+        sealed = outbox.seal_next(
+            tx,
+            "JPN",
+            signer=twn.identity,
+            sender="TWN",
+            max_items=ITEMS,
+            max_bytes=8 * 1024 * 1024,
+            now=dt.datetime.now(dt.UTC),
+        )
+    assert sealed is not None and len(sealed.items) == ITEMS
+    return sealed
+
+
 def seal(twn: Node, batches: int) -> list[Any]:
     at = dt.datetime.now(dt.UTC)
     frames = []
@@ -64,18 +81,7 @@ def seal(twn: Node, batches: int) -> list[Any]:
         twn.ingest(
             [bench.observation(n, "bulk", at) for n in range(number * ITEMS, (number + 1) * ITEMS)]
         )
-        with twn.store.transaction() as tx:
-            sealed = outbox.seal_next(
-                tx,
-                "JPN",
-                signer=twn.identity,
-                sender="TWN",
-                max_items=ITEMS,
-                max_bytes=8 * 1024 * 1024,
-                now=dt.datetime.now(dt.UTC),
-            )
-        assert sealed is not None
-        frames.append(sealed.frame())
+        frames.append(seal_one(twn).frame())
     return frames
 
 
