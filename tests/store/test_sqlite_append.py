@@ -62,6 +62,28 @@ def test_one_call_gives_the_outcomes_and_rows_of_one_by_one_appends(tmp_path: Pa
         assert together.count_versions() == apart.count_versions() == 7
 
 
+def test_a_large_call_gives_the_rows_of_one_by_one_appends(tmp_path: Path) -> None:
+    """A call of many records (written several dozen rows to a statement) stores what the same
+    records appended one by one store: every version, the same current rows."""
+    records = [observation(n, version=1 + n % 2) for n in range(230)]
+    records += [observation(n, version=3, lon=121.0) for n in range(0, 230, 9)]
+    records += [observation(n, version=1) for n in range(1, 230, 4)]  # stale or unchanged
+    with (
+        SQLiteStore(tmp_path / "together.sqlite") as together,
+        SQLiteStore(tmp_path / "apart.sqlite") as apart,
+    ):
+        result = together.append(records)
+        singles = [apart.append([record]).outcomes[0] for record in records]
+        assert result.outcomes == singles
+        for store in (together, apart):
+            assert store.count_versions() == len({(r.id, r.version) for r in records})
+        current = {o.id: o for o in together.iter_query(ObservationFilter())}
+        assert current == {o.id: o for o in apart.iter_query(ObservationFilter())}
+        assert len(current) == 230
+        assert current["TWN:test:9"].version == 3
+        assert current["TWN:test:9"].geometry == observation(9, lon=121.0).geometry
+
+
 def test_current_rows_point_at_their_own_history_rows_after_earlier_appends(
     tmp_path: Path,
 ) -> None:

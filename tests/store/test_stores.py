@@ -331,6 +331,28 @@ def test_the_ledger_keeps_each_row_as_first_recorded(store: AnyStore) -> None:
     assert rows == {"TWN:1": 1, "TWN:2": 1, "TWN:3": 1, "TWN:4": 1}
 
 
+def test_a_large_ledger_call_keeps_every_row_as_first_recorded(store: AnyStore) -> None:
+    """A call of many rows (the embedded store writes dozens to a statement) keeps the first
+    of each item in call order, whether its repeat is in the same statement, a later one, or a
+    later call."""
+    first = [_ledger_row(f"TWN:{n}", 1) for n in range(700)]
+    repeats = [_ledger_row(f"TWN:{n}", 9) for n in (0, 5, 82, 83, 84, 400, 699)]
+    with store.transaction() as tx:
+        tx.ledger.record(first[:400] + repeats + first[400:])
+    with store.transaction() as tx:
+        tx.ledger.record([*repeats, _ledger_row("TWN:700", 2)])
+    with store.transaction() as tx:
+        rows = tx.ledger.rows()
+    assert sorted(row[2] for row in rows) == sorted(f"TWN:{n}" for n in range(701))
+    # The repeats of items 400 and 699 come before the items themselves in the first call.
+    assert {row[2]: row[7] for row in rows} == {
+        **{f"TWN:{n}": 1 for n in range(700)},
+        "TWN:400": 9,
+        "TWN:699": 9,
+        "TWN:700": 2,
+    }
+
+
 def test_a_partners_ledger_window_reads_oldest_first_across_flows(store: AnyStore) -> None:
     """The reciprocity window: one partner's rows from a time on, given and received together,
     oldest first, whatever order they were recorded and keyed in."""
@@ -463,6 +485,25 @@ def test_queued_items_are_kept_apart_from_their_rows_and_leave_with_them(
         widths = store.connection.execute("SELECT length(item) FROM outbox").fetchall()
     assert [bytes(row[0]) for row in left] == [items[3][1]]
     assert [row[0] for row in widths] == [0]
+
+
+def test_a_large_release_is_queued_whole_and_in_order(store: AnyStore) -> None:
+    """A release of more items than one statement of the embedded store writes is queued
+    whole: every item due, in release order, byte for byte, with what was queued with it."""
+    items = [(f"TWN:{n}", b'{"n":%d,"pad":"%s"}' % (n, b"x" * (n % 50))) for n in range(1_111)]
+    with store.transaction() as tx:
+        tx.outbox.queue(
+            [
+                ("JPN", key, 1 + n % 3, item, None, b"proof" if n % 7 == 0 else None, "a", None)
+                for n, (key, item) in enumerate(items)
+            ]
+        )
+        due = tx.outbox.due("JPN", micros(T0), 2_000)
+        assert [item for _, item, _ in due] == [item for _, item in items]
+        assert [proof for _, _, proof in due] == [
+            b"proof" if n % 7 == 0 else None for n in range(len(items))
+        ]
+        assert [row for row, _, _ in due] == sorted({row for row, _, _ in due})
 
 
 def test_a_batch_signed_for_enters_the_ledger_as_each_item_was_sent(store: AnyStore) -> None:

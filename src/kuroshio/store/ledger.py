@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NamedTuple, TypeAlias
 
-from kuroshio.store.sql import micros
+from kuroshio.store.sql import insert_rows, micros
 
 LedgerRow: TypeAlias = tuple[
     str, str, str, int, str, int, int, int, float | None, int, int | None, str | None
@@ -50,10 +50,12 @@ class LedgerTable:
         if self._dialect == "postgres":  # a row per item taken in or given: copied
             self._conn.copy_rows("ledger", _COLUMN_NAMES, rows, skip_conflicts=not first_stored)
             return
-        self._conn.executemany(
-            f"INSERT INTO ledger ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
+        insert_rows(
+            self._conn,
+            f"INSERT INTO ledger ({_COLUMNS})",
+            len(_COLUMN_NAMES),
             rows,
+            " ON CONFLICT DO NOTHING",
         )
 
     def rows(

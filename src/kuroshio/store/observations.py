@@ -27,6 +27,7 @@ from kuroshio.store.sql import (
     STARTED_SINCE,
     event_row,
     index_row,
+    insert_rows,
     longest_span_bucket,
     micros,
 )
@@ -145,17 +146,20 @@ class ObservationTable:
         span = longest_span_bucket(indexed.values())
         if span:
             conn.execute(NOTE_SPAN, (span,))
-        conn.executemany(
+        insert_rows(
+            conn,
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at,"
-            " sent_by, sent_seq, sent_position, sent_provenance)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " sent_by, sent_seq, sent_position, sent_provenance)",
+            10,
             versions,
         )
         # An id without a current row before this call gets its first one (an insert, no
         # conflict to resolve); the others replace theirs.
         columns = ", ".join(["?"] * len(CURRENT_COLUMNS))
-        conn.executemany(
-            f"INSERT INTO current VALUES ({columns})",
+        insert_rows(
+            conn,
+            "INSERT INTO current",
+            len(CURRENT_COLUMNS),
             [row for obs_id, row in indexed.items() if obs_id not in known_ids],
         )
         superseding = [row for obs_id, row in indexed.items() if obs_id in known_ids]

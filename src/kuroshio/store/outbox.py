@@ -14,6 +14,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
+from kuroshio.store.sql import insert_rows
+
 GivenFields: TypeAlias = tuple[str, int, int, float | None, int, str | None]
 """What the reciprocity ledger keeps of an observation given to a partner, but the partner and
 the time of receipt: kind, observed at (µs), sorties, grid km, retracted, source track."""
@@ -81,18 +83,22 @@ class OutboxTable:
         if not items:
             return
         rows = self._new_rows(len(items))
-        self._conn.executemany(
+        queued = [
+            (row, *item[:3], b"", *item[4:7], *(item[7] or _NO_FIELDS))
+            for row, item in zip(rows, items, strict=True)
+        ]
+        kept = [(row, item[3]) for row, item in zip(rows, items, strict=True)]
+        queue_head = (
             "INSERT INTO outbox (row, partner, id, version, item, not_before, origin_proof,"
-            f" agreement, {_GIVEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (row, *item[:3], b"", *item[4:7], *(item[7] or _NO_FIELDS))
-                for row, item in zip(rows, items, strict=True)
-            ],
+            f" agreement, {_GIVEN_COLUMNS})"
         )
-        self._conn.executemany(
-            "INSERT INTO outbox_items (row, item) VALUES (?, ?)",
-            [(row, item[3]) for row, item in zip(rows, items, strict=True)],
-        )
+        items_head = "INSERT INTO outbox_items (row, item)"
+        if self._dialect == "postgres":
+            self._conn.executemany(f"{queue_head} VALUES ({', '.join(['?'] * 14)})", queued)
+            self._conn.executemany(f"{items_head} VALUES (?, ?)", kept)
+            return
+        insert_rows(self._conn, queue_head, 14, queued)
+        insert_rows(self._conn, items_head, 2, kept)
 
     def _new_rows(self, count: int) -> list[int]:
         """``count`` rows for items to queue, in increasing order, above every row used before:

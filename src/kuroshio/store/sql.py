@@ -1,7 +1,8 @@
 """SQL shared by the relational stores: the index row of an observation and the query filters.
 
 Both the SQLite and the PostgreSQL store keep the same columns; only the parameter placeholder
-differs (``?`` and ``%s``). Nothing here touches a connection.
+differs (``?`` and ``%s``). Nothing here touches a connection but :func:`insert_rows`, which
+writes many rows on the caller's SQLite connection.
 """
 
 from __future__ import annotations
@@ -50,6 +51,32 @@ def longest_span_bucket(rows: Iterable[Sequence[Any]]) -> int:
     noted with :data:`NOTE_SPAN` in the transaction that writes them."""
     longest = max((row[_T1] - row[_T0] for row in rows), default=0)
     return span_bucket(longest) if longest > 0 else 0
+
+
+MAX_VARIABLES: Final = 999
+"""Parameters one statement may take on any SQLite (3.32 and later allow 32 766)."""
+
+
+def insert_rows(
+    conn: Any, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """``head VALUES (…), (…), … tail`` for ``rows`` of ``width`` values each, on SQLite.
+
+    Whole chunks of as many rows as :data:`MAX_VARIABLES` allows go as one statement each (the
+    same text every time, so the connection's statement cache keeps it), the rest one row at a
+    time. Against ``executemany``, SQLite runs one statement per chunk instead of one per row,
+    and the sqlite3 module binds a chunk's values in one call and lets go of the interpreter
+    lock once per chunk, not once per row (where another thread waiting for the lock takes
+    it, and the writer then waits for it back)."""
+    per = max(1, MAX_VARIABLES // width)
+    one = "(" + ", ".join(["?"] * width) + ")"
+    whole = len(rows) - len(rows) % per
+    if whole:
+        statement = f"{head} VALUES {', '.join([one] * per)}{tail}"
+        for start in range(0, whole, per):
+            conn.execute(statement, [value for row in rows[start : start + per] for value in row])
+    if whole < len(rows):
+        conn.executemany(f"{head} VALUES {one}{tail}", rows[whole:])
 
 
 def micros(value: dt.datetime) -> int:
