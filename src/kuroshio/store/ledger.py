@@ -53,7 +53,6 @@ class LedgerTable:
         insert_rows(
             self._conn,
             f"INSERT INTO ledger ({_COLUMNS})",
-            len(_COLUMN_NAMES),
             rows,
             " ON CONFLICT DO NOTHING",
         )

@@ -150,7 +150,6 @@ class ObservationTable:
             conn,
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at,"
             " sent_by, sent_seq, sent_position, sent_provenance)",
-            10,
             versions,
         )
         # An id without a current row before this call gets its first one (an insert, no
@@ -159,7 +158,6 @@ class ObservationTable:
         insert_rows(
             conn,
             "INSERT INTO current",
-            len(CURRENT_COLUMNS),
             [row for obs_id, row in indexed.items() if obs_id not in known_ids],
         )
         superseding = [row for obs_id, row in indexed.items() if obs_id in known_ids]

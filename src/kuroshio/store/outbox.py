@@ -94,11 +94,13 @@ class OutboxTable:
         )
         items_head = "INSERT INTO outbox_items (row, item)"
         if self._dialect == "postgres":
-            self._conn.executemany(f"{queue_head} VALUES ({', '.join(['?'] * 14)})", queued)
+            self._conn.executemany(
+                f"{queue_head} VALUES ({', '.join('?' * len(queued[0]))})", queued
+            )
             self._conn.executemany(f"{items_head} VALUES (?, ?)", kept)
             return
-        insert_rows(self._conn, queue_head, 14, queued)
-        insert_rows(self._conn, items_head, 2, kept)
+        insert_rows(self._conn, queue_head, queued)
+        insert_rows(self._conn, items_head, kept)
 
     def _new_rows(self, count: int) -> list[int]:
         """``count`` rows for items to queue, in increasing order, above every row used before:

@@ -57,10 +57,9 @@ MAX_VARIABLES: Final = 999
 """Parameters one statement may take on any SQLite (3.32 and later allow 32 766)."""
 
 
-def insert_rows(
-    conn: Any, head: str, width: int, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
-    """``head VALUES (…), (…), … tail`` for ``rows`` of ``width`` values each, on SQLite.
+def insert_rows(conn: Any, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """``head VALUES (…), (…), … tail`` for ``rows`` (each as many values as the first), on
+    SQLite.
 
     Whole chunks of as many rows as :data:`MAX_VARIABLES` allows go as one statement each (the
     same text every time, so the connection's statement cache keeps it), the rest one row at a
@@ -68,6 +67,9 @@ def insert_rows(
     and the sqlite3 module binds a chunk's values in one call and lets go of the interpreter
     lock once per chunk, not once per row (where another thread waiting for the lock takes
     it, and the writer then waits for it back)."""
+    if not rows:
+        return
+    width = len(rows[0])
     per = max(1, MAX_VARIABLES // width)
     one = "(" + ", ".join(["?"] * width) + ")"
     whole = len(rows) - len(rows) % per
