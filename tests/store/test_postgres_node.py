@@ -236,3 +236,16 @@ def test_one_append_of_twenty_thousand_reports_is_stored(postgres_dsn: str, sche
         result = store.append(items)
         assert [o.value for o in result.outcomes] == ["inserted"] * len(items)
         assert store.count_versions() == len(items)
+
+
+def test_a_connection_left_in_pipeline_mode_is_made_again(postgres_dsn: str, schema: str) -> None:
+    """A server restart in the middle of a pipelined statement leaves the connection in
+    pipeline mode, neither closed nor marked broken, and every later query refused ("PQsendQuery
+    not allowed in pipeline mode"): the store connects again, as after any lost connection."""
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        store.append([observation(1)])
+        lost = store.connection
+        lost.pgconn.enter_pipeline_mode()  # where such a restart leaves it
+        store.append([observation(2)])
+        assert store.connection is not lost and lost.closed
+        assert store.count_versions() == 2

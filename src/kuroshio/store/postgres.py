@@ -211,6 +211,11 @@ def _lock_ids(conn: Connection, ids: Sequence[str]) -> None:
         )
 
 
+def _in_pipeline(conn: Connection) -> bool:
+    """Whether ``conn`` is still in pipeline mode outside any statement of ours."""
+    return conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+
+
 class QmarkConnection:
     """A psycopg connection that takes the tables' SQL as written for both backends (``?``
     placeholders), so one module holds each table's statements."""
@@ -450,10 +455,16 @@ class _PgReads(Reads):
     @contextlib.contextmanager
     def _session(self) -> Iterator[Connection]:
         """The connection, under the lock, connected again first when the last one was lost
-        (a database restart): the operation that found it lost failed, the next one goes on."""
+        (a database restart): the operation that found it lost failed, the next one goes on.
+
+        A connection lost in the middle of a pipelined statement (``executemany``) is left in
+        pipeline mode, neither closed nor marked broken, and refuses every query after: it is
+        given up too."""
         with self._lock:
             try:
-                if self._conn.closed or self._conn.broken:
+                conn = self._conn
+                if conn.closed or conn.broken or _in_pipeline(conn):
+                    conn.close()
                     self._conn = _connect(self._dsn, self._schema)
                     self._connected(self._conn)
                 yield self._conn
