@@ -11,6 +11,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,8 @@ from conftest import POSTGRES_SCHEMAS
 from kuroshio.model import Observation
 
 START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+LOG_TAIL_CHARS = 20_000
 POST_PATIENCE_S = 120.0
 RETRY_PAUSE_S = 0.1
 
@@ -61,6 +64,39 @@ def worker_roles(pid: int) -> dict[int, str]:
             if b"--role" in words:  # not a process that died and awaits its reaping
                 roles[child] = words[words.index(b"--role") + 1].decode()
     return roles
+
+
+class StreamReader(threading.Thread):
+    """A browser's view: the live stream of one node, collecting (id, version) as they come."""
+
+    def __init__(self, url: str, expected: int, headers: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.headers = headers
+        self.expected = expected
+        self.seen: list[tuple[str, int]] = []
+        self.connected = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with (
+                httpx.Client(
+                    timeout=httpx.Timeout(10.0, read=120.0), headers=self.headers
+                ) as client,
+                client.stream("GET", self.url) as response,
+            ):
+                response.raise_for_status()
+                self.connected.set()
+                for line in response.iter_lines():
+                    if line.startswith("data: "):
+                        item = json.loads(line[6:])
+                        self.seen.append((item["id"], item["version"]))
+                        if len(self.seen) >= self.expected:
+                            return
+        except BaseException as error:
+            self.error = error
+            self.connected.set()
 
 
 class ServedNode:
@@ -150,11 +186,20 @@ class ServedNode:
         return info
 
     def stop(self) -> int:
-        """SIGTERM, as an operator would; the exit status."""
+        """SIGTERM, as an operator would; the exit status. A node still serving
+        :data:`STOP_TIMEOUT_S` later is killed and fails the test with the end of its log, where
+        it says what it was waiting for."""
         if self.process is None:
             return 0
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
+        try:
+            code = self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"{self.party} node did not stop within {STOP_TIMEOUT_S:.0f} s of SIGTERM; "
+                f"the end of its log:\n{self.log.read_text(errors='replace')[-LOG_TAIL_CHARS:]}"
+            ) from None
         self._drop()
         return code
 

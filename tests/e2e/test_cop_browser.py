@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from conftest import require_data, require_services
 from kuroshio.api.cop import WEB_DIST
 from kuroshio.catalogue import Catalogue
 from kuroshio.demo.scenario import scenario
+from kuroshio.federation.serve import STOP_GRACE_S
 from kuroshio.model import Marking, Observation, Platform, Point, Provenance, Source
 from kuroshio.node import open_node
 from kuroshio.store import ObservationFilter
@@ -474,3 +476,37 @@ def test_the_page_and_its_assets_go_out_compressed(served: ServedNode) -> None:
         assert answer.status_code == 200
         assert answer.headers.get("content-encoding") == "gzip", path
         assert answer.num_bytes_downloaded < len(answer.content) / 2, path
+
+
+def test_the_node_stops_at_once_with_the_picture_open_and_the_picture_carries_on_after(
+    page: Any, served: ServedNode
+) -> None:
+    _open(page, served, "2022-08-24", "2022-08-24")
+    page.wait_for_selector(".live.on")
+    before = _shown(page)
+
+    # The watch floor's browsers stay open while the node is restarted (an upgrade, a reboot).
+    began = time.monotonic()
+    assert served.stop() == 0
+    assert time.monotonic() - began < STOP_GRACE_S / 2, "the open picture held the stop up"
+    page.wait_for_selector(".live.off")  # the page says it is reconnecting
+    served.start()
+    page.wait_for_selector(".live.on", timeout=LOAD_TIMEOUT_MS)
+
+    report = Observation(
+        id="TWN:cop-restart:y8-1",
+        origin="TWN",
+        kind="air",
+        observed_at=dt.datetime(2022, 8, 24, 10, 0, tzinfo=TAIPEI),
+        geometry=Point(coordinates=(121.9, 21.4)),
+        platform=Platform(type="Y-8", platform_class="asw", count=1, nationality="CHN"),
+    )
+    added = httpx.post(
+        f"{served.api_url}/api/observations",
+        content=msgspec.json.encode(report),
+        headers=served.headers,
+        timeout=30,
+    ).json()
+    assert added["inserted"] == 1
+    # No reload: the same page, its stream reconnected by the browser on its own.
+    _wait_shown(page, before + 1, timeout=LOAD_TIMEOUT_MS)

@@ -23,6 +23,8 @@ from federation_nodes import ServedNode, worker_roles
 
 from cli_run import kuroshio_command
 from conftest import drop_postgres_schemas
+from kuroshio.federation.serve import STOP_GRACE_S
+from kuroshio.federation.workers import STOP_TIMEOUT_S
 
 pytestmark = pytest.mark.e2e
 
@@ -210,6 +212,19 @@ def test_the_compose_files_node_serves_on_postgresql(tmp_path: Path, postgres_ds
         assert roles == ["api"] * workers + ["exchange"]
     finally:
         drop_postgres_schemas(postgres_dsn)
+
+
+def test_the_unit_and_the_compose_file_give_the_node_the_time_it_takes_to_stop() -> None:
+    """Killed later than it gives itself: a node lets requests in progress finish for
+    ``STOP_GRACE_S``, the supervisor gives its workers ``STOP_TIMEOUT_S``, and systemd
+    (``TimeoutStopSec``) and Docker (``stop_grace_period``) wait longer than both."""
+    assert STOP_GRACE_S < STOP_TIMEOUT_S
+    (unit_wait,) = unit_settings(UNIT)["TimeoutStopSec"]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    compose_wait = compose["services"]["node"]["stop_grace_period"]
+    assert re.fullmatch(r"\d+s", compose_wait), compose_wait
+    assert int(unit_wait) > STOP_TIMEOUT_S
+    assert int(compose_wait[:-1]) > STOP_TIMEOUT_S
 
 
 def test_the_images_picture_stage_builds_the_picture_where_the_image_takes_it(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
-from federation_nodes import ServedNode, agree, wait_until
+from federation_nodes import ServedNode, StreamReader, agree, wait_until
 
 from agreements import agreement_text
 from cli_run import run
@@ -18,39 +17,6 @@ from kuroshio.demo.scenario import scenario
 from kuroshio.model import Marking, Observation
 
 START = dt.datetime(2026, 5, 20, 1, 0, tzinfo=dt.UTC)
-
-
-class StreamReader(threading.Thread):
-    """A browser's view: the live stream of one node, collecting (id, version) as they come."""
-
-    def __init__(self, url: str, expected: int, headers: dict[str, str]) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.headers = headers
-        self.expected = expected
-        self.seen: list[tuple[str, int]] = []
-        self.connected = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with (
-                httpx.Client(
-                    timeout=httpx.Timeout(10.0, read=120.0), headers=self.headers
-                ) as client,
-                client.stream("GET", self.url) as response,
-            ):
-                response.raise_for_status()
-                self.connected.set()
-                for line in response.iter_lines():
-                    if line.startswith("data: "):
-                        item = json.loads(line[6:])
-                        self.seen.append((item["id"], item["version"]))
-                        if len(self.seen) >= self.expected:
-                            return
-        except BaseException as error:
-            self.error = error
-            self.connected.set()
 
 
 def _keys(observations: list[Observation]) -> set[tuple[str, int]]:

@@ -28,19 +28,25 @@ from kuroshio.exchange.status import LinkStatus
 from kuroshio.node import Node
 
 
+def end_streams(app: FastAPI) -> None:
+    """End the live streams of an app made by :func:`create_app` (on its event loop), so that
+    a server stopping does not wait for them: they never end by themselves."""
+    changes: ChangeSignal = app.state.changes
+    changes.close()
+
+
 def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> FastAPI:
     """The operator API of ``node``; ``links`` is the live status of its sending links."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        changes = ChangeSignal()
+        changes: ChangeSignal = app.state.changes
 
         def on_stored() -> None:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(changes.notify)
 
-        app.state.changes = changes
         app.state.reader = node.store.reader()
         node.add_listener(on_stored)
         try:
@@ -59,6 +65,7 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
         openapi_url=None,  # served below, to authenticated operators only
     )
     app.state.node = node
+    app.state.changes = ChangeSignal()
     app.state.links = dict(links or {})
     gate = app.state.gate = Gate(node)
     app.add_middleware(SameSiteOnly, gate=gate)

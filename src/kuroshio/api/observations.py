@@ -54,10 +54,12 @@ _kind_origin = msgspec.json.Decoder(dict[str, Any])
 
 
 class ChangeSignal:
-    """Wakes stream readers when the node stores something (notify on the event loop thread)."""
+    """Wakes stream readers when the node stores something, and ends their streams when the
+    node stops (both on the event loop thread)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.closed = False
 
     def current(self) -> asyncio.Event:
         return self._event
@@ -65,6 +67,13 @@ class ChangeSignal:
     def notify(self) -> None:
         event, self._event = self._event, asyncio.Event()
         event.set()
+
+    def close(self) -> None:
+        """End every live stream: a stream never ends by itself, and the server waits for each
+        response to end before it stops. Browsers reconnect (after :data:`RETRY_MS`) and carry
+        on from the last event they had."""
+        self.closed = True
+        self.notify()
 
 
 def _node(request: Request) -> Node:
@@ -336,7 +345,12 @@ def _matches(body: bytes, kinds: tuple[str, ...], origins: tuple[str, ...]) -> b
 async def stream(
     request: Request,
     after: Annotated[
-        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Start after this event id")
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_EVENT_ID,
+            description="Start after this event id (a later Last-Event-ID header wins)",
+        ),
     ] = None,
     kind: Annotated[list[str], Query()] = [],  # noqa: B006
     origin: Annotated[list[str], Query()] = [],  # noqa: B006
@@ -346,16 +360,19 @@ async def stream(
     signal: ChangeSignal = request.app.state.changes
     kinds = _split(kind)
     origins = tuple(o.upper() for o in _split(origin))
+    # A browser reconnecting sends the last event it had: the stream goes on from there, also
+    # when the address it reconnects to still says where the page first started it.
     if (
-        after is None
-        and last_event_id is not None
+        last_event_id is not None
         and last_event_id.isdigit()
         and len(last_event_id) <= len(str(MAX_EVENT_ID))
     ):
-        after = min(int(last_event_id), MAX_EVENT_ID)
+        resumed = min(int(last_event_id), MAX_EVENT_ID)
+        if after is None or resumed > after:
+            after = resumed
     cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
     yield ServerSentEvent(retry=RETRY_MS)
-    while True:
+    while not signal.closed:
         woken = signal.current()
         rows = await asyncio.to_thread(reader.changes, cursor, STREAM_BATCH)
         if rows:

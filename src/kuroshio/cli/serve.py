@@ -8,15 +8,18 @@ The web server comes in with this module only, so other commands start without i
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import gc
 import logging
 import os
 import socket
 import sys
+import threading
+import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 import typer
@@ -27,6 +30,44 @@ from kuroshio.federation.workers import supervise
 from kuroshio.node import open_node
 
 app = typer.Typer(add_completion=False)
+logger = logging.getLogger("kuroshio.serve")
+
+STOP_REPORT_S: Final = 10.0
+"""A node still stopping this long after the signal says where each of its threads is."""
+STOP_REPORT_AGAIN_S: Final = 30.0
+
+
+class SlowStopReport:
+    """Started when the node is told to stop: while the process has not ended, after
+    :data:`STOP_REPORT_S` and then every :data:`STOP_REPORT_AGAIN_S`, a warning in the log and
+    where each thread is (Python's own traceback dump, which needs no lock another thread may
+    hold). A stop that hangs then says what it waits for. It runs on a daemon thread, so it
+    ends with the process, wherever the process was waiting (threads are joined last of all)."""
+
+    def __init__(
+        self, first_s: float = STOP_REPORT_S, again_s: float = STOP_REPORT_AGAIN_S
+    ) -> None:
+        self._first_s, self._again_s = first_s, again_s
+        self._since: float | None = None
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            threading.Thread(target=self._run, name="slow stop report", daemon=True).start()
+
+    def _run(self) -> None:
+        assert self._since is not None
+        wait = self._first_s
+        while True:
+            time.sleep(wait)
+            logger.warning(
+                "still stopping %.0f s after the signal to stop; where each thread is:",
+                time.monotonic() - self._since,
+            )
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            wait = self._again_s
 
 
 class ServeRole(StrEnum):
@@ -82,6 +123,7 @@ def serve_command(
             serve(
                 node,
                 on_ready=ready,
+                on_stop=SlowStopReport().start,
                 role=role.value,
                 api_socket=api_socket,
                 federation_socket=federation_socket,

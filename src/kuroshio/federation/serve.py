@@ -26,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
 import msgspec
 import uvicorn
 
-from kuroshio.api import create_app
+from kuroshio.api import create_app, end_streams
 from kuroshio.errors import ConfigError, KuroshioError
 from kuroshio.exchange.status import KEEP_LIVE_S, encode_live, keep_live
 from kuroshio.federation.endpoint import FederationEndpoint
@@ -43,6 +43,11 @@ if TYPE_CHECKING:
     from kuroshio.federation.transports.nats import NatsTransport
 
 LOCK_FILE: Final = "serve.lock"
+STOP_GRACE_S: Final = 20
+"""How long a stopping node lets requests in progress finish (an export to a slow client, a
+post waiting for the store) before it cancels them; live streams it ends at once. Shorter than
+the supervisor's wait for its workers (:data:`kuroshio.federation.workers.STOP_TIMEOUT_S`) and
+the systemd unit's ``TimeoutStopSec``."""
 ESCALATION_CHECK_S: Final = 5.0
 LINK_STATUS_CHECK_S: Final = 1.0
 """How often the process running the links looks for a change of their status to write to the
@@ -152,6 +157,7 @@ async def serve(
     node: Node,
     *,
     on_ready: Callable[[ServeInfo], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
     role: Role = "all",
     api_socket: socket.socket | None = None,
     federation_socket: socket.socket | None = None,
@@ -160,7 +166,8 @@ async def serve(
     """Run the node until SIGINT or SIGTERM (or until the operator API stops).
 
     Everything started is registered on one exit stack, so it is closed in reverse order however
-    serving ends; the API server and the links run in one task group. ``role`` and
+    serving ends; the API server and the links run in one task group. ``on_stop`` is called
+    when the signal to stop comes. ``role`` and
     ``api_socket`` (a listening socket handed down by :mod:`kuroshio.federation.workers`) let
     several processes share the work of a node on PostgreSQL; only ``all`` takes the node
     directory's serve lock. A ``receive`` process accepts on ``federation_socket`` (handed down
@@ -174,7 +181,7 @@ async def serve(
         try:
             async with contextlib.AsyncExitStack() as stack:
                 shared = _SharedListener(federation_socket, receivers)
-                await _serve(node, stack, on_ready, role, api_socket, shared)
+                await _serve(node, stack, on_ready, on_stop, role, api_socket, shared)
         except BaseExceptionGroup as group:
             raise _single(group) from None
 
@@ -183,6 +190,7 @@ async def _serve(
     node: Node,
     stack: contextlib.AsyncExitStack,
     on_ready: Callable[[ServeInfo], None] | None,
+    on_stop: Callable[[], None] | None,
     role: Role,
     api_socket: socket.socket | None,
     shared: _SharedListener,
@@ -202,11 +210,12 @@ async def _serve(
     if role in SENDS:
         # the feeds run where the links do: one process per node, never in each API worker
         feeds = NodeFeeds(node) if config.feeds else None
-    api_server = None
+    api_server = app = None
     if role in ("all", "api"):
+        app = create_app(node, links={party: link.status for party, link in links.items()})
         api_server = _ApiServer(
             uvicorn.Config(
-                create_app(node, links={party: link.status for party, link in links.items()}),
+                app,
                 host=config.api.host,
                 port=config.api.port,
                 ssl_certfile=config.api.certfile,
@@ -215,12 +224,19 @@ async def _serve(
                 access_log=False,
                 lifespan="on",
                 ws="none",
+                timeout_graceful_shutdown=STOP_GRACE_S,
             )
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        if not stop.is_set() and on_stop is not None:
+            on_stop()
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping)
         stack.callback(loop.remove_signal_handler, signum)
     async with asyncio.TaskGroup() as tasks:
         ending: list[asyncio.Task[Any]] = [tasks.create_task(stop.wait())]
@@ -269,7 +285,8 @@ async def _serve(
             for task in link_tasks:
                 task.cancel()
         finally:
-            if api_server is not None:
+            if api_server is not None and app is not None:
+                end_streams(app)
                 api_server.should_exit = True
 
 

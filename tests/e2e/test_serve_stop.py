@@ -1,0 +1,149 @@
+"""Stopping ``kuroshio serve`` as an operator does (SIGTERM, what systemd and Docker send): at
+once with the picture's live streams open, and, when something holds it up, saying what.
+
+The streams are read as a browser's EventSource reads them (``test_cop_browser`` has the real
+browser carry on across a restart).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from federation_nodes import ServedNode, StreamReader, wait_until, write_ndjson
+
+from kuroshio.cli.serve import STOP_REPORT_S
+from kuroshio.federation.serve import STOP_GRACE_S
+from observations import observation
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_node_with_live_streams_open_stops_at_once_and_ends_them_cleanly(
+    tmp_path: Path,
+) -> None:
+    node = ServedNode(tmp_path, "TWN")
+    node.start()
+    readers = [StreamReader(f"{node.api_url}/api/stream", 10**6, node.headers) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        assert reader.connected.wait(30) and reader.error is None, reader.error
+
+    began = time.monotonic()
+    assert node.stop() == 0
+    took = time.monotonic() - began
+
+    # Streams never end by themselves: the node ends them, it does not wait out its grace for
+    # requests in progress and then cut them.
+    assert took < STOP_GRACE_S / 2, f"stopping took {took:.1f} s"
+    for reader in readers:
+        reader.join(10)
+        assert not reader.is_alive()
+        assert reader.error is None, f"the stream was cut, not ended: {reader.error!r}"
+
+
+def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
+    tmp_path: Path,
+) -> None:
+    node = ServedNode(tmp_path, "TWN")
+    node.start()
+    assert node.process is not None
+    process = node.process
+    source = tmp_path / "one.ndjson"
+    write_ndjson(source, [observation(1)])
+    answers: list[httpx.Response | BaseException] = []
+
+    def post() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    f"{node.api_url}/api/observations",
+                    content=source.read_bytes(),
+                    headers={**node.headers, "content-type": "application/x-ndjson"},
+                    timeout=120,
+                )
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    # Another process holds the store's write lock (a long `kuroshio import`, say): the post's
+    # transaction waits for it, and a stop that comes meanwhile waits for the post.
+    holder = sqlite3.connect(node.directory / "store.sqlite", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        poster = threading.Thread(target=post, daemon=True)
+        poster.start()
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: "still stopping" in node.log.read_text(errors="replace"),
+            "the slow stop reported",
+            timeout=STOP_REPORT_S + 30,
+        )
+        assert process.poll() is None
+        log = node.log.read_text(errors="replace")
+        report = log[log.index("still stopping") :]
+        # Where each thread is: the post waiting for its transaction.
+        assert "Current thread" in report or "Thread 0x" in report
+        assert "in transaction" in report and "in ingest" in report
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert node.stop() == 0
+    poster.join(30)
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 200 and answer.json()["inserted"] == 1
+    stored = node.query("SELECT count(*) FROM current WHERE id = ?", (observation(1).id,))
+    assert stored == [(1,)]
+
+
+def _events(node: ServedNode, count: int, headers: dict[str, str]) -> list[tuple[str, str]]:
+    """The first ``count`` (event id, observation id) of a stream opened with ``headers``."""
+    seen: list[tuple[str, str]] = []
+    with (
+        httpx.Client(timeout=httpx.Timeout(10.0, read=30.0)) as client,
+        client.stream(
+            "GET", f"{node.api_url}/api/stream?after=0", headers={**node.headers, **headers}
+        ) as response,
+    ):
+        response.raise_for_status()
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line:
+                name, _, value = line.partition(": ")
+                fields[name] = value
+                continue
+            if "data" in fields:  # an event ends at a blank line, its fields in any order
+                seen.append((fields["id"], json.loads(fields["data"])["id"]))
+                if len(seen) == count:
+                    return seen
+            fields = {}
+    raise AssertionError(f"the stream ended after {seen}")
+
+
+def test_a_stream_reconnected_after_a_restart_goes_on_from_the_last_event_it_had(
+    tmp_path: Path,
+) -> None:
+    node = ServedNode(tmp_path, "TWN")
+    node.start()
+    try:
+        node.add([observation(n) for n in range(3)])
+        first = _events(node, 3, {})
+        assert [obs_id for _, obs_id in first] == [observation(n).id for n in range(3)]
+        assert node.stop() == 0
+        node.start()
+        node.add([observation(n) for n in range(3, 5)])
+        # As a browser reconnects: the page's address (after=0) and the last event it had.
+        again = _events(node, 2, {"Last-Event-ID": first[-1][0]})
+        assert [obs_id for _, obs_id in again] == [observation(n).id for n in (3, 4)]
+        assert all(int(event) > int(first[-1][0]) for event, _ in again)
+    finally:
+        node.stop()
