@@ -176,6 +176,14 @@ class PostgresCluster:
         connections."""
         self._pg_ctl("restart", "--mode", mode)
 
+    def stop(self) -> None:
+        """Stop the server (``fast``: every session cut, then a clean shutdown)."""
+        self._pg_ctl("stop", "--mode", "fast")
+
+    def start(self) -> None:
+        """Start the stopped server again; returns once it accepts connections."""
+        self._pg_ctl("start")
+
     def started_at(self) -> dt.datetime:
         """When the server now running started (a restart changes it)."""
         with psycopg.connect(self.dsn, connect_timeout=10) as conn:

@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from federation_nodes import ServedNode
+from federation_nodes import ServedNode, post_reports
+from postgres_cluster import PostgresCluster, missing_requirement, server_bindir
 
 from cli_run import run
-from conftest import require_data, require_services
+from conftest import require_data, require_services, service_unreachable
 from kuroshio.api.cop import WEB_DIST
 from kuroshio.catalogue import Catalogue
 from kuroshio.demo.scenario import scenario
@@ -510,3 +511,65 @@ def test_the_node_stops_at_once_with_the_picture_open_and_the_picture_carries_on
     assert added["inserted"] == 1
     # No reload: the same page, its stream reconnected by the browser on its own.
     _wait_shown(page, before + 1, timeout=LOAD_TIMEOUT_MS)
+
+
+def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_was_down(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the database is down the node's API answers 503, also to the browser's attempts
+    to reconnect the live stream, and a browser gives a stream up for good on such an answer:
+    the page opens a new one, until the node streams again."""
+    bindir = server_bindir()
+    missing = missing_requirement(bindir)
+    if bindir is None or missing is not None:
+        service_unreachable("a private PostgreSQL server", missing or "")
+    cluster = PostgresCluster(bindir)
+    context = None
+    try:
+        cluster.create()
+        monkeypatch.setenv("KUROSHIO_STORE_DSN", cluster.dsn)
+        node = ServedNode(tmp_path, "TWN", backend="postgres")
+        run(
+            "user",
+            "add",
+            WATCH,
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "-n",
+            node.directory,
+            stdin=f"{PASSWORD}\n".encode(),
+            check=True,
+        )
+        node.start("--workers", "1")
+        context = browser.new_context(viewport={"width": 1400, "height": 850})
+        page = context.new_page()
+        _log_in(page, node)
+        day = dt.datetime(2022, 8, 25, 10, 0, tzinfo=TAIPEI)
+        _open(page, node, "2022-08-25", "2022-08-25")
+        page.wait_for_selector(".live.on")
+
+        cluster.stop()
+        page.wait_for_selector(".live.off", timeout=LOAD_TIMEOUT_MS)
+        # Long enough for the browser's own reconnect (2 s after the drop) to meet a 503.
+        page.wait_for_timeout(6_000)
+        assert page.locator(".live.off").count() == 1
+        cluster.start()
+        page.wait_for_selector(".live.on", timeout=LOAD_TIMEOUT_MS)
+
+        report = Observation(
+            id="TWN:cop-pg:y8-1",
+            origin="TWN",
+            kind="air",
+            observed_at=day,
+            geometry=Point(coordinates=(122.2, 21.2)),
+            platform=Platform(type="Y-8", platform_class="asw", count=1, nationality="CHN"),
+        )
+        with httpx.Client(timeout=30) as client:  # as a source posts: again after a 503
+            post_reports(client, node.api_url, [report], node.headers)
+        _wait_shown(page, 1, timeout=LOAD_TIMEOUT_MS)  # the same page, no reload
+        assert node.stop() == 0
+    finally:
+        if context is not None:
+            context.close()
+        cluster.remove()

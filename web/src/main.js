@@ -395,23 +395,41 @@ function receive(observation) {
   scheduleFused();
 }
 
+const STREAM_AGAIN_MS = 2_000;
+const STREAM_AGAIN_MAX_MS = 30_000;
+
+/** The live stream, from event `after` on, for as long as the page is open. The browser
+ * reconnects a dropped stream by itself, but gives it up for good when the node answers with
+ * anything but a stream (a 503 while its database restarts): the page then opens a new one,
+ * from the last event it had, waiting longer each time it fails. */
 function connectStream(after) {
   const live = $("live");
-  const source = new EventSource(`/api/stream?after=${after}`);
-  source.addEventListener("open", () => {
-    live.className = "live on";
-    live.dataset.i18n = "live";
-    live.textContent = t("live");
-  });
-  source.addEventListener("error", () => {
-    live.className = "live off";
-    live.dataset.i18n = "reconnecting";
-    live.textContent = t("reconnecting");
-  });
-  source.addEventListener("observation", (message) => {
-    receive(JSON.parse(message.data));
-  });
-  return source;
+  let last = after;
+  let failures = 0;
+  const open = () => {
+    const source = new EventSource(`/api/stream?after=${last}`);
+    source.addEventListener("open", () => {
+      failures = 0;
+      live.className = "live on";
+      live.dataset.i18n = "live";
+      live.textContent = t("live");
+    });
+    source.addEventListener("error", () => {
+      live.className = "live off";
+      live.dataset.i18n = "reconnecting";
+      live.textContent = t("reconnecting");
+      if (source.readyState === EventSource.CLOSED) {
+        const wait = Math.min(STREAM_AGAIN_MS * 2 ** failures, STREAM_AGAIN_MAX_MS);
+        failures += 1;
+        setTimeout(open, wait);
+      }
+    });
+    source.addEventListener("observation", (message) => {
+      if (message.lastEventId) last = message.lastEventId;
+      receive(JSON.parse(message.data));
+    });
+  };
+  open();
 }
 
 // --- events feed with alerts ------------------------------------------------------------------
