@@ -516,9 +516,9 @@ def test_the_node_stops_at_once_with_the_picture_open_and_the_picture_carries_on
 def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_was_down(
     browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While the database is down the node's API answers 503, also to the browser's attempts
-    to reconnect the live stream, and a browser gives a stream up for good on such an answer:
-    the page opens a new one, until the node streams again."""
+    """The database going away ends the page's live stream; while it is down the node's API
+    answers 503, also to the browser's attempts to reconnect, and a browser gives a stream up
+    for good on such an answer: the page opens a new one, until the node streams again."""
     bindir = server_bindir()
     missing = missing_requirement(bindir)
     if bindir is None or missing is not None:
@@ -569,6 +569,9 @@ def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_
             post_reports(client, node.api_url, [report], node.headers)
         _wait_shown(page, 1, timeout=LOAD_TIMEOUT_MS)  # the same page, no reload
         assert node.stop() == 0
+        # The database going away is routine: the stream it ended says so, no traceback.
+        log = node.log.read_text()
+        assert "live stream ended" in log and "Traceback" not in log, log
     finally:
         if context is not None:
             context.close()

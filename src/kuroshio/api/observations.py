@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Final
 
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from kuroshio import inputs
 from kuroshio.access import Principal
 from kuroshio.api.access import needs
-from kuroshio.errors import ImportRecordError
+from kuroshio.errors import ImportRecordError, StoreUnavailable
 from kuroshio.export.geojson import MEDIA_TYPE as GEOJSON_MEDIA_TYPE
 from kuroshio.export.geojson import feature_collection
 from kuroshio.export.kml import (
@@ -40,6 +41,7 @@ from kuroshio.node import Node
 from kuroshio.store import EventFilter, ObservationFilter
 from kuroshio.store.backend import Reader
 
+logger = logging.getLogger("kuroshio.api")
 STREAM_BATCH: Final = 500
 POLL_S: Final = 1.0
 MAX_EVENT_ID: Final = 2**63 - 1
@@ -370,11 +372,21 @@ async def stream(
         resumed = min(int(last_event_id), MAX_EVENT_ID)
         if after is None or resumed > after:
             after = resumed
-    cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
+    try:
+        cursor = after if after is not None else await asyncio.to_thread(reader.change_head)
+    except StoreUnavailable as error:
+        logger.warning("live stream not started: %s", error)
+        return
     yield ServerSentEvent(retry=RETRY_MS)
     while not signal.closed:
         woken = signal.current()
-        rows = await asyncio.to_thread(reader.changes, cursor, STREAM_BATCH)
+        try:
+            rows = await asyncio.to_thread(reader.changes, cursor, STREAM_BATCH)
+        except StoreUnavailable as error:
+            # The database went away (a restart): the stream ends, and the browser's attempts
+            # to reconnect are answered 503 until it is back, then streamed from where it was.
+            logger.warning("live stream ended: %s", error)
+            return
         if rows:
             cursor = rows[-1][0]
             for seq, body in rows:
