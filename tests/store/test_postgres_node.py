@@ -4,11 +4,14 @@ chain and each link's batches stay numbered and chained, whoever writes."""
 from __future__ import annotations
 
 import datetime as dt
+import select
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from agreements import agree
@@ -22,7 +25,7 @@ from kuroshio.model import Marking
 from kuroshio.node import Node, init_node, open_node
 from kuroshio.pki import create_identity
 from kuroshio.store import Outcome
-from kuroshio.store.postgres import PostgresStore
+from kuroshio.store.postgres import PostgresReader, PostgresStore
 from observations import observation
 from pinning import pin
 from sealing import sealed_batch
@@ -249,3 +252,31 @@ def test_a_connection_left_in_pipeline_mode_is_made_again(postgres_dsn: str, sch
         store.append([observation(2)])
         assert store.connection is not lost and lost.closed
         assert store.count_versions() == 2
+
+
+def _end_from_the_server(conn: psycopg.Connection[object], dsn: str) -> None:
+    """What a database restart does to an idle connection (``pg_terminate_backend``, as an
+    administrator would): the server ends it, and its last words wait on the socket."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+    deadline = time.monotonic() + 10
+    while not select.select([conn.pgconn.socket], [], [], 0.1)[0]:
+        assert time.monotonic() < deadline, "the server did not end the connection"
+
+
+def test_a_connection_the_server_ended_while_idle_is_made_again_before_it_is_used(
+    postgres_dsn: str, schema: str
+) -> None:
+    """After a database restart the first operation of each process went to its old connection
+    and failed (the operator API answered 503 once per worker, each page's first poll an error):
+    the store now finds such a connection without a round trip and connects again first."""
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        store.append([observation(1)])
+        lost = store.connection
+        _end_from_the_server(lost, postgres_dsn)
+        assert store.append([observation(2)]).inserted == 1
+        assert store.connection is not lost and lost.closed
+        with PostgresReader(postgres_dsn, schema) as reader:
+            assert reader.count_versions() == 2
+            _end_from_the_server(reader._conn, postgres_dsn)
+            assert reader.count_versions() == 2

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import functools
 import re
+import select
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -214,6 +215,22 @@ def _lock_ids(conn: Connection, ids: Sequence[str]) -> None:
 def _in_pipeline(conn: Connection) -> bool:
     """Whether ``conn`` is still in pipeline mode outside any statement of ours."""
     return conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+
+
+def _cut_while_idle(conn: Connection) -> bool:
+    """Whether the server ended ``conn`` while it sat idle between transactions (a restart or
+    an administrator's ``pg_terminate_backend``): its last words then wait on the socket. An
+    idle connection of the store's listens to nothing, so anything to read there means the
+    same (at worst a notice: the connection is then made again for nothing). One poll of the
+    socket with no wait, no round trip; a connection in a transaction is not looked at."""
+    pgconn = conn.pgconn
+    if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
 
 
 class QmarkConnection:
@@ -455,15 +472,17 @@ class _PgReads(Reads):
     @contextlib.contextmanager
     def _session(self) -> Iterator[Connection]:
         """The connection, under the lock, connected again first when the last one was lost
-        (a database restart): the operation that found it lost failed, the next one goes on.
+        (a database restart): an operation that finds it lost midway fails, the next one goes
+        on.
 
         A connection lost in the middle of a pipelined statement (``executemany``) is left in
         pipeline mode, neither closed nor marked broken, and refuses every query after: it is
-        given up too."""
+        given up too, and so is one the server ended while it sat idle (found without a round
+        trip, so the first operation after a restart goes on too)."""
         with self._lock:
             try:
                 conn = self._conn
-                if conn.closed or conn.broken or _in_pipeline(conn):
+                if conn.closed or conn.broken or _in_pipeline(conn) or _cut_while_idle(conn):
                     conn.close()
                     self._conn = _connect(self._dsn, self._schema)
                     self._connected(self._conn)
