@@ -524,6 +524,7 @@ def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_
     if bindir is None or missing is not None:
         service_unreachable("a private PostgreSQL server", missing or "")
     cluster = PostgresCluster(bindir)
+    node: ServedNode | None = None
     context = None
     try:
         cluster.create()
@@ -573,6 +574,10 @@ def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_
         log = node.log.read_text()
         assert "live stream ended" in log and "Traceback" not in log, log
     finally:
-        if context is not None:
-            context.close()
-        cluster.remove()
+        try:
+            if context is not None:
+                context.close()
+            if node is not None:
+                node.stop()  # whatever failed: the node and its workers do not outlive the test
+        finally:
+            cluster.remove()

@@ -30,15 +30,20 @@ def test_a_node_with_live_streams_open_stops_at_once_and_ends_them_cleanly(
 ) -> None:
     node = ServedNode(tmp_path, "TWN")
     node.start()
-    readers = [StreamReader(f"{node.api_url}/api/stream", 10**6, node.headers) for _ in range(3)]
-    for reader in readers:
-        reader.start()
-    for reader in readers:
-        assert reader.connected.wait(30) and reader.error is None, reader.error
+    try:
+        readers = [
+            StreamReader(f"{node.api_url}/api/stream", 10**6, node.headers) for _ in range(3)
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            assert reader.connected.wait(30) and reader.error is None, reader.error
 
-    began = time.monotonic()
-    assert node.stop() == 0
-    took = time.monotonic() - began
+        began = time.monotonic()
+        assert node.stop() == 0
+        took = time.monotonic() - began
+    finally:
+        node.stop()  # a failed test does not leave the node serving
 
     # Streams never end by themselves: the node ends them, it does not wait out its grace for
     # requests in progress and then cut them.
@@ -80,7 +85,7 @@ def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
         holder.execute("BEGIN IMMEDIATE")
         poster = threading.Thread(target=post, daemon=True)
         poster.start()
-        time.sleep(1.0)
+        time.sleep(2.0)  # the post reaches the node (a loopback request) and waits there
         process.send_signal(signal.SIGTERM)
         wait_until(
             lambda: "still stopping" in node.log.read_text(errors="replace"),
@@ -96,7 +101,8 @@ def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert node.stop() == 0
+        code = node.stop()
+    assert code == 0
     poster.join(30)
     (answer,) = answers
     assert isinstance(answer, httpx.Response), answer
