@@ -55,11 +55,8 @@ def _taipei_day(year: int, month: int, day: int) -> dt.datetime:
     return dt.datetime(year, month, day, tzinfo=TAIPEI)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[ServedNode]:
-    node = ServedNode(tmp_path_factory.mktemp("cop"), "TWN")
-    imported = run("import", "mnd-tracks", "--node", node.directory, shared_data / MND_TRACKS)
-    assert imported.returncode == 1, imported.stderr  # one track without a count is refused
+def _add_watch_officer(node: ServedNode) -> None:
+    """The watch officer's account (a viewer with a password), as ``kuroshio user add`` makes it."""
     run(
         "user",
         "add",
@@ -72,6 +69,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Itera
         stdin=f"{PASSWORD}\n".encode(),
         check=True,
     )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[ServedNode]:
+    node = ServedNode(tmp_path_factory.mktemp("cop"), "TWN")
+    imported = run("import", "mnd-tracks", "--node", node.directory, shared_data / MND_TRACKS)
+    assert imported.returncode == 1, imported.stderr  # one track without a count is refused
+    _add_watch_officer(node)
     node.start()
     try:
         yield node
@@ -530,18 +535,7 @@ def test_the_picture_of_a_node_on_postgresql_comes_back_live_after_the_database_
         cluster.create()
         monkeypatch.setenv("KUROSHIO_STORE_DSN", cluster.dsn)
         node = ServedNode(tmp_path, "TWN", backend="postgres")
-        run(
-            "user",
-            "add",
-            WATCH,
-            "--role",
-            "viewer",
-            "--password-stdin",
-            "-n",
-            node.directory,
-            stdin=f"{PASSWORD}\n".encode(),
-            check=True,
-        )
+        _add_watch_officer(node)
         node.start("--workers", "1")
         context = browser.new_context(viewport={"width": 1400, "height": 850})
         page = context.new_page()
