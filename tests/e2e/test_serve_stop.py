@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from federation_nodes import ServedNode, StreamReader, wait_until, write_ndjson
 
+from cli_run import run
 from kuroshio.cli.serve import STOP_REPORT_S
-from kuroshio.federation.serve import STOP_GRACE_S
+from kuroshio.federation.serve import FORCED_EXIT, STOP_GRACE_S
 from observations import observation
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +103,10 @@ def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-        code = node.stop()
+        try:
+            code = process.wait(timeout=60)  # the stop goes on once the post is through
+        finally:
+            node.kill()  # whatever failed, the node does not outlive the test
     assert code == 0
     poster.join(30)
     (answer,) = answers
@@ -153,3 +158,64 @@ def test_a_stream_reconnected_after_a_restart_goes_on_from_the_last_event_it_had
         assert all(int(event) > int(first[-1][0]) for event, _ in again)
     finally:
         node.stop()
+
+
+def test_ctrl_c_again_stops_the_node_now_and_it_loses_nothing_committed(
+    tmp_path: Path,
+) -> None:
+    """What uvicorn's "CTRL+C to force quit" promises: the first Ctrl+C stops the node as it
+    should, the second at once, as ``kill -9`` would. A second SIGTERM does not (a worker gets
+    one from systemd and one from its supervisor)."""
+    node = ServedNode(tmp_path, "TWN")
+    node.start()
+    assert node.process is not None
+    process = node.process
+    node.add([observation(n) for n in range(3)])
+    holder = sqlite3.connect(node.directory / "store.sqlite", isolation_level=None)
+    try:
+        # A post that waits for the store holds the first stop up (for up to STOP_GRACE_S).
+        holder.execute("BEGIN IMMEDIATE")
+        body = b"\n".join(msgspec.json.encode(observation(n)) for n in range(3, 6))
+        answers: list[httpx.Response | httpx.HTTPError] = []
+
+        def post() -> None:
+            try:
+                answers.append(
+                    httpx.post(
+                        f"{node.api_url}/api/observations",
+                        content=body,
+                        headers={**node.headers, "content-type": "application/x-ndjson"},
+                        timeout=60,
+                    )
+                )
+            except httpx.HTTPError as error:
+                answers.append(error)
+
+        poster = threading.Thread(target=post, daemon=True)
+        poster.start()
+        time.sleep(2.0)  # the post reaches the node (a loopback request) and waits there
+        # As systemd and a worker's supervisor both send SIGTERM: the stop waits all the same.
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.poll() is None, "the stop did not wait for the post"
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=STOP_GRACE_S / 2)
+        took = time.monotonic() - began
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        node.kill()
+    assert code == FORCED_EXIT and took < 5, (code, took)
+    poster.join(10)
+    (answer,) = answers
+    assert isinstance(answer, httpx.RemoteProtocolError), answer  # cut off, never told "stored"
+    assert "Ctrl+C again: stopping now, without waiting" in node.log.read_text()
+    # What was committed is there, the post that never got the store is not, the log verifies.
+    assert node.versions("TWN:") == {(observation(n).id, 1) for n in range(3)}
+    verified = run("audit", "verify", "--node", node.directory)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    node.start()
+    node.stop()

@@ -48,6 +48,8 @@ STOP_GRACE_S: Final = 20
 post waiting for the store) before it cancels them; live streams it ends at once. Shorter than
 the supervisor's wait for its workers (:data:`kuroshio.federation.workers.STOP_TIMEOUT_S`) and
 the systemd unit's ``TimeoutStopSec``."""
+FORCED_EXIT: Final = 1
+"""The exit status of a node stopped by a second SIGINT (Ctrl+C again), without waiting."""
 ESCALATION_CHECK_S: Final = 5.0
 LINK_STATUS_CHECK_S: Final = 1.0
 """How often the process running the links looks for a change of their status to write to the
@@ -230,13 +232,22 @@ async def _serve(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def stopping() -> None:
+    def stopping(signum: signal.Signals) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            # Ctrl+C again: stop now, as kill -9 would. Nothing committed is lost that way (the
+            # fault suite kills nodes mid-stream), and an unfinished transaction is rolled back.
+            # Only SIGINT: a worker may get SIGTERM twice (from systemd, which signals every
+            # process of the unit, and from its supervisor) and must still stop as it should.
+            logger.warning("Ctrl+C again: stopping now, without waiting")
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(FORCED_EXIT)
         if not stop.is_set() and on_stop is not None:
             on_stop()
         stop.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping)
+        loop.add_signal_handler(signum, stopping, signum)
         stack.callback(loop.remove_signal_handler, signum)
     async with asyncio.TaskGroup() as tasks:
         ending: list[asyncio.Task[Any]] = [tasks.create_task(stop.wait())]
