@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import getpass
 import ipaddress
 import logging
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import IO, Annotated, Any, Final, Literal
 
 import msgspec
 import tomli_w
@@ -35,6 +36,7 @@ from kuroshio.errors import (
     IdentityError,
     MessageError,
     PartnerError,
+    StoreError,
 )
 from kuroshio.exchange import outbox, witness
 from kuroshio.exchange.batch import batch_label
@@ -303,10 +305,16 @@ class Node:
                 section.backend,
                 path=self.directory / section.path,
                 dsn=section.dsn or os.environ.get(STORE_DSN_VARIABLE),
-                schema=section.schema
-                or f"kuroshio_{self.party.lower()}_{self.config.node.name.replace('-', '_')}",
+                schema=self.store_schema,
             )
         return self._store
+
+    @property
+    def store_schema(self) -> str:
+        """The PostgreSQL schema this node keeps its store in, or would keep it in
+        (``store.schema``; default ``kuroshio_<party>_<node name>``)."""
+        name = self.config.node.name.replace("-", "_")
+        return self.config.store.schema or f"kuroshio_{self.party.lower()}_{name}"
 
     @property
     def identity(self) -> NodeIdentity:
@@ -1299,3 +1307,98 @@ def _toml_path(message: str) -> str:
 
 def open_node(directory: Path) -> Node:
     return Node(directory, load_config(directory))
+
+
+LOCK_FILE: Final = "serve.lock"
+
+
+@contextlib.contextmanager
+def exclusive(node: Node) -> Iterator[IO[str]]:
+    """Hold the node directory's lock: one serving process (or supervisor) per node, and no
+    store move while it runs."""
+    path = node.directory / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"{node.directory} is already served by another process") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield handle
+    finally:
+        handle.close()
+
+
+class StoreMove(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's store moved from its SQLite file into PostgreSQL."""
+
+    file: str
+    """The file moved from, left as it was."""
+    schema: str
+    tables: dict[str, int]
+    """Each table copied and its rows."""
+    audit_size: int
+    """Entries of the audit log, with the same head on both sides."""
+
+
+def move_store_to_postgres(
+    directory: Path,
+    *,
+    schema: str | None = None,
+    on_rows: Callable[[str, int], None] | None = None,
+) -> StoreMove:
+    """Move the store of the node in ``directory`` from its SQLite file into ``schema`` (default
+    :attr:`Node.store_schema`) of the PostgreSQL server named by ``store.dsn`` or
+    KUROSHIO_STORE_DSN, which must hold no rows there yet; then point the node's configuration
+    at it. Every table moves in one transaction (:func:`kuroshio.store.move.move_to_postgres`):
+    on any error nothing is moved and the configuration stays as it was. The caller holds the
+    directory (:func:`exclusive`), so no serving process writes the file meanwhile."""
+    try:
+        from kuroshio.store.move import move_to_postgres
+        from kuroshio.store.postgres import PostgresStore
+    except ImportError as error:
+        raise ConfigError(
+            f"moving to PostgreSQL needs its driver ({error.name}): "
+            "install the extra with pip install 'kuroshio[postgres]'"
+        ) from None
+    from kuroshio.store.sqlite import SQLiteStore
+
+    with open_node(directory) as node:
+        section = node.config.store
+        if section.backend != "sqlite":
+            raise ConfigError(
+                f"{directory} keeps its store on PostgreSQL already (schema {node.store_schema})"
+            )
+        dsn = section.dsn or os.environ.get(STORE_DSN_VARIABLE)
+        if not dsn:
+            raise ConfigError(
+                f"no PostgreSQL server to move to: set {STORE_DSN_VARIABLE} (or store.dsn in "
+                f"{directory / CONFIG_NAME})"
+            )
+        name = schema or node.store_schema
+        config = msgspec.structs.replace(
+            node.config, store=msgspec.structs.replace(section, backend="postgres", schema=name)
+        )
+        source = node.store
+        if not isinstance(source, SQLiteStore):
+            raise ConfigError(f"{directory}: the store is not a SQLite file")
+        with PostgresStore(dsn, schema=name) as target:
+            tables = move_to_postgres(source, target, on_rows=on_rows)
+            with source.snapshot() as before, target.snapshot() as after:
+                head, moved_head = before.audit.head(), after.audit.head()
+        if head != moved_head:
+            raise StoreError(
+                f"the audit log's head differs after the move ({head} in the file,"
+                f" {moved_head} in schema {name}): the node stays on its file"
+            )
+        save_config(directory, config)
+    return StoreMove(
+        file=str(directory / section.path),
+        schema=name,
+        tables={table.table: table.rows for table in tables},
+        audit_size=0 if head is None else head[0],
+    )

@@ -1,11 +1,12 @@
 """The ``kuroshio`` command line: one command per job a watch officer, analyst or liaison does.
 
 This package is the top floor: it alone imports typer and rich, and nothing in kuroshio imports
-it. :data:`app` gathers one module per command group (node, ingest, federation, agreements,
-fusion, users, keys, and the two that start servers: serve and demo); a failure the user can act on
-(:class:`~kuroshio.errors.KuroshioError`) becomes one line on stderr and its exit status,
-anything else keeps its traceback. ``serve`` and ``demo`` are loaded when they run (click's lazy
-subcommands), so the other commands start without the web server and HTTP client.
+it. :data:`app` gathers one module per command group (node, store, ingest, federation,
+agreements, fusion, users, keys, messages, and the two that start servers: serve and demo); a
+failure the user can act on (:class:`~kuroshio.errors.KuroshioError`) becomes one line on stderr
+and its exit status, anything else keeps its traceback. ``serve`` and ``demo`` are loaded when
+they run (click's lazy subcommands), so the other commands start without the web server and
+HTTP client.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
-from kuroshio.cli import agreements, federation, fusion, ingest, keys, messages, node, users
+from kuroshio.cli import (
+    agreements,
+    federation,
+    fusion,
+    ingest,
+    keys,
+    messages,
+    node,
+    store,
+    users,
+)
 from kuroshio.cli.common import print_error
 from kuroshio.errors import KuroshioError
 
@@ -59,7 +70,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="markdown",
 )
-for group in (node, ingest, federation, agreements, fusion, users, keys, messages):
+for group in (node, store, ingest, federation, agreements, fusion, users, keys, messages):
     app.add_typer(group.app)
 
 

@@ -13,15 +13,14 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import fcntl
 import logging
 import math
 import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 import msgspec
 import uvicorn
@@ -35,14 +34,13 @@ from kuroshio.federation.inbox import Inbox
 from kuroshio.federation.link import Link
 from kuroshio.federation.transports import Transport
 from kuroshio.federation.transports.wss import WssTransport
-from kuroshio.node import Node
+from kuroshio.node import Node, exclusive
 from kuroshio.partners import Partner
 from kuroshio.tak import CotService
 
 if TYPE_CHECKING:
     from kuroshio.federation.transports.nats import NatsTransport
 
-LOCK_FILE: Final = "serve.lock"
 STOP_GRACE_S: Final = 20
 """How long a stopping node lets requests in progress finish (an export to a slow client, a
 post waiting for the store) before it cancels them; live streams it ends at once. Shorter than
@@ -75,26 +73,6 @@ class _ApiServer(uvicorn.Server):
     def capture_signals(self) -> Generator[None, None, None]:
         # The serve process owns SIGINT/SIGTERM and stops both listeners itself.
         yield
-
-
-@contextlib.contextmanager
-def exclusive(node: Node) -> Iterator[IO[str]]:
-    """Hold the node directory's serve lock: one serving process (or supervisor) per node."""
-    path = node.directory / LOCK_FILE
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ConfigError(f"{node.directory} is already served by another process") from None
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield handle
-    finally:
-        handle.close()
 
 
 def check_api_binding(node: Node) -> None:
@@ -449,4 +427,4 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return error
 
 
-__all__ = ["Role", "ServeInfo", "check_api_binding", "exclusive", "serve"]
+__all__ = ["Role", "ServeInfo", "check_api_binding", "serve"]

@@ -32,8 +32,8 @@ from typing import Final
 import msgspec
 
 from kuroshio.errors import ConfigError
-from kuroshio.federation.serve import Role, ServeInfo, check_api_binding, exclusive
-from kuroshio.node import Node
+from kuroshio.federation.serve import Role, ServeInfo, check_api_binding
+from kuroshio.node import Node, exclusive
 
 logger = logging.getLogger("kuroshio.workers")
 

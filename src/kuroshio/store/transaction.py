@@ -100,6 +100,12 @@ class Transaction:
         self._observations = observations
         self._after_commit: list[Callable[[], None]] = []
 
+    @property
+    def connection(self) -> Any:
+        """The transaction's connection itself, for work over every table at once (moving a
+        store: :mod:`kuroshio.store.move`)."""
+        return self._conn
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once this transaction has committed (never, if it rolls back): for
         what a process keeps of what the transaction read or wrote."""

@@ -1,0 +1,70 @@
+"""``kuroshio store``: where the node keeps everything, and moving it from its SQLite file to
+PostgreSQL when the node outgrows one file.
+
+The move itself is :func:`kuroshio.node.move_store_to_postgres`; this module holds the node
+directory while it runs (no serving process may write the file meanwhile), shows progress and
+prints what moved.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.table import Table
+
+from kuroshio.cli.common import AsJson, NodeDir, console, progress_bar
+from kuroshio.node import exclusive, move_store_to_postgres, open_node
+
+app = typer.Typer()
+store_app = typer.Typer(help="Where the node keeps everything: move it to PostgreSQL.")
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("move")
+def move(
+    node_dir: NodeDir = Path("."),
+    schema: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL schema to move into (default: kuroshio_<party>_<name>)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Move this node's store from its SQLite file into a PostgreSQL schema, then run the node
+    on it. The server is the one KUROSHIO_STORE_DSN (or store.dsn in kuroshio.toml) names; the
+    schema must hold no rows yet.
+
+    Every table moves, row for row and in one transaction: observations and their history,
+    outbox and inbox with each link's position, ledger, audit log, operators, messages. The
+    node keeps its keys, partners and agreements, so its partners' links go on where they
+    stopped. Stop the node first; the file is left as it was."""
+    with (
+        open_node(node_dir) as node,
+        exclusive(node),
+        progress_bar(as_json, unit="rows") as progress,
+    ):
+        task = progress.add_task("moving", total=None)
+
+        def advance(table: str, rows: int) -> None:
+            progress.update(task, advance=rows, description=table)
+
+        moved = move_store_to_postgres(node_dir, schema=schema, on_rows=advance)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(moved).decode() + "\n")
+        return
+    table = Table(title=f"moved into PostgreSQL schema {moved.schema}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in moved.tables.items():
+        table.add_row(name, str(rows))
+    console.print(table)
+    console.print(
+        f"The node now keeps its store in schema [bold]{moved.schema}[/]; its audit log "
+        f"({moved.audit_size} entries) has the same head there. {moved.file} is left as it was: "
+        "keep it as a copy, and never serve it again (its partners have moved on with the "
+        "schema).",
+        highlight=False,
+    )

@@ -1,0 +1,252 @@
+"""``kuroshio store move``: a node that outgrows its SQLite file moves its whole store into a
+PostgreSQL schema (the real server on 5432) and goes on where it stopped: every row as it was,
+the audit chain whole, and its partners' links carrying on without noticing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from agreements import agree
+from cli_run import run
+from kuroshio.exchange import outbox
+from kuroshio.exchange.inbox import link_state, verify_received
+from kuroshio.exchange.receipt import open_receipt
+from kuroshio.federation.inbox import Inbox
+from kuroshio.model import Marking
+from kuroshio.node import Node, exclusive, init_node, open_node
+from kuroshio.store.postgres import PostgresStore
+from observations import observation
+from pinning import pin
+from sealing import sealed_batch
+
+FIRST_RELEASE = Path(__file__).parent / "fixtures" / "nodes-schema1.tar.gz"
+
+
+@pytest.fixture
+def schema(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A schema name no one uses, dropped afterwards; the server is named the way a user names
+    it (KUROSHIO_STORE_DSN)."""
+    monkeypatch.setenv("KUROSHIO_STORE_DSN", postgres_dsn)
+    name = f"test_move_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def _exchange(sender: Node, receiver: Node) -> int:
+    """One batch from ``sender``'s outbox for ``receiver``, taken in and its receipt stored."""
+    signed = Inbox(receiver).accept(
+        receiver.partners[sender.party], sealed_batch(sender, receiver.party).frame()
+    )
+    receipt = open_receipt(signed, receiver.identity.public_key_bytes)
+    assert sender.take_receipt(receiver.party, receipt, signed)
+    return receipt.seq
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    """TWN and JPN on SQLite files, pinned and agreed, with batches exchanged both ways."""
+    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
+    pin(made[0], made[1])
+    pin(made[1], made[0])
+    for node in made:
+        node.close()
+    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    agree([twn, jpn], tmp_path / "agreements")
+    for start in (0, 40):
+        twn.ingest(
+            [
+                observation(n, marking=Marking(releasable_to=("JPN",)))
+                for n in range(start, start + 40)
+            ]
+        )
+        _exchange(twn, jpn)
+    jpn.ingest(
+        [observation(n, origin="JPN", marking=Marking(releasable_to=("TWN",))) for n in range(25)]
+    )
+    _exchange(jpn, twn)
+    # Something still waiting in JPN's outbox: it must go out from the schema, in its turn.
+    jpn.ingest(
+        [
+            observation(n, origin="JPN", marking=Marking(releasable_to=("TWN",)))
+            for n in range(25, 30)
+        ]
+    )
+    jpn.close()
+    yield twn, jpn
+    twn.close()
+    jpn.close()
+
+
+def _file_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
+    """Every table of a store file: its columns and its rows, read without kuroshio."""
+    conn = sqlite3.connect(path)
+    try:
+        tables = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        found = {}
+        for table in tables:
+            columns = [str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")]
+            rows = conn.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            found[table] = (columns, sorted(rows, key=repr))
+        return found
+    finally:
+        conn.close()
+
+
+def _schema_rows(dsn: str, schema: str, table: str, columns: list[str]) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(f"SELECT {', '.join(columns)} FROM {schema}.{table}").fetchall()
+    return sorted(rows, key=repr)
+
+
+def test_a_node_moved_to_postgresql_keeps_every_row_and_its_links_go_on(
+    pair: tuple[Node, Node], schema: str, postgres_dsn: str
+) -> None:
+    twn, jpn = pair
+    directory = jpn.directory
+    before = _file_rows(directory / "store.sqlite")
+    assert before["inbox_batches"][1] and before["ledger"][1] and before["outbox"][1]
+    with open_node(directory) as old:
+        head = old.audit.verify().head
+
+    moved = run("store", "move", "-n", directory, "--schema", schema, check=True)
+
+    assert f"moved into PostgreSQL schema {schema}" in " ".join(moved.stdout.split())
+    # The node now runs on the schema, and the file is left as it was.
+    assert _file_rows(directory / "store.sqlite") == before
+    with open_node(directory) as node:
+        assert node.config.store.backend == "postgres"
+        assert isinstance(node.store, PostgresStore) and node.store.schema == schema
+    # Every row of every table, as the file held it (meta: the file's keys; the schema adds
+    # its own migration count).
+    for table, (columns, rows) in before.items():
+        kept = _schema_rows(postgres_dsn, schema, table, columns)
+        if table == "meta":
+            kept = [row for row in kept if row[0] != "migrations"]
+        assert kept == rows, f"{table} differs after the move"
+    verified = run("audit", "verify", "-n", directory, check=True)
+    assert f"head seq {head.seq} {head.hash.hex()[:16]}" in verified.stdout
+
+    jpn = open_node(directory)
+    try:
+        # A received item still checks out against the sender's signed batch.
+        received = jpn.store.get("TWN:test:3")
+        assert received is not None
+        with jpn.store.transaction() as tx:
+            assert verify_received(tx, jpn.pinned_keys(), received).status == "verified"
+            assert link_state(tx, "TWN").last_seq == 2
+        # TWN's link goes on with its next batch, and JPN's log grows from the same head.
+        twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in range(80, 90)])
+        assert _exchange(twn, jpn) == 3
+        # JPN's waiting items go out next, chained to the batch it sent from the file.
+        assert _exchange(jpn, twn) == 2
+        jpn.ingest(
+            [
+                observation(n, origin="JPN", marking=Marking(releasable_to=("TWN",)))
+                for n in range(30, 33)
+            ]
+        )
+        assert _exchange(jpn, twn) == 3
+        with jpn.store.transaction() as tx:
+            assert outbox.state(tx, "TWN").pending == 0
+        assert jpn.store.count_versions() == 80 + 30 + 10 + 3
+        report = jpn.audit.verify()
+        assert report.ok, report.problems
+        assert report.checked > head.seq
+    finally:
+        jpn.close()
+    # TWN checks that the heads JPN signed in its receipts, before and after, are one log.
+    partner = run("audit", "verify", "-n", twn.directory, "--partner", "JPN")
+    assert partner.returncode == 0, partner.stdout + partner.stderr
+
+
+def test_a_store_made_by_the_first_release_moves_too(tmp_path: Path, schema: str) -> None:
+    with tarfile.open(FIRST_RELEASE) as archive:
+        archive.extractall(tmp_path, filter="data")
+    directory = tmp_path / "jpn"
+    moved = json.loads(
+        run("store", "move", "-n", directory, "--schema", schema, "--json", check=True).stdout
+    )
+    assert moved["schema"] == schema and moved["file"] == str(directory / "store.sqlite")
+    assert moved["tables"]["inbox_items"] > 0 and moved["tables"]["ledger"] > 0
+    with open_node(directory) as jpn:
+        report = jpn.audit.verify()
+        assert report.ok and report.checked > 5
+        received = jpn.store.get("TWN:fixture:0")
+        assert received is not None and received.provenance.partner == "TWN"
+        with jpn.store.transaction() as tx:
+            assert verify_received(tx, jpn.pinned_keys(), received).status == "verified"
+
+
+def test_a_store_does_not_move_into_a_schema_that_holds_rows(
+    pair: tuple[Node, Node], schema: str, postgres_dsn: str, tmp_path: Path
+) -> None:
+    twn, jpn = pair
+    run("store", "move", "-n", twn.directory, "--schema", schema, check=True)
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        versions = store.count_versions()
+
+    refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
+
+    assert refused.returncode != 0
+    assert f"schema {schema} already holds rows" in " ".join(refused.stderr.split())
+    with open_node(jpn.directory) as node:
+        assert node.config.store.backend == "sqlite"  # JPN stays on its file
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        assert store.count_versions() == versions  # and TWN's rows are untouched
+
+
+def test_a_served_node_does_not_move(pair: tuple[Node, Node], schema: str) -> None:
+    _, jpn = pair
+    with open_node(jpn.directory) as node, exclusive(node):
+        refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
+    assert refused.returncode != 0
+    assert "already served by another process" in refused.stderr
+    with open_node(jpn.directory) as node:
+        assert node.config.store.backend == "sqlite"
+
+
+def test_a_move_without_a_server_named_says_how_to_name_one(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, jpn = pair
+    monkeypatch.delenv("KUROSHIO_STORE_DSN", raising=False)
+    refused = run("store", "move", "-n", jpn.directory)
+    assert refused.returncode != 0
+    assert "set KUROSHIO_STORE_DSN" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_move_that_fails_midway_moves_nothing(
+    pair: tuple[Node, Node], schema: str, postgres_dsn: str
+) -> None:
+    _, jpn = pair
+    # A row the server cannot take (a text with a NUL character, which SQLite keeps): the
+    # copy fails at that table, and everything copied before it is rolled back.
+    with sqlite3.connect(jpn.directory / "store.sqlite") as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("note", "a\x00b"))
+
+    refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
+
+    assert refused.returncode != 0
+    assert "table meta, rows" in refused.stderr
+    with open_node(jpn.directory) as node:
+        assert node.config.store.backend == "sqlite"
+        assert node.store.count_versions() == 110
+    with psycopg.connect(postgres_dsn) as conn:
+        for table in ("audit_log", "current", "daily_counts", "observation_versions"):
+            held = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()
+            assert held == (0,), f"{table} kept rows of a move that failed"
