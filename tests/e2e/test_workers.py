@@ -10,12 +10,14 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 from federation_nodes import ServedNode, agree, post_reports, wait_until, worker_roles
@@ -24,6 +26,7 @@ from postgres_cluster import PostgresCluster, ShutdownMode, missing_requirement,
 from agreements import agreement_text
 from cli_run import run
 from conftest import drop_postgres_schemas, service_unreachable
+from kuroshio.federation.serve import FORCED_EXIT, STOP_GRACE_S
 from kuroshio.model import Marking, Observation
 from kuroshio.store.postgres import application_name
 from observations import observation
@@ -325,3 +328,81 @@ def test_receiving_processes_share_the_partners_links(tmp_path: Path, postgres_d
             for node in (twn, phl, jpn):
                 node.stop()
             drop_postgres_schemas(postgres_dsn)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that still runs (a killed one nobody reaped is a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.e2e
+def test_ctrl_c_again_stops_every_process_of_the_node_now(
+    nodes: tuple[ServedNode, ServedNode], postgres_dsn: str
+) -> None:
+    """Stopping a node served as several processes as a single process stops: a second SIGTERM
+    (systemd signals every process of the unit) changes nothing, Ctrl+C again stops every one
+    of them at once, and what was committed stays."""
+    twn, _ = nodes
+    twn.start("--workers", "1")
+    assert twn.process is not None
+    process = twn.process
+    roles = worker_roles(process.pid)
+    workers = set(roles)
+    api = {pid for pid, role in roles.items() if role == "api"}
+    assert len(workers) == 2 and len(api) == 1
+    twn.add([observation(n) for n in range(3)])
+    # A transaction that holds the node's audit log: a post waits for it in the API worker, and
+    # holds that worker's stop up (for up to its grace).
+    holder = psycopg.connect(postgres_dsn)
+    answers: list[httpx.Response | httpx.HTTPError] = []
+
+    def post() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    f"{twn.api_url}/api/observations",
+                    json=[msgspec.to_builtins(observation(n)) for n in range(3, 6)],
+                    headers=twn.headers,
+                    timeout=60,
+                )
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    poster = threading.Thread(target=post, daemon=True)
+    try:
+        holder.execute(f"SET search_path TO {twn.schema}")
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_log'))")
+        poster.start()
+        time.sleep(2.0)  # the post reaches the API worker and waits there
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.poll() is None, "the supervisor did not wait for its workers"
+        assert all(_running(pid) for pid in api), "the API worker did not wait for its post"
+        began = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=STOP_GRACE_S / 2)
+        took = time.monotonic() - began
+    finally:
+        holder.rollback()
+        holder.close()
+        twn.kill()
+    assert code == FORCED_EXIT and took < 5, (code, took)
+    wait_until(lambda: not any(_running(pid) for pid in workers), "every worker gone", 10)
+    poster.join(10)
+    (answer,) = answers
+    assert isinstance(answer, httpx.RemoteProtocolError), answer  # cut off, never told "stored"
+    log = twn.log.read_text()
+    assert "Ctrl+C again: stopping every process of the node now" in log
+    assert "Traceback" not in log
+    assert twn.versions("TWN:") == {(observation(n).id, 1) for n in range(3)}
+    verified = run("audit", "verify", "--node", twn.directory)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    twn.start("--workers", "1")  # and it serves again
+    assert twn.stop() == 0

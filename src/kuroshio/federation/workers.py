@@ -32,7 +32,7 @@ from typing import Final
 import msgspec
 
 from kuroshio.errors import ConfigError
-from kuroshio.federation.serve import Role, ServeInfo, check_api_binding
+from kuroshio.federation.serve import FORCED_EXIT, Role, ServeInfo, check_api_binding
 from kuroshio.node import Node, exclusive
 
 logger = logging.getLogger("kuroshio.workers")
@@ -112,6 +112,13 @@ class Worker:
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, no waiting: what a second Ctrl+C asks for."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
     def reap(self) -> None:
         process = self.process
@@ -255,16 +262,38 @@ def supervise(
         except _Stop:
             pass
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            for worker in team:
-                worker.stop()
-            for worker in team:
-                worker.reap()
+            # Stopping, as a single process does: Ctrl+C again stops every process at once;
+            # SIGTERM again (systemd signals every process of the unit) changes nothing.
+            signal.signal(signal.SIGINT, _forcing(team))
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                for worker in team:
+                    worker.stop()
+                for worker in team:
+                    worker.reap()
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
+
+
+def _forcing(team: list[Worker]) -> Callable[[int, FrameType | None], None]:
+    """The supervisor's SIGINT handler while it stops: kill every worker and exit at once, as
+    ``kill -9`` of the whole node would (nothing committed is lost; a transaction a worker had
+    open is rolled back by the server)."""
+
+    def force(signum: int, frame: FrameType | None) -> None:
+        logger.warning("Ctrl+C again: stopping every process of the node now, without waiting")
+        for worker in team:
+            worker.kill()
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(FORCED_EXIT)
+
+    return force
 
 
 def _rebalance(team: list[Worker]) -> None:
