@@ -1333,6 +1333,64 @@ def exclusive(node: Node) -> Iterator[IO[str]]:
         handle.close()
 
 
+class StoreBackup(msgspec.Struct, frozen=True, kw_only=True):
+    """A copy of a node's store, checked."""
+
+    file: str
+    bytes: int
+    versions: int
+    """Observation versions the copy holds (history included)."""
+    audit_size: int
+    audit_head: str
+    """The hash of the copy's last audit entry (hex; empty for an empty log)."""
+
+
+def backup_store(directory: Path, target: Path) -> StoreBackup:
+    """Copy the store of the node in ``directory`` (its SQLite file; the node may be serving)
+    into the new file ``target``, then check the copy as a store of its own: SQLite's integrity
+    check, and the audit chain against the node's keys. A node on PostgreSQL is backed up with
+    the server's tools (the error says how). Raises :class:`StoreError` when the copy fails or
+    does not check out (the copy is then removed)."""
+    from kuroshio.store.sqlite import SQLiteStore
+
+    with open_node(directory) as node:
+        if node.config.store.backend != "sqlite":
+            raise ConfigError(
+                f"{directory} keeps its store on PostgreSQL: back up schema {node.store_schema}"
+                f" with the server's tools, e.g. pg_dump --schema={node.store_schema}"
+                f" --format=custom --file={node.party.lower()}.dump (or the server's own backups)"
+            )
+        store = node.store
+        if not isinstance(store, SQLiteStore):
+            raise ConfigError(f"{directory}: the store is not a SQLite file")
+        store.backup(target)
+        try:
+            with SQLiteStore(target) as copy:
+                problems = copy.integrity_problems()
+                if problems:
+                    raise StoreError(f"the copy {target} is damaged: {'; '.join(problems[:5])}")
+                report = AuditLog(copy, node.identity, node.party).verify(
+                    node.identity.all_public_keys
+                )
+                if not report.ok:
+                    first = report.problems[0]
+                    raise StoreError(
+                        f"the copy's audit log does not verify: seq {first.seq}: {first.reason}:"
+                        f" {first.detail}"
+                    )
+                versions = copy.count_versions()
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    return StoreBackup(
+        file=str(target),
+        bytes=target.stat().st_size,
+        versions=versions,
+        audit_size=report.checked,
+        audit_head=report.head.hash.hex() if report.head.seq else "",
+    )
+
+
 class StoreMove(msgspec.Struct, frozen=True, kw_only=True):
     """A node's store moved from its SQLite file into PostgreSQL."""
 

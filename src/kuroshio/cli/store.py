@@ -17,10 +17,10 @@ import typer
 from rich.table import Table
 
 from kuroshio.cli.common import AsJson, NodeDir, console, progress_bar
-from kuroshio.node import exclusive, move_store_to_postgres, open_node
+from kuroshio.node import backup_store, exclusive, move_store_to_postgres, open_node
 
 app = typer.Typer()
-store_app = typer.Typer(help="Where the node keeps everything: move it to PostgreSQL.")
+store_app = typer.Typer(help="Where the node keeps everything: back it up, move it to PostgreSQL.")
 app.add_typer(store_app, name="store")
 
 
@@ -66,5 +66,30 @@ def move(
         f"({moved.audit_size} entries) has the same head there. {moved.file} is left as it was: "
         "keep it as a copy, and never serve it again (its partners have moved on with the "
         "schema).",
+        highlight=False,
+    )
+
+
+@store_app.command("backup")
+def backup(
+    target: Annotated[Path, typer.Argument(help="The new file to write (never replaced).")],
+    node_dir: NodeDir = Path("."),
+    as_json: AsJson = False,
+) -> None:
+    """Copy this node's store (its SQLite file) into a new file, as of one moment, while the
+    node goes on serving; then check the copy: SQLite's integrity check, and its audit chain
+    against the node's keys. A node on PostgreSQL is backed up with the server's tools.
+
+    To restore: stop the node, put the copy in place of store.sqlite (removing store.sqlite-wal
+    and store.sqlite-shm), start it. Links to partners that took in batches after the copy
+    was made stop with "diverged" until the partners agree how to go on."""
+    copied = backup_store(node_dir, target)
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(copied).decode() + "\n")
+        return
+    console.print(
+        f"Backed up into {copied.file} ({copied.bytes / 1e6:.1f} MB): {copied.versions} observation"
+        f" versions; audit log intact, {copied.audit_size} entries"
+        + (f", head {copied.audit_head[:16]}" if copied.audit_head else ""),
         highlight=False,
     )

@@ -165,6 +165,51 @@ class SQLiteStore(_SQLiteReads):
         with self.transaction() as tx:
             return tx.observations.put_events(events)
 
+    def integrity_problems(self) -> list[str]:
+        """What SQLite's integrity check finds wrong with the file (empty: nothing)."""
+        with self._lock:
+            found = [str(row[0]) for row in self._conn.execute("PRAGMA integrity_check")]
+        return [] if found == ["ok"] else found
+
+    def backup(self, target: Path) -> None:
+        """Copy the whole store, as of one moment, into a new file ``target`` (readable by the
+        node's owner alone), while other processes go on writing the store: SQLite's online
+        backup, in one step (a read transaction, which in WAL mode holds up no writer). The copy
+        is written beside ``target`` and renamed into place once it is on disk, so ``target``
+        is never a part of a copy. Raises :class:`StoreError` if ``target`` exists."""
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise StoreError(f"{target} exists: a backup never replaces a file") from None
+        os.close(descriptor)
+        try:
+            partial.unlink(missing_ok=True)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            copy = sqlite3.connect(partial)
+            try:
+                with self._lock:
+                    self._conn.backup(copy)
+            finally:
+                copy.close()
+            descriptor = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(partial, target)
+            folder = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)  # the rename, too, survives a power loss
+            finally:
+                os.close(folder)
+        except BaseException as error:
+            partial.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+            if isinstance(error, sqlite3.Error | OSError):
+                raise StoreError(f"backup of {self.path} into {target}: {error}") from None
+            raise
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
