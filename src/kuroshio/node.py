@@ -80,6 +80,7 @@ from kuroshio.store.inbox import InboxRow
 from kuroshio.store.observations import PreparedRow
 from kuroshio.store.revocations import ANY_KEY
 from kuroshio.store.sql import CURRENT_COLUMNS
+from kuroshio.store.sqlite import SQLiteStore
 from kuroshio.store.tracks import TrackHead
 from kuroshio.store.transaction import Transaction
 
@@ -1322,7 +1323,9 @@ def exclusive(node: Node) -> Iterator[IO[str]]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise ConfigError(f"{node.directory} is already served by another process") from None
+        raise ConfigError(
+            f"{node.directory} is already served by another process (or its store is moving)"
+        ) from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -1351,18 +1354,13 @@ def backup_store(directory: Path, target: Path) -> StoreBackup:
     check, and the audit chain against the node's keys. A node on PostgreSQL is backed up with
     the server's tools (the error says how). Raises :class:`StoreError` when the copy fails or
     does not check out (the copy is then removed)."""
-    from kuroshio.store.sqlite import SQLiteStore
-
     with open_node(directory) as node:
-        if node.config.store.backend != "sqlite":
-            raise ConfigError(
-                f"{directory} keeps its store on PostgreSQL: back up schema {node.store_schema}"
-                f" with the server's tools, e.g. pg_dump --schema={node.store_schema}"
-                f" --format=custom --file={node.party.lower()}.dump (or the server's own backups)"
-            )
-        store = node.store
-        if not isinstance(store, SQLiteStore):
-            raise ConfigError(f"{directory}: the store is not a SQLite file")
+        store = _file_store(
+            node,
+            f"back up schema {node.store_schema} with the server's tools, e.g. pg_dump"
+            f" --schema={node.store_schema} --format=custom --file={node.party.lower()}.dump"
+            " (or the server's own backups)",
+        )
         store.backup(target)
         try:
             with SQLiteStore(target) as copy:
@@ -1389,6 +1387,17 @@ def backup_store(directory: Path, target: Path) -> StoreBackup:
         audit_size=report.checked,
         audit_head=report.head.hash.hex() if report.head.seq else "",
     )
+
+
+def _file_store(node: Node, otherwise: str) -> SQLiteStore:
+    """The node's store, which must be its SQLite file (``otherwise``: what to do instead)."""
+    store = node.store if node.config.store.backend == "sqlite" else None
+    if not isinstance(store, SQLiteStore):
+        raise ConfigError(
+            f"{node.directory} keeps its store on PostgreSQL (schema {node.store_schema}):"
+            f" {otherwise}"
+        )
+    return store
 
 
 class StoreMove(msgspec.Struct, frozen=True, kw_only=True):
@@ -1423,14 +1432,9 @@ def move_store_to_postgres(
             f"moving to PostgreSQL needs its driver ({error.name}): "
             "install the extra with pip install 'kuroshio[postgres]'"
         ) from None
-    from kuroshio.store.sqlite import SQLiteStore
-
     with open_node(directory) as node:
+        source = _file_store(node, "it has moved already")
         section = node.config.store
-        if section.backend != "sqlite":
-            raise ConfigError(
-                f"{directory} keeps its store on PostgreSQL already (schema {node.store_schema})"
-            )
         dsn = section.dsn or os.environ.get(STORE_DSN_VARIABLE)
         if not dsn:
             raise ConfigError(
@@ -1441,9 +1445,6 @@ def move_store_to_postgres(
         config = msgspec.structs.replace(
             node.config, store=msgspec.structs.replace(section, backend="postgres", schema=name)
         )
-        source = node.store
-        if not isinstance(source, SQLiteStore):
-            raise ConfigError(f"{directory}: the store is not a SQLite file")
         with PostgresStore(dsn, schema=name) as target:
             tables = move_to_postgres(source, target, on_rows=on_rows)
             with source.snapshot() as before, target.snapshot() as after:
