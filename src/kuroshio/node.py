@@ -1401,63 +1401,102 @@ def _file_store(node: Node, otherwise: str) -> SQLiteStore:
 
 
 class StoreMove(msgspec.Struct, frozen=True, kw_only=True):
-    """A node's store moved from its SQLite file into PostgreSQL."""
+    """A node's store moved between its SQLite file and PostgreSQL."""
 
+    backend: Literal["sqlite", "postgres"]
+    """Where the store is now."""
     file: str
-    """The file moved from, left as it was."""
+    """The SQLite file moved from (left as it was) or into."""
     schema: str
+    """The PostgreSQL schema moved into or from (left as it was)."""
     tables: dict[str, int]
     """Each table copied and its rows."""
     audit_size: int
     """Entries of the audit log, with the same head on both sides."""
 
 
-def move_store_to_postgres(
+def move_store(
     directory: Path,
     *,
     schema: str | None = None,
+    file: str | None = None,
     on_rows: Callable[[str, int], None] | None = None,
 ) -> StoreMove:
-    """Move the store of the node in ``directory`` from its SQLite file into ``schema`` (default
+    """Move the store of the node in ``directory`` to the other backend, then point the node's
+    configuration at it: from its SQLite file into ``schema`` (default
     :attr:`Node.store_schema`) of the PostgreSQL server named by ``store.dsn`` or
-    KUROSHIO_STORE_DSN, which must hold no rows there yet; then point the node's configuration
-    at it. Every table moves in one transaction (:func:`kuroshio.store.move.move_to_postgres`):
-    on any error nothing is moved and the configuration stays as it was. The caller holds the
-    directory (:func:`exclusive`), so no serving process writes the file meanwhile."""
+    KUROSHIO_STORE_DSN, which must hold no rows there yet; or from its schema into the new file
+    ``file`` (default ``store.sqlite``) in ``directory``. Every table moves in one transaction
+    (:mod:`kuroshio.store.move`): on any error nothing is moved and the configuration stays as
+    it was. The caller holds the directory (:func:`exclusive`), so no serving process of it
+    writes meanwhile."""
     try:
-        from kuroshio.store.move import move_to_postgres
+        from kuroshio.store.move import MovedTable, move_to_postgres, move_to_sqlite
         from kuroshio.store.postgres import PostgresStore
     except ImportError as error:
         raise ConfigError(
-            f"moving to PostgreSQL needs its driver ({error.name}): "
+            f"moving to or from PostgreSQL needs its driver ({error.name}): "
             "install the extra with pip install 'kuroshio[postgres]'"
         ) from None
     with open_node(directory) as node:
-        source = _file_store(node, "it has moved already")
         section = node.config.store
-        dsn = section.dsn or os.environ.get(STORE_DSN_VARIABLE)
-        if not dsn:
-            raise ConfigError(
-                f"no PostgreSQL server to move to: set {STORE_DSN_VARIABLE} (or store.dsn in "
-                f"{directory / CONFIG_NAME})"
-            )
         name = schema or node.store_schema
-        config = msgspec.structs.replace(
-            node.config, store=msgspec.structs.replace(section, backend="postgres", schema=name)
-        )
-        with PostgresStore(dsn, schema=name) as target:
-            tables = move_to_postgres(source, target, on_rows=on_rows)
-            with source.snapshot() as before, target.snapshot() as after:
-                head, moved_head = before.audit.head(), after.audit.head()
-        if head != moved_head:
-            raise StoreError(
-                f"the audit log's head differs after the move ({head} in the file,"
-                f" {moved_head} in schema {name}): the node stays on its file"
-            )
-        save_config(directory, config)
+        tables: list[MovedTable]
+        if section.backend == "sqlite":
+            dsn = section.dsn or os.environ.get(STORE_DSN_VARIABLE)
+            if not dsn:
+                raise ConfigError(
+                    f"no PostgreSQL server to move to: set {STORE_DSN_VARIABLE} (or store.dsn in "
+                    f"{directory / CONFIG_NAME})"
+                )
+            path = section.path
+            file_store = _file_store(node, "it has moved already")
+            with PostgresStore(dsn, schema=name) as schema_store:
+                tables = move_to_postgres(file_store, schema_store, on_rows=on_rows)
+                _same_head(file_store, schema_store)
+            moved = msgspec.structs.replace(section, backend="postgres", schema=name)
+        else:
+            if schema is not None and schema != node.store_schema:
+                raise ConfigError(
+                    f"{directory} keeps its store in schema {node.store_schema}, not {schema}"
+                )
+            path = file or "store.sqlite"
+            target = directory / path
+            if target.exists():
+                raise ConfigError(
+                    f"{target} exists: a store moves only into a new file (the one this node"
+                    " moved from, if it is that, is out of date: move it aside, or name another"
+                    " with --file)"
+                )
+            kept = node.store
+            if not isinstance(kept, PostgresStore):
+                raise ConfigError(f"{directory}: the store is not a PostgreSQL schema")
+            try:
+                with SQLiteStore(target) as file_store:
+                    tables = move_to_sqlite(kept, file_store, on_rows=on_rows)
+                    _same_head(kept, file_store)
+            except BaseException:
+                for suffix in ("", "-wal", "-shm"):
+                    target.with_name(target.name + suffix).unlink(missing_ok=True)
+                raise
+            moved = msgspec.structs.replace(section, backend="sqlite", path=path)
+        save_config(directory, msgspec.structs.replace(node.config, store=moved))
+    audit = next((table.rows for table in tables if table.table == "audit_log"), 0)
     return StoreMove(
-        file=str(directory / section.path),
+        backend=moved.backend,
+        file=str(directory / path),
         schema=name,
         tables={table.table: table.rows for table in tables},
-        audit_size=0 if head is None else head[0],
+        audit_size=audit,
     )
+
+
+def _same_head(source: NodeStore, target: NodeStore) -> None:
+    """Both stores' audit logs end in the same entry (raises :class:`StoreError` otherwise)."""
+    with source.snapshot() as before, target.snapshot() as after:
+        head, moved = before.audit.head(), after.audit.head()
+    if head != moved:
+        raise StoreError(
+            f"the audit log's head differs after the move ({head} before, {moved} after):"
+            " the node stays where it was"
+        )

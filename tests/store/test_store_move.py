@@ -106,6 +106,10 @@ def _file_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[object, ...]
         conn.close()
 
 
+def _without_own(meta: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return [row for row in meta if row[0] not in ("migrations", "schema_version")]
+
+
 def _schema_rows(dsn: str, schema: str, table: str, columns: list[str]) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(f"SELECT {', '.join(columns)} FROM {schema}.{table}").fetchall()
@@ -134,8 +138,8 @@ def test_a_node_moved_to_postgresql_keeps_every_row_and_its_links_go_on(
     # its own migration count).
     for table, (columns, rows) in before.items():
         kept = _schema_rows(postgres_dsn, schema, table, columns)
-        if table == "meta":
-            kept = [row for row in kept if row[0] != "migrations"]
+        if table == "meta":  # each backend counts its own migrations
+            kept, rows = _without_own(kept), _without_own(rows)
         assert kept == rows, f"{table} differs after the move"
     verified = run("audit", "verify", "-n", directory, check=True)
     assert f"head seq {head.seq} {head.hash.hex()[:16]}" in verified.stdout
@@ -250,3 +254,77 @@ def test_a_move_that_fails_midway_moves_nothing(
         for table in ("audit_log", "current", "daily_counts", "observation_versions"):
             held = conn.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()
             assert held == (0,), f"{table} kept rows of a move that failed"
+
+
+def test_a_node_moved_back_to_a_file_keeps_every_row_and_its_links_go_on(
+    pair: tuple[Node, Node], schema: str, postgres_dsn: str
+) -> None:
+    twn, jpn = pair
+    directory = jpn.directory
+    run("store", "move", "-n", directory, "--schema", schema, check=True)
+    # On PostgreSQL, the node goes on: its next batch out is acked (its outbox rows deleted)
+    # and another comes in.
+    jpn = open_node(directory)
+    try:
+        assert _exchange(jpn, twn) == 2
+        twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in range(80, 90)])
+        assert _exchange(twn, jpn) == 3
+        head = jpn.audit.verify().head
+    finally:
+        jpn.close()
+
+    # The file it moved from is out of date: it does not move back over it.
+    refused = run("store", "move", "-n", directory)
+    assert refused.returncode != 0 and "exists" in refused.stderr
+    back = run("store", "move", "-n", directory, "--file", "back.sqlite", "--json", check=True)
+
+    assert json.loads(back.stdout)["backend"] == "sqlite"
+    copied = _file_rows(directory / "back.sqlite")
+    for table, (columns, rows) in copied.items():
+        kept = _schema_rows(postgres_dsn, schema, table, columns)
+        if table == "meta":
+            kept, rows = _without_own(kept), _without_own(rows)
+        assert rows == kept, f"{table} differs after the move back"
+    assert len(copied["observation_versions"][1]) == 80 + 30 + 10
+    with psycopg.connect(postgres_dsn) as conn:
+        (given,) = conn.execute(f"SELECT last_value FROM {schema}.outbox_row_seq").fetchone() or (
+            0,
+        )
+    with sqlite3.connect(directory / "back.sqlite") as conn:
+        counters = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+    assert counters["outbox"] >= given > 0  # numbers given on PostgreSQL are not given again
+    verified = run("audit", "verify", "-n", directory, check=True)
+    assert f"head seq {head.seq} {head.hash.hex()[:16]}" in verified.stdout
+
+    jpn = open_node(directory)
+    try:
+        assert jpn.config.store.backend == "sqlite" and jpn.config.store.path == "back.sqlite"
+        jpn.ingest(
+            [
+                observation(n, origin="JPN", marking=Marking(releasable_to=("TWN",)))
+                for n in range(40, 45)
+            ]
+        )
+        assert _exchange(jpn, twn) == 3
+        twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in range(90, 95)])
+        assert _exchange(twn, jpn) == 4
+        assert jpn.audit.verify().ok
+    finally:
+        jpn.close()
+    partner = run("audit", "verify", "-n", twn.directory, "--partner", "JPN")
+    assert partner.returncode == 0, partner.stdout + partner.stderr
+
+
+def test_a_store_does_not_move_back_while_another_process_uses_its_schema(
+    pair: tuple[Node, Node], schema: str, postgres_dsn: str
+) -> None:
+    _, jpn = pair
+    run("store", "move", "-n", jpn.directory, "--schema", schema, check=True)
+    # A process of the node on another machine (the serve lock is this machine's only).
+    with PostgresStore(postgres_dsn, schema=schema):
+        refused = run("store", "move", "-n", jpn.directory, "--file", "back.sqlite")
+    assert refused.returncode != 0
+    assert "stop every process of the node, on every machine" in " ".join(refused.stderr.split())
+    assert not (jpn.directory / "back.sqlite").exists()
+    with open_node(jpn.directory) as node:
+        assert node.config.store.backend == "postgres"

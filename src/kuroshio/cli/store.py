@@ -17,10 +17,12 @@ import typer
 from rich.table import Table
 
 from kuroshio.cli.common import AsJson, NodeDir, console, progress_bar
-from kuroshio.node import backup_store, exclusive, move_store_to_postgres, open_node
+from kuroshio.node import backup_store, exclusive, move_store, open_node
 
 app = typer.Typer()
-store_app = typer.Typer(help="Where the node keeps everything: back it up, move it to PostgreSQL.")
+store_app = typer.Typer(
+    help="Where the node keeps everything: back it up, move it to PostgreSQL and back."
+)
 app.add_typer(store_app, name="store")
 
 
@@ -31,16 +33,21 @@ def move(
         str | None,
         typer.Option(help="PostgreSQL schema to move into (default: kuroshio_<party>_<name>)."),
     ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(help="New SQLite file to move back into (default: store.sqlite)."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Move this node's store from its SQLite file into a PostgreSQL schema, then run the node
-    on it. The server is the one KUROSHIO_STORE_DSN (or store.dsn in kuroshio.toml) names; the
-    schema must hold no rows yet.
+    """Move this node's store from its SQLite file into a PostgreSQL schema, or back from its
+    schema into a new file; then run the node on it. The server is the one KUROSHIO_STORE_DSN
+    (or store.dsn in kuroshio.toml) names; the schema moved into must hold no rows yet.
 
     Every table moves, row for row and in one transaction: observations and their history,
     outbox and inbox with each link's position, ledger, audit log, operators, messages. The
     node keeps its keys, partners and agreements, so its partners' links go on where they
-    stopped. Stop the node first; the file is left as it was."""
+    stopped. Stop the node first (every process of it, on every machine); the store moved from
+    is left as it was."""
     with (
         open_node(node_dir) as node,
         exclusive(node),
@@ -51,21 +58,25 @@ def move(
         def advance(table: str, rows: int) -> None:
             progress.update(task, advance=rows, description=table)
 
-        moved = move_store_to_postgres(node_dir, schema=schema, on_rows=advance)
+        moved = move_store(node_dir, schema=schema, file=file, on_rows=advance)
     if as_json:
         sys.stdout.write(msgspec.json.encode(moved).decode() + "\n")
         return
-    table = Table(title=f"moved into PostgreSQL schema {moved.schema}")
+    into, left = (
+        (f"PostgreSQL schema {moved.schema}", moved.file)
+        if moved.backend == "postgres"
+        else (f"the file {moved.file}", f"Schema {moved.schema}")
+    )
+    table = Table(title=f"moved into {into}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, rows in moved.tables.items():
         table.add_row(name, str(rows))
     console.print(table)
     console.print(
-        f"The node now keeps its store in schema [bold]{moved.schema}[/]; its audit log "
-        f"({moved.audit_size} entries) has the same head there. {moved.file} is left as it was: "
-        "keep it as a copy, and never serve it again (its partners have moved on with the "
-        "schema).",
+        f"The node now keeps its store in {into}; its audit log ({moved.audit_size} entries) has"
+        f" the same head there. {left} is left as it was: keep it as a copy, and never serve it"
+        " again (its partners have moved on with the store).",
         highlight=False,
     )
 
