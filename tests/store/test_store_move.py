@@ -5,6 +5,7 @@ the audit chain whole, and its partners' links carrying on without noticing."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import tarfile
 import uuid
@@ -328,3 +329,18 @@ def test_a_store_does_not_move_back_while_another_process_uses_its_schema(
     assert not (jpn.directory / "back.sqlite").exists()
     with open_node(jpn.directory) as node:
         assert node.config.store.backend == "postgres"
+
+
+def test_a_move_to_a_server_that_does_not_answer_says_so_and_moves_nothing(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, jpn = pair
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("KUROSHIO_STORE_DSN", f"host=127.0.0.1 port={port} user=kuroshio")
+    refused = run("store", "move", "-n", jpn.directory)
+    assert refused.returncode != 0
+    assert "cannot open PostgreSQL store" in refused.stderr and "Traceback" not in refused.stderr
+    with open_node(jpn.directory) as node:
+        assert node.config.store.backend == "sqlite"

@@ -13,6 +13,7 @@ the same rows. The source is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, Protocol
@@ -227,7 +228,11 @@ def move_to_postgres(
     Raises :class:`StoreError` saying which table and why."""
     _same_version(source, target)
     pg = target.connection
-    with source.transaction() as held, pg.transaction():
+    with (
+        _failing(f"moving {source.path} into schema {target.schema}"),
+        source.transaction() as held,
+        pg.transaction(),
+    ):
         # No other process moves into the same schema meanwhile, nor migrates it.
         pg.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (target.schema,))
         schema = _Schema(pg)
@@ -253,7 +258,11 @@ def move_to_sqlite(
     writing the schema after the move). Raises :class:`StoreError` saying which table and why."""
     _same_version(source, target)
     pg = source.connection
-    with pg.transaction(), target.transaction() as held:
+    with (
+        _failing(f"moving schema {source.schema} into {target.path}"),
+        pg.transaction(),
+        target.transaction() as held,
+    ):
         pg.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         others = pg.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
@@ -272,6 +281,16 @@ def move_to_sqlite(
         if held_tables:
             raise StoreError(f"{target.path} already holds rows (in {', '.join(held_tables)})")
         return _move(schema, file, on_rows)
+
+
+@contextlib.contextmanager
+def _failing(what: str) -> Iterator[None]:
+    """A database error anywhere in a move (the server gone, a disk full) as a
+    :class:`StoreError` that says what was moving; the move's transactions roll back."""
+    try:
+        yield
+    except (psycopg.Error, sqlite3.Error) as error:
+        raise StoreError(f"{what}: {error}") from None
 
 
 def _same_version(source: SQLiteStore | PostgresStore, target: SQLiteStore | PostgresStore) -> None:
