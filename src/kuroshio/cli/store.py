@@ -1,9 +1,10 @@
-"""``kuroshio store``: where the node keeps everything, and moving it from its SQLite file to
-PostgreSQL when the node outgrows one file.
+"""``kuroshio store``: where the node keeps everything: a checked copy of its file while it
+serves, and moving it from its SQLite file to PostgreSQL when the node outgrows one file (and
+back).
 
-The move itself is :func:`kuroshio.node.move_store_to_postgres`; this module holds the node
-directory while it runs (no serving process may write the file meanwhile), shows progress and
-prints what moved.
+The work is :func:`kuroshio.node.backup_store` and :func:`kuroshio.node.move_store`; this module
+holds the node directory while a move runs (no serving process may write the store meanwhile),
+shows progress and prints what was done.
 """
 
 from __future__ import annotations
