@@ -1,16 +1,17 @@
 """Operators opening the picture at once: what the operator API serves as one process and as
 several API workers (``kuroshio serve --workers N``, a node on PostgreSQL).
 
-TWN holds ``REPORTS`` of its own air reports of the last hours. ``OPERATORS`` clients (threads of
-this process, each with its own keep-alive connection and the node's admin token) each ask, again
-and again for ``SECONDS``, for what a picture asks first: every current report of the window
-(``GET /api/observations``, the whole page). TWN runs, in turn: on SQLite as one process (the
-embedded default); on a schema of the PostgreSQL server (``KUROSHIO_BENCH_POSTGRES``, default
-the local one) as one process; and as 1 and 2 API workers. For each: answers per second, their
-latency (median and p99), and the CPU per answer of the node's processes and of the database
-server's backends serving them (read from /proc, so the server must run on this machine).
-The clients share the machine's cores with the node. No target: the figures are for sizing
-``--workers``. Without a reachable server only the SQLite run is measured. Prints one JSON line.
+TWN holds ``REPORTS`` of its own air reports of the last hour. ``OPERATORS`` clients (threads of
+``CLIENT_PROCESSES`` processes, each with its own keep-alive connection and the node's admin
+token) each ask, again and again for ``SECONDS``, for what a picture asks first: every current
+report of the window (``GET /api/observations``, the whole page). TWN runs, in turn: on SQLite
+as one process (the embedded default); on a schema of the PostgreSQL server
+(``KUROSHIO_BENCH_POSTGRES``, default the local one) as one process; and as 1 and 2 API
+workers. For each: answers per second, their latency (median and p99), and the CPU per answer
+of the node's processes and of the database server's backends serving them (read from /proc,
+so the server must run on this machine). The clients share the machine's cores with the node.
+No target: the figures are for sizing ``--workers``. Without a reachable server only the SQLite
+run is measured. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +40,39 @@ from kuroshio.node import open_node
 
 REPORTS = 1_000
 OPERATORS = 16
+CLIENT_PROCESSES = 4
+"""The operators' threads are spread over this many processes, so that the clients' own
+interpreter lock does not bound what they ask for."""
 SECONDS = 5.0 if bench.QUICK else 20.0
 WORKERS = (1, 2)
 
 
 def _load(url: str, headers: dict[str, str], until: float, latencies: list[float]) -> None:
-    """One operator: ask for the window again and again until ``until``."""
+    """One operator: ask for the window again and again until ``until`` (each answer read
+    whole, and as long as the first, which was checked to hold every report)."""
     with httpx.Client(headers=headers, timeout=60) as client:
+        size = None
         while time.monotonic() < until:
             began = time.perf_counter()
             response = client.get(url)
             latencies.append(time.perf_counter() - began)
-            if response.status_code != 200 or len(response.json()["items"]) != REPORTS:
+            if response.status_code != 200 or size not in (None, len(response.content)):
                 raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
+            size = len(response.content)
+
+
+def _operators(url: str, headers: dict[str, str], until: float, count: int) -> list[float]:
+    """``count`` operators in threads of this (client) process; every answer's latency."""
+    latencies: list[list[float]] = [[] for _ in range(count)]
+    threads = [
+        threading.Thread(target=_load, args=(url, headers, until, latencies[n]))
+        for n in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [value for each in latencies for value in each]
 
 
 def run(label: str, schema: str | None, options: tuple[str, ...]) -> dict[str, float]:
@@ -77,20 +99,21 @@ def run(label: str, schema: str | None, options: tuple[str, ...]) -> dict[str, f
             # Each worker answers once before the clock starts (its first request warms it).
             with httpx.Client(headers=headers, timeout=60) as client:
                 for _ in range(8):
-                    client.get(url).raise_for_status()
+                    first = client.get(url)
+                    first.raise_for_status()
+                    assert len(first.json()["items"]) == REPORTS
             backends = server_backends(schema) if schema else []
             cpu = bench.cpu_s(serving.pid, children=True)
             served = sum(bench.cpu_s(pid) for pid in backends)
-            latencies: list[list[float]] = [[] for _ in range(OPERATORS)]
             began = time.monotonic()
-            operators = [
-                threading.Thread(target=_load, args=(url, headers, began + SECONDS, latencies[n]))
-                for n in range(OPERATORS)
-            ]
-            for operator in operators:
-                operator.start()
-            for operator in operators:
-                operator.join()
+            until, each = began + SECONDS, OPERATORS // CLIENT_PROCESSES
+            with ProcessPoolExecutor(CLIENT_PROCESSES) as clients:
+                latencies = list(
+                    clients.map(
+                        _operators,
+                        *([value] * CLIENT_PROCESSES for value in (url, headers, until, each)),
+                    )
+                )
             took = time.monotonic() - began
             cpu = bench.cpu_s(serving.pid, children=True) - cpu
             backends = server_backends(schema) if schema else []
@@ -119,7 +142,7 @@ def main() -> None:
     metrics.update(run("SQLite, one process", None, ()))
     setup: dict[str, Any] = {
         "reports in the window": REPORTS,
-        "operators": OPERATORS,
+        "operators": f"{OPERATORS}, in {CLIENT_PROCESSES} client processes",
         "seconds per run": SECONDS,
         "request": "GET /api/observations of the last hour, limit 10 000 (the picture's first)",
     }

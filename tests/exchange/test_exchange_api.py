@@ -14,7 +14,7 @@ import pytest
 from api_server import serving
 from kuroshio.errors import ConfigError
 from kuroshio.federation.serve import check_api_binding
-from kuroshio.model import Marking
+from kuroshio.model import Marking, Observation
 from kuroshio.node import Node, init_node, open_node, save_config
 from observations import observation
 
@@ -32,6 +32,11 @@ def node(tmp_path: Path) -> Iterator[Node]:
 def client(node: Node) -> Iterator[httpx.Client]:
     with serving(node) as http:
         yield http
+
+
+class ObservationPage(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[Observation]
+    next_cursor: str | None
 
 
 def _ndjson(numbers: range) -> bytes:
@@ -64,6 +69,11 @@ def test_observations_added_as_ndjson_or_array_and_paged_back(
         if cursor is None:
             break
     assert sorted(seen) == sorted(f"TWN:test:{n}" for n in range(160))
+    # Every item answered is the observation as stored, whole and valid as a record.
+    answer = client.get("/api/observations", params={"limit": 1000}).content
+    page = msgspec.json.decode(answer, type=ObservationPage)
+    assert page.next_cursor is None and len(page.items) == 160
+    assert page.items == [node.store.get(item.id) for item in page.items]
     [entry, *_] = list(node.audit.entries("ingest"))
     assert entry.subject == "100 observations via api"
 

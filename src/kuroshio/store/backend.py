@@ -43,6 +43,13 @@ class Reader(Protocol):
         """Current observations ordered by (observed_at, id), one page at a time."""
         ...
 
+    def query_bodies(
+        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
+    ) -> tuple[list[bytes], str | None]:
+        """:meth:`query`'s page as each observation's stored canonical JSON, and the cursor of
+        the next page (None: no more)."""
+        ...
+
     def iter_query(
         self, selection: ObservationFilter, *, page_size: int = 1000
     ) -> Iterator[Observation]:

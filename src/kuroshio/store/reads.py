@@ -59,6 +59,17 @@ class Reads:
         self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
     ) -> Page:
         """Current observations ordered by (observed_at, id), one page at a time."""
+        bodies, next_cursor = self.query_bodies(selection, limit=limit, cursor=cursor)
+        return Page(
+            items=[_observation_decoder.decode(body) for body in bodies], next_cursor=next_cursor
+        )
+
+    def query_bodies(
+        self, selection: ObservationFilter, *, limit: int = 1000, cursor: str | None = None
+    ) -> tuple[list[bytes], str | None]:
+        """:meth:`query`'s page as each observation's stored canonical JSON, not decoded (for an
+        answer that passes them on as they are), and the cursor of the next page (None: no
+        more)."""
         if not 1 <= limit <= 100_000:
             raise StoreError(f"limit must be between 1 and 100000, not {limit}")
         where, params = observation_where(selection, "?")
@@ -76,9 +87,8 @@ class Reads:
             rows = conn.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [_observation_decoder.decode(row[2]) for row in rows]
         next_cursor = encode_cursor(int(rows[-1][0]), str(rows[-1][1])) if more and rows else None
-        return Page(items=items, next_cursor=next_cursor)
+        return [bytes(row[2]) for row in rows], next_cursor
 
     def iter_query(
         self, selection: ObservationFilter, *, page_size: int = 1000
