@@ -3,6 +3,7 @@ paging, events, links."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,9 @@ import pytest
 from api_server import serving
 from kuroshio.errors import ConfigError
 from kuroshio.federation.serve import check_api_binding
-from kuroshio.model import Marking, Observation
+from kuroshio.model import Event, Marking, Observation, Point
 from kuroshio.node import Node, init_node, open_node, save_config
-from observations import observation
+from observations import T0, observation
 
 
 @pytest.fixture
@@ -37,6 +38,10 @@ def client(node: Node) -> Iterator[httpx.Client]:
 class ObservationPage(msgspec.Struct, forbid_unknown_fields=True):
     items: list[Observation]
     next_cursor: str | None
+
+
+class EventPage(msgspec.Struct, forbid_unknown_fields=True):
+    items: list[Event]
 
 
 def _ndjson(numbers: range) -> bytes:
@@ -99,6 +104,26 @@ def test_query_parameters_are_checked(client: httpx.Client) -> None:
     client.post("/api/observations", content=_ndjson(range(3)))
     inside = client.get("/api/observations", params={"bbox": "119.9,21,120.015,23"}).json()
     assert [i["id"] for i in inside["items"]] == ["TWN:test:0", "TWN:test:1"]
+
+
+def test_events_are_answered_whole_in_time_order(client: httpx.Client, node: Node) -> None:
+    events = [
+        Event(
+            id=f"ev-{n}",
+            kind="strait_transit",
+            at=T0 + dt.timedelta(minutes=10 - n),
+            zone="Miyako Strait",
+            direction="to Pacific",
+            origin="TWN",
+            location=Point(coordinates=(125.3, 24.9)),
+            observations=((f"TWN:test:{n}", 1),),
+        )
+        for n in range(3)
+    ]
+    node.store.put_events(events)
+    answer = client.get("/api/events", params={"kind": "strait_transit"}).content
+    assert msgspec.json.decode(answer, type=EventPage).items == events[::-1]
+    assert client.get("/api/events", params={"kind": "adiz_entry"}).json() == {"items": []}
 
 
 def test_events_and_links_answer_empty_on_a_new_node(client: httpx.Client) -> None:

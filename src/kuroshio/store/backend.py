@@ -60,6 +60,10 @@ class Reader(Protocol):
 
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]: ...
 
+    def query_event_bodies(self, selection: EventFilter, limit: int = 10_000) -> list[bytes]:
+        """:meth:`query_events` as each event's stored canonical JSON."""
+        ...
+
     def close(self) -> None: ...
 
     def snapshot(self) -> contextlib.AbstractContextManager[Transaction]:

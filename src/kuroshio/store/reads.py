@@ -116,12 +116,16 @@ class Reads:
         return int(found[0]) if found else 0
 
     def query_events(self, selection: EventFilter, *, limit: int = 10_000) -> list[Event]:
+        return [_event_decoder.decode(body) for body in self.query_event_bodies(selection, limit)]
+
+    def query_event_bodies(self, selection: EventFilter, limit: int = 10_000) -> list[bytes]:
+        """:meth:`query_events` as each event's stored canonical JSON, not decoded."""
         where, params = event_where(selection, "?")
         sql = "SELECT body FROM events" + where_clause(where) + " ORDER BY at, id LIMIT ?"
         params.append(limit)
         with self._qmark() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [_event_decoder.decode(row[0]) for row in rows]
+        return [bytes(row[0]) for row in rows]
 
     def extent(self) -> Extent:
         """The period the current observations cover, and how many there are."""
