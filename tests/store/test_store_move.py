@@ -25,7 +25,7 @@ from kuroshio.model import Marking
 from kuroshio.node import Node, exclusive, init_node, open_node
 from kuroshio.store.postgres import PostgresStore
 from observations import observation
-from pinning import pin
+from pinning import pin_all
 from sealing import sealed_batch
 
 FIRST_RELEASE = Path(__file__).parent / "fixtures" / "nodes-schema1.tar.gz"
@@ -56,8 +56,7 @@ def _exchange(sender: Node, receiver: Node) -> int:
 def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     """TWN and JPN on SQLite files, pinned and agreed, with batches exchanged both ways."""
     made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin(made[0], made[1])
-    pin(made[1], made[0])
+    pin_all(made)
     for node in made:
         node.close()
     twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
@@ -85,6 +84,16 @@ def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     yield twn, jpn
     twn.close()
     jpn.close()
+
+
+def _refused(directory: Path, *options: str, saying: str, stays: str) -> None:
+    """``store move`` with ``options`` fails, says ``saying`` (no traceback), and leaves the
+    node on the store it was on (``stays``: its backend)."""
+    refused = run("store", "move", "-n", directory, *options)
+    assert refused.returncode != 0
+    assert saying in " ".join(refused.stderr.split()) and "Traceback" not in refused.stderr
+    with open_node(directory) as node:
+        assert node.config.store.backend == stays
 
 
 def _file_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
@@ -204,12 +213,13 @@ def test_a_store_does_not_move_into_a_schema_that_holds_rows(
     with PostgresStore(postgres_dsn, schema=schema) as store:
         versions = store.count_versions()
 
-    refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
-
-    assert refused.returncode != 0
-    assert f"schema {schema} already holds rows" in " ".join(refused.stderr.split())
-    with open_node(jpn.directory) as node:
-        assert node.config.store.backend == "sqlite"  # JPN stays on its file
+    _refused(
+        jpn.directory,
+        "--schema",
+        schema,
+        saying=f"schema {schema} already holds rows",
+        stays="sqlite",
+    )
     with PostgresStore(postgres_dsn, schema=schema) as store:
         assert store.count_versions() == versions  # and TWN's rows are untouched
 
@@ -217,11 +227,13 @@ def test_a_store_does_not_move_into_a_schema_that_holds_rows(
 def test_a_served_node_does_not_move(pair: tuple[Node, Node], schema: str) -> None:
     _, jpn = pair
     with open_node(jpn.directory) as node, exclusive(node):
-        refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
-    assert refused.returncode != 0
-    assert "already served by another process" in refused.stderr
-    with open_node(jpn.directory) as node:
-        assert node.config.store.backend == "sqlite"
+        _refused(
+            jpn.directory,
+            "--schema",
+            schema,
+            saying="already served by another process",
+            stays="sqlite",
+        )
 
 
 def test_a_move_without_a_server_named_says_how_to_name_one(
@@ -229,10 +241,7 @@ def test_a_move_without_a_server_named_says_how_to_name_one(
 ) -> None:
     _, jpn = pair
     monkeypatch.delenv("KUROSHIO_STORE_DSN", raising=False)
-    refused = run("store", "move", "-n", jpn.directory)
-    assert refused.returncode != 0
-    assert "set KUROSHIO_STORE_DSN" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    _refused(jpn.directory, saying="set KUROSHIO_STORE_DSN", stays="sqlite")
 
 
 def test_a_move_that_fails_midway_moves_nothing(
@@ -244,12 +253,9 @@ def test_a_move_that_fails_midway_moves_nothing(
     with sqlite3.connect(jpn.directory / "store.sqlite") as conn:
         conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", ("note", "a\x00b"))
 
-    refused = run("store", "move", "-n", jpn.directory, "--schema", schema)
+    _refused(jpn.directory, "--schema", schema, saying="table meta, rows", stays="sqlite")
 
-    assert refused.returncode != 0
-    assert "table meta, rows" in refused.stderr
     with open_node(jpn.directory) as node:
-        assert node.config.store.backend == "sqlite"
         assert node.store.count_versions() == 110
     with psycopg.connect(postgres_dsn) as conn:
         for table in ("audit_log", "current", "daily_counts", "observation_versions"):
@@ -275,8 +281,7 @@ def test_a_node_moved_back_to_a_file_keeps_every_row_and_its_links_go_on(
         jpn.close()
 
     # The file it moved from is out of date: it does not move back over it.
-    refused = run("store", "move", "-n", directory)
-    assert refused.returncode != 0 and "exists" in refused.stderr
+    _refused(directory, saying="exists", stays="postgres")
     back = run("store", "move", "-n", directory, "--file", "back.sqlite", "--json", check=True)
 
     assert json.loads(back.stdout)["backend"] == "sqlite"
@@ -323,12 +328,14 @@ def test_a_store_does_not_move_back_while_another_process_uses_its_schema(
     run("store", "move", "-n", jpn.directory, "--schema", schema, check=True)
     # A process of the node on another machine (the serve lock is this machine's only).
     with PostgresStore(postgres_dsn, schema=schema):
-        refused = run("store", "move", "-n", jpn.directory, "--file", "back.sqlite")
-    assert refused.returncode != 0
-    assert "stop every process of the node, on every machine" in " ".join(refused.stderr.split())
+        _refused(
+            jpn.directory,
+            "--file",
+            "back.sqlite",
+            saying="stop every process of the node, on every machine",
+            stays="postgres",
+        )
     assert not (jpn.directory / "back.sqlite").exists()
-    with open_node(jpn.directory) as node:
-        assert node.config.store.backend == "postgres"
 
 
 def test_a_move_to_a_server_that_does_not_answer_says_so_and_moves_nothing(
@@ -339,8 +346,4 @@ def test_a_move_to_a_server_that_does_not_answer_says_so_and_moves_nothing(
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     monkeypatch.setenv("KUROSHIO_STORE_DSN", f"host=127.0.0.1 port={port} user=kuroshio")
-    refused = run("store", "move", "-n", jpn.directory)
-    assert refused.returncode != 0
-    assert "cannot open PostgreSQL store" in refused.stderr and "Traceback" not in refused.stderr
-    with open_node(jpn.directory) as node:
-        assert node.config.store.backend == "sqlite"
+    _refused(jpn.directory, saying="cannot open PostgreSQL store", stays="sqlite")
