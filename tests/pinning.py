@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from kuroshio.node import Node, save_config
+from kuroshio.node import Node, init_node, open_node, save_config
 from kuroshio.partners import PartnerConfig, make_card, store_card
 
 
@@ -31,3 +32,13 @@ def pin_all(nodes: Iterable[Node], *, unpinned: Iterable[tuple[str, str]] = ()) 
         for other in nodes:
             if other is not node and (node.party, other.party) not in skipped:
                 pin(node, other)
+
+
+def pinned_nodes(folder: Path, parties: Sequence[str]) -> list[Node]:
+    """A node of each of ``parties`` made in ``folder`` (a directory each, named after the
+    party), each pinning every other, and opened again with its partners loaded."""
+    made = [init_node(folder / party.lower(), party) for party in parties]
+    pin_all(made)
+    for node in made:
+        node.close()
+    return [open_node(folder / party.lower()) for party in parties]

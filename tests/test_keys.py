@@ -19,7 +19,7 @@ from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
 from kuroshio.node import init_node, open_node
 from observations import observation
-from pinning import pin, pin_all
+from pinning import pin, pinned_nodes
 from sealing import sealed_batch
 
 PASSPHRASE = "a passphrase for the watch"
@@ -77,11 +77,7 @@ def test_certificates_that_end_soon_are_warned_of(tmp_path: Path) -> None:
 def test_a_rotated_key_is_taken_on_the_old_keys_word_and_old_signatures_stay_valid(
     tmp_path: Path,
 ) -> None:
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    twn, jpn = pinned_nodes(tmp_path, ("TWN", "JPN"))
     agree([twn, jpn], tmp_path / "agreements")  # signed with TWN's first key
     to_japan = Marking(releasable_to=("JPN",))
     twn.ingest([observation(1, marking=to_japan)])

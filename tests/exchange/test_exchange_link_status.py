@@ -18,17 +18,14 @@ from kuroshio.exchange.status import (
     kept_live,
     link_reports,
 )
-from kuroshio.node import Node, init_node, open_node
-from pinning import pin_all
+from kuroshio.node import Node
+from pinning import pinned_nodes
 
 
 @pytest.fixture
 def twn(tmp_path: Path) -> Iterator[Node]:
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    node = open_node(tmp_path / "twn")
+    node, other = pinned_nodes(tmp_path, ("TWN", "JPN"))
+    other.close()
     yield node
     node.close()
 

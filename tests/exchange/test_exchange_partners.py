@@ -14,9 +14,8 @@ from cli_run import run
 from kuroshio.exchange.wire import LinkRefused
 from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
-from kuroshio.node import init_node, open_node
 from observations import observation
-from pinning import pin_all
+from pinning import pinned_nodes
 from sealing import sealed_batch
 
 
@@ -128,11 +127,7 @@ def test_audit_verify_reports_where_the_chain_breaks(nodes: tuple[Path, Path]) -
 def test_a_revoked_partner_is_refused_at_once_by_a_serving_node(tmp_path: Path) -> None:
     """The node keeps serving (its objects loaded before); the revocation is made by another
     process (the command line) and takes effect at the next batch, both ways."""
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    twn, jpn = pinned_nodes(tmp_path, ("TWN", "JPN"))
     try:
         agree([twn, jpn], tmp_path / "agreements")
         serving = Inbox(jpn)

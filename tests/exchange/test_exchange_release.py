@@ -24,23 +24,20 @@ from kuroshio.federation import link as link_module
 from kuroshio.federation.inbox import Inbox
 from kuroshio.federation.transports.wss import WssTransport
 from kuroshio.model import Marking, Observation, OriginatorControl, Point
-from kuroshio.node import Node, init_node, open_node
+from kuroshio.node import Node, open_node
 from kuroshio.policy import reciprocity
 from kuroshio.store import ObservationFilter
 from kuroshio.store.sqlite import SQLiteStore
 from observations import observation
-from pinning import pin_all
+from pinning import pinned_nodes
 
 TO_ALL = Marking(tlp="AMBER", releasable_to=("JPN", "USA"))
 
 
 @pytest.fixture
 def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN", "USA")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    opened = {p: open_node(tmp_path / p.lower()) for p in ("TWN", "JPN", "USA")}
+    parties = ("TWN", "JPN", "USA")
+    opened = dict(zip(parties, pinned_nodes(tmp_path, parties), strict=True))
     yield opened
     for node in opened.values():
         node.close()

@@ -21,20 +21,16 @@ from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.merkle import merkle_root
 from kuroshio.model import Marking
-from kuroshio.node import Node, init_node, open_node
+from kuroshio.node import Node
 from observations import observation
-from pinning import pin_all
+from pinning import pinned_nodes
 
 TO_JAPAN = Marking(tlp="AMBER", releasable_to=("JPN",))
 
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    twn, jpn = pinned_nodes(tmp_path, ("TWN", "JPN"))
     agree([twn, jpn], tmp_path / "agreements")
     yield twn, jpn
     twn.close()

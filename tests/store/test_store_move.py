@@ -22,10 +22,10 @@ from kuroshio.exchange.inbox import link_state, verify_received
 from kuroshio.exchange.receipt import open_receipt
 from kuroshio.federation.inbox import Inbox
 from kuroshio.model import Marking
-from kuroshio.node import Node, exclusive, init_node, open_node
+from kuroshio.node import Node, exclusive, open_node
 from kuroshio.store.postgres import PostgresStore
 from observations import observation
-from pinning import pin_all
+from pinning import pinned_nodes
 from sealing import sealed_batch
 
 FIRST_RELEASE = Path(__file__).parent / "fixtures" / "nodes-schema1.tar.gz"
@@ -55,11 +55,7 @@ def _exchange(sender: Node, receiver: Node) -> int:
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     """TWN and JPN on SQLite files, pinned and agreed, with batches exchanged both ways."""
-    made = [init_node(tmp_path / p.lower(), p) for p in ("TWN", "JPN")]
-    pin_all(made)
-    for node in made:
-        node.close()
-    twn, jpn = open_node(tmp_path / "twn"), open_node(tmp_path / "jpn")
+    twn, jpn = pinned_nodes(tmp_path, ("TWN", "JPN"))
     agree([twn, jpn], tmp_path / "agreements")
     for start in (0, 40):
         twn.ingest(
