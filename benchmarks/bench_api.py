@@ -35,7 +35,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_exchange as bench
-from bench_postgres import DSN, server_backends
+from bench_postgres import DSN, server_backends, unreachable
 from kuroshio.node import open_node
 
 REPORTS = 1_000
@@ -146,10 +146,9 @@ def main() -> None:
         "seconds per run": SECONDS,
         "request": "GET /api/observations of the last hour, limit 10 000 (the picture's first)",
     }
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error as error:
-        setup["postgres skipped"] = str(error)
+    why = unreachable()
+    if why is not None:
+        setup["postgres skipped"] = why
     else:
         os.environ["KUROSHIO_STORE_DSN"] = DSN
         metrics.update(run("PostgreSQL, one process", _schema(), ()))

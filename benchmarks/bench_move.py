@@ -25,18 +25,17 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_exchange as bench
+from bench_postgres import DSN, unreachable
 from kuroshio.node import open_node
 
-DSN = os.environ.get("KUROSHIO_BENCH_POSTGRES", "host=127.0.0.1 user=postgres dbname=test")
 ITEMS = 20_000 if bench.QUICK else 200_000
 CHUNK = 10_000
 
 
 def main() -> None:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error as error:
-        print(json.dumps({"name": "move", "metrics": {}, "setup": {"skipped": str(error)}}))
+    why = unreachable()
+    if why is not None:
+        print(json.dumps({"name": "move", "metrics": {}, "setup": {"skipped": why}}))
         return
     schema = f"bench_move_{uuid.uuid4().hex[:10]}"
     with tempfile.TemporaryDirectory() as folder:

@@ -42,6 +42,15 @@ SENDERS = ("TWN", "PHL")
 RECEIVERS = (1, 2)
 
 
+def unreachable() -> str | None:
+    """Why the server at :data:`DSN` cannot be reached (None: it answers)."""
+    try:
+        psycopg.connect(DSN, connect_timeout=3).close()
+    except psycopg.Error as error:
+        return str(error)
+    return None
+
+
 def committed_pg(schema: str) -> int:
     """Versions committed in a node's schema (the history's last seq)."""
     try:
@@ -203,10 +212,9 @@ def run(label: str, store: str, options: tuple[str, ...]) -> dict[str, float]:
 
 
 def main() -> None:
-    try:
-        psycopg.connect(DSN, connect_timeout=3).close()
-    except psycopg.Error as error:
-        print(json.dumps({"name": "postgres", "metrics": {}, "setup": {"skipped": str(error)}}))
+    why = unreachable()
+    if why is not None:
+        print(json.dumps({"name": "postgres", "metrics": {}, "setup": {"skipped": why}}))
         return
     os.environ["KUROSHIO_STORE_DSN"] = DSN
     load = os.getloadavg()

@@ -66,6 +66,25 @@ def worker_roles(pid: int) -> dict[int, str]:
     return roles
 
 
+class WaitingPost(threading.Thread):
+    """A source posting ``observations`` to a node's operator API as NDJSON, on a thread of its
+    own, so that the test goes on while the post waits (for the store, say); once joined,
+    ``answer`` is the node's answer, or the error that ended the post."""
+
+    def __init__(self, api_url: str, headers: dict[str, str], observations: Iterable[Observation]):
+        super().__init__(daemon=True)
+        self.url = f"{api_url}/api/observations"
+        self.headers = {**headers, "content-type": "application/x-ndjson"}
+        self.body = b"\n".join(msgspec.json.encode(item) for item in observations)
+        self.answer: httpx.Response | httpx.HTTPError | None = None
+
+    def run(self) -> None:
+        try:
+            self.answer = httpx.post(self.url, content=self.body, headers=self.headers, timeout=120)
+        except httpx.HTTPError as error:
+            self.answer = error
+
+
 class StreamReader(threading.Thread):
     """A browser's view: the live stream of one node, collecting (id, version) as they come."""
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
-from federation_nodes import ServedNode, StreamReader, wait_until, write_ndjson
+from federation_nodes import ServedNode, StreamReader, WaitingPost, wait_until
 
 from cli_run import run
 from kuroshio.cli.serve import STOP_REPORT_S
@@ -63,29 +61,12 @@ def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
     node.start()
     assert node.process is not None
     process = node.process
-    source = tmp_path / "one.ndjson"
-    write_ndjson(source, [observation(1)])
-    answers: list[httpx.Response | BaseException] = []
-
-    def post() -> None:
-        try:
-            answers.append(
-                httpx.post(
-                    f"{node.api_url}/api/observations",
-                    content=source.read_bytes(),
-                    headers={**node.headers, "content-type": "application/x-ndjson"},
-                    timeout=120,
-                )
-            )
-        except httpx.HTTPError as error:
-            answers.append(error)
-
+    poster = WaitingPost(node.api_url, node.headers, [observation(1)])
     # Another process holds the store's write lock (a long `kuroshio import`, say): the post's
     # transaction waits for it, and a stop that comes meanwhile waits for the post.
     holder = sqlite3.connect(node.directory / "store.sqlite", isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        poster = threading.Thread(target=post, daemon=True)
         poster.start()
         time.sleep(2.0)  # the post reaches the node (a loopback request) and waits there
         process.send_signal(signal.SIGTERM)
@@ -109,7 +90,7 @@ def test_a_node_held_up_while_stopping_says_where_and_keeps_what_it_was_storing(
             node.kill()  # whatever failed, the node does not outlive the test
     assert code == 0
     poster.join(30)
-    (answer,) = answers
+    answer = poster.answer
     assert isinstance(answer, httpx.Response), answer
     assert answer.status_code == 200 and answer.json()["inserted"] == 1
     stored = node.query("SELECT count(*) FROM current WHERE id = ?", (observation(1).id,))
@@ -175,23 +156,7 @@ def test_ctrl_c_again_stops_the_node_now_and_it_loses_nothing_committed(
     try:
         # A post that waits for the store holds the first stop up (for up to STOP_GRACE_S).
         holder.execute("BEGIN IMMEDIATE")
-        body = b"\n".join(msgspec.json.encode(observation(n)) for n in range(3, 6))
-        answers: list[httpx.Response | httpx.HTTPError] = []
-
-        def post() -> None:
-            try:
-                answers.append(
-                    httpx.post(
-                        f"{node.api_url}/api/observations",
-                        content=body,
-                        headers={**node.headers, "content-type": "application/x-ndjson"},
-                        timeout=60,
-                    )
-                )
-            except httpx.HTTPError as error:
-                answers.append(error)
-
-        poster = threading.Thread(target=post, daemon=True)
+        poster = WaitingPost(node.api_url, node.headers, [observation(n) for n in range(3, 6)])
         poster.start()
         time.sleep(2.0)  # the post reaches the node (a loopback request) and waits there
         # As systemd and a worker's supervisor both send SIGTERM: the stop waits all the same.
@@ -210,8 +175,9 @@ def test_ctrl_c_again_stops_the_node_now_and_it_loses_nothing_committed(
         node.kill()
     assert code == FORCED_EXIT and took < 5, (code, took)
     poster.join(10)
-    (answer,) = answers
-    assert isinstance(answer, httpx.RemoteProtocolError), answer  # cut off, never told "stored"
+    assert isinstance(poster.answer, httpx.RemoteProtocolError), (
+        poster.answer
+    )  # cut off, never told "stored"
     assert "Ctrl+C again: stopping now, without waiting" in node.log.read_text()
     # What was committed is there, the post that never got the store is not, the log verifies.
     assert node.versions("TWN:") == {(observation(n).id, 1) for n in range(3)}

@@ -10,17 +10,22 @@ import contextlib
 import datetime as dt
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import msgspec
 import psycopg
 import pytest
-from federation_nodes import ServedNode, agree, post_reports, wait_until, worker_roles
+from federation_nodes import (
+    ServedNode,
+    WaitingPost,
+    agree,
+    post_reports,
+    wait_until,
+    worker_roles,
+)
 from postgres_cluster import PostgresCluster, ShutdownMode, missing_requirement, server_bindir
 
 from agreements import agreement_text
@@ -358,22 +363,7 @@ def test_ctrl_c_again_stops_every_process_of_the_node_now(
     # A transaction that holds the node's audit log: a post waits for it in the API worker, and
     # holds that worker's stop up (for up to its grace).
     holder = psycopg.connect(postgres_dsn)
-    answers: list[httpx.Response | httpx.HTTPError] = []
-
-    def post() -> None:
-        try:
-            answers.append(
-                httpx.post(
-                    f"{twn.api_url}/api/observations",
-                    json=[msgspec.to_builtins(observation(n)) for n in range(3, 6)],
-                    headers=twn.headers,
-                    timeout=60,
-                )
-            )
-        except httpx.HTTPError as error:
-            answers.append(error)
-
-    poster = threading.Thread(target=post, daemon=True)
+    poster = WaitingPost(twn.api_url, twn.headers, [observation(n) for n in range(3, 6)])
     try:
         holder.execute(f"SET search_path TO {twn.schema}")
         holder.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_log'))")
@@ -396,8 +386,9 @@ def test_ctrl_c_again_stops_every_process_of_the_node_now(
     assert code == FORCED_EXIT and took < 5, (code, took)
     wait_until(lambda: not any(_running(pid) for pid in workers), "every worker gone", 10)
     poster.join(10)
-    (answer,) = answers
-    assert isinstance(answer, httpx.RemoteProtocolError), answer  # cut off, never told "stored"
+    assert isinstance(poster.answer, httpx.RemoteProtocolError), (
+        poster.answer
+    )  # cut off, never told "stored"
     log = twn.log.read_text()
     assert "Ctrl+C again: stopping every process of the node now" in log
     assert "Traceback" not in log
