@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml $(WEB_BUILT)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@# The browser tests drive Debian's chromium (no browser is downloaded by playwright), with
 	@# CJK fonts so that the 中文 and 日本語 names render in the screenshots; the KML export is
-	@# read back by GDAL's ogrinfo (gdal-bin); systemd's own systemd-analyze checks deploy/'s unit.
-	{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto && command -v ogrinfo >/dev/null && command -v systemd-analyze >/dev/null; } || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk gdal-bin systemd; }
+	@# read back by GDAL's ogrinfo (gdal-bin); systemd's own systemd-analyze checks deploy/'s unit;
+	@# a Prometheus server scrapes a node's /metrics and promtool checks deploy/'s alert rules.
+	{ command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto && command -v ogrinfo >/dev/null && command -v systemd-analyze >/dev/null && command -v promtool >/dev/null; } || { $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium fonts-noto-cjk gdal-bin systemd prometheus; }
 	@touch $@
 
 $(WEB_BUILT): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)

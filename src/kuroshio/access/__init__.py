@@ -1,7 +1,8 @@
 """Who may use a node's operator API, and what each role may do.
 
-Four roles, each allowing what the one before it does and more: ``viewer`` (the picture and every
-read), ``operator`` (adds observations), ``liaison`` (the partners, links, agreements and the
+Five roles, each allowing what the one before it does and more: ``monitor`` (the node's metrics
+and nothing else, for a monitoring system), ``viewer`` (the picture and every read),
+``operator`` (adds observations), ``liaison`` (the partners, links, agreements and the
 reciprocity ledger), ``admin`` (keys, operators, configuration). A request is made by a
 :class:`Principal`: a local operator through a bearer token or a browser session
 (:mod:`kuroshio.access.local`), or a person of an organisation's identity provider through an
@@ -17,10 +18,11 @@ import msgspec
 
 from kuroshio.errors import InputError, NotPermitted
 
-Role: TypeAlias = Literal["viewer", "operator", "liaison", "admin"]
+Role: TypeAlias = Literal["monitor", "viewer", "operator", "liaison", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 """From least to most allowed; each role may do all that the ones before it may."""
 ROLE_DUTIES: Final[dict[Role, str]] = {
+    "monitor": "the node's metrics (GET /metrics) and nothing else",
     "viewer": "the picture and every read",
     "operator": "adds observations",
     "liaison": "partners, links, agreements and the reciprocity ledger",

@@ -3,8 +3,9 @@
 :func:`create_app` assembles the routers; :mod:`kuroshio.federation.serve` runs the app on the
 operator port beside the federation listener. It does not serve partners: they use the
 federation port. Every route but ``/api/health`` needs an authenticated operator whose role
-allows it (:mod:`kuroshio.api.access`). A :class:`~kuroshio.errors.KuroshioError` from any route
-is answered with its HTTP status and one line saying what and where. The routes read through a
+allows it (:mod:`kuroshio.api.access`; ``/metrics``, for a monitoring system, needs the least).
+A :class:`~kuroshio.errors.KuroshioError` from any route is answered with its HTTP status and
+one line saying what and where. The routes read through a
 store reader of their own and write only through the node; no SQL runs here.
 """
 
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.gzip import GZipMiddleware
 
 from kuroshio import __version__
-from kuroshio.api import access, cop, feeds, fused, ledger, messages, observations
+from kuroshio.api import access, cop, feeds, fused, ledger, messages, metrics, observations
 from kuroshio.api import links as link_routes
 from kuroshio.api.access import Gate, SameSiteOnly, needs
 from kuroshio.api.observations import ChangeSignal
@@ -83,6 +84,7 @@ def create_app(node: Node, *, links: Mapping[str, LinkStatus] | None = None) -> 
     app.include_router(link_routes.router, dependencies=liaison)
     app.include_router(ledger.router, dependencies=liaison)
     app.include_router(messages.router, dependencies=viewer)  # sending says liaison
+    app.include_router(metrics.router)  # the monitor role, the least of all
     cop.document_schemas(app)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=viewer)
