@@ -6,7 +6,7 @@ standard output: ``{"name": ..., "metrics": {"label": value, ...}, "targets": {"
 the report says for each metric whether it is met. Targets are reported, never asserted.
 
 Usage: ``python -m benchmarks [--quick] [--out FILE] [NAME ...]`` (NAME: store, import, events,
-exchange, receive, fusion, feeds, feed_exchange, cot, picture, postgres, move, api,
+exchange, receive, fusion, feeds, feed_exchange, cot, picture, postgres, move, api, links,
 reciprocity).
 ``--quick`` (or ``KUROSHIO_BENCH_QUICK=1``) scales the long phases down.
 """

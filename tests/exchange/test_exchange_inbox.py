@@ -338,3 +338,36 @@ def test_a_received_item_is_stored_as_its_canonical_bytes_with_this_nodes_proven
     assert [place[5] == SENT_AS_KEPT for place in places] == [False] * 7 + [True, True]
     for (body, _, _), kept in zip(rows, received, strict=True):
         assert msgspec.json.decode(body, type=Observation) == kept
+
+
+def test_the_link_state_counts_what_waits_and_when_each_step_last_came(
+    pair: tuple[Node, Node],
+) -> None:
+    """What ``link status``, ``GET /api/links`` and ``GET /metrics`` show of the sending side,
+    batch by batch: the items not signed for, and when the link last sealed and was signed for;
+    the receipts listed are the newest batches."""
+    twn, jpn = pair
+    inbox = Inbox(jpn)
+    signed = []
+    for n in range(1, 4):  # batches of 1, 2 and 3 items
+        twn.ingest([observation(10 * n + k, marking=TO_JAPAN) for k in range(n)])
+        signed.append(inbox.accept(jpn.partners["TWN"], sealed_batch(twn, "JPN").frame()))
+    twn.ingest([observation(99, marking=TO_JAPAN)])  # released, not sealed
+    with twn.store.transaction() as tx:
+        state = outbox.state(tx, "JPN")
+        sealed_at = [row.sealed_at for row in outbox.receipts(tx, "JPN", limit=3)]
+    assert (state.sealed_seq, state.acked_seq, state.unacked_items, state.pending) == (3, 0, 6, 1)
+    assert state.last_sealed_at == sealed_at[-1] and state.last_acked_at is None
+
+    acked_at = []
+    for receipt in signed[:2]:
+        acked_at.append(dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1))
+        with twn.store.transaction() as tx:
+            opened = open_receipt(receipt, jpn.identity.public_key_bytes)
+            assert outbox.record_receipt(tx, "JPN", opened, receipt, now=acked_at[-1])
+    with twn.store.transaction() as tx:
+        state = outbox.state(tx, "JPN")
+        newest = outbox.receipts(tx, "JPN", limit=2)
+    assert (state.acked_seq, state.unacked_items, state.pending) == (2, 3, 1)
+    assert state.last_acked_at == acked_at[-1] and state.last_sealed_at == sealed_at[-1]
+    assert [(row.seq, row.receipt is not None) for row in newest] == [(2, True), (3, False)]

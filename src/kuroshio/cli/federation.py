@@ -307,7 +307,7 @@ def audit_receipts(
     partner: Annotated[str, typer.Argument(help="Partner party code, e.g. JPN.")],
     node_dir: NodeDir = Path("."),
     as_json: AsJson = False,
-    limit: Annotated[int, typer.Option(help="At most this many batches (newest).")] = 1_000,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many batches (newest).")] = 1_000,
 ) -> None:
     """What PARTNER has signed for: every batch sent to it, with its receipt."""
     party = partner.upper()
@@ -315,7 +315,7 @@ def audit_receipts(
         if party not in node.config.partners:
             raise ConfigError(f"{party} is not a pinned partner of {node.party}")
         with node.store.transaction() as tx:
-            rows = outbox.receipts(tx, party)[-limit:]
+            rows = outbox.receipts(tx, party, limit=limit)
     decoded = [(row, read_receipt(row.receipt) if row.receipt else None) for row in rows]
     if as_json:
         out = [

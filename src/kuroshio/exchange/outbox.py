@@ -263,8 +263,9 @@ def record_receipt(
     return True
 
 
-def receipts(tx: Transaction, partner: str, *, limit: int = 1_000_000) -> list[ReceiptRow]:
-    """Sealed batches of a link, oldest first, with the partner's receipt where it came."""
+def receipts(tx: Transaction, partner: str, *, limit: int) -> list[ReceiptRow]:
+    """The newest ``limit`` sealed batches of a link, oldest first, with the partner's receipt
+    where it came."""
     return [
         ReceiptRow(
             seq=seq,

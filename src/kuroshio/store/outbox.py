@@ -342,9 +342,9 @@ class OutboxTable:
     def receipts(
         self, partner: str, limit: int
     ) -> list[tuple[int, int, bytes, int, bytes | None, bytes | None, int | None]]:
-        """(seq, count, hash, sealed at, receipt, receipt signature, acked at) per sealed batch,
-        oldest first."""
-        return [
+        """(seq, count, hash, sealed at, receipt, receipt signature, acked at) of the newest
+        ``limit`` sealed batches, oldest first."""
+        newest = [
             (
                 int(seq),
                 int(count),
@@ -356,27 +356,41 @@ class OutboxTable:
             )
             for seq, count, digest, sealed_at, receipt, signature, acked_at in self._conn.execute(
                 "SELECT seq, count, hash, sealed_at, receipt, receipt_signature, acked_at"
-                " FROM sent_batches WHERE partner = ? ORDER BY seq LIMIT ?",
+                " FROM sent_batches WHERE partner = ? ORDER BY seq DESC LIMIT ?",
                 (partner, limit),
             )
         ]
+        newest.reverse()
+        return newest
 
     def counts(self, partner: str, at_us: int) -> tuple[int, int, int, int | None, int | None]:
         """(waiting, held by a delay at ``at_us``, items sealed but not signed for, last sealed
-        at, last acked at) of one link."""
-        pending, held = self._conn.execute(
+        at, last acked at) of one link.
+
+        Read from the link's end alone, however many batches it has sealed (every one is kept):
+        the partner takes batches in sequence, so it signs for them in sequence, and the batches
+        not signed for are those after the last one signed for."""
+        conn = self._conn
+        pending, held = conn.execute(
             "SELECT count(*), coalesce(sum(CASE WHEN not_before > ? THEN 1 ELSE 0 END), 0)"
             " FROM outbox WHERE partner = ? AND seq IS NULL",
             (at_us, partner),
         ).fetchone()
-        (unacked,) = self._conn.execute(
-            "SELECT coalesce(sum(count), 0) FROM sent_batches WHERE partner = ?"
-            " AND acked_at IS NULL",
+        last = conn.execute(
+            "SELECT sealed_at FROM sent_batches WHERE partner = ? ORDER BY seq DESC LIMIT 1",
             (partner,),
         ).fetchone()
-        sealed_at, acked_at = self._conn.execute(
-            "SELECT max(sealed_at), max(acked_at) FROM sent_batches WHERE partner = ?", (partner,)
+        acked = conn.execute(
+            "SELECT seq, acked_at FROM sent_batches WHERE partner = ? AND acked_at IS NOT NULL"
+            " ORDER BY seq DESC LIMIT 1",
+            (partner,),
         ).fetchone()
+        acked_seq, acked_at = (0, None) if acked is None else acked
+        (unacked,) = conn.execute(
+            "SELECT coalesce(sum(count), 0) FROM sent_batches WHERE partner = ? AND seq > ?",
+            (partner, acked_seq),
+        ).fetchone()
+        sealed_at = None if last is None else last[0]
         return int(pending), int(held), int(unacked), sealed_at, acked_at
 
 
