@@ -116,6 +116,11 @@ def test_a_first_release_store_migrates_in_place_and_keeps_every_row(old_nodes: 
     try:
         indexes = {row[1] for row in conn.execute("PRAGMA index_list(current)")}
         assert not conn.execute("PRAGMA foreign_key_list(current)").fetchall()
+        # The batch tables, made again with rowids, keep one row per link and seq.
+        for table in ("sent_batches", "inbox_batches"):
+            (made,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (table,))
+            assert "WITHOUT ROWID" not in made[0]
+            assert [row[2] for row in conn.execute(f"PRAGMA index_list({table})")] == [1]
     finally:
         conn.close()
     assert {"current_time", "current_not_received"} <= indexes
