@@ -648,53 +648,29 @@ _OUTBOX_ITEMS: Final = (
 )
 
 
-_BATCH_ROWS_IN_PAGES: Final = (
-    # Every batch a link seals or takes in is kept for proofs, one row each: a header, a
-    # signature, a receipt (its audit proof grows with the log) and, taken in, 32 bytes of leaf
-    # hash per item. In a table without rowids a row over about a kilobyte takes an overflow page
-    # of its own: 4.7 KB of file for a batch of 20 items. In a rowid table rows up to about
-    # 4 KB stay in their page, several to a page.
-    """CREATE TABLE sent_batches_rows (
-        partner TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        first_row INTEGER NOT NULL,
-        last_row INTEGER NOT NULL,
-        count INTEGER NOT NULL,
-        header BLOB NOT NULL,
-        signature BLOB NOT NULL,
-        hash BLOB NOT NULL,
-        sealed_at INTEGER NOT NULL,
-        receipt BLOB,
-        receipt_signature BLOB,
-        acked_at INTEGER,
-        PRIMARY KEY (partner, seq)
-    )""",
-    "INSERT INTO sent_batches_rows SELECT * FROM sent_batches ORDER BY partner, seq",
-    "DROP TABLE sent_batches",
-    "ALTER TABLE sent_batches_rows RENAME TO sent_batches",
-    """CREATE TABLE inbox_batches_rows (
-        partner TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        hash BLOB NOT NULL,
-        header BLOB NOT NULL,
-        signature BLOB NOT NULL,
-        leaves BLOB NOT NULL,
-        receipt BLOB NOT NULL,
-        receipt_signature BLOB NOT NULL,
-        received_at INTEGER NOT NULL,
-        PRIMARY KEY (partner, seq)
-    )""",
-    "INSERT INTO inbox_batches_rows SELECT * FROM inbox_batches ORDER BY partner, seq",
-    "DROP TABLE inbox_batches",
-    "ALTER TABLE inbox_batches_rows RENAME TO inbox_batches",
-)
+_BATCH_TABLES: Final = ("sent_batches", "inbox_batches")
+"""Every batch a link seals or takes in is kept for proofs, one row each: a header, a signature,
+a receipt (its audit proof grows with the log) and, taken in, 32 bytes of leaf hash per item.
+In a table without rowids a row over about a kilobyte takes an overflow page of its own (4.7 KB
+of file for a batch of 20 items); in a rowid table rows up to about 4 KB stay in their page,
+several to a page."""
+_WITHOUT_ROWID: Final = re.compile(r"\)\s*WITHOUT ROWID\s*$")
 
 
 def _batch_rows_in_pages(conn: Connection, dialect: str) -> None:
-    """SQLite's batch tables made again as rowid tables (PostgreSQL keeps every table so)."""
-    if dialect == "sqlite":
-        for statement in _BATCH_ROWS_IN_PAGES:
-            conn.execute(statement)
+    """SQLite's batch tables made again as rowid tables, each from its own definition with
+    ``WITHOUT ROWID`` left out, every row copied (PostgreSQL keeps every table so)."""
+    if dialect != "sqlite":
+        return
+    for table in _BATCH_TABLES:
+        (made,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        rows = f"{table}_rows"
+        conn.execute(_WITHOUT_ROWID.sub(")", made.replace(table, rows, 1)))
+        conn.execute(f"INSERT INTO {rows} SELECT * FROM {table} ORDER BY partner, seq")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {rows} RENAME TO {table}")
 
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
