@@ -19,6 +19,7 @@ import asterix
 import httpx
 import pytest
 import tomli_w
+from prometheus_client.parser import text_string_to_metric_families
 
 from cli_run import run
 from e2e.federation_nodes import ServedNode, agree, free_port, wait_until
@@ -228,3 +229,28 @@ def test_pytak_over_tls_and_the_feeds_status(nodes: tuple[ServedNode, ServedNode
     assert {r["name"]: r["state"] for r in api}["broken"] == "down"
     assert "/api/feeds" in spec["paths"] and "FeedReport" in spec["components"]["schemas"]
     assert health.status_code == 200  # a feed that is down does not stop the node
+    # The same, as the node's metrics give it to a monitoring system (read by Prometheus's own
+    # parser): the TAK feed up with what it delivered, the broken one down and restarting.
+    samples: dict[tuple[str, str | None], float] = {}
+
+    def scraped() -> bool:
+        with httpx.Client(headers=twn.headers) as http:
+            exposition = http.get(f"{twn.api_url}/metrics").text
+        samples.clear()
+        samples.update(
+            ((sample.name, sample.labels.get("feed")), sample.value)
+            for family in text_string_to_metric_families(exposition)
+            for sample in family.samples
+        )
+        return (  # the status the feeds' process writes every few seconds has caught up
+            samples["kuroshio_feed_delivered_total", "tak"] >= 1
+            and samples["kuroshio_feed_restarts_total", "broken"] >= 1
+        )
+
+    wait_until(scraped, "the feeds' counters in the node's metrics", 30)
+    assert samples["kuroshio_feed_up", "tak"] == 1 and samples["kuroshio_feed_up", "broken"] == 0
+    reported = {r["name"]: r["status"] for r in api}
+    for name in ("tak", "broken"):
+        for counter in ("frames", "delivered", "restarts"):
+            # Read after the API's report: the same counts, or later ones.
+            assert samples[f"kuroshio_feed_{counter}_total", name] >= reported[name][counter]
