@@ -109,6 +109,12 @@ def _udp(port: int, *datagrams: bytes) -> None:
             time.sleep(0.001)  # a burst bigger than the socket buffer is the sender's loss
 
 
+def _feed_states(node: ServedNode) -> dict[str, str]:
+    """Each feed's state as ``kuroshio feed status`` reports it."""
+    status = run("feed", "status", "--node", node.directory, "--json", check=True)
+    return {report["name"]: report["state"] for report in json.loads(status.stdout)}
+
+
 def _tracks(node: ServedNode, origin: str) -> dict[str, int]:
     return {
         str(track): int(updates)
@@ -208,6 +214,7 @@ def test_ais_from_pyais_over_udp_enters_the_adiz_once(
 def test_pytak_over_tls_and_the_feeds_status(nodes: tuple[ServedNode, ServedNode]) -> None:
     twn, _ = nodes
     pki: Path = twn.pki  # type: ignore[attr-defined]
+    wait_until(lambda: _feed_states(twn).get("tak") == "up", "the TAK feed listening")
     client = tak_client(
         f"tls://127.0.0.1:{twn.ports['tak']}",  # type: ignore[attr-defined]
         PYTAK_TLS_CLIENT_CERT=str(pki / "client.pem"),
