@@ -10,9 +10,10 @@ text. The route needs the ``monitor`` role, the least of all (``kuroshio user ad
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Final
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,22 +44,15 @@ FEED_COUNTERS: Final = (
 They count from the start of the process that runs the feed."""
 
 
+@dataclasses.dataclass(frozen=True)
 class NodeFigures:
     """One snapshot's figures as Prometheus metric families (a collector of one scrape)."""
 
-    def __init__(
-        self,
-        node: Node,
-        links: Sequence[LinkReport],
-        feeds: Sequence[FeedReport],
-        stored_versions: int,
-        audit_entries: int,
-    ) -> None:
-        self.node = node
-        self.links = links
-        self.feeds = feeds
-        self.stored_versions = stored_versions
-        self.audit_entries = audit_entries
+    node: Node
+    links: Sequence[LinkReport]
+    feeds: Sequence[FeedReport]
+    stored_versions: int
+    audit_entries: int
 
     def collect(self) -> Iterator[Metric]:
         config = self.node.config
@@ -85,11 +79,23 @@ def _timestamp(at: dt.datetime | None) -> float | None:
     return None if at is None else at.timestamp()
 
 
+def _families(
+    family: type[GaugeMetricFamily] | type[CounterMetricFamily],
+    prefix: str,
+    labels: list[str],
+    described: Iterable[tuple[str, str]],
+) -> dict[str, Any]:
+    """One metric family of ``family`` per (name, help text), named ``prefix`` + name."""
+    return {name: family(prefix + name, text, labels=labels) for name, text in described}
+
+
 def _link_families(links: Sequence[LinkReport]) -> Iterator[Metric]:
     label = ["partner"]
-    gauges = {
-        name: GaugeMetricFamily(f"kuroshio_link_{name}", text, labels=label)
-        for name, text in (
+    gauges = _families(
+        GaugeMetricFamily,
+        "kuroshio_link_",
+        label,
+        (
             ("pending_items", "Items released to the partner, not yet in a sealed batch"),
             ("held_items", "Of the pending items, those waiting out a release delay"),
             ("unacked_items", "Items in sealed batches the partner has not yet receipted"),
@@ -99,16 +105,18 @@ def _link_families(links: Sequence[LinkReport]) -> Iterator[Metric]:
             ("last_sealed_timestamp_seconds", "When the last batch to the partner was sealed"),
             ("last_acked_timestamp_seconds", "When the partner's last receipt was stored"),
             ("last_received_timestamp_seconds", "When the partner's last batch was taken in"),
-        )
-    }
-    counters = {
-        name: CounterMetricFamily(f"kuroshio_link_{name}", text, labels=label)
-        for name, text in (
+        ),
+    )
+    counters = _families(
+        CounterMetricFamily,
+        "kuroshio_link_",
+        label,
+        (
             ("batches_sealed", "Batches sealed for the partner (the last one's seq)"),
             ("batches_acked", "Batches the partner has receipted (the last one's seq)"),
             ("batches_received", "Batches taken in from the partner (the last one's seq)"),
-        )
-    }
+        ),
+    )
     for link in links:
         party, out, into = [link.partner], link.outgoing, link.incoming
         gauges["pending_items"].add_metric(party, out.pending)
@@ -146,10 +154,7 @@ def _feed_families(feeds: Sequence[FeedReport]) -> Iterator[Metric]:
         "When the process running the feed last wrote its status",
         labels=labels,
     )
-    counters = {
-        name: CounterMetricFamily(f"kuroshio_feed_{name}", text, labels=labels)
-        for name, text in FEED_COUNTERS
-    }
+    counters = _families(CounterMetricFamily, "kuroshio_feed_", labels, FEED_COUNTERS)
     for feed in feeds:
         names = [feed.name, feed.kind]
         up.add_metric(names, 1 if feed.state == "up" else 0)
