@@ -7,7 +7,7 @@ the report says for each metric whether it is met. Targets are reported, never a
 
 Usage: ``python -m benchmarks [--quick] [--out FILE] [NAME ...]`` (NAME: store, import, events,
 exchange, receive, fusion, feeds, feed_exchange, cot, picture, postgres, move, api, links,
-reciprocity).
+first_reads, reciprocity).
 ``--quick`` (or ``KUROSHIO_BENCH_QUICK=1``) scales the long phases down.
 """
 

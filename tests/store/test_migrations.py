@@ -208,7 +208,8 @@ def test_intervals_stored_before_the_window_bound_was_kept_are_found_after_migra
     tmp_path: Path,
 ) -> None:
     """A store from before ``current_spans`` (migration 0019) holding a report that spans six
-    days: migrating bounds window queries by it, so the window at its end still finds it."""
+    days and a point: migrating bounds window queries by the short rows' spans alone, and the
+    window at the report's end still finds it, by its end (``current_long``, migration 0026)."""
     path = tmp_path / "store.sqlite"
     with SQLiteStore(path) as store:
         store.append(
@@ -231,8 +232,9 @@ def test_intervals_stored_before_the_window_bound_was_kept_are_found_after_migra
         assert [o.id for o in store.iter_query(window)] == ["TWN:test:1"]
     conn = sqlite3.connect(path)
     try:
-        # Six days are 5.2e11 µs: 2**39 is the next power of two.
-        assert conn.execute("SELECT bucket FROM current_spans").fetchall() == [(2**39,)]
+        # Six days are longer than LONG_SPAN_US, and the point spans nothing: no bucket.
+        assert conn.execute("SELECT bucket FROM current_spans").fetchall() == []
+        assert conn.execute("SELECT sum(n) FROM current_held").fetchall() == [(2,)]
     finally:
         conn.close()
 

@@ -231,6 +231,46 @@ def test_processes_appending_the_same_reports_store_each_once(
         assert store.count_versions() == len(items)
 
 
+def test_processes_appending_at_once_keep_the_count_held_exact(
+    postgres_dsn: str, schema: str
+) -> None:
+    """Processes append and retract their own reports at once, past several folds of the count
+    of reports held: none waits on another's fold, and the count the picture reads is what a
+    scan of every current row gives."""
+    origins = ("TWN", "JPN", "PHL", "USA")
+    failures: list[BaseException] = []
+
+    def append(origin: str) -> None:
+        with PostgresStore(postgres_dsn, schema=schema) as store:
+            try:
+                for round_ in range(30):
+                    store.append(
+                        [
+                            observation(n, origin=origin, version=1 + round_)
+                            for n in range(round_ * 50, round_ * 50 + 150)
+                        ]
+                    )
+                    store.append([observation(round_, origin=origin, version=9, retracted=True)])
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=append, args=(origin,)) for origin in origins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with PostgresStore(postgres_dsn, schema=schema) as store:
+        assert store.count_versions() > 3 * 4_096
+        (scanned,) = store.connection.execute(
+            "SELECT count(*) FROM current WHERE retracted = 0"
+        ).fetchone()
+        (rows,) = store.connection.execute("SELECT count(*) FROM current_held").fetchone()
+        # 1 600 ids each, of which the first 30 (met by the first append alone) retracted.
+        assert store.extent().observations == scanned == len(origins) * (1_600 - 30)
+        assert rows < len(origins) * 30  # of 240 appends that changed it: folded
+
+
 def test_one_append_of_twenty_thousand_reports_is_stored(postgres_dsn: str, schema: str) -> None:
     """The server's shared lock table holds 64 locks per connection by default: an append
     locking each of its ids ran out of it ("out of shared memory") long before 20 000."""

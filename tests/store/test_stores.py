@@ -29,7 +29,7 @@ from kuroshio.policy.reciprocity import given_fields
 from kuroshio.store import EventFilter, ObservationFilter, Outcome
 from kuroshio.store.backend import NodeStore, Reader
 from kuroshio.store.postgres import PostgresStore
-from kuroshio.store.sql import micros
+from kuroshio.store.sql import LONG, micros
 from kuroshio.store.sqlite import SQLiteStore
 from observations import T0, observation
 
@@ -242,6 +242,126 @@ def test_a_window_finds_intervals_that_began_long_before_it_after_a_long_history
     # Corrected to end the day before the window, the long one is no longer in it.
     store.append([msgspec.structs.replace(month, version=2, until=T0 - dt.timedelta(days=1))])
     assert found() == ({"TWN:test:1", "TWN:test:3"}, 2, ["TWN:test:1", "TWN:test:3"])
+
+
+def test_long_intervals_are_found_by_their_end_and_leave_every_windows_range_short(
+    store: AnyStore,
+) -> None:
+    """A navigation warning of three months and reports of three days stay in every window they
+    meet, in time order with the points among them, page after page; the range each window reads
+    of the start-time index is bounded by the short rows alone (``current_spans``), and the long
+    rows are read from an index of their own by their end."""
+    hour, day = dt.timedelta(hours=1), dt.timedelta(days=1)
+    points = [observation(n, at=T0 + n * MINUTE) for n in range(60)]
+    reports = [
+        observation(100 + n, kind="sea", at=T0 + (10 * n + 0.5) * MINUTE, until=T0 + 3 * day)
+        for n in range(5)
+    ]
+    warning = observation(200, kind="sea", at=T0 - 90 * day, until=T0 + day)
+    ended = observation(201, kind="sea", at=T0 - 90 * day, until=T0 - hour)
+    # A track of twenty minutes: short, so it bounds the window's range.
+    track = observation(300, at=T0 - 20 * MINUTE, until=T0 + MINUTE)
+    store.append([*points, *reports, warning, ended, track])
+    window = ObservationFilter(start=T0, end=T0 + hour)
+    expected = sorted([*points, *reports, warning, track], key=lambda o: (o.observed_at, o.id))
+    seen, cursor = [], None
+    while True:
+        page = store.query(window, limit=7, cursor=cursor)
+        seen.extend(o.id for o in page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [o.id for o in expected]
+    assert store.count(window) == len(expected)
+    later = ObservationFilter(start=T0 + 2 * hour, end=T0 + 3 * hour)
+    assert [o.id for o in store.iter_query(later)] == [warning.id, *(o.id for o in reports)]
+    own = store.read(
+        lambda tx: tx.observations.current_keys_of_origin(
+            "TWN", micros(T0 + 2 * hour), micros(T0 + 3 * hour), 3
+        )
+    )
+    assert [key[2] for key in own] == [warning.id, reports[0].id, reports[1].id]
+    if isinstance(store, SQLiteStore):
+        conn = sqlite3.connect(store.path)
+        try:
+            buckets = conn.execute("SELECT bucket FROM current_spans").fetchall()
+            plan = " ".join(
+                str(row)
+                for row in conn.execute(
+                    "EXPLAIN QUERY PLAN SELECT c.t0 FROM current c WHERE c.t1 >= 0"
+                    f" AND {LONG} AND +c.t0 < 0 ORDER BY +c.t0, c.id"
+                )
+            )
+        finally:
+            conn.close()
+        assert "current_long" in plan
+    else:
+        buckets = store.connection.execute("SELECT bucket FROM current_spans").fetchall()
+    # Twenty minutes are 1.2e9 µs: 2**31 is the next power of two; the long rows count nothing.
+    assert buckets == [(2**31,)]
+
+
+def test_the_extent_and_count_held_follow_every_append(
+    make_store: Callable[[], AnyStore],
+) -> None:
+    """What the picture asks first (the period held and how many reports) is read from index
+    ranges and a kept count: after appends that add, supersede, retract, restore, arrive stale
+    or conflict, across several folds of the count, and after reopening, it is what a scan of
+    every current row gives."""
+    store = make_store()
+    rng = random.Random(7)
+    versions: dict[int, int] = {}
+
+    def scanned() -> tuple[int | None, int | None, int]:
+        with store.transaction() as tx:
+            conn = tx.observations._conn  # the store's own connection, in its transaction
+            row = conn.execute(
+                "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
+            ).fetchone()
+        return (row[0], row[1], row[2])
+
+    def extent() -> tuple[int | None, int | None, int]:
+        held = store.extent()
+        return (
+            None if held.earliest is None else micros(held.earliest),
+            None if held.latest is None else micros(held.latest),
+            held.observations,
+        )
+
+    assert extent() == (None, None, 0)
+    for round_ in range(40):
+        batch = []
+        for _ in range(rng.randint(1, 600)):
+            number = rng.randrange(1_500)
+            version = versions.get(number, 0) + rng.choice((1, 1, 1, 2))
+            if rng.random() < 0.1 and versions.get(number, 0) > 1:
+                version = versions[number] - 1  # stale: kept in history only
+            at = T0 + dt.timedelta(seconds=rng.randrange(-86_400, 86_400))
+            until = None
+            if rng.random() < 0.05:
+                until = at + dt.timedelta(days=rng.randrange(1, 60))
+            elif rng.random() < 0.2:
+                until = at + dt.timedelta(minutes=rng.randrange(1, 90))
+            batch.append(
+                observation(
+                    number,
+                    version=version,
+                    at=at,
+                    until=until,
+                    retracted=rng.random() < 0.15,
+                )
+            )
+            versions[number] = max(versions.get(number, 0), version)
+        store.append(batch)
+        if round_ % 6 == 5:
+            # The same id and version with other content: refused, nothing changes.
+            known = next(iter(versions))
+            store.append([observation(known, version=versions[known], lat=10.0)])
+        assert extent() == scanned(), f"after append {round_}"
+    assert store.count_versions() > 2 * 4_096  # the count was folded more than once
+    store.close()
+    store = make_store()
+    assert extent() == scanned()
 
 
 def test_query_by_bounding_box_kind_origin_and_platform(store: AnyStore) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
@@ -23,9 +24,15 @@ from kuroshio.store import AppendResult, Outcome
 from kuroshio.store.inbox import InboxRow
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
+    HELD,
+    LONG,
+    NOTE_HELD,
     NOTE_SPAN,
+    SHORT,
     STARTED_SINCE,
     event_row,
+    folds_held,
+    held_change,
     index_row,
     insert_rows,
     longest_span_bucket,
@@ -49,6 +56,10 @@ def sent_place(sent_in: Sequence[InboxRow] | None, position: int) -> tuple[Any, 
         return NOT_SENT
     partner, seq, place, _, _, provenance = sent_in[position]
     return (partner, seq, place, provenance)
+
+
+def _start(row: Any) -> int:
+    return int(row[0])
 
 
 def _now_micros() -> int:
@@ -103,7 +114,7 @@ class ObservationTable:
         stored_at = _now_micros()
         ids = list({observation.id: None for observation in observations})
         conn = self._conn
-        digests, currents = _known(conn, ids)
+        digests, currents, retracted = _known(conn, ids)
         # History rows get their seq here (the next ones after the last ever given), so that
         # each current row can name its history row without looking it up.
         row = conn.execute(
@@ -146,6 +157,13 @@ class ObservationTable:
         span = longest_span_bucket(indexed.values())
         if span:
             conn.execute(NOTE_SPAN, (span,))
+        held = held_change(indexed.values(), retracted)
+        if held:
+            conn.execute(NOTE_HELD, (held,))
+        if folds_held(last_seq - len(versions) + 1, last_seq):
+            (total,) = conn.execute(f"SELECT {HELD}").fetchone()
+            conn.execute("DELETE FROM current_held")
+            conn.execute(NOTE_HELD, (total,))
         insert_rows(
             conn,
             "INSERT INTO observation_versions (seq, id, version, digest, body, stored_at,"
@@ -230,13 +248,19 @@ class ObservationTable:
         node's own: every one) whose interval meets ``[start_us, end_us]``, by start time, at
         most ``limit``, undecoded: (start µs, end µs, id, version, history seq) each (their
         bodies: :meth:`versions_at`). A range of the index of rows not received."""
-        rows = self._conn.execute(
-            "SELECT t0, t1, id, version, seq FROM current"
-            " WHERE origin = ? AND received = 0 AND retracted = 0 AND t1 >= ? AND t0 <= ?"
-            f" AND t0 >= ? - {STARTED_SINCE} ORDER BY t0 LIMIT ?",
+        own = "c.origin = ? AND c.received = 0 AND c.retracted = 0 AND c.t1 >= ?"
+        short = self._conn.execute(
+            f"SELECT t0, t1, id, version, seq FROM current c WHERE {own} AND c.t0 <= ?"
+            f" AND c.t0 >= ? - {STARTED_SINCE} AND {SHORT} ORDER BY c.t0 LIMIT ?",
             (origin, start_us, end_us, start_us, limit),
         ).fetchall()
-        return [tuple(row) for row in rows]
+        # The long rows (few) by their end: see :data:`~kuroshio.store.sql.LONG`.
+        long = self._conn.execute(
+            f"SELECT t0, t1, id, version, seq FROM current c WHERE {own} AND +c.t0 <= ?"
+            f" AND {LONG} ORDER BY +c.t0 LIMIT ?",
+            (origin, start_us, end_us, limit),
+        ).fetchall()
+        return [tuple(row) for row in heapq.merge(short, long, key=_start)][:limit]
 
     def versions_at(self, seqs: Sequence[int]) -> list[Observation]:
         """The versions stored as history rows ``seqs``, in that order (a seq that names no
@@ -269,10 +293,12 @@ class ObservationTable:
 
 def _known(
     conn: sqlite3.Connection, ids: list[str]
-) -> tuple[dict[tuple[str, int], bytes], dict[str, int]]:
-    """Stored (id, version) → digest and current id → version, for the given ids."""
+) -> tuple[dict[tuple[str, int], bytes], dict[str, int], dict[str, int]]:
+    """Stored (id, version) → digest, and current id → version and → its ``retracted`` flag,
+    for the given ids."""
     digests: dict[tuple[str, int], bytes] = {}
     currents: dict[str, int] = {}
+    retracted: dict[str, int] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         chunk = ids[start : start + _LOOKUP_CHUNK]
         marks = ", ".join("?" * len(chunk))
@@ -281,11 +307,12 @@ def _known(
             chunk,
         ):
             digests[(obs_id, version)] = digest
-        for obs_id, version in conn.execute(
-            f"SELECT id, version FROM current WHERE id IN ({marks})", chunk
+        for obs_id, version, gone in conn.execute(
+            f"SELECT id, version, retracted FROM current WHERE id IN ({marks})", chunk
         ):
             currents[obs_id] = version
-    return digests, currents
+            retracted[obs_id] = gone
+    return digests, currents, retracted
 
 
 __all__ = ["NOT_SENT", "ObservationTable", "PreparedRow", "prepare", "sent_place"]

@@ -36,8 +36,11 @@ from kuroshio.store.observations import ObservationTable, PreparedRow, prepare, 
 from kuroshio.store.reads import Reads
 from kuroshio.store.sql import (
     CURRENT_COLUMNS,
+    NOTE_HELD,
     NOTE_SPAN,
     event_row,
+    folds_held,
+    held_change,
     longest_span_bucket,
     micros,
 )
@@ -69,6 +72,13 @@ _UPSERT_CURRENT = (
     " ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in CURRENT_COLUMNS[1:])
 )
+
+_FOLD_HELD = (
+    "WITH folded AS (DELETE FROM current_held WHERE ctid = ANY (ARRAY("
+    "SELECT ctid FROM current_held FOR UPDATE SKIP LOCKED)) RETURNING n)"
+    " INSERT INTO current_held (n) SELECT sum(n) FROM folded HAVING count(*) > 0"
+)
+"""``current_held``'s rows folded into one, but for rows another transaction is folding."""
 
 
 @functools.lru_cache(maxsize=512)
@@ -304,14 +314,14 @@ class PgObservationTable(ObservationTable):
         # history row, and history rows are never deleted): a batch of new ids reads nothing.
         stored_ids = list({obs_id: None for obs_id, _ in digests})
         currents: dict[str, int] = {}
+        retracted: dict[str, int] = {}
         if stored_ids:
             among, listed = any_id(stored_ids)
-            currents = {
-                str(obs_id): int(version)
-                for obs_id, version in conn.execute(
-                    f"SELECT id, version FROM current WHERE {among}", (listed,)
-                ).fetchall()
-            }
+            for obs_id, version, gone in conn.execute(
+                f"SELECT id, version, retracted FROM current WHERE {among}", (listed,)
+            ).fetchall():
+                currents[str(obs_id)] = int(version)
+                retracted[str(obs_id)] = int(gone)
         fresh = [
             (observation, row)
             for observation, row in zip(observations, prepared, strict=True)
@@ -371,6 +381,12 @@ class PgObservationTable(ObservationTable):
         span = longest_span_bucket(indexed.values())
         if span:
             conn.execute(_pg(NOTE_SPAN), (span,))
+        held = held_change(indexed.values(), retracted)
+        if held:
+            conn.execute(_pg(NOTE_HELD), (held,))
+        if versions and folds_held(versions[0][0], versions[-1][0]):
+            # Rows another transaction is folding are left to it: none waits on another.
+            conn.execute(_FOLD_HELD)
         # The ids are locked and their current rows were read under the lock: an id without
         # one gets its first row here (copied in), the others are updated.
         copy_rows(conn, "observation_versions", _VERSION_COLUMNS, versions)

@@ -9,6 +9,8 @@ placeholders, and its own :meth:`snapshot`; the statements are written once, her
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -18,10 +20,50 @@ from kuroshio.errors import StoreError
 from kuroshio.model import Event, Observation
 from kuroshio.store import EventFilter, ObservationFilter, Page, decode_cursor, encode_cursor
 from kuroshio.store.observations import ObservationTable
-from kuroshio.store.sql import Extent, event_where, observation_where, utc_time, where_clause
+from kuroshio.store.sql import (
+    HELD,
+    LONG,
+    SHORT,
+    STARTED_SINCE,
+    Extent,
+    event_where,
+    observation_where,
+    utc_time,
+    where_clause,
+)
 from kuroshio.store.transaction import Transaction
 
 T = TypeVar("T")
+_LAST_STARTED = 1_000
+"""How many of the rows that start last give the end a period's last end is sought from."""
+_EXTENT = (
+    "SELECT (SELECT c.t0 FROM current c WHERE c.retracted = 0 ORDER BY c.t0 LIMIT 1),"
+    # The last end among the rows that start last is no later than the last end of all; a
+    # short row (not longer than STARTED_SINCE) that starts that long before it ends before
+    # it, so cannot end last: where the short rows' last end is sought from.
+    " (SELECT max(t1) FROM (SELECT c.t1 FROM current c WHERE c.retracted = 0"
+    f" ORDER BY c.t0 DESC LIMIT {_LAST_STARTED}) AS last) - {STARTED_SINCE},"
+    f" (SELECT max(c.t1) FROM current c WHERE c.retracted = 0 AND {LONG}),"
+    f" {HELD}"
+)
+# A statement of its own, so that the planner knows the range (PostgreSQL's planned a scan of
+# the whole table for a bound computed in the same statement).
+_LAST_SHORT_END = f"SELECT max(c.t1) FROM current c WHERE c.retracted = 0 AND {SHORT} AND c.t0 >= ?"
+
+
+_PAGE = "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
+# Each long row's body looked up by itself: joined, PostgreSQL misjudged how few long rows
+# meet a window and read the whole history to join them.
+_LONG_PAGE = (
+    "SELECT c.t0, c.id, (SELECT v.body FROM observation_versions v WHERE v.seq = c.seq)"
+    " FROM current c"
+)
+
+
+def _by_start(row: Any) -> tuple[int, str]:
+    return (int(row[0]), str(row[1]))
+
+
 _observation_decoder = msgspec.json.Decoder(Observation)
 _event_decoder = msgspec.json.Decoder(Event)
 
@@ -72,19 +114,25 @@ class Reads:
         more)."""
         if not 1 <= limit <= 100_000:
             raise StoreError(f"limit must be between 1 and 100000, not {limit}")
-        where, params = observation_where(selection, "?")
-        if cursor is not None:
-            after_t0, after_id = decode_cursor(cursor)
-            where.append("(c.t0 > ? OR (c.t0 = ? AND c.id > ?))")
-            params.extend([after_t0, after_t0, after_id])
-        sql = (
-            "SELECT c.t0, c.id, v.body FROM current c JOIN observation_versions v ON v.seq = c.seq"
-            + where_clause(where)
-            + " ORDER BY c.t0, c.id LIMIT ?"
-        )
-        params.append(limit + 1)
+        after = decode_cursor(cursor) if cursor is not None else None
+        answers = []
         with self._qmark() as conn:
-            rows = conn.execute(sql, params).fetchall()
+            for number, (where, params) in enumerate(observation_where(selection, "?")):
+                # The long rows (a second part, few) are sorted, not read in the order of the
+                # start-time index, which would take the planner through every row.
+                t0 = "c.t0" if number == 0 else "+c.t0"
+                if after is not None:
+                    where = [*where, f"({t0} > ? OR ({t0} = ? AND c.id > ?))"]
+                    params = [*params, after[0], after[0], after[1]]
+                answers.append(
+                    conn.execute(
+                        (_PAGE if number == 0 else _LONG_PAGE)
+                        + where_clause(where)
+                        + f" ORDER BY {t0}, c.id LIMIT ?",
+                        [*params, limit + 1],
+                    ).fetchall()
+                )
+        rows = list(itertools.islice(heapq.merge(*answers, key=_by_start), limit + 1))
         more = len(rows) > limit
         rows = rows[:limit]
         next_cursor = encode_cursor(int(rows[-1][0]), str(rows[-1][1])) if more and rows else None
@@ -103,11 +151,13 @@ class Reads:
             cursor = page.next_cursor
 
     def count(self, selection: ObservationFilter) -> int:
-        where, params = observation_where(selection, "?")
+        total = 0
         with self._qmark() as conn:
-            row = conn.execute("SELECT count(*) FROM current c" + where_clause(where), params)
-            found = row.fetchone()
-        return int(found[0]) if found else 0
+            for where, params in observation_where(selection, "?"):
+                row = conn.execute("SELECT count(*) FROM current c" + where_clause(where), params)
+                found = row.fetchone()
+                total += int(found[0]) if found else 0
+        return total
 
     def count_versions(self) -> int:
         """Every stored version (history included)."""
@@ -128,16 +178,19 @@ class Reads:
         return [bytes(row[0]) for row in rows]
 
     def extent(self) -> Extent:
-        """The period the current observations cover, and how many there are."""
+        """The period the current observations cover, and how many there are: ranges of the
+        indexes and the count kept, whatever the store holds."""
         with self._qmark() as conn:
-            found = conn.execute(
-                "SELECT min(t0), max(t1), count(*) FROM current WHERE retracted = 0"
-            ).fetchone()
-        first, last, count = found if found is not None else (None, None, 0)
+            found = conn.execute(_EXTENT).fetchone()
+            first, since, last_long, count = found if found is not None else (None,) * 4
+            last_short = None
+            if since is not None:
+                (last_short,) = conn.execute(_LAST_SHORT_END, (since,)).fetchone()
+        last = max((int(t1) for t1 in (last_short, last_long) if t1 is not None), default=None)
         return Extent(
             earliest=None if first is None else utc_time(int(first)),
-            latest=None if last is None else utc_time(int(last)),
-            observations=int(count),
+            latest=None if last is None else utc_time(last),
+            observations=int(count or 0),
         )
 
     def change_head(self) -> int:

@@ -542,6 +542,14 @@ def span_bucket(span_us: int) -> int:
     return 1 << (span_us - 1).bit_length()
 
 
+LONG_SPAN_US: Final = 1 << 32
+"""Current rows whose interval (t1 - t0) is longer than this (µs, about 72 minutes: a daily
+report, a navigation warning of weeks) are found by their end time through an index of their
+own (``current_long``, migration ``0026``), not through the start-time indexes; ``current_spans``
+counts only the shorter ones. One warning of three months would otherwise make every window's
+range reach three months back."""
+
+
 def _current_spans(conn: Connection, dialect: str) -> None:
     """The bucket of the longest interval already stored."""
     row = conn.execute("SELECT max(t1 - t0) FROM current").fetchone()
@@ -673,6 +681,36 @@ def _batch_rows_in_pages(conn: Connection, dialect: str) -> None:
         conn.execute(f"ALTER TABLE {rows} RENAME TO {table}")
 
 
+_LONG_ROWS_AND_HELD_COUNT: Final = (
+    # Long rows by their end time (see LONG_SPAN_US); the index holds those rows only.
+    f"CREATE INDEX IF NOT EXISTS current_long ON current (t1) WHERE t1 - t0 > {LONG_SPAN_US}",
+    # How many current rows are not retracted, as the sum of its rows: each append that changes
+    # it adds one row of its change, and an append now and then folds them into one (several
+    # processes' appends add rows without waiting on one another).
+    "CREATE TABLE IF NOT EXISTS current_held (n INTEGER NOT NULL)",
+)
+
+
+def _long_rows_and_held_count(conn: Connection, dialect: str) -> None:
+    """``current_spans`` counted again over the rows not longer than :data:`LONG_SPAN_US`, and
+    the count of rows not retracted taken once."""
+    conn.execute("DELETE FROM current_spans")
+    row = conn.execute(
+        f"SELECT max(t1 - t0) FROM current WHERE t1 - t0 <= {LONG_SPAN_US}"
+    ).fetchone()
+    longest = int(row[0]) if row is not None and row[0] is not None else 0
+    marker = "?" if dialect == "sqlite" else "%s"
+    if longest > 0:
+        conn.execute(
+            f"INSERT INTO current_spans (bucket) VALUES ({marker})", (span_bucket(longest),)
+        )
+    conn.execute("DELETE FROM current_held")
+    conn.execute(
+        "INSERT INTO current_held (n) SELECT count(*) FROM current WHERE retracted = 0"
+        " HAVING count(*) > 0"
+    )
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0001_initial", _INITIAL),
     Migration("0002_outbox_columns", run=_outbox_columns),
@@ -699,6 +737,9 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration("0023_outbox_ledger_fields", run=_outbox_ledger_fields),
     Migration("0024_outbox_items", _OUTBOX_ITEMS),
     Migration("0025_batch_rows_in_pages", run=_batch_rows_in_pages),
+    Migration(
+        "0026_long_rows_and_held_count", _LONG_ROWS_AND_HELD_COUNT, run=_long_rows_and_held_count
+    ),
 )
 """Every step, in order; a store at version N has taken the first N."""
 

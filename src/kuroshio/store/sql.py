@@ -15,7 +15,7 @@ import msgspec
 
 from kuroshio.model import Event, Observation, bounding_box
 from kuroshio.store import EventFilter, ObservationFilter
-from kuroshio.store.schema import span_bucket
+from kuroshio.store.schema import LONG_SPAN_US, span_bucket
 
 CURRENT_COLUMNS = (
     "id",
@@ -38,19 +38,52 @@ CURRENT_COLUMNS = (
 
 _T0: Final = CURRENT_COLUMNS.index("t0")
 _T1: Final = CURRENT_COLUMNS.index("t1")
+_RETRACTED: Final = CURRENT_COLUMNS.index("retracted")
 STARTED_SINCE: Final = "(SELECT coalesce(max(bucket), 0) FROM current_spans)"
-"""How long before a window a current row that meets it can start at most (µs): the longest
-interval stored, rounded up (``current_spans``, migration ``0019``). A window's query bounds
-``t0`` from below by it, so that the start-time indexes give a range, not every row before the
-window's end."""
+"""How long before a window a current row not longer than :data:`LONG_SPAN_US` that meets it can
+start at most (µs): the longest such interval stored, rounded up (``current_spans``, migrations
+``0019`` and ``0026``). A window's query bounds ``t0`` from below by it, so that the start-time
+indexes give a range, not every row before the window's end; longer rows are found by their
+end (:data:`LONG`)."""
+SHORT: Final = f"c.t1 - c.t0 <= {LONG_SPAN_US}"
+LONG: Final = f"c.t1 - c.t0 > {LONG_SPAN_US}"
+"""The term that picks long rows over ``current c``, as the index ``current_long`` is made (the
+planners use a partial index only for a query that states its condition)."""
 NOTE_SPAN: Final = "INSERT INTO current_spans (bucket) VALUES (?) ON CONFLICT DO NOTHING"
+HELD: Final = "(SELECT coalesce(sum(n), 0) FROM current_held)"
+"""How many current rows are not retracted (migration ``0026``)."""
+NOTE_HELD: Final = "INSERT INTO current_held (n) VALUES (?)"
+FOLD_HELD_EVERY: Final = 4_096
+"""An append that takes the history past a multiple of this many seqs folds ``current_held``'s
+rows into one: the table holds at most about this many rows."""
 
 
 def longest_span_bucket(rows: Iterable[Sequence[Any]]) -> int:
-    """The bucket of the longest interval among ``current`` rows (0: none is an interval), to be
-    noted with :data:`NOTE_SPAN` in the transaction that writes them."""
-    longest = max((row[_T1] - row[_T0] for row in rows), default=0)
+    """The bucket of the longest interval among ``current`` rows, long ones left out (0: none is
+    an interval), to be noted with :data:`NOTE_SPAN` in the transaction that writes them."""
+    longest = max(
+        (span for row in rows if (span := row[_T1] - row[_T0]) <= LONG_SPAN_US), default=0
+    )
     return span_bucket(longest) if longest > 0 else 0
+
+
+def held_change(rows: Iterable[Sequence[Any]], before: dict[str, int]) -> int:
+    """How many more current rows are not retracted once ``rows`` (``current`` rows, one per
+    id) are written, where ``before`` holds the ``retracted`` flag of each id's row they
+    replace (an id not in it had none)."""
+    change = 0
+    for row in rows:
+        change += row[_RETRACTED] == 0
+        change -= before.get(row[0], 1) == 0
+    return change
+
+
+def folds_held(first_seq: int, last_seq: int) -> bool:
+    """Whether an append that gave the history the seqs ``first_seq`` to ``last_seq`` folds
+    ``current_held`` (one of them is a multiple of :data:`FOLD_HELD_EVERY`)."""
+    return first_seq <= last_seq and (first_seq - 1) // FOLD_HELD_EVERY != (
+        last_seq // FOLD_HELD_EVERY
+    )
 
 
 MAX_VARIABLES: Final = 999
@@ -125,16 +158,35 @@ def _in(column: str, values: tuple[str, ...], mark: str) -> str:
     return f"{column} IN ({', '.join([mark] * len(values))})"
 
 
-def observation_where(selection: ObservationFilter, mark: str) -> tuple[list[str], list[Any]]:
-    """WHERE terms over ``current c`` for a filter, with ``mark`` as the placeholder."""
+def observation_where(selection: ObservationFilter, mark: str) -> list[tuple[list[str], list[Any]]]:
+    """WHERE terms over ``current c`` for a filter, with ``mark`` as the placeholder: one list,
+    or, for a filter with a start, two that part the rows between them, the rows not longer than
+    :data:`~kuroshio.store.schema.LONG_SPAN_US` (a range of the start-time indexes) and the
+    longer ones (a range of ``current_long``). A query asks each and takes both answers."""
+    if selection.start is None:
+        return [_observation_terms(selection, mark, "c.t0")]
+    start = micros(selection.start)
+    short, short_params = _observation_terms(selection, mark, "c.t0")
+    # The long rows' start is not offered to the planner as a range (``+``): their range is
+    # of their end, in ``current_long``.
+    long, long_params = _observation_terms(selection, mark, "+c.t0")
+    return [
+        (
+            [f"c.t1 >= {mark} AND c.t0 >= {mark} - {STARTED_SINCE} AND {SHORT}", *short],
+            [start, start, *short_params],
+        ),
+        ([f"c.t1 >= {mark} AND {LONG}", *long], [start, *long_params]),
+    ]
+
+
+def _observation_terms(
+    selection: ObservationFilter, mark: str, t0: str
+) -> tuple[list[str], list[Any]]:
+    """:func:`observation_where`'s terms but the start's, with ``t0`` for ``c.t0``."""
     where: list[str] = []
     params: list[Any] = []
-    if selection.start is not None:
-        start = micros(selection.start)
-        where.append(f"c.t1 >= {mark} AND c.t0 >= {mark} - {STARTED_SINCE}")
-        params.extend([start, start])
     if selection.end is not None:
-        where.append(f"c.t0 < {mark}")
+        where.append(f"{t0} < {mark}")
         params.append(micros(selection.end))
     if selection.bbox is not None:
         min_lon, min_lat, max_lon, max_lat = selection.bbox
