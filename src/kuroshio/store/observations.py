@@ -157,7 +157,7 @@ class ObservationTable:
         span = longest_span_bucket(indexed.values())
         if span:
             conn.execute(NOTE_SPAN, (span,))
-        held = held_change(indexed.values(), retracted)
+        held = held_change(indexed, retracted)
         if held:
             conn.execute(NOTE_HELD, (held,))
         if folds_held(last_seq - len(versions) + 1, last_seq):

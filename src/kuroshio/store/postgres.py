@@ -381,7 +381,7 @@ class PgObservationTable(ObservationTable):
         span = longest_span_bucket(indexed.values())
         if span:
             conn.execute(_pg(NOTE_SPAN), (span,))
-        held = held_change(indexed.values(), retracted)
+        held = held_change(indexed, retracted)
         if held:
             conn.execute(_pg(NOTE_HELD), (held,))
         if versions and folds_held(versions[0][0], versions[-1][0]):

@@ -8,7 +8,8 @@ writes many rows on the caller's SQLite connection.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -67,14 +68,14 @@ def longest_span_bucket(rows: Iterable[Sequence[Any]]) -> int:
     return span_bucket(longest) if longest > 0 else 0
 
 
-def held_change(rows: Iterable[Sequence[Any]], before: dict[str, int]) -> int:
-    """How many more current rows are not retracted once ``rows`` (``current`` rows, one per
-    id) are written, where ``before`` holds the ``retracted`` flag of each id's row they
-    replace (an id not in it had none)."""
-    change = 0
-    for row in rows:
-        change += row[_RETRACTED] == 0
-        change -= before.get(row[0], 1) == 0
+def held_change(rows: Mapping[str, Sequence[Any]], before: Mapping[str, int]) -> int:
+    """How many more current rows are not retracted once ``rows`` (``current`` rows by id) are
+    written, where ``before`` holds the ``retracted`` flag (0 or 1) of each id's row that was
+    current before (an id not in it had none)."""
+    change: int = len(rows) - sum(map(operator.itemgetter(_RETRACTED), rows.values()))
+    for obs_id, retracted in before.items():
+        if obs_id in rows:
+            change -= 1 - retracted
     return change
 
 
