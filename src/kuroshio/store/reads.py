@@ -117,13 +117,10 @@ class Reads:
         after = decode_cursor(cursor) if cursor is not None else None
         answers = []
         with self._qmark() as conn:
-            for number, (where, params) in enumerate(observation_where(selection, "?")):
+            for number, (where, params) in enumerate(observation_where(selection, "?", after)):
                 # The long rows (a second part, few) are sorted, not read in the order of the
                 # start-time index, which would take the planner through every row.
                 t0 = "c.t0" if number == 0 else "+c.t0"
-                if after is not None:
-                    where = [*where, f"({t0} > ? OR ({t0} = ? AND c.id > ?))"]
-                    params = [*params, after[0], after[0], after[1]]
                 answers.append(
                     conn.execute(
                         (_PAGE if number == 0 else _LONG_PAGE)

@@ -159,25 +159,57 @@ def _in(column: str, values: tuple[str, ...], mark: str) -> str:
     return f"{column} IN ({', '.join([mark] * len(values))})"
 
 
-def observation_where(selection: ObservationFilter, mark: str) -> list[tuple[list[str], list[Any]]]:
+def observation_where(
+    selection: ObservationFilter, mark: str, after: tuple[int, str] | None = None
+) -> list[tuple[list[str], list[Any]]]:
     """WHERE terms over ``current c`` for a filter, with ``mark`` as the placeholder: one list,
     or, for a filter with a start, two that part the rows between them, the rows not longer than
     :data:`~kuroshio.store.schema.LONG_SPAN_US` (a range of the start-time indexes) and the
-    longer ones (a range of ``current_long``). A query asks each and takes both answers."""
+    longer ones (a range of ``current_long``). A query asks each and takes both answers.
+    ``after``: only rows after this (start µs, id), a page's cursor."""
     if selection.start is None:
-        return [_observation_terms(selection, mark, "c.t0")]
+        where, params = _observation_terms(selection, mark, "c.t0")
+        if after is not None:
+            # The cursor's start bounds the range of the start-time index (its test alone
+            # would not: the planner takes no range from an OR).
+            where.append(f"c.t0 >= {mark}")
+            params.append(after[0])
+        return [_after(where, params, mark, "c.t0", after)]
     start = micros(selection.start)
     short, short_params = _observation_terms(selection, mark, "c.t0")
+    since = f"{mark} - {STARTED_SINCE}"
+    if after is None:
+        bound, bound_params = since, [start]
+    else:
+        # The later of the window's bound and the cursor's start, so that each page reads its
+        # range of the start-time index from where the last one ended.
+        bound = f"CASE WHEN {since} > {mark} THEN {since} ELSE {mark} END"
+        bound_params = [start, after[0], start, after[0]]
     # The long rows' start is not offered to the planner as a range (``+``): their range is
     # of their end, in ``current_long``.
     long, long_params = _observation_terms(selection, mark, "+c.t0")
     return [
-        (
-            [f"c.t1 >= {mark} AND c.t0 >= {mark} - {STARTED_SINCE} AND {SHORT}", *short],
-            [start, start, *short_params],
+        _after(
+            [f"c.t1 >= {mark} AND c.t0 >= {bound} AND {SHORT}", *short],
+            [start, *bound_params, *short_params],
+            mark,
+            "c.t0",
+            after,
         ),
-        ([f"c.t1 >= {mark} AND {LONG}", *long], [start, *long_params]),
+        _after([f"c.t1 >= {mark} AND {LONG}", *long], [start, *long_params], mark, "+c.t0", after),
     ]
+
+
+def _after(
+    where: list[str], params: list[Any], mark: str, t0: str, after: tuple[int, str] | None
+) -> tuple[list[str], list[Any]]:
+    """``where`` with the rows up to ``after`` (start µs, id) left out."""
+    if after is None:
+        return where, params
+    return (
+        [*where, f"({t0} > {mark} OR ({t0} = {mark} AND c.id > {mark}))"],
+        [*params, after[0], after[0], after[1]],
+    )
 
 
 def _observation_terms(
