@@ -248,16 +248,18 @@ class ObservationTable:
         node's own: every one) whose interval meets ``[start_us, end_us]``, by start time, at
         most ``limit``, undecoded: (start µs, end µs, id, version, history seq) each (their
         bodies: :meth:`versions_at`). A range of the index of rows not received."""
-        own = "c.origin = ? AND c.received = 0 AND c.retracted = 0 AND c.t1 >= ?"
+        own = "c.received = 0 AND c.retracted = 0 AND c.t1 >= ?"
         short = self._conn.execute(
-            f"SELECT t0, t1, id, version, seq FROM current c WHERE {own} AND c.t0 <= ?"
-            f" AND c.t0 >= ? - {STARTED_SINCE} AND {SHORT} ORDER BY c.t0 LIMIT ?",
+            f"SELECT t0, t1, id, version, seq FROM current c WHERE c.origin = ? AND {own}"
+            f" AND c.t0 <= ? AND c.t0 >= ? - {STARTED_SINCE} AND {SHORT} ORDER BY c.t0 LIMIT ?",
             (origin, start_us, end_us, start_us, limit),
         ).fetchall()
-        # The long rows (few) by their end: see :data:`~kuroshio.store.sql.LONG`.
+        # The long rows (few) by their end (see :data:`~kuroshio.store.sql.LONG`): neither
+        # their origin nor their start is offered to the planner, which would otherwise read
+        # every own row of the origin from the index of rows not received.
         long = self._conn.execute(
-            f"SELECT t0, t1, id, version, seq FROM current c WHERE {own} AND +c.t0 <= ?"
-            f" AND {LONG} ORDER BY +c.t0 LIMIT ?",
+            f"SELECT t0, t1, id, version, seq FROM current c WHERE c.origin || '' = ? AND {own}"
+            f" AND +c.t0 <= ? AND {LONG} ORDER BY +c.t0 LIMIT ?",
             (origin, start_us, end_us, limit),
         ).fetchall()
         return [tuple(row) for row in heapq.merge(short, long, key=_start)][:limit]
