@@ -158,6 +158,16 @@ def _whole_window_ms(reader: Reader, window: ObservationFilter) -> float:
     return elapsed
 
 
+def _node_figures(directory: Path, label: str) -> dict[str, float]:
+    """:func:`_figures` read through the reader of the node in ``directory``, as it serves."""
+    with open_node(directory) as node:
+        reader = node.store.reader()
+        try:
+            return _figures(reader, label)
+        finally:
+            reader.close()
+
+
 def _sqlite(root: Path) -> tuple[dict[str, float], dict[str, Any]]:
     directory = root / "twn"
     init_node(directory, "TWN").close()
@@ -167,12 +177,7 @@ def _sqlite(root: Path) -> tuple[dict[str, float], dict[str, Any]]:
             conn.execute(statement)
     filled = time.perf_counter() - began
     size_mb = (directory / "store.sqlite").stat().st_size / 1e6
-    with open_node(directory) as node:
-        reader = node.store.reader()
-        try:
-            figures = _figures(reader, "SQLite")
-        finally:
-            reader.close()
+    figures = _node_figures(directory, "SQLite")
     return figures, {"SQLite fill s": round(filled, 1), "SQLite store MB": round(size_mb)}
 
 
@@ -190,12 +195,7 @@ def _postgres(root: Path) -> tuple[dict[str, float], dict[str, Any]]:
                     conn.execute(statement)  # type: ignore[arg-type]
             conn.execute("ANALYZE")
         filled = time.perf_counter() - began
-        with open_node(directory) as node:
-            reader = node.store.reader()
-            try:
-                figures = _figures(reader, "PostgreSQL")
-            finally:
-                reader.close()
+        figures = _node_figures(directory, "PostgreSQL")
     finally:
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

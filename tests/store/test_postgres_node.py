@@ -8,8 +8,9 @@ import select
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -30,6 +31,7 @@ from observations import observation
 from pinning import pin
 from sealing import sealed_batch
 
+T = TypeVar("T")
 WRITERS = 4
 ENTRIES_EACH = 30
 
@@ -42,29 +44,38 @@ def schema(postgres_dsn: str) -> Iterator[str]:
         store.drop()
 
 
-def test_concurrent_writers_extend_one_audit_chain(
-    postgres_dsn: str, schema: str, tmp_path: Path
-) -> None:
-    identity = create_identity(tmp_path / "keys", "TWN", "twn-1")
+def at_once(work: Callable[[T], None], args: Sequence[T]) -> list[BaseException]:
+    """``work(arg)`` for each of ``args`` at once, each in a thread of its own (as each process
+    of a node would run, on a connection of its own); what any of them raised."""
     failures: list[BaseException] = []
 
-    def write(number: int) -> None:
-        # Each writer is a connection of its own, as each process of a node would be.
-        with PostgresStore(postgres_dsn, schema=schema) as store:
-            log = AuditLog(store, identity, "TWN")
-            try:
-                for entry in range(ENTRIES_EACH):
-                    with store.transaction() as tx:
-                        log.append(tx, "ingest", f"writer {number} entry {entry}", {"n": entry})
-            except BaseException as error:
-                failures.append(error)
+    def run(arg: T) -> None:
+        try:
+            work(arg)
+        except BaseException as error:
+            failures.append(error)
 
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(WRITERS)]
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert failures == []
+    return failures
+
+
+def test_concurrent_writers_extend_one_audit_chain(
+    postgres_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    identity = create_identity(tmp_path / "keys", "TWN", "twn-1")
+
+    def write(number: int) -> None:
+        with PostgresStore(postgres_dsn, schema=schema) as store:
+            log = AuditLog(store, identity, "TWN")
+            for entry in range(ENTRIES_EACH):
+                with store.transaction() as tx:
+                    log.append(tx, "ingest", f"writer {number} entry {entry}", {"n": entry})
+
+    assert at_once(write, range(WRITERS)) == []
     with PostgresStore(postgres_dsn, schema=schema) as store:
         report = AuditLog(store, identity, "TWN").verify()
     assert report.ok, report.problems
@@ -99,10 +110,9 @@ def test_processes_sealing_one_link_keep_its_batches_numbered_and_chained(
     twn = pair
     twn.ingest([observation(n, marking=Marking(releasable_to=("JPN",))) for n in range(400)])
     sealed: list[bytes] = []
-    failures: list[BaseException] = []
     lock = threading.Lock()
 
-    def seal() -> None:
+    def seal(_: int) -> None:
         node = open_node(tmp_path / "twn")  # a process of its own, on the same schema
         try:
             while True:
@@ -120,17 +130,10 @@ def test_processes_sealing_one_link_keep_its_batches_numbered_and_chained(
                     return
                 with lock:
                     sealed.append(batch.header_bytes)
-        except BaseException as error:
-            failures.append(error)
         finally:
             node.close()
 
-    threads = [threading.Thread(target=seal) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []  # no sealer ever collided with another
+    assert at_once(seal, range(3)) == []  # no sealer ever collided with another
     headers = sorted((read_header(h) for h in sealed), key=lambda h: h.seq)
     assert [h.seq for h in headers] == list(range(1, len(headers) + 1))
     assert sum(h.count for h in headers) == 400  # every item once
@@ -156,11 +159,10 @@ def test_receiving_processes_given_the_same_batches_take_each_in_once(
         frames.append(sealed_batch(twn, "JPN").frame())
     receivers = 3
     receipts: list[list[SignedReceipt]] = [[] for _ in frames]
-    failures: list[BaseException] = []
     lock = threading.Lock()
     together = threading.Barrier(receivers)
 
-    def receive() -> None:
+    def receive(_: int) -> None:
         node = open_node(tmp_path / "jpn")  # a process of its own, on the same schema
         inbox = Inbox(node)
         try:
@@ -169,18 +171,13 @@ def test_receiving_processes_given_the_same_batches_take_each_in_once(
                 receipt = inbox.accept(node.partners["TWN"], frame)
                 with lock:
                     receipts[number].append(receipt)
-        except BaseException as error:
-            failures.append(error)
+        except BaseException:
             together.abort()
+            raise
         finally:
             node.close()
 
-    threads = [threading.Thread(target=receive) for _ in range(receivers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []  # no receiver collided with another
+    assert at_once(receive, range(receivers)) == []  # no receiver collided with another
     for given in receipts:
         assert len(given) == receivers
         assert len({(receipt.receipt, receipt.signature) for receipt in given}) == 1
@@ -208,21 +205,12 @@ def test_processes_appending_the_same_reports_store_each_once(
     of a few ids each id (see ``FEW_IDS``); either way each report is stored once."""
     items = [observation(n) for n in range(max(sizes))]
     outcomes: list[list[Outcome]] = []
-    failures: list[BaseException] = []
 
     def append(size: int) -> None:
         with PostgresStore(postgres_dsn, schema=schema) as store:
-            try:
-                outcomes.append(store.append(items[:size]).outcomes)
-            except BaseException as error:
-                failures.append(error)
+            outcomes.append(store.append(items[:size]).outcomes)
 
-    threads = [threading.Thread(target=append, args=(size,)) for size in sizes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert at_once(append, sizes) == []
     # Each report is new to exactly one of those that appended it, and the same to the others.
     for position in range(len(items)):
         seen = sorted(o[position].value for o in outcomes if position < len(o))
@@ -238,28 +226,19 @@ def test_processes_appending_at_once_keep_the_count_held_exact(
     of reports held: none waits on another's fold, and the count the picture reads is what a
     scan of every current row gives."""
     origins = ("TWN", "JPN", "PHL", "USA")
-    failures: list[BaseException] = []
 
     def append(origin: str) -> None:
         with PostgresStore(postgres_dsn, schema=schema) as store:
-            try:
-                for round_ in range(30):
-                    store.append(
-                        [
-                            observation(n, origin=origin, version=1 + round_)
-                            for n in range(round_ * 50, round_ * 50 + 150)
-                        ]
-                    )
-                    store.append([observation(round_, origin=origin, version=9, retracted=True)])
-            except BaseException as error:
-                failures.append(error)
+            for round_ in range(30):
+                store.append(
+                    [
+                        observation(n, origin=origin, version=1 + round_)
+                        for n in range(round_ * 50, round_ * 50 + 150)
+                    ]
+                )
+                store.append([observation(round_, origin=origin, version=9, retracted=True)])
 
-    threads = [threading.Thread(target=append, args=(origin,)) for origin in origins]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert at_once(append, origins) == []
     with PostgresStore(postgres_dsn, schema=schema) as store:
         assert store.count_versions() > 3 * 4_096
         (scanned,) = store.connection.execute(
